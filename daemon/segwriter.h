@@ -1,0 +1,130 @@
+/*
+ * segwriter.h — the publishing side of a discshm segment (internal to discd,
+ * also linked by tests and benchmarks as the static library `discpub`).
+ *
+ * One seg_writer owns one registry name. It is single-threaded: exactly one
+ * thread (discd's publisher) may call into a given writer. Changes are staged
+ * with segw_put / segw_del and become visible to readers all at once at
+ * segw_commit (one root swap). Memory of replaced records is reused only
+ * after a grace period over the reader slots (see docs/DESIGN.md).
+ */
+#ifndef DISC_SEGWRITER_H
+#define DISC_SEGWRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "discshm.h"
+
+struct seg_writer;
+
+struct segw_config {
+    uint64_t segment_bytes;    /* data object size; 0 = 256 MiB (sparse) */
+    uint32_t nslots;           /* reader slots; 0 = 1024 */
+    uint32_t stall_timeout_ms; /* overtake a reader pinning memory longer; 0 = 1000 */
+    uint64_t retired_budget;   /* overtake when retired bytes exceed; 0 = arena/4 */
+    bool poison;               /* fill reclaimed memory with 0xDB (test builds) */
+    bool no_lock;              /* skip the one-writer lock (tests that fake restarts) */
+};
+
+/* A tag and an endpoint as the writer receives them. */
+struct segw_tag {
+    const char *key;
+    const char *value;
+};
+
+struct segw_endpoint {
+    const char *name;
+    const char *request_type;
+    const char *response_type;
+    uint32_t mean_us;
+    uint32_t p95_us;
+};
+
+/* One instance to publish. Strings must respect the DISC_*_MAX limits of
+ * discshm.h (segw_put returns -ENAMETOOLONG / -E2BIG otherwise). */
+struct segw_instance {
+    const char *id; /* textual UUID, DISC_ID_LEN chars */
+    const char *service;
+    const char *version;
+    const char *host;
+    const char *az;
+    const char *address;
+    uint8_t addr_kind; /* enum disc_addr_kind */
+    uint8_t health;    /* enum disc_health */
+    uint8_t origin;    /* enum disc_origin */
+    uint32_t weight;
+    int64_t registered_at_ms;
+    const struct segw_tag *tags;
+    uint16_t n_tags;
+    const struct segw_endpoint *endpoints;
+    uint16_t n_endpoints;
+};
+
+/* Counters for status output and tests. */
+struct segw_stats {
+    uint64_t generation;
+    uint64_t commits;
+    uint64_t arena_bytes;    /* usable arena size */
+    uint64_t used_bytes;     /* live + retired, not yet reusable */
+    uint64_t retired_bytes;  /* waiting for a grace period */
+    uint64_t reclaimed_upto; /* generation */
+    uint64_t overtakes;      /* times a stalled reader was overtaken */
+    uint64_t dead_slots;     /* slot announcements ignored: owner gone */
+    uint32_t n_services;
+    uint32_t n_instances;
+};
+
+/*
+ * Create a fresh segment for `name` (shm name without the leading '/'),
+ * rename it into place, and mark any predecessor RECYCLED so its readers
+ * follow. Takes the one-writer lock "/<name>.lock": -EBUSY if another live
+ * writer holds it. -EINVAL for a bad name, other -errno from the system.
+ */
+int segw_open(const char *name, const struct segw_config *cfg, struct seg_writer **out);
+
+/* Close the writer. unlink=true removes the shm objects (readers that have
+ * them mapped keep reading the last picture); false leaves them for the next
+ * writer to recycle. */
+void segw_close(struct seg_writer *w, bool unlink);
+
+/* Stage an add or replace of an instance (by id). Validates it; nothing is
+ * staged on error (-EINVAL, -ENAMETOOLONG, -E2BIG). */
+int segw_put(struct seg_writer *w, const struct segw_instance *inst);
+
+/* Stage the removal of an instance. -ENOENT if it is neither published nor
+ * staged. */
+int segw_del(struct seg_writer *w, const char *id);
+
+/* Stage the removal of every instance (e.g. before republishing a full
+ * picture). */
+void segw_clear(struct seg_writer *w);
+
+/* Number of staged changes not yet committed. */
+size_t segw_pending(const struct seg_writer *w);
+
+/*
+ * Publish every staged change with one root swap, wake waiters, and try to
+ * reclaim retired memory. Returns the new generation (> 0), 0 if nothing was
+ * staged, or -ENOSPC if the arena is full (nothing published; the staged
+ * changes are kept), or another -errno.
+ */
+int64_t segw_commit(struct seg_writer *w);
+
+/* Heartbeat + reclaim; call at least every few hundred ms. */
+void segw_tick(struct seg_writer *w);
+
+/* Writer-owned status words in the header (see DISC_ST_* in discshm.h). */
+void segw_set_state(struct seg_writer *w, uint32_t flags, uint32_t degraded_reason,
+                    int64_t degraded_since_ms, int64_t last_sync_ms, uint32_t held_changes);
+
+/* Mark the snapshots committed from now on with DISC_ST_FROM_CACHE (or not). */
+void segw_set_snapshot_flags(struct seg_writer *w, uint32_t flags);
+
+void segw_stats(const struct seg_writer *w, struct segw_stats *st);
+
+/* Generation of the last commit. */
+uint64_t segw_generation(const struct seg_writer *w);
+
+#endif /* DISC_SEGWRITER_H */

@@ -1,0 +1,316 @@
+/*
+ * discshm.h — libdiscshm, the reader side of the discshm service registry.
+ *
+ * A discd daemon publishes the host's view of the region's service registry
+ * into a POSIX shared-memory segment. This library maps that segment
+ * read-only and answers queries with lock-free reads: no socket, no syscall
+ * and no lock on the lookup path.
+ *
+ * Conventions
+ *   - Every function that can fail returns 0 (or a count) on success and a
+ *     negative errno value on failure. The errors used are listed below.
+ *   - A disc_handle is thread-safe: any number of threads may use one handle
+ *     at once. It must not be used across fork(): a child opens its own.
+ *   - Nothing read from shared memory is trusted: every offset is
+ *     bounds-checked and every loop is bounded. A corrupted, truncated or
+ *     garbage segment yields -EBADMSG, never a crash.
+ *   - The library depends on libc only (C11 atomics, futex via syscall).
+ *
+ * Errors
+ *   -ENOENT           no such segment / service / instance
+ *   -EBADMSG          the segment (or a record in it) failed validation
+ *   -EPROTONOSUPPORT  the segment's ABI major version is not ours
+ *   -EAGAIN           the writer overtook this read too often; try again
+ *   -ENOBUFS          the caller's buffer is too small (see *needed)
+ *   -ETIMEDOUT        disc_wait_change timed out
+ *   -EINVAL           a bad argument
+ *   -ENAMETOOLONG     a name longer than its DISC_*_MAX limit
+ *   -ENOMEM           out of process memory (open only)
+ */
+#ifndef DISCSHM_H
+#define DISCSHM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Limits (bytes, excluding the terminating NUL) ----------------------
+ * The daemon refuses registrations beyond these; readers rely on them to
+ * size buffers. */
+#define DISC_ID_LEN           36  /* textual UUID */
+#define DISC_SERVICE_MAX      255
+#define DISC_VERSION_MAX      64
+#define DISC_HOST_MAX         255
+#define DISC_AZ_MAX           64
+#define DISC_ADDRESS_MAX      255
+#define DISC_TAG_KEY_MAX      64
+#define DISC_TAG_VALUE_MAX    255
+#define DISC_TAGS_MAX         32
+#define DISC_ENDPOINT_NAME_MAX 128
+#define DISC_TYPE_NAME_MAX    255
+#define DISC_ENDPOINTS_MAX    64
+
+/* Default registry name when neither an argument nor $DISCSHM_NAME is set. */
+#define DISC_DEFAULT_NAME "discshm"
+/* The environment variable consulted by disc_open(NULL, ...). */
+#define DISC_NAME_ENV "DISCSHM_NAME"
+
+/* ---- Instances ------------------------------------------------------------ */
+
+/* Address kinds. */
+enum disc_addr_kind {
+    DISC_ADDR_TCP = 1,  /* "host:port" ("[v6]:port" for IPv6) */
+    DISC_ADDR_UNIX = 2, /* an absolute unix-socket path */
+};
+
+/* Health as last judged by the writer. */
+enum disc_health {
+    DISC_HEALTH_UNKNOWN = 0,
+    DISC_HEALTH_PASSING = 1,
+    DISC_HEALTH_WARNING = 2,
+    DISC_HEALTH_CRITICAL = 3,
+};
+
+/* Where an instance came from, as seen by this host's writer. */
+enum disc_origin {
+    DISC_ORIGIN_LOCAL = 1,  /* registered with this host's discd */
+    DISC_ORIGIN_REMOTE = 2, /* learned from the region (ZooKeeper) */
+    DISC_ORIGIN_CACHE = 3,  /* restored from the file cache, not yet confirmed */
+};
+
+/*
+ * A view of one instance. All strings are NUL-terminated and point either
+ * into the shared segment (zero-copy calls; valid until disc_read_end) or into
+ * the caller's buffer (copy-out calls; valid as long as that buffer).
+ * Tags and endpoints are read with disc_instance_tag / disc_instance_endpoint.
+ */
+struct disc_instance {
+    const char *id;      /* textual UUID, 36 chars */
+    const char *service; /* service name */
+    const char *version;
+    const char *host;    /* host id of the registering host */
+    const char *az;      /* availability zone / region, may be "" */
+    const char *address; /* see addr_kind */
+    uint32_t weight;     /* load-balancing weight (default 10) */
+    uint8_t addr_kind;   /* enum disc_addr_kind */
+    uint8_t health;      /* enum disc_health */
+    uint8_t origin;      /* enum disc_origin */
+    uint8_t reserved_;
+    uint16_t n_tags;
+    uint16_t n_endpoints;
+    int64_t registered_at_ms; /* CLOCK_REALTIME, milliseconds */
+    /* private: the validated record this view was made from */
+    const void *rec_;
+    uint32_t rec_size_;
+    uint32_t rec_pad_;
+};
+
+/* One endpoint of an instance. Latencies are 0 when unknown. */
+struct disc_endpoint {
+    const char *name;
+    const char *request_type;
+    const char *response_type;
+    uint32_t mean_us;
+    uint32_t p95_us;
+};
+
+/* Tag i (0 <= i < inst->n_tags): sets *key and *value. -EINVAL if i is out of
+ * range, -EBADMSG if the record is damaged. */
+int disc_instance_tag(const struct disc_instance *inst, unsigned i, const char **key,
+                      const char **value);
+
+/* Value of the tag named key, or NULL if the instance has no such tag. */
+const char *disc_instance_tag_get(const struct disc_instance *inst, const char *key);
+
+/* Endpoint i (0 <= i < inst->n_endpoints). -EINVAL if out of range,
+ * -EBADMSG if the record is damaged. */
+int disc_instance_endpoint(const struct disc_instance *inst, unsigned i,
+                           struct disc_endpoint *out);
+
+/* ---- Handles --------------------------------------------------------------- */
+
+typedef struct disc_handle disc_handle;
+
+/* Flags for disc_open. */
+#define DISC_OPEN_VERIFY 0x1u /* verify each record's checksum on every read */
+
+/*
+ * Map the registry `name` (NULL: $DISCSHM_NAME, else DISC_DEFAULT_NAME).
+ * The data object is mapped PROT_READ; a reader slot object is opened for
+ * grace-period bookkeeping. When the writer restarts, the handle follows
+ * the new segment on its next read without being reopened.
+ * Returns 0 and sets *out, or -ENOENT (no segment), -EBADMSG,
+ * -EPROTONOSUPPORT, -EACCES, -ENAMETOOLONG, -ENOMEM.
+ */
+int disc_open(const char *name, unsigned flags, disc_handle **out);
+
+/* Unmap and free. No read section of this handle may be open. NULL is a no-op. */
+void disc_close(disc_handle *h);
+
+/* ---- Copy-out queries -------------------------------------------------------
+ * Each call runs its own read section and copies what it returns into
+ * caller memory, so results stay valid after the writer moves on. */
+
+/*
+ * Every instance of `service`. Lays out an array of struct disc_instance at
+ * the start of buf followed by copies of the records; sets *list to that
+ * array and returns the number of instances (0 is not returned: a service
+ * with no instances does not exist, -ENOENT).
+ * If buflen is too small returns -ENOBUFS and sets *needed (when non-NULL)
+ * to a size that was sufficient at that moment.
+ */
+int disc_lookup(disc_handle *h, const char *service, void *buf, size_t buflen,
+                struct disc_instance **list, size_t *needed);
+
+/* The instance with textual UUID `id`, copied into buf as for disc_lookup.
+ * Returns 0, -ENOENT, -ENOBUFS (with *needed). */
+int disc_lookup_id(disc_handle *h, const char *id, void *buf, size_t buflen,
+                   struct disc_instance **inst, size_t *needed);
+
+/* Number of instances of `service` (0 if it does not exist), or -errno. */
+int disc_count(disc_handle *h, const char *service);
+
+/* One service in a listing. */
+struct disc_service_info {
+    const char *name;
+    uint32_t n_instances;
+    uint32_t reserved_;
+};
+
+/*
+ * All services, sorted by name. Lays out an array of struct
+ * disc_service_info followed by the names in buf; returns the count,
+ * or -ENOBUFS with *needed.
+ */
+int disc_list_services(disc_handle *h, void *buf, size_t buflen,
+                       struct disc_service_info **list, size_t *needed);
+
+/* ---- Zero-copy read sections -------------------------------------------------
+ *
+ *   struct disc_read rd;
+ *   int rc;
+ *   do {
+ *       if ((rc = disc_read_begin(h, &rd)) < 0) break;
+ *       ... disc_read_service / disc_read_instance ... (use, don't keep)
+ *   } while ((rc = disc_read_end(&rd)) == -EAGAIN);
+ *
+ * Everything obtained inside a section is valid only if disc_read_end then
+ * returns 0: a section that stalls for long (e.g. the process was stopped)
+ * may be overtaken by the writer, and then its results must be discarded.
+ * Sections are short: do not block inside one. Sections may not nest on one
+ * thread. */
+
+struct disc_read {
+    /* private */
+    disc_handle *h_;
+    void *map_;
+    const unsigned char *base_;
+    uint64_t size_;
+    uint64_t gen_;
+    uint32_t snap_;
+    int slot_;
+    unsigned flags_;
+    uint32_t pad_;
+};
+
+/* A service found inside a read section. */
+struct disc_service_view {
+    const char *name;
+    uint32_t n_instances;
+    /* private */
+    uint32_t rec_;
+};
+
+/* Open a read section on the current snapshot. Returns 0, -EBADMSG,
+ * -EAGAIN (the segment was being replaced; try again). */
+int disc_read_begin(disc_handle *h, struct disc_read *rd);
+
+/* Close the section. 0: everything read in it was consistent.
+ * -EAGAIN: the writer overtook it; discard what was read and retry. */
+int disc_read_end(struct disc_read *rd);
+
+/* Generation of the snapshot the section reads. */
+uint64_t disc_read_generation(const struct disc_read *rd);
+
+/* Find a service. 0 and *sv filled, or -ENOENT, -EBADMSG. */
+int disc_read_service(struct disc_read *rd, const char *service, struct disc_service_view *sv);
+
+/* Instance i of a service found in this section. 0, -EINVAL, -EBADMSG. */
+int disc_read_instance(struct disc_read *rd, const struct disc_service_view *sv, uint32_t i,
+                       struct disc_instance *out);
+
+/* The instance with textual UUID `id`. 0, -ENOENT, -EBADMSG. */
+int disc_read_instance_by_id(struct disc_read *rd, const char *id, struct disc_instance *out);
+
+/*
+ * Iterate services in hash order. Set *cursor to 0 before the first call;
+ * each call fills *sv and returns 1, or returns 0 at the end (or -EBADMSG).
+ */
+int disc_read_next_service(struct disc_read *rd, uint64_t *cursor, struct disc_service_view *sv);
+
+/* ---- Status and change notification ---------------------------------------- */
+
+/* Flags in disc_status.flags */
+#define DISC_ST_WRITER_ALIVE   0x01u /* writer heartbeat is recent */
+#define DISC_ST_RECYCLED       0x02u /* handle's segment was replaced (transient) */
+#define DISC_ST_ZK_CONFIGURED  0x04u /* the writer syncs with ZooKeeper */
+#define DISC_ST_ZK_CONNECTED   0x08u /* ...and is connected now */
+#define DISC_ST_DEGRADED       0x10u /* data may be stale (see degraded_*) */
+#define DISC_ST_FROM_CACHE     0x20u /* snapshot came from the file cache */
+#define DISC_ST_COOLING_OFF    0x40u /* removals held after a reconnect */
+#define DISC_ST_HELD_CHANGES   0x80u /* protection is holding back removals */
+
+/* Why the registry is degraded (disc_status.degraded_reason). */
+enum disc_degraded_reason {
+    DISC_DEG_NONE = 0,
+    DISC_DEG_ZK_DISCONNECTED = 1, /* connection to ZooKeeper lost */
+    DISC_DEG_ZK_EXPIRED = 2,      /* session expired, re-establishing */
+    DISC_DEG_ZK_UNREACHABLE = 3,  /* never connected since start */
+    DISC_DEG_WRITER_DEAD = 4,     /* the writer stopped heartbeating */
+};
+
+struct disc_status {
+    uint64_t generation;       /* current snapshot generation */
+    uint32_t change_seq;       /* futex word value (see disc_wait_change) */
+    uint32_t flags;            /* DISC_ST_* */
+    uint32_t abi_major, abi_minor;
+    int32_t writer_pid;
+    uint32_t degraded_reason;  /* enum disc_degraded_reason */
+    int64_t heartbeat_age_ms;  /* since the writer last heartbeated */
+    int64_t degraded_since_ms; /* CLOCK_REALTIME ms, 0 if not degraded */
+    int64_t last_sync_ms;      /* CLOCK_REALTIME ms of last ZooKeeper sync, 0 if none */
+    int64_t published_at_ms;   /* CLOCK_REALTIME ms the snapshot was published */
+    uint32_t n_services;
+    uint32_t n_instances;
+    uint64_t segment_bytes;    /* size of the data object */
+    uint64_t used_bytes;       /* arena bytes in use by live + retired records */
+    uint64_t overtakes;        /* times the writer overtook a stalled reader */
+    uint32_t held_changes;     /* removals held by protection */
+    uint32_t reserved_;
+};
+
+/* Writer considered dead when its heartbeat is older than this. */
+#define DISC_WRITER_DEAD_MS 5000
+
+/* Fill *st. 0 or -errno. */
+int disc_status(disc_handle *h, struct disc_status *st);
+
+/*
+ * Block until the registry changes. *seen holds the change_seq the caller
+ * last saw (take it from disc_status or from a previous call); returns 0 as
+ * soon as the current value differs (and stores it in *seen), -ETIMEDOUT
+ * after timeout_ms (negative: wait forever). Uses a futex on the segment; a
+ * writer restart also wakes waiters.
+ */
+int disc_wait_change(disc_handle *h, uint32_t *seen, int timeout_ms);
+
+/* A short human-readable text for a negative return code of this library. */
+const char *disc_strerror(int rc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DISCSHM_H */

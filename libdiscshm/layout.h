@@ -1,0 +1,282 @@
+/*
+ * layout.h — the on-memory format of a discshm segment (internal).
+ *
+ * Shared by the reader library and the writer (discd's publisher). Every
+ * structure uses fixed-width types and explicit padding so that 32- and
+ * 64-bit processes agree; every reference is a 32-bit offset from the start
+ * of the data object (0 = none). Nothing here is a pointer.
+ *
+ * Two objects per registry name N (shm_open names):
+ *   "/N"          data: header + arena. Mode 0644; only the writer maps it
+ *                 writable. Readers map it PROT_READ.
+ *   "/N.readers"  reader slots: one 64-byte line per slot, written by
+ *                 readers, treated as untrusted by the writer.
+ *   "/N.lock"     an OFD lock held by the one live writer.
+ *
+ * See docs/DESIGN.md for the protocol; the short version:
+ *   writer publish: write records → store root (release) → store gen
+ *                   (release) → bump change_seq + FUTEX_WAKE.
+ *   reader begin:   a = load gen (acquire); xchg slot := a; load root (acquire)
+ *   reader end:     acquire fence; valid iff reclaimed_upto <= a; slot := 0.
+ *   writer reuse:   memory retired by publish t is reused only once every
+ *                   live slot is idle or >= t, or after the writer has
+ *                   raised reclaimed_upto to >= t (overtaking stalled
+ *                   readers), fenced, and only then reused.
+ */
+#ifndef DISCSHM_LAYOUT_H
+#define DISCSHM_LAYOUT_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define DISC_MAGIC        0x31305348534944ULL /* "DISHS01\0" little-endian */
+#define DISC_SLOTS_MAGIC  0x31304c5348534944ULL /* "DISHSL01" */
+#define DISC_ABI_MAJOR    1
+#define DISC_ABI_MINOR    0
+#define DISC_HEADER_SIZE  4096u
+#define DISC_ALIGN        8u   /* every record starts 8-byte aligned */
+#define DISC_SLOT_SIZE    64u  /* one cache line per reader slot */
+#define DISC_SLOTS_HDR    64u
+
+/* Limits that bound every loop a reader runs over shared memory. */
+#define DISC_PAGE_BUCKETS 256u     /* buckets per hash page */
+#define DISC_MAX_PAGES    65536u   /* => at most 16M buckets */
+#define DISC_BUCKET_MAX   4096u    /* entries in one bucket */
+#define DISC_SVC_INST_MAX 1000000u /* instances in one service */
+#define DISC_REC_MAX      65535u   /* instance record bytes */
+
+enum disc_seg_status {
+    DISC_SEG_ALIVE = 1,
+    DISC_SEG_RECYCLED = 2,
+};
+
+/* Header feature bits. */
+#define DISC_FEAT_CHECKSUMS 0x1ull /* records carry a checksum */
+
+/* Record type tags (first word of every record) so a stray offset that
+ * lands on the wrong kind of record is caught. */
+enum disc_rec_type {
+    DISC_REC_SNAPSHOT = 0x534e4150u, /* "SNAP" */
+    DISC_REC_HTAB = 0x48544142u,     /* "HTAB" */
+    DISC_REC_HPAGE = 0x48504147u,    /* "HPAG" */
+    DISC_REC_BUCKET = 0x424b5420u,   /* "BKT " */
+    DISC_REC_SERVICE = 0x53564320u,  /* "SVC " */
+    DISC_REC_INSTANCE = 0x494e5354u, /* "INST" */
+};
+
+/* The header: first DISC_HEADER_SIZE bytes of the data object. Fields the
+ * writer changes after creation are atomics; the rest is written once
+ * before the object is renamed into place. */
+struct disc_hdr {
+    uint64_t magic;
+    uint16_t abi_major;
+    uint16_t abi_minor;
+    uint32_t header_size;
+    uint64_t features;
+    uint64_t segment_size; /* bytes of the data object (== st_size) */
+    uint64_t segment_id;   /* random; the slots object carries the same */
+    uint64_t hash_seed;    /* random per segment */
+    uint32_t arena_off;    /* first arena byte */
+    uint32_t arena_end;    /* one past the last usable arena byte; the
+                              bytes from arena_end to segment_size are
+                              never written, so they stay zero and any
+                              string scan inside the mapping terminates */
+    uint32_t nslots;       /* reader slots in the slots object */
+    uint32_t writer_pid;
+
+    /* --- line 1: what readers load on every read ------------------------ */
+    alignas(64) _Atomic uint64_t root; /* gen(low 32 bits) << 32 | snapshot offset */
+    _Atomic uint64_t gen;              /* generation of the newest snapshot */
+    _Atomic uint64_t reclaimed_upto;   /* memory retired by publishes <= this
+                                          may have been reused */
+    _Atomic uint32_t status;           /* enum disc_seg_status */
+    _Atomic uint32_t change_seq;       /* futex word: bumped on every publish */
+    uint8_t pad1_[64 - 8 * 3 - 4 * 2];
+
+    /* --- line 2: writer liveness and registry state ----------------------- */
+    alignas(64) _Atomic int64_t heartbeat_mono_ns; /* CLOCK_MONOTONIC */
+    _Atomic uint32_t state_flags;     /* DISC_ST_* bits the writer owns */
+    _Atomic uint32_t degraded_reason; /* enum disc_degraded_reason */
+    _Atomic int64_t degraded_since_ms;
+    _Atomic int64_t last_sync_ms;
+    _Atomic uint64_t used_bytes;
+    _Atomic uint64_t overtakes;
+    _Atomic uint32_t held_changes;
+    uint32_t pad2_;
+    _Atomic uint64_t successor_id; /* segment_id of the replacement, once RECYCLED */
+    int64_t created_ms;            /* CLOCK_REALTIME */
+};
+_Static_assert(offsetof(struct disc_hdr, arena_off) == 48, "line 0 layout");
+_Static_assert(offsetof(struct disc_hdr, root) == 64, "root on line 1");
+_Static_assert(offsetof(struct disc_hdr, heartbeat_mono_ns) == 128, "heartbeat on line 2");
+_Static_assert(sizeof(struct disc_hdr) <= DISC_HEADER_SIZE, "header fits its page");
+_Static_assert(sizeof(_Atomic uint64_t) == 8 && alignof(_Atomic uint64_t) == 8, "64-bit atomics");
+
+/* The slots object: a small header, then nslots lines. A slot is owned by
+ * whoever holds an OFD write lock on byte <index> of this object (the
+ * kernel drops it when the owner dies, so pids are never trusted). */
+struct disc_slots_hdr {
+    uint64_t magic;
+    uint64_t segment_id;
+    uint32_t nslots;
+    uint32_t slot_size;
+    uint8_t pad_[DISC_SLOTS_HDR - 24];
+};
+_Static_assert(sizeof(struct disc_slots_hdr) == DISC_SLOTS_HDR, "slots header size");
+
+struct disc_slot {
+    _Atomic uint64_t gen; /* 0 = idle, else the generation announced */
+    uint8_t pad_[DISC_SLOT_SIZE - 8];
+};
+_Static_assert(sizeof(struct disc_slot) == DISC_SLOT_SIZE, "slot is one line");
+
+/* Snapshot: what root points to. */
+struct disc_snapshot {
+    uint32_t type; /* DISC_REC_SNAPSHOT */
+    uint32_t size;
+    uint64_t gen;
+    int64_t published_ms; /* CLOCK_REALTIME */
+    uint32_t svc_table;   /* struct disc_htab: service name -> service record */
+    uint32_t id_table;    /* struct disc_htab: instance id -> instance record */
+    uint32_t n_services;
+    uint32_t n_instances;
+    uint32_t flags;       /* DISC_ST_FROM_CACHE etc. for this snapshot */
+    uint32_t pad_;
+};
+_Static_assert(sizeof(struct disc_snapshot) == 48, "snapshot size");
+
+/* Hash table: a directory of pages of 256 bucket offsets. Copy-on-write
+ * touches one bucket, its page and the directory. */
+struct disc_htab {
+    uint32_t type; /* DISC_REC_HTAB */
+    uint32_t size;
+    uint32_t nbuckets; /* power of two, multiple of DISC_PAGE_BUCKETS */
+    uint32_t count;    /* entries */
+    uint32_t npages;   /* nbuckets / DISC_PAGE_BUCKETS */
+    uint32_t pad_;
+    uint32_t pages[]; /* npages offsets of struct disc_hpage (0 = all empty) */
+};
+_Static_assert(sizeof(struct disc_htab) == 24, "htab size");
+
+struct disc_hpage {
+    uint32_t type; /* DISC_REC_HPAGE */
+    uint32_t size;
+    uint32_t bucket[DISC_PAGE_BUCKETS]; /* offsets of struct disc_bucket, 0 = empty */
+};
+_Static_assert(sizeof(struct disc_hpage) == 8 + 4 * DISC_PAGE_BUCKETS, "page size");
+
+struct disc_bucket_ent {
+    uint32_t hash; /* low 32 bits of the key hash */
+    uint32_t off;  /* record offset */
+};
+
+struct disc_bucket {
+    uint32_t type; /* DISC_REC_BUCKET */
+    uint32_t size;
+    uint32_t n;
+    uint32_t pad_;
+    struct disc_bucket_ent e[];
+};
+_Static_assert(sizeof(struct disc_bucket) == 16, "bucket size");
+
+/* Service record: immutable; a change writes a new one. */
+struct disc_service_rec {
+    uint32_t type; /* DISC_REC_SERVICE */
+    uint32_t size;
+    uint32_t checksum; /* disc_checksum over the record with this field 0 */
+    uint32_t n_instances;
+    uint16_t name_len;
+    uint16_t pad0_;
+    uint32_t name_off;    /* relative to the record start */
+    uint32_t pad1_[2];
+    uint32_t instances[]; /* n_instances offsets of struct disc_inst_rec,
+                             sorted by instance id; then the name */
+};
+_Static_assert(sizeof(struct disc_service_rec) == 32, "service record size");
+
+/* A string inside an instance record: offset relative to the record start
+ * and length; the byte at off+len is NUL. */
+struct disc_str {
+    uint16_t off;
+    uint16_t len;
+};
+
+struct disc_tag_rec {
+    struct disc_str key, value;
+};
+
+struct disc_endpoint_rec {
+    struct disc_str name, request_type, response_type;
+    uint32_t mean_us;
+    uint32_t p95_us;
+    uint32_t pad_;
+};
+_Static_assert(sizeof(struct disc_endpoint_rec) == 24, "endpoint record size");
+
+/* Instance record: immutable; shared by every snapshot and service record
+ * that contains the instance. */
+struct disc_inst_rec {
+    uint32_t type; /* DISC_REC_INSTANCE */
+    uint32_t size; /* <= DISC_REC_MAX */
+    uint32_t checksum;
+    uint32_t weight;
+    int64_t registered_at_ms;
+    uint8_t addr_kind, health, origin, pad0_;
+    uint16_t n_tags, n_endpoints;
+    struct disc_str id, service, version, host, az, address;
+    uint32_t tags_off;      /* relative: n_tags struct disc_tag_rec */
+    uint32_t endpoints_off; /* relative: n_endpoints struct disc_endpoint_rec */
+    /* then the arrays, then the string bytes */
+};
+_Static_assert(sizeof(struct disc_inst_rec) == 56, "instance record size");
+
+/* 32-bit FNV-1a over a record, with its checksum field taken as zero. */
+static inline uint32_t disc_checksum(const void *rec, uint32_t size, uint32_t checksum_at)
+{
+    const unsigned char *p = rec;
+    uint32_t h = 2166136261u;
+    for (uint32_t i = 0; i < size; i++) {
+        unsigned char c = (i >= checksum_at && i < checksum_at + 4) ? 0 : p[i];
+        h = (h ^ c) * 16777619u;
+    }
+    return h;
+}
+
+/* Seeded 64-bit hash of a byte string. Not cryptographic: the seed is
+ * random per segment, which is enough against accidental clustering. */
+static inline uint64_t disc_hash(const void *key, size_t len, uint64_t seed)
+{
+    const unsigned char *p = key;
+    const uint64_t m = 0x9e3779b97f4a7c15ull;
+    uint64_t h = seed ^ (len * m);
+    while (len >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        v *= 0xbf58476d1ce4e5b9ull;
+        v ^= v >> 31;
+        h = (h ^ v) * m;
+        h ^= h >> 29;
+        p += 8;
+        len -= 8;
+    }
+    uint64_t t = 0;
+    memcpy(&t, p, len);
+    h = (h ^ (t * 0x94d049bb133111ebull)) * m;
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
+    h ^= h >> 32;
+    return h;
+}
+
+static inline uint32_t disc_align_up(uint32_t v)
+{
+    return (v + (DISC_ALIGN - 1)) & ~(DISC_ALIGN - 1);
+}
+
+/* Serial number comparison is not needed: generations are 64-bit and start
+ * at 1; 0 in a slot means idle. */
+
+#endif /* DISCSHM_LAYOUT_H */
