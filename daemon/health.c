@@ -1,0 +1,914 @@
+/*
+ * health.c — the checker thread behind health.h.
+ *
+ * One thread, one epoll set. Instances live in a hash table (by id) and in a
+ * binary min-heap ordered by the time of their next event: the start of the
+ * next check, or, while a check is in flight, its deadline. So a tick costs
+ * O(due * log n), not O(n).
+ *
+ *   tcp   non-blocking connect(); EPOLLOUT + SO_ERROR says how it went.
+ *   http  a libcurl easy handle per check, driven by one multi handle through
+ *         curl_multi_socket_action (curl's sockets live in the same epoll set).
+ *   ttl   no I/O: at each examination the instance fails if its last pass is
+ *         older than ttl_ms.
+ *
+ * Locking: one mutex guards the table, the heap and every instance. The
+ * checker holds it while it processes a batch of events and starts due
+ * checks, and drops it around epoll_wait and around on_fail (so the
+ * callback may call health_remove and friends). File descriptors and curl
+ * handles belong to the checker thread alone: an instance removed while its
+ * check is in flight goes to a graveyard the checker empties.
+ */
+#include "health.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HEALTH_ID_MAX       63
+#define HEALTH_INTERVAL_MIN 10u
+#define HEALTH_INTERVAL_MAX (24u * 3600u * 1000u)
+#define HEALTH_MISSES_MAX   1000u
+/* When no descriptor is free a check is postponed this long, not failed. */
+#define HEALTH_RETRY_MS 50u
+#define HEALTH_EVENTS   256
+#define HEALTH_REASON   160
+#define HEALTH_URL_MAX  (DISC_ADDRESS_MAX + HEALTH_PATH_MAX + 16)
+
+/* Tags in the low bits of epoll_data.u64 (instances are malloc'ed, so
+ * their addresses have the low bits clear). */
+#define TAG_TCP    0u
+#define TAG_CURL   1u
+#define TAG_WAKEUP 2u
+#define TAG_MASK   3u
+
+enum inst_state {
+    ST_IDLE = 0,
+    ST_TCP,  /* a connect() is in flight on fd */
+    ST_HTTP, /* easy is attached to the multi handle */
+};
+
+struct hinst {
+    char id[HEALTH_ID_MAX + 1];
+    struct health_check_def def;
+    struct sockaddr_storage addr; /* tcp target, resolved at add time */
+    socklen_t addrlen;
+    char url[HEALTH_URL_MAX];             /* http */
+    char unix_path[DISC_ADDRESS_MAX + 1]; /* http over a unix socket */
+    enum inst_state state;
+    bool removed;        /* removed while in flight: waiting in the graveyard */
+    int fd;              /* ST_TCP */
+    CURL *easy;          /* ST_HTTP */
+    uint64_t key_ms;     /* heap key: next start, or deadline while in flight */
+    uint64_t started_ms; /* start of the current / last check */
+    uint64_t last_pass_ms;
+    uint32_t fails;
+    size_t heap_idx;
+    struct hinst *hnext; /* hash chain */
+    struct hinst *grave_next;
+    char reason[HEALTH_REASON + 48];
+};
+
+struct health {
+    pthread_mutex_t mu;
+    pthread_t thread;
+    health_fail_fn on_fail;
+    void *arg;
+    int epfd;
+    int wakefd;
+    bool stop;
+    bool curl_inited;
+    CURLM *multi;
+    int64_t curl_due_ms; /* absolute time curl wants a timeout call, -1 none */
+
+    struct hinst **buckets;
+    size_t nbuckets; /* power of two */
+    uint32_t count;
+
+    struct hinst **heap;
+    size_t heap_len, heap_cap;
+
+    struct hinst *graveyard;
+    uint32_t inflight, max_inflight;
+    uint32_t rng;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- hash table ------------------------------------------------------------ */
+
+static uint64_t hash_id(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static struct hinst **table_slot(struct health *h, const char *id)
+{
+    struct hinst **pp = &h->buckets[hash_id(id) & (h->nbuckets - 1)];
+    while (*pp && strcmp((*pp)->id, id) != 0)
+        pp = &(*pp)->hnext;
+    return pp;
+}
+
+static int table_grow(struct health *h)
+{
+    size_t n = h->nbuckets * 2;
+    struct hinst **b = calloc(n, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    for (size_t i = 0; i < h->nbuckets; i++) {
+        struct hinst *e = h->buckets[i];
+        while (e) {
+            struct hinst *next = e->hnext;
+            size_t j = hash_id(e->id) & (n - 1);
+            e->hnext = b[j];
+            b[j] = e;
+            e = next;
+        }
+    }
+    free(h->buckets);
+    h->buckets = b;
+    h->nbuckets = n;
+    return 0;
+}
+
+/* ---- heap ---------------------------------------------------------------------- */
+
+static void heap_set(struct health *h, size_t i, struct hinst *e)
+{
+    h->heap[i] = e;
+    e->heap_idx = i;
+}
+
+static void heap_up(struct health *h, size_t i)
+{
+    struct hinst *e = h->heap[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (h->heap[p]->key_ms <= e->key_ms)
+            break;
+        heap_set(h, i, h->heap[p]);
+        i = p;
+    }
+    heap_set(h, i, e);
+}
+
+static void heap_down(struct health *h, size_t i)
+{
+    struct hinst *e = h->heap[i];
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        uint64_t mk = e->key_ms;
+        if (l < h->heap_len && h->heap[l]->key_ms < mk) {
+            m = l;
+            mk = h->heap[l]->key_ms;
+        }
+        if (l + 1 < h->heap_len && h->heap[l + 1]->key_ms < mk)
+            m = l + 1;
+        if (m == i)
+            break;
+        heap_set(h, i, h->heap[m]);
+        i = m;
+    }
+    heap_set(h, i, e);
+}
+
+static int heap_push(struct health *h, struct hinst *e)
+{
+    if (h->heap_len == h->heap_cap) {
+        size_t cap = h->heap_cap ? h->heap_cap * 2 : 64;
+        struct hinst **n = realloc(h->heap, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        h->heap = n;
+        h->heap_cap = cap;
+    }
+    heap_set(h, h->heap_len++, e);
+    heap_up(h, e->heap_idx);
+    return 0;
+}
+
+static void heap_remove(struct health *h, struct hinst *e)
+{
+    size_t i = e->heap_idx;
+    struct hinst *last = h->heap[--h->heap_len];
+    if (last != e) {
+        heap_set(h, i, last);
+        heap_up(h, i);
+        heap_down(h, last->heap_idx);
+    }
+}
+
+/* Change e's key and restore the heap order. */
+static void heap_rekey(struct health *h, struct hinst *e, uint64_t key)
+{
+    e->key_ms = key;
+    heap_up(h, e->heap_idx);
+    heap_down(h, e->heap_idx);
+}
+
+/* ---- validation ------------------------------------------------------------------ */
+
+/* Resolve a tcp target: "host:port", "[v6]:port" or an absolute unix path. */
+static int resolve_target(const char *target, struct sockaddr_storage *ss, socklen_t *len)
+{
+    if (target[0] == '/') {
+        struct sockaddr_un *su = (struct sockaddr_un *)ss;
+        size_t n = strlen(target);
+        if (n >= sizeof(su->sun_path))
+            return -EINVAL;
+        memset(su, 0, sizeof(*su));
+        su->sun_family = AF_UNIX;
+        memcpy(su->sun_path, target, n + 1);
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+        return 0;
+    }
+    char host[DISC_ADDRESS_MAX + 1];
+    const char *colon = strrchr(target, ':');
+    if (!colon || colon == target || colon[1] == '\0')
+        return -EINVAL;
+    const char *hs = target, *he = colon;
+    if (*hs == '[') {
+        if (he[-1] != ']' || he - hs < 3)
+            return -EINVAL;
+        hs++;
+        he--;
+    }
+    size_t hl = (size_t)(he - hs);
+    if (hl == 0 || hl >= sizeof(host))
+        return -EINVAL;
+    memcpy(host, hs, hl);
+    host[hl] = '\0';
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || errno || port < 1 || port > 65535)
+        return -EINVAL;
+
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res)
+        return -EINVAL;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static bool str_in(const char *s, size_t cap)
+{
+    return memchr(s, '\0', cap) != NULL;
+}
+
+/* "host:port" usable as a URL authority: no characters that would change
+ * the URL's meaning, and a numeric port. */
+static bool http_authority_ok(const char *t)
+{
+    const char *colon = strrchr(t, ':');
+    if (!colon || colon == t)
+        return false;
+    for (const char *p = t; p < colon; p++)
+        if ((unsigned char)*p <= ' ' || strchr("/?#@\\\"<>", *p))
+            return false;
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    return colon[1] && !*end && !errno && port >= 1 && port <= 65535;
+}
+
+static int validate(const char *id, const struct health_check_def *d)
+{
+    if (!id || !d || !id[0] || !str_in(id, HEALTH_ID_MAX + 1))
+        return -EINVAL;
+    if (d->kind != HEALTH_TCP && d->kind != HEALTH_HTTP && d->kind != HEALTH_TTL)
+        return -EINVAL;
+    if (d->interval_ms < HEALTH_INTERVAL_MIN || d->interval_ms > HEALTH_INTERVAL_MAX)
+        return -EINVAL;
+    if (d->misses < 1 || d->misses > HEALTH_MISSES_MAX)
+        return -EINVAL;
+    if (!str_in(d->target, sizeof(d->target)) || !str_in(d->path, sizeof(d->path)))
+        return -EINVAL;
+    if (d->kind == HEALTH_TTL)
+        return d->ttl_ms >= 1 && d->ttl_ms <= HEALTH_INTERVAL_MAX ? 0 : -EINVAL;
+    if (d->timeout_ms < 1 || d->timeout_ms >= d->interval_ms || !d->target[0])
+        return -EINVAL;
+    if (d->kind == HEALTH_HTTP) {
+        if (d->path[0] && d->path[0] != '/')
+            return -EINVAL;
+        for (const char *p = d->path; *p; p++)
+            if ((unsigned char)*p <= ' ' || *p == 0x7f)
+                return -EINVAL; /* would break the request line */
+        if (d->target[0] != '/' && !http_authority_ok(d->target))
+            return -EINVAL;
+    }
+    return 0;
+}
+
+/* ---- checks --------------------------------------------------------------------------- */
+
+static void wake(struct health *h)
+{
+    uint64_t one = 1;
+    ssize_t r = write(h->wakefd, &one, sizeof(one));
+    (void)r; /* EAGAIN: a wakeup is already pending */
+}
+
+/* Close whatever the in-flight check holds. Checker thread only. */
+static void release_check(struct health *h, struct hinst *e)
+{
+    if (e->state == ST_TCP) {
+        epoll_ctl(h->epfd, EPOLL_CTL_DEL, e->fd, NULL);
+        close(e->fd);
+        e->fd = -1;
+        h->inflight--;
+    } else if (e->state == ST_HTTP) {
+        curl_multi_remove_handle(h->multi, e->easy);
+        curl_easy_cleanup(e->easy);
+        e->easy = NULL;
+        h->inflight--;
+    }
+    e->state = ST_IDLE;
+}
+
+/* A failed check: a miss, and the instance is reported when it has missed
+ * `misses` in a row. Returns true when the caller must report it. */
+static bool record_fail(struct hinst *e, const char *what)
+{
+    e->fails++;
+    snprintf(e->reason, sizeof(e->reason), "%s (%u consecutive miss%s)", what, e->fails,
+             e->fails == 1 ? "" : "es");
+    return e->fails >= e->def.misses;
+}
+
+/* Schedule the next check one interval after the start of the last one. */
+static void reschedule(struct health *h, struct hinst *e, uint64_t now)
+{
+    uint64_t next = e->started_ms + e->def.interval_ms;
+    heap_rekey(h, e, next > now ? next : now);
+}
+
+static size_t http_discard(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    (void)ptr;
+    (void)ud;
+    return size * nmemb;
+}
+
+static int start_tcp(struct health *h, struct hinst *e, char *err, size_t errlen)
+{
+    int fd = socket(e->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&e->addr, e->addrlen) < 0 && errno != EINPROGRESS) {
+        int rc = -errno;
+        close(fd);
+        snprintf(err, errlen, "tcp connect: %s", strerror(-rc));
+        return rc == -EAGAIN ? -ECONNREFUSED : rc; /* unix sockets: backlog full */
+    }
+    /* Even an immediate success is reported through epoll: one code path. */
+    struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = (uint64_t)(uintptr_t)e | TAG_TCP};
+    if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    e->fd = fd;
+    e->state = ST_TCP;
+    return 0;
+}
+
+static int start_http(struct health *h, struct hinst *e)
+{
+    CURL *c = curl_easy_init();
+    if (!c)
+        return -ENOMEM;
+    curl_easy_setopt(c, CURLOPT_URL, e->url);
+    if (e->unix_path[0])
+        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, e->unix_path);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)e->def.timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)e->def.timeout_ms);
+    /* A health check must see the service as it is now: no reused connection. */
+    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "discd-health/1");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_discard);
+    curl_easy_setopt(c, CURLOPT_PRIVATE, (void *)e);
+    if (curl_multi_add_handle(h->multi, c) != CURLM_OK) {
+        curl_easy_cleanup(c);
+        return -ENOMEM;
+    }
+    e->easy = c;
+    e->state = ST_HTTP;
+    return 0;
+}
+
+/* Begin e's check (tcp/http) or examine it (ttl). Returns true if e must be
+ * reported. */
+static bool start_check(struct health *h, struct hinst *e, uint64_t now)
+{
+    e->started_ms = now;
+    if (e->def.kind == HEALTH_TTL) {
+        bool failed = false;
+        if (now - e->last_pass_ms > e->def.ttl_ms)
+            failed = record_fail(e, "ttl expired");
+        heap_rekey(h, e, now + e->def.interval_ms);
+        return failed;
+    }
+    if (h->inflight >= h->max_inflight) {
+        heap_rekey(h, e, now + HEALTH_RETRY_MS);
+        return false;
+    }
+    char err[HEALTH_REASON] = "";
+    int rc = e->def.kind == HEALTH_TCP ? start_tcp(h, e, err, sizeof(err)) : start_http(h, e);
+    if (rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM) {
+        /* Our problem, not the instance's: try again shortly. */
+        heap_rekey(h, e, now + HEALTH_RETRY_MS);
+        return false;
+    }
+    if (rc < 0) {
+        bool failed = record_fail(e, err[0] ? err : strerror(-rc));
+        reschedule(h, e, now);
+        return failed;
+    }
+    h->inflight++;
+    /* http: curl enforces the timeout; ours is a backstop a little later. */
+    heap_rekey(h, e, now + e->def.timeout_ms + (e->def.kind == HEALTH_HTTP ? 200u : 0u));
+    return false;
+}
+
+/* The in-flight check of e finished (ok or not). */
+static bool finish_check(struct health *h, struct hinst *e, bool ok, const char *what, uint64_t now)
+{
+    release_check(h, e);
+    bool failed = false;
+    if (ok)
+        e->fails = 0;
+    else
+        failed = record_fail(e, what);
+    reschedule(h, e, now);
+    return failed;
+}
+
+/* ---- curl glue ------------------------------------------------------------------- */
+
+static int curl_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    (void)socketp;
+    struct health *h = userp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(h->epfd, EPOLL_CTL_DEL, s, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {.data.u64 = ((uint64_t)(unsigned)s << 2) | TAG_CURL};
+    if (what & CURL_POLL_IN)
+        ev.events |= EPOLLIN;
+    if (what & CURL_POLL_OUT)
+        ev.events |= EPOLLOUT;
+    if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, s, &ev) < 0 && errno == ENOENT)
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, s, &ev);
+    return 0;
+}
+
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct health *h = userp;
+    h->curl_due_ms = timeout_ms < 0 ? -1 : (int64_t)(now_ms() + (uint64_t)timeout_ms);
+    return 0;
+}
+
+/* ---- the checker thread ------------------------------------------------------------ */
+
+/* Take e out of the table and heap (it stays allocated). */
+static void unlink_inst(struct health *h, struct hinst *e)
+{
+    struct hinst **pp = table_slot(h, e->id);
+    if (*pp == e)
+        *pp = e->hnext;
+    heap_remove(h, e);
+    h->count--;
+}
+
+/* Move a reported instance to the caller's list. */
+static void forget(struct health *h, struct hinst *e, struct hinst **reported)
+{
+    release_check(h, e);
+    unlink_inst(h, e);
+    e->grave_next = *reported;
+    *reported = e;
+}
+
+static void handle_curl_done(struct health *h, struct hinst **reported, uint64_t now)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(h->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        void *priv = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+        struct hinst *e = priv;
+        if (!e || e->state != ST_HTTP || e->easy != m->easy_handle)
+            continue;
+        char what[HEALTH_REASON];
+        bool ok = false;
+        if (m->data.result != CURLE_OK) {
+            snprintf(what, sizeof(what), "http GET: %s", curl_easy_strerror(m->data.result));
+        } else {
+            long code = 0;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+            ok = code >= 200 && code < 300;
+            snprintf(what, sizeof(what), "http GET: status %ld", code);
+        }
+        if (e->removed) {
+            release_check(h, e); /* freed by the graveyard sweep */
+            continue;
+        }
+        if (finish_check(h, e, ok, what, now))
+            forget(h, e, reported);
+    }
+}
+
+static void handle_tcp_event(struct health *h, struct hinst *e, struct hinst **reported,
+                             uint64_t now)
+{
+    if (e->removed || e->state != ST_TCP)
+        return; /* stale event from this batch */
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(e->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    char what[HEALTH_REASON];
+    snprintf(what, sizeof(what), "tcp connect: %s", strerror(err));
+    if (finish_check(h, e, err == 0, what, now))
+        forget(h, e, reported);
+}
+
+static void sweep_graveyard(struct health *h)
+{
+    while (h->graveyard) {
+        struct hinst *e = h->graveyard;
+        h->graveyard = e->grave_next;
+        release_check(h, e);
+        free(e);
+    }
+}
+
+/* Start due checks and expire in-flight ones whose deadline passed. */
+static void run_due(struct health *h, struct hinst **reported, uint64_t now)
+{
+    /* Bounded: each instance is handled at most once per call. */
+    for (size_t budget = h->heap_len; budget > 0 && h->heap_len > 0; budget--) {
+        struct hinst *e = h->heap[0];
+        if (e->key_ms > now)
+            break;
+        bool failed;
+        if (e->state == ST_TCP) {
+            char what[HEALTH_REASON];
+            snprintf(what, sizeof(what), "tcp connect: timed out after %u ms", e->def.timeout_ms);
+            failed = finish_check(h, e, false, what, now);
+        } else if (e->state == ST_HTTP) {
+            /* curl enforces CURLOPT_TIMEOUT_MS itself; this is the backstop
+             * for a transfer it has not reported yet. */
+            char what[HEALTH_REASON];
+            snprintf(what, sizeof(what), "http GET: timed out after %u ms", e->def.timeout_ms);
+            failed = finish_check(h, e, false, what, now);
+        } else {
+            failed = start_check(h, e, now);
+        }
+        if (failed)
+            forget(h, e, reported);
+    }
+}
+
+static int next_timeout(struct health *h, uint64_t now)
+{
+    int64_t due = -1;
+    if (h->heap_len)
+        due = (int64_t)h->heap[0]->key_ms;
+    if (h->curl_due_ms >= 0 && (due < 0 || h->curl_due_ms < due))
+        due = h->curl_due_ms;
+    if (due < 0)
+        return 1000;
+    if ((uint64_t)due <= now)
+        return 0;
+    uint64_t d = (uint64_t)due - now;
+    return d > 1000 ? 1000 : (int)d;
+}
+
+static void *checker_main(void *arg)
+{
+    struct health *h = arg;
+    struct epoll_event evs[HEALTH_EVENTS];
+
+    pthread_mutex_lock(&h->mu);
+    while (!h->stop) {
+        int timeout = next_timeout(h, now_ms());
+        pthread_mutex_unlock(&h->mu);
+        int n = epoll_wait(h->epfd, evs, HEALTH_EVENTS, timeout);
+        pthread_mutex_lock(&h->mu);
+        if (h->stop)
+            break;
+
+        uint64_t now = now_ms();
+        struct hinst *reported = NULL;
+        int running;
+        for (int i = 0; i < n; i++) {
+            uint64_t d = evs[i].data.u64;
+            switch (d & TAG_MASK) {
+            case TAG_WAKEUP: {
+                uint64_t v;
+                ssize_t r = read(h->wakefd, &v, sizeof(v));
+                (void)r;
+                break;
+            }
+            case TAG_TCP:
+                handle_tcp_event(h, (struct hinst *)(uintptr_t)d, &reported, now);
+                break;
+            case TAG_CURL: {
+                int mask = 0;
+                if (evs[i].events & EPOLLIN)
+                    mask |= CURL_CSELECT_IN;
+                if (evs[i].events & EPOLLOUT)
+                    mask |= CURL_CSELECT_OUT;
+                if (evs[i].events & (EPOLLERR | EPOLLHUP))
+                    mask |= CURL_CSELECT_ERR;
+                curl_multi_socket_action(h->multi, (curl_socket_t)(d >> 2), mask, &running);
+                break;
+            }
+            }
+        }
+        if (h->curl_due_ms >= 0 && (uint64_t)h->curl_due_ms <= now) {
+            h->curl_due_ms = -1;
+            curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        }
+        handle_curl_done(h, &reported, now);
+        sweep_graveyard(h);
+        run_due(h, &reported, now);
+
+        if (reported) {
+            pthread_mutex_unlock(&h->mu);
+            while (reported) {
+                struct hinst *e = reported;
+                reported = e->grave_next;
+                h->on_fail(e->id, e->reason, h->arg);
+                free(e);
+            }
+            pthread_mutex_lock(&h->mu);
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+/* ---- public API ---------------------------------------------------------------------- */
+
+static void health_free(struct health *h)
+{
+    if (h->buckets) {
+        for (size_t i = 0; i < h->nbuckets; i++) {
+            struct hinst *e = h->buckets[i];
+            while (e) {
+                struct hinst *next = e->hnext;
+                release_check(h, e);
+                free(e);
+                e = next;
+            }
+        }
+    }
+    sweep_graveyard(h);
+    if (h->multi)
+        curl_multi_cleanup(h->multi);
+    if (h->curl_inited)
+        curl_global_cleanup();
+    if (h->epfd >= 0)
+        close(h->epfd);
+    if (h->wakefd >= 0)
+        close(h->wakefd);
+    free(h->buckets);
+    free(h->heap);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}
+
+struct health *health_start(health_fail_fn on_fail, void *arg)
+{
+    if (!on_fail) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct health *h = calloc(1, sizeof(*h));
+    if (!h) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_init(&h->mu, NULL);
+    h->on_fail = on_fail;
+    h->arg = arg;
+    h->epfd = h->wakefd = -1;
+    h->curl_due_ms = -1;
+    h->rng = (uint32_t)now_ms() ^ (uint32_t)(uintptr_t)h;
+
+    /* Leave a good share of the descriptor limit to the rest of the daemon. */
+    struct rlimit rl;
+    uint64_t lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (uint64_t)rl.rlim_cur : 1024;
+    h->max_inflight = lim > 256 ? (uint32_t)(lim / 2 > 65536 ? 65536 : lim / 2) : 64;
+
+    int err = ENOMEM;
+    h->nbuckets = 1024;
+    h->buckets = calloc(h->nbuckets, sizeof(*h->buckets));
+    if (!h->buckets)
+        goto fail;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        goto fail;
+    h->curl_inited = true;
+    h->multi = curl_multi_init();
+    if (!h->multi)
+        goto fail;
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+
+    h->epfd = epoll_create1(EPOLL_CLOEXEC);
+    h->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (h->epfd < 0 || h->wakefd < 0) {
+        err = errno;
+        goto fail;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_WAKEUP};
+    if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->wakefd, &ev) < 0) {
+        err = errno;
+        goto fail;
+    }
+    err = pthread_create(&h->thread, NULL, checker_main, h);
+    if (err)
+        goto fail;
+    return h;
+fail:
+    health_free(h);
+    errno = err;
+    return NULL;
+}
+
+void health_stop(struct health *h)
+{
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->mu);
+    h->stop = true;
+    pthread_mutex_unlock(&h->mu);
+    wake(h);
+    pthread_join(h->thread, NULL);
+    health_free(h);
+}
+
+int health_add(struct health *h, const char *id, const struct health_check_def *def)
+{
+    if (!h)
+        return -EINVAL;
+    int rc = validate(id, def);
+    if (rc < 0)
+        return rc;
+    struct hinst *e = calloc(1, sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    strcpy(e->id, id);
+    e->def = *def;
+    e->fd = -1;
+    if (def->kind == HEALTH_TCP) {
+        /* May block on DNS for a host name: it runs in the caller's thread,
+         * never in the checker's. */
+        if (resolve_target(def->target, &e->addr, &e->addrlen) < 0) {
+            free(e);
+            return -EINVAL;
+        }
+    } else if (def->kind == HEALTH_HTTP) {
+        const char *path = def->path[0] ? def->path : "/";
+        if (def->target[0] == '/') {
+            if (strlen(def->target) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+                free(e);
+                return -EINVAL;
+            }
+            strcpy(e->unix_path, def->target);
+            snprintf(e->url, sizeof(e->url), "http://localhost%s", path);
+        } else {
+            snprintf(e->url, sizeof(e->url), "http://%s%s", def->target, path);
+        }
+    }
+
+    pthread_mutex_lock(&h->mu);
+    if (h->stop) {
+        pthread_mutex_unlock(&h->mu);
+        free(e);
+        return -EINVAL;
+    }
+    struct hinst **slot = table_slot(h, id);
+    if (*slot) {
+        pthread_mutex_unlock(&h->mu);
+        free(e);
+        return -EEXIST;
+    }
+    uint64_t now = now_ms();
+    e->last_pass_ms = now;
+    /* Spread first checks over one interval so a burst of registrations
+     * does not turn into a burst of connects every second. */
+    h->rng = h->rng * 1103515245u + 12345u;
+    e->key_ms = now + (h->rng >> 8) % def->interval_ms;
+    e->started_ms = now;
+    if (heap_push(h, e) < 0) {
+        pthread_mutex_unlock(&h->mu);
+        free(e);
+        return -ENOMEM;
+    }
+    *slot = e;
+    h->count++;
+    bool first = h->heap[0] == e;
+    if (h->count > h->nbuckets)
+        (void)table_grow(h); /* a failed grow only lengthens chains */
+    pthread_mutex_unlock(&h->mu);
+    if (first)
+        wake(h);
+    return 0;
+}
+
+int health_remove(struct health *h, const char *id)
+{
+    if (!h || !id)
+        return -EINVAL;
+    pthread_mutex_lock(&h->mu);
+    struct hinst **slot = table_slot(h, id);
+    struct hinst *e = *slot;
+    if (!e) {
+        pthread_mutex_unlock(&h->mu);
+        return -ENOENT;
+    }
+    unlink_inst(h, e);
+    if (e->state == ST_IDLE) {
+        free(e);
+    } else {
+        /* Its fd / curl handle belong to the checker thread. */
+        e->removed = true;
+        e->grave_next = h->graveyard;
+        h->graveyard = e;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return 0;
+}
+
+int health_pass(struct health *h, const char *id)
+{
+    if (!h || !id)
+        return -EINVAL;
+    pthread_mutex_lock(&h->mu);
+    struct hinst *e = *table_slot(h, id);
+    int rc = 0;
+    if (!e) {
+        rc = -ENOENT;
+    } else if (e->def.kind != HEALTH_TTL) {
+        rc = -EINVAL;
+    } else {
+        e->last_pass_ms = now_ms();
+        e->fails = 0;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+uint32_t health_count(struct health *h)
+{
+    if (!h)
+        return 0;
+    pthread_mutex_lock(&h->mu);
+    uint32_t n = h->count;
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
