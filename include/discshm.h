@@ -40,18 +40,18 @@ extern "C" {
 /* ---- Limits (bytes, excluding the terminating NUL) ----------------------
  * The daemon refuses registrations beyond these; readers rely on them to
  * size buffers. */
-#define DISC_ID_LEN           36  /* textual UUID */
-#define DISC_SERVICE_MAX      255
-#define DISC_VERSION_MAX      64
-#define DISC_HOST_MAX         255
-#define DISC_AZ_MAX           64
-#define DISC_ADDRESS_MAX      255
-#define DISC_TAG_KEY_MAX      64
-#define DISC_TAG_VALUE_MAX    255
-#define DISC_TAGS_MAX         32
+#define DISC_ID_LEN            36 /* textual UUID */
+#define DISC_SERVICE_MAX       255
+#define DISC_VERSION_MAX       64
+#define DISC_HOST_MAX          255
+#define DISC_AZ_MAX            64
+#define DISC_ADDRESS_MAX       255
+#define DISC_TAG_KEY_MAX       64
+#define DISC_TAG_VALUE_MAX     255
+#define DISC_TAGS_MAX          32
 #define DISC_ENDPOINT_NAME_MAX 128
-#define DISC_TYPE_NAME_MAX    255
-#define DISC_ENDPOINTS_MAX    64
+#define DISC_TYPE_NAME_MAX     255
+#define DISC_ENDPOINTS_MAX     64
 
 /* Default registry name when neither an argument nor $DISCSHM_NAME is set. */
 #define DISC_DEFAULT_NAME "discshm"
@@ -127,8 +127,7 @@ const char *disc_instance_tag_get(const struct disc_instance *inst, const char *
 
 /* Endpoint i (0 <= i < inst->n_endpoints). -EINVAL if out of range,
  * -EBADMSG if the record is damaged. */
-int disc_instance_endpoint(const struct disc_instance *inst, unsigned i,
-                           struct disc_endpoint *out);
+int disc_instance_endpoint(const struct disc_instance *inst, unsigned i, struct disc_endpoint *out);
 
 /* ---- Handles --------------------------------------------------------------- */
 
@@ -185,8 +184,8 @@ struct disc_service_info {
  * disc_service_info followed by the names in buf; returns the count,
  * or -ENOBUFS with *needed.
  */
-int disc_list_services(disc_handle *h, void *buf, size_t buflen,
-                       struct disc_service_info **list, size_t *needed);
+int disc_list_services(disc_handle *h, void *buf, size_t buflen, struct disc_service_info **list,
+                       size_t *needed);
 
 /* ---- Zero-copy read sections -------------------------------------------------
  *
@@ -254,14 +253,14 @@ int disc_read_next_service(struct disc_read *rd, uint64_t *cursor, struct disc_s
 /* ---- Status and change notification ---------------------------------------- */
 
 /* Flags in disc_status.flags */
-#define DISC_ST_WRITER_ALIVE   0x01u /* writer heartbeat is recent */
-#define DISC_ST_RECYCLED       0x02u /* handle's segment was replaced (transient) */
-#define DISC_ST_ZK_CONFIGURED  0x04u /* the writer syncs with ZooKeeper */
-#define DISC_ST_ZK_CONNECTED   0x08u /* ...and is connected now */
-#define DISC_ST_DEGRADED       0x10u /* data may be stale (see degraded_*) */
-#define DISC_ST_FROM_CACHE     0x20u /* snapshot came from the file cache */
-#define DISC_ST_COOLING_OFF    0x40u /* removals held after a reconnect */
-#define DISC_ST_HELD_CHANGES   0x80u /* protection is holding back removals */
+#define DISC_ST_WRITER_ALIVE  0x01u /* writer heartbeat is recent */
+#define DISC_ST_RECYCLED      0x02u /* handle's segment was replaced (transient) */
+#define DISC_ST_ZK_CONFIGURED 0x04u /* the writer syncs with ZooKeeper */
+#define DISC_ST_ZK_CONNECTED  0x08u /* ...and is connected now */
+#define DISC_ST_DEGRADED      0x10u /* data may be stale (see degraded_*) */
+#define DISC_ST_FROM_CACHE    0x20u /* snapshot came from the file cache */
+#define DISC_ST_COOLING_OFF   0x40u /* removals held after a reconnect */
+#define DISC_ST_HELD_CHANGES  0x80u /* protection is holding back removals */
 
 /* Why the registry is degraded (disc_status.degraded_reason). */
 enum disc_degraded_reason {
@@ -273,9 +272,9 @@ enum disc_degraded_reason {
 };
 
 struct disc_status {
-    uint64_t generation;       /* current snapshot generation */
-    uint32_t change_seq;       /* futex word value (see disc_wait_change) */
-    uint32_t flags;            /* DISC_ST_* */
+    uint64_t generation; /* current snapshot generation */
+    uint32_t change_seq; /* futex word value (see disc_wait_change) */
+    uint32_t flags;      /* DISC_ST_* */
     uint32_t abi_major, abi_minor;
     int32_t writer_pid;
     uint32_t degraded_reason;  /* enum disc_degraded_reason */
@@ -285,10 +284,10 @@ struct disc_status {
     int64_t published_at_ms;   /* CLOCK_REALTIME ms the snapshot was published */
     uint32_t n_services;
     uint32_t n_instances;
-    uint64_t segment_bytes;    /* size of the data object */
-    uint64_t used_bytes;       /* arena bytes in use by live + retired records */
-    uint64_t overtakes;        /* times the writer overtook a stalled reader */
-    uint32_t held_changes;     /* removals held by protection */
+    uint64_t segment_bytes; /* size of the data object */
+    uint64_t used_bytes;    /* arena bytes in use by live + retired records */
+    uint64_t overtakes;     /* times the writer overtook a stalled reader */
+    uint32_t held_changes;  /* removals held by protection */
     uint32_t reserved_;
 };
 

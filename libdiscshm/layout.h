@@ -17,11 +17,13 @@
  *   writer publish: write records → store root (release) → store gen
  *                   (release) → bump change_seq + FUTEX_WAKE.
  *   reader begin:   a = load gen (acquire); xchg slot := a; load root (acquire)
- *   reader end:     acquire fence; valid iff reclaimed_upto <= a; slot := 0.
+ *   reader end:     acquire fence; valid iff a >= overtaken_upto (a reader
+ *                   that found no free slot checks reclaimed_upto instead);
+ *                   slot := 0 (release).
  *   writer reuse:   memory retired by publish t is reused only once every
- *                   live slot is idle or >= t, or after the writer has
- *                   raised reclaimed_upto to >= t (overtaking stalled
- *                   readers), fenced, and only then reused.
+ *                   live slot is idle or >= t; or, to overtake a stalled
+ *                   reader, after raising overtaken_upto to t and fencing.
+ *                   reclaimed_upto is raised to t before any reuse.
  */
 #ifndef DISCSHM_LAYOUT_H
 #define DISCSHM_LAYOUT_H
@@ -32,14 +34,14 @@
 #include <stdint.h>
 #include <string.h>
 
-#define DISC_MAGIC        0x31305348534944ULL /* "DISHS01\0" little-endian */
-#define DISC_SLOTS_MAGIC  0x31304c5348534944ULL /* "DISHSL01" */
-#define DISC_ABI_MAJOR    1
-#define DISC_ABI_MINOR    0
-#define DISC_HEADER_SIZE  4096u
-#define DISC_ALIGN        8u   /* every record starts 8-byte aligned */
-#define DISC_SLOT_SIZE    64u  /* one cache line per reader slot */
-#define DISC_SLOTS_HDR    64u
+#define DISC_MAGIC       0x31305348534944ULL   /* "DISHS01\0" little-endian */
+#define DISC_SLOTS_MAGIC 0x31304c5348534944ULL /* "DISHSL01" */
+#define DISC_ABI_MAJOR   1
+#define DISC_ABI_MINOR   0
+#define DISC_HEADER_SIZE 4096u
+#define DISC_ALIGN       8u  /* every record starts 8-byte aligned */
+#define DISC_SLOT_SIZE   64u /* one cache line per reader slot */
+#define DISC_SLOTS_HDR   64u
 
 /* Limits that bound every loop a reader runs over shared memory. */
 #define DISC_PAGE_BUCKETS 256u     /* buckets per hash page */
@@ -91,15 +93,17 @@ struct disc_hdr {
     alignas(64) _Atomic uint64_t root; /* gen(low 32 bits) << 32 | snapshot offset */
     _Atomic uint64_t gen;              /* generation of the newest snapshot */
     _Atomic uint64_t reclaimed_upto;   /* memory retired by publishes <= this
-                                          may have been reused */
+                                          may have been reused (slotless readers) */
+    _Atomic uint64_t overtaken_upto;   /* ...reused while a reader that announced
+                                          less than this still held it */
     _Atomic uint32_t status;           /* enum disc_seg_status */
     _Atomic uint32_t change_seq;       /* futex word: bumped on every publish */
-    uint8_t pad1_[64 - 8 * 3 - 4 * 2];
+    uint8_t pad1_[64 - 8 * 4 - 4 * 2];
 
     /* --- line 2: writer liveness and registry state ----------------------- */
     alignas(64) _Atomic int64_t heartbeat_mono_ns; /* CLOCK_MONOTONIC */
-    _Atomic uint32_t state_flags;     /* DISC_ST_* bits the writer owns */
-    _Atomic uint32_t degraded_reason; /* enum disc_degraded_reason */
+    _Atomic uint32_t state_flags;                  /* DISC_ST_* bits the writer owns */
+    _Atomic uint32_t degraded_reason;              /* enum disc_degraded_reason */
     _Atomic int64_t degraded_since_ms;
     _Atomic int64_t last_sync_ms;
     _Atomic uint64_t used_bytes;
@@ -143,7 +147,7 @@ struct disc_snapshot {
     uint32_t id_table;    /* struct disc_htab: instance id -> instance record */
     uint32_t n_services;
     uint32_t n_instances;
-    uint32_t flags;       /* DISC_ST_FROM_CACHE etc. for this snapshot */
+    uint32_t flags; /* DISC_ST_FROM_CACHE etc. for this snapshot */
     uint32_t pad_;
 };
 _Static_assert(sizeof(struct disc_snapshot) == 48, "snapshot size");
@@ -190,7 +194,7 @@ struct disc_service_rec {
     uint32_t n_instances;
     uint16_t name_len;
     uint16_t pad0_;
-    uint32_t name_off;    /* relative to the record start */
+    uint32_t name_off; /* relative to the record start */
     uint32_t pad1_[2];
     uint32_t instances[]; /* n_instances offsets of struct disc_inst_rec,
                              sorted by instance id; then the name */
@@ -231,7 +235,7 @@ struct disc_inst_rec {
     uint32_t endpoints_off; /* relative: n_endpoints struct disc_endpoint_rec */
     /* then the arrays, then the string bytes */
 };
-_Static_assert(sizeof(struct disc_inst_rec) == 56, "instance record size");
+_Static_assert(sizeof(struct disc_inst_rec) == 64, "instance record size");
 
 /* 32-bit FNV-1a over a record, with its checksum field taken as zero. */
 static inline uint32_t disc_checksum(const void *rec, uint32_t size, uint32_t checksum_at)

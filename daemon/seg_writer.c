@@ -1,0 +1,934 @@
+/*
+ * seg_writer.c — create, publish into and retire discshm segments.
+ *
+ * Memory-ordering summary (the reader side is libdiscshm/reader.c):
+ *   publish:  records written with plain stores
+ *             -> root  (release)   readers that load root see the records
+ *             -> gen   (release)   a reader that loads gen=g then root
+ *                                  finds a snapshot >= g
+ *             -> change_seq++ and FUTEX_WAKE
+ *   reclaim:  seq_cst fence after the publish, then read every slot. A
+ *             reader either announced before the fence (we see it and wait)
+ *             or loads root after it (and cannot reach what we retired).
+ *             Before any retired block is reused, reclaimed_upto (and, when
+ *             overtaking, overtaken_upto) is raised and fenced, so a reader
+ *             that saw a reused byte also sees the raised word at its end.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "seg_internal.h"
+
+#define DEFAULT_SEGMENT_BYTES (256ull << 20)
+#define MIN_SEGMENT_BYTES     (1ull << 20)
+#define MAX_SEGMENT_BYTES     (4ull << 30) - 4096
+#define DEFAULT_NSLOTS        1024u
+#define MAX_NSLOTS            65536u
+#define DEFAULT_STALL_MS      1000u
+#define INITIAL_BUCKETS       256u
+#define SHM_DIR               "/dev/shm/"
+
+/* One staged change, keyed by instance id. rec_off == 0 means delete. */
+struct pending {
+    char id[DISC_ID_LEN + 1];
+    uint32_t rec_off, rec_size;
+    uint32_t used; /* slot occupied in the open-addressing map */
+};
+
+struct seg_writer {
+    char name[216];
+    struct segw_config cfg;
+    int lock_fd, slots_fd;
+    unsigned char *base;
+    uint64_t size;
+    struct disc_hdr *hdr;
+    struct disc_slots_hdr *slots_hdr;
+    struct disc_slot *slots;
+    uint64_t slots_bytes;
+    struct sega a;
+    struct wtab svc, ids;
+    uint64_t seed;
+    uint64_t gen;
+    uint32_t snap_off;
+    uint32_t snap_flags;
+    /* staged changes: open addressing over `pend`, insertion order in `order` */
+    struct pending *pend;
+    uint32_t pend_cap, npend;
+    uint32_t *order;
+    /* counters */
+    uint64_t commits, overtakes, dead_slots, reclaimed_upto, overtaken_upto;
+};
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int valid_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 200 || name[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- record keys ----------------------------------------------------------- */
+
+static const char *svc_key(const unsigned char *base, uint32_t off, uint32_t *len)
+{
+    const struct disc_service_rec *s = (const void *)(base + off);
+    *len = s->name_len;
+    return (const char *)s + s->name_off;
+}
+
+static const char *inst_key(const unsigned char *base, uint32_t off, uint32_t *len)
+{
+    const struct disc_inst_rec *r = (const void *)(base + off);
+    *len = r->id.len;
+    return (const char *)r + r->id.off;
+}
+
+static const char *inst_service(const unsigned char *base, uint32_t off, uint32_t *len)
+{
+    const struct disc_inst_rec *r = (const void *)(base + off);
+    *len = r->service.len;
+    return (const char *)r + r->service.off;
+}
+
+/* ---- instance records -------------------------------------------------------- */
+
+struct strbuf {
+    unsigned char *rec;
+    uint32_t at, size;
+};
+
+static struct disc_str put_str(struct strbuf *b, const char *s)
+{
+    struct disc_str r = {0, 0};
+    size_t n = s ? strlen(s) : 0;
+    r.off = (uint16_t)b->at;
+    r.len = (uint16_t)n;
+    if (n)
+        memcpy(b->rec + b->at, s, n);
+    b->rec[b->at + n] = 0;
+    b->at += (uint32_t)n + 1;
+    return r;
+}
+
+static int check_len(const char *s, size_t max, int required)
+{
+    if (!s)
+        return required ? -EINVAL : 0;
+    size_t n = strnlen(s, max + 1);
+    if (n > max)
+        return -ENAMETOOLONG;
+    if (required && n == 0)
+        return -EINVAL;
+    return 0;
+}
+
+static size_t slen(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
+
+/* Validate `in` and return the record size it needs (> 0) or -errno. */
+static long inst_record_size(const struct segw_instance *in)
+{
+    int rc;
+    if (!in->id || strlen(in->id) != DISC_ID_LEN)
+        return -EINVAL;
+    if ((rc = check_len(in->service, DISC_SERVICE_MAX, 1)) ||
+        (rc = check_len(in->version, DISC_VERSION_MAX, 0)) ||
+        (rc = check_len(in->host, DISC_HOST_MAX, 0)) || (rc = check_len(in->az, DISC_AZ_MAX, 0)) ||
+        (rc = check_len(in->address, DISC_ADDRESS_MAX, 1)))
+        return rc;
+    if (in->addr_kind != DISC_ADDR_TCP && in->addr_kind != DISC_ADDR_UNIX)
+        return -EINVAL;
+    if (in->n_tags > DISC_TAGS_MAX || in->n_endpoints > DISC_ENDPOINTS_MAX)
+        return -E2BIG;
+    if ((in->n_tags && !in->tags) || (in->n_endpoints && !in->endpoints))
+        return -EINVAL;
+    size_t strings = DISC_ID_LEN + 1 + slen(in->service) + 1 + slen(in->version) + 1 +
+                     slen(in->host) + 1 + slen(in->az) + 1 + slen(in->address) + 1;
+    for (unsigned i = 0; i < in->n_tags; i++) {
+        if ((rc = check_len(in->tags[i].key, DISC_TAG_KEY_MAX, 1)) ||
+            (rc = check_len(in->tags[i].value, DISC_TAG_VALUE_MAX, 0)))
+            return rc;
+        strings += slen(in->tags[i].key) + slen(in->tags[i].value) + 2;
+    }
+    for (unsigned i = 0; i < in->n_endpoints; i++) {
+        const struct segw_endpoint *e = &in->endpoints[i];
+        if ((rc = check_len(e->name, DISC_ENDPOINT_NAME_MAX, 1)) ||
+            (rc = check_len(e->request_type, DISC_TYPE_NAME_MAX, 0)) ||
+            (rc = check_len(e->response_type, DISC_TYPE_NAME_MAX, 0)))
+            return rc;
+        strings += slen(e->name) + slen(e->request_type) + slen(e->response_type) + 3;
+    }
+    size_t total = sizeof(struct disc_inst_rec) + in->n_tags * sizeof(struct disc_tag_rec) +
+                   in->n_endpoints * sizeof(struct disc_endpoint_rec) + strings;
+    if (total > DISC_REC_MAX)
+        return -E2BIG;
+    return (long)total;
+}
+
+static void write_inst(unsigned char *rec, uint32_t size, const struct segw_instance *in)
+{
+    struct disc_inst_rec *r = (struct disc_inst_rec *)rec;
+    memset(rec, 0, size);
+    r->type = DISC_REC_INSTANCE;
+    r->size = size;
+    r->weight = in->weight ? in->weight : 10;
+    r->registered_at_ms = in->registered_at_ms;
+    r->addr_kind = in->addr_kind;
+    r->health = in->health;
+    r->origin = in->origin ? in->origin : DISC_ORIGIN_LOCAL;
+    r->n_tags = in->n_tags;
+    r->n_endpoints = in->n_endpoints;
+    r->tags_off = sizeof(*r);
+    r->endpoints_off = r->tags_off + in->n_tags * (uint32_t)sizeof(struct disc_tag_rec);
+    struct strbuf b = {
+        rec, r->endpoints_off + in->n_endpoints * (uint32_t)sizeof(struct disc_endpoint_rec), size};
+    r->id = put_str(&b, in->id);
+    r->service = put_str(&b, in->service);
+    r->version = put_str(&b, in->version);
+    r->host = put_str(&b, in->host);
+    r->az = put_str(&b, in->az);
+    r->address = put_str(&b, in->address);
+    struct disc_tag_rec *t = (struct disc_tag_rec *)(rec + r->tags_off);
+    for (unsigned i = 0; i < in->n_tags; i++) {
+        t[i].key = put_str(&b, in->tags[i].key);
+        t[i].value = put_str(&b, in->tags[i].value);
+    }
+    struct disc_endpoint_rec *e = (struct disc_endpoint_rec *)(rec + r->endpoints_off);
+    for (unsigned i = 0; i < in->n_endpoints; i++) {
+        e[i].name = put_str(&b, in->endpoints[i].name);
+        e[i].request_type = put_str(&b, in->endpoints[i].request_type);
+        e[i].response_type = put_str(&b, in->endpoints[i].response_type);
+        e[i].mean_us = in->endpoints[i].mean_us;
+        e[i].p95_us = in->endpoints[i].p95_us;
+    }
+    r->checksum = disc_checksum(rec, size, offsetof(struct disc_inst_rec, checksum));
+}
+
+/* ---- staged changes ------------------------------------------------------------ */
+
+static struct pending *pend_slot(struct seg_writer *w, const char *id)
+{
+    uint64_t h = disc_hash(id, DISC_ID_LEN, 0x5eed);
+    uint32_t mask = w->pend_cap - 1;
+    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+        struct pending *p = &w->pend[i];
+        if (!p->used || memcmp(p->id, id, DISC_ID_LEN) == 0)
+            return p;
+    }
+}
+
+static int pend_grow(struct seg_writer *w)
+{
+    if ((w->npend + 1) * 2 <= w->pend_cap)
+        return 0;
+    uint32_t ncap = w->pend_cap ? w->pend_cap * 2 : 64;
+    struct pending *old = w->pend;
+    uint32_t ocap = w->pend_cap;
+    uint32_t *order = realloc(w->order, (size_t)ncap * sizeof(*order));
+    struct pending *np = calloc(ncap, sizeof(*np));
+    if (!order || !np) {
+        free(np);
+        if (order)
+            w->order = order;
+        return -ENOMEM;
+    }
+    w->order = order;
+    w->pend = np;
+    w->pend_cap = ncap;
+    for (uint32_t i = 0; i < w->npend; i++) {
+        struct pending *src = &old[w->order[i]];
+        struct pending *dst = pend_slot(w, src->id);
+        *dst = *src;
+        w->order[i] = (uint32_t)(dst - w->pend);
+    }
+    (void)ocap;
+    free(old);
+    return 0;
+}
+
+/* Stage rec_off (0 = delete) for id; frees a superseded staged record. */
+static int stage(struct seg_writer *w, const char *id, uint32_t rec_off, uint32_t rec_size)
+{
+    int rc = pend_grow(w);
+    if (rc < 0)
+        return rc;
+    struct pending *p = pend_slot(w, id);
+    if (p->used) {
+        if (p->rec_off)
+            sega_free_now(&w->a, p->rec_off, p->rec_size); /* never published */
+    } else {
+        memcpy(p->id, id, DISC_ID_LEN);
+        p->id[DISC_ID_LEN] = 0;
+        p->used = 1;
+        w->order[w->npend++] = (uint32_t)(p - w->pend);
+    }
+    p->rec_off = rec_off;
+    p->rec_size = rec_size;
+    return 0;
+}
+
+static void pend_clear(struct seg_writer *w)
+{
+    for (uint32_t i = 0; i < w->npend; i++)
+        w->pend[w->order[i]].used = 0;
+    w->npend = 0;
+}
+
+int segw_put(struct seg_writer *w, const struct segw_instance *in)
+{
+    long size = inst_record_size(in);
+    if (size < 0)
+        return (int)size;
+    uint32_t off = sega_alloc(&w->a, (uint32_t)size);
+    if (!off)
+        return -ENOSPC;
+    write_inst(w->a.base + off, (uint32_t)size, in);
+    int rc = stage(w, in->id, off, (uint32_t)size);
+    if (rc < 0)
+        sega_free_now(&w->a, off, (uint32_t)size);
+    return rc;
+}
+
+int segw_del(struct seg_writer *w, const char *id)
+{
+    if (!id || strlen(id) != DISC_ID_LEN)
+        return -EINVAL;
+    int published = wtab_find(&w->a, &w->ids, w->seed, inst_key, id, DISC_ID_LEN) != 0;
+    int staged = w->pend_cap && pend_slot(w, id)->used;
+    if (!published && !staged)
+        return -ENOENT;
+    return stage(w, id, 0, 0);
+}
+
+static void stage_del_cb(uint32_t rec_off, void *arg)
+{
+    struct seg_writer *w = arg;
+    uint32_t len;
+    const char *id = inst_key(w->a.base, rec_off, &len);
+    char buf[DISC_ID_LEN + 1];
+    memcpy(buf, id, DISC_ID_LEN);
+    buf[DISC_ID_LEN] = 0;
+    stage(w, buf, 0, 0);
+}
+
+void segw_clear(struct seg_writer *w)
+{
+    for (uint32_t i = 0; i < w->npend; i++) {
+        struct pending *p = &w->pend[w->order[i]];
+        if (p->rec_off)
+            sega_free_now(&w->a, p->rec_off, p->rec_size);
+        p->rec_off = 0;
+        p->rec_size = 0;
+    }
+    wtab_foreach(&w->a, &w->ids, stage_del_cb, w);
+}
+
+size_t segw_pending(const struct seg_writer *w)
+{
+    return w->npend;
+}
+
+/* ---- commit ------------------------------------------------------------------------ */
+
+/* One effect of a staged change on one service. */
+struct effect {
+    const char *svc;
+    uint32_t svc_len;
+    uint32_t rm;  /* instance record leaving the service (0: none) */
+    uint32_t add; /* instance record joining it (0: none) */
+};
+
+static int cmp_effect(const void *x, const void *y)
+{
+    const struct effect *a = x, *b = y;
+    uint32_t n = a->svc_len < b->svc_len ? a->svc_len : b->svc_len;
+    int c = memcmp(a->svc, b->svc, n);
+    if (c)
+        return c;
+    return a->svc_len < b->svc_len ? -1 : a->svc_len > b->svc_len;
+}
+
+/* Instance offsets sort by id; qsort has no context argument, so ids are
+ * compared through a small array of (id pointer, offset) pairs instead. */
+struct idref {
+    const char *id;
+    uint32_t off;
+};
+
+static int cmp_idref(const void *x, const void *y)
+{
+    return memcmp(((const struct idref *)x)->id, ((const struct idref *)y)->id, DISC_ID_LEN);
+}
+
+static int cmp_u32(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static uint32_t svc_rec_bytes(uint32_t n, uint32_t name_len)
+{
+    return (uint32_t)sizeof(struct disc_service_rec) + 4u * n + name_len + 1;
+}
+
+/* Apply the effects [e, e+n) (all on one service) to the service table. */
+static int apply_service(struct seg_writer *w, struct effect *e, uint32_t n)
+{
+    struct sega *a = &w->a;
+    uint32_t cur_off = wtab_find(a, &w->svc, w->seed, svc_key, e->svc, e->svc_len);
+    const struct disc_service_rec *cur =
+        cur_off ? SEG_AT(a, const struct disc_service_rec, cur_off) : NULL;
+    uint32_t ncur = cur ? cur->n_instances : 0;
+
+    uint32_t *rm = malloc((size_t)(n + 1) * sizeof(*rm));
+    struct idref *v = malloc((size_t)(ncur + n + 1) * sizeof(*v));
+    int rc = -ENOMEM;
+    if (!rm || !v)
+        goto out;
+    uint32_t nrm = 0, nv = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (e[i].rm)
+            rm[nrm++] = e[i].rm;
+    qsort(rm, nrm, sizeof(*rm), cmp_u32);
+    for (uint32_t i = 0; i < ncur; i++) {
+        uint32_t off = cur->instances[i];
+        if (nrm && bsearch(&off, rm, nrm, sizeof(*rm), cmp_u32))
+            continue;
+        uint32_t l;
+        v[nv].id = inst_key(a->base, off, &l);
+        v[nv++].off = off;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (!e[i].add)
+            continue;
+        uint32_t l;
+        v[nv].id = inst_key(a->base, e[i].add, &l);
+        v[nv++].off = e[i].add;
+    }
+    qsort(v, nv, sizeof(*v), cmp_idref);
+
+    if (nv == 0) {
+        rc = cur_off ? wtab_del(a, &w->svc, w->seed, svc_key, e->svc, e->svc_len) : 0;
+    } else {
+        if (nv > DISC_SVC_INST_MAX) {
+            rc = -E2BIG;
+            goto out;
+        }
+        uint32_t bytes = svc_rec_bytes(nv, e->svc_len);
+        uint32_t off = sega_alloc(a, bytes);
+        rc = -ENOSPC;
+        if (!off)
+            goto out;
+        struct disc_service_rec *s = SEG_AT(a, struct disc_service_rec, off);
+        memset(s, 0, bytes);
+        s->type = DISC_REC_SERVICE;
+        s->size = bytes;
+        s->n_instances = nv;
+        s->name_len = (uint16_t)e->svc_len;
+        s->name_off = (uint32_t)sizeof(*s) + 4u * nv;
+        for (uint32_t i = 0; i < nv; i++)
+            s->instances[i] = v[i].off;
+        memcpy((char *)s + s->name_off, e->svc, e->svc_len);
+        s->checksum = disc_checksum(s, bytes, offsetof(struct disc_service_rec, checksum));
+        /* the key must come from the new record: e->svc may point into cur */
+        uint32_t kl;
+        const char *k = svc_key(a->base, off, &kl);
+        rc = wtab_set(a, &w->svc, w->seed, svc_key, k, kl, off);
+    }
+    if (rc == 0 && cur_off)
+        rc = sega_retire(a, cur_off, cur->size);
+out:
+    free(rm);
+    free(v);
+    return rc;
+}
+
+static void futex_wake_all(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static void reclaim(struct seg_writer *w);
+
+static int write_snapshot(struct seg_writer *w, uint64_t gen, uint32_t *out)
+{
+    uint32_t off = sega_alloc(&w->a, sizeof(struct disc_snapshot));
+    if (!off)
+        return -ENOSPC;
+    struct disc_snapshot *s = SEG_AT(&w->a, struct disc_snapshot, off);
+    memset(s, 0, sizeof(*s));
+    s->type = DISC_REC_SNAPSHOT;
+    s->size = sizeof(*s);
+    s->gen = gen;
+    s->published_ms = real_ms();
+    s->svc_table = w->svc.off;
+    s->id_table = w->ids.off;
+    s->n_services = wtab_count(&w->a, &w->svc);
+    s->n_instances = wtab_count(&w->a, &w->ids);
+    s->flags = w->snap_flags;
+    *out = off;
+    return 0;
+}
+
+/* Make snapshot `off` (generation gen) the one readers see. */
+static void publish(struct seg_writer *w, uint32_t off, uint64_t gen)
+{
+    struct disc_hdr *h = w->hdr;
+    /* Records are complete before root: release. */
+    atomic_store_explicit(&h->root, ((gen & 0xffffffffull) << 32) | off, memory_order_release);
+    /* gen after root: a reader that sees gen=g then loads root finds >= g. */
+    atomic_store_explicit(&h->gen, gen, memory_order_release);
+    atomic_fetch_add_explicit(&h->change_seq, 1, memory_order_release);
+    futex_wake_all(&h->change_seq);
+}
+
+int64_t segw_commit(struct seg_writer *w)
+{
+    if (w->npend == 0)
+        return 0;
+    struct sega *a = &w->a;
+    struct effect *eff = malloc((size_t)w->npend * 2 * sizeof(*eff));
+    uint32_t *old = malloc((size_t)w->npend * sizeof(*old));
+    int rc = -ENOMEM;
+    if (!eff || !old) {
+        free(eff);
+        free(old);
+        return -ENOMEM;
+    }
+    sega_commit_begin(a);
+
+    uint32_t ne = 0;
+    for (uint32_t i = 0; i < w->npend; i++) {
+        struct pending *p = &w->pend[w->order[i]];
+        old[i] = wtab_find(a, &w->ids, w->seed, inst_key, p->id, DISC_ID_LEN);
+        if (old[i]) {
+            eff[ne].svc = inst_service(a->base, old[i], &eff[ne].svc_len);
+            eff[ne].rm = old[i];
+            eff[ne++].add = 0;
+        }
+        if (p->rec_off) {
+            eff[ne].svc = inst_service(a->base, p->rec_off, &eff[ne].svc_len);
+            eff[ne].rm = 0;
+            eff[ne++].add = p->rec_off;
+        }
+    }
+    qsort(eff, ne, sizeof(*eff), cmp_effect);
+    for (uint32_t i = 0; i < ne;) {
+        uint32_t j = i + 1;
+        while (j < ne && cmp_effect(&eff[i], &eff[j]) == 0)
+            j++;
+        if ((rc = apply_service(w, eff + i, j - i)) < 0)
+            goto fail;
+        i = j;
+    }
+    for (uint32_t i = 0; i < w->npend; i++) {
+        struct pending *p = &w->pend[w->order[i]];
+        if (p->rec_off)
+            rc = wtab_set(a, &w->ids, w->seed, inst_key, p->id, DISC_ID_LEN, p->rec_off);
+        else if (old[i])
+            rc = wtab_del(a, &w->ids, w->seed, inst_key, p->id, DISC_ID_LEN);
+        else
+            rc = 0;
+        if (rc < 0)
+            goto fail;
+        if (old[i] &&
+            (rc = sega_retire(a, old[i], SEG_AT(a, struct disc_inst_rec, old[i])->size)) < 0)
+            goto fail;
+    }
+    uint32_t snap;
+    if ((rc = write_snapshot(w, w->gen + 1, &snap)) < 0)
+        goto fail;
+    if ((rc = sega_retire(a, w->snap_off, sizeof(struct disc_snapshot))) < 0)
+        goto fail;
+
+    w->gen++;
+    publish(w, snap, w->gen);
+    w->snap_off = snap;
+    sega_commit_ok(a, w->gen, mono_ns());
+    wtab_commit_done(&w->svc);
+    wtab_commit_done(&w->ids);
+    pend_clear(w);
+    w->commits++;
+    free(eff);
+    free(old);
+    reclaim(w);
+    return (int64_t)w->gen;
+
+fail:
+    sega_commit_fail(a);
+    {
+        const struct disc_snapshot *s = SEG_AT(a, const struct disc_snapshot, w->snap_off);
+        w->svc.off = s->svc_table;
+        w->ids.off = s->id_table;
+        wtab_commit_done(&w->svc);
+        wtab_commit_done(&w->ids);
+    }
+    free(eff);
+    free(old);
+    return rc;
+}
+
+/* ---- grace periods ------------------------------------------------------------------ */
+
+/* Is reader slot i owned by a live reader? The owner holds an OFD lock on
+ * byte i of the slots object; the kernel drops it when the owner dies. */
+static int slot_alive(struct seg_writer *w, uint32_t i)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = i, .l_len = 1};
+    if (fcntl(w->slots_fd, F_OFD_GETLK, &fl) < 0)
+        return 1; /* cannot tell: assume alive (the stall bound still applies) */
+    return fl.l_type != F_UNLCK;
+}
+
+static void reclaim(struct seg_writer *w)
+{
+    struct sega *a = &w->a;
+    if (a->nbatches == 0)
+        return;
+    uint64_t newest = a->batches[a->nbatches - 1].tag;
+    /* Pairs with the reader's xchg on its slot: after this fence, a reader
+     * we do not see announced will load a root at least as new as ours. */
+    atomic_thread_fence(memory_order_seq_cst);
+    uint64_t min_live = UINT64_MAX;
+    for (uint32_t i = 0; i < w->cfg.nslots; i++) {
+        uint64_t v = atomic_load(&w->slots[i].gen); /* seq_cst: see the fence above */
+        if (v == 0 || v >= newest || v >= min_live)
+            continue;
+        if (slot_alive(w, i))
+            min_live = v;
+        else
+            w->dead_slots++;
+    }
+    uint64_t upto = min_live == UINT64_MAX ? newest : min_live;
+
+    /* Overtake readers that pin memory too long, or that pin more than the
+     * budget: reclaim up to `force` even though a live slot is older. */
+    int64_t now = mono_ns(), stall = (int64_t)w->cfg.stall_timeout_ms * 1000000;
+    uint64_t force = 0, pinned = 0;
+    for (uint32_t i = 0; i < a->nbatches; i++) {
+        const struct sega_batch *b = &a->batches[i];
+        if (b->tag > upto && now - b->retired_ns > stall)
+            force = b->tag;
+    }
+    for (uint32_t i = 0; i < a->nbatches; i++)
+        if (a->batches[i].tag > upto && a->batches[i].tag > force)
+            pinned += a->batches[i].bytes;
+    for (uint32_t i = 0; i < a->nbatches && pinned > w->cfg.retired_budget / 2; i++) {
+        const struct sega_batch *b = &a->batches[i];
+        if (b->tag > upto && b->tag > force && pinned > w->cfg.retired_budget) {
+            force = b->tag;
+            pinned -= b->bytes;
+        }
+    }
+    if (force > upto) {
+        upto = force;
+        if (upto > w->overtaken_upto) {
+            w->overtaken_upto = upto;
+            atomic_store_explicit(&w->hdr->overtaken_upto, upto, memory_order_seq_cst);
+            w->overtakes++;
+            atomic_store_explicit(&w->hdr->overtakes, w->overtakes, memory_order_relaxed);
+        }
+    }
+    if (upto > w->reclaimed_upto) {
+        w->reclaimed_upto = upto;
+        atomic_store_explicit(&w->hdr->reclaimed_upto, upto, memory_order_seq_cst);
+    }
+    /* The raised words are visible before any reused byte is written. */
+    atomic_thread_fence(memory_order_seq_cst);
+    sega_reclaim(a, upto);
+    atomic_store_explicit(&w->hdr->used_bytes, sega_used(a), memory_order_relaxed);
+}
+
+void segw_tick(struct seg_writer *w)
+{
+    atomic_store_explicit(&w->hdr->heartbeat_mono_ns, mono_ns(), memory_order_release);
+    reclaim(w);
+}
+
+/* ---- creation and recycling ------------------------------------------------------------ */
+
+static int take_lock(const char *name, int *fd_out)
+{
+    char path[NAME_MAX + 32];
+    snprintf(path, sizeof(path), "/%s.lock", name);
+    int fd = shm_open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+        int e = errno;
+        close(fd);
+        return (e == EAGAIN || e == EACCES) ? -EBUSY : -e;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+static int create_object(const char *shm_name, uint64_t size, mode_t mode, int *fd_out)
+{
+    int fd = shm_open(shm_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -errno;
+    /* fchmod: the umask must not narrow what readers need */
+    if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t)size) < 0) {
+        int e = errno;
+        close(fd);
+        shm_unlink(shm_name);
+        return -e;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+/* Mark the predecessor segment (opened as fd before our rename) RECYCLED
+ * so its readers move to ours. */
+static void recycle_old(int fd, uint64_t successor)
+{
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_size >= (off_t)DISC_HEADER_SIZE) {
+        struct disc_hdr *h =
+            mmap(NULL, DISC_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (h != MAP_FAILED) {
+            if (h->magic == DISC_MAGIC && h->segment_id != successor) {
+                atomic_store_explicit(&h->successor_id, successor, memory_order_relaxed);
+                atomic_store_explicit(&h->status, DISC_SEG_RECYCLED, memory_order_release);
+                atomic_fetch_add_explicit(&h->change_seq, 1, memory_order_release);
+                futex_wake_all(&h->change_seq);
+            }
+            munmap(h, DISC_HEADER_SIZE);
+        }
+    }
+    close(fd);
+}
+
+static int shm_rename(const char *from, const char *to)
+{
+    char a[NAME_MAX + 16], b[NAME_MAX + 16];
+    snprintf(a, sizeof(a), SHM_DIR "%s", from + 1);
+    snprintf(b, sizeof(b), SHM_DIR "%s", to + 1);
+    return rename(a, b) < 0 ? -errno : 0;
+}
+
+int segw_open(const char *name, const struct segw_config *cfg_in, struct seg_writer **out)
+{
+    if (!name || !valid_name(name) || !out)
+        return -EINVAL;
+    struct segw_config cfg = cfg_in ? *cfg_in : (struct segw_config){0};
+    if (!cfg.segment_bytes)
+        cfg.segment_bytes = DEFAULT_SEGMENT_BYTES;
+    if (cfg.segment_bytes < MIN_SEGMENT_BYTES || cfg.segment_bytes > MAX_SEGMENT_BYTES)
+        return -EINVAL;
+    cfg.segment_bytes &= ~4095ull;
+    if (!cfg.nslots)
+        cfg.nslots = DEFAULT_NSLOTS;
+    if (cfg.nslots > MAX_NSLOTS)
+        return -EINVAL;
+    if (!cfg.stall_timeout_ms)
+        cfg.stall_timeout_ms = DEFAULT_STALL_MS;
+    uint32_t arena_end = (uint32_t)(cfg.segment_bytes - 4096); /* last page stays zero */
+    if (!cfg.retired_budget)
+        cfg.retired_budget = (arena_end - DISC_HEADER_SIZE) / 4;
+
+    struct seg_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->lock_fd = w->slots_fd = -1;
+    snprintf(w->name, sizeof(w->name), "%s", name);
+    w->cfg = cfg;
+    int rc = 0, data_fd = -1;
+    char tmp_data[NAME_MAX], tmp_slots[NAME_MAX], fin_data[NAME_MAX], fin_slots[NAME_MAX];
+    snprintf(tmp_data, sizeof(tmp_data), "/%s.new-%d", name, (int)getpid());
+    snprintf(tmp_slots, sizeof(tmp_slots), "/%s.readers.new-%d", name, (int)getpid());
+    snprintf(fin_data, sizeof(fin_data), "/%s", name);
+    snprintf(fin_slots, sizeof(fin_slots), "/%s.readers", name);
+
+    if (!cfg.no_lock && (rc = take_lock(name, &w->lock_fd)) < 0)
+        goto fail;
+    shm_unlink(tmp_data); /* leftovers of a writer with our pid that crashed */
+    shm_unlink(tmp_slots);
+
+    uint64_t ids[2];
+    if (getrandom(ids, sizeof(ids), 0) != sizeof(ids)) {
+        rc = -EIO;
+        goto fail;
+    }
+    ids[0] |= 1; /* never 0 */
+
+    w->slots_bytes = DISC_SLOTS_HDR + (uint64_t)cfg.nslots * DISC_SLOT_SIZE;
+    if ((rc = create_object(tmp_slots, w->slots_bytes, 0666, &w->slots_fd)) < 0)
+        goto fail;
+    w->slots_hdr = mmap(NULL, w->slots_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, w->slots_fd, 0);
+    if (w->slots_hdr == MAP_FAILED) {
+        w->slots_hdr = NULL;
+        rc = -errno;
+        goto fail_unlink;
+    }
+    w->slots_hdr->magic = DISC_SLOTS_MAGIC;
+    w->slots_hdr->segment_id = ids[0];
+    w->slots_hdr->nslots = cfg.nslots;
+    w->slots_hdr->slot_size = DISC_SLOT_SIZE;
+    w->slots = (struct disc_slot *)((unsigned char *)w->slots_hdr + DISC_SLOTS_HDR);
+
+    if ((rc = create_object(tmp_data, cfg.segment_bytes, 0644, &data_fd)) < 0)
+        goto fail_unlink;
+    w->size = cfg.segment_bytes;
+    w->base = mmap(NULL, w->size, PROT_READ | PROT_WRITE, MAP_SHARED, data_fd, 0);
+    close(data_fd);
+    if (w->base == MAP_FAILED) {
+        w->base = NULL;
+        rc = -errno;
+        goto fail_unlink;
+    }
+    w->hdr = (struct disc_hdr *)w->base;
+    w->seed = ids[1];
+    struct disc_hdr *h = w->hdr;
+    h->magic = DISC_MAGIC;
+    h->abi_major = DISC_ABI_MAJOR;
+    h->abi_minor = DISC_ABI_MINOR;
+    h->header_size = DISC_HEADER_SIZE;
+    h->features = DISC_FEAT_CHECKSUMS;
+    h->segment_size = w->size;
+    h->segment_id = ids[0];
+    h->hash_seed = w->seed;
+    h->arena_off = DISC_HEADER_SIZE;
+    h->arena_end = arena_end;
+    h->nslots = cfg.nslots;
+    h->writer_pid = (uint32_t)getpid();
+    h->created_ms = real_ms();
+    atomic_store(&h->status, DISC_SEG_ALIVE);
+    atomic_store(&h->heartbeat_mono_ns, mono_ns());
+
+    if ((rc = sega_init(&w->a, w->base, DISC_HEADER_SIZE, arena_end, cfg.poison)) < 0 ||
+        (rc = wtab_create(&w->a, &w->svc, INITIAL_BUCKETS)) < 0 ||
+        (rc = wtab_create(&w->a, &w->ids, INITIAL_BUCKETS)) < 0)
+        goto fail_unlink;
+    w->gen = 1;
+    if ((rc = write_snapshot(w, w->gen, &w->snap_off)) < 0)
+        goto fail_unlink;
+    wtab_commit_done(&w->svc);
+    wtab_commit_done(&w->ids);
+    publish(w, w->snap_off, w->gen);
+
+    /* Slots first, then data: a reader that pairs new data with old slots
+     * (or the reverse) sees mismatched segment ids and retries. */
+    int old_fd = shm_open(fin_data, O_RDWR | O_CLOEXEC, 0);
+    if ((rc = shm_rename(tmp_slots, fin_slots)) < 0 || (rc = shm_rename(tmp_data, fin_data)) < 0) {
+        if (old_fd >= 0)
+            close(old_fd);
+        goto fail_unlink;
+    }
+    recycle_old(old_fd, ids[0]);
+    *out = w;
+    return 0;
+
+fail_unlink:
+    shm_unlink(tmp_data);
+    shm_unlink(tmp_slots);
+fail:
+    segw_close(w, false);
+    return rc;
+}
+
+void segw_close(struct seg_writer *w, bool unlink)
+{
+    if (!w)
+        return;
+    if (unlink && w->hdr) {
+        char path[NAME_MAX + 32];
+        /* Readers that still map it keep their picture; new opens find nothing. */
+        snprintf(path, sizeof(path), "/%s", w->name);
+        shm_unlink(path);
+        snprintf(path, sizeof(path), "/%s.readers", w->name);
+        shm_unlink(path);
+    }
+    sega_destroy(&w->a);
+    wtab_destroy(&w->svc);
+    wtab_destroy(&w->ids);
+    if (w->base)
+        munmap(w->base, w->size);
+    if (w->slots_hdr)
+        munmap(w->slots_hdr, w->slots_bytes);
+    if (w->slots_fd >= 0)
+        close(w->slots_fd);
+    if (w->lock_fd >= 0)
+        close(w->lock_fd);
+    free(w->pend);
+    free(w->order);
+    free(w);
+}
+
+/* ---- state and stats --------------------------------------------------------------------- */
+
+void segw_set_state(struct seg_writer *w, uint32_t flags, uint32_t degraded_reason,
+                    int64_t degraded_since_ms, int64_t last_sync_ms, uint32_t held_changes)
+{
+    struct disc_hdr *h = w->hdr;
+    atomic_store_explicit(&h->degraded_reason, degraded_reason, memory_order_relaxed);
+    atomic_store_explicit(&h->degraded_since_ms, degraded_since_ms, memory_order_relaxed);
+    atomic_store_explicit(&h->last_sync_ms, last_sync_ms, memory_order_relaxed);
+    atomic_store_explicit(&h->held_changes, held_changes, memory_order_relaxed);
+    /* flags last: a reader that sees a flag (acquire) sees its details */
+    atomic_store_explicit(&h->state_flags, flags, memory_order_release);
+    atomic_fetch_add_explicit(&h->change_seq, 1, memory_order_release);
+    futex_wake_all(&h->change_seq);
+}
+
+void segw_set_snapshot_flags(struct seg_writer *w, uint32_t flags)
+{
+    w->snap_flags = flags;
+}
+
+void segw_stats(const struct seg_writer *w, struct segw_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->generation = w->gen;
+    st->commits = w->commits;
+    st->arena_bytes = w->a.arena_end - w->a.arena_off;
+    st->used_bytes = sega_used(&w->a);
+    st->retired_bytes = w->a.retired_bytes;
+    st->reclaimed_upto = w->reclaimed_upto;
+    st->overtakes = w->overtakes;
+    st->dead_slots = w->dead_slots;
+    st->n_services = wtab_count(&w->a, &w->svc);
+    st->n_instances = wtab_count(&w->a, &w->ids);
+}
+
+uint64_t segw_generation(const struct seg_writer *w)
+{
+    return w->gen;
+}
