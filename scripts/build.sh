@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Configure (CMake + Ninja) and build discshm.
+#
+#   scripts/build.sh [BUILD_DIR] [-DVAR=VALUE ...] [-- NINJA_TARGET ...]
+#
+# BUILD_DIR defaults to build/; a relative path is taken relative to the
+# repository root. Extra -D flags go to cmake (they stick in the cache, as
+# usual with CMake). The build type is RelWithDebInfo (-O2 -g) unless
+# -DCMAKE_BUILD_TYPE=... is given.
+# JOBS=n limits ninja's parallelism.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+build_dir=build
+if [[ $# -gt 0 && "$1" != -* ]]; then
+    build_dir=$1
+    shift
+fi
+[[ "$build_dir" == /* ]] || build_dir="$root/$build_dir"
+
+cmake_flags=()
+targets=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --)
+        shift
+        targets=("$@")
+        break
+        ;;
+    -D*) cmake_flags+=("$1") ;;
+    *)
+        echo "build.sh: unexpected argument '$1' (expected -DVAR=VALUE or -- targets)" >&2
+        exit 2
+        ;;
+    esac
+    shift
+done
+
+# A build dir configured with another generator cannot be reused by -G Ninja.
+cache="$build_dir/CMakeCache.txt"
+if [[ -f "$cache" ]] && ! grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja$' "$cache"; then
+    echo "build.sh: $build_dir was configured with another generator; remove it first" >&2
+    exit 2
+fi
+
+build_type=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+for f in "${cmake_flags[@]}"; do
+    [[ "$f" == -DCMAKE_BUILD_TYPE=* ]] && build_type=()
+done
+
+echo "build.sh: configuring $build_dir ${cmake_flags[*]}"
+cmake -S "$root" -B "$build_dir" -G Ninja "${build_type[@]}" "${cmake_flags[@]}" >/dev/null
+ninja_args=(-C "$build_dir")
+[[ -n "${JOBS:-}" ]] && ninja_args+=(-j "$JOBS")
+echo "build.sh: building ${targets[*]:-all} in $build_dir"
+ninja "${ninja_args[@]}" "${targets[@]}"
