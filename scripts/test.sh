@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Set up, build with -Werror, and run the whole test suite with ctest.
+#
+#   scripts/test.sh [BUILD_DIR] [-DVAR=VALUE ...] [-- CTEST_ARGS ...]
+#
+# BUILD_DIR defaults to build/ (relative paths are relative to the repository
+# root). -D flags go to cmake, e.g.
+#   scripts/test.sh build-asan -DDISC_SANITIZE=address,undefined
+#   scripts/test.sh build-tsan -DDISC_SANITIZE=thread -- -L 'unit|daemon'
+# CTEST_ARGS are added to ctest's (e.g. -L label, -R regex, -E regex).
+# TEST_JOBS=n sets ctest's parallelism (default 2).
+#
+# Sanitizer builds: unless the caller sets them, ASAN_OPTIONS, UBSAN_OPTIONS
+# and TSAN_OPTIONS make the first report fatal and write every report, also
+# from child processes whose output the tests redirect (discd), into
+# BUILD_DIR/sanitizer-logs/. Any report there fails the run and is printed.
+# Exit status: non-zero if the build, any test or any sanitizer report failed.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+build_dir=build
+if [[ $# -gt 0 && "$1" != -* ]]; then
+    build_dir=$1
+    shift
+fi
+[[ "$build_dir" == /* ]] || build_dir="$root/$build_dir"
+
+cmake_flags=()
+ctest_extra=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --)
+        shift
+        ctest_extra=("$@")
+        break
+        ;;
+    -D*) cmake_flags+=("$1") ;;
+    *)
+        echo "test.sh: unexpected argument '$1' (expected -DVAR=VALUE or -- ctest args)" >&2
+        exit 2
+        ;;
+    esac
+    shift
+done
+
+"$root/scripts/setup.sh"
+"$root/scripts/build.sh" "$build_dir" -DDISC_WERROR=ON "${cmake_flags[@]}"
+
+sanitize=$(sed -n 's/^DISC_SANITIZE:STRING=//p' "$build_dir/CMakeCache.txt")
+san_logs="$build_dir/sanitizer-logs"
+rm -rf "$san_logs"
+if [[ -n "$sanitize" ]]; then
+    mkdir -p "$san_logs"
+    # halt_on_error: Criterion runs each test in a worker that leaves with
+    # _exit(), so a report printed only at exit would not fail the test.
+    common="halt_on_error=1:abort_on_error=0:print_stacktrace=1"
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-$common:detect_leaks=1:log_path=$san_logs/asan}"
+    export UBSAN_OPTIONS="${UBSAN_OPTIONS:-$common:log_path=$san_logs/ubsan}"
+    tsan_default="$common:second_deadlock_stack=1:log_path=$san_logs/tsan"
+    if [[ -f "$root/tests/sanitizer/tsan.supp" ]]; then
+        tsan_default+=":suppressions=$root/tests/sanitizer/tsan.supp"
+    fi
+    export TSAN_OPTIONS="${TSAN_OPTIONS:-$tsan_default}"
+    echo "test.sh: sanitizers: $sanitize (reports go to $san_logs)"
+fi
+
+rc=0
+ctest --test-dir "$build_dir" --output-on-failure --no-tests=error -j "${TEST_JOBS:-2}" "${ctest_extra[@]}" || rc=$?
+
+if [[ -n "$sanitize" ]] && compgen -G "$san_logs/*" >/dev/null; then
+    echo "test.sh: sanitizer reports found:" >&2
+    for f in "$san_logs"/*; do
+        echo "===== $f" >&2
+        head -n 150 "$f" >&2
+    done
+    rc=1
+fi
+if [[ $rc -ne 0 ]]; then
+    echo "test.sh: FAILED ($build_dir)" >&2
+else
+    echo "test.sh: all tests passed ($build_dir)"
+fi
+exit "$rc"
