@@ -1,0 +1,455 @@
+/*
+ * test_segment.c — the writer and libdiscshm together: publishing,
+ * copy-on-write, lookups, listing, errors, restarts, permissions.
+ */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "layout.h"
+#include "reader_internal.h"
+#include "segtest.h"
+
+static char name[64];
+static struct seg_writer *w;
+static disc_handle *h;
+static char buf[1 << 20];
+
+static void setup(void)
+{
+    seg_name(name, sizeof(name), "seg");
+    struct segw_config cfg = {.segment_bytes = 64ull << 20, .poison = true};
+    cr_assert_eq(segw_open(name, &cfg, &w), 0);
+    cr_assert_eq(disc_open(name, DISC_OPEN_VERIFY, &h), 0);
+}
+
+static void teardown(void)
+{
+    disc_close(h);
+    h = NULL;
+    segw_close(w, true);
+    w = NULL;
+}
+
+TestSuite(segment, .init = setup, .fini = teardown);
+
+Test(segment, empty_registry)
+{
+    struct disc_instance *list;
+    size_t need = 0;
+    cr_assert_eq(disc_lookup(h, "nothing", buf, sizeof(buf), &list, &need), -ENOENT);
+    cr_assert_eq(disc_count(h, "nothing"), 0);
+    struct disc_status st;
+    cr_assert_eq(disc_status(h, &st), 0);
+    cr_assert_eq(st.generation, 1);
+    cr_assert_eq(st.n_instances, 0);
+    cr_assert(st.flags & DISC_ST_WRITER_ALIVE);
+    cr_assert_eq(st.abi_major, DISC_ABI_MAJOR);
+}
+
+Test(segment, roundtrip_every_field)
+{
+    struct seg_inst s;
+    const struct segw_instance *in = seg_make(&s, 7, "payments", 3);
+    cr_assert_eq(segw_put(w, in), 0);
+    cr_assert_eq(segw_commit(w), 2);
+
+    struct disc_instance *list;
+    size_t need;
+    cr_assert_eq(disc_lookup(h, "payments", buf, sizeof(buf), &list, &need), 1);
+    struct disc_instance *v = &list[0];
+    cr_assert_str_eq(v->id, s.id);
+    cr_assert_str_eq(v->service, "payments");
+    cr_assert_str_eq(v->version, "1.3");
+    cr_assert_str_eq(v->host, "host-a");
+    cr_assert_str_eq(v->az, "az-1");
+    cr_assert_str_eq(v->address, s.address);
+    cr_assert_eq(v->weight, in->weight);
+    cr_assert_eq(v->addr_kind, DISC_ADDR_TCP);
+    cr_assert_eq(v->health, DISC_HEALTH_PASSING);
+    cr_assert_eq(v->origin, DISC_ORIGIN_LOCAL);
+    cr_assert_eq(v->registered_at_ms, 1700000000007LL);
+    cr_assert_eq(v->n_tags, 2);
+    cr_assert_str_eq(disc_instance_tag_get(v, "zone"), "odd");
+    cr_assert_null(disc_instance_tag_get(v, "nope"));
+    struct disc_endpoint ep;
+    cr_assert_eq(disc_instance_endpoint(v, 0, &ep), 0);
+    cr_assert_str_eq(ep.name, "get");
+    cr_assert_str_eq(ep.request_type, "GetReq");
+    cr_assert_str_eq(ep.response_type, "GetResp");
+    cr_assert_eq(ep.mean_us, 100 + 7 % 7);
+    cr_assert_eq(disc_instance_endpoint(v, 1, &ep), -EINVAL);
+    cr_assert(seg_check(v, "payments"));
+
+    struct disc_instance *one;
+    cr_assert_eq(disc_lookup_id(h, s.id, buf, sizeof(buf), &one, &need), 0);
+    cr_assert_str_eq(one->address, s.address);
+    cr_assert_eq(disc_lookup_id(h, "00000000-0000-0000-0000-000000000000", buf, sizeof(buf), &one,
+                                &need),
+                 -ENOENT);
+}
+
+Test(segment, burst_is_one_generation_and_sorted)
+{
+    struct seg_inst s;
+    for (unsigned i = 0; i < 100; i++)
+        cr_assert_eq(segw_put(w, seg_make(&s, 1000 - i, "burst", 0)), 0);
+    cr_assert_eq(segw_pending(w), 100);
+    cr_assert_eq(segw_commit(w), 2, "a burst of 100 changes is one publish");
+    cr_assert_eq(segw_commit(w), 0, "nothing staged: no publish");
+    struct disc_instance *list;
+    size_t need;
+    cr_assert_eq(disc_lookup(h, "burst", buf, sizeof(buf), &list, &need), 100);
+    for (int i = 1; i < 100; i++)
+        cr_assert_lt(strcmp(list[i - 1].id, list[i].id), 0, "instances sorted by id");
+}
+
+Test(segment, update_shares_unchanged_records)
+{
+    struct seg_inst s;
+    for (unsigned i = 0; i < 5; i++)
+        segw_put(w, seg_make(&s, i, "svc", 0));
+    segw_put(w, seg_make(&s, 99, "other", 0));
+    segw_commit(w);
+
+    struct disc_read rd;
+    struct disc_service_view sv;
+    struct disc_instance before[5], other_before;
+    cr_assert_eq(disc_read_begin(h, &rd), 0);
+    cr_assert_eq(disc_read_service(&rd, "svc", &sv), 0);
+    for (unsigned i = 0; i < 5; i++)
+        cr_assert_eq(disc_read_instance(&rd, &sv, i, &before[i]), 0);
+    cr_assert_eq(disc_read_service(&rd, "other", &sv), 0);
+    cr_assert_eq(disc_read_instance(&rd, &sv, 0, &other_before), 0);
+    cr_assert_eq(disc_read_end(&rd), 0);
+
+    /* change instance 2 only */
+    segw_put(w, seg_make(&s, 2, "svc", 1));
+    segw_commit(w);
+
+    cr_assert_eq(disc_read_begin(h, &rd), 0);
+    cr_assert_eq(disc_read_service(&rd, "svc", &sv), 0);
+    cr_assert_eq(sv.n_instances, 5);
+    int changed = 0;
+    for (unsigned i = 0; i < 5; i++) {
+        struct disc_instance v;
+        cr_assert_eq(disc_read_instance(&rd, &sv, i, &v), 0);
+        if (strcmp(v.version, "1.1") == 0) {
+            changed++;
+            cr_assert_neq(v.rec_, before[i].rec_, "changed instance has a new record");
+        } else {
+            cr_assert_eq(v.rec_, before[i].rec_, "unchanged instance record is shared");
+        }
+    }
+    cr_assert_eq(changed, 1);
+    cr_assert_eq(disc_read_service(&rd, "other", &sv), 0);
+    struct disc_instance ov;
+    cr_assert_eq(disc_read_instance(&rd, &sv, 0, &ov), 0);
+    cr_assert_eq(ov.rec_, other_before.rec_, "untouched service shares its instance");
+    cr_assert_eq(disc_read_end(&rd), 0);
+}
+
+Test(segment, delete_and_service_vanishes)
+{
+    struct seg_inst s;
+    segw_put(w, seg_make(&s, 1, "a", 0));
+    segw_put(w, seg_make(&s, 2, "a", 0));
+    segw_commit(w);
+    cr_assert_eq(disc_count(h, "a"), 2);
+    seg_id(s.id, 1);
+    cr_assert_eq(segw_del(w, s.id), 0);
+    segw_commit(w);
+    cr_assert_eq(disc_count(h, "a"), 1);
+    seg_id(s.id, 2);
+    cr_assert_eq(segw_del(w, s.id), 0);
+    segw_commit(w);
+    struct disc_instance *list;
+    size_t need;
+    cr_assert_eq(disc_lookup(h, "a", buf, sizeof(buf), &list, &need), -ENOENT);
+    cr_assert_eq(segw_del(w, s.id), -ENOENT, "deleting an absent id is an error");
+    struct disc_instance *one;
+    cr_assert_eq(disc_lookup_id(h, s.id, buf, sizeof(buf), &one, &need), -ENOENT);
+}
+
+Test(segment, move_between_services)
+{
+    struct seg_inst s;
+    segw_put(w, seg_make(&s, 5, "from", 0));
+    segw_commit(w);
+    segw_put(w, seg_make(&s, 5, "to", 1));
+    segw_commit(w);
+    cr_assert_eq(disc_count(h, "from"), 0);
+    cr_assert_eq(disc_count(h, "to"), 1);
+}
+
+Test(segment, put_then_delete_before_commit)
+{
+    struct seg_inst s;
+    segw_put(w, seg_make(&s, 5, "x", 0));
+    cr_assert_eq(segw_del(w, s.id), 0);
+    segw_commit(w);
+    cr_assert_eq(disc_count(h, "x"), 0);
+}
+
+Test(segment, invalid_puts_change_nothing)
+{
+    struct seg_inst s;
+    const struct segw_instance *good = seg_make(&s, 1, "ok", 0);
+    struct segw_instance bad = *good;
+    bad.id = "short";
+    cr_assert_eq(segw_put(w, &bad), -EINVAL);
+    bad = *good;
+    char longname[DISC_SERVICE_MAX + 2];
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = 0;
+    bad.service = longname;
+    cr_assert_eq(segw_put(w, &bad), -ENAMETOOLONG);
+    bad = *good;
+    bad.service = "";
+    cr_assert_eq(segw_put(w, &bad), -EINVAL);
+    bad = *good;
+    bad.addr_kind = 9;
+    cr_assert_eq(segw_put(w, &bad), -EINVAL);
+    bad = *good;
+    bad.n_tags = DISC_TAGS_MAX + 1;
+    cr_assert_eq(segw_put(w, &bad), -E2BIG);
+    bad = *good;
+    bad.address = NULL;
+    cr_assert_eq(segw_put(w, &bad), -EINVAL);
+    cr_assert_eq(segw_pending(w), 0);
+    cr_assert_eq(segw_commit(w), 0);
+}
+
+Test(segment, buffer_too_small)
+{
+    struct seg_inst s;
+    for (unsigned i = 0; i < 10; i++)
+        segw_put(w, seg_make(&s, i, "big", 0));
+    segw_commit(w);
+    struct disc_instance *list;
+    size_t need = 0;
+    cr_assert_eq(disc_lookup(h, "big", buf, 64, &list, &need), -ENOBUFS);
+    cr_assert_gt(need, 64);
+    cr_assert_eq(disc_lookup(h, "big", buf, need, &list, &need), 10);
+    struct disc_service_info *si;
+    cr_assert_eq(disc_list_services(h, buf, 8, &si, &need), -ENOBUFS);
+    cr_assert_eq(disc_list_services(h, buf, need, &si, &need), 1);
+}
+
+Test(segment, bad_arguments)
+{
+    struct disc_instance *list;
+    size_t need;
+    char longname[DISC_SERVICE_MAX + 10];
+    memset(longname, 'x', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = 0;
+    cr_assert_eq(disc_lookup(h, longname, buf, sizeof(buf), &list, &need), -ENAMETOOLONG);
+    cr_assert_eq(disc_lookup(NULL, "x", buf, sizeof(buf), &list, &need), -EINVAL);
+    disc_handle *h2;
+    cr_assert_eq(disc_open("../etc/passwd", 0, &h2), -EINVAL);
+    cr_assert_eq(disc_open("dtest-does-not-exist", 0, &h2), -ENOENT);
+    cr_assert_eq(disc_open(name, 0x80, &h2), -EINVAL);
+    cr_assert_eq(disc_wait_change(h, NULL, 0), -EINVAL);
+}
+
+Test(segment, env_name)
+{
+    disc_handle *h2;
+    setenv(DISC_NAME_ENV, name, 1);
+    cr_assert_eq(disc_open(NULL, 0, &h2), 0);
+    disc_close(h2);
+    unsetenv(DISC_NAME_ENV);
+}
+
+Test(segment, many_services_resize_and_list)
+{
+    struct seg_inst s;
+    char svc[32];
+    for (unsigned i = 0; i < 3000; i++) {
+        snprintf(svc, sizeof(svc), "svc-%05u", i);
+        cr_assert_eq(segw_put(w, seg_make(&s, i, svc, 0)), 0);
+        if (i % 500 == 499)
+            cr_assert_gt(segw_commit(w), 0);
+    }
+    for (unsigned i = 0; i < 3000; i += 37) {
+        snprintf(svc, sizeof(svc), "svc-%05u", i);
+        cr_assert_eq(disc_count(h, svc), 1, "%s", svc);
+    }
+    struct disc_service_info *si;
+    size_t need;
+    cr_assert_eq(disc_list_services(h, buf, sizeof(buf), &si, &need), 3000);
+    for (unsigned i = 0; i < 3000; i++) {
+        snprintf(svc, sizeof(svc), "svc-%05u", i);
+        cr_assert_str_eq(si[i].name, svc);
+        cr_assert_eq(si[i].n_instances, 1);
+    }
+    /* zero-copy iteration sees each exactly once */
+    struct disc_read rd;
+    cr_assert_eq(disc_read_begin(h, &rd), 0);
+    uint64_t cur = 0;
+    struct disc_service_view sv;
+    unsigned n = 0;
+    while (disc_read_next_service(&rd, &cur, &sv) == 1)
+        n++;
+    cr_assert_eq(disc_read_end(&rd), 0);
+    cr_assert_eq(n, 3000);
+}
+
+Test(segment, memory_is_reclaimed_after_churn)
+{
+    struct seg_inst s;
+    for (unsigned i = 0; i < 100; i++)
+        segw_put(w, seg_make(&s, i, "c", 0));
+    segw_commit(w);
+    struct segw_stats st0, st1;
+    segw_tick(w);
+    segw_stats(w, &st0);
+    for (unsigned rev = 1; rev < 2000; rev++) {
+        segw_put(w, seg_make(&s, rev % 100, "c", rev));
+        cr_assert_gt(segw_commit(w), 0);
+    }
+    segw_tick(w);
+    segw_stats(w, &st1);
+    cr_assert_eq(st1.retired_bytes, 0, "no reader: everything retired is reclaimed");
+    cr_assert_lt(st1.used_bytes, st0.used_bytes + 4096, "used %lu -> %lu",
+                 (unsigned long)st0.used_bytes, (unsigned long)st1.used_bytes);
+    cr_assert_eq(st1.overtakes, 0);
+}
+
+static int child_wait_change(void *arg)
+{
+    const char *n = arg;
+    disc_handle *hh;
+    if (disc_open(n, 0, &hh) < 0)
+        return 10;
+    struct disc_status st;
+    disc_status(hh, &st);
+    uint32_t seen = st.change_seq;
+    int rc = disc_wait_change(hh, &seen, 5000);
+    if (rc != 0)
+        return 11;
+    int c = disc_count(hh, "woke");
+    disc_close(hh);
+    return c == 1 ? 0 : 12;
+}
+
+Test(segment, wait_change_wakes_other_process)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(child_wait_change(name));
+    struct timespec ts = {0, 200000000};
+    nanosleep(&ts, NULL);
+    struct seg_inst s;
+    segw_put(w, seg_make(&s, 1, "woke", 0));
+    segw_commit(w);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+}
+
+Test(segment, wait_change_times_out)
+{
+    struct disc_status st;
+    disc_status(h, &st);
+    uint32_t seen = st.change_seq;
+    cr_assert_eq(disc_wait_change(h, &seen, 50), -ETIMEDOUT);
+}
+
+Test(segment, second_writer_refused)
+{
+    struct seg_writer *w2 = NULL;
+    cr_assert_eq(segw_open(name, NULL, &w2), -EBUSY);
+    cr_assert_null(w2);
+}
+
+Test(segment, restart_reader_follows)
+{
+    struct seg_inst s;
+    segw_put(w, seg_make(&s, 1, "before", 0));
+    segw_commit(w);
+    cr_assert_eq(disc_count(h, "before"), 1);
+    struct disc_status st;
+    disc_status(h, &st);
+    uint32_t seen = st.change_seq;
+
+    /* A crash-and-restart: the old writer's lock is gone with it. */
+    segw_close(w, false);
+    struct segw_config cfg = {.segment_bytes = 64ull << 20};
+    cr_assert_eq(segw_open(name, &cfg, &w), 0);
+    cr_assert_eq(disc_wait_change(h, &seen, 1000), 0, "waiters wake when the segment is recycled");
+    segw_put(w, seg_make(&s, 2, "after", 0));
+    segw_commit(w);
+    cr_assert_eq(disc_count(h, "before"), 0, "the new writer starts from its own picture");
+    cr_assert_eq(disc_count(h, "after"), 1, "the same handle follows the new segment");
+}
+
+Test(segment, data_object_is_read_only_for_readers)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/dev/shm/%s", name);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0644);
+    snprintf(path, sizeof(path), "/dev/shm/%s.readers", name);
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0666);
+
+    /* The library's mapping is PROT_READ: a write through it faults. */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct disc_map *m = atomic_load(&h->cur);
+        ((volatile unsigned char *)m->base)[DISC_HEADER_SIZE] = 1;
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "write must fault, status %d", st);
+
+    /* Another uid cannot open the data object for writing. */
+    if (geteuid() == 0) {
+        pid = fork();
+        if (pid == 0) {
+            if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+                _exit(3);
+            char p[80];
+            snprintf(p, sizeof(p), "/%s", name);
+            int fd = shm_open(p, O_RDWR, 0);
+            if (fd >= 0)
+                _exit(1);
+            disc_handle *hh;
+            _exit(disc_open(name, 0, &hh) == 0 && disc_count(hh, "x") == 0 ? 0 : 2);
+        }
+        waitpid(pid, &st, 0);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "nobody: O_RDWR refused but reading works (status %d)", st);
+    }
+}
+
+struct fork_arg {
+    const char *name;
+};
+
+static int child_reads_after_fork(void *arg)
+{
+    /* A child after fork opens its own handle and reads. */
+    disc_handle *hh;
+    if (disc_open(((struct fork_arg *)arg)->name, DISC_OPEN_VERIFY, &hh) < 0)
+        return 1;
+    int c = disc_count(hh, "forked");
+    disc_close(hh);
+    return c == 3 ? 0 : 2;
+}
+
+Test(segment, fork_child_can_open_and_read)
+{
+    struct seg_inst s;
+    for (unsigned i = 0; i < 3; i++)
+        segw_put(w, seg_make(&s, i, "forked", 0));
+    segw_commit(w);
+    struct fork_arg a = {name};
+    int st = seg_in_child(child_reads_after_fork, &a);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
