@@ -1,0 +1,474 @@
+/* config.c — defaults, config file and flags for discd (see config.h). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "discshm.h"
+
+enum opt_type { OPT_STR, OPT_U32, OPT_U64, OPT_MODE, OPT_LEVEL, OPT_BOOL };
+
+struct opt_def {
+    const char *name;
+    enum opt_type type;
+    size_t offset;
+    size_t size; /* OPT_STR: buffer size */
+    uint64_t min, max;
+    const char *arg;   /* metavariable in --help */
+    const char *deflt; /* default, as shown in --help */
+    bool reloadable;   /* applied on SIGHUP */
+    const char *help;
+};
+
+#define F(field) offsetof(struct discd_config, field), sizeof(((struct discd_config *)0)->field)
+
+static const struct opt_def opts[] = {
+    {"name", OPT_STR, F(name), 1, 0, "NAME", "$DISCSHM_NAME, else \"discshm\"", false,
+     "Registry name: the shared-memory objects are /dev/shm/NAME, NAME.readers and "
+     "NAME.lock. Letters, digits, '.', '_', '-'; at most 200 bytes. Only one discd may "
+     "publish a given name."},
+    {"socket", OPT_STR, F(socket), 1, 0, "PATH", "$RUNTIME_DIR/discd/NAME.sock", false,
+     "Control socket path. RUNTIME_DIR is $XDG_RUNTIME_DIR, else /run for root, else /tmp. "
+     "The directory is created (0755) if missing; a stale socket file is replaced."},
+    {"socket-mode", OPT_MODE, F(socket_mode), 0, 07777, "OCTAL", "0666", false,
+     "Permission bits of the control socket. The default lets every local user register; "
+     "deregister and pass are still limited to the registering uid (or root)."},
+    {"log-level", OPT_LEVEL, F(log_level), 0, 0, "LEVEL", "info", true,
+     "error, warn, info or debug. Logs go to stderr, one line per message with a UTC "
+     "timestamp."},
+    {"check-interval", OPT_U32, F(check_interval_ms), 50, 3600000, "MS", "1000", true,
+     "Default check interval for registrations that do not set check.interval_ms (session "
+     "pings, tcp/http probes)."},
+    {"check-timeout", OPT_U32, F(check_timeout_ms), 1, 3600000, "MS", "500", true,
+     "Default time a ping or probe may take before it counts as missed; clamped to half the "
+     "interval when not below it."},
+    {"check-misses", OPT_U32, F(check_misses), 1, 100, "N", "3", true,
+     "Default number of consecutive missed checks after which an instance is removed."},
+    {"max-connections", OPT_U32, F(max_connections), 1, 1000000, "N", "4096", false,
+     "Control connections served at once; one more is accepted, answered with a \"limit\" "
+     "error and closed. Each connection uses one file descriptor: the soft RLIMIT_NOFILE is "
+     "raised as far as the hard limit allows."},
+    {"max-instances", OPT_U32, F(max_instances), 1, 10000000, "N", "100000", false,
+     "Local registrations held at once; beyond it register fails with \"limit\"."},
+    {"publish-coalesce", OPT_U32, F(publish_coalesce_ms), 0, 1000, "MS", "2", false,
+     "After a change, wait up to MS for more changes so a burst is published as one "
+     "snapshot (0: publish at once)."},
+    {"publish-coalesce-max", OPT_U32, F(publish_coalesce_max), 1, 1000000, "N", "1024", false,
+     "Publish without waiting once N changes are queued."},
+    {"heartbeat", OPT_U32, F(heartbeat_ms), 10, 2000, "MS", "250", false,
+     "How often the writer heartbeat in the segment header is refreshed (and retired memory "
+     "reclaimed). Readers consider a writer dead after 5000 ms without a heartbeat."},
+    {"segment-bytes", OPT_U64, F(segment_bytes), 0, UINT64_C(1) << 40, "BYTES", "268435456", false,
+     "Size of the data segment (sparse on tmpfs; 0: the writer's default)."},
+    {"reader-slots", OPT_U32, F(reader_slots), 0, 1u << 20, "N", "1024", false,
+     "Reader slots (concurrent reader threads across all processes; 0: writer default)."},
+    {"unlink-on-exit", OPT_BOOL, F(unlink_on_exit), 0, 1, NULL, "false", false,
+     "Remove the shared-memory objects on a clean shutdown. By default they stay so readers "
+     "keep the last picture and the next discd recycles them."},
+    {"zk", OPT_STR, F(zk), 0, 0, "CONNECT", "\"\" (standalone)", false,
+     "ZooKeeper connect string (host:port,host:port[/chroot]). Empty: standalone mode, a "
+     "host-local registry."},
+    {"zk-root", OPT_STR, F(zk_root), 1, 0, "PATH", "/discshm", false,
+     "Root znode of the registry in ZooKeeper."},
+    {"zk-session-timeout", OPT_U32, F(zk_session_timeout_ms), 1000, 600000, "MS", "10000", false,
+     "ZooKeeper session timeout requested."},
+    {"host-id", OPT_STR, F(host_id), 1, 0, "ID", "the hostname", false,
+     "This host's id: the default \"host\" of local registrations and its ZooKeeper key."},
+    {"az", OPT_STR, F(az), 0, 0, "ZONE", "\"\"", false,
+     "Availability zone / region: the default \"az\" of local registrations."},
+    {"cache-file", OPT_STR, F(cache_file), 0, 0, "PATH", "\"\" (none)", false,
+     "File cache of the region registry, used when ZooKeeper is unreachable at start-up."},
+};
+
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+static const struct opt_def *find_opt(const char *name)
+{
+    for (size_t i = 0; i < N_OPTS; i++) {
+        if (strcmp(opts[i].name, name) == 0)
+            return &opts[i];
+    }
+    return NULL;
+}
+
+void config_defaults(struct discd_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    const char *env = getenv(DISC_NAME_ENV);
+    snprintf(cfg->name, sizeof(cfg->name), "%s", env && *env ? env : DISC_DEFAULT_NAME);
+    cfg->socket_mode = 0666;
+    cfg->log_level = LOG_LVL_INFO;
+    cfg->check_interval_ms = 1000;
+    cfg->check_timeout_ms = 500;
+    cfg->check_misses = 3;
+    cfg->max_connections = 4096;
+    cfg->max_instances = 100000;
+    cfg->publish_coalesce_ms = 2;
+    cfg->publish_coalesce_max = 1024;
+    cfg->heartbeat_ms = 250;
+    snprintf(cfg->zk_root, sizeof(cfg->zk_root), "/discshm");
+    cfg->zk_session_timeout_ms = 10000;
+}
+
+static int parse_u64(const char *s, int base, uint64_t *out)
+{
+    if (!*s || *s == '-' || isspace((unsigned char)*s))
+        return -EINVAL;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, base);
+    if (errno || *end)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 200 || s[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!(isalnum((unsigned char)c) || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+int config_set(struct discd_config *cfg, const char *key, const char *value, char *err)
+{
+    const struct opt_def *o = find_opt(key);
+    if (!o) {
+        snprintf(err, CONFIG_ERR_MAX, "unknown setting '%s'", key);
+        return -ENOENT;
+    }
+    char *field = (char *)cfg + o->offset;
+    uint64_t v = 0;
+    switch (o->type) {
+    case OPT_STR:
+        if (strlen(value) >= o->size) {
+            snprintf(err, CONFIG_ERR_MAX, "%s: value too long (max %zu bytes)", key, o->size - 1);
+            return -EINVAL;
+        }
+        if (o->min && !*value) {
+            snprintf(err, CONFIG_ERR_MAX, "%s: value must not be empty", key);
+            return -EINVAL;
+        }
+        if (strcmp(key, "name") == 0 && !valid_name(value)) {
+            snprintf(err, CONFIG_ERR_MAX,
+                     "name: '%s' is not a valid registry name (1..200 of A-Z a-z 0-9 . _ -, "
+                     "not starting with '.')",
+                     value);
+            return -EINVAL;
+        }
+        if (strcmp(key, "zk-root") == 0 && value[0] != '/') {
+            snprintf(err, CONFIG_ERR_MAX, "zk-root: must start with '/'");
+            return -EINVAL;
+        }
+        snprintf(field, o->size, "%s", value);
+        return 0;
+    case OPT_LEVEL:
+        if (log_level_parse(value, (enum log_level *)(void *)field) < 0) {
+            snprintf(err, CONFIG_ERR_MAX, "%s: '%s' is not one of error, warn, info, debug", key,
+                     value);
+            return -EINVAL;
+        }
+        return 0;
+    case OPT_BOOL:
+        if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1") ||
+            !strcmp(value, "on"))
+            *(bool *)(void *)field = true;
+        else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0") ||
+                 !strcmp(value, "off"))
+            *(bool *)(void *)field = false;
+        else {
+            snprintf(err, CONFIG_ERR_MAX, "%s: '%s' is not a boolean (true/false)", key, value);
+            return -EINVAL;
+        }
+        return 0;
+    case OPT_U32:
+    case OPT_U64:
+    case OPT_MODE:
+        if (parse_u64(value, o->type == OPT_MODE ? 8 : 10, &v) < 0 || v < o->min || v > o->max) {
+            if (o->type == OPT_MODE)
+                snprintf(err, CONFIG_ERR_MAX, "%s: '%s' is not an octal mode (e.g. 0660)", key,
+                         value);
+            else
+                snprintf(err, CONFIG_ERR_MAX, "%s: '%s' is not an integer in %" PRIu64 "..%" PRIu64,
+                         key, value, o->min, o->max);
+            return -EINVAL;
+        }
+        if (o->type == OPT_U64)
+            *(uint64_t *)(void *)field = v;
+        else
+            *(uint32_t *)(void *)field = (uint32_t)v;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+int config_load_file(struct discd_config *cfg, const char *path, char *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        int e = errno;
+        snprintf(err, CONFIG_ERR_MAX, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    char line[8192];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(err, CONFIG_ERR_MAX, "%s:%d: line too long", path, lineno);
+            rc = -EINVAL;
+            break;
+        }
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, CONFIG_ERR_MAX, "%s:%d: expected 'key = value'", path, lineno);
+            rc = -EINVAL;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *value = trim(eq + 1);
+        char sub[CONFIG_ERR_MAX];
+        if (strcmp(key, "config") == 0) {
+            snprintf(err, CONFIG_ERR_MAX, "%s:%d: 'config' cannot be set in a config file", path,
+                     lineno);
+            rc = -EINVAL;
+            break;
+        }
+        if ((rc = config_set(cfg, key, value, sub)) < 0) {
+            snprintf(err, CONFIG_ERR_MAX, "%s:%d: %.400s", path, lineno, sub);
+            rc = -EINVAL;
+            break;
+        }
+    }
+    fclose(f);
+    if (rc == 0)
+        snprintf(cfg->config_file, sizeof(cfg->config_file), "%s", path);
+    return rc;
+}
+
+/* Long options: every table entry plus config, help, version. */
+enum { OPT_ID_CONFIG = 1000, OPT_ID_HELP, OPT_ID_VERSION };
+
+int config_from_args(struct discd_config *cfg, int argc, char *const argv[], bool *exit_now,
+                     char *err)
+{
+    struct option longopts[N_OPTS + 4];
+    for (size_t i = 0; i < N_OPTS; i++) {
+        longopts[i].name = opts[i].name;
+        longopts[i].has_arg = opts[i].type == OPT_BOOL ? optional_argument : required_argument;
+        longopts[i].flag = NULL;
+        longopts[i].val = (int)i;
+    }
+    longopts[N_OPTS] = (struct option){"config", required_argument, NULL, OPT_ID_CONFIG};
+    longopts[N_OPTS + 1] = (struct option){"help", no_argument, NULL, OPT_ID_HELP};
+    longopts[N_OPTS + 2] = (struct option){"version", no_argument, NULL, OPT_ID_VERSION};
+    longopts[N_OPTS + 3] = (struct option){NULL, 0, NULL, 0};
+
+    *exit_now = false;
+    config_defaults(cfg);
+    /* Two passes: the config file first, so that flags override it. */
+    for (int pass = 0; pass < 2; pass++) {
+        optind = 0; /* full re-initialisation of getopt */
+        opterr = 0;
+        int c, idx;
+        while ((c = getopt_long(argc, argv, ":c:hV", longopts, &idx)) != -1) {
+            if (c == '?' || c == ':') {
+                const char *what = optopt ? NULL : argv[optind - 1];
+                if (c == ':')
+                    snprintf(err, CONFIG_ERR_MAX, "option %s needs a value", argv[optind - 1]);
+                else if (what)
+                    snprintf(err, CONFIG_ERR_MAX, "unknown option '%s' (see --help)", what);
+                else
+                    snprintf(err, CONFIG_ERR_MAX, "unknown option '-%c' (see --help)", optopt);
+                return -EINVAL;
+            }
+            if (c == 'h' || c == OPT_ID_HELP) {
+                if (pass == 0) {
+                    config_usage(stdout);
+                    *exit_now = true;
+                    return 0;
+                }
+                continue;
+            }
+            if (c == 'V' || c == OPT_ID_VERSION) {
+                if (pass == 0) {
+                    printf("discd %s\n", DISCD_VERSION);
+                    *exit_now = true;
+                    return 0;
+                }
+                continue;
+            }
+            if (c == 'c' || c == OPT_ID_CONFIG) {
+                if (pass == 0 && config_load_file(cfg, optarg, err) < 0)
+                    return -EINVAL;
+                continue;
+            }
+            if (pass == 0)
+                continue;
+            const struct opt_def *o = &opts[c];
+            const char *value = optarg;
+            if (o->type == OPT_BOOL && !value)
+                value = "true";
+            char sub[CONFIG_ERR_MAX];
+            if (config_set(cfg, o->name, value, sub) < 0) {
+                snprintf(err, CONFIG_ERR_MAX, "--%.500s", sub);
+                return -EINVAL;
+            }
+        }
+        if (optind < argc) {
+            snprintf(err, CONFIG_ERR_MAX, "unexpected argument '%s' (see --help)", argv[optind]);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int config_finalize(struct discd_config *cfg, char *err)
+{
+    if (!cfg->host_id[0]) {
+        char host[256] = "";
+        if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+            snprintf(host, sizeof(host), "localhost");
+        snprintf(cfg->host_id, sizeof(cfg->host_id), "%s", host);
+    }
+    if (!cfg->socket[0]) {
+        const char *rt = getenv("XDG_RUNTIME_DIR");
+        if (!rt || !*rt)
+            rt = geteuid() == 0 ? "/run" : "/tmp";
+        int n = snprintf(cfg->socket, sizeof(cfg->socket), "%s/discd/%s.sock", rt, cfg->name);
+        if (n < 0 || (size_t)n >= sizeof(cfg->socket)) {
+            snprintf(err, CONFIG_ERR_MAX,
+                     "the default socket path %s/discd/%s.sock is too long; set --socket", rt,
+                     cfg->name);
+            return -ENAMETOOLONG;
+        }
+    }
+    if (cfg->check_timeout_ms >= cfg->check_interval_ms)
+        cfg->check_timeout_ms = cfg->check_interval_ms / 2;
+    return 0;
+}
+
+static void wrap(FILE *out, const char *text, int indent, int width)
+{
+    int col = indent;
+    fprintf(out, "%*s", indent, "");
+    const char *p = text;
+    while (*p) {
+        const char *sp = strchr(p, ' ');
+        int wl = sp ? (int)(sp - p) : (int)strlen(p);
+        if (col > indent && col + wl > width) {
+            fprintf(out, "\n%*s", indent, "");
+            col = indent;
+        }
+        fprintf(out, "%.*s", wl, p);
+        col += wl;
+        p += wl;
+        if (*p == ' ') {
+            p++;
+            if (col < width) {
+                fputc(' ', out);
+                col++;
+            }
+        }
+    }
+    fputc('\n', out);
+}
+
+void config_usage(FILE *out)
+{
+    fprintf(out, "NAME\n"
+                 "    discd - per-host service-discovery daemon publishing into shared memory\n"
+                 "\n"
+                 "SYNOPSIS\n"
+                 "    discd [--config FILE] [OPTION...]\n"
+                 "\n"
+                 "DESCRIPTION\n");
+    wrap(out,
+         "discd accepts service registrations on a unix socket (newline-delimited JSON, see "
+         "docs/PROTOCOL.md), checks the local instances (session pings, tcp, http, ttl), and "
+         "publishes the registry into POSIX shared memory, where libdiscshm readers look it "
+         "up without any system call. Without --zk it runs standalone: a host-local registry. "
+         "It stays in the foreground and logs to stderr.",
+         4, 78);
+    fprintf(out, "\nOPTIONS\n");
+    fprintf(out, "    -c, --config FILE\n");
+    wrap(out,
+         "Read settings from FILE first: one 'key = value' per line, keys are the long option "
+         "names below without '--', '#' starts a comment line. Flags override the file.",
+         8, 78);
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const struct opt_def *o = &opts[i];
+        if (o->arg)
+            fprintf(out, "    --%s %s\n", o->name, o->arg);
+        else
+            fprintf(out, "    --%s[=true|false]\n", o->name);
+        char text[1024];
+        snprintf(text, sizeof(text), "%s Default: %s.%s", o->help, o->deflt,
+                 o->reloadable ? " Reloaded on SIGHUP." : "");
+        wrap(out, text, 8, 78);
+    }
+    fprintf(out, "    -h, --help\n        Print this help and exit.\n");
+    fprintf(out, "    -V, --version\n        Print the version and exit.\n");
+    fprintf(out, "\nSIGNALS\n");
+    wrap(out,
+         "SIGTERM, SIGINT: close the socket and every connection, publish what is pending, "
+         "exit 0.",
+         4, 78);
+    wrap(out,
+         "SIGHUP: re-read the config file (flags still override it) and apply log-level, "
+         "check-interval, check-timeout and check-misses; the check defaults apply to new "
+         "registrations. Other changed settings are reported and need a restart.",
+         4, 78);
+    fprintf(out, "\nENVIRONMENT\n");
+    wrap(out,
+         "DISCSHM_NAME: default registry name. XDG_RUNTIME_DIR: base of the default socket "
+         "path.",
+         4, 78);
+    fprintf(out, "\nEXIT STATUS\n");
+    wrap(out,
+         "0 after a clean shutdown or --help; 1 when the daemon cannot start (bad option or "
+         "config file, another discd already publishes the registry name, socket or "
+         "segment errors).",
+         4, 78);
+    fprintf(out, "\nSEE ALSO\n    docs/DAEMON.md, docs/PROTOCOL.md, discctl(1)\n");
+}
+
+void config_log(const struct discd_config *cfg)
+{
+    log_info("config: name=%s socket=%s socket-mode=%04o log-level=%s config=%s", cfg->name,
+             cfg->socket, cfg->socket_mode, log_level_name(cfg->log_level),
+             cfg->config_file[0] ? cfg->config_file : "(none)");
+    log_info("config: check-interval=%u check-timeout=%u check-misses=%u max-connections=%u "
+             "max-instances=%u publish-coalesce=%u/%u heartbeat=%u",
+             cfg->check_interval_ms, cfg->check_timeout_ms, cfg->check_misses, cfg->max_connections,
+             cfg->max_instances, cfg->publish_coalesce_ms, cfg->publish_coalesce_max,
+             cfg->heartbeat_ms);
+    log_info("config: mode=%s zk=%s zk-root=%s host-id=%s az=%s",
+             cfg->zk[0] ? "zookeeper" : "standalone", cfg->zk[0] ? cfg->zk : "-", cfg->zk_root,
+             cfg->host_id, cfg->az[0] ? cfg->az : "-");
+}

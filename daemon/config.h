@@ -1,0 +1,78 @@
+/*
+ * config.h — discd's settings: defaults, config file, command-line flags.
+ *
+ * Every setting has one name used both as a long flag (--check-interval 500)
+ * and as a config-file key (check-interval = 500). The file format is one
+ * "key = value" per line; blank lines and lines starting with '#' are
+ * ignored; values are taken verbatim after trimming blanks (no quoting).
+ * Precedence: built-in defaults < config file < command-line flags.
+ * docs/DAEMON.md documents every key; config_usage prints the same.
+ */
+#ifndef DISC_CONFIG_H
+#define DISC_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define CONFIG_ERR_MAX 512
+
+struct discd_config {
+    char config_file[4096]; /* --config: the file that was loaded ("" none) */
+    char name[201];         /* registry / shm name */
+    char socket[108];       /* control socket path */
+    uint32_t socket_mode;   /* permission bits of the socket */
+    enum log_level log_level;
+    uint32_t check_interval_ms;
+    uint32_t check_timeout_ms;
+    uint32_t check_misses;
+    uint32_t max_connections;
+    uint32_t max_instances; /* local registrations */
+    uint32_t publish_coalesce_ms;
+    uint32_t publish_coalesce_max;
+    uint32_t heartbeat_ms;  /* segment writer tick */
+    uint64_t segment_bytes; /* 0 = writer default */
+    uint32_t reader_slots;  /* 0 = writer default */
+    bool unlink_on_exit;
+    /* ZooKeeper (stored for the ZooKeeper layer; standalone when zk is "") */
+    char zk[1024];
+    char zk_root[256];
+    uint32_t zk_session_timeout_ms;
+    char host_id[256];
+    char az[65];
+    char cache_file[4096];
+};
+
+/* Fill *cfg with the built-in defaults (name from $DISCSHM_NAME). */
+void config_defaults(struct discd_config *cfg);
+
+/*
+ * Set one setting by its name (without "--"). 0, or -EINVAL/-ENOENT with a
+ * message in err (CONFIG_ERR_MAX bytes).
+ */
+int config_set(struct discd_config *cfg, const char *key, const char *value, char *err);
+
+/* Apply a config file. 0 or -errno with a message ("file:line: ...") in err. */
+int config_load_file(struct discd_config *cfg, const char *path, char *err);
+
+/*
+ * Build the configuration from defaults, the config file named by
+ * --config/-c (if any) and the other flags of argv. Sets *exit_now when
+ * --help or --version was handled (return 0). -EINVAL with err on a bad
+ * flag or value. Does not modify argv.
+ */
+int config_from_args(struct discd_config *cfg, int argc, char *const argv[], bool *exit_now,
+                     char *err);
+
+/* Fill in derived defaults: socket path, host id. Call after loading. */
+int config_finalize(struct discd_config *cfg, char *err);
+
+/* The --help text. */
+void config_usage(FILE *out);
+
+/* Log the effective settings at info level. */
+void config_log(const struct discd_config *cfg);
+
+#endif /* DISC_CONFIG_H */

@@ -1,0 +1,1386 @@
+/* control.c — the control socket server (see control.h, docs/PROTOCOL.md). */
+#include "control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#ifdef DISC_HAVE_HEALTH
+#include "health.h"
+#endif
+
+#define READ_CHUNK  65536u
+#define EPOLL_BATCH 256
+
+struct conn {
+    int fd;
+    uint64_t serial; /* for logs */
+    uid_t uid;
+    pid_t pid;
+    struct conn *prev, *next;
+    /* input: bytes received, not yet consumed */
+    char *in;
+    size_t in_len, in_cap;
+    /* output: out[out_off, out_len) still to send */
+    char *out;
+    size_t out_off, out_len, out_cap;
+    bool closing;    /* close once the output is flushed; read nothing more */
+    bool paused;     /* not reading: output backlog above CONTROL_OUT_HIGH */
+    uint32_t events; /* current epoll interest */
+    /* session instances owned by this connection */
+    char (*sess)[DISC_ID_LEN + 1];
+    size_t n_sess, cap_sess;
+    uint32_t ping_interval_ms, ping_timeout_ms;
+    uint64_t ping_seq, pong_seq;
+    bool ping_pending;
+    uint32_t missed;
+    int64_t next_ping_ms, ping_deadline_ms;
+    ssize_t heap_idx; /* -1: no timer */
+};
+
+struct removal_req {
+    struct removal_req *next;
+    char id[DISC_ID_LEN + 1];
+    char reason[128];
+};
+
+struct control {
+    int lfd, efd, epfd, reserve_fd;
+    char sock_path[108];
+    uint32_t max_conns;
+    char registry_name[201];
+    char version[32];
+    bool zk_configured;
+    struct registry *reg;
+    struct publisher *pub;
+    struct health *health;
+    pthread_t thread;
+    bool joined;
+    atomic_bool stop;
+    atomic_uint n_conns;
+    struct conn *conns; /* list */
+    uint64_t next_serial;
+    int64_t started_ms;
+    /* timers: binary min-heap of connections with session instances */
+    struct conn **heap;
+    size_t heap_len, heap_cap;
+    /* shared with other threads */
+    pthread_mutex_t mu;
+    struct instance_defaults defaults; /* host/az point into def_host/def_az */
+    char def_host[DISC_HOST_MAX + 1];
+    char def_az[DISC_AZ_MAX + 1];
+    struct removal_req *removals;
+    json_t *(*zk_status)(void *);
+    void *zk_status_arg;
+};
+
+static char listen_tag, event_tag; /* epoll data.ptr sentinels */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- timer heap ------------------------------------------------------------------------ */
+
+static int64_t conn_due(const struct conn *cn)
+{
+    return cn->ping_pending && cn->ping_deadline_ms < cn->next_ping_ms ? cn->ping_deadline_ms
+                                                                       : cn->next_ping_ms;
+}
+
+static void heap_swap(struct control *c, size_t a, size_t b)
+{
+    struct conn *t = c->heap[a];
+    c->heap[a] = c->heap[b];
+    c->heap[b] = t;
+    c->heap[a]->heap_idx = (ssize_t)a;
+    c->heap[b]->heap_idx = (ssize_t)b;
+}
+
+static void heap_fix(struct control *c, size_t i)
+{
+    while (i > 0 && conn_due(c->heap[(i - 1) / 2]) > conn_due(c->heap[i])) {
+        heap_swap(c, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < c->heap_len && conn_due(c->heap[l]) < conn_due(c->heap[m]))
+            m = l;
+        if (r < c->heap_len && conn_due(c->heap[r]) < conn_due(c->heap[m]))
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(c, i, m);
+        i = m;
+    }
+}
+
+static int heap_add(struct control *c, struct conn *cn)
+{
+    if (c->heap_len == c->heap_cap) {
+        size_t ncap = c->heap_cap ? c->heap_cap * 2 : 64;
+        struct conn **nh = realloc(c->heap, ncap * sizeof(*nh));
+        if (!nh)
+            return -ENOMEM;
+        c->heap = nh;
+        c->heap_cap = ncap;
+    }
+    c->heap[c->heap_len] = cn;
+    cn->heap_idx = (ssize_t)c->heap_len++;
+    heap_fix(c, (size_t)cn->heap_idx);
+    return 0;
+}
+
+static void heap_del(struct control *c, struct conn *cn)
+{
+    if (cn->heap_idx < 0)
+        return;
+    size_t i = (size_t)cn->heap_idx;
+    cn->heap_idx = -1;
+    c->heap_len--;
+    if (i != c->heap_len) {
+        c->heap[i] = c->heap[c->heap_len];
+        c->heap[i]->heap_idx = (ssize_t)i;
+        heap_fix(c, i);
+    }
+}
+
+/* ---- output -------------------------------------------------------------------------- */
+
+static void conn_set_events(struct control *c, struct conn *cn)
+{
+    uint32_t ev = 0;
+    if (!cn->closing && !cn->paused)
+        ev |= EPOLLIN;
+    if (cn->out_len > cn->out_off)
+        ev |= EPOLLOUT;
+    if (ev == cn->events)
+        return;
+    struct epoll_event e = {.events = ev, .data.ptr = cn};
+    if (epoll_ctl(c->epfd, EPOLL_CTL_MOD, cn->fd, &e) == 0)
+        cn->events = ev;
+}
+
+/* Append bytes to the output buffer. -ENOMEM / -E2BIG (backlog limit). */
+static int out_append(struct conn *cn, const char *data, size_t len)
+{
+    if (cn->out_off > 0 && cn->out_off == cn->out_len)
+        cn->out_off = cn->out_len = 0;
+    size_t need = cn->out_len + len;
+    if (need - cn->out_off > CONTROL_OUT_MAX)
+        return -E2BIG;
+    if (need > cn->out_cap) {
+        if (cn->out_off > 0) { /* compact first */
+            memmove(cn->out, cn->out + cn->out_off, cn->out_len - cn->out_off);
+            cn->out_len -= cn->out_off;
+            cn->out_off = 0;
+            need = cn->out_len + len;
+        }
+        if (need > cn->out_cap) {
+            size_t ncap = cn->out_cap ? cn->out_cap : 4096;
+            while (ncap < need)
+                ncap *= 2;
+            char *nb = realloc(cn->out, ncap);
+            if (!nb)
+                return -ENOMEM;
+            cn->out = nb;
+            cn->out_cap = ncap;
+        }
+    }
+    memcpy(cn->out + cn->out_len, data, len);
+    cn->out_len += len;
+    return 0;
+}
+
+/* Send as much as the socket takes. -1 if the connection is dead. */
+static int conn_flush(struct conn *cn)
+{
+    while (cn->out_off < cn->out_len) {
+        ssize_t n = send(cn->fd, cn->out + cn->out_off, cn->out_len - cn->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -1;
+        }
+        cn->out_off += (size_t)n;
+    }
+    cn->out_off = cn->out_len = 0;
+    if (cn->out_cap > (1u << 20)) { /* give back a big dump buffer */
+        free(cn->out);
+        cn->out = NULL;
+        cn->out_cap = 0;
+    }
+    return 0;
+}
+
+static void send_json(struct conn *cn, json_t *resp)
+{
+    char *s = json_dumps(resp, JSON_COMPACT);
+    json_decref(resp);
+    int rc = s ? out_append(cn, s, strlen(s)) : -ENOMEM;
+    if (rc == 0)
+        rc = out_append(cn, "\n", 1);
+    free(s);
+    if (rc < 0) {
+        log_warn("conn %llu: dropping connection: cannot queue a response (%s)",
+                 (unsigned long long)cn->serial, strerror(-rc));
+        cn->closing = true;
+        cn->out_off = cn->out_len = 0;
+    }
+}
+
+static void reply_error(struct conn *cn, json_t *seq, const char *code, const char *field,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void reply_error(struct conn *cn, json_t *seq, const char *code, const char *field,
+                        const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *err = json_pack("{s:s, s:s}", "code", code, "message", msg);
+    if (err && field && *field)
+        json_object_set_new(err, "field", json_string(field));
+    json_t *resp = json_pack("{s:b, s:o}", "ok", 0, "error", err);
+    if (resp && seq)
+        json_object_set(resp, "seq", seq);
+    log_debug("conn %llu: error %s%s%s: %s", (unsigned long long)cn->serial, code,
+              field && *field ? " at " : "", field ? field : "", msg);
+    send_json(cn, resp);
+}
+
+/* A success response {"ok":true, "seq":..} to which the caller adds fields. */
+static json_t *ok_response(json_t *seq)
+{
+    json_t *resp = json_pack("{s:b}", "ok", 1);
+    if (resp && seq)
+        json_object_set(resp, "seq", seq);
+    return resp;
+}
+
+/* ---- removal of local instances ------------------------------------------------------------ */
+
+static bool has_health_check(const struct instance *inst)
+{
+    return inst->check.kind == CHECK_TCP || inst->check.kind == CHECK_HTTP ||
+           inst->check.kind == CHECK_TTL;
+}
+
+/* Remove a local instance (control thread). 0, -ENOENT, -EPERM. */
+static int remove_local(struct control *c, const char *id, const char *reason)
+{
+    struct instance *inst = NULL;
+    int rc = registry_remove_local(c->reg, id, reason, &inst);
+    if (rc < 0)
+        return rc;
+#ifdef DISC_HAVE_HEALTH
+    if (c->health && has_health_check(inst))
+        health_remove(c->health, id);
+#endif
+    log_info("removed %s (%s %s): %s", inst->id, inst->service, inst->address, reason);
+    instance_unref(inst);
+    return 0;
+}
+
+static void sess_forget(struct conn *cn, const char *id)
+{
+    for (size_t i = 0; i < cn->n_sess; i++) {
+        if (strcmp(cn->sess[i], id) == 0) {
+            memcpy(cn->sess[i], cn->sess[--cn->n_sess], sizeof(cn->sess[0]));
+            return;
+        }
+    }
+}
+
+/* Recompute ping cadence from the connection's live session instances
+ * (drops ids that are gone); stops the timer when none is left. */
+static void sess_refresh(struct control *c, struct conn *cn)
+{
+    uint32_t interval = 0, timeout = 0;
+    for (size_t i = 0; i < cn->n_sess;) {
+        struct instance *inst = registry_get(c->reg, cn->sess[i]);
+        if (!inst) {
+            memcpy(cn->sess[i], cn->sess[--cn->n_sess], sizeof(cn->sess[0]));
+            continue;
+        }
+        if (!interval || inst->check.interval_ms < interval)
+            interval = inst->check.interval_ms;
+        if (!timeout || inst->check.timeout_ms < timeout)
+            timeout = inst->check.timeout_ms;
+        instance_unref(inst);
+        i++;
+    }
+    if (cn->n_sess == 0) {
+        heap_del(c, cn);
+        cn->ping_pending = false;
+        return;
+    }
+    int64_t now = now_ms();
+    bool first = cn->heap_idx < 0;
+    cn->ping_interval_ms = interval;
+    cn->ping_timeout_ms = timeout;
+    if (first || cn->next_ping_ms > now + interval)
+        cn->next_ping_ms = now + interval;
+    if (first)
+        heap_add(c, cn);
+    else
+        heap_fix(c, (size_t)cn->heap_idx);
+}
+
+/* A ping went unanswered: remove the instances whose miss budget is spent. */
+static void sess_missed(struct control *c, struct conn *cn)
+{
+    cn->missed++;
+    log_debug("conn %llu: ping %llu unanswered (%u in a row)", (unsigned long long)cn->serial,
+              (unsigned long long)cn->ping_seq, cn->missed);
+    for (size_t i = 0; i < cn->n_sess;) {
+        struct instance *inst = registry_get(c->reg, cn->sess[i]);
+        if (inst && cn->missed < inst->check.misses) {
+            instance_unref(inst);
+            i++;
+            continue;
+        }
+        if (inst) {
+            char reason[96];
+            snprintf(reason, sizeof(reason), "session check: %u pings unanswered", cn->missed);
+            remove_local(c, inst->id, reason);
+            instance_unref(inst);
+        }
+        memcpy(cn->sess[i], cn->sess[--cn->n_sess], sizeof(cn->sess[0]));
+    }
+}
+
+static void sess_send_ping(struct conn *cn, int64_t now)
+{
+    char line[64];
+    int n = snprintf(line, sizeof(line), "{\"event\":\"ping\",\"seq\":%llu}\n",
+                     (unsigned long long)++cn->ping_seq);
+    if (out_append(cn, line, (size_t)n) == 0) {
+        cn->ping_pending = true;
+        cn->ping_deadline_ms = now + cn->ping_timeout_ms;
+    }
+}
+
+/* ---- connections -------------------------------------------------------------------------------
+ */
+
+static void conn_close(struct control *c, struct conn *cn, const char *why)
+{
+    for (size_t i = 0; i < cn->n_sess; i++)
+        remove_local(c, cn->sess[i], "session connection closed");
+    cn->n_sess = 0;
+    heap_del(c, cn);
+    epoll_ctl(c->epfd, EPOLL_CTL_DEL, cn->fd, NULL);
+    close(cn->fd);
+    if (cn->prev)
+        cn->prev->next = cn->next;
+    else
+        c->conns = cn->next;
+    if (cn->next)
+        cn->next->prev = cn->prev;
+    atomic_fetch_sub(&c->n_conns, 1);
+    log_debug("conn %llu: closed (%s)", (unsigned long long)cn->serial, why);
+    free(cn->in);
+    free(cn->out);
+    free(cn->sess);
+    free(cn);
+}
+
+static void refuse_connection(int fd, const char *msg)
+{
+    char line[256];
+    int n = snprintf(line, sizeof(line),
+                     "{\"ok\":false,\"error\":{\"code\":\"limit\",\"message\":\"%s\"}}\n", msg);
+    ssize_t w = send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w;
+    close(fd);
+}
+
+static void accept_all(struct control *c)
+{
+    for (int budget = 0; budget < 256; budget++) {
+        int fd = accept4(c->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR)
+                continue;
+            if ((errno == EMFILE || errno == ENFILE) && c->reserve_fd >= 0) {
+                /* Out of descriptors: accept with the reserve and refuse. */
+                close(c->reserve_fd);
+                c->reserve_fd = -1;
+                int tmp = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
+                if (tmp >= 0)
+                    refuse_connection(tmp, "out of file descriptors");
+                c->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                log_warn("control: out of file descriptors; refused a connection");
+                continue;
+            }
+            return; /* EAGAIN or a transient error: wait for the next event */
+        }
+        if (atomic_load(&c->n_conns) >= c->max_conns) {
+            refuse_connection(fd, "too many connections");
+            log_warn("control: refused a connection: %u connections open (max-connections)",
+                     c->max_conns);
+            continue;
+        }
+        struct conn *cn = calloc(1, sizeof(*cn));
+        if (!cn) {
+            close(fd);
+            continue;
+        }
+        cn->fd = fd;
+        cn->heap_idx = -1;
+        cn->serial = ++c->next_serial;
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+            cn->uid = cred.uid;
+            cn->pid = cred.pid;
+        } else {
+            cn->uid = (uid_t)-1; /* unknown: never matches an owner, never root */
+        }
+        struct epoll_event e = {.events = EPOLLIN, .data.ptr = cn};
+        if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
+            close(fd);
+            free(cn);
+            continue;
+        }
+        cn->events = EPOLLIN;
+        cn->next = c->conns;
+        if (c->conns)
+            c->conns->prev = cn;
+        c->conns = cn;
+        atomic_fetch_add(&c->n_conns, 1);
+        log_debug("conn %llu: accepted (pid %d uid %u)", (unsigned long long)cn->serial,
+                  (int)cn->pid, (unsigned)cn->uid);
+    }
+}
+
+/* ---- request handlers
+ * ------------------------------------------------------------------------------- */
+
+struct req {
+    struct control *c;
+    struct conn *cn;
+    json_t *msg;
+    json_t *seq; /* borrowed, may be NULL */
+};
+
+/* Read the "id" member: a textual UUID. NULL after replying with an error. */
+static const char *req_id(struct req *r)
+{
+    json_t *v = json_object_get(r->msg, "id");
+    if (!v) {
+        reply_error(r->cn, r->seq, "bad_request", "id", "id is required");
+        return NULL;
+    }
+    if (!json_is_string(v) || instance_check_id(json_string_value(v)) < 0) {
+        reply_error(r->cn, r->seq, "bad_request", "id", "id must be a textual UUID");
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+/* Find a local instance the peer may manage. NULL after replying. */
+static struct instance *req_owned_instance(struct req *r, const char *id)
+{
+    struct instance *inst = registry_get(r->c->reg, id);
+    if (!inst) {
+        reply_error(r->cn, r->seq, "not_found", "id", "no instance %s", id);
+        return NULL;
+    }
+    if (inst->origin != DISC_ORIGIN_LOCAL) {
+        reply_error(r->cn, r->seq, "forbidden", "id",
+                    "instance %s belongs to host %s, not to this daemon", id, inst->host);
+        instance_unref(inst);
+        return NULL;
+    }
+    if (r->cn->uid != 0 && r->cn->uid != inst->owner_uid) {
+        reply_error(r->cn, r->seq, "forbidden", "id",
+                    "instance %s was registered by uid %u; uid %u may not change it", id,
+                    (unsigned)inst->owner_uid, (unsigned)r->cn->uid);
+        instance_unref(inst);
+        return NULL;
+    }
+    return inst;
+}
+
+static void op_register(struct req *r)
+{
+    struct control *c = r->c;
+    struct instance_error ierr = {0};
+    struct instance *inst = NULL;
+    pthread_mutex_lock(&c->mu);
+    int rc = instance_from_request(json_object_get(r->msg, "instance"),
+                                   json_object_get(r->msg, "check"), &c->defaults, &inst, &ierr);
+    pthread_mutex_unlock(&c->mu);
+    if (rc < 0) {
+        reply_error(r->cn, r->seq, ierr.code ? ierr.code : "bad_request", ierr.field, "%s",
+                    ierr.message);
+        return;
+    }
+    inst->owner_uid = r->cn->uid;
+    if (has_health_check(inst)) {
+#ifdef DISC_HAVE_HEALTH
+        struct health_check_def def = {
+            .kind = (enum health_kind)inst->check.kind,
+            .interval_ms = inst->check.interval_ms,
+            .timeout_ms = inst->check.timeout_ms,
+            .misses = inst->check.misses,
+            .ttl_ms = inst->check.ttl_ms,
+        };
+        snprintf(def.target, sizeof(def.target), "%s", inst->check.target);
+        snprintf(def.path, sizeof(def.path), "%s", inst->check.path);
+        rc = c->health ? health_add(c->health, inst->id, &def) : -ENOSYS;
+#else
+        rc = -ENOSYS;
+#endif
+        if (rc < 0) {
+            if (rc == -ENOSYS)
+                reply_error(r->cn, r->seq, "bad_request", "check.type",
+                            "%s checks are not available in this discd",
+                            instance_check_kind_name(inst->check.kind));
+            else if (rc == -EINVAL)
+                reply_error(r->cn, r->seq, "bad_request", "check",
+                            "the health checker refused this check definition");
+            else
+                reply_error(r->cn, r->seq, "internal", NULL, "cannot start the check: %s",
+                            strerror(-rc));
+            instance_unref(inst);
+            return;
+        }
+    }
+    if (inst->check.kind == CHECK_SESSION && r->cn->n_sess == r->cn->cap_sess) {
+        size_t ncap = r->cn->cap_sess ? r->cn->cap_sess * 2 : 4;
+        void *ns = realloc(r->cn->sess, ncap * sizeof(r->cn->sess[0]));
+        if (!ns) {
+            rc = -ENOMEM;
+            goto undo;
+        }
+        r->cn->sess = ns;
+        r->cn->cap_sess = ncap;
+    }
+    rc = registry_add_local(c->reg, inst);
+    if (rc < 0)
+        goto undo;
+    if (inst->check.kind == CHECK_SESSION) {
+        memcpy(r->cn->sess[r->cn->n_sess++], inst->id, sizeof(r->cn->sess[0]));
+        sess_refresh(c, r->cn);
+    }
+    log_info("registered %s: service=%s version=%s address=%s check=%s uid=%u", inst->id,
+             inst->service, inst->version, inst->address,
+             instance_check_kind_name(inst->check.kind), (unsigned)inst->owner_uid);
+    json_t *resp = ok_response(r->seq);
+    json_object_set_new(resp, "id", json_string(inst->id));
+    send_json(r->cn, resp);
+    instance_unref(inst);
+    return;
+undo:
+#ifdef DISC_HAVE_HEALTH
+    if (c->health && has_health_check(inst))
+        health_remove(c->health, inst->id);
+#endif
+    if (rc == -ENOSPC)
+        reply_error(r->cn, r->seq, "limit", NULL,
+                    "too many local instances (max-instances reached)");
+    else
+        reply_error(r->cn, r->seq, "internal", NULL, "cannot register: %s", strerror(-rc));
+    instance_unref(inst);
+}
+
+static void op_deregister(struct req *r)
+{
+    const char *id = req_id(r);
+    if (!id)
+        return;
+    struct instance *inst = req_owned_instance(r, id);
+    if (!inst)
+        return;
+    char reason[64];
+    snprintf(reason, sizeof(reason), "deregistered by uid %u", (unsigned)r->cn->uid);
+    int rc = remove_local(r->c, inst->id, reason);
+    if (rc == 0) {
+        sess_forget(r->cn, inst->id);
+        sess_refresh(r->c, r->cn);
+        send_json(r->cn, ok_response(r->seq));
+    } else {
+        reply_error(r->cn, r->seq, "not_found", "id", "no instance %s", id);
+    }
+    instance_unref(inst);
+}
+
+static void op_pass(struct req *r)
+{
+    const char *id = req_id(r);
+    if (!id)
+        return;
+    struct instance *inst = req_owned_instance(r, id);
+    if (!inst)
+        return;
+    if (inst->check.kind != CHECK_TTL) {
+        reply_error(r->cn, r->seq, "bad_request", "id", "instance %s has a %s check, not ttl", id,
+                    instance_check_kind_name(inst->check.kind));
+        instance_unref(inst);
+        return;
+    }
+    int rc = -ENOENT;
+#ifdef DISC_HAVE_HEALTH
+    if (r->c->health)
+        rc = health_pass(r->c->health, inst->id);
+#endif
+    if (rc == 0)
+        send_json(r->cn, ok_response(r->seq));
+    else
+        reply_error(r->cn, r->seq, "not_found", "id", "instance %s is not being checked", id);
+    instance_unref(inst);
+}
+
+static void op_pong(struct req *r)
+{
+    json_t *v = json_object_get(r->msg, "seq");
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        reply_error(r->cn, NULL, "bad_request", "seq",
+                    "pong needs the integer seq of the ping it answers");
+        return;
+    }
+    uint64_t seq = (uint64_t)json_integer_value(v);
+    struct conn *cn = r->cn;
+    if (seq > cn->ping_seq || seq <= cn->pong_seq)
+        return; /* not a ping we sent, or already answered: ignore */
+    cn->pong_seq = seq;
+    cn->missed = 0;
+    if (seq == cn->ping_seq && cn->ping_pending) {
+        cn->ping_pending = false;
+        if (cn->heap_idx >= 0)
+            heap_fix(r->c, (size_t)cn->heap_idx);
+    }
+}
+
+struct collect {
+    json_t *arr;
+    const char *service;
+    int failed;
+};
+
+static int collect_instance(struct instance *inst, void *arg)
+{
+    struct collect *col = arg;
+    if (col->service && strcmp(inst->service, col->service) != 0)
+        return 0;
+    json_t *o = instance_to_json(inst, inst->origin == DISC_ORIGIN_LOCAL ? INSTANCE_JSON_CHECK : 0);
+    if (!o || json_array_append_new(col->arr, o) < 0)
+        col->failed = 1;
+    return col->failed;
+}
+
+static void send_instances(struct req *r, const char *service)
+{
+    struct collect col = {.arr = json_array(), .service = service};
+    if (!col.arr) {
+        reply_error(r->cn, r->seq, "internal", NULL, "out of memory");
+        return;
+    }
+    registry_foreach(r->c->reg, REGISTRY_ALL, collect_instance, &col);
+    if (col.failed) {
+        json_decref(col.arr);
+        reply_error(r->cn, r->seq, "internal", NULL, "out of memory");
+        return;
+    }
+    json_t *resp = ok_response(r->seq);
+    json_object_set_new(resp, "instances", col.arr);
+    send_json(r->cn, resp);
+}
+
+static void op_query(struct req *r)
+{
+    json_t *v = json_object_get(r->msg, "service");
+    if (!v) {
+        reply_error(r->cn, r->seq, "bad_request", "service", "service is required");
+        return;
+    }
+    if (!json_is_string(v) || instance_check_service_name(json_string_value(v)) < 0) {
+        reply_error(r->cn, r->seq, "bad_request", "service",
+                    "service must be a service name (1..255 of letters, digits, . _ : -)");
+        return;
+    }
+    send_instances(r, json_string_value(v));
+}
+
+static void op_dump(struct req *r)
+{
+    send_instances(r, NULL);
+}
+
+/* services: name -> {"versions": {v:true}, "instances": N} */
+static int collect_service(struct instance *inst, void *arg)
+{
+    json_t *map = arg;
+    json_t *s = json_object_get(map, inst->service);
+    if (!s) {
+        s = json_pack("{s:{}, s:i}", "versions", "instances", 0);
+        if (!s || json_object_set_new(map, inst->service, s) < 0)
+            return 1;
+    }
+    json_object_set_new(json_object_get(s, "versions"), inst->version, json_true());
+    json_t *n = json_object_get(s, "instances");
+    json_integer_set(n, json_integer_value(n) + 1);
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Keys of a JSON object, sorted (array of borrowed strings; free() it). */
+static const char **sorted_keys(json_t *obj, size_t *n)
+{
+    *n = json_object_size(obj);
+    const char **keys = malloc((*n ? *n : 1) * sizeof(*keys));
+    if (!keys)
+        return NULL;
+    size_t i = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v)
+    {
+        (void)v;
+        keys[i++] = k;
+    }
+    qsort(keys, *n, sizeof(*keys), cmp_str);
+    return keys;
+}
+
+static void op_services(struct req *r)
+{
+    json_t *map = json_object();
+    json_t *arr = json_array();
+    size_t n = 0;
+    const char **keys = NULL;
+    if (!map || !arr || registry_foreach(r->c->reg, REGISTRY_ALL, collect_service, map) != 0 ||
+        !(keys = sorted_keys(map, &n))) {
+        json_decref(map);
+        json_decref(arr);
+        reply_error(r->cn, r->seq, "internal", NULL, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *s = json_object_get(map, keys[i]);
+        json_t *vers = json_array();
+        size_t nv = 0;
+        const char **vk = sorted_keys(json_object_get(s, "versions"), &nv);
+        for (size_t j = 0; vk && j < nv; j++)
+            json_array_append_new(vers, json_string(vk[j]));
+        free(vk);
+        json_array_append_new(arr, json_pack("{s:s, s:o, s:O}", "name", keys[i], "versions", vers,
+                                             "instances", json_object_get(s, "instances")));
+    }
+    free(keys);
+    json_decref(map);
+    json_t *resp = ok_response(r->seq);
+    json_object_set_new(resp, "services", arr);
+    send_json(r->cn, resp);
+}
+
+/* endpoints: "service.endpoint\nversion" -> aggregate */
+static int collect_endpoint(struct instance *inst, void *arg)
+{
+    json_t *map = arg;
+    for (uint16_t i = 0; i < inst->n_endpoints; i++) {
+        const struct segw_endpoint *e = &inst->endpoints[i];
+        char key[DISC_SERVICE_MAX + DISC_ENDPOINT_NAME_MAX + DISC_VERSION_MAX + 4];
+        snprintf(key, sizeof(key), "%s.%s\n%s", inst->service, e->name, inst->version);
+        json_t *a = json_object_get(map, key);
+        if (!a) {
+            char name[DISC_SERVICE_MAX + DISC_ENDPOINT_NAME_MAX + 2];
+            snprintf(name, sizeof(name), "%s.%s", inst->service, e->name);
+            a = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:i}", "name", name, "version",
+                          inst->version, "request", e->request_type, "response", e->response_type,
+                          "mean_sum", (json_int_t)0, "mean_n", (json_int_t)0, "p95_us",
+                          (json_int_t)0, "instances", 0);
+            if (!a || json_object_set_new(map, key, a) < 0)
+                return 1;
+        }
+        json_t *cnt = json_object_get(a, "instances");
+        json_integer_set(cnt, json_integer_value(cnt) + 1);
+        if (e->mean_us) {
+            json_t *s = json_object_get(a, "mean_sum"), *n = json_object_get(a, "mean_n");
+            json_integer_set(s, json_integer_value(s) + e->mean_us);
+            json_integer_set(n, json_integer_value(n) + 1);
+        }
+        json_t *p = json_object_get(a, "p95_us");
+        if (e->p95_us > json_integer_value(p))
+            json_integer_set(p, e->p95_us);
+    }
+    return 0;
+}
+
+static void op_endpoints(struct req *r)
+{
+    json_t *map = json_object();
+    json_t *arr = json_array();
+    size_t n = 0;
+    const char **keys = NULL;
+    if (!map || !arr || registry_foreach(r->c->reg, REGISTRY_ALL, collect_endpoint, map) != 0 ||
+        !(keys = sorted_keys(map, &n))) {
+        json_decref(map);
+        json_decref(arr);
+        reply_error(r->cn, r->seq, "internal", NULL, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *a = json_object_get(map, keys[i]);
+        json_int_t sum = json_integer_value(json_object_get(a, "mean_sum"));
+        json_int_t cnt = json_integer_value(json_object_get(a, "mean_n"));
+        json_object_del(a, "mean_sum");
+        json_object_del(a, "mean_n");
+        json_object_set_new(a, "mean_us", json_integer(cnt ? sum / cnt : 0));
+        json_array_append(arr, a);
+    }
+    free(keys);
+    json_decref(map);
+    json_t *resp = ok_response(r->seq);
+    json_object_set_new(resp, "endpoints", arr);
+    send_json(r->cn, resp);
+}
+
+static int count_service(struct instance *inst, void *arg)
+{
+    return json_object_set_new(arg, inst->service, json_true()) < 0;
+}
+
+static void op_status(struct req *r)
+{
+    struct control *c = r->c;
+    struct publisher_stats ps;
+    publisher_get_stats(c->pub, &ps);
+    json_t *set = json_object();
+    if (set)
+        registry_foreach(c->reg, REGISTRY_ALL, count_service, set);
+    uint32_t nl = registry_count_local(c->reg), nr = registry_count_remote(c->reg);
+    json_t *zk = NULL;
+    pthread_mutex_lock(&c->mu);
+    json_t *(*hook)(void *) = c->zk_status;
+    void *hook_arg = c->zk_status_arg;
+    char host[DISC_HOST_MAX + 1];
+    snprintf(host, sizeof(host), "%s", c->def_host);
+    pthread_mutex_unlock(&c->mu);
+    if (hook)
+        zk = hook(hook_arg);
+    if (!zk)
+        zk = json_pack("{s:b, s:s}", "configured", c->zk_configured, "state",
+                       c->zk_configured ? "unknown" : "standalone");
+    json_t *resp = ok_response(r->seq);
+    json_object_set_new(resp, "registry", json_string(c->registry_name));
+    json_object_set_new(resp, "generation", json_integer((json_int_t)ps.generation));
+    json_object_set_new(resp, "instances", json_integer((json_int_t)nl + nr));
+    json_object_set_new(resp, "local_instances", json_integer(nl));
+    json_object_set_new(resp, "services", json_integer((json_int_t)json_object_size(set)));
+    json_object_set_new(resp, "connections", json_integer(atomic_load(&c->n_conns)));
+    json_object_set_new(resp, "uptime_s", json_integer((now_ms() - c->started_ms) / 1000));
+    json_object_set_new(resp, "zookeeper", zk);
+    json_object_set_new(resp, "version", json_string(c->version));
+    json_object_set_new(resp, "pid", json_integer(getpid()));
+    json_object_set_new(resp, "host_id", json_string(host));
+    json_object_set_new(resp, "publisher",
+                        json_pack("{s:I, s:I, s:I, s:I}", "commits", (json_int_t)ps.commits,
+                                  "changes", (json_int_t)ps.changes, "commit_errors",
+                                  (json_int_t)ps.commit_errors, "last_commit_us",
+                                  (json_int_t)ps.last_commit_us));
+    json_decref(set);
+    send_json(r->cn, resp);
+}
+
+struct op_def {
+    const char *name;
+    void (*fn)(struct req *);
+};
+
+static const struct op_def ops[] = {
+    {"register", op_register},   {"deregister", op_deregister}, {"pass", op_pass},
+    {"pong", op_pong},           {"query", op_query},           {"services", op_services},
+    {"endpoints", op_endpoints}, {"status", op_status},         {"dump", op_dump},
+};
+
+static void handle_line(struct control *c, struct conn *cn, const char *line, size_t len)
+{
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+        len--;
+    size_t skip = 0;
+    while (skip < len && (line[skip] == ' ' || line[skip] == '\t'))
+        skip++;
+    if (skip == len)
+        return; /* blank line: not a request */
+    json_error_t jerr;
+    json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!msg) {
+        reply_error(cn, NULL, "bad_json", NULL, "invalid JSON at byte %d: %s", jerr.position,
+                    jerr.text);
+        return;
+    }
+    struct req r = {.c = c, .cn = cn, .msg = msg};
+    if (!json_is_object(msg)) {
+        reply_error(cn, NULL, "bad_request", NULL, "a request must be a JSON object");
+        goto out;
+    }
+    json_t *seq = json_object_get(msg, "seq");
+    if (seq && !json_is_integer(seq)) {
+        reply_error(cn, NULL, "bad_request", "seq", "seq must be an integer");
+        goto out;
+    }
+    r.seq = seq;
+    json_t *op = json_object_get(msg, "op");
+    if (!op) {
+        reply_error(cn, seq, "bad_request", "op", "op is required");
+        goto out;
+    }
+    if (!json_is_string(op)) {
+        reply_error(cn, seq, "bad_request", "op", "op must be a string");
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        if (strcmp(json_string_value(op), ops[i].name) == 0) {
+            ops[i].fn(&r);
+            goto out;
+        }
+    }
+    reply_error(cn, seq, "unknown_op", "op",
+                "unknown op (expected register, deregister, pass, pong, query, services, "
+                "endpoints, status or dump)");
+out:
+    json_decref(msg);
+}
+
+/* Consume complete lines from the input buffer while the output backlog
+ * allows. */
+static void process_input(struct control *c, struct conn *cn)
+{
+    size_t off = 0;
+    while (!cn->closing) {
+        if (cn->out_len - cn->out_off > CONTROL_OUT_HIGH) {
+            cn->paused = true;
+            break;
+        }
+        char *start = cn->in + off;
+        size_t avail = cn->in_len - off;
+        size_t scan = avail < CONTROL_MAX_LINE + 1 ? avail : CONTROL_MAX_LINE + 1;
+        char *nl = memchr(start, '\n', scan);
+        if (!nl) {
+            if (avail > CONTROL_MAX_LINE) {
+                reply_error(cn, NULL, "too_large", NULL,
+                            "request line longer than %u bytes; closing the connection",
+                            CONTROL_MAX_LINE);
+                cn->closing = true;
+            }
+            break;
+        }
+        handle_line(c, cn, start, (size_t)(nl - start));
+        off += (size_t)(nl - start) + 1;
+    }
+    if (off > 0) {
+        memmove(cn->in, cn->in + off, cn->in_len - off);
+        cn->in_len -= off;
+    }
+    if (cn->closing)
+        cn->in_len = 0;
+}
+
+/* Returns false if the connection was closed. */
+static bool conn_readable(struct control *c, struct conn *cn)
+{
+    if (cn->in_cap - cn->in_len < READ_CHUNK) {
+        size_t ncap = cn->in_len + READ_CHUNK;
+        char *nb = realloc(cn->in, ncap);
+        if (!nb) {
+            conn_close(c, cn, "out of memory");
+            return false;
+        }
+        cn->in = nb;
+        cn->in_cap = ncap;
+    }
+    ssize_t n = recv(cn->fd, cn->in + cn->in_len, cn->in_cap - cn->in_len, MSG_DONTWAIT);
+    if (n == 0) {
+        /* End of requests (maybe only a half-close): answer what was sent,
+         * including a last line without "\n", then close. */
+        process_input(c, cn);
+        if (!cn->closing && cn->in_len > 0 && !cn->paused)
+            handle_line(c, cn, cn->in, cn->in_len);
+        if (!cn->paused) {
+            cn->closing = true;
+            cn->in_len = 0;
+        }
+        if (cn->out_len == cn->out_off && !cn->paused) {
+            conn_close(c, cn, "peer closed");
+            return false;
+        }
+        return true;
+    }
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR || errno == EWOULDBLOCK)
+            return true;
+        conn_close(c, cn, strerror(errno));
+        return false;
+    }
+    cn->in_len += (size_t)n;
+    process_input(c, cn);
+    /* Idle connections keep no big buffer. */
+    if (cn->in_len == 0 && cn->in_cap > READ_CHUNK) {
+        free(cn->in);
+        cn->in = NULL;
+        cn->in_cap = 0;
+    }
+    return true;
+}
+
+/* After output progress: resume a paused connection, close a finished one. */
+static bool conn_after_io(struct control *c, struct conn *cn)
+{
+    if (conn_flush(cn) < 0) {
+        conn_close(c, cn, "send failed");
+        return false;
+    }
+    if (cn->paused && cn->out_len - cn->out_off <= CONTROL_OUT_HIGH / 2) {
+        cn->paused = false;
+        process_input(c, cn);
+        if (conn_flush(cn) < 0) {
+            conn_close(c, cn, "send failed");
+            return false;
+        }
+    }
+    if (cn->closing && cn->out_len == cn->out_off) {
+        conn_close(c, cn, "closed by server after an error");
+        return false;
+    }
+    conn_set_events(c, cn);
+    return true;
+}
+
+static void run_timers(struct control *c)
+{
+    int64_t now = now_ms();
+    for (int budget = 0; budget < 4096 && c->heap_len > 0; budget++) {
+        struct conn *cn = c->heap[0];
+        if (conn_due(cn) > now)
+            break;
+        if (cn->ping_pending && now >= cn->ping_deadline_ms) {
+            cn->ping_pending = false;
+            sess_missed(c, cn);
+        }
+        if (cn->n_sess > 0 && now >= cn->next_ping_ms) {
+            sess_send_ping(cn, now);
+            cn->next_ping_ms = now + cn->ping_interval_ms;
+        }
+        if (cn->n_sess == 0) {
+            heap_del(c, cn);
+            cn->ping_pending = false;
+        } else {
+            heap_fix(c, 0);
+        }
+        conn_after_io(c, cn);
+    }
+}
+
+static void run_removals(struct control *c)
+{
+    uint64_t v;
+    ssize_t n = read(c->efd, &v, sizeof(v));
+    (void)n;
+    pthread_mutex_lock(&c->mu);
+    struct removal_req *list = c->removals;
+    c->removals = NULL;
+    pthread_mutex_unlock(&c->mu);
+    while (list) {
+        struct removal_req *next = list->next;
+        if (remove_local(c, list->id, list->reason) < 0)
+            log_debug("removal of %s (%s) skipped: not registered", list->id, list->reason);
+        free(list);
+        list = next;
+    }
+}
+
+static int epoll_timeout(struct control *c)
+{
+    if (c->heap_len == 0)
+        return -1; /* no session instances: sleep until something happens */
+    int64_t d = conn_due(c->heap[0]) - now_ms();
+    return d < 0 ? 0 : d > 60000 ? 60000 : (int)d;
+}
+
+static void *control_main(void *arg)
+{
+    struct control *c = arg;
+    registry_thread_online();
+    struct epoll_event evs[EPOLL_BATCH];
+    while (!atomic_load(&c->stop)) {
+        int n = epoll_wait(c->epfd, evs, EPOLL_BATCH, epoll_timeout(c));
+        if (n < 0 && errno != EINTR) {
+            log_error("control: epoll_wait: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            void *p = evs[i].data.ptr;
+            if (p == &listen_tag) {
+                accept_all(c);
+                continue;
+            }
+            if (p == &event_tag) {
+                run_removals(c);
+                continue;
+            }
+            /* Each connection appears at most once per batch and only its own
+             * event closes it, so cn is valid here. */
+            struct conn *cn = p;
+            uint32_t ev = evs[i].events;
+            if ((ev & EPOLLIN) && !conn_readable(c, cn))
+                continue;
+            if ((ev & (EPOLLERR | EPOLLHUP)) && !(ev & EPOLLIN)) {
+                conn_close(c, cn, "hang-up");
+                continue;
+            }
+            conn_after_io(c, cn);
+        }
+        run_timers(c);
+    }
+    registry_thread_offline();
+    return NULL;
+}
+
+/* ---- setup
+ * -------------------------------------------------------------------------------------------- */
+
+static int make_socket(struct control *c, const struct control_config *cfg, char *err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(cfg->socket_path) >= sizeof(sa.sun_path)) {
+        snprintf(err, 256, "socket path %s is too long", cfg->socket_path);
+        return -ENAMETOOLONG;
+    }
+    strcpy(sa.sun_path, cfg->socket_path);
+    snprintf(c->sock_path, sizeof(c->sock_path), "%s", cfg->socket_path);
+    /* Create the parent directory if it is missing (one level). */
+    char dir[sizeof(sa.sun_path)];
+    snprintf(dir, sizeof(dir), "%s", cfg->socket_path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+            int e = errno;
+            snprintf(err, 256, "cannot create %s: %s", dir, strerror(e));
+            return -e;
+        }
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, 256, "socket: %s", strerror(e));
+        return -e;
+    }
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno == EADDRINUSE) {
+        /* Something is there: a live server, or a stale socket file. */
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        if (probe >= 0)
+            close(probe);
+        struct stat st;
+        if (live || lstat(cfg->socket_path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+            close(fd);
+            snprintf(err, 256, "%s is in use (%s)", cfg->socket_path,
+                     live ? "another server answers on it" : "not a socket");
+            return -EADDRINUSE;
+        }
+        unlink(cfg->socket_path);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            goto bound;
+    } else {
+        goto bound;
+    }
+    {
+        int e = errno;
+        close(fd);
+        snprintf(err, 256, "bind %s: %s", cfg->socket_path, strerror(e));
+        return -e;
+    }
+bound:
+    if (chmod(cfg->socket_path, cfg->socket_mode) < 0 || listen(fd, SOMAXCONN) < 0) {
+        int e = errno;
+        close(fd);
+        unlink(cfg->socket_path);
+        snprintf(err, 256, "socket %s: %s", cfg->socket_path, strerror(e));
+        return -e;
+    }
+    c->lfd = fd;
+    return 0;
+}
+
+static void set_defaults_locked(struct control *c, const struct instance_defaults *def)
+{
+    snprintf(c->def_host, sizeof(c->def_host), "%s", def->host ? def->host : "");
+    snprintf(c->def_az, sizeof(c->def_az), "%s", def->az ? def->az : "");
+    c->defaults = *def;
+    c->defaults.host = c->def_host;
+    c->defaults.az = c->def_az;
+}
+
+int control_start(const struct control_config *cfg, struct registry *reg, struct publisher *pub,
+                  struct health *health, struct control **out, char *err)
+{
+    struct control *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, 256, "out of memory");
+        return -ENOMEM;
+    }
+    c->lfd = c->efd = c->epfd = -1;
+    c->reg = reg;
+    c->pub = pub;
+    c->health = health;
+    c->max_conns = cfg->max_connections ? cfg->max_connections : 4096;
+    c->zk_configured = cfg->zk_configured;
+    c->started_ms = now_ms();
+    snprintf(c->registry_name, sizeof(c->registry_name), "%s", cfg->registry_name);
+    snprintf(c->version, sizeof(c->version), "%s", cfg->version ? cfg->version : "");
+    pthread_mutex_init(&c->mu, NULL);
+    set_defaults_locked(c, &cfg->defaults);
+    int rc = make_socket(c, cfg, err);
+    if (rc < 0)
+        goto fail;
+    c->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    c->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (c->efd < 0 || c->epfd < 0) {
+        rc = -errno;
+        snprintf(err, 256, "epoll/eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = &listen_tag};
+    struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &event_tag};
+    if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->lfd, &e) < 0 ||
+        epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->efd, &e2) < 0) {
+        rc = -errno;
+        snprintf(err, 256, "epoll_ctl: %s", strerror(errno));
+        goto fail;
+    }
+    rc = pthread_create(&c->thread, NULL, control_main, c);
+    if (rc != 0) {
+        rc = -rc;
+        snprintf(err, 256, "pthread_create: %s", strerror(-rc));
+        goto fail;
+    }
+    *out = c;
+    return 0;
+fail:
+    if (c->lfd >= 0) {
+        close(c->lfd);
+        unlink(c->sock_path);
+    }
+    if (c->efd >= 0)
+        close(c->efd);
+    if (c->epfd >= 0)
+        close(c->epfd);
+    if (c->reserve_fd > 0)
+        close(c->reserve_fd);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+    return rc;
+}
+
+void control_halt(struct control *c)
+{
+    if (!c || c->joined)
+        return;
+    atomic_store(&c->stop, true);
+    uint64_t one = 1;
+    ssize_t w = write(c->efd, &one, sizeof(one));
+    (void)w;
+    pthread_join(c->thread, NULL);
+    c->joined = true;
+}
+
+void control_stop(struct control *c)
+{
+    if (!c)
+        return;
+    control_halt(c);
+    close(c->lfd);
+    unlink(c->sock_path);
+    while (c->conns) {
+        struct conn *cn = c->conns;
+        c->conns = cn->next;
+        close(cn->fd);
+        free(cn->in);
+        free(cn->out);
+        free(cn->sess);
+        free(cn);
+    }
+    while (c->removals) {
+        struct removal_req *next = c->removals->next;
+        free(c->removals);
+        c->removals = next;
+    }
+    close(c->efd);
+    close(c->epfd);
+    if (c->reserve_fd >= 0)
+        close(c->reserve_fd);
+    free(c->heap);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+void control_set_defaults(struct control *c, const struct instance_defaults *def)
+{
+    pthread_mutex_lock(&c->mu);
+    set_defaults_locked(c, def);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void control_request_removal(struct control *c, const char *id, const char *reason)
+{
+    struct removal_req *rq = calloc(1, sizeof(*rq));
+    if (!rq) {
+        log_error("cannot queue the removal of %s: out of memory", id);
+        return;
+    }
+    snprintf(rq->id, sizeof(rq->id), "%s", id);
+    snprintf(rq->reason, sizeof(rq->reason), "%s", reason ? reason : "check failed");
+    pthread_mutex_lock(&c->mu);
+    rq->next = c->removals;
+    c->removals = rq;
+    pthread_mutex_unlock(&c->mu);
+    uint64_t one = 1;
+    ssize_t w = write(c->efd, &one, sizeof(one));
+    (void)w;
+}
+
+void control_set_zk_status(struct control *c, json_t *(*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&c->mu);
+    c->zk_status = fn;
+    c->zk_status_arg = arg;
+    pthread_mutex_unlock(&c->mu);
+}
+
+uint32_t control_connections(struct control *c)
+{
+    return atomic_load(&c->n_conns);
+}

@@ -1,0 +1,80 @@
+/*
+ * control.h — discd's control socket: the newline-delimited JSON protocol of
+ * docs/PROTOCOL.md on a unix stream socket, served by one epoll thread.
+ *
+ * The thread owns every local registration's lifecycle: register,
+ * deregister, session checks (pings on the registering connection),
+ * removals requested by the health checker. Remote instances are only
+ * read here (query/dump/services/...).
+ *
+ * Limits (see docs/PROTOCOL.md): a request line may be at most
+ * CONTROL_MAX_LINE bytes (else a too_large error and the connection is
+ * closed); at most max_connections connections (one more is accepted,
+ * told "limit" and closed); a connection that does not read its responses
+ * stops being read once CONTROL_OUT_HIGH bytes are pending. Idle
+ * connections cost no CPU: there are no timers except pings for
+ * connections that own session instances.
+ */
+#ifndef DISC_CONTROL_H
+#define DISC_CONTROL_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "instance.h"
+#include "publisher.h"
+#include "registry.h"
+
+#define CONTROL_MAX_LINE 65536u       /* bytes per request line, without "\n" */
+#define CONTROL_OUT_HIGH (1u << 20)   /* stop reading requests above this backlog */
+#define CONTROL_OUT_MAX  (512u << 20) /* drop a connection whose backlog exceeds this */
+
+struct control;
+struct health;
+
+struct control_config {
+    const char *socket_path;
+    uint32_t socket_mode; /* chmod of the socket */
+    uint32_t max_connections;
+    const char *registry_name;         /* for status */
+    const char *version;               /* for status */
+    bool zk_configured;                /* for status when no zk hook is set */
+    struct instance_defaults defaults; /* copied */
+};
+
+/*
+ * Create the socket (replacing a stale socket file; -EADDRINUSE if a live
+ * server answers on it) and start the control thread. health may be NULL
+ * (tcp/http/ttl registrations are then refused). Returns 0 and *out, or
+ * -errno with a message in err (256 bytes).
+ */
+int control_start(const struct control_config *cfg, struct registry *reg, struct publisher *pub,
+                  struct health *health, struct control **out, char *err);
+
+/* Stop the control thread (no more requests, no more health_* calls) but
+ * keep the object: control_request_removal stays safe to call. */
+void control_halt(struct control *c);
+
+/* Stop the thread (if not halted yet), close every connection and the socket (unlinking it),
+ * free. Session instances stay registered. NULL is a no-op. */
+void control_stop(struct control *c);
+
+/* Replace the registration defaults (SIGHUP). Thread-safe. */
+void control_set_defaults(struct control *c, const struct instance_defaults *def);
+
+/*
+ * Ask the control thread to remove local instance `id` (e.g. the health
+ * checker's on_fail). Thread-safe, never blocks on the control thread.
+ * The removal is done asynchronously; unknown ids are ignored.
+ */
+void control_request_removal(struct control *c, const char *id, const char *reason);
+
+/* Optional hook filling the "zookeeper" object of the status response
+ * (called on the control thread; returns a new reference or NULL). */
+void control_set_zk_status(struct control *c, json_t *(*fn)(void *arg), void *arg);
+
+/* Number of open control connections. Thread-safe. */
+uint32_t control_connections(struct control *c);
+
+#endif /* DISC_CONTROL_H */

@@ -1,0 +1,673 @@
+/* instance.c — parse, validate and serialise instances (see instance.h). */
+#include "instance.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static int fail(struct instance_error *err, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct instance_error *err, const char *field, const char *fmt, ...)
+{
+    err->code = "bad_request";
+    snprintf(err->field, sizeof(err->field), "%s", field);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+static int64_t now_realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* No control characters (they would corrupt logs and table output). */
+static bool printable(const char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Read an optional string member. Returns 1 and *out if present and valid,
+ * 0 if absent, -EINVAL (with *err) if wrong-typed, too long, or containing
+ * NUL or control characters. min_len applies only when present.
+ */
+static int get_string(const json_t *obj, const char *key, const char *field, size_t min_len,
+                      size_t max_len, const char **out, struct instance_error *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    if (!json_is_string(v))
+        return fail(err, field, "%s must be a string", field);
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    if (strlen(s) != len)
+        return fail(err, field, "%s contains a NUL character", field);
+    if (len < min_len)
+        return fail(err, field, "%s must not be empty", field);
+    if (len > max_len)
+        return fail(err, field, "%s is too long (%zu bytes, max %zu)", field, len, max_len);
+    if (!printable(s))
+        return fail(err, field, "%s contains control characters", field);
+    *out = s;
+    return 1;
+}
+
+/* Optional integer member in [lo, hi]. 1 present, 0 absent, -EINVAL. */
+static int get_int(const json_t *obj, const char *key, const char *field, json_int_t lo,
+                   json_int_t hi, json_int_t *out, struct instance_error *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    if (!json_is_integer(v))
+        return fail(err, field, "%s must be an integer", field);
+    json_int_t x = json_integer_value(v);
+    if (x < lo || x > hi)
+        return fail(err, field,
+                    "%s must be between %" JSON_INTEGER_FORMAT " and %" JSON_INTEGER_FORMAT, field,
+                    lo, hi);
+    *out = x;
+    return 1;
+}
+
+/* Refuse members not in `allowed` (NULL-terminated). */
+static int only_keys(const json_t *obj, const char *prefix, const char *const allowed[],
+                     struct instance_error *err)
+{
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        bool ok = false;
+        for (int i = 0; allowed[i]; i++)
+            ok = ok || strcmp(key, allowed[i]) == 0;
+        if (!ok) {
+            char field[160];
+            snprintf(field, sizeof(field), "%s.%.100s", prefix, key);
+            return fail(err, field, "unknown field %s", field);
+        }
+    }
+    return 0;
+}
+
+static bool is_name_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '.' || c == '_' || c == ':' || c == '-';
+}
+
+int instance_check_service_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > DISC_SERVICE_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_name_char(s[i]))
+            return -EINVAL;
+    }
+    return 0;
+}
+
+int instance_check_id(const char *s)
+{
+    if (strlen(s) != DISC_ID_LEN)
+        return -EINVAL;
+    uuid_t u;
+    return uuid_parse(s, u) == 0 ? 0 : -EINVAL;
+}
+
+static bool valid_port(const char *p)
+{
+    size_t n = strlen(p);
+    if (n == 0 || n > 5)
+        return false;
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)p[i]))
+            return false;
+        v = v * 10 + (unsigned)(p[i] - '0');
+    }
+    return v >= 1 && v <= 65535;
+}
+
+int instance_check_tcp_address(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > DISC_ADDRESS_MAX)
+        return -EINVAL;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':' || !valid_port(close + 2))
+            return -EINVAL;
+        char v6[64];
+        size_t len = (size_t)(close - s - 1);
+        if (len == 0 || len >= sizeof(v6))
+            return -EINVAL;
+        memcpy(v6, s + 1, len);
+        v6[len] = '\0';
+        struct in6_addr a;
+        return inet_pton(AF_INET6, v6, &a) == 1 ? 0 : -EINVAL;
+    }
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || !valid_port(colon + 1))
+        return -EINVAL;
+    size_t hlen = (size_t)(colon - s);
+    if (hlen > 253)
+        return -EINVAL;
+    /* A host name or IPv4 literal: letters, digits, '-', '.', '_'; labels non-empty. */
+    char prev = '.';
+    for (size_t i = 0; i < hlen; i++) {
+        char c = s[i];
+        if (c == '.' && prev == '.')
+            return -EINVAL;
+        if (!(isalnum((unsigned char)c) || c == '-' || c == '.' || c == '_'))
+            return -EINVAL;
+        prev = c;
+    }
+    return prev == '.' ? -EINVAL : 0;
+}
+
+/* ---- lifetime ------------------------------------------------------------------ */
+
+struct instance *instance_ref(struct instance *inst)
+{
+    if (inst)
+        atomic_fetch_add_explicit(&inst->refs, 1, memory_order_relaxed);
+    return inst;
+}
+
+static void instance_free(struct instance *inst)
+{
+    free(inst->service);
+    free(inst->version);
+    free(inst->host);
+    free(inst->az);
+    free(inst->address);
+    for (uint16_t i = 0; i < inst->n_tags; i++) {
+        free((char *)inst->tags[i].key);
+        free((char *)inst->tags[i].value);
+    }
+    free(inst->tags);
+    for (uint16_t i = 0; i < inst->n_endpoints; i++) {
+        free((char *)inst->endpoints[i].name);
+        free((char *)inst->endpoints[i].request_type);
+        free((char *)inst->endpoints[i].response_type);
+    }
+    free(inst->endpoints);
+    free(inst);
+}
+
+void instance_unref(struct instance *inst)
+{
+    if (inst && atomic_fetch_sub_explicit(&inst->refs, 1, memory_order_acq_rel) == 1)
+        instance_free(inst);
+}
+
+/* ---- names ---------------------------------------------------------------------- */
+
+static const char *const check_names[] = {"none", "session", "tcp", "http", "ttl"};
+static const char *const health_names[] = {"unknown", "passing", "warning", "critical"};
+
+const char *instance_check_kind_name(enum instance_check_kind kind)
+{
+    return (unsigned)kind <= CHECK_TTL ? check_names[kind] : NULL;
+}
+
+const char *instance_health_name(uint8_t health)
+{
+    return health <= DISC_HEALTH_CRITICAL ? health_names[health] : "unknown";
+}
+
+const char *instance_origin_name(uint8_t origin)
+{
+    switch (origin) {
+    case DISC_ORIGIN_LOCAL:
+        return "local";
+    case DISC_ORIGIN_REMOTE:
+        return "remote";
+    case DISC_ORIGIN_CACHE:
+        return "cache";
+    default:
+        return "unknown";
+    }
+}
+
+/* ---- parsing -------------------------------------------------------------------- */
+
+/* Duplicate s into *dst; -ENOMEM. */
+static int dup_into(char **dst, const char *s)
+{
+    *dst = strdup(s ? s : "");
+    return *dst ? 0 : -ENOMEM;
+}
+
+static int oom(struct instance_error *err)
+{
+    err->code = "internal";
+    err->field[0] = '\0';
+    snprintf(err->message, sizeof(err->message), "out of memory");
+    return -ENOMEM;
+}
+
+static int parse_tags(const json_t *tags, struct instance *inst, struct instance_error *err)
+{
+    if (!tags)
+        return 0;
+    if (!json_is_object(tags))
+        return fail(err, "instance.tags", "instance.tags must be an object of strings");
+    size_t n = json_object_size(tags);
+    if (n > DISC_TAGS_MAX)
+        return fail(err, "instance.tags", "instance.tags has %zu entries (max %d)", n,
+                    DISC_TAGS_MAX);
+    if (n == 0)
+        return 0;
+    inst->tags = calloc(n, sizeof(*inst->tags));
+    if (!inst->tags)
+        return oom(err);
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)tags, key, v)
+    {
+        char field[160];
+        snprintf(field, sizeof(field), "instance.tags.%.64s", key);
+        size_t klen = strlen(key);
+        if (klen == 0 || klen > DISC_TAG_KEY_MAX || !printable(key))
+            return fail(err, field, "tag keys must be 1..%d printable bytes", DISC_TAG_KEY_MAX);
+        const char *val = NULL;
+        int rc = get_string(tags, key, field, 0, DISC_TAG_VALUE_MAX, &val, err);
+        if (rc < 0)
+            return rc;
+        struct segw_tag *t = &inst->tags[inst->n_tags];
+        t->key = strdup(key);
+        t->value = strdup(val);
+        inst->n_tags++; /* counted before the check so instance_free frees both */
+        if (!t->key || !t->value)
+            return oom(err);
+    }
+    return 0;
+}
+
+static int parse_endpoints(const json_t *eps, struct instance *inst, struct instance_error *err)
+{
+    if (!eps)
+        return 0;
+    if (!json_is_array(eps))
+        return fail(err, "instance.endpoints", "instance.endpoints must be an array");
+    size_t n = json_array_size(eps);
+    if (n > DISC_ENDPOINTS_MAX)
+        return fail(err, "instance.endpoints", "instance.endpoints has %zu entries (max %d)", n,
+                    DISC_ENDPOINTS_MAX);
+    if (n == 0)
+        return 0;
+    inst->endpoints = calloc(n, sizeof(*inst->endpoints));
+    if (!inst->endpoints)
+        return oom(err);
+    static const char *const allowed[] = {"name", "request", "response", "mean_us", "p95_us", NULL};
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(eps, i);
+        char prefix[64], field[160];
+        snprintf(prefix, sizeof(prefix), "instance.endpoints[%zu]", i);
+        if (!json_is_object(e))
+            return fail(err, prefix, "%s must be an object", prefix);
+        int rc = only_keys(e, prefix, allowed, err);
+        if (rc < 0)
+            return rc;
+        const char *name = NULL, *req = "", *resp = "";
+        json_int_t mean = 0, p95 = 0;
+        snprintf(field, sizeof(field), "%s.name", prefix);
+        rc = get_string(e, "name", field, 1, DISC_ENDPOINT_NAME_MAX, &name, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            return fail(err, field, "%s is required", field);
+        snprintf(field, sizeof(field), "%s.request", prefix);
+        if ((rc = get_string(e, "request", field, 0, DISC_TYPE_NAME_MAX, &req, err)) < 0)
+            return rc;
+        snprintf(field, sizeof(field), "%s.response", prefix);
+        if ((rc = get_string(e, "response", field, 0, DISC_TYPE_NAME_MAX, &resp, err)) < 0)
+            return rc;
+        snprintf(field, sizeof(field), "%s.mean_us", prefix);
+        if ((rc = get_int(e, "mean_us", field, 0, UINT32_MAX, &mean, err)) < 0)
+            return rc;
+        snprintf(field, sizeof(field), "%s.p95_us", prefix);
+        if ((rc = get_int(e, "p95_us", field, 0, UINT32_MAX, &p95, err)) < 0)
+            return rc;
+        struct segw_endpoint *ep = &inst->endpoints[inst->n_endpoints++];
+        ep->name = strdup(name);
+        ep->request_type = strdup(req);
+        ep->response_type = strdup(resp);
+        ep->mean_us = (uint32_t)mean;
+        ep->p95_us = (uint32_t)p95;
+        if (!ep->name || !ep->request_type || !ep->response_type)
+            return oom(err);
+    }
+    return 0;
+}
+
+/* The fields common to requests and documents. host/az fall back to the
+ * given defaults (NULL: required). */
+static int parse_common(const json_t *obj, const char *def_host, const char *def_az,
+                        struct instance *inst, struct instance_error *err)
+{
+    const char *service = NULL, *version = "", *host = def_host, *az = def_az;
+    const char *address = NULL, *network = "tcp";
+    json_int_t weight = 10;
+    int rc;
+
+    if ((rc = get_string(obj, "service", "instance.service", 1, DISC_SERVICE_MAX, &service, err)) <
+        0)
+        return rc;
+    if (rc == 0)
+        return fail(err, "instance.service", "instance.service is required");
+    if (instance_check_service_name(service) < 0)
+        return fail(err, "instance.service",
+                    "instance.service may only contain letters, digits and . _ : -");
+    if ((rc = get_string(obj, "version", "instance.version", 0, DISC_VERSION_MAX, &version, err)) <
+        0)
+        return rc;
+    if ((rc = get_string(obj, "host", "instance.host", 1, DISC_HOST_MAX, &host, err)) < 0)
+        return rc;
+    if (!host)
+        return fail(err, "instance.host", "instance.host is required");
+    if ((rc = get_string(obj, "az", "instance.az", 0, DISC_AZ_MAX, &az, err)) < 0)
+        return rc;
+    if ((rc = get_string(obj, "network", "instance.network", 1, 16, &network, err)) < 0)
+        return rc;
+    if (strcmp(network, "tcp") == 0)
+        inst->addr_kind = DISC_ADDR_TCP;
+    else if (strcmp(network, "unix") == 0)
+        inst->addr_kind = DISC_ADDR_UNIX;
+    else
+        return fail(err, "instance.network", "instance.network must be \"tcp\" or \"unix\"");
+    if ((rc = get_string(obj, "address", "instance.address", 1, DISC_ADDRESS_MAX, &address, err)) <
+        0)
+        return rc;
+    if (rc == 0)
+        return fail(err, "instance.address", "instance.address is required");
+    if (inst->addr_kind == DISC_ADDR_TCP && instance_check_tcp_address(address) < 0)
+        return fail(err, "instance.address",
+                    "instance.address must be host:port or [ipv6]:port with a port 1..65535");
+    if (inst->addr_kind == DISC_ADDR_UNIX &&
+        (address[0] != '/' || strlen(address) > INSTANCE_UNIX_PATH_MAX))
+        return fail(err, "instance.address",
+                    "instance.address must be an absolute path of at most %u bytes for network "
+                    "\"unix\"",
+                    INSTANCE_UNIX_PATH_MAX);
+    if ((rc = get_int(obj, "weight", "instance.weight", 1, 10000, &weight, err)) < 0)
+        return rc;
+    inst->weight = (uint32_t)weight;
+
+    if (dup_into(&inst->service, service) || dup_into(&inst->version, version) ||
+        dup_into(&inst->host, host) || dup_into(&inst->az, az) || dup_into(&inst->address, address))
+        return oom(err);
+    if ((rc = parse_tags(json_object_get(obj, "tags"), inst, err)) < 0)
+        return rc;
+    return parse_endpoints(json_object_get(obj, "endpoints"), inst, err);
+}
+
+static int parse_check(const json_t *chk, const struct instance_defaults *def,
+                       const struct instance *inst, struct instance_check *out,
+                       struct instance_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    out->kind = CHECK_SESSION;
+    out->interval_ms = def->interval_ms;
+    out->misses = def->misses;
+    if (!chk)
+        chk = json_null();
+    if (!json_is_null(chk) && !json_is_object(chk))
+        return fail(err, "check", "check must be an object");
+    static const char *const allowed[] = {"type",   "interval_ms", "timeout_ms", "misses",
+                                          "ttl_ms", "path",        "target",     NULL};
+    int rc;
+    if (json_is_object(chk) && (rc = only_keys(chk, "check", allowed, err)) < 0)
+        return rc;
+
+    const char *type = "session";
+    if ((rc = get_string(chk, "type", "check.type", 1, 16, &type, err)) < 0)
+        return rc;
+    bool known = false;
+    for (int k = CHECK_NONE; k <= CHECK_TTL; k++) {
+        if (strcmp(type, check_names[k]) == 0) {
+            out->kind = (enum instance_check_kind)k;
+            known = true;
+        }
+    }
+    if (!known)
+        return fail(err, "check.type", "check.type must be one of session, tcp, http, ttl, none");
+
+    json_int_t v;
+    if ((rc = get_int(chk, "interval_ms", "check.interval_ms", CHECK_INTERVAL_MIN_MS,
+                      CHECK_INTERVAL_MAX_MS, &v, err)) < 0)
+        return rc;
+    if (rc)
+        out->interval_ms = (uint32_t)v;
+    uint32_t def_timeout = def->timeout_ms ? def->timeout_ms : CHECK_TIMEOUT_DEFAULT_MS;
+    out->timeout_ms = def_timeout < out->interval_ms ? def_timeout : out->interval_ms / 2;
+    if ((rc = get_int(chk, "timeout_ms", "check.timeout_ms", 1, CHECK_INTERVAL_MAX_MS, &v, err)) <
+        0)
+        return rc;
+    if (rc) {
+        if ((uint32_t)v >= out->interval_ms)
+            return fail(err, "check.timeout_ms",
+                        "check.timeout_ms must be less than the interval (%u ms)",
+                        out->interval_ms);
+        out->timeout_ms = (uint32_t)v;
+    }
+    if ((rc = get_int(chk, "misses", "check.misses", 1, CHECK_MISSES_MAX, &v, err)) < 0)
+        return rc;
+    if (rc)
+        out->misses = (uint32_t)v;
+    if ((rc = get_int(chk, "ttl_ms", "check.ttl_ms", CHECK_TTL_MIN_MS, CHECK_TTL_MAX_MS, &v, err)) <
+        0)
+        return rc;
+    if (rc)
+        out->ttl_ms = (uint32_t)v;
+    else if (out->kind == CHECK_TTL)
+        return fail(err, "check.ttl_ms", "check.ttl_ms is required for a ttl check");
+
+    const char *path = "/";
+    if ((rc = get_string(chk, "path", "check.path", 1, INSTANCE_CHECK_PATH_MAX, &path, err)) < 0)
+        return rc;
+    if (path[0] != '/' || strchr(path, ' '))
+        return fail(err, "check.path", "check.path must start with '/' and contain no spaces");
+    snprintf(out->path, sizeof(out->path), "%s", path);
+
+    const char *target = NULL;
+    if ((rc = get_string(chk, "target", "check.target", 1, DISC_ADDRESS_MAX, &target, err)) < 0)
+        return rc;
+    if (target && instance_check_tcp_address(target) < 0)
+        return fail(err, "check.target", "check.target must be host:port");
+    if (!target && (out->kind == CHECK_TCP || out->kind == CHECK_HTTP)) {
+        if (inst->addr_kind != DISC_ADDR_TCP)
+            return fail(err, "check.target",
+                        "check.target is required for a %s check of a unix-socket instance", type);
+        target = inst->address;
+    }
+    if (target)
+        snprintf(out->target, sizeof(out->target), "%s", target);
+    return 0;
+}
+
+int instance_from_request(const json_t *obj, const json_t *check,
+                          const struct instance_defaults *def, struct instance **out,
+                          struct instance_error *err)
+{
+    *out = NULL;
+    if (!obj)
+        return fail(err, "instance", "instance is required");
+    if (!json_is_object(obj))
+        return fail(err, "instance", "instance must be an object");
+    static const char *const allowed[] = {"service", "version", "host",      "az",   "address",
+                                          "network", "weight",  "endpoints", "tags", NULL};
+    int rc = only_keys(obj, "instance", allowed, err);
+    if (rc < 0)
+        return rc;
+    struct instance *inst = calloc(1, sizeof(*inst));
+    if (!inst)
+        return oom(err);
+    atomic_init(&inst->refs, 1);
+    if ((rc = parse_common(obj, def->host, def->az ? def->az : "", inst, err)) < 0 ||
+        (rc = parse_check(check, def, inst, &inst->check, err)) < 0) {
+        instance_free(inst);
+        return rc;
+    }
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, inst->id);
+    inst->registered_at_ms = now_realtime_ms();
+    inst->origin = DISC_ORIGIN_LOCAL;
+    inst->health = DISC_HEALTH_PASSING;
+    *out = inst;
+    return 0;
+}
+
+int instance_from_document(const json_t *doc, struct instance **out, struct instance_error *err)
+{
+    *out = NULL;
+    if (!json_is_object(doc))
+        return fail(err, "", "an instance document must be a JSON object");
+    const char *id = NULL;
+    int rc = get_string(doc, "id", "instance.id", 1, DISC_ID_LEN, &id, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0 || instance_check_id(id) < 0)
+        return fail(err, "instance.id", "instance.id must be a textual UUID");
+    struct instance *inst = calloc(1, sizeof(*inst));
+    if (!inst)
+        return oom(err);
+    atomic_init(&inst->refs, 1);
+    snprintf(inst->id, sizeof(inst->id), "%s", id);
+    for (char *p = inst->id; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    inst->origin = DISC_ORIGIN_REMOTE;
+    inst->health = DISC_HEALTH_PASSING;
+    json_int_t at = 0;
+    const char *health = NULL, *origin = NULL;
+    if ((rc = parse_common(doc, NULL, "", inst, err)) < 0 ||
+        (rc = get_int(doc, "registered_at_ms", "instance.registered_at_ms", 0, INT64_MAX, &at,
+                      err)) < 0 ||
+        (rc = get_string(doc, "health", "instance.health", 1, 16, &health, err)) < 0 ||
+        (rc = get_string(doc, "origin", "instance.origin", 1, 16, &origin, err)) < 0)
+        goto bad;
+    inst->registered_at_ms = at;
+    if (health) {
+        bool known = false;
+        for (uint8_t h = 0; h <= DISC_HEALTH_CRITICAL; h++) {
+            if (strcmp(health, health_names[h]) == 0) {
+                inst->health = h;
+                known = true;
+            }
+        }
+        if (!known) {
+            rc = fail(err, "instance.health", "instance.health is not a known state");
+            goto bad;
+        }
+    }
+    if (origin) {
+        if (strcmp(origin, "cache") == 0)
+            inst->origin = DISC_ORIGIN_CACHE;
+        else if (strcmp(origin, "local") != 0 && strcmp(origin, "remote") != 0) {
+            rc = fail(err, "instance.origin", "instance.origin must be local, remote or cache");
+            goto bad;
+        }
+    }
+    *out = inst;
+    return 0;
+bad:
+    instance_free(inst);
+    return rc;
+}
+
+/* ---- serialising ------------------------------------------------------------------ */
+
+json_t *instance_to_json(const struct instance *inst, unsigned flags)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_t *tags = json_object();
+    json_t *eps = json_array();
+    int bad = !tags || !eps;
+    bad |= json_object_set_new(o, "id", json_string(inst->id));
+    bad |= json_object_set_new(o, "service", json_string(inst->service));
+    bad |= json_object_set_new(o, "version", json_string(inst->version));
+    bad |= json_object_set_new(o, "host", json_string(inst->host));
+    bad |= json_object_set_new(o, "az", json_string(inst->az));
+    bad |= json_object_set_new(o, "network",
+                               json_string(inst->addr_kind == DISC_ADDR_UNIX ? "unix" : "tcp"));
+    bad |= json_object_set_new(o, "address", json_string(inst->address));
+    bad |= json_object_set_new(o, "weight", json_integer(inst->weight));
+    for (uint16_t i = 0; tags && i < inst->n_tags; i++)
+        bad |= json_object_set_new(tags, inst->tags[i].key, json_string(inst->tags[i].value));
+    bad |= json_object_set_new(o, "tags", tags);
+    for (uint16_t i = 0; eps && i < inst->n_endpoints; i++) {
+        const struct segw_endpoint *e = &inst->endpoints[i];
+        json_t *je = json_pack("{s:s, s:s, s:s, s:I, s:I}", "name", e->name, "request",
+                               e->request_type, "response", e->response_type, "mean_us",
+                               (json_int_t)e->mean_us, "p95_us", (json_int_t)e->p95_us);
+        bad |= json_array_append_new(eps, je);
+    }
+    bad |= json_object_set_new(o, "endpoints", eps);
+    bad |= json_object_set_new(o, "registered_at_ms", json_integer(inst->registered_at_ms));
+    bad |= json_object_set_new(o, "health", json_string(instance_health_name(inst->health)));
+    bad |= json_object_set_new(o, "origin", json_string(instance_origin_name(inst->origin)));
+    if (flags & INSTANCE_JSON_CHECK) {
+        const struct instance_check *c = &inst->check;
+        json_t *jc = json_pack("{s:s, s:I, s:I, s:I}", "type", instance_check_kind_name(c->kind),
+                               "interval_ms", (json_int_t)c->interval_ms, "timeout_ms",
+                               (json_int_t)c->timeout_ms, "misses", (json_int_t)c->misses);
+        if (jc && c->kind == CHECK_TTL)
+            bad |= json_object_set_new(jc, "ttl_ms", json_integer(c->ttl_ms));
+        if (jc && (c->kind == CHECK_TCP || c->kind == CHECK_HTTP))
+            bad |= json_object_set_new(jc, "target", json_string(c->target));
+        if (jc && c->kind == CHECK_HTTP)
+            bad |= json_object_set_new(jc, "path", json_string(c->path));
+        bad |= json_object_set_new(o, "check", jc);
+    }
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+void instance_to_segw(const struct instance *inst, struct segw_instance *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->id = inst->id;
+    out->service = inst->service;
+    out->version = inst->version;
+    out->host = inst->host;
+    out->az = inst->az;
+    out->address = inst->address;
+    out->addr_kind = inst->addr_kind;
+    out->health = inst->health;
+    out->origin = inst->origin;
+    out->weight = inst->weight;
+    out->registered_at_ms = inst->registered_at_ms;
+    out->tags = inst->tags;
+    out->n_tags = inst->n_tags;
+    out->endpoints = inst->endpoints;
+    out->n_endpoints = inst->n_endpoints;
+}

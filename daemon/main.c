@@ -1,0 +1,214 @@
+/*
+ * main.c — discd: configuration, start-up, signals, shutdown.
+ *
+ * Threads: main (signals only), publisher (segment writer), control
+ * (socket), health checker (when built in). See docs/DAEMON.md.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "control.h"
+#include "log.h"
+#include "publisher.h"
+#include "registry.h"
+#ifdef DISC_HAVE_HEALTH
+#include "health.h"
+#endif
+
+/* The daemon's top-level context. */
+struct discd {
+    struct discd_config cfg;
+    struct registry *reg;
+    struct publisher *pub;
+    struct health *health;
+    _Atomic(struct control *) control;
+};
+
+#ifdef DISC_HAVE_HEALTH
+/* Health checker thread: an instance failed its checks. */
+static void on_health_fail(const char *id, const char *reason, void *arg)
+{
+    struct discd *d = arg;
+    struct control *c = atomic_load(&d->control);
+    if (c)
+        control_request_removal(c, id, reason);
+}
+#endif
+
+static void fill_defaults(const struct discd_config *cfg, struct instance_defaults *def)
+{
+    def->host = cfg->host_id;
+    def->az = cfg->az;
+    def->interval_ms = cfg->check_interval_ms;
+    def->timeout_ms = cfg->check_timeout_ms;
+    def->misses = cfg->check_misses;
+}
+
+/* Allow max_connections descriptors plus headroom, as far as the hard limit permits. */
+static void raise_fd_limit(uint32_t max_conns)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t want = (rlim_t)max_conns + 256;
+    if (rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+        log_warn("file descriptor limit is %llu; fewer than max-connections=%u connections "
+                 "may be served",
+                 (unsigned long long)rl.rlim_cur, max_conns);
+}
+
+static void reload(struct discd *d, int argc, char *const argv[])
+{
+    struct discd_config ncfg;
+    char err[CONFIG_ERR_MAX];
+    bool exit_now;
+    if (config_from_args(&ncfg, argc, argv, &exit_now, err) < 0 ||
+        config_finalize(&ncfg, err) < 0) {
+        log_error("SIGHUP: configuration not reloaded: %s", err);
+        return;
+    }
+    d->cfg.log_level = ncfg.log_level;
+    d->cfg.check_interval_ms = ncfg.check_interval_ms;
+    d->cfg.check_timeout_ms = ncfg.check_timeout_ms;
+    d->cfg.check_misses = ncfg.check_misses;
+    log_set_level(ncfg.log_level);
+    struct instance_defaults def;
+    fill_defaults(&d->cfg, &def);
+    control_set_defaults(atomic_load(&d->control), &def);
+    if (memcmp(&ncfg, &d->cfg, sizeof(ncfg)) != 0)
+        log_warn("SIGHUP: settings other than log-level and check-* changed; restart discd to "
+                 "apply them");
+    log_info("SIGHUP: reloaded: log-level=%s check-interval=%u check-timeout=%u "
+             "check-misses=%u",
+             log_level_name(ncfg.log_level), ncfg.check_interval_ms, ncfg.check_timeout_ms,
+             ncfg.check_misses);
+}
+
+int main(int argc, char *argv[])
+{
+    static struct discd d; /* zeroed; compared bytewise on reload */
+    char err[CONFIG_ERR_MAX];
+    bool exit_now = false;
+    if (config_from_args(&d.cfg, argc, argv, &exit_now, err) < 0 ||
+        config_finalize(&d.cfg, err) < 0) {
+        fprintf(stderr, "discd: %s\n", err);
+        return 1;
+    }
+    if (exit_now)
+        return 0;
+    log_set_level(d.cfg.log_level);
+
+    /* Signals are taken synchronously by this thread only. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(d.cfg.max_connections);
+
+    log_info("discd %s starting (pid %d)", DISCD_VERSION, (int)getpid());
+    config_log(&d.cfg);
+
+    struct registry_config rcfg = {.max_local = d.cfg.max_instances};
+    d.reg = registry_new(&rcfg);
+    if (!d.reg) {
+        log_error("cannot create the registry: %s", strerror(errno));
+        return 1;
+    }
+    struct publisher_config pcfg = {
+        .name = d.cfg.name,
+        .coalesce_ms = d.cfg.publish_coalesce_ms,
+        .coalesce_max = d.cfg.publish_coalesce_max,
+        .tick_ms = d.cfg.heartbeat_ms,
+        .segw = {.segment_bytes = d.cfg.segment_bytes, .nslots = d.cfg.reader_slots},
+    };
+    int rc = publisher_start(d.reg, &pcfg, &d.pub);
+    if (rc == -EBUSY) {
+        log_error("another discd is already publishing registry '%s' (its lock /dev/shm/%s.lock "
+                  "is held); stop it first or start this one with a different --name",
+                  d.cfg.name, d.cfg.name);
+        fprintf(stderr,
+                "discd: another discd is already publishing registry '%s'; refusing to start\n",
+                d.cfg.name);
+        registry_free(d.reg);
+        return 1;
+    }
+    if (rc < 0) {
+        log_error("cannot open the shared-memory segment '%s': %s", d.cfg.name, strerror(-rc));
+        registry_free(d.reg);
+        return 1;
+    }
+#ifdef DISC_HAVE_HEALTH
+    d.health = health_start(on_health_fail, &d);
+    if (!d.health) {
+        log_error("cannot start the health checker: %s", strerror(errno));
+        publisher_stop(d.pub, false);
+        registry_free(d.reg);
+        return 1;
+    }
+#endif
+    struct control_config ccfg = {
+        .socket_path = d.cfg.socket,
+        .socket_mode = d.cfg.socket_mode,
+        .max_connections = d.cfg.max_connections,
+        .registry_name = d.cfg.name,
+        .version = DISCD_VERSION,
+        .zk_configured = d.cfg.zk[0] != '\0',
+    };
+    fill_defaults(&d.cfg, &ccfg.defaults);
+    struct control *ctl = NULL;
+    char cerr[256];
+    rc = control_start(&ccfg, d.reg, d.pub, d.health, &ctl, cerr);
+    if (rc < 0) {
+        log_error("cannot serve the control socket: %s", cerr);
+        fprintf(stderr, "discd: %s\n", cerr);
+#ifdef DISC_HAVE_HEALTH
+        health_stop(d.health);
+#endif
+        publisher_stop(d.pub, false);
+        registry_free(d.reg);
+        return 1;
+    }
+    atomic_store(&d.control, ctl);
+    log_info("ready: registry '%s', socket %s, %s mode", d.cfg.name, d.cfg.socket,
+             d.cfg.zk[0] ? "zookeeper" : "standalone");
+
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&sigs, &si);
+        if (sig < 0)
+            continue; /* EINTR */
+        if (sig == SIGHUP) {
+            log_info("SIGHUP received: reloading");
+            reload(&d, argc, argv);
+            continue;
+        }
+        log_info("%s received from pid %d: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                 (int)si.si_pid);
+        break;
+    }
+
+    /* Order: no more requests (health_add) -> no more checks (on_fail) -> free. */
+    control_halt(ctl);
+#ifdef DISC_HAVE_HEALTH
+    health_stop(d.health);
+#endif
+    atomic_store(&d.control, NULL);
+    control_stop(ctl);
+    publisher_stop(d.pub, d.cfg.unlink_on_exit);
+    registry_free(d.reg);
+    log_info("stopped");
+    return 0;
+}

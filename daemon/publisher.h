@@ -1,0 +1,63 @@
+/*
+ * publisher.h — the thread that owns the shared-memory segment writer.
+ *
+ * It opens the segment (segw_open) for the registry name, then loops:
+ * wait for registry changes, let a burst accumulate for up to coalesce_ms
+ * (or until coalesce_max changes are queued), stage them all with
+ * segw_put / segw_del and publish them with one segw_commit. It calls
+ * segw_tick at least every tick_ms (writer heartbeat + reclaim) even when
+ * nothing changes.
+ */
+#ifndef DISC_PUBLISHER_H
+#define DISC_PUBLISHER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "registry.h"
+#include "segwriter.h"
+
+struct publisher;
+
+struct publisher_config {
+    const char *name;      /* registry (shm) name */
+    uint32_t coalesce_ms;  /* max wait for a burst to complete; 0 = publish at once */
+    uint32_t coalesce_max; /* publish at once when this many changes are queued; 0 = 1024 */
+    uint32_t tick_ms;      /* heartbeat period; 0 = 250 */
+    struct segw_config segw;
+};
+
+/* Counters for `status` and tests (a consistent-enough snapshot). */
+struct publisher_stats {
+    uint64_t generation;
+    uint64_t commits;
+    uint64_t changes;        /* changes staged in total */
+    uint64_t commit_errors;  /* failed segw_commit calls (e.g. -ENOSPC) */
+    uint64_t last_commit_us; /* duration of the last stage+commit */
+};
+
+/*
+ * Open the segment (in the calling thread, so errors are reported here) and
+ * start the publisher thread, which drains `reg`'s change queue (the
+ * publisher installs itself as the registry's notify callback).
+ * Returns 0 and *out, -EBUSY when another live writer holds the registry
+ * name, or another -errno from segw_open / thread creation.
+ */
+int publisher_start(struct registry *reg, const struct publisher_config *cfg,
+                    struct publisher **out);
+
+/* Publish what is still queued, stop the thread, close the writer
+ * (unlink: remove the shm objects) and free. NULL is a no-op. */
+void publisher_stop(struct publisher *p, bool unlink);
+
+/* Fill *st. Thread-safe. */
+void publisher_get_stats(struct publisher *p, struct publisher_stats *st);
+
+/* Forward writer-owned status words to the header (segw_set_state) and the
+ * snapshot flags (segw_set_snapshot_flags); applied by the publisher thread
+ * on its next turn, which is immediate. Thread-safe. For the ZooKeeper layer. */
+void publisher_set_state(struct publisher *p, uint32_t flags, uint32_t degraded_reason,
+                         int64_t degraded_since_ms, int64_t last_sync_ms, uint32_t held_changes);
+void publisher_set_snapshot_flags(struct publisher *p, uint32_t flags);
+
+#endif /* DISC_PUBLISHER_H */

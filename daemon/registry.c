@@ -1,0 +1,443 @@
+/* registry.c — the daemon's RCU-protected instance table (see registry.h). */
+#include "registry.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <urcu/urcu-memb.h>
+#include <urcu/rculfhash.h>
+
+struct reg_node {
+    struct cds_lfht_node node;
+    struct instance *inst;
+    struct rcu_head rcu;
+};
+
+struct registry {
+    struct cds_lfht *ht;
+    pthread_mutex_t wlock; /* serialises writers, counts and the change queue */
+    uint32_t max_local, max_remote;
+    uint32_t n_local, n_remote;
+    struct registry_change *q_head, *q_tail;
+    size_t q_len;
+    void (*notify)(void *);
+    void *notify_arg;
+    struct registry_listener listeners[REGISTRY_LISTENERS_MAX];
+    int n_listeners;
+};
+
+/* ---- liburcu thread registration ------------------------------------------------
+ * liburcu's reader registry is per process; these are the only statics. */
+static pthread_once_t online_once = PTHREAD_ONCE_INIT;
+static pthread_key_t online_key;
+static _Thread_local bool thread_online;
+
+static void thread_exit_offline(void *unused)
+{
+    (void)unused;
+    if (thread_online) {
+        urcu_memb_unregister_thread();
+        thread_online = false;
+    }
+}
+
+static void make_online_key(void)
+{
+    pthread_key_create(&online_key, thread_exit_offline);
+}
+
+void registry_thread_online(void)
+{
+    if (thread_online)
+        return;
+    pthread_once(&online_once, make_online_key);
+    urcu_memb_register_thread();
+    pthread_setspecific(online_key, (void *)1);
+    thread_online = true;
+}
+
+void registry_thread_offline(void)
+{
+    if (!thread_online)
+        return;
+    urcu_memb_unregister_thread();
+    pthread_setspecific(online_key, NULL);
+    thread_online = false;
+}
+
+/* ---- hashing ---------------------------------------------------------------------- */
+
+static unsigned long hash_id(const char *id)
+{
+    /* FNV-1a: ids are random UUIDs, so no adversarial distribution concern. */
+    uint64_t h = 1469598103934665603ull;
+    for (; *id; id++) {
+        h ^= (unsigned char)*id;
+        h *= 1099511628211ull;
+    }
+    return (unsigned long)h;
+}
+
+static int match_id(struct cds_lfht_node *node, const void *key)
+{
+    const struct reg_node *n = caa_container_of(node, struct reg_node, node);
+    return strcmp(n->inst->id, (const char *)key) == 0;
+}
+
+static void free_node_rcu(struct rcu_head *head)
+{
+    struct reg_node *n = caa_container_of(head, struct reg_node, rcu);
+    instance_unref(n->inst);
+    free(n);
+}
+
+static bool is_local(const struct instance *inst)
+{
+    return inst->origin == DISC_ORIGIN_LOCAL;
+}
+
+/* ---- lifecycle --------------------------------------------------------------------- */
+
+struct registry *registry_new(const struct registry_config *cfg)
+{
+    registry_thread_online();
+    struct registry *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->max_local = cfg && cfg->max_local ? cfg->max_local : 100000;
+    r->max_remote = cfg && cfg->max_remote ? cfg->max_remote : 2000000;
+    r->ht = cds_lfht_new_flavor(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+                                &urcu_memb_flavor, NULL);
+    if (!r->ht) {
+        free(r);
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_init(&r->wlock, NULL);
+    return r;
+}
+
+void registry_free(struct registry *r)
+{
+    if (!r)
+        return;
+    registry_thread_online();
+    struct cds_lfht_iter it;
+    struct reg_node *n;
+    pthread_mutex_lock(&r->wlock);
+    urcu_memb_read_lock();
+    cds_lfht_for_each_entry(r->ht, &it, n, node)
+    {
+        if (cds_lfht_del(r->ht, &n->node) == 0)
+            urcu_memb_call_rcu(&n->rcu, free_node_rcu);
+    }
+    urcu_memb_read_unlock();
+    pthread_mutex_unlock(&r->wlock);
+    urcu_memb_barrier();
+    cds_lfht_destroy(r->ht, NULL);
+    registry_free_changes(r->q_head);
+    pthread_mutex_destroy(&r->wlock);
+    free(r);
+}
+
+void registry_set_notify(struct registry *r, void (*notify)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&r->wlock);
+    r->notify = notify;
+    r->notify_arg = arg;
+    pthread_mutex_unlock(&r->wlock);
+}
+
+int registry_add_listener(struct registry *r, const struct registry_listener *l)
+{
+    int rc = -ENOSPC;
+    pthread_mutex_lock(&r->wlock);
+    if (r->n_listeners < REGISTRY_LISTENERS_MAX) {
+        r->listeners[r->n_listeners++] = *l;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&r->wlock);
+    return rc;
+}
+
+/* ---- change queue (wlock held) ------------------------------------------------------ */
+
+/* Queue a change; on allocation failure the change is still in the table and
+ * the publisher would miss it, so the allocation happens before mutating. */
+static struct registry_change *change_alloc(void)
+{
+    return calloc(1, sizeof(struct registry_change));
+}
+
+static void queue_put(struct registry *r, struct registry_change *c, struct instance *inst)
+{
+    c->put = instance_ref(inst);
+    c->next = NULL;
+    if (r->q_tail)
+        r->q_tail->next = c;
+    else
+        r->q_head = c;
+    r->q_tail = c;
+    r->q_len++;
+}
+
+static void queue_del(struct registry *r, struct registry_change *c, const char *id)
+{
+    c->put = NULL;
+    c->next = NULL;
+    memcpy(c->del_id, id, sizeof(c->del_id) - 1);
+    c->del_id[sizeof(c->del_id) - 1] = '\0';
+    if (r->q_tail)
+        r->q_tail->next = c;
+    else
+        r->q_head = c;
+    r->q_tail = c;
+    r->q_len++;
+}
+
+/* Unlock the writer lock and poke the publisher. */
+static void unlock_and_notify(struct registry *r)
+{
+    void (*notify)(void *) = r->notify;
+    void *arg = r->notify_arg;
+    pthread_mutex_unlock(&r->wlock);
+    if (notify)
+        notify(arg);
+}
+
+/* ---- writers --------------------------------------------------------------------------- */
+
+static struct reg_node *lookup_locked(struct registry *r, const char *id)
+{
+    struct cds_lfht_iter it;
+    cds_lfht_lookup(r->ht, hash_id(id), match_id, id, &it);
+    struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
+    return node ? caa_container_of(node, struct reg_node, node) : NULL;
+}
+
+int registry_add_local(struct registry *r, struct instance *inst)
+{
+    if (!inst || !is_local(inst))
+        return -EINVAL;
+    registry_thread_online();
+    struct reg_node *n = calloc(1, sizeof(*n));
+    struct registry_change *c = change_alloc();
+    if (!n || !c) {
+        free(n);
+        free(c);
+        return -ENOMEM;
+    }
+    n->inst = instance_ref(inst);
+    pthread_mutex_lock(&r->wlock);
+    int rc = 0;
+    if (r->n_local >= r->max_local) {
+        rc = -ENOSPC;
+    } else {
+        urcu_memb_read_lock();
+        struct cds_lfht_node *got =
+            cds_lfht_add_unique(r->ht, hash_id(inst->id), match_id, inst->id, &n->node);
+        urcu_memb_read_unlock();
+        if (got != &n->node)
+            rc = -EEXIST;
+    }
+    if (rc < 0) {
+        pthread_mutex_unlock(&r->wlock);
+        instance_unref(n->inst);
+        free(n);
+        free(c);
+        return rc;
+    }
+    r->n_local++;
+    queue_put(r, c, inst);
+    struct registry_listener ls[REGISTRY_LISTENERS_MAX];
+    int nl = r->n_listeners;
+    memcpy(ls, r->listeners, sizeof(ls));
+    unlock_and_notify(r);
+    for (int i = 0; i < nl; i++) {
+        if (ls[i].local_added)
+            ls[i].local_added(inst, ls[i].arg);
+    }
+    return 0;
+}
+
+/* Remove id if its locality matches want_local. */
+static int remove_entry(struct registry *r, const char *id, bool want_local, const char *reason,
+                        struct instance **removed)
+{
+    registry_thread_online();
+    struct registry_change *c = change_alloc();
+    if (!c)
+        return -ENOMEM;
+    pthread_mutex_lock(&r->wlock);
+    urcu_memb_read_lock();
+    struct reg_node *n = lookup_locked(r, id);
+    int rc = 0;
+    if (!n)
+        rc = -ENOENT;
+    else if (is_local(n->inst) != want_local)
+        rc = -EPERM;
+    else if (cds_lfht_del(r->ht, &n->node) != 0)
+        rc = -ENOENT;
+    struct instance *inst = rc == 0 ? instance_ref(n->inst) : NULL;
+    urcu_memb_read_unlock();
+    if (rc < 0) {
+        pthread_mutex_unlock(&r->wlock);
+        free(c);
+        return rc;
+    }
+    urcu_memb_call_rcu(&n->rcu, free_node_rcu);
+    if (want_local)
+        r->n_local--;
+    else
+        r->n_remote--;
+    queue_del(r, c, inst->id);
+    struct registry_listener ls[REGISTRY_LISTENERS_MAX];
+    int nl = want_local ? r->n_listeners : 0;
+    memcpy(ls, r->listeners, sizeof(ls));
+    unlock_and_notify(r);
+    for (int i = 0; i < nl; i++) {
+        if (ls[i].local_removed)
+            ls[i].local_removed(inst, reason ? reason : "removed", ls[i].arg);
+    }
+    if (removed)
+        *removed = inst;
+    else
+        instance_unref(inst);
+    return 0;
+}
+
+int registry_remove_local(struct registry *r, const char *id, const char *reason,
+                          struct instance **removed)
+{
+    return remove_entry(r, id, true, reason, removed);
+}
+
+int registry_remove_remote(struct registry *r, const char *id)
+{
+    return remove_entry(r, id, false, NULL, NULL);
+}
+
+int registry_put_remote(struct registry *r, struct instance *inst)
+{
+    if (!inst || is_local(inst))
+        return -EINVAL;
+    registry_thread_online();
+    struct reg_node *n = calloc(1, sizeof(*n));
+    struct registry_change *c = change_alloc();
+    if (!n || !c) {
+        free(n);
+        free(c);
+        return -ENOMEM;
+    }
+    n->inst = instance_ref(inst);
+    pthread_mutex_lock(&r->wlock);
+    urcu_memb_read_lock();
+    struct reg_node *old = lookup_locked(r, inst->id);
+    int rc = 0;
+    if (old && is_local(old->inst))
+        rc = -EPERM;
+    else if (!old && r->n_remote >= r->max_remote)
+        rc = -ENOSPC;
+    if (rc == 0) {
+        struct cds_lfht_node *prev =
+            cds_lfht_add_replace(r->ht, hash_id(inst->id), match_id, inst->id, &n->node);
+        if (prev)
+            urcu_memb_call_rcu(&caa_container_of(prev, struct reg_node, node)->rcu, free_node_rcu);
+        else
+            r->n_remote++;
+    }
+    urcu_memb_read_unlock();
+    if (rc < 0) {
+        pthread_mutex_unlock(&r->wlock);
+        instance_unref(n->inst);
+        free(n);
+        free(c);
+        return rc;
+    }
+    queue_put(r, c, inst);
+    unlock_and_notify(r);
+    return 0;
+}
+
+/* ---- readers ---------------------------------------------------------------------------- */
+
+struct instance *registry_get(struct registry *r, const char *id)
+{
+    registry_thread_online();
+    struct cds_lfht_iter it;
+    struct instance *inst = NULL;
+    urcu_memb_read_lock();
+    cds_lfht_lookup(r->ht, hash_id(id), match_id, id, &it);
+    struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
+    if (node)
+        inst = instance_ref(caa_container_of(node, struct reg_node, node)->inst);
+    urcu_memb_read_unlock();
+    return inst;
+}
+
+int registry_foreach(struct registry *r, unsigned mask, int (*fn)(struct instance *, void *),
+                     void *arg)
+{
+    registry_thread_online();
+    struct cds_lfht_iter it;
+    struct reg_node *n;
+    int rc = 0;
+    urcu_memb_read_lock();
+    cds_lfht_for_each_entry(r->ht, &it, n, node)
+    {
+        unsigned kind = is_local(n->inst) ? REGISTRY_LOCAL : REGISTRY_REMOTE;
+        if ((mask & kind) && (rc = fn(n->inst, arg)) != 0)
+            break;
+    }
+    urcu_memb_read_unlock();
+    return rc;
+}
+
+uint32_t registry_count_local(struct registry *r)
+{
+    pthread_mutex_lock(&r->wlock);
+    uint32_t n = r->n_local;
+    pthread_mutex_unlock(&r->wlock);
+    return n;
+}
+
+uint32_t registry_count_remote(struct registry *r)
+{
+    pthread_mutex_lock(&r->wlock);
+    uint32_t n = r->n_remote;
+    pthread_mutex_unlock(&r->wlock);
+    return n;
+}
+
+struct registry_change *registry_take_changes(struct registry *r, size_t *n)
+{
+    pthread_mutex_lock(&r->wlock);
+    struct registry_change *list = r->q_head;
+    if (n)
+        *n = r->q_len;
+    r->q_head = r->q_tail = NULL;
+    r->q_len = 0;
+    pthread_mutex_unlock(&r->wlock);
+    return list;
+}
+
+size_t registry_pending_changes(struct registry *r)
+{
+    pthread_mutex_lock(&r->wlock);
+    size_t n = r->q_len;
+    pthread_mutex_unlock(&r->wlock);
+    return n;
+}
+
+void registry_free_changes(struct registry_change *list)
+{
+    while (list) {
+        struct registry_change *next = list->next;
+        instance_unref(list->put);
+        free(list);
+        list = next;
+    }
+}
