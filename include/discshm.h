@@ -309,6 +309,261 @@ int disc_wait_change(disc_handle *h, uint32_t *seen, int timeout_ms);
 /* A short human-readable text for a negative return code of this library. */
 const char *disc_strerror(int rc);
 
+/* ---- Client side: filters, pickers, views ------------------------------------
+ * See docs/CLIENT.md for a walk-through and examples/ for programs to copy.
+ * Nothing here allocates except disc_picker_create; every call is
+ * thread-safe (a picker serialises its own state, see below). */
+
+/* ---- Filters ----
+ * A filter is a plain struct the caller fills in; every field that is set
+ * must match (AND). A zeroed struct (or a NULL filter) matches every
+ * instance. The strings are borrowed: they must stay valid while the
+ * filter is in use. Example:
+ *
+ *   struct disc_filter f;
+ *   disc_filter_init(&f);
+ *   f.service = "orders";
+ *   f.min_version = "2.1";
+ *   f.az = "eu-west-1a";
+ *   f.health_mask = DISC_HEALTH_NOT_CRITICAL;
+ *   disc_filter_add_tag(&f, "env", "prod");
+ */
+
+#define DISC_FILTER_TAGS_MAX 8
+
+/* One tag condition: the instance has a tag `key` whose value is `value`
+ * (value NULL: any value). */
+struct disc_tag_match {
+    const char *key;
+    const char *value;
+};
+
+/* Health masks for disc_filter.health_mask: bit (1u << enum disc_health)
+ * for each accepted state. 0 accepts every state. */
+#define DISC_HEALTH_BIT(state) (1u << (state))
+#define DISC_HEALTH_NOT_CRITICAL                                                                \
+    (DISC_HEALTH_BIT(DISC_HEALTH_UNKNOWN) | DISC_HEALTH_BIT(DISC_HEALTH_PASSING) |              \
+     DISC_HEALTH_BIT(DISC_HEALTH_WARNING))
+#define DISC_HEALTH_AT_LEAST_WARNING                                                            \
+    (DISC_HEALTH_BIT(DISC_HEALTH_PASSING) | DISC_HEALTH_BIT(DISC_HEALTH_WARNING))
+#define DISC_HEALTH_PASSING_ONLY DISC_HEALTH_BIT(DISC_HEALTH_PASSING)
+#define DISC_HEALTH_MASK_ALL                                                                    \
+    (DISC_HEALTH_NOT_CRITICAL | DISC_HEALTH_BIT(DISC_HEALTH_CRITICAL))
+
+struct disc_filter {
+    const char *service;        /* exact service name (one hash lookup) */
+    const char *service_prefix; /* service name starts with this (scans all services) */
+    const char *version;        /* exact version string */
+    const char *min_version;    /* disc_version_cmp(instance version, this) >= 0 */
+    const char *az;             /* exact availability zone ("" matches an empty az) */
+    const char *host;           /* exact host id */
+    const char *endpoint;       /* the instance serves an endpoint with this name */
+    uint32_t health_mask;       /* DISC_HEALTH_* mask; 0 = any health */
+    uint32_t n_tags;            /* conditions used in tags[] */
+    struct disc_tag_match tags[DISC_FILTER_TAGS_MAX]; /* all must hold */
+};
+
+/* Reset *f to "match everything". */
+void disc_filter_init(struct disc_filter *f);
+
+/* Add a tag condition (value NULL: the key with any value). 0, -EINVAL
+ * (NULL or empty key), -ENAMETOOLONG, -E2BIG (already DISC_FILTER_TAGS_MAX). */
+int disc_filter_add_tag(struct disc_filter *f, const char *key, const char *value);
+
+/* Validate a filter: 0 (NULL is valid), -EINVAL (n_tags too large, a NULL
+ * tag key, unknown health bits), -ENAMETOOLONG (a string beyond its
+ * DISC_*_MAX). Every call below that takes a filter runs this first. */
+int disc_filter_check(const struct disc_filter *f);
+
+/* 1 if the instance matches the filter (NULL: matches), 0 if not, -EINVAL
+ * for a NULL instance or a filter with n_tags > DISC_FILTER_TAGS_MAX.
+ * Works on zero-copy and copy-out views alike; no validation of the
+ * filter's strings beyond that (see disc_filter_check). */
+int disc_instance_matches(const struct disc_filter *f, const struct disc_instance *inst);
+
+/*
+ * Compare two versions: <0, 0 or >0 like strcmp. Semantic-version-ish:
+ * the part before the first '-' or '+' is a list of '.'-separated
+ * components compared one by one, numerically when both are digits (any
+ * length, no overflow), numbers before non-numbers, otherwise bytewise;
+ * a missing component counts as 0 ("1.2" == "1.2.0"). If those are equal,
+ * a version with a pre-release ("-rc.1") is lower than one without, and two
+ * pre-releases compare component by component (more components is
+ * higher). Build metadata after '+' is ignored. NULL compares as "".
+ */
+int disc_version_cmp(const char *a, const char *b);
+
+/* ---- Filtered queries ---- */
+
+/* Iterator over the instances matching a filter inside a read section.
+ * With filter->service set it visits that one service; otherwise it walks
+ * every service once (hash order), skipping those that fail service_prefix
+ * before looking at their instances. Instances of one service come
+ * together, sorted by id. */
+struct disc_filter_iter {
+    /* private */
+    const struct disc_filter *f_;
+    uint64_t cursor_;
+    struct disc_service_view sv_;
+    uint32_t next_;
+    uint8_t single_, have_sv_, done_, pad_;
+};
+
+/* Start iterating. 0, -ENOENT (filter->service names no service),
+ * -EINVAL / -ENAMETOOLONG (bad filter), -EBADMSG. The filter must outlive
+ * the iterator. */
+int disc_read_filter_begin(struct disc_read *rd, const struct disc_filter *f,
+                           struct disc_filter_iter *it);
+
+/* Next matching instance: 1 and *out filled (a zero-copy view), 0 at the
+ * end, or -EBADMSG. */
+int disc_read_filter_next(struct disc_read *rd, struct disc_filter_iter *it,
+                          struct disc_instance *out);
+
+/*
+ * Copy-out: every instance matching f, laid out in buf as for disc_lookup
+ * (array of views, then record copies), sorted by service name then id.
+ * Returns the count (0: nothing matched), -ENOENT if filter->service names
+ * no service, -ENOBUFS with *needed, -EINVAL / -ENAMETOOLONG for a bad filter.
+ */
+int disc_lookup_filtered(disc_handle *h, const struct disc_filter *f, void *buf, size_t buflen,
+                         struct disc_instance **list, size_t *needed);
+
+/* ---- Pickers ----
+ * A picker chooses one instance among those matching a filter. Policies:
+ *
+ *   DISC_PICK_RANDOM       weighted random: P(i) = weight_i / sum(weights).
+ *                          The random stream is the picker's own (seeded by
+ *                          the caller, advanced with one atomic add per pick:
+ *                          lock-free, no global state).
+ *   DISC_PICK_ROUND_ROBIN  smooth weighted round robin (as in nginx): over
+ *                          every sum(weights) consecutive picks instance i is
+ *                          chosen exactly weight_i times, spread out evenly.
+ *                          The per-instance state lives in the picker and is
+ *                          guarded by a mutex inside it (held for one pass
+ *                          over the candidates). The state is keyed by the
+ *                          candidate set: when the set or a weight changes,
+ *                          the cycle restarts. Use one picker per target
+ *                          (service + filter).
+ *   DISC_PICK_HASH         consistent hashing on a caller key, weighted
+ *                          rendezvous (highest-random-weight) hashing: each
+ *                          candidate scores -ln(u)/weight with u = hash(key,
+ *                          instance id) in (0,1); the lowest score wins. When
+ *                          an instance leaves, exactly the keys it owned move
+ *                          (to the others in proportion to weight); when one
+ *                          joins, only keys it now wins move. Stateless; the
+ *                          hash does not depend on the segment, so every
+ *                          process and every host picks the same instance for
+ *                          the same key and candidate set.
+ *
+ * Instances with weight 0 are never picked (the writer stores 10 for an
+ * unset weight). A pick makes one or two passes over the candidates,
+ * allocates nothing, and returns -ENOENT when no instance matches.
+ * A picker is process-local memory: after fork() the child creates its own. */
+
+enum disc_pick_policy {
+    DISC_PICK_RANDOM = 1,
+    DISC_PICK_ROUND_ROBIN = 2,
+    DISC_PICK_HASH = 3,
+};
+
+typedef struct disc_picker disc_picker;
+
+/* Default and maximum number of candidates a round-robin picker tracks. */
+#define DISC_PICK_RR_DEFAULT 1024u
+#define DISC_PICK_RR_MAX     (1u << 20)
+
+/* A buffer of this many bytes always holds one copied-out instance
+ * (disc_pick, disc_lookup_id). */
+#define DISC_INSTANCE_BUF_MAX (65536u + 256u)
+
+/*
+ * Create a picker. seed: start of the random stream (DISC_PICK_RANDOM; use
+ * different seeds in different processes). max_candidates: for
+ * DISC_PICK_ROUND_ROBIN the most candidates one pick may see (0 =
+ * DISC_PICK_RR_DEFAULT, at most DISC_PICK_RR_MAX); ignored otherwise.
+ * 0, -EINVAL, -ENOMEM.
+ */
+int disc_picker_create(enum disc_pick_policy policy, uint64_t seed, uint32_t max_candidates,
+                       disc_picker **out);
+
+/* Free a picker. No pick may be running on it. NULL is a no-op. */
+void disc_picker_destroy(disc_picker *p);
+
+/* The picker's policy. */
+enum disc_pick_policy disc_picker_policy(const disc_picker *p);
+
+/*
+ * Zero-copy pick inside a read section: *out is a view valid until
+ * disc_read_end. key/key_len: the consistent-hash key (DISC_PICK_HASH needs
+ * a non-NULL key; the others ignore it). 0, -ENOENT (nothing matched, or
+ * filter->service names no service), -E2BIG (more candidates than a
+ * round-robin picker's max_candidates), -EINVAL, -ENAMETOOLONG, -EBADMSG.
+ * A round-robin pick advances the picker even if disc_read_end then
+ * reports -EAGAIN.
+ */
+int disc_read_pick(struct disc_read *rd, const struct disc_filter *f, disc_picker *p,
+                   const void *key, size_t key_len, struct disc_instance *out);
+
+/*
+ * Copy-out pick: runs its own read section and copies the chosen instance
+ * into buf (a struct disc_instance, then its record; DISC_INSTANCE_BUF_MAX
+ * bytes always suffice). Returns 0 and sets *inst, or the errors of
+ * disc_read_pick, -ENOBUFS with *needed, -EAGAIN.
+ */
+int disc_pick(disc_handle *h, const struct disc_filter *f, disc_picker *p, const void *key,
+              size_t key_len, void *buf, size_t buflen, struct disc_instance **inst,
+              size_t *needed);
+
+/* ---- Views: the `services` and `endpoints` queries ---- */
+
+/* One version of a service and how many instances run it. */
+struct disc_version_count {
+    const char *version;
+    uint32_t n_instances;
+    uint32_t reserved_;
+};
+
+struct disc_service_summary {
+    const char *name;
+    const struct disc_version_count *versions; /* sorted by disc_version_cmp */
+    uint32_t n_versions;
+    uint32_t n_instances;
+};
+
+/*
+ * Every service with at least one instance matching f (NULL: all), sorted by
+ * name, each with its distinct versions and instance counts (of matching
+ * instances). Everything is laid out in buf. Returns the number of
+ * services, -ENOBUFS with *needed (an upper bound), -EINVAL,
+ * -ENAMETOOLONG, -EAGAIN. Cost: instances x distinct versions per service.
+ */
+int disc_services(disc_handle *h, const struct disc_filter *f, void *buf, size_t buflen,
+                  struct disc_service_summary **list, size_t *needed);
+
+/* One endpoint of one version of a service, aggregated over its instances. */
+struct disc_endpoint_info {
+    const char *name;    /* fully qualified: "service.endpoint" */
+    const char *service; /* the service part */
+    const char *version;
+    const char *request_type;  /* as registered by the first instance seen */
+    const char *response_type; /* idem */
+    uint32_t n_instances;      /* matching instances of that version serving it */
+    uint32_t n_reporting;      /* of those, instances reporting a mean latency */
+    uint32_t mean_us;          /* mean of the reported means; 0 if none */
+    uint32_t p95_us;           /* largest reported upper-95 latency; 0 if none */
+    uint64_t reserved_;
+};
+
+/*
+ * Every (service, version, endpoint) served by instances matching f (NULL:
+ * all), sorted by fully qualified name then version. Laid out in buf;
+ * returns the count, -ENOBUFS with *needed (an upper bound), -EINVAL,
+ * -ENAMETOOLONG, -EAGAIN.
+ */
+int disc_endpoints(disc_handle *h, const struct disc_filter *f, void *buf, size_t buflen,
+                   struct disc_endpoint_info **list, size_t *needed);
+
 #ifdef __cplusplus
 }
 #endif

@@ -173,6 +173,13 @@ static int fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
     return 0;
 }
 
+/* For filter.c / pick.c: re-validate a copied record into a view. */
+int disc__fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
+                    struct disc_instance *out)
+{
+    return fill_view(rec, avail, flags, out);
+}
+
 static int view_at(const struct disc_read *rd, uint32_t off, struct disc_instance *out)
 {
     const struct disc_map *m = rmap(rd);

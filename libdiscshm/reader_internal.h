@@ -66,4 +66,9 @@ static inline const void *disc__rec(const struct disc_map *m, uint32_t off, uint
     return p;
 }
 
+/* Validate the instance record at rec (avail readable bytes) and fill a view
+ * of it (lookup.c). Used to re-check records after copying them out. */
+int disc__fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
+                    struct disc_instance *out);
+
 #endif /* DISCSHM_READER_INTERNAL_H */
