@@ -1,0 +1,1806 @@
+/*
+ * zk_sync.c — discd's ZooKeeper layer (see zk_sync.h and docs/ZOOKEEPER.md).
+ *
+ * Structure: the ZooKeeper client's watcher only queues events; one worker
+ * thread owns the session, the remote picture and all I/O. The daemon's
+ * desired local set is shared under zs->mu (publish/withdraw edit it, the
+ * worker snapshots it to reconcile); everything else below "worker-private"
+ * is touched by the worker thread only.
+ */
+#include "zk_sync.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zookeeper/zookeeper.h>
+
+#define UUID_LEN          36
+#define MAX_NAME_LEN      (UUID_LEN + 1 + 20)
+#define MAX_HOST_ID       255
+#define BATCH_MAX         256  /* outstanding async requests per batch */
+#define RETRY_MS          500  /* after a failed listing or write while connected */
+#define NEW_SESSION_RETRY 1000 /* zookeeper_init failed outright */
+#define TICK_MS           1000 /* the worker wakes at least this often */
+
+enum rn_kind {
+    RN_OK,   /* valid document, eligible to be reported */
+    RN_NEW,  /* listed, not fetched yet */
+    RN_BAD,  /* bad name, bad data or conflicting id: remembered, never reported */
+    RN_DROP, /* to be removed from the list (fetch failed transiently) */
+};
+
+struct rnode {
+    char *name;
+    uint64_t seq;
+    enum rn_kind kind;
+    char *tmp_json; /* fetched this round, freed at its end */
+    size_t tmp_len;
+};
+
+struct rhost {
+    char *name;
+    char *path;
+    struct rnode *nodes; /* sorted by strcmp(name) */
+    size_t n;
+    bool dirty; /* needs listing (and re-arming its watch) */
+    bool bad;   /* not a valid host id: ignored */
+};
+
+enum id_state { ID_EMPTY = 0, ID_LIVE, ID_HELD };
+
+struct idrec {
+    char id[UUID_LEN + 1];
+    enum id_state state;
+    uint64_t seq;
+    char *host;
+};
+
+/* A desired local instance; immutable once shared, refcounted under zs->mu. */
+struct lnode {
+    char id[UUID_LEN + 1];
+    uint64_t seq;
+    char name[MAX_NAME_LEN + 1];
+    size_t len;
+    int refs;
+    char json[]; /* len bytes + NUL */
+};
+
+struct zevent {
+    struct zevent *next;
+    zhandle_t *zh;
+    int type;
+    int state;
+    char path[];
+};
+
+struct zk_sync {
+    /* configuration (immutable after start) */
+    char *connect, *root, *host_id, *hosts_path;
+    int session_timeout_ms, cooloff_ms, jitter_ms;
+    size_t max_doc;
+    enum zk_sync_log_level log_level;
+    struct zk_sync_callbacks cb;
+    void *arg;
+    pthread_t thread;
+
+    /* shared, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t wake;    /* worker: events, local changes, stop */
+    pthread_cond_t applied; /* waiters of zk_sync_wait_local_applied */
+    bool stop;
+    struct zevent *ev_head, *ev_tail;
+    struct lnode **local; /* desired set, sorted by id */
+    size_t nlocal, cap_local;
+    uint64_t local_gen;   /* bumped by every effective publish/withdraw */
+    uint64_t applied_gen; /* local_gen last seen fully applied */
+    uint64_t last_seq;
+    struct zk_sync_status status;
+
+    /* worker-private */
+    zhandle_t *zh;
+    bool connected, ever_connected;
+    bool session_new;   /* no reconcile has succeeded in this session yet */
+    bool session_fresh; /* not connected yet in this session */
+    int64_t new_session_at, resync_at, retry_at, cool_until; /* monotonic ms, 0 = none */
+    bool hosts_dirty, local_dirty;
+    struct rhost own;
+    struct rhost **hosts; /* other hosts, sorted by name */
+    size_t nhosts, cap_hosts;
+    struct idrec *idx; /* open addressing, linear probing */
+    size_t idx_cap, idx_count, held_count;
+    struct zk_sync_counters c;
+    enum zk_sync_state state;
+    int64_t since_ms, last_sync_ms;
+    unsigned rnd;
+};
+
+/* ---------- small helpers ---------- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void zlog(struct zk_sync *zs, enum zk_sync_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void zlog(struct zk_sync *zs, enum zk_sync_log_level lvl, const char *fmt, ...)
+{
+    static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+    if (lvl > zs->log_level) {
+        return;
+    }
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (zs->cb.log) {
+        zs->cb.log(zs->arg, lvl, msg);
+    } else {
+        fprintf(stderr, "zk_sync %s %s\n", names[lvl], msg);
+    }
+}
+
+static int jitter(struct zk_sync *zs)
+{
+    if (zs->jitter_ms <= 0) {
+        return 0;
+    }
+    return (int)(rand_r(&zs->rnd) % (unsigned)(zs->jitter_ms + 1));
+}
+
+const char *zk_sync_state_name(enum zk_sync_state state)
+{
+    switch (state) {
+    case ZK_SYNC_CONNECTING:
+        return "connecting";
+    case ZK_SYNC_CONNECTED:
+        return "connected";
+    case ZK_SYNC_DISCONNECTED:
+        return "disconnected";
+    case ZK_SYNC_EXPIRED:
+        return "expired";
+    }
+    return "unknown";
+}
+
+static bool is_hex_lower(char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+}
+
+static bool is_uuid_prefix(const char *s)
+{
+    for (int i = 0; i < UUID_LEN; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') {
+                return false;
+            }
+        } else if (!is_hex_lower(s[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool zk_sync_is_uuid(const char *s)
+{
+    return s && strnlen(s, UUID_LEN + 1) == UUID_LEN && is_uuid_prefix(s);
+}
+
+bool zk_sync_is_host_id(const char *s)
+{
+    if (!s) {
+        return false;
+    }
+    size_t n = strnlen(s, MAX_HOST_ID + 1);
+    if (n == 0 || n > MAX_HOST_ID || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == ':' || ch == '-';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Node name "<uuid>" or "<uuid>-<seq>" (1..19 digits). */
+static bool parse_node_name(const char *name, char id[UUID_LEN + 1], uint64_t *seq)
+{
+    size_t n = strnlen(name, MAX_NAME_LEN + 1);
+    if (n < UUID_LEN || n > MAX_NAME_LEN || !is_uuid_prefix(name)) {
+        return false;
+    }
+    *seq = 0;
+    if (n > UUID_LEN) {
+        const char *p = name + UUID_LEN;
+        size_t digits = n - UUID_LEN - 1;
+        if (*p != '-' || digits == 0 || digits > 19) {
+            return false;
+        }
+        for (size_t i = 1; i <= digits; i++) {
+            if (p[i] < '0' || p[i] > '9') {
+                return false;
+            }
+            *seq = *seq * 10 + (uint64_t)(p[i] - '0');
+        }
+    }
+    memcpy(id, name, UUID_LEN);
+    id[UUID_LEN] = '\0';
+    return true;
+}
+
+int zk_sync_check_doc(const char *json, size_t len, const char *expect_id, size_t max,
+                      const char **why)
+{
+    const char *dummy;
+    if (!why) {
+        why = &dummy;
+    }
+    if (len > max) {
+        *why = "document too large";
+        return -E2BIG;
+    }
+    json_error_t err;
+    json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
+    if (!doc) {
+        *why = "not valid JSON";
+        return -EINVAL;
+    }
+    int rc = 0;
+    json_t *id = json_object_get(doc, "id");
+    json_t *svc = json_object_get(doc, "service");
+    if (!json_is_object(doc)) {
+        *why = "not a JSON object";
+        rc = -EINVAL;
+    } else if (!json_is_string(id)) {
+        *why = "\"id\" missing or not a string";
+        rc = -EINVAL;
+    } else if (expect_id && strcmp(json_string_value(id), expect_id) != 0) {
+        *why = "\"id\" does not match the node name";
+        rc = -EINVAL;
+    } else if (!json_is_string(svc) || json_string_length(svc) == 0) {
+        *why = "\"service\" missing or not a non-empty string";
+        rc = -EINVAL;
+    }
+    json_decref(doc);
+    return rc;
+}
+
+/* ---------- id index (worker-private) ---------- */
+
+static size_t hash_id(const char *id)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (int i = 0; i < UUID_LEN; i++) {
+        h = (h ^ (unsigned char)id[i]) * 1099511628211ULL;
+    }
+    return (size_t)(h ^ (h >> 29));
+}
+
+static struct idrec *idx_find(struct zk_sync *zs, const char *id)
+{
+    if (zs->idx_cap == 0) {
+        return NULL;
+    }
+    size_t mask = zs->idx_cap - 1;
+    for (size_t i = hash_id(id) & mask;; i = (i + 1) & mask) {
+        struct idrec *r = &zs->idx[i];
+        if (r->state == ID_EMPTY) {
+            return NULL;
+        }
+        if (memcmp(r->id, id, UUID_LEN) == 0) {
+            return r;
+        }
+    }
+}
+
+static int idx_grow(struct zk_sync *zs)
+{
+    size_t ncap = zs->idx_cap ? zs->idx_cap * 2 : 1024;
+    struct idrec *n = calloc(ncap, sizeof(*n));
+    if (!n) {
+        return -ENOMEM;
+    }
+    for (size_t k = 0; k < zs->idx_cap; k++) {
+        struct idrec *r = &zs->idx[k];
+        if (r->state == ID_EMPTY) {
+            continue;
+        }
+        size_t i = hash_id(r->id) & (ncap - 1);
+        while (n[i].state != ID_EMPTY) {
+            i = (i + 1) & (ncap - 1);
+        }
+        n[i] = *r;
+    }
+    free(zs->idx);
+    zs->idx = n;
+    zs->idx_cap = ncap;
+    return 0;
+}
+
+/* Insert a new record (id must not be present). NULL on ENOMEM. */
+static struct idrec *idx_insert(struct zk_sync *zs, const char *id, const char *host, uint64_t seq)
+{
+    if ((zs->idx_count + 1) * 10 > zs->idx_cap * 7 && idx_grow(zs) != 0) {
+        return NULL;
+    }
+    char *h = strdup(host);
+    if (!h) {
+        return NULL;
+    }
+    size_t mask = zs->idx_cap - 1;
+    size_t i = hash_id(id) & mask;
+    while (zs->idx[i].state != ID_EMPTY) {
+        i = (i + 1) & mask;
+    }
+    struct idrec *r = &zs->idx[i];
+    memcpy(r->id, id, UUID_LEN);
+    r->id[UUID_LEN] = '\0';
+    r->state = ID_LIVE;
+    r->seq = seq;
+    r->host = h;
+    zs->idx_count++;
+    return r;
+}
+
+/* Delete with backward shift so probe chains stay intact. */
+static void idx_delete(struct zk_sync *zs, struct idrec *r)
+{
+    size_t mask = zs->idx_cap - 1;
+    size_t i = (size_t)(r - zs->idx);
+    free(r->host);
+    if (r->state == ID_HELD) {
+        zs->held_count--;
+    }
+    zs->idx_count--;
+    for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+        if (zs->idx[j].state == ID_EMPTY) {
+            break;
+        }
+        size_t home = hash_id(zs->idx[j].id) & mask;
+        /* move j into the hole at i if its home is not in (i, j] cyclically */
+        bool in_range = (i < j) ? (home > i && home <= j) : (home > i || home <= j);
+        if (!in_range) {
+            zs->idx[i] = zs->idx[j];
+            i = j;
+        }
+    }
+    memset(&zs->idx[i], 0, sizeof(zs->idx[i]));
+}
+
+/* ---------- state publication ---------- */
+
+static bool cooling(struct zk_sync *zs)
+{
+    return zs->cool_until != 0 && mono_ms() < zs->cool_until;
+}
+
+/* Copy worker state into the shared status (under mu). */
+static void publish_status(struct zk_sync *zs)
+{
+    pthread_mutex_lock(&zs->mu);
+    struct zk_sync_status *st = &zs->status;
+    uint64_t desired = zs->nlocal;
+    st->state = zs->state;
+    st->since_ms = zs->since_ms;
+    st->last_sync_ms = zs->last_sync_ms;
+    st->cooling = cooling(zs);
+    st->local_applied = zs->applied_gen == zs->local_gen;
+    st->counters = zs->c;
+    st->counters.local_desired = desired;
+    st->counters.hosts = zs->nhosts + 1;
+    st->counters.remote_instances = zs->idx_count;
+    st->counters.held_now = zs->held_count;
+    pthread_mutex_unlock(&zs->mu);
+}
+
+static void report_state(struct zk_sync *zs)
+{
+    publish_status(zs);
+    if (zs->cb.on_state) {
+        struct zk_sync_status st;
+        zk_sync_get_status(zs, &st);
+        zs->cb.on_state(zs->arg, &st);
+    }
+}
+
+static void set_state(struct zk_sync *zs, enum zk_sync_state s)
+{
+    if (zs->state == s) {
+        return;
+    }
+    zlog(zs, s == ZK_SYNC_CONNECTED ? ZK_SYNC_LOG_INFO : ZK_SYNC_LOG_WARN, "zookeeper %s -> %s",
+         zk_sync_state_name(zs->state), zk_sync_state_name(s));
+    zs->state = s;
+    zs->since_ms = real_ms();
+    report_state(zs);
+}
+
+/* ---------- ZooKeeper watcher (client completion thread) ---------- */
+
+static void watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    struct zk_sync *zs = ctx;
+    size_t plen = path ? strlen(path) : 0;
+    struct zevent *ev = malloc(sizeof(*ev) + plen + 1);
+    if (!ev) {
+        return; /* the periodic resync after the next reconnect covers a lost event */
+    }
+    ev->next = NULL;
+    ev->zh = zh;
+    ev->type = type;
+    ev->state = state;
+    memcpy(ev->path, path ? path : "", plen + 1);
+    pthread_mutex_lock(&zs->mu);
+    if (zs->ev_tail) {
+        zs->ev_tail->next = ev;
+    } else {
+        zs->ev_head = ev;
+    }
+    zs->ev_tail = ev;
+    pthread_cond_signal(&zs->wake);
+    pthread_mutex_unlock(&zs->mu);
+}
+
+/* ---------- async batches ---------- */
+
+struct batch {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t pending;
+};
+
+struct bop {
+    struct batch *b;
+    struct zk_sync *zs;
+    int rc;
+    char *data; /* get: copy of the value (NUL-terminated) if <= max_doc */
+    size_t len;
+    int32_t stat_len;
+    size_t node; /* index into the node array this op belongs to */
+    char path[];
+};
+
+static void batch_init(struct batch *b)
+{
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    b->pending = 0;
+}
+
+static void batch_done(struct batch *b)
+{
+    pthread_mutex_lock(&b->mu);
+    if (--b->pending == 0) {
+        pthread_cond_signal(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* The client completes every request (with ZCONNECTIONLOSS / ZCLOSING at the
+ * latest), so this wait ends. */
+static void batch_wait(struct batch *b)
+{
+    pthread_mutex_lock(&b->mu);
+    while (b->pending > 0) {
+        pthread_cond_wait(&b->cv, &b->mu);
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void batch_destroy(struct batch *b)
+{
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+}
+
+static void get_done(int rc, const char *value, int value_len, const struct Stat *stat,
+                     const void *data)
+{
+    struct bop *op = (struct bop *)data;
+    op->rc = rc;
+    if (rc == ZOK) {
+        op->stat_len = stat ? stat->dataLength : value_len;
+        if (value && value_len >= 0 && (size_t)value_len <= op->zs->max_doc &&
+            op->stat_len == value_len) {
+            op->data = malloc((size_t)value_len + 1);
+            if (op->data) {
+                memcpy(op->data, value, (size_t)value_len);
+                op->data[value_len] = '\0';
+                op->len = (size_t)value_len;
+            } else {
+                op->rc = ZSYSTEMERROR;
+            }
+        }
+    }
+    batch_done(op->b);
+}
+
+static void create_done(int rc, const char *value, const void *data)
+{
+    (void)value;
+    struct bop *op = (struct bop *)data;
+    op->rc = rc;
+    batch_done(op->b);
+}
+
+static void void_done(int rc, const void *data)
+{
+    struct bop *op = (struct bop *)data;
+    op->rc = rc;
+    batch_done(op->b);
+}
+
+static struct bop *bop_new(struct zk_sync *zs, struct batch *b, const char *dir, const char *name)
+{
+    size_t need = strlen(dir) + 1 + strlen(name) + 1;
+    struct bop *op = calloc(1, sizeof(*op) + need);
+    if (op) {
+        op->b = b;
+        op->zs = zs;
+        snprintf(op->path, need, "%s/%s", dir, name);
+    }
+    return op;
+}
+
+/* ---------- remote picture ---------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return memcmp(a, b, UUID_LEN + 1);
+}
+
+/* First node of h whose name starts with id (or the insertion point). */
+static size_t find_group(const struct rhost *h, const char *id)
+{
+    size_t lo = 0, hi = h->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strncmp(h->nodes[mid].name, id, UUID_LEN) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* Synchronous fallback read of one node (rare, see settle_id). */
+static int read_node(struct zk_sync *zs, const struct rhost *h, struct rnode *rn)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", h->path, rn->name);
+    int len = (int)zs->max_doc + 1;
+    char *buf = malloc((size_t)len + 1);
+    if (!buf) {
+        return ZSYSTEMERROR;
+    }
+    struct Stat st;
+    zs->c.reads++;
+    int rc = zoo_get(zs->zh, path, 0, buf, &len, &st);
+    if (rc != ZOK || len < 0 || (size_t)len > zs->max_doc || st.dataLength != len) {
+        free(buf);
+        return rc != ZOK ? rc : ZBADARGUMENTS;
+    }
+    buf[len] = '\0';
+    rn->tmp_json = buf;
+    rn->tmp_len = (size_t)len;
+    return ZOK;
+}
+
+static void remote_upsert(struct zk_sync *zs, const struct rhost *h, const char *id,
+                          const struct rnode *rn)
+{
+    zs->c.upserts++;
+    zlog(zs, ZK_SYNC_LOG_DEBUG, "upsert %s/%s", h->name, rn->name);
+    if (zs->cb.on_remote_upsert) {
+        zs->cb.on_remote_upsert(zs->arg, h->name, id, rn->tmp_json, rn->tmp_len);
+    }
+}
+
+/* The id has no valid node in its host any more: report or hold. */
+static void remote_gone(struct zk_sync *zs, struct idrec *rec)
+{
+    if (rec->state == ID_HELD) {
+        return;
+    }
+    if (cooling(zs)) {
+        rec->state = ID_HELD;
+        zs->held_count++;
+        zs->c.held_removals++;
+        zlog(zs, ZK_SYNC_LOG_DEBUG, "hold removal of %s (cooling off)", rec->id);
+        return;
+    }
+    char id[UUID_LEN + 1], host[MAX_HOST_ID + 1];
+    memcpy(id, rec->id, sizeof(id));
+    snprintf(host, sizeof(host), "%s", rec->host);
+    idx_delete(zs, rec);
+    zs->c.removes++;
+    if (zs->cb.on_remote_remove) {
+        zs->cb.on_remote_remove(zs->arg, host, id);
+    }
+}
+
+/*
+ * Bring the index entry of `id` in line with host h's nodes for it: the
+ * valid node with the highest seq wins. Returns a ZooKeeper error if a
+ * needed fallback read failed (the host then stays dirty).
+ */
+static int settle_id(struct zk_sync *zs, struct rhost *h, const char *id)
+{
+    struct rnode *best = NULL;
+    for (size_t i = find_group(h, id); i < h->n && strncmp(h->nodes[i].name, id, UUID_LEN) == 0;
+         i++) {
+        struct rnode *rn = &h->nodes[i];
+        if (rn->kind == RN_OK && (!best || rn->seq > best->seq)) {
+            best = rn;
+        }
+    }
+    struct idrec *rec = idx_find(zs, id);
+    if (!best) {
+        if (rec && strcmp(rec->host, h->name) == 0) {
+            remote_gone(zs, rec);
+        }
+        return ZOK;
+    }
+    if (rec && strcmp(rec->host, h->name) != 0) {
+        if (rec->state == ID_LIVE) {
+            zs->c.conflicts++;
+            best->kind = RN_BAD;
+            zlog(zs, ZK_SYNC_LOG_WARN, "skip %s/%s: id already published by host %s", h->name,
+                 best->name, rec->host);
+            return ZOK;
+        }
+        /* held for another host and now here: take it over */
+        char *nh = strdup(h->name);
+        if (!nh) {
+            return ZSYSTEMERROR;
+        }
+        free(rec->host);
+        rec->host = nh;
+        rec->seq = UINT64_MAX; /* force the upsert below */
+    }
+    if (rec && rec->seq == best->seq) {
+        if (rec->state == ID_HELD) {
+            rec->state = ID_LIVE;
+            zs->held_count--;
+            zs->c.held_restored++;
+        }
+        return ZOK;
+    }
+    if (!best->tmp_json) {
+        int rc = read_node(zs, h, best);
+        if (rc == ZNONODE) {
+            best->kind = RN_DROP;
+            return ZOK; /* gone meanwhile; the next listing settles it */
+        }
+        if (rc != ZOK) {
+            return rc;
+        }
+    }
+    if (rec) {
+        if (rec->state == ID_HELD) {
+            rec->state = ID_LIVE;
+            zs->held_count--;
+            zs->c.held_restored++;
+        }
+        rec->seq = best->seq;
+    } else if (!idx_insert(zs, id, h->name, best->seq)) {
+        zlog(zs, ZK_SYNC_LOG_ERROR, "out of memory indexing %s", id);
+        return ZSYSTEMERROR;
+    }
+    remote_upsert(zs, h, id, best);
+    return ZOK;
+}
+
+static void free_nodes(struct rnode *nodes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(nodes[i].name);
+        free(nodes[i].tmp_json);
+    }
+    free(nodes);
+}
+
+/* Fetch every RN_NEW node of h, in windows of BATCH_MAX async gets. */
+static int fetch_new(struct zk_sync *zs, struct rhost *h)
+{
+    int worst = ZOK;
+    size_t i = 0;
+    while (i < h->n) {
+        struct batch b;
+        batch_init(&b);
+        struct bop *ops[BATCH_MAX];
+        size_t nops = 0;
+        for (; i < h->n && nops < BATCH_MAX; i++) {
+            struct rnode *rn = &h->nodes[i];
+            if (rn->kind != RN_NEW) {
+                continue;
+            }
+            struct bop *op = bop_new(zs, &b, h->path, rn->name);
+            if (!op) {
+                rn->kind = RN_DROP;
+                worst = ZSYSTEMERROR;
+                continue;
+            }
+            op->node = i;
+            pthread_mutex_lock(&b.mu);
+            b.pending++;
+            pthread_mutex_unlock(&b.mu);
+            zs->c.reads++;
+            int rc = zoo_aget(zs->zh, op->path, 0, get_done, op);
+            if (rc != ZOK) {
+                op->rc = rc;
+                batch_done(&b);
+            }
+            ops[nops++] = op;
+        }
+        batch_wait(&b);
+        batch_destroy(&b);
+        for (size_t k = 0; k < nops; k++) {
+            struct bop *op = ops[k];
+            struct rnode *rn = &h->nodes[op->node];
+            const char *why = NULL;
+            if (op->rc == ZNONODE) {
+                rn->kind = RN_DROP; /* deleted between list and get */
+            } else if (op->rc != ZOK) {
+                rn->kind = RN_DROP; /* retried on the next listing */
+                worst = op->rc;
+            } else if (op->stat_len < 0 || (size_t)op->stat_len > zs->max_doc) {
+                rn->kind = RN_BAD;
+                zs->c.skipped_too_large++;
+                zlog(zs, ZK_SYNC_LOG_WARN, "skip %s: %d bytes > %zu", op->path, (int)op->stat_len,
+                     zs->max_doc);
+            } else if (!op->data) {
+                rn->kind = RN_BAD;
+                zs->c.skipped_bad_data++;
+                zlog(zs, ZK_SYNC_LOG_WARN, "skip %s: no data", op->path);
+            } else {
+                char id[UUID_LEN + 1];
+                memcpy(id, rn->name, UUID_LEN);
+                id[UUID_LEN] = '\0';
+                if (zk_sync_check_doc(op->data, op->len, id, zs->max_doc, &why) != 0) {
+                    rn->kind = RN_BAD;
+                    zs->c.skipped_bad_data++;
+                    zlog(zs, ZK_SYNC_LOG_WARN, "skip %s: %s", op->path, why);
+                } else {
+                    rn->kind = RN_OK;
+                    rn->tmp_json = op->data;
+                    rn->tmp_len = op->len;
+                    op->data = NULL;
+                }
+            }
+            free(op->data);
+            free(op);
+        }
+    }
+    return worst;
+}
+
+/*
+ * List host h (re-arming its child watch), diff against memory, fetch only
+ * names never seen, settle every touched id. For the own host only the list
+ * is kept (it drives the local reconcile). ZOK or the ZooKeeper error.
+ */
+static int sync_host(struct zk_sync *zs, struct rhost *h, bool own)
+{
+    struct String_vector sv = {0, NULL};
+    zs->c.lists++;
+    int rc = zoo_get_children(zs->zh, h->path, 1, &sv);
+    if (rc == ZNONODE) {
+        sv.count = 0; /* subtree gone: every node of it is gone */
+    } else if (rc != ZOK) {
+        return rc;
+    }
+    h->dirty = false;
+    if (sv.count > 0) {
+        qsort(sv.data, (size_t)sv.count, sizeof(char *), cmp_str);
+    }
+    size_t nn = (size_t)(sv.count > 0 ? sv.count : 0);
+    struct rnode *out = calloc(nn + 1, sizeof(*out));
+    char(*touched)[UUID_LEN + 1] = calloc(nn + h->n + 1, sizeof(*touched));
+    if (!out || !touched) {
+        free(out);
+        free(touched);
+        deallocate_String_vector(&sv);
+        h->dirty = true;
+        return ZSYSTEMERROR;
+    }
+    size_t no = 0, nt = 0, i = 0, j = 0;
+    bool changed = false;
+    while (i < h->n || j < nn) {
+        int c = i >= h->n ? 1 : j >= nn ? -1 : strcmp(h->nodes[i].name, sv.data[j]);
+        if (c == 0) {
+            out[no++] = h->nodes[i++];
+            j++;
+        } else if (c < 0) { /* gone from ZooKeeper */
+            struct rnode *rn = &h->nodes[i++];
+            if (rn->kind == RN_OK || rn->kind == RN_BAD) {
+                memcpy(touched[nt], rn->name, UUID_LEN);
+                touched[nt++][UUID_LEN] = '\0';
+            }
+            free(rn->name);
+            free(rn->tmp_json);
+            changed = true;
+        } else { /* never seen */
+            struct rnode rn = {.name = sv.data[j], .kind = RN_NEW};
+            sv.data[j++] = NULL; /* ownership moves to rn */
+            char id[UUID_LEN + 1];
+            changed = true;
+            if (!parse_node_name(rn.name, id, &rn.seq)) {
+                rn.kind = RN_BAD;
+                zs->c.skipped_bad_name++;
+                zlog(zs, ZK_SYNC_LOG_WARN, "skip %s/%s: not <uuid>[-<seq>]", h->path, rn.name);
+            } else {
+                if (own) {
+                    rn.kind = RN_OK;
+                }
+                memcpy(touched[nt++], id, UUID_LEN + 1);
+            }
+            out[no++] = rn;
+        }
+    }
+    free(h->nodes);
+    h->nodes = out;
+    h->n = no;
+    deallocate_String_vector(&sv);
+    if (own) {
+        free(touched);
+        if (changed) {
+            zs->local_dirty = true;
+        }
+        return ZOK;
+    }
+    int worst = fetch_new(zs, h);
+    if (nt > 1) {
+        qsort(touched, nt, sizeof(*touched), cmp_id);
+    }
+    for (size_t k = 0; k < nt; k++) {
+        if (k > 0 && memcmp(touched[k], touched[k - 1], UUID_LEN) == 0) {
+            continue;
+        }
+        int src = settle_id(zs, h, touched[k]);
+        if (src != ZOK) {
+            worst = src;
+        }
+    }
+    free(touched);
+    /* drop transient failures (they look new again next time), free fetched data */
+    size_t w = 0;
+    for (size_t k = 0; k < h->n; k++) {
+        struct rnode *rn = &h->nodes[k];
+        free(rn->tmp_json);
+        rn->tmp_json = NULL;
+        if (rn->kind == RN_DROP) {
+            free(rn->name);
+            continue;
+        }
+        h->nodes[w++] = *rn;
+    }
+    h->n = w;
+    if (worst != ZOK) {
+        h->dirty = true;
+    }
+    return worst;
+}
+
+static void host_free(struct rhost *h)
+{
+    if (h) {
+        free_nodes(h->nodes, h->n);
+        free(h->name);
+        free(h->path);
+        free(h);
+    }
+}
+
+/* A host subtree vanished from <root>/hosts: all its ids are gone. */
+static void host_gone(struct zk_sync *zs, struct rhost *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        if (h->nodes[i].kind != RN_OK) {
+            continue;
+        }
+        struct idrec *rec = idx_find(zs, h->nodes[i].name);
+        if (rec && strcmp(rec->host, h->name) == 0) {
+            remote_gone(zs, rec);
+        }
+    }
+}
+
+static struct rhost *host_new(struct zk_sync *zs, const char *name)
+{
+    struct rhost *h = calloc(1, sizeof(*h));
+    size_t plen = strlen(zs->hosts_path) + 1 + strlen(name) + 1;
+    if (!h || !(h->name = strdup(name)) || !(h->path = malloc(plen))) {
+        host_free(h);
+        return NULL;
+    }
+    snprintf(h->path, plen, "%s/%s", zs->hosts_path, name);
+    h->dirty = true;
+    h->bad = !zk_sync_is_host_id(name);
+    return h;
+}
+
+/* List <root>/hosts (re-arming its watch) and diff the set of hosts. */
+static int sync_hosts(struct zk_sync *zs)
+{
+    struct String_vector sv = {0, NULL};
+    zs->c.lists++;
+    int rc = zoo_get_children(zs->zh, zs->hosts_path, 1, &sv);
+    if (rc != ZOK) {
+        return rc;
+    }
+    zs->hosts_dirty = false;
+    if (sv.count > 0) {
+        qsort(sv.data, (size_t)sv.count, sizeof(char *), cmp_str);
+    }
+    size_t nn = (size_t)(sv.count > 0 ? sv.count : 0);
+    struct rhost **out = calloc(nn + 1, sizeof(*out));
+    if (!out) {
+        deallocate_String_vector(&sv);
+        zs->hosts_dirty = true;
+        return ZSYSTEMERROR;
+    }
+    size_t no = 0, i = 0, j = 0;
+    while (i < zs->nhosts || j < nn) {
+        if (j < nn && strcmp(sv.data[j], zs->host_id) == 0) {
+            j++; /* our own subtree is tracked separately */
+            continue;
+        }
+        int c = i >= zs->nhosts ? 1 : j >= nn ? -1 : strcmp(zs->hosts[i]->name, sv.data[j]);
+        if (c == 0) {
+            out[no++] = zs->hosts[i++];
+            j++;
+        } else if (c < 0) {
+            struct rhost *h = zs->hosts[i++];
+            zlog(zs, ZK_SYNC_LOG_INFO, "host %s left", h->name);
+            host_gone(zs, h);
+            host_free(h);
+        } else {
+            struct rhost *h = host_new(zs, sv.data[j++]);
+            if (!h) {
+                zs->hosts_dirty = true;
+                continue;
+            }
+            if (h->bad) {
+                zs->c.skipped_bad_name++;
+                zlog(zs, ZK_SYNC_LOG_WARN, "skip %s: not a valid host id", h->path);
+            }
+            out[no++] = h;
+        }
+    }
+    free(zs->hosts);
+    zs->hosts = out;
+    zs->nhosts = no;
+    zs->cap_hosts = nn + 1;
+    deallocate_String_vector(&sv);
+    return zs->hosts_dirty ? ZSYSTEMERROR : ZOK;
+}
+
+static struct rhost *host_by_path(struct zk_sync *zs, const char *path)
+{
+    size_t hp = strlen(zs->hosts_path);
+    if (strncmp(path, zs->hosts_path, hp) != 0 || path[hp] != '/') {
+        return NULL;
+    }
+    const char *name = path + hp + 1;
+    if (strcmp(name, zs->host_id) == 0) {
+        return &zs->own;
+    }
+    size_t lo = 0, hi = zs->nhosts;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(zs->hosts[mid]->name, name);
+        if (c == 0) {
+            return zs->hosts[mid];
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return NULL;
+}
+
+/* ---------- tree and local reconcile ---------- */
+
+static int create_persistent(struct zk_sync *zs, const char *path, int flags)
+{
+    int rc = zoo_create(zs->zh, path, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, flags, NULL, 0);
+    return rc == ZNODEEXISTS ? ZOK : rc;
+}
+
+/* Create <root> (every component) and <root>/hosts if missing. */
+static int ensure_tree(struct zk_sync *zs)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s", zs->hosts_path);
+    for (char *p = path + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            int rc = create_persistent(zs, path, ZOO_PERSISTENT);
+            *p = saved;
+            if (rc != ZOK) {
+                return rc;
+            }
+            if (saved == '\0') {
+                break;
+            }
+        }
+    }
+    return ZOK;
+}
+
+static void lnode_unref_locked(struct lnode *ln)
+{
+    if (--ln->refs == 0) {
+        free(ln);
+    }
+}
+
+static int cmp_lnode_name(const void *a, const void *b)
+{
+    return strcmp((*(struct lnode *const *)a)->name, (*(struct lnode *const *)b)->name);
+}
+
+/* Run a batch of creates (json != NULL) or deletes on own-subtree names. */
+static int run_writes(struct zk_sync *zs, struct lnode **creates, size_t nc, char **deletes,
+                      size_t nd)
+{
+    int worst = ZOK;
+    size_t total = nc + nd, i = 0;
+    while (i < total) {
+        struct batch b;
+        batch_init(&b);
+        struct bop *ops[BATCH_MAX];
+        size_t nops = 0;
+        for (; i < total && nops < BATCH_MAX; i++) {
+            bool create = i < nc;
+            const char *name = create ? creates[i]->name : deletes[i - nc];
+            struct bop *op = bop_new(zs, &b, zs->own.path, name);
+            if (!op) {
+                worst = ZSYSTEMERROR;
+                continue;
+            }
+            pthread_mutex_lock(&b.mu);
+            b.pending++;
+            pthread_mutex_unlock(&b.mu);
+            int rc;
+            if (create) {
+                zs->c.creates++;
+                rc = zoo_acreate(zs->zh, op->path, creates[i]->json, (int)creates[i]->len,
+                                 &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, create_done, op);
+            } else {
+                zs->c.deletes++;
+                rc = zoo_adelete(zs->zh, op->path, -1, void_done, op);
+            }
+            if (rc != ZOK) {
+                op->rc = rc;
+                batch_done(&b);
+            }
+            op->node = i;
+            ops[nops++] = op;
+        }
+        batch_wait(&b);
+        batch_destroy(&b);
+        for (size_t k = 0; k < nops; k++) {
+            struct bop *op = ops[k];
+            bool create = op->node < nc;
+            int rc = op->rc;
+            if ((create && rc == ZNODEEXISTS) || (!create && rc == ZNONODE)) {
+                rc = ZOK; /* already as desired */
+            }
+            if (rc != ZOK) {
+                zlog(zs, rc == ZNOTEMPTY ? ZK_SYNC_LOG_WARN : ZK_SYNC_LOG_INFO, "%s %s: %s",
+                     create ? "create" : "delete", op->path, zerror(rc));
+                if (worst == ZOK || worst == ZNONODE) {
+                    worst = rc;
+                }
+            }
+            free(op);
+        }
+    }
+    return worst;
+}
+
+/*
+ * After a new session, nodes with our names may still belong to an older
+ * session of this host (a restarted daemon): they would vanish when it
+ * expires. Delete those so they are created again under this session.
+ */
+static int check_owners(struct zk_sync *zs, struct lnode **snap, size_t n, char ***stale,
+                        size_t *nstale)
+{
+    const clientid_t *cid = zoo_client_id(zs->zh);
+    int64_t me = cid ? cid->client_id : 0;
+    *stale = calloc(n + 1, sizeof(char *));
+    *nstale = 0;
+    if (!*stale) {
+        return ZSYSTEMERROR;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t g = find_group(&zs->own, snap[i]->id);
+        bool present = false;
+        for (; g < zs->own.n && strncmp(zs->own.nodes[g].name, snap[i]->id, UUID_LEN) == 0; g++) {
+            present |= strcmp(zs->own.nodes[g].name, snap[i]->name) == 0;
+        }
+        if (!present) {
+            continue;
+        }
+        char path[1024];
+        struct Stat st;
+        snprintf(path, sizeof(path), "%s/%s", zs->own.path, snap[i]->name);
+        zs->c.reads++;
+        int rc = zoo_exists(zs->zh, path, 0, &st);
+        if (rc == ZOK && st.ephemeralOwner != me) {
+            (*stale)[(*nstale)++] = snap[i]->name;
+        } else if (rc != ZOK && rc != ZNONODE) {
+            return rc;
+        }
+    }
+    return ZOK;
+}
+
+/*
+ * Make the own subtree equal the desired set: create what is missing
+ * (creates before deletes, so an update never leaves a gap), delete what is
+ * not desired (withdrawn, replaced, or foreign junk in our subtree).
+ */
+static int reconcile_local(struct zk_sync *zs)
+{
+    pthread_mutex_lock(&zs->mu);
+    size_t n = zs->nlocal;
+    uint64_t gen = zs->local_gen;
+    struct lnode **snap = malloc((n + 1) * sizeof(*snap));
+    if (!snap) {
+        pthread_mutex_unlock(&zs->mu);
+        return ZSYSTEMERROR;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snap[i] = zs->local[i];
+        snap[i]->refs++;
+    }
+    pthread_mutex_unlock(&zs->mu);
+    zs->local_dirty = false;
+
+    /* ids sort like names (fixed-length prefix), but sort to be safe */
+    qsort(snap, n, sizeof(*snap), cmp_lnode_name);
+    struct lnode **creates = calloc(n + 1, sizeof(*creates));
+    char **deletes = calloc(zs->own.n + 1, sizeof(*deletes));
+    char **stale = NULL;
+    size_t nc = 0, nd = 0, nstale = 0;
+    int rc = ZOK;
+    if (!creates || !deletes) {
+        rc = ZSYSTEMERROR;
+        goto out;
+    }
+    if (zs->session_new) {
+        rc = check_owners(zs, snap, n, &stale, &nstale);
+        if (rc != ZOK) {
+            goto out;
+        }
+        if (nstale > 0) {
+            zlog(zs, ZK_SYNC_LOG_INFO, "replacing %zu nodes left by an older session", nstale);
+            rc = run_writes(zs, NULL, 0, stale, nstale);
+            if (rc != ZOK) {
+                goto out;
+            }
+        }
+    }
+    size_t i = 0, j = 0, in_zk = 0;
+    while (i < n || j < zs->own.n) {
+        int c = i >= n ? 1 : j >= zs->own.n ? -1 : strcmp(snap[i]->name, zs->own.nodes[j].name);
+        if (c == 0) {
+            bool was_stale = false;
+            for (size_t k = 0; k < nstale; k++) {
+                was_stale |= stale[k] == snap[i]->name;
+            }
+            if (was_stale) {
+                creates[nc++] = snap[i];
+            } else {
+                in_zk++;
+            }
+            i++;
+            j++;
+        } else if (c < 0) {
+            creates[nc++] = snap[i++];
+        } else {
+            deletes[nd++] = zs->own.nodes[j++].name;
+        }
+    }
+    zs->c.local_in_zk = in_zk;
+    if (nc == 0 && nd == 0) {
+        goto out;
+    }
+    if (nc > 0) {
+        rc = create_persistent(zs, zs->own.path, ZOO_CONTAINER);
+        if (rc != ZOK) {
+            goto out;
+        }
+    }
+    rc = run_writes(zs, creates, nc, deletes, nd);
+    if (rc == ZOK) {
+        zs->c.local_in_zk = n;
+    }
+    /* listing the own subtree again confirms the result and re-arms its watch */
+    zs->own.dirty = true;
+out:
+    if (rc == ZOK) {
+        zs->session_new = false;
+    } else {
+        zs->local_dirty = true;
+        zs->retry_at = mono_ms() + RETRY_MS;
+    }
+    free(creates);
+    free(deletes);
+    free(stale);
+    pthread_mutex_lock(&zs->mu);
+    for (size_t k = 0; k < n; k++) {
+        lnode_unref_locked(snap[k]);
+    }
+    /* applied only once a listing shows the subtree equals this snapshot */
+    if (rc == ZOK && nc == 0 && nd == 0 && gen > zs->applied_gen) {
+        zs->applied_gen = gen;
+        pthread_cond_broadcast(&zs->applied);
+    }
+    pthread_mutex_unlock(&zs->mu);
+    free(snap);
+    return rc;
+}
+
+/* ---------- session ---------- */
+
+static void open_session(struct zk_sync *zs)
+{
+    zs->new_session_at = 0;
+    zs->zh = zookeeper_init(zs->connect, watcher, zs->session_timeout_ms, NULL, zs, 0);
+    if (!zs->zh) {
+        zlog(zs, ZK_SYNC_LOG_ERROR, "zookeeper_init(%s) failed: %s", zs->connect, strerror(errno));
+        zs->new_session_at = mono_ms() + NEW_SESSION_RETRY;
+        return;
+    }
+    zs->session_new = true;
+    zs->session_fresh = true;
+}
+
+static void close_session(struct zk_sync *zs)
+{
+    if (zs->zh) {
+        zookeeper_close(zs->zh);
+        zs->zh = NULL;
+        /* events still queued came from the closed handle; a new handle may
+         * get the same address, so drop them now */
+        pthread_mutex_lock(&zs->mu);
+        struct zevent *ev = zs->ev_head;
+        zs->ev_head = zs->ev_tail = NULL;
+        pthread_mutex_unlock(&zs->mu);
+        while (ev) {
+            struct zevent *next = ev->next;
+            free(ev);
+            ev = next;
+        }
+    }
+    zs->connected = false;
+}
+
+static void on_session_event(struct zk_sync *zs, int state)
+{
+    if (state == ZOO_CONNECTED_STATE) {
+        if (zs->connected) {
+            return;
+        }
+        zs->connected = true;
+        zs->local_dirty = true;
+        if (zs->session_fresh) {
+            zs->session_fresh = false;
+            zs->c.sessions++;
+            const clientid_t *cid = zoo_client_id(zs->zh);
+            zlog(zs, ZK_SYNC_LOG_INFO, "session 0x%llx established, timeout %d ms",
+                 cid ? (unsigned long long)cid->client_id : 0ULL, zoo_recv_timeout(zs->zh));
+        } else {
+            zs->c.reconnects++;
+        }
+        int64_t now = mono_ms();
+        zs->cool_until = zs->cooloff_ms > 0 ? now + zs->cooloff_ms : 0;
+        zs->resync_at = now + (zs->ever_connected ? jitter(zs) : 0);
+        if (zs->resync_at == 0) {
+            zs->resync_at = 1;
+        }
+        zs->ever_connected = true;
+        set_state(zs, ZK_SYNC_CONNECTED);
+    } else if (state == ZOO_EXPIRED_SESSION_STATE) {
+        zs->c.expirations++;
+        zlog(zs, ZK_SYNC_LOG_WARN, "session expired; opening a new one");
+        close_session(zs);
+        zs->new_session_at = mono_ms() + jitter(zs);
+        zs->resync_at = 0;
+        set_state(zs, ZK_SYNC_EXPIRED);
+    } else if (state == ZOO_AUTH_FAILED_STATE) {
+        zlog(zs, ZK_SYNC_LOG_ERROR, "zookeeper authentication failed");
+    } else {
+        zs->connected = false;
+        if (zs->state == ZK_SYNC_CONNECTED) {
+            set_state(zs, ZK_SYNC_DISCONNECTED);
+        }
+    }
+}
+
+static void handle_events(struct zk_sync *zs, struct zevent *ev)
+{
+    while (ev) {
+        struct zevent *next = ev->next;
+        if (ev->zh == zs->zh && zs->zh) {
+            if (ev->type == ZOO_SESSION_EVENT) {
+                on_session_event(zs, ev->state);
+            } else if (ev->type == ZOO_CHILD_EVENT || ev->type == ZOO_DELETED_EVENT) {
+                zs->c.watches_fired++;
+                struct rhost *h = host_by_path(zs, ev->path);
+                if (strcmp(ev->path, zs->hosts_path) == 0 || !h || ev->type == ZOO_DELETED_EVENT) {
+                    zs->hosts_dirty = true;
+                }
+                if (h) {
+                    h->dirty = true;
+                }
+            }
+        }
+        free(ev);
+        ev = next;
+    }
+}
+
+/* Release held removals once cooling-off is over and a full listing is done. */
+static void release_held(struct zk_sync *zs)
+{
+    if (zs->held_count == 0 || cooling(zs) || !zs->connected || zs->resync_at) {
+        return;
+    }
+    for (size_t i = 0; i < zs->idx_cap && zs->held_count > 0;) {
+        struct idrec *r = &zs->idx[i];
+        if (r->state != ID_HELD) {
+            i++;
+            continue;
+        }
+        char id[UUID_LEN + 1], host[MAX_HOST_ID + 1];
+        memcpy(id, r->id, sizeof(id));
+        snprintf(host, sizeof(host), "%s", r->host);
+        idx_delete(zs, r); /* backward shift may move another entry into slot i */
+        zs->c.held_reported++;
+        zs->c.removes++;
+        if (zs->cb.on_remote_remove) {
+            zs->cb.on_remote_remove(zs->arg, host, id);
+        }
+    }
+}
+
+/* One round of listings while connected. */
+static void sync_round(struct zk_sync *zs)
+{
+    int64_t now = mono_ms();
+    if ((zs->retry_at && now < zs->retry_at) || (zs->resync_at && now < zs->resync_at)) {
+        return; /* backing off, or a jittered full resync is due later and covers all */
+    }
+    bool full = zs->resync_at != 0;
+    zs->retry_at = 0;
+    int rc = ZOK;
+    if (full) {
+        rc = ensure_tree(zs);
+        zs->hosts_dirty = true;
+        zs->own.dirty = true;
+        for (size_t i = 0; i < zs->nhosts; i++) {
+            zs->hosts[i]->dirty = true;
+        }
+    }
+    if (rc == ZOK && zs->hosts_dirty) {
+        rc = sync_hosts(zs);
+    }
+    if (rc == ZOK && zs->own.dirty) {
+        rc = sync_host(zs, &zs->own, true);
+    }
+    for (size_t i = 0; rc == ZOK && i < zs->nhosts; i++) {
+        struct rhost *h = zs->hosts[i];
+        if (h->dirty && !h->bad) {
+            rc = sync_host(zs, h, false);
+        }
+    }
+    if (rc == ZOK && zs->local_dirty) {
+        rc = reconcile_local(zs);
+        if (rc == ZOK && zs->own.dirty) {
+            rc = sync_host(zs, &zs->own, true);
+            if (rc == ZOK && zs->local_dirty) {
+                rc = reconcile_local(zs); /* normally a no-op that marks applied */
+            }
+        }
+    }
+    if (rc != ZOK) {
+        zlog(zs, ZK_SYNC_LOG_INFO, "sync round: %s (retrying)", zerror(rc));
+        zs->retry_at = now + RETRY_MS;
+        return;
+    }
+    zs->last_sync_ms = real_ms();
+    if (full) {
+        zs->resync_at = 0;
+        report_state(zs);
+    }
+}
+
+static int64_t next_deadline(struct zk_sync *zs)
+{
+    int64_t t = mono_ms() + TICK_MS;
+    int64_t cand[] = {zs->new_session_at, zs->resync_at, zs->retry_at,
+                      zs->held_count ? zs->cool_until : 0};
+    for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
+        if (cand[i] > 0 && cand[i] < t) {
+            t = cand[i];
+        }
+    }
+    return t;
+}
+
+static bool work_pending(struct zk_sync *zs)
+{
+    if (!zs->connected) {
+        return false;
+    }
+    int64_t now = mono_ms();
+    if ((zs->retry_at && now < zs->retry_at) || (zs->resync_at && now < zs->resync_at)) {
+        return false;
+    }
+    if (zs->resync_at) {
+        return true;
+    }
+    if (zs->hosts_dirty || zs->own.dirty || zs->local_dirty) {
+        return true;
+    }
+    for (size_t i = 0; i < zs->nhosts; i++) {
+        if (zs->hosts[i]->dirty && !zs->hosts[i]->bad) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void *worker_main(void *arg)
+{
+    struct zk_sync *zs = arg;
+    if (zs->cb.on_thread_start) {
+        zs->cb.on_thread_start(zs->arg);
+    }
+    open_session(zs);
+    bool was_cooling = false;
+    for (;;) {
+        pthread_mutex_lock(&zs->mu);
+        if (!zs->ev_head && !zs->stop && !work_pending(zs)) {
+            int64_t dl = next_deadline(zs);
+            struct timespec ts = {.tv_sec = dl / 1000, .tv_nsec = (dl % 1000) * 1000000};
+            pthread_cond_timedwait(&zs->wake, &zs->mu, &ts);
+        }
+        bool stop = zs->stop;
+        struct zevent *ev = zs->ev_head;
+        zs->ev_head = zs->ev_tail = NULL;
+        if (zs->applied_gen != zs->local_gen) {
+            zs->local_dirty = true;
+        }
+        pthread_mutex_unlock(&zs->mu);
+        if (stop) {
+            while (ev) {
+                struct zevent *n = ev->next;
+                free(ev);
+                ev = n;
+            }
+            break;
+        }
+        handle_events(zs, ev);
+        if (!zs->zh && zs->new_session_at && mono_ms() >= zs->new_session_at) {
+            set_state(zs, ZK_SYNC_CONNECTING);
+            open_session(zs);
+        }
+        if (zs->connected) {
+            sync_round(zs);
+            release_held(zs);
+        }
+        bool now_cooling = cooling(zs);
+        if (was_cooling && !now_cooling) {
+            report_state(zs);
+        } else {
+            publish_status(zs);
+        }
+        was_cooling = now_cooling;
+    }
+    close_session(zs);
+    if (zs->cb.on_thread_stop) {
+        zs->cb.on_thread_stop(zs->arg);
+    }
+    return NULL;
+}
+
+/* ---------- public API ---------- */
+
+static void zs_free(struct zk_sync *zs)
+{
+    if (!zs) {
+        return;
+    }
+    for (size_t i = 0; i < zs->nhosts; i++) {
+        host_free(zs->hosts[i]);
+    }
+    free(zs->hosts);
+    free_nodes(zs->own.nodes, zs->own.n);
+    free(zs->own.path);
+    for (size_t i = 0; i < zs->idx_cap; i++) {
+        if (zs->idx[i].state != ID_EMPTY) {
+            free(zs->idx[i].host);
+        }
+    }
+    free(zs->idx);
+    for (size_t i = 0; i < zs->nlocal; i++) {
+        free(zs->local[i]);
+    }
+    free(zs->local);
+    free(zs->connect);
+    free(zs->root);
+    free(zs->host_id);
+    free(zs->hosts_path);
+    pthread_mutex_destroy(&zs->mu);
+    pthread_cond_destroy(&zs->wake);
+    pthread_cond_destroy(&zs->applied);
+    free(zs);
+}
+
+static bool valid_root(const char *root)
+{
+    size_t n = root ? strlen(root) : 0;
+    if (n < 2 || n > 200 || root[0] != '/' || root[n - 1] == '/' || strstr(root, "//")) {
+        return false;
+    }
+    return true;
+}
+
+int zk_sync_start(const struct zk_sync_config *cfg, const struct zk_sync_callbacks *cb, void *arg,
+                  struct zk_sync **out)
+{
+    *out = NULL;
+    const char *bad = NULL;
+    if (!cfg || !cfg->connect || !*cfg->connect) {
+        bad = "connect string missing";
+    } else if (!valid_root(cfg->root)) {
+        bad = "root must be an absolute path without trailing '/' (2..200 chars)";
+    } else if (!zk_sync_is_host_id(cfg->host_id)) {
+        bad = "host id must be 1..255 chars of [A-Za-z0-9._:-]";
+    } else if (cfg->session_timeout_ms < 0 || cfg->session_timeout_ms > 600000) {
+        bad = "session timeout out of range";
+    }
+    if (bad) {
+        fprintf(stderr, "zk_sync ERROR bad configuration: %s\n", bad);
+        return -EINVAL;
+    }
+    struct zk_sync *zs = calloc(1, sizeof(*zs));
+    if (!zs) {
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&zs->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&zs->wake, &ca);
+    pthread_cond_init(&zs->applied, &ca);
+    pthread_condattr_destroy(&ca);
+    if (cb) {
+        zs->cb = *cb;
+    }
+    zs->arg = arg;
+    zs->session_timeout_ms = cfg->session_timeout_ms ? cfg->session_timeout_ms : 10000;
+    zs->cooloff_ms = cfg->cooloff_ms < 0 ? 2000 : cfg->cooloff_ms;
+    zs->jitter_ms = cfg->jitter_ms >= 0
+                        ? cfg->jitter_ms
+                        : (zs->session_timeout_ms / 4 < 1000 ? zs->session_timeout_ms / 4 : 1000);
+    zs->max_doc = cfg->max_doc_bytes ? cfg->max_doc_bytes : 65536;
+    zs->log_level = cfg->log_level;
+    zs->rnd = (unsigned)getpid() ^ (unsigned)real_ms();
+    size_t hp = strlen(cfg->root) + sizeof("/hosts");
+    size_t op = hp + 1 + strlen(cfg->host_id);
+    zs->connect = strdup(cfg->connect);
+    zs->root = strdup(cfg->root);
+    zs->host_id = strdup(cfg->host_id);
+    zs->hosts_path = malloc(hp);
+    zs->own.path = malloc(op + 1);
+    zs->own.name = zs->host_id;
+    if (!zs->connect || !zs->root || !zs->host_id || !zs->hosts_path || !zs->own.path) {
+        zs->own.name = NULL;
+        zs_free(zs);
+        return -ENOMEM;
+    }
+    snprintf(zs->hosts_path, hp, "%s/hosts", cfg->root);
+    snprintf(zs->own.path, op + 1, "%s/%s", zs->hosts_path, cfg->host_id);
+    zs->state = ZK_SYNC_CONNECTING;
+    zs->since_ms = real_ms();
+    zs->status.state = ZK_SYNC_CONNECTING;
+    zs->status.since_ms = zs->since_ms;
+    zs->status.local_applied = true;
+    zoo_set_debug_level(cfg->zk_log_level == ZK_SYNC_LOG_DEBUG  ? ZOO_LOG_LEVEL_DEBUG
+                        : cfg->zk_log_level == ZK_SYNC_LOG_INFO ? ZOO_LOG_LEVEL_INFO
+                        : cfg->zk_log_level == ZK_SYNC_LOG_WARN ? ZOO_LOG_LEVEL_WARN
+                                                                : ZOO_LOG_LEVEL_ERROR);
+    int rc = pthread_create(&zs->thread, NULL, worker_main, zs);
+    if (rc != 0) {
+        zs->own.name = NULL;
+        zs_free(zs);
+        return -rc;
+    }
+    *out = zs;
+    return 0;
+}
+
+void zk_sync_stop(struct zk_sync *zs)
+{
+    if (!zs) {
+        return;
+    }
+    pthread_mutex_lock(&zs->mu);
+    zs->stop = true;
+    pthread_cond_signal(&zs->wake);
+    pthread_mutex_unlock(&zs->mu);
+    pthread_join(zs->thread, NULL);
+    while (zs->ev_head) {
+        struct zevent *n = zs->ev_head->next;
+        free(zs->ev_head);
+        zs->ev_head = n;
+    }
+    zs_free(zs);
+}
+
+/* Index of id in the sorted local array, or the insertion point with *found false. */
+static size_t local_find(struct zk_sync *zs, const char *id, bool *found)
+{
+    size_t lo = 0, hi = zs->nlocal;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(zs->local[mid]->id, id, UUID_LEN);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    *found = false;
+    return lo;
+}
+
+int zk_sync_publish_local(struct zk_sync *zs, const char *id, const char *json, size_t len)
+{
+    if (!zs || !zk_sync_is_uuid(id) || !json) {
+        return -EINVAL;
+    }
+    int rc = zk_sync_check_doc(json, len, id, zs->max_doc, NULL);
+    if (rc != 0) {
+        return rc;
+    }
+    struct lnode *ln = malloc(sizeof(*ln) + len + 1);
+    if (!ln) {
+        return -ENOMEM;
+    }
+    memcpy(ln->id, id, UUID_LEN + 1);
+    memcpy(ln->json, json, len);
+    ln->json[len] = '\0';
+    ln->len = len;
+    ln->refs = 1;
+    pthread_mutex_lock(&zs->mu);
+    bool found;
+    size_t at = local_find(zs, id, &found);
+    if (found && zs->local[at]->len == len && memcmp(zs->local[at]->json, json, len) == 0) {
+        pthread_mutex_unlock(&zs->mu);
+        free(ln);
+        return 0; /* same document: nothing to do */
+    }
+    if (!found && zs->nlocal == zs->cap_local) {
+        size_t ncap = zs->cap_local ? zs->cap_local * 2 : 64;
+        struct lnode **n = realloc(zs->local, ncap * sizeof(*n));
+        if (!n) {
+            pthread_mutex_unlock(&zs->mu);
+            free(ln);
+            return -ENOMEM;
+        }
+        zs->local = n;
+        zs->cap_local = ncap;
+    }
+    /* unique within this handle and, via the clock, across restarts */
+    uint64_t seq = (uint64_t)real_ms();
+    if (seq <= zs->last_seq) {
+        seq = zs->last_seq + 1;
+    }
+    zs->last_seq = seq;
+    ln->seq = seq;
+    snprintf(ln->name, sizeof(ln->name), "%s-%llu", id, (unsigned long long)seq);
+    if (found) {
+        lnode_unref_locked(zs->local[at]);
+        zs->local[at] = ln;
+    } else {
+        memmove(&zs->local[at + 1], &zs->local[at], (zs->nlocal - at) * sizeof(*zs->local));
+        zs->local[at] = ln;
+        zs->nlocal++;
+    }
+    zs->local_gen++;
+    pthread_cond_signal(&zs->wake);
+    pthread_mutex_unlock(&zs->mu);
+    return 0;
+}
+
+int zk_sync_withdraw_local(struct zk_sync *zs, const char *id)
+{
+    if (!zs || !zk_sync_is_uuid(id)) {
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&zs->mu);
+    bool found;
+    size_t at = local_find(zs, id, &found);
+    if (!found) {
+        pthread_mutex_unlock(&zs->mu);
+        return -ENOENT;
+    }
+    lnode_unref_locked(zs->local[at]);
+    memmove(&zs->local[at], &zs->local[at + 1], (zs->nlocal - at - 1) * sizeof(*zs->local));
+    zs->nlocal--;
+    zs->local_gen++;
+    pthread_cond_signal(&zs->wake);
+    pthread_mutex_unlock(&zs->mu);
+    return 0;
+}
+
+void zk_sync_get_status(struct zk_sync *zs, struct zk_sync_status *out)
+{
+    pthread_mutex_lock(&zs->mu);
+    *out = zs->status;
+    out->counters.local_desired = zs->nlocal;
+    out->local_applied = zs->applied_gen == zs->local_gen;
+    pthread_mutex_unlock(&zs->mu);
+}
+
+int zk_sync_wait_local_applied(struct zk_sync *zs, int timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t dl = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + timeout_ms;
+    ts.tv_sec = dl / 1000;
+    ts.tv_nsec = (dl % 1000) * 1000000;
+    pthread_mutex_lock(&zs->mu);
+    uint64_t target = zs->local_gen;
+    int rc = 0;
+    while (zs->applied_gen < target && rc == 0) {
+        rc = pthread_cond_timedwait(&zs->applied, &zs->mu, &ts);
+    }
+    bool ok = zs->applied_gen >= target;
+    pthread_mutex_unlock(&zs->mu);
+    return ok ? 0 : -ETIMEDOUT;
+}

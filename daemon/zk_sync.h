@@ -1,0 +1,190 @@
+/*
+ * zk_sync.h — discd's ZooKeeper layer: one session per host, the host's local
+ * instances written as ephemeral nodes, every other host's instances read
+ * back through one-shot child watches. Self-contained: it knows nothing of
+ * the registry; the daemon plugs it in through the callbacks below.
+ *
+ * Tree (docs/ZOOKEEPER.md has the load figures):
+ *   <root>                       persistent
+ *   <root>/hosts                 persistent
+ *   <root>/hosts/<host-id>       container (the server deletes it once empty)
+ *   <root>/hosts/<host-id>/<id>-<seq>   ephemeral, data = the instance JSON
+ * <id> is a lowercase canonical UUID (36 chars). Instance documents are
+ * immutable: publishing a changed document for the same id writes a new node
+ * <id>-<seq'> (seq' > seq, see zk_sync_publish_local) and then deletes the
+ * old one, so readers never see the id disappear during an update.
+ *
+ * Threads: zk_sync_start creates one worker thread that owns all ZooKeeper
+ * I/O and all sync state. Every callback runs on that thread, one at a time,
+ * never concurrently with another callback. The ZooKeeper client library adds
+ * its own two threads (I/O and completion); they only queue events for the
+ * worker. zk_sync_publish_local / zk_sync_withdraw_local / zk_sync_get_status
+ * may be called from any thread at any time and never block on ZooKeeper.
+ *
+ * Functions return 0 or a negative errno value.
+ */
+#ifndef DISC_ZK_SYNC_H
+#define DISC_ZK_SYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct zk_sync;
+
+/* Log levels, same order as discd's log.h (error = 0 ... debug = 3). */
+enum zk_sync_log_level {
+    ZK_SYNC_LOG_ERROR = 0,
+    ZK_SYNC_LOG_WARN = 1,
+    ZK_SYNC_LOG_INFO = 2,
+    ZK_SYNC_LOG_DEBUG = 3,
+};
+
+enum zk_sync_state {
+    ZK_SYNC_CONNECTING = 0,   /* no session yet (start-up, or a new one being made) */
+    ZK_SYNC_CONNECTED = 1,    /* session up */
+    ZK_SYNC_DISCONNECTED = 2, /* connection lost, session may still be alive */
+    ZK_SYNC_EXPIRED = 3,      /* session expired; a new one follows (jittered) */
+};
+
+/* Monotonic counters since zk_sync_start, plus a few current sizes. */
+struct zk_sync_counters {
+    uint64_t sessions;          /* sessions established (1 + expiries recovered) */
+    uint64_t expirations;       /* sessions lost to expiry */
+    uint64_t reconnects;        /* connected transitions after the first */
+    uint64_t watches_fired;     /* child/deleted watch events received */
+    uint64_t lists;             /* zoo_get_children calls */
+    uint64_t reads;             /* zoo_get calls (instance documents fetched) */
+    uint64_t creates;           /* own ephemeral nodes created */
+    uint64_t deletes;           /* own nodes deleted (withdrawn, replaced, foreign) */
+    uint64_t skipped_bad_name;  /* children that are not <uuid>[-<seq>] / bad host ids */
+    uint64_t skipped_bad_data;  /* not JSON, not an object, wrong/missing id or service */
+    uint64_t skipped_too_large; /* documents larger than max_doc_bytes */
+    uint64_t conflicts;         /* an id already owned by another host; ignored */
+    uint64_t held_removals;     /* removals held by the cooling-off period */
+    uint64_t held_reported;     /* held removals reported after the period */
+    uint64_t held_restored;     /* held ids that came back during the period */
+    uint64_t upserts;           /* on_remote_upsert calls */
+    uint64_t removes;           /* on_remote_remove calls */
+    /* current sizes */
+    uint64_t hosts;            /* host subtrees watched (own included) */
+    uint64_t remote_instances; /* remote ids currently reported (held ones included) */
+    uint64_t held_now;         /* removals currently held */
+    uint64_t local_desired;    /* local instances the daemon asked for */
+    uint64_t local_in_zk;      /* of those, seen in ZooKeeper by the last listing */
+};
+
+struct zk_sync_status {
+    enum zk_sync_state state;
+    int64_t since_ms;     /* CLOCK_REALTIME ms when `state` was entered */
+    int64_t last_sync_ms; /* CLOCK_REALTIME ms of the last complete listing of the
+                           * tree (all hosts), 0 = never; stale while not connected */
+    bool cooling;         /* inside the cooling-off period (removals held) */
+    bool local_applied;   /* every local publish/withdraw is reflected in ZooKeeper */
+    struct zk_sync_counters counters;
+};
+
+/*
+ * Callbacks. All are optional (NULL = ignored) and run on the worker thread
+ * only, one at a time. They may call zk_sync_publish_local / withdraw /
+ * get_status, but not zk_sync_stop. Strings are valid for the call only.
+ */
+struct zk_sync_callbacks {
+    /* An instance of ANOTHER host appeared or changed. `json` is the node's
+     * data (len bytes, NUL-terminated as a convenience), already checked to
+     * be a JSON object whose "id" equals `id` and with a "service" string;
+     * the daemon validates it fully. The host's own nodes are never reported
+     * (the daemon already has them; see counters.local_in_zk). */
+    void (*on_remote_upsert)(void *arg, const char *host_id, const char *id, const char *json,
+                             size_t len);
+    /* An instance of another host is gone (node deleted, host subtree gone,
+     * or session of that host expired). Held during cooling-off. */
+    void (*on_remote_remove)(void *arg, const char *host_id, const char *id);
+    /* The connection state changed, or a complete listing finished. */
+    void (*on_state)(void *arg, const struct zk_sync_status *status);
+    /* First and last thing the worker thread does (e.g. rcu_register_thread). */
+    void (*on_thread_start)(void *arg);
+    void (*on_thread_stop)(void *arg);
+    /* One log line without a trailing newline. NULL: "zk_sync LEVEL msg" on stderr. */
+    void (*log)(void *arg, enum zk_sync_log_level level, const char *msg);
+};
+
+struct zk_sync_config {
+    const char *connect;    /* ZooKeeper connect string "h1:p1,h2:p2[/chroot]" (required) */
+    const char *root;       /* absolute path, e.g. "/discd" (required, no trailing '/') */
+    const char *host_id;    /* this host's id: 1..255 chars of [A-Za-z0-9._:-] (required) */
+    int session_timeout_ms; /* 0: 10000. The server may clamp it to its min/max. */
+    int cooloff_ms;         /* removals held after each (re)connect; <0: 2000, 0: off */
+    int jitter_ms;          /* max random delay of the resync after a reconnect and of a
+                             * new session after expiry; <0: min(1000, timeout/4) */
+    size_t max_doc_bytes;   /* 0: 65536. Larger documents are skipped (remote) or
+                             * refused (local, -E2BIG). */
+    enum zk_sync_log_level log_level;    /* most verbose level passed to log */
+    enum zk_sync_log_level zk_log_level; /* the ZooKeeper C client's own level
+                                          * (process-wide), written to stderr */
+};
+
+/*
+ * Validate cfg, copy it and start the worker thread, which opens the session
+ * in the background (start never waits for ZooKeeper). cb may be NULL.
+ * -EINVAL for a bad config (message logged), -ENOMEM, or -errno from
+ * pthread_create. On success *out is the handle.
+ */
+int zk_sync_start(const struct zk_sync_config *cfg, const struct zk_sync_callbacks *cb, void *arg,
+                  struct zk_sync **out);
+
+/*
+ * Stop the worker, close the session (ZooKeeper deletes this host's
+ * ephemeral nodes at once) and free everything. No callback runs after it
+ * returns. NULL is a no-op. Must not be called from a callback.
+ */
+void zk_sync_stop(struct zk_sync *zs);
+
+/*
+ * Desire local instance `id` (lowercase canonical UUID) with document
+ * json[0..len). Never fails for lack of ZooKeeper: the desired set is kept in
+ * memory and applied whenever a session is up (again). Publishing the same
+ * document again is a no-op; a different document for the same id replaces
+ * it under a new node name <id>-<seq>, seq = max(previous + 1, CLOCK_REALTIME
+ * ms), so a restarted daemon never reuses a name that readers have cached.
+ * -EINVAL if id is not a UUID or json is not an object with "id" == id and a
+ * "service" string; -E2BIG above max_doc_bytes; -ENOMEM.
+ */
+int zk_sync_publish_local(struct zk_sync *zs, const char *id, const char *json, size_t len);
+
+/*
+ * Stop desiring local instance id: its node is deleted now or, if
+ * disconnected, as soon as a session is up; it never comes back.
+ * -ENOENT if id is not currently published, -EINVAL if not a UUID.
+ */
+int zk_sync_withdraw_local(struct zk_sync *zs, const char *id);
+
+/* Snapshot of state and counters; any thread. */
+void zk_sync_get_status(struct zk_sync *zs, struct zk_sync_status *out);
+
+/*
+ * Wait up to timeout_ms until every publish/withdraw made before the call is
+ * applied in ZooKeeper (status.local_applied). 0 or -ETIMEDOUT. For tests,
+ * benchmarks and orderly shutdown; not from a callback.
+ */
+int zk_sync_wait_local_applied(struct zk_sync *zs, int timeout_ms);
+
+/* "connecting", "connected", "disconnected", "expired". */
+const char *zk_sync_state_name(enum zk_sync_state state);
+
+/* True if s is a lowercase canonical UUID (8-4-4-4-12 hex digits). */
+bool zk_sync_is_uuid(const char *s);
+
+/* True if s is a valid host id (see zk_sync_config.host_id). */
+bool zk_sync_is_host_id(const char *s);
+
+/*
+ * Check an instance document as zk_sync does for remote nodes: at most max
+ * bytes, a JSON object, "id" a string equal to expect_id (if not NULL), and
+ * "service" a non-empty string. 0, -E2BIG or -EINVAL; *why (if not NULL) gets
+ * a static reason string.
+ */
+int zk_sync_check_doc(const char *json, size_t len, const char *expect_id, size_t max,
+                      const char **why);
+
+#endif /* DISC_ZK_SYNC_H */
