@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -223,4 +226,60 @@ Test(daemon_session, socket_mode_is_configurable)
     int st;
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "mode 0600 let another uid connect");
+}
+
+/* A listening TCP socket on 127.0.0.1; *port receives its port. */
+static int listen_tcp(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(fd, 64), 0);
+    socklen_t len = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+Test(daemon_session, health_checker_failures_remove_instances)
+{
+    dt_start(&d, "hchk", NULL);
+    disc_handle *h = dt_open_reader(&d);
+    struct discd_conn c;
+    cr_assert_eq(discd_conn_open(&d, &c), 0);
+    int port;
+    int lfd = listen_tcp(&port);
+    char addr[64], tcp_id[DISC_ID_LEN + 1], ttl_id[DISC_ID_LEN + 1];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    dt_register(&c, "tcpchk", addr,
+                "{\"type\":\"tcp\",\"interval_ms\":100,\"timeout_ms\":50,"
+                "\"misses\":2}",
+                tcp_id);
+    dt_register(&c, "ttlchk", addr,
+                "{\"type\":\"ttl\",\"ttl_ms\":400,\"interval_ms\":100,"
+                "\"misses\":1}",
+                ttl_id);
+    char pass[128];
+    snprintf(pass, sizeof(pass), "{\"op\":\"pass\",\"id\":\"%s\"}", ttl_id);
+    /* Live: the listener accepts (backlog) and the ttl is passed in time. */
+    for (int i = 0; i < 8; i++) {
+        json_t *r = dt_call(&c, pass);
+        cr_assert(dt_ok(r), "pass failed");
+        json_decref(r);
+        proc_sleep_ms(100);
+    }
+    cr_assert_eq(disc_count(h, "tcpchk"), 1, "live tcp instance removed");
+    cr_assert_eq(disc_count(h, "ttlchk"), 1, "passed ttl instance removed");
+    /* Dead: stop listening, stop passing. */
+    close(lfd);
+    cr_assert_eq(dt_wait_count(h, "tcpchk", 0, 5000), 0, "dead tcp instance kept");
+    cr_assert_eq(dt_wait_count(h, "ttlchk", 0, 5000), 0, "lapsed ttl instance kept");
+    cr_assert_eq(dt_status_int(&d, "local_instances"), 0);
+    /* The removal went through the registry: pass now says not_found. */
+    json_t *r = dt_call(&c, pass);
+    cr_assert_str_eq(dt_err_code(r), "not_found");
+    json_decref(r);
+    discd_conn_close(&c);
+    disc_close(h);
 }
