@@ -6,18 +6,20 @@
  * next check, or, while a check is in flight, its deadline. So a tick costs
  * O(due * log n), not O(n).
  *
- *   tcp   non-blocking connect(); EPOLLOUT + SO_ERROR says how it went.
- *   http  a libcurl easy handle per check, driven by one multi handle through
+ *   tcp   non-blocking connect(); EPOLLOUT + SO_ERROR says how it went; the
+ *         socket is closed with a reset (SO_LINGER 0) to leave no TIME_WAIT.
+ *   http  a libcurl easy handle per instance (reused), driven by one multi handle through
  *         curl_multi_socket_action (curl's sockets live in the same epoll set).
  *   ttl   no I/O: at each examination the instance fails if its last pass is
  *         older than ttl_ms.
  *
- * Locking: one mutex guards the table, the heap and every instance. The
- * checker holds it while it processes a batch of events and starts due
- * checks, and drops it around epoll_wait and around on_fail (so the
- * callback may call health_remove and friends). File descriptors and curl
- * handles belong to the checker thread alone: an instance removed while its
- * check is in flight goes to a graveyard the checker empties.
+ * Locking: the checker's working state (heap, descriptors, curl handles,
+ * miss counters) is private to the checker thread and needs no lock, so a
+ * slow batch of checks never blocks the threads calling the API. One mutex
+ * guards only the id table and two inboxes: health_add puts the new instance
+ * in the table and the add inbox, health_remove takes it out of the table and
+ * puts it in the remove inbox, and the checker drains both once per loop.
+ * on_fail is called with no lock held (it may call health_remove & co).
  */
 #include "health.h"
 
@@ -27,6 +29,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +48,7 @@
 #define HEALTH_MISSES_MAX   1000u
 /* When no descriptor is free a check is postponed this long, not failed. */
 #define HEALTH_RETRY_MS 50u
+#define HEALTH_TICK_MS  5u
 #define HEALTH_EVENTS   256
 #define HEALTH_REASON   160
 #define HEALTH_URL_MAX  (DISC_ADDRESS_MAX + HEALTH_PATH_MAX + 16)
@@ -69,41 +73,58 @@ struct hinst {
     socklen_t addrlen;
     char url[HEALTH_URL_MAX];             /* http */
     char unix_path[DISC_ADDRESS_MAX + 1]; /* http over a unix socket */
+    /* Under health.mu: */
+    bool removed;                  /* taken out by health_remove; in the remove inbox */
+    struct hinst *hnext;           /* hash chain */
+    struct hinst *add_next;        /* add inbox */
+    struct hinst *rm_next;         /* remove inbox */
+    _Atomic uint64_t last_pass_ms; /* written by health_pass */
+    /* Checker thread only: */
     enum inst_state state;
-    bool removed;        /* removed while in flight: waiting in the graveyard */
+    bool in_heap;
     int fd;              /* ST_TCP */
-    CURL *easy;          /* ST_HTTP */
-    uint64_t key_ms;     /* heap key: next start, or deadline while in flight */
+    CURL *easy;          /* http: made at the first check, attached while ST_HTTP */
     uint64_t started_ms; /* start of the current / last check */
-    uint64_t last_pass_ms;
     uint32_t fails;
     size_t heap_idx;
-    struct hinst *hnext; /* hash chain */
-    struct hinst *grave_next;
+    struct hinst *fail_next; /* reported list */
     char reason[HEALTH_REASON + 48];
 };
 
+struct curl_done {
+    CURL *easy;
+    CURLcode result;
+};
+
+struct heap_ent {
+    uint64_t key; /* next start, or deadline while in flight (ms) */
+    struct hinst *e;
+};
+
 struct health {
-    pthread_mutex_t mu;
     pthread_t thread;
     health_fail_fn on_fail;
     void *arg;
     int epfd;
     int wakefd;
-    bool stop;
     bool curl_inited;
-    CURLM *multi;
-    int64_t curl_due_ms; /* absolute time curl wants a timeout call, -1 none */
 
+    pthread_mutex_t mu; /* guards the table, count, inboxes and stop */
+    bool stop;
     struct hinst **buckets;
     size_t nbuckets; /* power of two */
     uint32_t count;
+    struct hinst *add_inbox, *rm_inbox;
 
-    struct hinst **heap;
+    /* Checker thread only: */
+    CURLM *multi;
+    int64_t curl_due_ms;   /* absolute time curl wants a timeout call, -1 none */
+    struct heap_ent *heap; /* min-heap on key */
     size_t heap_len, heap_cap;
-
-    struct hinst *graveyard;
     uint32_t inflight, max_inflight;
+    struct hinst *unscheduled; /* added, but heap_push failed (ENOMEM) */
+    struct curl_done *done;    /* finished transfers of one loop */
+    size_t done_cap;
     uint32_t rng;
 };
 
@@ -156,79 +177,88 @@ static int table_grow(struct health *h)
     return 0;
 }
 
-/* ---- heap ---------------------------------------------------------------------- */
+/* ---- heap ----------------------------------------------------------------------
+ * Entries carry a copy of the key so sifting compares within the array and
+ * does not touch (cache-miss on) every instance on the path. */
 
-static void heap_set(struct health *h, size_t i, struct hinst *e)
+static void heap_set(struct health *h, size_t i, struct heap_ent ent)
 {
-    h->heap[i] = e;
-    e->heap_idx = i;
+    h->heap[i] = ent;
+    ent.e->heap_idx = i;
 }
 
 static void heap_up(struct health *h, size_t i)
 {
-    struct hinst *e = h->heap[i];
+    struct heap_ent ent = h->heap[i];
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (h->heap[p]->key_ms <= e->key_ms)
+        if (h->heap[p].key <= ent.key)
             break;
         heap_set(h, i, h->heap[p]);
         i = p;
     }
-    heap_set(h, i, e);
+    heap_set(h, i, ent);
 }
 
 static void heap_down(struct health *h, size_t i)
 {
-    struct hinst *e = h->heap[i];
+    struct heap_ent ent = h->heap[i];
     for (;;) {
         size_t l = 2 * i + 1, m = i;
-        uint64_t mk = e->key_ms;
-        if (l < h->heap_len && h->heap[l]->key_ms < mk) {
+        uint64_t mk = ent.key;
+        if (l < h->heap_len && h->heap[l].key < mk) {
             m = l;
-            mk = h->heap[l]->key_ms;
+            mk = h->heap[l].key;
         }
-        if (l + 1 < h->heap_len && h->heap[l + 1]->key_ms < mk)
+        if (l + 1 < h->heap_len && h->heap[l + 1].key < mk)
             m = l + 1;
         if (m == i)
             break;
         heap_set(h, i, h->heap[m]);
         i = m;
     }
-    heap_set(h, i, e);
+    heap_set(h, i, ent);
 }
 
-static int heap_push(struct health *h, struct hinst *e)
+static int heap_push(struct health *h, struct hinst *e, uint64_t key)
 {
     if (h->heap_len == h->heap_cap) {
         size_t cap = h->heap_cap ? h->heap_cap * 2 : 64;
-        struct hinst **n = realloc(h->heap, cap * sizeof(*n));
+        struct heap_ent *n = realloc(h->heap, cap * sizeof(*n));
         if (!n)
             return -ENOMEM;
         h->heap = n;
         h->heap_cap = cap;
     }
-    heap_set(h, h->heap_len++, e);
+    heap_set(h, h->heap_len++, (struct heap_ent){key, e});
+    e->in_heap = true;
     heap_up(h, e->heap_idx);
     return 0;
 }
 
 static void heap_remove(struct health *h, struct hinst *e)
 {
+    if (!e->in_heap)
+        return;
+    e->in_heap = false;
     size_t i = e->heap_idx;
-    struct hinst *last = h->heap[--h->heap_len];
-    if (last != e) {
+    struct heap_ent last = h->heap[--h->heap_len];
+    if (last.e != e) {
         heap_set(h, i, last);
         heap_up(h, i);
-        heap_down(h, last->heap_idx);
+        heap_down(h, last.e->heap_idx);
     }
 }
 
 /* Change e's key and restore the heap order. */
 static void heap_rekey(struct health *h, struct hinst *e, uint64_t key)
 {
-    e->key_ms = key;
-    heap_up(h, e->heap_idx);
-    heap_down(h, e->heap_idx);
+    uint64_t old = h->heap[e->heap_idx].key;
+    h->heap[e->heap_idx].key = key;
+    if (key < old)
+        heap_up(h, e->heap_idx);
+    else
+        heap_down(h, e->heap_idx);
 }
 
 /* ---- validation ------------------------------------------------------------------ */
@@ -341,17 +371,27 @@ static void wake(struct health *h)
 static void release_check(struct health *h, struct hinst *e)
 {
     if (e->state == ST_TCP) {
-        epoll_ctl(h->epfd, EPOLL_CTL_DEL, e->fd, NULL);
+        /* close() also drops it from the epoll set (the fd is never dup'ed).
+         * Close with a reset, not a FIN: thousands of checks a second
+         * would otherwise pile up TIME_WAIT sockets and ephemeral ports. */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(e->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         close(e->fd);
         e->fd = -1;
         h->inflight--;
     } else if (e->state == ST_HTTP) {
-        curl_multi_remove_handle(h->multi, e->easy);
-        curl_easy_cleanup(e->easy);
-        e->easy = NULL;
+        curl_multi_remove_handle(h->multi, e->easy); /* the handle is kept for the next check */
         h->inflight--;
     }
     e->state = ST_IDLE;
+}
+
+/* Free an instance whose check is not in flight. */
+static void inst_free(struct hinst *e)
+{
+    if (e->easy)
+        curl_easy_cleanup(e->easy);
+    free(e);
 }
 
 /* A failed check: a miss, and the instance is reported when it has missed
@@ -403,6 +443,12 @@ static int start_tcp(struct health *h, struct hinst *e, char *err, size_t errlen
 
 static int start_http(struct health *h, struct hinst *e)
 {
+    if (e->easy) { /* configured by an earlier check */
+        if (curl_multi_add_handle(h->multi, e->easy) != CURLM_OK)
+            return -ENOMEM;
+        e->state = ST_HTTP;
+        return 0;
+    }
     CURL *c = curl_easy_init();
     if (!c)
         return -ENOMEM;
@@ -436,8 +482,11 @@ static bool start_check(struct health *h, struct hinst *e, uint64_t now)
     e->started_ms = now;
     if (e->def.kind == HEALTH_TTL) {
         bool failed = false;
-        if (now - e->last_pass_ms > e->def.ttl_ms)
+        uint64_t last = atomic_load(&e->last_pass_ms); /* may be newer than now */
+        if (last < now && now - last > e->def.ttl_ms)
             failed = record_fail(e, "ttl expired");
+        else
+            e->fails = 0;
         heap_rekey(h, e, now + e->def.interval_ms);
         return failed;
     }
@@ -507,113 +556,184 @@ static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- the checker thread ------------------------------------------------------------ */
 
-/* Take e out of the table and heap (it stays allocated). */
-static void unlink_inst(struct health *h, struct hinst *e)
-{
-    struct hinst **pp = table_slot(h, e->id);
-    if (*pp == e)
-        *pp = e->hnext;
-    heap_remove(h, e);
-    h->count--;
-}
-
-/* Move a reported instance to the caller's list. */
-static void forget(struct health *h, struct hinst *e, struct hinst **reported)
+/* e missed its last allowed check: stop checking it and queue it for the
+ * report (the table is updated under the lock later, in collect_reports). */
+static void fail_out(struct health *h, struct hinst *e, struct hinst **failed)
 {
     release_check(h, e);
-    unlink_inst(h, e);
-    e->grave_next = *reported;
-    *reported = e;
+    heap_remove(h, e);
+    e->fail_next = *failed;
+    *failed = e;
 }
 
-static void handle_curl_done(struct health *h, struct hinst **reported, uint64_t now)
+static void finish_http(struct health *h, CURL *easy, CURLcode result, struct hinst **failed,
+                        uint64_t now)
 {
+    void *priv = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+    struct hinst *e = priv;
+    if (!e || e->state != ST_HTTP || e->easy != easy)
+        return;
+    char what[HEALTH_REASON];
+    bool ok = false;
+    if (result != CURLE_OK) {
+        snprintf(what, sizeof(what), "http GET: %s", curl_easy_strerror(result));
+    } else {
+        long code = 0;
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+        ok = code >= 200 && code < 300;
+        snprintf(what, sizeof(what), "http GET: %s%ld", ok ? "" : "status ", code);
+    }
+    if (finish_check(h, e, ok, what, now))
+        fail_out(h, e, failed);
+}
+
+static void handle_curl_done(struct health *h, struct hinst **failed, uint64_t now)
+{
+    /* Take every message off curl's list before removing any handle:
+     * curl_multi_remove_handle walks the remaining messages, so removing
+     * while reading is quadratic in the number of completions. */
+    size_t n = 0;
     CURLMsg *m;
     int left;
     while ((m = curl_multi_info_read(h->multi, &left))) {
         if (m->msg != CURLMSG_DONE)
             continue;
-        void *priv = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
-        struct hinst *e = priv;
-        if (!e || e->state != ST_HTTP || e->easy != m->easy_handle)
-            continue;
-        char what[HEALTH_REASON];
-        bool ok = false;
-        if (m->data.result != CURLE_OK) {
-            snprintf(what, sizeof(what), "http GET: %s", curl_easy_strerror(m->data.result));
-        } else {
-            long code = 0;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &code);
-            ok = code >= 200 && code < 300;
-            snprintf(what, sizeof(what), "http GET: status %ld", code);
+        if (n == h->done_cap) {
+            size_t cap = h->done_cap ? h->done_cap * 2 : 64;
+            struct curl_done *d = realloc(h->done, cap * sizeof(*d));
+            if (!d)
+                break; /* the rest are finished by their deadline backstop */
+            h->done = d;
+            h->done_cap = cap;
         }
-        if (e->removed) {
-            release_check(h, e); /* freed by the graveyard sweep */
-            continue;
-        }
-        if (finish_check(h, e, ok, what, now))
-            forget(h, e, reported);
+        h->done[n++] = (struct curl_done){m->easy_handle, m->data.result};
     }
+    for (size_t i = 0; i < n; i++)
+        finish_http(h, h->done[i].easy, h->done[i].result, failed, now);
 }
 
-static void handle_tcp_event(struct health *h, struct hinst *e, struct hinst **reported,
-                             uint64_t now)
+static void handle_tcp_event(struct health *h, struct hinst *e, struct hinst **failed, uint64_t now)
 {
-    if (e->removed || e->state != ST_TCP)
+    if (e->state != ST_TCP)
         return; /* stale event from this batch */
     int err = 0;
     socklen_t len = sizeof(err);
     if (getsockopt(e->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
-    char what[HEALTH_REASON];
-    snprintf(what, sizeof(what), "tcp connect: %s", strerror(err));
+    char what[HEALTH_REASON] = "";
+    if (err) /* formatted only when needed: this is the per-check hot path */
+        snprintf(what, sizeof(what), "tcp connect: %s", strerror(err));
     if (finish_check(h, e, err == 0, what, now))
-        forget(h, e, reported);
-}
-
-static void sweep_graveyard(struct health *h)
-{
-    while (h->graveyard) {
-        struct hinst *e = h->graveyard;
-        h->graveyard = e->grave_next;
-        release_check(h, e);
-        free(e);
-    }
+        fail_out(h, e, failed);
 }
 
 /* Start due checks and expire in-flight ones whose deadline passed. */
-static void run_due(struct health *h, struct hinst **reported, uint64_t now)
+static void run_due(struct health *h, struct hinst **failed, uint64_t now)
 {
     /* Bounded: each instance is handled at most once per call. */
     for (size_t budget = h->heap_len; budget > 0 && h->heap_len > 0; budget--) {
-        struct hinst *e = h->heap[0];
-        if (e->key_ms > now)
+        if (h->heap[0].key > now)
             break;
-        bool failed;
-        if (e->state == ST_TCP) {
+        struct hinst *e = h->heap[0].e;
+        bool fail;
+        if (e->state != ST_IDLE) {
+            /* http: curl enforces CURLOPT_TIMEOUT_MS itself; this is the
+             * backstop for a transfer it has not reported yet. */
             char what[HEALTH_REASON];
-            snprintf(what, sizeof(what), "tcp connect: timed out after %u ms", e->def.timeout_ms);
-            failed = finish_check(h, e, false, what, now);
-        } else if (e->state == ST_HTTP) {
-            /* curl enforces CURLOPT_TIMEOUT_MS itself; this is the backstop
-             * for a transfer it has not reported yet. */
-            char what[HEALTH_REASON];
-            snprintf(what, sizeof(what), "http GET: timed out after %u ms", e->def.timeout_ms);
-            failed = finish_check(h, e, false, what, now);
+            snprintf(what, sizeof(what), "%s: timed out after %u ms",
+                     e->state == ST_TCP ? "tcp connect" : "http GET", e->def.timeout_ms);
+            fail = finish_check(h, e, false, what, now);
         } else {
-            failed = start_check(h, e, now);
+            fail = start_check(h, e, now);
         }
-        if (failed)
-            forget(h, e, reported);
+        if (fail)
+            fail_out(h, e, failed);
     }
 }
 
+/* Under the lock: take the inboxes, drop failed instances from the table
+ * and return those to report (an instance health_remove took out meanwhile
+ * is not reported: it is in the remove inbox and freed from there). */
+static struct hinst *collect(struct health *h, struct hinst *failed, struct hinst **adds,
+                             struct hinst **rms, bool *stop)
+{
+    struct hinst *report = NULL;
+    pthread_mutex_lock(&h->mu);
+    while (failed) {
+        struct hinst *e = failed;
+        failed = e->fail_next;
+        if (e->removed)
+            continue;
+        struct hinst **pp = table_slot(h, e->id);
+        if (*pp == e)
+            *pp = e->hnext;
+        h->count--;
+        e->fail_next = report;
+        report = e;
+    }
+    /* Keep only the adds that were not removed again already (those are
+     * in the remove inbox, which frees them). */
+    *adds = NULL;
+    while (h->add_inbox) {
+        struct hinst *e = h->add_inbox;
+        h->add_inbox = e->add_next;
+        if (!e->removed) {
+            e->add_next = *adds;
+            *adds = e;
+        }
+    }
+    *rms = h->rm_inbox;
+    h->add_inbox = h->rm_inbox = NULL;
+    *stop = h->stop;
+    pthread_mutex_unlock(&h->mu);
+    return report;
+}
+
+static void drain_inboxes(struct health *h, struct hinst *adds, struct hinst *rms, uint64_t now)
+{
+    /* Adds that found no heap room last time (out of memory) come first. */
+    struct hinst *retry = h->unscheduled;
+    h->unscheduled = NULL;
+    while (retry || adds) {
+        struct hinst *e;
+        if (retry) {
+            e = retry;
+            retry = e->add_next;
+        } else {
+            e = adds;
+            adds = e->add_next;
+        }
+        /* Spread first checks over one interval so a burst of registrations
+         * does not turn into a burst of connects every interval. */
+        h->rng = h->rng * 1103515245u + 12345u;
+        e->started_ms = now;
+        if (heap_push(h, e, now + (h->rng >> 8) % e->def.interval_ms) < 0) {
+            e->add_next = h->unscheduled;
+            h->unscheduled = e;
+        }
+    }
+    while (rms) {
+        struct hinst *e = rms;
+        rms = e->rm_next;
+        if (!e->in_heap) /* it may still wait in the unscheduled list */
+            for (struct hinst **pp = &h->unscheduled; *pp; pp = &(*pp)->add_next)
+                if (*pp == e) {
+                    *pp = e->add_next;
+                    break;
+                }
+        release_check(h, e);
+        heap_remove(h, e);
+        inst_free(e);
+    }
+}
+
+/* How long epoll_wait may sleep: until the next heap key or curl timer. */
 static int next_timeout(struct health *h, uint64_t now)
 {
     int64_t due = -1;
     if (h->heap_len)
-        due = (int64_t)h->heap[0]->key_ms;
+        due = (int64_t)h->heap[0].key;
     if (h->curl_due_ms >= 0 && (due < 0 || h->curl_due_ms < due))
         due = h->curl_due_ms;
     if (due < 0)
@@ -621,6 +741,10 @@ static int next_timeout(struct health *h, uint64_t now)
     if ((uint64_t)due <= now)
         return 0;
     uint64_t d = (uint64_t)due - now;
+    /* Sleep at least a tick so checks due close together run as one batch
+     * (fewer wakeups); a check starts at most a tick late. */
+    if (d < HEALTH_TICK_MS)
+        d = HEALTH_TICK_MS;
     return d > 1000 ? 1000 : (int)d;
 }
 
@@ -628,19 +752,13 @@ static void *checker_main(void *arg)
 {
     struct health *h = arg;
     struct epoll_event evs[HEALTH_EVENTS];
+    bool stop = false;
+    int running;
 
-    pthread_mutex_lock(&h->mu);
-    while (!h->stop) {
-        int timeout = next_timeout(h, now_ms());
-        pthread_mutex_unlock(&h->mu);
-        int n = epoll_wait(h->epfd, evs, HEALTH_EVENTS, timeout);
-        pthread_mutex_lock(&h->mu);
-        if (h->stop)
-            break;
-
+    while (!stop) {
+        int n = epoll_wait(h->epfd, evs, HEALTH_EVENTS, next_timeout(h, now_ms()));
         uint64_t now = now_ms();
-        struct hinst *reported = NULL;
-        int running;
+        struct hinst *failed = NULL;
         for (int i = 0; i < n; i++) {
             uint64_t d = evs[i].data.u64;
             switch (d & TAG_MASK) {
@@ -651,7 +769,7 @@ static void *checker_main(void *arg)
                 break;
             }
             case TAG_TCP:
-                handle_tcp_event(h, (struct hinst *)(uintptr_t)d, &reported, now);
+                handle_tcp_event(h, (struct hinst *)(uintptr_t)d, &failed, now);
                 break;
             case TAG_CURL: {
                 int mask = 0;
@@ -670,27 +788,25 @@ static void *checker_main(void *arg)
             h->curl_due_ms = -1;
             curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         }
-        handle_curl_done(h, &reported, now);
-        sweep_graveyard(h);
-        run_due(h, &reported, now);
+        handle_curl_done(h, &failed, now);
+        run_due(h, &failed, now);
 
-        if (reported) {
-            pthread_mutex_unlock(&h->mu);
-            while (reported) {
-                struct hinst *e = reported;
-                reported = e->grave_next;
-                h->on_fail(e->id, e->reason, h->arg);
-                free(e);
-            }
-            pthread_mutex_lock(&h->mu);
+        struct hinst *adds, *rms;
+        struct hinst *report = collect(h, failed, &adds, &rms, &stop);
+        drain_inboxes(h, adds, rms, now);
+        while (report) {
+            struct hinst *e = report;
+            report = e->fail_next;
+            h->on_fail(e->id, e->reason, h->arg);
+            inst_free(e);
         }
     }
-    pthread_mutex_unlock(&h->mu);
     return NULL;
 }
 
 /* ---- public API ---------------------------------------------------------------------- */
 
+/* After the checker thread has ended (or never started). */
 static void health_free(struct health *h)
 {
     if (h->buckets) {
@@ -699,12 +815,17 @@ static void health_free(struct health *h)
             while (e) {
                 struct hinst *next = e->hnext;
                 release_check(h, e);
-                free(e);
+                inst_free(e);
                 e = next;
             }
         }
     }
-    sweep_graveyard(h);
+    while (h->rm_inbox) { /* removed ones are no longer in the table */
+        struct hinst *e = h->rm_inbox;
+        h->rm_inbox = e->rm_next;
+        release_check(h, e);
+        inst_free(e);
+    }
     if (h->multi)
         curl_multi_cleanup(h->multi);
     if (h->curl_inited)
@@ -715,6 +836,7 @@ static void health_free(struct health *h)
         close(h->wakefd);
     free(h->buckets);
     free(h->heap);
+    free(h->done);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }
@@ -808,14 +930,14 @@ int health_add(struct health *h, const char *id, const struct health_check_def *
         /* May block on DNS for a host name: it runs in the caller's thread,
          * never in the checker's. */
         if (resolve_target(def->target, &e->addr, &e->addrlen) < 0) {
-            free(e);
+            inst_free(e);
             return -EINVAL;
         }
     } else if (def->kind == HEALTH_HTTP) {
         const char *path = def->path[0] ? def->path : "/";
         if (def->target[0] == '/') {
             if (strlen(def->target) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-                free(e);
+                inst_free(e);
                 return -EINVAL;
             }
             strcpy(e->unix_path, def->target);
@@ -825,33 +947,25 @@ int health_add(struct health *h, const char *id, const struct health_check_def *
         }
     }
 
+    atomic_store(&e->last_pass_ms, now_ms());
+
     pthread_mutex_lock(&h->mu);
     if (h->stop) {
         pthread_mutex_unlock(&h->mu);
-        free(e);
+        inst_free(e);
         return -EINVAL;
     }
     struct hinst **slot = table_slot(h, id);
     if (*slot) {
         pthread_mutex_unlock(&h->mu);
-        free(e);
+        inst_free(e);
         return -EEXIST;
-    }
-    uint64_t now = now_ms();
-    e->last_pass_ms = now;
-    /* Spread first checks over one interval so a burst of registrations
-     * does not turn into a burst of connects every second. */
-    h->rng = h->rng * 1103515245u + 12345u;
-    e->key_ms = now + (h->rng >> 8) % def->interval_ms;
-    e->started_ms = now;
-    if (heap_push(h, e) < 0) {
-        pthread_mutex_unlock(&h->mu);
-        free(e);
-        return -ENOMEM;
     }
     *slot = e;
     h->count++;
-    bool first = h->heap[0] == e;
+    bool first = !h->add_inbox;
+    e->add_next = h->add_inbox;
+    h->add_inbox = e;
     if (h->count > h->nbuckets)
         (void)table_grow(h); /* a failed grow only lengthens chains */
     pthread_mutex_unlock(&h->mu);
@@ -871,16 +985,16 @@ int health_remove(struct health *h, const char *id)
         pthread_mutex_unlock(&h->mu);
         return -ENOENT;
     }
-    unlink_inst(h, e);
-    if (e->state == ST_IDLE) {
-        free(e);
-    } else {
-        /* Its fd / curl handle belong to the checker thread. */
-        e->removed = true;
-        e->grave_next = h->graveyard;
-        h->graveyard = e;
-    }
+    *slot = e->hnext;
+    h->count--;
+    /* Its descriptors and heap slot belong to the checker: it frees it. */
+    e->removed = true;
+    bool first = !h->rm_inbox;
+    e->rm_next = h->rm_inbox;
+    h->rm_inbox = e;
     pthread_mutex_unlock(&h->mu);
+    if (first)
+        wake(h);
     return 0;
 }
 
@@ -896,8 +1010,7 @@ int health_pass(struct health *h, const char *id)
     } else if (e->def.kind != HEALTH_TTL) {
         rc = -EINVAL;
     } else {
-        e->last_pass_ms = now_ms();
-        e->fails = 0;
+        atomic_store(&e->last_pass_ms, now_ms());
     }
     pthread_mutex_unlock(&h->mu);
     return rc;
