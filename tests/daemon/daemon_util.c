@@ -25,6 +25,34 @@ void dt_start(struct discd_proc *d, const char *tag, char *const extra[])
     cr_assert_eq(rc, 0, "discd did not start: %s", strerror(-rc));
 }
 
+static int log_has_sanitizer_report(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    int found = 0;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, "Sanitizer") != NULL || strstr(line, "runtime error:") != NULL;
+    fclose(f);
+    return found;
+}
+
+void dt_finish(struct discd_proc *d)
+{
+    if (!d->dir[0])
+        return;
+    int code = 0;
+    if (proc_alive(&d->proc))
+        code = discd_proc_stop(d, 10000 * dt_slow());
+    int san = log_has_sanitizer_report(d->log);
+    if (san || code != 0)
+        proc_dump_log(&d->proc);
+    discd_proc_cleanup(d);
+    cr_assert_eq(code, 0, "discd did not shut down cleanly on SIGTERM (%d)", code);
+    cr_assert_eq(san, 0, "sanitizer report in discd's log");
+}
+
 json_t *dt_call(struct discd_conn *c, const char *line)
 {
     if (discd_conn_send(c, line) < 0)

@@ -16,6 +16,11 @@ int dt_slow(void);
 /* Init + start a discd with extra args (NULL-terminated or NULL); asserts. */
 void dt_start(struct discd_proc *d, const char *tag, char *const extra[]);
 
+/* Teardown: stop d with SIGTERM if it still runs (it must exit 0), look for
+ * sanitizer reports in its log (printing the log if there are), clean up,
+ * then assert both. */
+void dt_finish(struct discd_proc *d);
+
 /* Send a line on c and parse the reply (pings are answered). NULL on failure. */
 json_t *dt_call(struct discd_conn *c, const char *line);
 

@@ -19,7 +19,7 @@ static struct discd_proc d;
 
 static void teardown(void)
 {
-    discd_proc_cleanup(&d);
+    dt_finish(&d);
 }
 
 TestSuite(daemon_badinput, .fini = teardown);

@@ -15,7 +15,7 @@ static struct discd_proc d;
 
 static void teardown(void)
 {
-    discd_proc_cleanup(&d);
+    dt_finish(&d);
 }
 
 TestSuite(daemon_restart, .fini = teardown);

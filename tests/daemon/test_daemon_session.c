@@ -22,7 +22,7 @@ static struct discd_proc d;
 
 static void teardown(void)
 {
-    discd_proc_cleanup(&d);
+    dt_finish(&d);
 }
 
 TestSuite(daemon_session, .fini = teardown);
