@@ -108,6 +108,7 @@ struct zk_sync {
     bool session_new;   /* no reconcile has succeeded in this session yet */
     bool session_fresh; /* not connected yet in this session */
     int64_t new_session_at, resync_at, retry_at, cool_until; /* monotonic ms, 0 = none */
+    int64_t disconnected_at; /* monotonic ms the session lost its connection, 0 = connected */
     bool hosts_dirty, local_dirty;
     struct rhost own;
     struct rhost **hosts; /* other hosts, sorted by name */
@@ -1319,6 +1320,7 @@ static void on_session_event(struct zk_sync *zs, int state)
             return;
         }
         zs->connected = true;
+        zs->disconnected_at = 0;
         zs->local_dirty = true;
         if (zs->session_fresh) {
             zs->session_fresh = false;
@@ -1347,6 +1349,9 @@ static void on_session_event(struct zk_sync *zs, int state)
     } else if (state == ZOO_AUTH_FAILED_STATE) {
         zlog(zs, ZK_SYNC_LOG_ERROR, "zookeeper authentication failed");
     } else {
+        if (zs->connected) {
+            zs->disconnected_at = mono_ms();
+        }
         zs->connected = false;
         if (zs->state == ZK_SYNC_CONNECTED) {
             set_state(zs, ZK_SYNC_DISCONNECTED);
@@ -1375,6 +1380,36 @@ static void handle_events(struct zk_sync *zs, struct zevent *ev)
         free(ev);
         ev = next;
     }
+}
+
+/*
+ * A session that could not reconnect for twice its timeout is given up: no
+ * server will resume it (a healthy quorum has expired it), and a server
+ * restarted with an empty or older data directory refuses a client that has
+ * seen a newer zxid forever, so only a fresh handle gets through.
+ */
+static int64_t give_up_at(struct zk_sync *zs)
+{
+    if (!zs->zh || zs->connected || !zs->disconnected_at) {
+        return 0;
+    }
+    return zs->disconnected_at + 2 * (int64_t)zs->session_timeout_ms;
+}
+
+static void maybe_give_up_session(struct zk_sync *zs)
+{
+    int64_t at = give_up_at(zs);
+    if (!at || mono_ms() < at) {
+        return;
+    }
+    zlog(zs, ZK_SYNC_LOG_WARN, "no server resumed the session for %d ms; opening a new one",
+         2 * zs->session_timeout_ms);
+    zs->c.sessions_abandoned++;
+    close_session(zs);
+    zs->disconnected_at = 0;
+    zs->new_session_at = mono_ms() + jitter(zs);
+    zs->resync_at = 0;
+    set_state(zs, ZK_SYNC_EXPIRED);
 }
 
 /* Release held removals once cooling-off is over and a full listing is done. */
@@ -1456,7 +1491,7 @@ static int64_t next_deadline(struct zk_sync *zs)
 {
     int64_t t = mono_ms() + TICK_MS;
     int64_t cand[] = {zs->new_session_at, zs->resync_at, zs->retry_at,
-                      zs->held_count ? zs->cool_until : 0};
+                      zs->held_count ? zs->cool_until : 0, give_up_at(zs)};
     for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
         if (cand[i] > 0 && cand[i] < t) {
             t = cand[i];
@@ -1519,6 +1554,7 @@ static void *worker_main(void *arg)
             break;
         }
         handle_events(zs, ev);
+        maybe_give_up_session(zs);
         if (!zs->zh && zs->new_session_at && mono_ms() >= zs->new_session_at) {
             set_state(zs, ZK_SYNC_CONNECTING);
             open_session(zs);

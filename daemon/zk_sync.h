@@ -49,23 +49,24 @@ enum zk_sync_state {
 
 /* Monotonic counters since zk_sync_start, plus a few current sizes. */
 struct zk_sync_counters {
-    uint64_t sessions;          /* sessions established (1 + expiries recovered) */
-    uint64_t expirations;       /* sessions lost to expiry */
-    uint64_t reconnects;        /* connected transitions after the first */
-    uint64_t watches_fired;     /* child/deleted watch events received */
-    uint64_t lists;             /* zoo_get_children calls */
-    uint64_t reads;             /* zoo_get calls (instance documents fetched) */
-    uint64_t creates;           /* own ephemeral nodes created */
-    uint64_t deletes;           /* own nodes deleted (withdrawn, replaced, foreign) */
-    uint64_t skipped_bad_name;  /* children that are not <uuid>[-<seq>] / bad host ids */
-    uint64_t skipped_bad_data;  /* not JSON, not an object, wrong/missing id or service */
-    uint64_t skipped_too_large; /* documents larger than max_doc_bytes */
-    uint64_t conflicts;         /* an id already owned by another host; ignored */
-    uint64_t held_removals;     /* removals held by the cooling-off period */
-    uint64_t held_reported;     /* held removals reported after the period */
-    uint64_t held_restored;     /* held ids that came back during the period */
-    uint64_t upserts;           /* on_remote_upsert calls */
-    uint64_t removes;           /* on_remote_remove calls */
+    uint64_t sessions;           /* sessions established (1 + expiries recovered) */
+    uint64_t expirations;        /* sessions lost to expiry */
+    uint64_t sessions_abandoned; /* given up after 2 x timeout without a server */
+    uint64_t reconnects;         /* connected transitions after the first */
+    uint64_t watches_fired;      /* child/deleted watch events received */
+    uint64_t lists;              /* zoo_get_children calls */
+    uint64_t reads;              /* zoo_get calls (instance documents fetched) */
+    uint64_t creates;            /* own ephemeral nodes created */
+    uint64_t deletes;            /* own nodes deleted (withdrawn, replaced, foreign) */
+    uint64_t skipped_bad_name;   /* children that are not <uuid>[-<seq>] / bad host ids */
+    uint64_t skipped_bad_data;   /* not JSON, not an object, wrong/missing id or service */
+    uint64_t skipped_too_large;  /* documents larger than max_doc_bytes */
+    uint64_t conflicts;          /* an id already owned by another host; ignored */
+    uint64_t held_removals;      /* removals held by the cooling-off period */
+    uint64_t held_reported;      /* held removals reported after the period */
+    uint64_t held_restored;      /* held ids that came back during the period */
+    uint64_t upserts;            /* on_remote_upsert calls */
+    uint64_t removes;            /* on_remote_remove calls */
     /* current sizes */
     uint64_t hosts;            /* host subtrees watched (own included) */
     uint64_t remote_instances; /* remote ids currently reported (held ones included) */

@@ -492,6 +492,19 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return 0;
 }
 
+int zk_node_wipe_data(struct zk_cluster *c, int i)
+{
+    if (i < 0 || i >= c->n) {
+        return -EINVAL;
+    }
+    if (zk_node_running(c, i)) {
+        return -EBUSY;
+    }
+    char path[ZK_PATH_LEN + 32];
+    snprintf(path, sizeof(path), "%s/data/version-2", c->nodes[i].dir);
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 || errno == ENOENT ? 0 : -errno;
+}
+
 void zk_cluster_destroy(struct zk_cluster *c)
 {
     for (int i = 0; i < c->n; i++) {

@@ -67,6 +67,12 @@ int zk_node_stop(struct zk_cluster *c, int i, int timeout_ms);
 /* SIGKILL node i and reap it. -ESRCH if not running. */
 int zk_node_kill(struct zk_cluster *c, int i);
 
+/*
+ * Delete node i's snapshots and transaction logs (keeps myid), so its next
+ * start comes back empty: a lost data directory. -EBUSY while it runs.
+ */
+int zk_node_wipe_data(struct zk_cluster *c, int i);
+
 /* SIGSTOP / SIGCONT node i (a hung server). -ESRCH if not running. */
 int zk_node_pause(struct zk_cluster *c, int i);
 int zk_node_resume(struct zk_cluster *c, int i);

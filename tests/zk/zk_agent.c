@@ -95,7 +95,8 @@ static void print_stats(struct zk_sync *zs)
     struct zk_sync_status st;
     zk_sync_get_status(zs, &st);
     const struct zk_sync_counters *c = &st.counters;
-    printf("stats state=%s cooling=%d applied=%d sessions=%llu expirations=%llu reconnects=%llu "
+    printf("stats state=%s cooling=%d applied=%d sessions=%llu expirations=%llu abandoned=%llu "
+           "reconnects=%llu "
            "watches_fired=%llu lists=%llu reads=%llu creates=%llu deletes=%llu "
            "skipped_bad_name=%llu skipped_bad_data=%llu skipped_too_large=%llu conflicts=%llu "
            "held_removals=%llu held_reported=%llu held_restored=%llu held_now=%llu "
@@ -103,16 +104,17 @@ static void print_stats(struct zk_sync *zs)
            "last_sync_ms=%lld\n",
            zk_sync_state_name(st.state), st.cooling, st.local_applied,
            (unsigned long long)c->sessions, (unsigned long long)c->expirations,
-           (unsigned long long)c->reconnects, (unsigned long long)c->watches_fired,
-           (unsigned long long)c->lists, (unsigned long long)c->reads,
-           (unsigned long long)c->creates, (unsigned long long)c->deletes,
-           (unsigned long long)c->skipped_bad_name, (unsigned long long)c->skipped_bad_data,
-           (unsigned long long)c->skipped_too_large, (unsigned long long)c->conflicts,
-           (unsigned long long)c->held_removals, (unsigned long long)c->held_reported,
-           (unsigned long long)c->held_restored, (unsigned long long)c->held_now,
-           (unsigned long long)c->upserts, (unsigned long long)c->removes,
-           (unsigned long long)c->hosts, (unsigned long long)c->local_desired,
-           (unsigned long long)c->local_in_zk, (long long)st.last_sync_ms);
+           (unsigned long long)c->sessions_abandoned, (unsigned long long)c->reconnects,
+           (unsigned long long)c->watches_fired, (unsigned long long)c->lists,
+           (unsigned long long)c->reads, (unsigned long long)c->creates,
+           (unsigned long long)c->deletes, (unsigned long long)c->skipped_bad_name,
+           (unsigned long long)c->skipped_bad_data, (unsigned long long)c->skipped_too_large,
+           (unsigned long long)c->conflicts, (unsigned long long)c->held_removals,
+           (unsigned long long)c->held_reported, (unsigned long long)c->held_restored,
+           (unsigned long long)c->held_now, (unsigned long long)c->upserts,
+           (unsigned long long)c->removes, (unsigned long long)c->hosts,
+           (unsigned long long)c->local_desired, (unsigned long long)c->local_in_zk,
+           (long long)st.last_sync_ms);
 }
 
 int main(int argc, char **argv)
