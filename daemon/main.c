@@ -22,6 +22,24 @@
 #include "health.h"
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+/*
+ * liburcu synchronises with its own inline-assembly atomics and futexes,
+ * which ThreadSanitizer cannot see; reports whose stacks run through it are
+ * false positives (e.g. cds_lfht_destroy's worker freeing its work item,
+ * call_rcu callbacks freeing retired nodes). Our own code stays checked.
+ */
+const char *__tsan_default_suppressions(void);
+const char *__tsan_default_suppressions(void)
+{
+    return "race:liburcu-cds.so\n"
+           "race:liburcu-memb.so\n"
+           "race:liburcu-common.so\n"
+           "called_from_lib:liburcu-cds.so\n"
+           "called_from_lib:liburcu-memb.so\n";
+}
+#endif
+
 /* The daemon's top-level context. */
 struct discd {
     struct discd_config cfg;
