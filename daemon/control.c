@@ -1045,8 +1045,8 @@ static bool conn_readable(struct control *c, struct conn *cn)
     }
     cn->in_len += (size_t)n;
     process_input(c, cn);
-    /* Idle connections keep no big buffer. */
-    if (cn->in_len == 0 && cn->in_cap > READ_CHUNK) {
+    /* Idle connections keep no input buffer at all. */
+    if (cn->in_len == 0 && cn->in_cap > 0) {
         free(cn->in);
         cn->in = NULL;
         cn->in_cap = 0;
