@@ -305,49 +305,56 @@ static int remove_local(struct control *c, const char *id, const char *reason)
     return 0;
 }
 
-static void sess_forget(struct conn *cn, const char *id)
+/* Stop tracking a session instance of cn (it was deregistered). The ping
+ * cadence stays as it is until the connection owns none. */
+static void sess_forget(struct control *c, struct conn *cn, const char *id)
 {
     for (size_t i = 0; i < cn->n_sess; i++) {
         if (strcmp(cn->sess[i], id) == 0) {
             memcpy(cn->sess[i], cn->sess[--cn->n_sess], sizeof(cn->sess[0]));
-            return;
+            break;
         }
-    }
-}
-
-/* Recompute ping cadence from the connection's live session instances
- * (drops ids that are gone); stops the timer when none is left. */
-static void sess_refresh(struct control *c, struct conn *cn)
-{
-    uint32_t interval = 0, timeout = 0;
-    for (size_t i = 0; i < cn->n_sess;) {
-        struct instance *inst = registry_get(c->reg, cn->sess[i]);
-        if (!inst) {
-            memcpy(cn->sess[i], cn->sess[--cn->n_sess], sizeof(cn->sess[0]));
-            continue;
-        }
-        if (!interval || inst->check.interval_ms < interval)
-            interval = inst->check.interval_ms;
-        if (!timeout || inst->check.timeout_ms < timeout)
-            timeout = inst->check.timeout_ms;
-        instance_unref(inst);
-        i++;
     }
     if (cn->n_sess == 0) {
         heap_del(c, cn);
         cn->ping_pending = false;
-        return;
     }
+}
+
+/* Drop ids that were removed by someone else (e.g. root deregistered them
+ * from another connection). O(n) once per ping interval. */
+static void sess_prune(struct control *c, struct conn *cn)
+{
+    for (size_t i = 0; i < cn->n_sess;) {
+        struct instance *inst = registry_get(c->reg, cn->sess[i]);
+        if (inst) {
+            instance_unref(inst);
+            i++;
+        } else {
+            memcpy(cn->sess[i], cn->sess[--cn->n_sess], sizeof(cn->sess[0]));
+        }
+    }
+}
+
+/* Track a new session instance of cn (room in cn->sess was reserved):
+ * the connection is pinged at the smallest interval of its instances. */
+static void sess_add(struct control *c, struct conn *cn, const struct instance *inst)
+{
+    memcpy(cn->sess[cn->n_sess++], inst->id, sizeof(cn->sess[0]));
     int64_t now = now_ms();
     bool first = cn->heap_idx < 0;
-    cn->ping_interval_ms = interval;
-    cn->ping_timeout_ms = timeout;
-    if (first || cn->next_ping_ms > now + interval)
-        cn->next_ping_ms = now + interval;
-    if (first)
+    if (first || inst->check.interval_ms < cn->ping_interval_ms)
+        cn->ping_interval_ms = inst->check.interval_ms;
+    if (first || inst->check.timeout_ms < cn->ping_timeout_ms)
+        cn->ping_timeout_ms = inst->check.timeout_ms;
+    if (first) {
+        cn->missed = 0;
+        cn->next_ping_ms = now + cn->ping_interval_ms;
         heap_add(c, cn);
-    else
+    } else if (cn->next_ping_ms > now + cn->ping_interval_ms) {
+        cn->next_ping_ms = now + cn->ping_interval_ms;
         heap_fix(c, (size_t)cn->heap_idx);
+    }
 }
 
 /* A ping went unanswered: remove the instances whose miss budget is spent. */
@@ -586,8 +593,7 @@ static void op_register(struct req *r)
     if (rc < 0)
         goto undo;
     if (inst->check.kind == CHECK_SESSION) {
-        memcpy(r->cn->sess[r->cn->n_sess++], inst->id, sizeof(r->cn->sess[0]));
-        sess_refresh(c, r->cn);
+        sess_add(c, r->cn, inst);
     }
     log_info("registered %s: service=%s version=%s address=%s check=%s uid=%u", inst->id,
              inst->service, inst->version, inst->address,
@@ -622,8 +628,7 @@ static void op_deregister(struct req *r)
     snprintf(reason, sizeof(reason), "deregistered by uid %u", (unsigned)r->cn->uid);
     int rc = remove_local(r->c, inst->id, reason);
     if (rc == 0) {
-        sess_forget(r->cn, inst->id);
-        sess_refresh(r->c, r->cn);
+        sess_forget(r->c, r->cn, inst->id);
         send_json(r->cn, ok_response(r->seq));
     } else {
         reply_error(r->cn, r->seq, "not_found", "id", "no instance %s", id);
@@ -1088,6 +1093,8 @@ static void run_timers(struct control *c)
             cn->ping_pending = false;
             sess_missed(c, cn);
         }
+        if (cn->n_sess > 0 && now >= cn->next_ping_ms)
+            sess_prune(c, cn);
         if (cn->n_sess > 0 && now >= cn->next_ping_ms) {
             sess_send_ping(cn, now);
             cn->next_ping_ms = now + cn->ping_interval_ms;

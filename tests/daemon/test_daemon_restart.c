@@ -127,3 +127,57 @@ Test(daemon_restart, ten_thousand_registrations)
     cr_assert_eq(dt_status_int(&d, "local_instances"), N);
     disc_close(h);
 }
+
+Test(daemon_restart, ten_thousand_session_instances_on_one_connection)
+{
+    enum { N = 10000, BATCH = 500 };
+    dt_start(&d, "tenks", NULL);
+    disc_handle *h = dt_open_reader(&d);
+    struct discd_conn c;
+    cr_assert_eq(discd_conn_open(&d, &c), 0);
+    char *buf = malloc((size_t)BATCH * 200);
+    for (int done = 0; done < N; done += BATCH) {
+        size_t len = 0;
+        for (int i = done; i < done + BATCH; i++)
+            len += (size_t)sprintf(buf + len,
+                                   "{\"op\":\"register\",\"instance\":{\"service\":\"sess%02d\","
+                                   "\"address\":\"127.0.0.1:%d\"},\"check\":{\"type\":\"session\","
+                                   "\"interval_ms\":200,\"timeout_ms\":150,\"misses\":3}}\n",
+                                   i % 10, 1000 + i);
+        cr_assert_eq(discd_conn_send_raw(&c, buf, len), 0);
+        for (int i = done; i < done + BATCH; i++) {
+            char *reply = NULL;
+            cr_assert_gt(discd_conn_reply(&c, &reply, 10000 * dt_slow(), 1), 0);
+            cr_assert(strstr(reply, "\"ok\":true"), "reply %d: %s", i, reply);
+            free(reply);
+        }
+    }
+    free(buf);
+    /* Answer pings for a while: nothing may be removed. */
+    long long until = proc_now_ms() + 1500;
+    while (proc_now_ms() < until) {
+        char *line = NULL;
+        if (discd_conn_reply(&c, &line, 50, 1) > 0)
+            cr_assert_fail("unexpected response: %s", line);
+        free(line);
+    }
+    cr_assert_geq(c.pings_seen, 4, "only %u pings in 1.5 s", c.pings_seen);
+    cr_assert_eq(dt_status_int(&d, "local_instances"), N, "answered sessions were removed");
+    struct disc_status st;
+    cr_assert_eq(disc_status(h, &st), 0);
+    cr_assert_eq(st.n_instances, N);
+    /* One close removes all of them. */
+    long long t0 = proc_now_ms();
+    discd_conn_close(&c);
+    long long deadline = t0 + 10000 * dt_slow();
+    while (proc_now_ms() < deadline) {
+        cr_assert_eq(disc_status(h, &st), 0);
+        if (st.n_instances == 0)
+            break;
+        proc_sleep_ms(2);
+    }
+    cr_assert_eq(st.n_instances, 0, "%u instances left after the session closed", st.n_instances);
+    fprintf(stderr, "closing a session of %d instances: all removed in %lld ms\n", N,
+            proc_now_ms() - t0);
+    disc_close(h);
+}
