@@ -373,28 +373,27 @@ int config_finalize(struct discd_config *cfg, char *err)
     return 0;
 }
 
+/* Print text word-wrapped at width, every line indented by indent. */
 static void wrap(FILE *out, const char *text, int indent, int width)
 {
     int col = indent;
     fprintf(out, "%*s", indent, "");
-    const char *p = text;
-    while (*p) {
-        const char *sp = strchr(p, ' ');
-        int wl = sp ? (int)(sp - p) : (int)strlen(p);
-        if (col > indent && col + wl > width) {
+    for (const char *p = text; *p;) {
+        while (*p == ' ')
+            p++;
+        int wl = (int)strcspn(p, " ");
+        if (wl == 0)
+            break;
+        if (col > indent && col + 1 + wl > width) {
             fprintf(out, "\n%*s", indent, "");
             col = indent;
+        } else if (col > indent) {
+            fputc(' ', out);
+            col++;
         }
         fprintf(out, "%.*s", wl, p);
         col += wl;
         p += wl;
-        if (*p == ' ') {
-            p++;
-            if (col < width) {
-                fputc(' ', out);
-                col++;
-            }
-        }
     }
     fputc('\n', out);
 }
@@ -448,6 +447,16 @@ void config_usage(FILE *out)
     wrap(out,
          "DISCSHM_NAME: default registry name. XDG_RUNTIME_DIR: base of the default socket "
          "path.",
+         4, 78);
+    fprintf(out, "\nFILES\n");
+    wrap(out,
+         "/dev/shm/NAME (data, 0644), /dev/shm/NAME.readers (reader slots), "
+         "/dev/shm/NAME.lock (one-writer lock), the control socket.",
+         4, 78);
+    fprintf(out, "\nLOGS\n");
+    wrap(out,
+         "stderr, one line per event: UTC timestamp, discd[pid], level, message. info "
+         "logs every registration and removal with its reason.",
          4, 78);
     fprintf(out, "\nEXIT STATUS\n");
     wrap(out,
