@@ -97,7 +97,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- timer heap ------------------------------------------------------------------------ */
+/* ---- timer heap ---- */
 
 static int64_t conn_due(const struct conn *cn)
 {
@@ -163,7 +163,7 @@ static void heap_del(struct control *c, struct conn *cn)
     }
 }
 
-/* ---- output -------------------------------------------------------------------------- */
+/* ---- output ---- */
 
 static void conn_set_events(struct control *c, struct conn *cn)
 {
@@ -281,7 +281,7 @@ static json_t *ok_response(json_t *seq)
     return resp;
 }
 
-/* ---- removal of local instances ------------------------------------------------------------ */
+/* ---- removal of local instances ---- */
 
 static bool has_health_check(const struct instance *inst)
 {
@@ -391,8 +391,7 @@ static void sess_send_ping(struct conn *cn, int64_t now)
     }
 }
 
-/* ---- connections -------------------------------------------------------------------------------
- */
+/* ---- connections ---- */
 
 static void conn_close(struct control *c, struct conn *cn, const char *why)
 {

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
-/* ---- small helpers ---------------------------------------------------------- */
+/* ---- small helpers ---- */
 
 static int fail(struct instance_error *err, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -187,7 +187,7 @@ int instance_check_tcp_address(const char *s)
     return prev == '.' ? -EINVAL : 0;
 }
 
-/* ---- lifetime ------------------------------------------------------------------ */
+/* ---- lifetime ---- */
 
 struct instance *instance_ref(struct instance *inst)
 {
@@ -223,7 +223,7 @@ void instance_unref(struct instance *inst)
         instance_free(inst);
 }
 
-/* ---- names ---------------------------------------------------------------------- */
+/* ---- names ---- */
 
 static const char *const check_names[] = {"none", "session", "tcp", "http", "ttl"};
 static const char *const health_names[] = {"unknown", "passing", "warning", "critical"};
@@ -252,7 +252,7 @@ const char *instance_origin_name(uint8_t origin)
     }
 }
 
-/* ---- parsing -------------------------------------------------------------------- */
+/* ---- parsing ---- */
 
 /* Duplicate s into *dst; -ENOMEM. */
 static int dup_into(char **dst, const char *s)
@@ -599,7 +599,7 @@ bad:
     return rc;
 }
 
-/* ---- serialising ------------------------------------------------------------------ */
+/* ---- serialising ---- */
 
 json_t *instance_to_json(const struct instance *inst, unsigned flags)
 {

@@ -29,7 +29,7 @@ struct registry {
     int n_listeners;
 };
 
-/* ---- liburcu thread registration ------------------------------------------------
+/* ---- liburcu thread registration ----
  * liburcu's reader registry is per process; these are the only statics. */
 static pthread_once_t online_once = PTHREAD_ONCE_INIT;
 static pthread_key_t online_key;
@@ -68,7 +68,7 @@ void registry_thread_offline(void)
     thread_online = false;
 }
 
-/* ---- hashing ---------------------------------------------------------------------- */
+/* ---- hashing ---- */
 
 static unsigned long hash_id(const char *id)
 {
@@ -99,7 +99,7 @@ static bool is_local(const struct instance *inst)
     return inst->origin == DISC_ORIGIN_LOCAL;
 }
 
-/* ---- lifecycle --------------------------------------------------------------------- */
+/* ---- lifecycle ---- */
 
 struct registry *registry_new(const struct registry_config *cfg)
 {
@@ -163,7 +163,7 @@ int registry_add_listener(struct registry *r, const struct registry_listener *l)
     return rc;
 }
 
-/* ---- change queue (wlock held) ------------------------------------------------------ */
+/* ---- change queue (wlock held) ---- */
 
 /* Queue a change; on allocation failure the change is still in the table and
  * the publisher would miss it, so the allocation happens before mutating. */
@@ -208,7 +208,7 @@ static void unlock_and_notify(struct registry *r)
         notify(arg);
 }
 
-/* ---- writers --------------------------------------------------------------------------- */
+/* ---- writers ---- */
 
 static struct reg_node *lookup_locked(struct registry *r, const char *id)
 {
@@ -362,7 +362,7 @@ int registry_put_remote(struct registry *r, struct instance *inst)
     return 0;
 }
 
-/* ---- readers ---------------------------------------------------------------------------- */
+/* ---- readers ---- */
 
 struct instance *registry_get(struct registry *r, const char *id)
 {
