@@ -484,8 +484,7 @@ static void accept_all(struct control *c)
     }
 }
 
-/* ---- request handlers
- * ------------------------------------------------------------------------------- */
+/* ---- request handlers ---- */
 
 struct req {
     struct control *c;
@@ -1173,8 +1172,7 @@ static void *control_main(void *arg)
     return NULL;
 }
 
-/* ---- setup
- * -------------------------------------------------------------------------------------------- */
+/* ---- setup ---- */
 
 static int make_socket(struct control *c, const struct control_config *cfg, char *err)
 {
