@@ -72,7 +72,9 @@ struct control {
     bool joined;
     atomic_bool stop;
     atomic_uint n_conns;
-    struct conn *conns; /* list */
+    struct conn *conns;       /* list */
+    int64_t listen_resume_ms; /* > 0: accepting paused (out of fds) until then */
+    bool fd_shortage_logged;  /* warned once per shortage */
     uint64_t next_serial;
     int64_t started_ms;
     /* timers: binary min-heap of connections with session instances */
@@ -440,8 +442,22 @@ static void accept_all(struct control *c)
                 if (tmp >= 0)
                     refuse_connection(tmp, "out of file descriptors");
                 c->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                log_warn("control: out of file descriptors; refused a connection");
+                if (!c->fd_shortage_logged)
+                    log_warn("control: out of file descriptors; refusing connections");
+                c->fd_shortage_logged = true;
                 continue;
+            }
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* No reserve either: stop polling the listener for a while
+                 * rather than spinning on it. */
+                struct epoll_event e = {.events = 0, .data.ptr = &listen_tag};
+                epoll_ctl(c->epfd, EPOLL_CTL_MOD, c->lfd, &e);
+                if (!c->fd_shortage_logged)
+                    log_warn("control: accept: %s; pausing accepts 100 ms at a time until "
+                             "descriptors are free",
+                             strerror(errno));
+                c->fd_shortage_logged = true;
+                c->listen_resume_ms = now_ms() + 100;
             }
             return; /* EAGAIN or a transient error: wait for the next event */
         }
@@ -450,6 +466,10 @@ static void accept_all(struct control *c)
             log_warn("control: refused a connection: %u connections open (max-connections)",
                      c->max_conns);
             continue;
+        }
+        if (c->fd_shortage_logged) {
+            log_info("control: descriptors available again");
+            c->fd_shortage_logged = false;
         }
         struct conn *cn = calloc(1, sizeof(*cn));
         if (!cn) {
@@ -1125,8 +1145,21 @@ static void run_removals(struct control *c)
     }
 }
 
+static void resume_listening(struct control *c)
+{
+    if (c->listen_resume_ms == 0 || now_ms() < c->listen_resume_ms)
+        return;
+    c->listen_resume_ms = 0;
+    if (c->reserve_fd < 0)
+        c->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = &listen_tag};
+    epoll_ctl(c->epfd, EPOLL_CTL_MOD, c->lfd, &e);
+}
+
 static int epoll_timeout(struct control *c)
 {
+    if (c->listen_resume_ms > 0)
+        return 100;
     if (c->heap_len == 0)
         return -1; /* no session instances: sleep until something happens */
     int64_t d = conn_due(c->heap[0]) - now_ms();
@@ -1167,6 +1200,7 @@ static void *control_main(void *arg)
             conn_after_io(c, cn);
         }
         run_timers(c);
+        resume_listening(c);
     }
     registry_thread_offline();
     return NULL;

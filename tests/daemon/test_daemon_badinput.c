@@ -469,3 +469,48 @@ Test(daemon_badinput, instance_limit)
     free(baseline);
     discd_conn_close(&c);
 }
+
+Test(daemon_badinput, out_of_file_descriptors_is_survived)
+{
+    dt_start(&d, "nofd", NULL);
+    /* Leave discd 64 descriptors: far below max-connections (4096). */
+    struct rlimit low = {64, 64};
+    cr_assert_eq(prlimit(d.proc.pid, RLIMIT_NOFILE, &low, NULL), 0);
+    json_t *r;
+
+    enum { N = 100 };
+    struct discd_conn c[N];
+    int refused = 0;
+    for (int i = 0; i < N; i++) {
+        int orc = discd_conn_open(&d, &c[i]);
+        cr_assert_eq(orc, 0, "connect %d: %s", i, strerror(-orc));
+    }
+    for (int i = 0; i < N; i++) {
+        /* Each connection is either served or told "limit" and closed. */
+        json_t *s = dt_call(&c[i], "{\"op\":\"status\"}");
+        if (!dt_ok(s)) {
+            char *line = NULL;
+            refused++;
+            if (s)
+                cr_assert_str_eq(dt_err_code(s), "limit");
+            free(line);
+        }
+        json_decref(s);
+    }
+    cr_assert_gt(refused, 0, "64 descriptors cannot serve %d connections", N);
+    long long t0 = cpu_ticks(d.proc.pid);
+    proc_sleep_ms(500);
+    cr_assert_leq(cpu_ticks(d.proc.pid) - t0, 10, "discd spins when out of descriptors");
+    for (int i = 0; i < N; i++)
+        discd_conn_close(&c[i]);
+    /* Descriptors are free again: service resumes. */
+    long long deadline = proc_now_ms() + 5000 * dt_slow();
+    r = NULL;
+    while (!dt_ok(r) && proc_now_ms() < deadline) {
+        json_decref(r);
+        proc_sleep_ms(20);
+        r = dt_call1(&d, "{\"op\":\"status\"}");
+    }
+    cr_assert(dt_ok(r), "no service after descriptors were released");
+    json_decref(r);
+}
