@@ -37,7 +37,13 @@ static void teardown(void)
         if (getenv("DISC_TEST_VERBOSE")) {
             agent_dump_log(&ag[i]);
         }
-        agent_kill(&ag[i]);
+        bool running = ag[i].pid > 0;
+        int code = agent_stop(&ag[i]);
+        if (running && code != 0) {
+            agent_dump_log(&ag[i]);
+        }
+        cr_expect(!running || code == 0, "agent %s exited with %d (see its log above)", ag[i].host,
+                  code);
     }
     zk_cluster_destroy(&zk);
     char cmd[128];

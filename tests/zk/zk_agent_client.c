@@ -221,14 +221,18 @@ void agent_kill(struct agent *a)
     }
 }
 
-void agent_stop(struct agent *a)
+int agent_stop(struct agent *a)
 {
+    int code = -ESRCH;
     if (a->pid > 0) {
+        code = -1;
         agent_cmd(a, NULL, 0, 200, "quit");
         long long deadline = mono_ms() + 5000;
         while (mono_ms() < deadline) {
-            if (waitpid(a->pid, NULL, WNOHANG) == a->pid) {
+            int status;
+            if (waitpid(a->pid, &status, WNOHANG) == a->pid) {
                 a->pid = 0;
+                code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
                 break;
             }
             struct timespec ts = {0, 20 * 1000000L};
@@ -236,6 +240,7 @@ void agent_stop(struct agent *a)
         }
     }
     agent_kill(a);
+    return code;
 }
 
 void agent_dump_log(const struct agent *a)

@@ -44,8 +44,12 @@ int agent_signal(struct agent *a, int sig);
 /* SIGKILL and reap; no-op if not running. */
 void agent_kill(struct agent *a);
 
-/* `quit`, wait up to 5 s, then SIGKILL. */
-void agent_stop(struct agent *a);
+/*
+ * `quit`, wait up to 5 s, then SIGKILL. Returns the agent's exit code (0 on a
+ * clean exit; sanitizer reports make it non-zero), -1 if it had to be killed
+ * or died of a signal, -ESRCH if it was not running.
+ */
+int agent_stop(struct agent *a);
 
 /* Print the agent's stderr log. */
 void agent_dump_log(const struct agent *a);
