@@ -294,3 +294,59 @@ Test(daemon_basic, config_file_and_sighup_reload)
     discd_conn_close(&c);
     cr_assert_eq(discd_proc_stop(&d, 5000 * dt_slow()), 0);
 }
+
+Test(daemon_basic, largest_valid_instance_is_published_whole)
+{
+    dt_start(&d, "maxinst", NULL);
+    disc_handle *h = dt_open_reader(&d);
+    /* Every field at its maximum: 32 tags (64-byte keys, 255-byte values),
+     * 64 endpoints (128-byte names, 255-byte type names). */
+    size_t cap = 65536, len = 0;
+    char *line = malloc(cap);
+    char val[256], key[65], ename[129];
+    memset(val, 'v', 255);
+    val[255] = '\0';
+    len += (size_t)snprintf(line + len, cap - len,
+                            "{\"op\":\"register\",\"instance\":{\"service\":\"maxi\",\"version\":"
+                            "\"%.64s\",\"address\":\"10.0.0.1:1\",\"tags\":{",
+                            val);
+    for (int i = 0; i < 32; i++) {
+        memset(key, 'k', 64);
+        key[64] = '\0';
+        snprintf(key, 64, "k%02d", i);
+        key[strlen(key)] = 'k'; /* keep 64 bytes: overwrite the NUL snprintf left */
+        len += (size_t)snprintf(line + len, cap - len, "%s\"%s\":\"%s\"", i ? "," : "", key, val);
+    }
+    len += (size_t)snprintf(line + len, cap - len, "},\"endpoints\":[");
+    for (int i = 0; i < 64; i++) {
+        memset(ename, 'e', 128);
+        ename[128] = '\0';
+        ename[0] = (char)('A' + i % 26);
+        ename[1] = (char)('a' + i / 26);
+        len += (size_t)snprintf(line + len, cap - len,
+                                "%s{\"name\":\"%s\",\"request\":\"%s\",\"response\":\"%s\","
+                                "\"mean_us\":4294967295,\"p95_us\":4294967295}",
+                                i ? "," : "", ename, val, val);
+    }
+    len += (size_t)snprintf(line + len, cap - len, "]},\"check\":{\"type\":\"none\"}}");
+    cr_assert_lt(len, 65536, "test document must fit one line (%zu)", len);
+    json_t *r = dt_call1(&d, line);
+    cr_assert(dt_ok(r), "maximal instance refused: %s", json_dumps(r, 0));
+    json_decref(r);
+    free(line);
+    cr_assert_eq(dt_wait_count(h, "maxi", 1, 2000), 1, "maximal instance not published");
+    size_t need = 0;
+    struct disc_instance *list;
+    char small[64];
+    cr_assert_eq(disc_lookup(h, "maxi", small, sizeof(small), &list, &need), -ENOBUFS);
+    char *buf = malloc(need);
+    cr_assert_eq(disc_lookup(h, "maxi", buf, need, &list, NULL), 1);
+    cr_assert_eq(list[0].n_tags, 32);
+    cr_assert_eq(list[0].n_endpoints, 64);
+    struct disc_endpoint ep;
+    cr_assert_eq(disc_instance_endpoint(&list[0], 63, &ep), 0);
+    cr_assert_eq(strlen(ep.response_type), 255);
+    cr_assert_eq(ep.p95_us, 4294967295u);
+    free(buf);
+    disc_close(h);
+}
