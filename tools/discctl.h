@@ -1,0 +1,130 @@
+/*
+ * discctl.h — shared pieces of discctl (the operator CLI): options common to
+ * every subcommand, exit codes, output helpers.
+ *
+ * Reads come from the shared-memory segment (libdiscshm); writes go through
+ * discd's control socket (libdiscclient).
+ */
+#ifndef DISCCTL_H
+#define DISCCTL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "discclient.h"
+#include "discshm.h"
+
+/* Exit codes (documented in docs/DISCCTL.md and --help). */
+enum {
+    EXIT_OK = 0,
+    EXIT_ERR = 1,         /* the operation failed (e.g. the daemon refused it) */
+    EXIT_USAGE = 2,       /* bad command line */
+    EXIT_NOTFOUND = 3,    /* no such service / instance / nothing matched */
+    EXIT_UNAVAILABLE = 4, /* no registry segment, writer dead, or daemon unreachable */
+};
+
+/* Options every subcommand accepts. */
+struct ctl {
+    const char *name;   /* registry name (NULL: $DISCSHM_NAME, else "discshm") */
+    const char *socket; /* control socket (NULL: the default for name) */
+    bool json;          /* machine-readable output */
+    const char *cmd;    /* the subcommand being run, for messages */
+};
+
+/* A subcommand: parses its own arguments (argv[0] is its name). */
+typedef int (*ctl_cmd_fn)(struct ctl *ctl, int argc, char **argv);
+
+int cmd_register(struct ctl *ctl, int argc, char **argv);
+int cmd_deregister(struct ctl *ctl, int argc, char **argv);
+int cmd_ls(struct ctl *ctl, int argc, char **argv);
+int cmd_get(struct ctl *ctl, int argc, char **argv);
+int cmd_endpoints(struct ctl *ctl, int argc, char **argv);
+int cmd_watch(struct ctl *ctl, int argc, char **argv);
+int cmd_status(struct ctl *ctl, int argc, char **argv);
+int cmd_dump(struct ctl *ctl, int argc, char **argv);
+
+/* ---- help (discctl_help.c) ---- */
+
+/* Print the manual of cmd (NULL: the whole command) to stdout. Returns
+ * false if there is no such subcommand. */
+bool ctl_help(const char *cmd);
+
+/* Print "discctl CMD: <msg>" and a hint to --help to stderr; returns
+ * EXIT_USAGE. */
+int ctl_usage_error(const struct ctl *ctl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Print "discctl CMD: <msg>" to stderr. */
+void ctl_err(const struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Parse the options shared by every subcommand (--name, --socket, --json,
+ * --help) out of argv in place: they are removed, the rest is kept in order.
+ * Returns the new argc, or -1 after printing help (exit 0), or -2 on a usage
+ * error (message printed; exit 2).
+ */
+int ctl_common_opts(struct ctl *ctl, int argc, char **argv);
+
+/* "--opt=value" or "--opt value" at argv[*i]: 1 and *val set (*i advanced
+ * past a separate value), 0 if argv[*i] is not opt, -1 if the value is
+ * missing. */
+int ctl_opt(int argc, char **argv, int *i, const char *opt, const char **val);
+
+/* Parse an unsigned decimal in [min, max]; -EINVAL otherwise. */
+int ctl_parse_u32(const char *s, unsigned long min, unsigned long max, uint32_t *out);
+
+/* ---- registry access (discctl_util.c) ---- */
+
+/* Open the segment; on failure prints why and returns the exit code
+ * (EXIT_UNAVAILABLE or EXIT_ERR), else 0. */
+int ctl_open(const struct ctl *ctl, disc_handle **h);
+
+/* Connect to the daemon; on failure prints why (unless quiet) and returns
+ * the exit code, else 0. */
+int ctl_connect(const struct ctl *ctl, disc_client **cl, bool quiet);
+
+/* Exit code for a negative errno from libdiscshm / libdiscclient. */
+int ctl_exit_code(int rc);
+
+/*
+ * Copy out every instance matching f (NULL: all) into a malloc'd buffer
+ * (growing it as needed). Returns the count (>= 0) and sets *list and *buf
+ * (free(*buf) when done), or a negative errno.
+ */
+int ctl_lookup_all(disc_handle *h, const struct disc_filter *f, struct disc_instance **list,
+                   void **buf);
+
+/* ---- output (discctl_util.c) ---- */
+
+const char *ctl_health_name(unsigned health);
+const char *ctl_origin_name(unsigned origin);
+
+/* Parse a health name ("passing", "warning", "critical", "unknown",
+ * "not-critical", "any") into a filter mask; -EINVAL if unknown. */
+int ctl_parse_health(const char *s, unsigned *mask);
+
+/* The instance as a JSON object (the same fields as the protocol's query
+ * response). NULL on allocation failure. */
+json_t *ctl_instance_json(const struct disc_instance *inst);
+
+/* Print j (compact, one line) to stdout and release it. */
+void ctl_print_json(json_t *j);
+
+/* A text table: add rows of `ncols` strings, then print aligned. */
+struct ctl_table {
+    size_t ncols, nrows, cap;
+    char **cells; /* row-major, strdup'ed */
+};
+void ctl_table_init(struct ctl_table *t, size_t ncols, const char *const *header);
+void ctl_table_add(struct ctl_table *t, const char *const *row);
+void ctl_table_print(struct ctl_table *t); /* prints and frees */
+
+/* Milliseconds of CLOCK_REALTIME. */
+long long ctl_now_ms(void);
+
+/* Human-readable age of a CLOCK_REALTIME ms timestamp ("3s", "5m", "2h"). */
+void ctl_age(long long then_ms, char *buf, size_t len);
+
+#endif /* DISCCTL_H */

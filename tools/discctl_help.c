@@ -1,0 +1,304 @@
+/*
+ * discctl_help.c — the manual pages printed by `discctl --help` and
+ * `discctl CMD --help` (docs/DISCCTL.md says the same at more length).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "discctl.h"
+
+static const char common_opts[] =
+    "COMMON OPTIONS\n"
+    "    --name NAME\n"
+    "        Registry name: the shared-memory segment /dev/shm/NAME written by\n"
+    "        the discd started with the same --name. Default: $DISCSHM_NAME,\n"
+    "        else \"discshm\".\n"
+    "    --socket PATH\n"
+    "        discd's control socket, used by register, deregister and status.\n"
+    "        Default: $XDG_RUNTIME_DIR/discd/NAME.sock, else /run/discd/NAME.sock\n"
+    "        for root, else /tmp/discd/NAME.sock (the daemon's default).\n"
+    "    -j, --json\n"
+    "        Machine-readable output: one JSON document (watch: one JSON object\n"
+    "        per line). Field names follow docs/PROTOCOL.md.\n"
+    "    -h, --help\n"
+    "        Show this manual.\n"
+    "\n"
+    "    Common options may appear before or after the command name.\n";
+
+static const char exit_status[] =
+    "EXIT STATUS\n"
+    "    0   success\n"
+    "    1   the operation failed (e.g. discd refused a registration; the\n"
+    "        reason is printed)\n"
+    "    2   usage error (bad command line)\n"
+    "    3   not found: no such service or instance, or nothing matched\n"
+    "    4   registry or daemon unavailable: no segment, the writer stopped\n"
+    "        heartbeating (status), or discd's socket does not answer\n";
+
+static const char top[] =
+    "NAME\n"
+    "    discctl - inspect and change the discshm service registry\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    discctl [COMMON OPTIONS] COMMAND [ARGS...]\n"
+    "    discctl help [COMMAND]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    discctl is the operator's tool for discd, the per-host service-discovery\n"
+    "    daemon. Reads (ls, get, endpoints, watch, status, dump) come straight\n"
+    "    from the registry's shared-memory segment, exactly as services see it,\n"
+    "    without asking the daemon. Writes (register, deregister) go through\n"
+    "    discd's control socket.\n"
+    "\n"
+    "COMMANDS\n"
+    "    register     register an instance, print its id\n"
+    "    deregister   remove instances by id\n"
+    "    ls           list services: versions and instance counts\n"
+    "    get          list the instances of a service, with filters\n"
+    "    endpoints    list endpoints with latencies\n"
+    "    watch        print registry changes as they are published\n"
+    "    status       segment and daemon health\n"
+    "    dump         the whole registry as JSON\n"
+    "\n"
+    "    Run 'discctl COMMAND --help' for a command's manual.\n"
+    "\n"
+    "%s\n"
+    "%s\n"
+    "ENVIRONMENT\n"
+    "    DISCSHM_NAME      default registry name\n"
+    "    XDG_RUNTIME_DIR   base of the default socket path\n"
+    "\n"
+    "EXAMPLES\n"
+    "    discctl ls\n"
+    "    discctl get orders --az eu-west-1a --tag env=prod\n"
+    "    discctl --json dump > registry.json\n"
+    "    id=$(discctl register --service orders --address 10.0.0.7:8080 --check tcp)\n"
+    "    discctl deregister \"$id\"\n"
+    "\n"
+    "SEE ALSO\n"
+    "    discd(8), docs/DISCCTL.md, docs/PROTOCOL.md\n";
+
+static const char h_register[] =
+    "NAME\n"
+    "    discctl register - register a service instance with discd\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    discctl register --service NAME --address ADDR [OPTIONS...]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Sends a register request over discd's control socket and prints the\n"
+    "    new instance's id (a UUID; with --json: {\"id\":\"...\"}). The instance\n"
+    "    is visible in the segment as soon as discd publishes it.\n"
+    "\n"
+    "    discctl exits after registering, so the default check is 'none' (the\n"
+    "    instance stays until deregistered). Choose tcp, http or ttl to let\n"
+    "    discd remove it when it dies, or 'session' with --hold: discctl then\n"
+    "    stays in the foreground answering discd's pings, and the instance is\n"
+    "    removed as soon as discctl exits (SIGTERM, SIGINT, or killed) — handy\n"
+    "    to wrap a program that cannot register itself.\n"
+    "\n"
+    "INSTANCE OPTIONS\n"
+    "    --service NAME      service name, 1-255 chars of [A-Za-z0-9._:-] (required)\n"
+    "    --address ADDR      host:port ([v6]:port), or an absolute path with\n"
+    "                        --network unix (required)\n"
+    "    --network tcp|unix  address kind (default tcp)\n"
+    "    --version VERSION   service version (default \"\")\n"
+    "    --host HOST         host id (default: discd's)\n"
+    "    --az AZ             availability zone (default: discd's)\n"
+    "    --weight N          load-balancing weight 1-10000 (default 10)\n"
+    "    --tag KEY=VALUE     a tag; repeat for more (at most 32)\n"
+    "    --endpoint SPEC     an endpoint; repeat for more (at most 64). SPEC is\n"
+    "                        NAME[,request=TYPE][,response=TYPE][,mean_us=N][,p95_us=N]\n"
+    "\n"
+    "CHECK OPTIONS\n"
+    "    --check TYPE        none (default), session, tcp, http or ttl\n"
+    "    --interval MS       check interval (default: discd's, 1000)\n"
+    "    --timeout MS        per-check timeout, below the interval (default 500)\n"
+    "    --misses N          consecutive misses before removal (default 3)\n"
+    "    --ttl MS            ttl checks: the instance must pass this often\n"
+    "    --path PATH         http checks: request path (default /)\n"
+    "    --target HOST:PORT  tcp/http checks: where to probe (default: --address)\n"
+    "    --hold              stay running and keep the session answered\n"
+    "                        (requires --check session)\n"
+    "\n"
+    "%s\n"
+    "%s\n"
+    "EXAMPLES\n"
+    "    discctl register --service orders --version 2.1.0 --address 10.0.0.7:8080 \\\n"
+    "        --tag env=prod --endpoint Create,request=CreateReq,response=Order \\\n"
+    "        --check http --path /healthz\n"
+    "    discctl register --service batch --address 127.0.0.1:9000 --check session \\\n"
+    "        --hold &\n";
+
+static const char h_deregister[] =
+    "NAME\n"
+    "    discctl deregister - remove instances from the registry\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    discctl deregister ID [ID...]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Asks discd to remove each instance. Only the user that registered an\n"
+    "    instance (or root) may remove it. Every id is tried; the exit status\n"
+    "    is that of the first failure (3 if an id does not exist).\n"
+    "\n"
+    "%s\n"
+    "%s";
+
+static const char h_ls[] =
+    "NAME\n"
+    "    discctl ls - list services\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    discctl ls [--prefix PREFIX] [--json]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Lists every service in the segment, sorted by name, with its versions\n"
+    "    (and how many instances run each) and its instance count.\n"
+    "    Human output columns: SERVICE, INSTANCES, VERSIONS. --json prints\n"
+    "    {\"services\":[{\"name\",\"instances\",\"versions\":[{\"version\",\"instances\"}]}]}.\n"
+    "\n"
+    "OPTIONS\n"
+    "    --prefix PREFIX     only services whose name starts with PREFIX\n"
+    "\n"
+    "%s\n"
+    "%s"
+    "    An empty registry is not an error (exit 0, nothing listed).\n";
+
+static const char h_get[] =
+    "NAME\n"
+    "    discctl get - list the instances of a service\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    discctl get SERVICE [FILTERS...] [--json]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Prints the instances of SERVICE that match every filter given, sorted\n"
+    "    by id. Human output columns: ID, VERSION, ADDRESS, HOST, AZ, WEIGHT,\n"
+    "    HEALTH, ORIGIN, AGE, TAGS. --json prints {\"instances\":[...]} with every\n"
+    "    field, tags and endpoints included.\n"
+    "\n"
+    "FILTERS\n"
+    "    --version V         exact version\n"
+    "    --min-version V     version >= V (semantic-version order)\n"
+    "    --az AZ             availability zone\n"
+    "    --host HOST         host id\n"
+    "    --tag KEY=VALUE     tag KEY has VALUE; --tag KEY: has tag KEY.\n"
+    "                        Repeat for more (all must hold, at most 8)\n"
+    "    --endpoint NAME     serves this endpoint\n"
+    "    --health STATE      passing, warning, critical, unknown, not-critical\n"
+    "                        or any (default any)\n"
+    "\n"
+    "%s\n"
+    "%s"
+    "    3 means SERVICE does not exist or no instance matched.\n";
+
+static const char h_endpoints[] =
+    "NAME\n"
+    "    discctl endpoints - list endpoints and their latencies\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    discctl endpoints [SERVICE] [--json]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Lists every (service, version, endpoint) in the registry, or of\n"
+    "    SERVICE only, aggregated over the instances serving it. Columns:\n"
+    "    ENDPOINT (service.endpoint), VERSION, INSTANCES, MEAN_US (mean of the\n"
+    "    reported means), P95_US (largest reported upper-95), REQUEST,\n"
+    "    RESPONSE. Latencies are '-' when no instance reported one.\n"
+    "\n"
+    "%s\n"
+    "%s"
+    "    3 means SERVICE does not exist.\n";
+
+static const char h_watch[] =
+    "NAME\n"
+    "    discctl watch - print registry changes as they are published\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    discctl watch [SERVICE] [--count N] [--timeout SECONDS] [--json]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Blocks on the segment's change notification (a futex, no polling and\n"
+    "    no socket), and after each publication compares the new snapshot with\n"
+    "    the previous one. First prints one line saying what is watched, then\n"
+    "    one line per change:\n"
+    "        + ID SERVICE VERSION ADDRESS      an instance appeared\n"
+    "        - ID SERVICE VERSION ADDRESS      an instance disappeared\n"
+    "        ~ ID SERVICE health OLD -> NEW    an instance's health changed\n"
+    "    With --json the first line is {\"event\":\"start\",\"generation\":G,\n"
+    "    \"instances\":N} and each change is {\"event\":\"added\"|\"removed\"|\n"
+    "    \"changed\",\"generation\":G,\"instance\":{...}}. Output is line-buffered.\n"
+    "    A restarted discd is followed to its new segment.\n"
+    "\n"
+    "OPTIONS\n"
+    "    SERVICE             only changes of this service\n"
+    "    --count N           exit after N changes\n"
+    "    --timeout SECONDS   exit after this long (status 0)\n"
+    "\n"
+    "%s\n"
+    "%s";
+
+static const char h_status[] =
+    "NAME\n"
+    "    discctl status - health of the registry segment and of discd\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    discctl status [--json]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    From the segment: generation, services and instances, when the last\n"
+    "    snapshot was published, the writer's pid and heartbeat age (alive or\n"
+    "    dead), ZooKeeper state (standalone, connected, degraded since when\n"
+    "    and why, last sync), file-cache and protection flags, memory use.\n"
+    "    Then, if discd's socket answers, the daemon's own status (uptime,\n"
+    "    connections, local instances, ZooKeeper session); an unreachable\n"
+    "    socket is reported but is not an error by itself.\n"
+    "    --json prints {\"segment\":{...},\"daemon\":{...}|null}.\n"
+    "\n"
+    "%s\n"
+    "%s"
+    "    4 also when the writer's heartbeat is older than 5 s (writer dead).\n";
+
+static const char h_dump[] =
+    "NAME\n"
+    "    discctl dump - the whole registry as JSON\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    discctl dump\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Prints one JSON document read from the segment in one consistent\n"
+    "    snapshot: {\"registry\":NAME,\"generation\":G,\"instances\":[...]}, the\n"
+    "    instances sorted by service then id, each with every field (as\n"
+    "    'get --json'). The output is always JSON.\n"
+    "\n"
+    "%s\n"
+    "%s";
+
+bool ctl_help(const char *cmd)
+{
+    static const struct {
+        const char *name;
+        const char *text;
+    } pages[] = {
+        {"register", h_register},
+        {"deregister", h_deregister},
+        {"ls", h_ls},
+        {"get", h_get},
+        {"endpoints", h_endpoints},
+        {"watch", h_watch},
+        {"status", h_status},
+        {"dump", h_dump},
+    };
+    const char *text = NULL;
+    if (!cmd)
+        text = top;
+    for (size_t i = 0; !text && i < sizeof(pages) / sizeof(pages[0]); i++)
+        if (strcmp(cmd, pages[i].name) == 0)
+            text = pages[i].text;
+    if (!text)
+        return false;
+    printf(text, common_opts, exit_status);
+    return true;
+}

@@ -1,0 +1,501 @@
+/*
+ * discctl_read.c — the subcommands that read the segment: ls, get,
+ * endpoints, dump, status.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "discctl.h"
+
+/* Run a disc_services / disc_endpoints style call with a growing buffer. */
+typedef int (*view_fn)(disc_handle *h, const struct disc_filter *f, void *buf, size_t len,
+                       void **list, size_t *needed);
+
+static int call_services(disc_handle *h, const struct disc_filter *f, void *buf, size_t len,
+                         void **list, size_t *needed)
+{
+    return disc_services(h, f, buf, len, (struct disc_service_summary **)list, needed);
+}
+
+static int call_endpoints(disc_handle *h, const struct disc_filter *f, void *buf, size_t len,
+                          void **list, size_t *needed)
+{
+    return disc_endpoints(h, f, buf, len, (struct disc_endpoint_info **)list, needed);
+}
+
+static int view_all(disc_handle *h, const struct disc_filter *f, view_fn fn, void **list,
+                    void **buf)
+{
+    size_t len = 64 * 1024;
+    *buf = NULL;
+    for (int attempt = 0; attempt < 16; attempt++) {
+        void *b = malloc(len);
+        if (!b)
+            return -ENOMEM;
+        size_t needed = 0;
+        int n = fn(h, f, b, len, list, &needed);
+        if (n >= 0) {
+            *buf = b;
+            return n;
+        }
+        free(b);
+        if (n != -ENOBUFS && n != -EAGAIN)
+            return n;
+        if (n == -ENOBUFS)
+            len = needed > len ? needed + needed / 4 : len * 2;
+    }
+    return -EAGAIN;
+}
+
+/* Collect up to max operands into out (*n of them); anything else is a
+ * usage error. Returns 0 or EXIT_USAGE (message printed). */
+static int operands(const struct ctl *ctl, int argc, char **argv, int max, const char **out, int *n)
+{
+    *n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            continue;
+        if (argv[i][0] == '-' && argv[i][1])
+            return ctl_usage_error(ctl, "unknown option '%s'", argv[i]);
+        if (*n >= max)
+            return ctl_usage_error(ctl, "unexpected argument '%s'", argv[i]);
+        out[(*n)++] = argv[i];
+    }
+    return 0;
+}
+
+/* ---- ls ----------------------------------------------------------------------- */
+
+int cmd_ls(struct ctl *ctl, int argc, char **argv)
+{
+    struct disc_filter f;
+    disc_filter_init(&f);
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int r = ctl_opt(argc, argv, &i, "--prefix", &v);
+        if (r < 0)
+            return ctl_usage_error(ctl, "--prefix needs a value");
+        if (r > 0) {
+            f.service_prefix = v;
+            continue;
+        }
+        return ctl_usage_error(ctl, "unexpected argument '%s'", argv[i]);
+    }
+    disc_handle *h;
+    int ec = ctl_open(ctl, &h);
+    if (ec)
+        return ec;
+    struct disc_service_summary *list;
+    void *buf;
+    int n = view_all(h, &f, call_services, (void **)&list, &buf);
+    if (n < 0) {
+        ctl_err(ctl, "%s", disc_strerror(n));
+        disc_close(h);
+        return n == -EINVAL || n == -ENAMETOOLONG ? EXIT_USAGE : EXIT_ERR;
+    }
+    if (ctl->json) {
+        json_t *arr = json_array();
+        for (int i = 0; arr && i < n; i++) {
+            json_t *vers = json_array();
+            for (uint32_t k = 0; vers && k < list[i].n_versions; k++)
+                json_array_append_new(vers, json_pack("{s:s, s:I}", "version",
+                                                      list[i].versions[k].version, "instances",
+                                                      (json_int_t)list[i].versions[k].n_instances));
+            json_array_append_new(arr,
+                                  json_pack("{s:s, s:I, s:o}", "name", list[i].name, "instances",
+                                            (json_int_t)list[i].n_instances, "versions", vers));
+        }
+        ctl_print_json(json_pack("{s:o}", "services", arr));
+    } else {
+        struct ctl_table t;
+        ctl_table_init(&t, 3, (const char *const[]){"SERVICE", "INSTANCES", "VERSIONS"});
+        for (int i = 0; i < n; i++) {
+            char count[16], vers[1024] = "";
+            snprintf(count, sizeof(count), "%u", list[i].n_instances);
+            size_t off = 0;
+            for (uint32_t k = 0; k < list[i].n_versions && off < sizeof(vers); k++) {
+                const char *v = list[i].versions[k].version;
+                int w = snprintf(vers + off, sizeof(vers) - off, "%s%s(%u)", k ? " " : "",
+                                 *v ? v : "\"\"", list[i].versions[k].n_instances);
+                if (w < 0)
+                    break;
+                off += (size_t)w;
+            }
+            ctl_table_add(&t, (const char *const[]){list[i].name, count, vers});
+        }
+        ctl_table_print(&t);
+    }
+    free(buf);
+    disc_close(h);
+    return EXIT_OK;
+}
+
+/* ---- get ---------------------------------------------------------------------- */
+
+static void tags_text(const struct disc_instance *in, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < in->n_tags && off < len; i++) {
+        const char *k, *v;
+        if (disc_instance_tag(in, i, &k, &v) < 0)
+            continue;
+        int w = snprintf(buf + off, len - off, "%s%s=%s", off ? "," : "", k, v);
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+int cmd_get(struct ctl *ctl, int argc, char **argv)
+{
+    struct disc_filter f;
+    disc_filter_init(&f);
+    for (int i = 1; i < argc; i++) {
+        static const char *const opts[] = {"--version", "--min-version", "--az",    "--host",
+                                           "--tag",     "--endpoint",    "--health"};
+        const char *v = NULL, *opt = argv[i];
+        int r = 0;
+        size_t k;
+        if (strcmp(argv[i], "--") == 0)
+            continue;
+        for (k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
+            if ((r = ctl_opt(argc, argv, &i, opts[k], &v)) != 0)
+                break;
+        if (r < 0)
+            return ctl_usage_error(ctl, "%s needs a value", opt);
+        if (r > 0) {
+            switch (k) {
+            case 0:
+                f.version = v;
+                break;
+            case 1:
+                f.min_version = v;
+                break;
+            case 2:
+                f.az = v;
+                break;
+            case 3:
+                f.host = v;
+                break;
+            case 4: {
+                char *eq = strchr(v, '=');
+                if (eq)
+                    *eq = '\0'; /* argv is ours to edit */
+                int rc = disc_filter_add_tag(&f, v, eq ? eq + 1 : NULL);
+                if (rc < 0)
+                    return ctl_usage_error(ctl, "bad --tag '%s': %s", v, disc_strerror(rc));
+                break;
+            }
+            case 5:
+                f.endpoint = v;
+                break;
+            default: {
+                unsigned mask;
+                if (ctl_parse_health(v, &mask) < 0)
+                    return ctl_usage_error(ctl, "unknown health '%s'", v);
+                f.health_mask = mask;
+            }
+            }
+            continue;
+        }
+        if (argv[i][0] == '-')
+            return ctl_usage_error(ctl, "unknown option '%s'", argv[i]);
+        if (f.service)
+            return ctl_usage_error(ctl, "unexpected argument '%s'", argv[i]);
+        f.service = argv[i];
+    }
+    if (!f.service)
+        return ctl_usage_error(ctl, "which service? (discctl get SERVICE)");
+    int rc = disc_filter_check(&f);
+    if (rc < 0)
+        return ctl_usage_error(ctl, "bad filter: %s", disc_strerror(rc));
+
+    disc_handle *h;
+    int ec = ctl_open(ctl, &h);
+    if (ec)
+        return ec;
+    struct disc_instance *list;
+    void *buf = NULL;
+    int n = ctl_lookup_all(h, &f, &list, &buf);
+    if (n < 0 && n != -ENOENT) {
+        ctl_err(ctl, "%s", disc_strerror(n));
+        disc_close(h);
+        return EXIT_ERR;
+    }
+    if (n == -ENOENT)
+        n = 0;
+    if (ctl->json) {
+        json_t *arr = json_array();
+        for (int i = 0; arr && i < n; i++)
+            json_array_append_new(arr, ctl_instance_json(&list[i]));
+        ctl_print_json(json_pack("{s:o}", "instances", arr));
+    } else if (n > 0) {
+        struct ctl_table t;
+        ctl_table_init(&t, 10,
+                       (const char *const[]){"ID", "VERSION", "ADDRESS", "HOST", "AZ", "WEIGHT",
+                                             "HEALTH", "ORIGIN", "AGE", "TAGS"});
+        for (int i = 0; i < n; i++) {
+            char weight[16], age[16], tags[2048];
+            snprintf(weight, sizeof(weight), "%u", list[i].weight);
+            ctl_age(list[i].registered_at_ms, age, sizeof(age));
+            tags_text(&list[i], tags, sizeof(tags));
+            ctl_table_add(&t, (const char *const[]){list[i].id, list[i].version, list[i].address,
+                                                    list[i].host, list[i].az, weight,
+                                                    ctl_health_name(list[i].health),
+                                                    ctl_origin_name(list[i].origin), age, tags});
+        }
+        ctl_table_print(&t);
+    }
+    if (n == 0 && !ctl->json)
+        ctl_err(ctl, "no instance of '%s' matches", f.service);
+    free(buf);
+    disc_close(h);
+    return n > 0 ? EXIT_OK : EXIT_NOTFOUND;
+}
+
+/* ---- endpoints ------------------------------------------------------------------ */
+
+int cmd_endpoints(struct ctl *ctl, int argc, char **argv)
+{
+    const char *ops[1] = {NULL};
+    int nops;
+    if (operands(ctl, argc, argv, 1, ops, &nops))
+        return EXIT_USAGE;
+    struct disc_filter f;
+    disc_filter_init(&f);
+    f.service = ops[0];
+    disc_handle *h;
+    int ec = ctl_open(ctl, &h);
+    if (ec)
+        return ec;
+    struct disc_endpoint_info *list;
+    void *buf;
+    int n = view_all(h, &f, call_endpoints, (void **)&list, &buf);
+    if (n < 0) {
+        if (n == -ENOENT)
+            ctl_err(ctl, "no service '%s'", f.service);
+        else
+            ctl_err(ctl, "%s", disc_strerror(n));
+        disc_close(h);
+        return n == -ENOENT ? EXIT_NOTFOUND : EXIT_ERR;
+    }
+    if (ctl->json) {
+        json_t *arr = json_array();
+        for (int i = 0; arr && i < n; i++)
+            json_array_append_new(
+                arr, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s}", "name",
+                               list[i].name, "service", list[i].service, "version", list[i].version,
+                               "instances", (json_int_t)list[i].n_instances, "reporting",
+                               (json_int_t)list[i].n_reporting, "mean_us",
+                               (json_int_t)list[i].mean_us, "p95_us", (json_int_t)list[i].p95_us,
+                               "request", list[i].request_type ? list[i].request_type : "",
+                               "response", list[i].response_type ? list[i].response_type : ""));
+        ctl_print_json(json_pack("{s:o}", "endpoints", arr));
+    } else {
+        struct ctl_table t;
+        ctl_table_init(&t, 7,
+                       (const char *const[]){"ENDPOINT", "VERSION", "INSTANCES", "MEAN_US",
+                                             "P95_US", "REQUEST", "RESPONSE"});
+        for (int i = 0; i < n; i++) {
+            char cnt[16], mean[16], p95[16];
+            snprintf(cnt, sizeof(cnt), "%u", list[i].n_instances);
+            snprintf(mean, sizeof(mean), "%u", list[i].mean_us);
+            snprintf(p95, sizeof(p95), "%u", list[i].p95_us);
+            if (!list[i].mean_us)
+                strcpy(mean, "-");
+            if (!list[i].p95_us)
+                strcpy(p95, "-");
+            ctl_table_add(&t, (const char *const[]){list[i].name, list[i].version, cnt, mean, p95,
+                                                    list[i].request_type, list[i].response_type});
+        }
+        ctl_table_print(&t);
+    }
+    free(buf);
+    disc_close(h);
+    return EXIT_OK;
+}
+
+/* ---- dump ----------------------------------------------------------------------- */
+
+int cmd_dump(struct ctl *ctl, int argc, char **argv)
+{
+    const char *ops[1];
+    int nops;
+    if (operands(ctl, argc, argv, 0, ops, &nops))
+        return EXIT_USAGE;
+    disc_handle *h;
+    int ec = ctl_open(ctl, &h);
+    if (ec)
+        return ec;
+    struct disc_instance *list;
+    void *buf;
+    /* One copy-out call is one read section: a consistent snapshot. */
+    int n = ctl_lookup_all(h, NULL, &list, &buf);
+    struct disc_status st;
+    if (n < 0 || disc_status(h, &st) < 0) {
+        ctl_err(ctl, "%s", disc_strerror(n < 0 ? n : -EBADMSG));
+        disc_close(h);
+        return EXIT_ERR;
+    }
+    json_t *arr = json_array();
+    for (int i = 0; arr && i < n; i++)
+        json_array_append_new(arr, ctl_instance_json(&list[i]));
+    const char *name = ctl->name ? ctl->name : getenv(DISC_NAME_ENV);
+    ctl_print_json(json_pack("{s:s, s:I, s:o}", "registry",
+                             name && *name ? name : DISC_DEFAULT_NAME, "generation",
+                             (json_int_t)st.generation, "instances", arr));
+    free(buf);
+    disc_close(h);
+    return EXIT_OK;
+}
+
+/* ---- status ---------------------------------------------------------------------- */
+
+static const char *degraded_reason(unsigned r)
+{
+    switch (r) {
+    case DISC_DEG_NONE:
+        return "none";
+    case DISC_DEG_ZK_DISCONNECTED:
+        return "zookeeper-disconnected";
+    case DISC_DEG_ZK_EXPIRED:
+        return "zookeeper-session-expired";
+    case DISC_DEG_ZK_UNREACHABLE:
+        return "zookeeper-unreachable";
+    case DISC_DEG_WRITER_DEAD:
+        return "writer-dead";
+    default:
+        return "unknown";
+    }
+}
+
+static const char *zk_state(const struct disc_status *st)
+{
+    if (!(st->flags & DISC_ST_ZK_CONFIGURED))
+        return "standalone";
+    return st->flags & DISC_ST_ZK_CONNECTED ? "connected" : "disconnected";
+}
+
+static json_t *status_json(const struct disc_status *st)
+{
+    return json_pack(
+        "{s:I, s:I, s:i, s:b, s:I, s:s, s:b, s:b, s:s, s:I, s:I, s:b, s:b, s:I, s:I, s:I, s:I, "
+        "s:I, s:I, s:I, s:i, s:i}",
+        "generation", (json_int_t)st->generation, "change_seq", (json_int_t)st->change_seq,
+        "writer_pid", (int)st->writer_pid, "writer_alive", (st->flags & DISC_ST_WRITER_ALIVE) != 0,
+        "heartbeat_age_ms", (json_int_t)st->heartbeat_age_ms, "zookeeper", zk_state(st), "degraded",
+        (st->flags & DISC_ST_DEGRADED) != 0, "from_cache", (st->flags & DISC_ST_FROM_CACHE) != 0,
+        "degraded_reason", degraded_reason(st->degraded_reason), "degraded_since_ms",
+        (json_int_t)st->degraded_since_ms, "last_sync_ms", (json_int_t)st->last_sync_ms,
+        "cooling_off", (st->flags & DISC_ST_COOLING_OFF) != 0, "held",
+        (st->flags & DISC_ST_HELD_CHANGES) != 0, "held_changes", (json_int_t)st->held_changes,
+        "published_at_ms", (json_int_t)st->published_at_ms, "services", (json_int_t)st->n_services,
+        "instances", (json_int_t)st->n_instances, "segment_bytes", (json_int_t)st->segment_bytes,
+        "used_bytes", (json_int_t)st->used_bytes, "overtakes", (json_int_t)st->overtakes,
+        "abi_major", (int)st->abi_major, "abi_minor", (int)st->abi_minor);
+}
+
+int cmd_status(struct ctl *ctl, int argc, char **argv)
+{
+    const char *ops[1];
+    int nops;
+    if (operands(ctl, argc, argv, 0, ops, &nops))
+        return EXIT_USAGE;
+    disc_handle *h = NULL;
+    struct disc_status st;
+    bool have_seg = false;
+    int rc = disc_open(ctl->name, 0, &h);
+    if (rc == 0 && (rc = disc_status(h, &st)) == 0)
+        have_seg = true;
+
+    /* The daemon's view, if its socket answers (quietly: it is optional). */
+    json_t *daemon = NULL;
+    disc_client *cl;
+    if (ctl_connect(ctl, &cl, true) == 0) {
+        disc_client_set_timeout(cl, 2000);
+        char *resp = NULL;
+        if (disc_client_request(cl, "{\"op\":\"status\"}", &resp) == 0) {
+            daemon = json_loads(resp, 0, NULL);
+            if (daemon && json_is_true(json_object_get(daemon, "ok")))
+                json_object_del(daemon, "ok");
+            else {
+                json_decref(daemon);
+                daemon = NULL;
+            }
+        }
+        free(resp);
+        disc_client_close(cl);
+    }
+
+    const char *name = ctl->name ? ctl->name : getenv(DISC_NAME_ENV);
+    if (!name || !*name)
+        name = DISC_DEFAULT_NAME;
+    if (ctl->json) {
+        json_t *seg = have_seg ? status_json(&st) : json_null();
+        ctl_print_json(json_pack("{s:s, s:o, s:o}", "registry", name, "segment", seg, "daemon",
+                                 daemon ? daemon : json_null()));
+    } else {
+        printf("registry:        %s\n", name);
+        if (!have_seg) {
+            printf("segment:         unavailable (%s)\n", disc_strerror(rc));
+        } else {
+            char age[16], pub[16], since[16], sync[16];
+            ctl_age(st.published_at_ms, pub, sizeof(pub));
+            ctl_age(st.degraded_since_ms, since, sizeof(since));
+            ctl_age(st.last_sync_ms, sync, sizeof(sync));
+            snprintf(age, sizeof(age), "%lld ms", (long long)st.heartbeat_age_ms);
+            printf("generation:      %llu (published %s ago)\n", (unsigned long long)st.generation,
+                   pub);
+            printf("services:        %u\n", st.n_services);
+            printf("instances:       %u\n", st.n_instances);
+            printf("writer:          pid %d, %s (heartbeat %s ago)\n", (int)st.writer_pid,
+                   st.flags & DISC_ST_WRITER_ALIVE ? "alive" : "DEAD", age);
+            printf("zookeeper:       %s", zk_state(&st));
+            if (st.flags & DISC_ST_ZK_CONFIGURED)
+                printf(", last sync %s ago", sync);
+            printf("\n");
+            if (st.flags & DISC_ST_DEGRADED)
+                printf("degraded:        yes, %s, since %s ago\n",
+                       degraded_reason(st.degraded_reason), since);
+            else
+                printf("degraded:        no\n");
+            if (st.flags & DISC_ST_FROM_CACHE)
+                printf("from cache:      yes (snapshot restored from the file cache)\n");
+            if (st.flags & DISC_ST_COOLING_OFF)
+                printf("cooling off:     yes (removals held after a reconnect)\n");
+            if (st.flags & DISC_ST_HELD_CHANGES)
+                printf("held changes:    %u (protection holding back removals)\n", st.held_changes);
+            printf("memory:          %llu of %llu bytes used\n", (unsigned long long)st.used_bytes,
+                   (unsigned long long)st.segment_bytes);
+            printf("overtakes:       %llu\n", (unsigned long long)st.overtakes);
+        }
+        if (!daemon) {
+            printf("daemon:          not reachable on its socket\n");
+        } else {
+            json_t *v;
+            printf("daemon:          reachable\n");
+            if ((v = json_object_get(daemon, "uptime_s")))
+                printf("  uptime:        %lld s\n", (long long)json_integer_value(v));
+            if ((v = json_object_get(daemon, "connections")))
+                printf("  connections:   %lld\n", (long long)json_integer_value(v));
+            if ((v = json_object_get(daemon, "local_instances")))
+                printf("  local:         %lld instances\n", (long long)json_integer_value(v));
+            if ((v = json_object_get(daemon, "zookeeper")) && json_is_object(v)) {
+                char *z = json_dumps(v, JSON_COMPACT);
+                if (z)
+                    printf("  zookeeper:     %s\n", z);
+                free(z);
+            }
+        }
+        json_decref(daemon);
+    }
+    disc_close(h);
+    if (!have_seg)
+        return rc == -ENOENT || rc == -EBADMSG || rc == -EPROTONOSUPPORT || rc == -EACCES
+                   ? EXIT_UNAVAILABLE
+                   : EXIT_ERR;
+    return st.flags & DISC_ST_WRITER_ALIVE ? EXIT_OK : EXIT_UNAVAILABLE;
+}
