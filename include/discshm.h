@@ -311,8 +311,10 @@ const char *disc_strerror(int rc);
 
 /* ---- Client side: filters, pickers, views ------------------------------------
  * See docs/CLIENT.md for a walk-through and examples/ for programs to copy.
- * Nothing here allocates except disc_picker_create; every call is
- * thread-safe (a picker serialises its own state, see below). */
+ * Picks and filter iteration never allocate; the copy-out calls sort their
+ * results with qsort(3) (which may take temporary memory from libc), and
+ * disc_picker_create allocates the picker. Every call is thread-safe (a
+ * picker serialises its own state, see below). */
 
 /* ---- Filters ----
  * A filter is a plain struct the caller fills in; every field that is set
