@@ -179,10 +179,10 @@ static int pick_round_robin(struct disc_read *rd, const struct disc_filter *f, d
         }
         i++;
     }
-    if (rc == 0 && (i != n || bi == UINT32_MAX)) {
+    if (rc == 0 && (i != n || bi == UINT32_MAX))
         rc = -EBADMSG; /* the set changed between passes: overtaken */
-        p->sig = 0;    /* the values added above belong to no set */
-    }
+    if (rc < 0)
+        p->sig = 0; /* the values added above belong to no set: restart */
     if (rc == 0)
         p->cw[bi] -= (int64_t)total;
     pthread_mutex_unlock(&p->lock);
