@@ -1,0 +1,291 @@
+/*
+ * test_discclient.c — the C client API (libdiscclient) against a real
+ * discd: sessions kept by the background thread or by disc_client_process,
+ * SIGKILL of a registered process, close, ttl passes, errors.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon_util.h"
+#include "discclient.h"
+#include "discd_proc.h"
+#include "discshm.h"
+#include "proc.h"
+
+static struct discd_proc d;
+static pid_t child;
+
+static void setup(void)
+{
+    child = 0;
+    dt_start(&d, "cli", NULL);
+}
+
+static void teardown(void)
+{
+    if (child > 0) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    }
+    dt_finish(&d);
+}
+
+TestSuite(discclient, .init = setup, .fini = teardown, .timeout = 120);
+
+static const struct disc_check_desc fast_session = {
+    .type = DISC_CHECK_SESSION, .interval_ms = 100, .timeout_ms = 50, .misses = 2};
+
+static disc_client *connect_or_die(unsigned flags)
+{
+    disc_client *cl = NULL;
+    int rc = disc_client_connect(d.sock, flags, &cl);
+    cr_assert_eq(rc, 0, "connect %s: %s", d.sock, disc_client_strerror(rc));
+    return cl;
+}
+
+Test(discclient, sigkill_of_registered_process_removes_its_instance)
+{
+    int p[2];
+    cr_assert(pipe(p) == 0);
+    child = fork();
+    cr_assert(child >= 0);
+    if (child == 0) {
+        /* A service: registers, then does nothing at all (the library's
+         * thread answers the pings) until it is killed. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(p[0]);
+        disc_client *cl;
+        if (disc_client_connect(d.sock, 0, &cl) != 0)
+            _exit(1);
+        struct disc_instance_desc desc = {
+            .service = "killed", .version = "1.0", .address = "127.0.0.1:7000"};
+        char id[DISC_ID_LEN + 1];
+        if (disc_client_register(cl, &desc, &fast_session, id) != 0)
+            _exit(2);
+        if (write(p[1], id, DISC_ID_LEN) != DISC_ID_LEN)
+            _exit(3);
+        for (;;)
+            pause();
+    }
+    close(p[1]);
+    char id[DISC_ID_LEN + 1] = "";
+    struct pollfd pf = {.fd = p[0], .events = POLLIN};
+    cr_assert_eq(poll(&pf, 1, 10000 * dt_slow()), 1, "child did not register");
+    cr_assert_eq(read(p[0], id, DISC_ID_LEN), DISC_ID_LEN, "child failed to register");
+    close(p[0]);
+
+    disc_handle *h = dt_open_reader(&d);
+    cr_assert_eq(dt_wait_count(h, "killed", 1, 5000 * dt_slow()), 1);
+    char buf[DISC_INSTANCE_BUF_MAX];
+    struct disc_instance *in;
+    cr_assert_eq(disc_lookup_id(h, id, buf, sizeof(buf), &in, NULL), 0);
+    cr_assert_str_eq(in->service, "killed");
+
+    /* Ten ping intervals with a main thread that never runs library code. */
+    proc_sleep_ms(1000);
+    cr_assert_eq(disc_count(h, "killed"), 1, "the background thread did not answer pings");
+
+    long long t0 = proc_now_ms();
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    child = 0;
+    cr_assert_eq(dt_wait_count(h, "killed", 0, 3000 * dt_slow()), 0,
+                 "instance of a killed process still published");
+    cr_assert_eq(disc_lookup_id(h, id, buf, sizeof(buf), &in, NULL), -ENOENT);
+    cr_log_info("removed %lld ms after SIGKILL", proc_now_ms() - t0);
+    disc_close(h);
+}
+
+Test(discclient, manual_mode_needs_process_and_process_keeps_session)
+{
+    disc_handle *h = dt_open_reader(&d);
+    struct disc_instance_desc desc = {.service = "manual", .address = "127.0.0.1:7001"};
+
+    /* Nobody answers: removed after `misses` pings. */
+    disc_client *idle = connect_or_die(DISC_CLIENT_MANUAL);
+    cr_assert_eq(disc_client_register(idle, &desc, &fast_session, NULL), 0);
+    cr_assert_eq(dt_wait_count(h, "manual", 1, 5000 * dt_slow()), 1);
+    cr_assert_eq(dt_wait_count(h, "manual", 0, 3000 * dt_slow()), 0,
+                 "unanswered session was not removed");
+
+    /* An event loop calling disc_client_process keeps it. */
+    disc_client *cl = connect_or_die(DISC_CLIENT_MANUAL);
+    char id[DISC_ID_LEN + 1];
+    cr_assert_eq(disc_client_register(cl, &desc, &fast_session, id), 0);
+    int pings = 0;
+    long long end = proc_now_ms() + 1000;
+    while (proc_now_ms() < end) {
+        struct pollfd p = {.fd = disc_client_fd(cl), .events = POLLIN};
+        if (poll(&p, 1, 50) == 1) {
+            int n = disc_client_process(cl);
+            cr_assert_geq(n, 0, "process: %s", disc_client_strerror(n));
+            pings += n;
+        }
+    }
+    cr_assert_geq(pings, 5, "only %d pings answered in 1 s at 100 ms", pings);
+    cr_assert_eq(disc_count(h, "manual"), 1, "answered session was removed");
+    cr_assert(disc_client_connected(cl));
+
+    /* close: removed at once, no ping interval needed */
+    disc_client_close(cl);
+    cr_assert_eq(dt_wait_count(h, "manual", 0, 1000 * dt_slow()), 0);
+    disc_client_close(idle);
+    disc_close(h);
+}
+
+Test(discclient, close_keeps_non_session_instances_and_deregister_removes)
+{
+    disc_handle *h = dt_open_reader(&d);
+    disc_client *cl = connect_or_die(0);
+    struct disc_tag tags[] = {{"env", "test"}, {"shard", "7"}};
+    struct disc_endpoint_desc eps[] = {
+        {.name = "Get", .request_type = "GetReq", .response_type = "GetResp", .mean_us = 50}};
+    struct disc_instance_desc desc = {.service = "kept",
+                                      .version = "3.0",
+                                      .az = "z1",
+                                      .address = "127.0.0.1:7002",
+                                      .weight = 42,
+                                      .tags = tags,
+                                      .n_tags = 2,
+                                      .endpoints = eps,
+                                      .n_endpoints = 1};
+    struct disc_check_desc none = {.type = DISC_CHECK_NONE};
+    char id_none[DISC_ID_LEN + 1], id_sess[DISC_ID_LEN + 1];
+    cr_assert_eq(disc_client_register(cl, &desc, &none, id_none), 0);
+    cr_assert_eq(disc_client_register(cl, &desc, NULL, id_sess), 0);
+    cr_assert_eq(dt_wait_count(h, "kept", 2, 5000 * dt_slow()), 2);
+
+    char buf[DISC_INSTANCE_BUF_MAX];
+    struct disc_instance *in;
+    cr_assert_eq(disc_lookup_id(h, id_none, buf, sizeof(buf), &in, NULL), 0);
+    cr_assert_eq(in->weight, 42);
+    cr_assert_str_eq(in->az, "z1");
+    cr_assert_str_eq(disc_instance_tag_get(in, "shard"), "7");
+    struct disc_endpoint ep;
+    cr_assert_eq(disc_instance_endpoint(in, 0, &ep), 0);
+    cr_assert_str_eq(ep.response_type, "GetResp");
+
+    disc_client_close(cl);
+    cr_assert_eq(dt_wait_count(h, "kept", 1, 3000 * dt_slow()), 1);
+    cr_assert_eq(disc_lookup_id(h, id_none, buf, sizeof(buf), &in, NULL), 0,
+                 "the none-check instance went away with the connection");
+
+    cl = connect_or_die(0);
+    cr_assert_eq(disc_client_deregister(cl, id_none), 0);
+    cr_assert_eq(dt_wait_count(h, "kept", 0, 3000 * dt_slow()), 0);
+    cr_assert_eq(disc_client_deregister(cl, id_none), -ENOENT);
+    char msg[256];
+    cr_assert_gt(disc_client_error(cl, msg, sizeof(msg)), 0);
+    cr_assert(strstr(msg, "not_found"), "%s", msg);
+    disc_client_close(cl);
+    disc_close(h);
+}
+
+Test(discclient, ttl_passes_keep_the_instance)
+{
+    disc_handle *h = dt_open_reader(&d);
+    disc_client *cl = connect_or_die(0);
+    struct disc_instance_desc desc = {.service = "ttl", .address = "127.0.0.1:7003"};
+    struct disc_check_desc ttl = {
+        .type = DISC_CHECK_TTL, .interval_ms = 100, .timeout_ms = 50, .misses = 1, .ttl_ms = 400};
+    char id[DISC_ID_LEN + 1];
+    cr_assert_eq(disc_client_register(cl, &desc, &ttl, id), 0);
+    for (int k = 0; k < 10; k++) { /* 1.5 s of passes every 150 ms */
+        proc_sleep_ms(150);
+        cr_assert_eq(disc_client_pass(cl, id), 0);
+    }
+    cr_assert_eq(disc_count(h, "ttl"), 1, "passing ttl instance was removed");
+    cr_assert_eq(dt_wait_count(h, "ttl", 0, 4000 * dt_slow()), 0, "ttl lapse not removed");
+    disc_client_close(cl);
+    disc_close(h);
+}
+
+Test(discclient, errors)
+{
+    disc_client *cl = NULL;
+    char path[300];
+    snprintf(path, sizeof(path), "%s/none.sock", d.dir);
+    cr_assert_eq(disc_client_connect(path, 0, &cl), -ENOENT);
+    cr_assert_eq(disc_client_connect(path, 0x80, &cl), -EINVAL);
+
+    /* A socket file nobody listens on. */
+    snprintf(path, sizeof(path), "%s/dead.sock", d.dir);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    cr_assert_lt(strlen(path), sizeof(sa.sun_path));
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(disc_client_connect(path, 0, &cl), -ECONNREFUSED);
+    close(fd);
+
+    cl = connect_or_die(0);
+    char id[DISC_ID_LEN + 1];
+    struct disc_instance_desc bad = {.service = "bad name", .address = "127.0.0.1:1"};
+    cr_assert_eq(disc_client_register(cl, &bad, NULL, id), -EINVAL);
+    char msg[256];
+    disc_client_error(cl, msg, sizeof(msg));
+    cr_assert(strstr(msg, "instance.service"), "error does not name the field: %s", msg);
+
+    struct disc_instance_desc no_addr = {.service = "x"};
+    cr_assert_eq(disc_client_register(cl, &no_addr, NULL, id), -EINVAL);
+    struct disc_tag nulltag = {"k", NULL};
+    struct disc_instance_desc t = {
+        .service = "x", .address = "1.2.3.4:5", .tags = &nulltag, .n_tags = 1};
+    cr_assert_eq(disc_client_register(cl, &t, NULL, id), -EINVAL);
+    struct disc_check_desc badcheck = {.type = (enum disc_check_type)9};
+    struct disc_instance_desc okd = {.service = "x", .address = "1.2.3.4:5"};
+    cr_assert_eq(disc_client_register(cl, &okd, &badcheck, id), -EINVAL);
+
+    /* pass on a session instance: refused by the daemon */
+    cr_assert_eq(disc_client_register(cl, &okd, NULL, id), 0);
+    cr_assert_eq(disc_client_pass(cl, id), -EINVAL);
+
+    /* raw request */
+    char *resp = NULL;
+    cr_assert_eq(disc_client_request(cl, "{\"op\":\"status\"}", &resp), 0);
+    cr_assert(strstr(resp, "\"ok\":true"), "%s", resp);
+    free(resp);
+    cr_assert_eq(disc_client_request(cl, "{\"op\":\"nope\"}", &resp), 0);
+    cr_assert(strstr(resp, "unknown_op"), "%s", resp);
+    free(resp);
+    cr_assert_eq(disc_client_request(cl, "two\nlines", &resp), -EINVAL);
+    disc_client_close(cl);
+
+    /* default path */
+    setenv("XDG_RUNTIME_DIR", "/run/user/1234", 1);
+    setenv("DISCSHM_NAME", "fromenv", 1);
+    cr_assert_eq(disc_client_default_socket(NULL, path, sizeof(path)), 0);
+    cr_assert_str_eq(path, "/run/user/1234/discd/fromenv.sock");
+    cr_assert_eq(disc_client_default_socket("given", path, sizeof(path)), 0);
+    cr_assert_str_eq(path, "/run/user/1234/discd/given.sock");
+    cr_assert_eq(disc_client_default_socket("given", path, 10), -ENAMETOOLONG);
+}
+
+Test(discclient, daemon_restart_is_reported)
+{
+    disc_client *cl = connect_or_die(DISC_CLIENT_MANUAL);
+    struct disc_instance_desc desc = {.service = "r", .address = "127.0.0.1:1"};
+    cr_assert_eq(disc_client_register(cl, &desc, NULL, NULL), 0);
+    discd_proc_kill(&d);
+    /* The connection is gone: process and requests say so. */
+    long long end = proc_now_ms() + 3000;
+    int rc = 0;
+    while (proc_now_ms() < end && (rc = disc_client_process(cl)) >= 0)
+        proc_sleep_ms(20);
+    cr_assert_eq(rc, -ENOTCONN);
+    cr_assert(!disc_client_connected(cl));
+    cr_assert_eq(disc_client_register(cl, &desc, NULL, NULL), -ENOTCONN);
+    disc_client_close(cl);
+    cr_assert_eq(discd_proc_start(&d, NULL, 10000 * dt_slow()), 0, "restart");
+}
