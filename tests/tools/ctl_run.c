@@ -160,18 +160,34 @@ json_t *ctl_json(const struct ctl_result *r)
     return j;
 }
 
-void ctl_bg_start(struct ctl_bg *bg, const struct discd_proc *d, const char *const *args)
+void ctl_bg_exec(struct ctl_bg *bg, char *const *argv)
 {
     int po[2];
     cr_assert(pipe2(po, O_CLOEXEC) == 0);
     int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    char **argv = build_argv(d, args);
     memset(bg, 0, sizeof(*bg));
-    bg->pid = spawn(argv, po[1], devnull);
-    free(argv);
+    bg->pid = spawn((char **)argv, po[1], devnull);
     close(po[1]);
     close(devnull);
     bg->out_fd = po[0];
+}
+
+void ctl_bg_start(struct ctl_bg *bg, const struct discd_proc *d, const char *const *args)
+{
+    char **argv = build_argv(d, args);
+    ctl_bg_exec(bg, argv);
+    free(argv);
+}
+
+const char *ctl_helper(const char *name)
+{
+    static char path[4096];
+    const char *b = getenv("DISC_BUILD_DIR");
+    cr_assert(b && *b, "DISC_BUILD_DIR is not set (run the tests through ctest)");
+    snprintf(path, sizeof(path), "%s/tests/tools/%s", b, name);
+    struct stat st;
+    cr_assert(stat(path, &st) == 0, "no test helper at %s", path);
+    return path;
 }
 
 int ctl_bg_line(struct ctl_bg *bg, char *line, size_t len, int timeout_ms)

@@ -45,6 +45,13 @@ struct ctl_bg {
 /* Start discctl in the background (same argument rules as ctl_run). */
 void ctl_bg_start(struct ctl_bg *bg, const struct discd_proc *d, const char *const *args);
 
+/* Start any program (argv[0] is its path) in the background the same way. */
+void ctl_bg_exec(struct ctl_bg *bg, char *const *argv);
+
+/* Path of a test helper built next to the tests: $DISC_BUILD_DIR/tests/tools/NAME
+ * (asserts it exists). */
+const char *ctl_helper(const char *name);
+
 /* Next line of its stdout (without "\n") into line (len bytes); 0, or
  * -ETIMEDOUT, or -EPIPE at end of output. */
 int ctl_bg_line(struct ctl_bg *bg, char *line, size_t len, int timeout_ms);
