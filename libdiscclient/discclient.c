@@ -126,6 +126,8 @@ static int read_some(struct disc_client *cl, int timeout_ms)
  * "\n"), or NULL. */
 static char *next_line(struct disc_client *cl, size_t *len)
 {
+    if (cl->start >= cl->len) /* also: nothing received yet, buf is NULL */
+        return NULL;
     char *s = cl->buf + cl->start;
     char *nl = memchr(s, '\n', cl->len - cl->start);
     if (!nl)
