@@ -331,3 +331,30 @@ Test(discctl, hold_keeps_a_session_until_killed)
     cr_assert_eq(dt_wait_count(h, "held", 0, 3000 * dt_slow()), 0, "instance survived its session");
     disc_close(h);
 }
+
+Test(discctl, watch_follows_a_restarted_discd)
+{
+    char a[DISC_ID_LEN + 1], b[DISC_ID_LEN + 1];
+    REG(a, "--service", "before", "--address", "127.0.0.1:1");
+    struct ctl_bg w;
+    ctl_bg_start(&w, &d, (const char *const[]){"watch", "--count", "2", "--timeout", "30", NULL});
+    char line[8192];
+    cr_assert_eq(ctl_bg_line(&w, line, sizeof(line), 10000 * dt_slow()), 0);
+    cr_assert(strstr(line, "(1 instance)"), "%s", line);
+
+    /* A crash and a restart: a fresh segment replaces the old one; the
+     * standalone registry starts empty. */
+    discd_proc_kill(&d);
+    cr_assert_eq(discd_proc_start(&d, NULL, 10000 * dt_slow()), 0, "restart");
+    REG(b, "--service", "after", "--address", "127.0.0.1:2");
+
+    bool saw_removed = false, saw_added = false;
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(ctl_bg_line(&w, line, sizeof(line), 10000 * dt_slow()), 0,
+                     "watch did not follow the new segment");
+        saw_removed |= line[0] == '-' && strstr(line, a) != NULL;
+        saw_added |= line[0] == '+' && strstr(line, b) != NULL;
+    }
+    cr_assert(saw_removed && saw_added, "last line: %s", line);
+    cr_assert_eq(ctl_bg_wait(&w, 5000 * dt_slow()), 0);
+}
