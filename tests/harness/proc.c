@@ -18,14 +18,18 @@ extern char **environ;
 /* Children still to be killed at exit. Test-harness only state. */
 #define PROC_TRACK_MAX 256
 static pid_t tracked[PROC_TRACK_MAX];
+static pid_t tracked_by[PROC_TRACK_MAX]; /* the process that spawned it */
 static pthread_mutex_t track_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool atexit_installed;
 
 static void kill_tracked_at_exit(void)
 {
     pthread_mutex_lock(&track_lock);
+    /* A forked copy of the test process that calls exit() must not kill
+     * its parent's children: only the spawning process does. */
+    pid_t self = getpid();
     for (int i = 0; i < PROC_TRACK_MAX; i++) {
-        if (tracked[i] > 0) {
+        if (tracked[i] > 0 && tracked_by[i] == self) {
             kill(tracked[i], SIGKILL);
             waitpid(tracked[i], NULL, 0);
             tracked[i] = 0;
@@ -44,6 +48,7 @@ static void track(pid_t pid)
     for (int i = 0; i < PROC_TRACK_MAX; i++) {
         if (tracked[i] == 0) {
             tracked[i] = pid;
+            tracked_by[i] = getpid();
             break;
         }
     }
