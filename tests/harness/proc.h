@@ -3,8 +3,8 @@
  *
  * Every process started with proc_spawn is remembered by the harness; an
  * atexit handler kills (SIGKILL) and reaps any that are still running when
- * the test process exits, and each child also gets PR_SET_PDEATHSIG=SIGKILL
- * so it dies if the test process is killed. Tests should still stop their
+ * the process that spawned them exits (not in forked copies of it), and each child also gets
+ * PR_SET_PDEATHSIG=SIGKILL so it dies if the test process is killed. Tests should still stop their
  * children explicitly (proc_stop / proc_kill) in their teardown.
  *
  * Functions return 0 or a negative errno value.
