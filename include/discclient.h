@@ -153,7 +153,8 @@ int disc_client_connect(const char *socket_path, unsigned flags, disc_client **o
  * Close the connection and free the client. discd removes every session
  * instance this connection registered at once; instances with another
  * check (tcp/http/ttl/none) stay until deregistered or failing. Call
- * disc_client_deregister first to remove those. NULL is a no-op.
+ * disc_client_deregister first to remove those. No other call on cl may be
+ * running, or be made afterwards. NULL is a no-op.
  */
 void disc_client_close(disc_client *cl);
 
