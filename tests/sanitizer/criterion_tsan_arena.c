@@ -17,11 +17,14 @@
  * same address.
  *
  * How: this executable defines rand_r(). libcriterion imports rand_r, so the
- * dynamic linker binds its calls to this definition. Calls coming from
- * libcriterion get a value that lands in the free window; every other caller
- * gets glibc's rand_r unchanged.
+ * dynamic linker binds its calls to this definition. Calls returning into
+ * libcriterion's mapping get a value that lands in the free window; every
+ * other caller (tests use rand_r too) gets glibc's rand_r unchanged, at the
+ * cost of one range check.
  */
 #include <dlfcn.h>
+#include <link.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,26 +34,41 @@
 
 typedef int (*rand_r_fn)(unsigned int *);
 
+/* Set once before main (before any test thread), read-only afterwards. */
 static rand_r_fn libc_rand_r;
+static uintptr_t criterion_lo, criterion_hi; /* libcriterion's mapped range */
 
-/* Resolved before main (and before any test thread) so no lazy init races. */
-__attribute__((constructor)) static void resolve_libc_rand_r(void)
+static int find_criterion(struct dl_phdr_info *info, size_t size, void *unused)
 {
-    libc_rand_r = (rand_r_fn)dlsym(RTLD_NEXT, "rand_r");
+    (void)size;
+    (void)unused;
+    if (info->dlpi_name == NULL || strstr(info->dlpi_name, "libcriterion") == NULL)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        uintptr_t hi = lo + ph->p_memsz;
+        if (criterion_lo == 0 || lo < criterion_lo)
+            criterion_lo = lo;
+        if (hi > criterion_hi)
+            criterion_hi = hi;
+    }
+    return 1;
 }
 
-static int called_from_criterion(const void *return_address)
+__attribute__((constructor)) static void criterion_tsan_arena_init(void)
 {
-    Dl_info info;
-    if (dladdr(return_address, &info) == 0 || info.dli_fname == NULL)
-        return 0;
-    return strstr(info.dli_fname, "libcriterion") != NULL;
+    libc_rand_r = (rand_r_fn)dlsym(RTLD_NEXT, "rand_r");
+    dl_iterate_phdr(find_criterion, NULL);
 }
 
 int rand_r(unsigned int *seedp)
 {
     int value = libc_rand_r(seedp);
-    if (called_from_criterion(__builtin_return_address(0)))
+    uintptr_t caller = (uintptr_t)__builtin_return_address(0);
+    if (caller >= criterion_lo && caller < criterion_hi)
         return (int)(ARENA_SLOT_FIRST + ((unsigned int)value & ARENA_SLOT_MASK));
     return value;
 }
