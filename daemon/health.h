@@ -1,0 +1,62 @@
+/*
+ * health.h — active health checks of local instances (tcp, http, ttl).
+ *
+ * One checker thread runs every check. Session checks are not here: they
+ * belong to the control connection that registered the instance
+ * (daemon/control.c). The checker never touches the registry itself: when
+ * an instance has missed `misses` consecutive checks it calls the on_fail
+ * callback (from the checker thread) and forgets the instance.
+ */
+#ifndef DISC_HEALTH_H
+#define DISC_HEALTH_H
+
+#include <stdint.h>
+
+#include "discshm.h"
+
+enum health_kind {
+    HEALTH_NONE = 0,    /* no check: the instance stays until deregistered */
+    HEALTH_SESSION = 1, /* handled by the control connection, not here */
+    HEALTH_TCP = 2,     /* connect() to target succeeds within timeout */
+    HEALTH_HTTP = 3,    /* GET http://target<path> answers 2xx within timeout */
+    HEALTH_TTL = 4,     /* the instance calls "pass" at least every ttl_ms */
+};
+
+#define HEALTH_PATH_MAX 255
+
+struct health_check_def {
+    enum health_kind kind;
+    uint32_t interval_ms; /* between checks (tcp/http); ttl: how often expiry is examined */
+    uint32_t timeout_ms;  /* per check (tcp/http) */
+    uint32_t misses;      /* consecutive failures before removal (>= 1) */
+    uint32_t ttl_ms;      /* HEALTH_TTL only */
+    char target[DISC_ADDRESS_MAX + 1]; /* tcp/http: "host:port" (default: the instance address) */
+    char path[HEALTH_PATH_MAX + 1];    /* http: request path, default "/" */
+};
+
+struct health;
+
+/* Called from the checker thread when instance `id` failed its check
+ * `misses` times in a row (reason is a short text for the log). */
+typedef void (*health_fail_fn)(const char *id, const char *reason, void *arg);
+
+/* Start the checker thread. Returns NULL with errno set on failure. */
+struct health *health_start(health_fail_fn on_fail, void *arg);
+
+/* Stop the thread and free everything. NULL is a no-op. */
+void health_stop(struct health *h);
+
+/* Begin checking instance `id`. The definition is copied. -EEXIST, -EINVAL
+ * (kind NONE/SESSION or bad values), -ENOMEM. Thread-safe. */
+int health_add(struct health *h, const char *id, const struct health_check_def *def);
+
+/* Stop checking `id`. -ENOENT if unknown. Thread-safe. */
+int health_remove(struct health *h, const char *id);
+
+/* Record a TTL pass for `id`. -ENOENT if unknown, -EINVAL if not a TTL check. */
+int health_pass(struct health *h, const char *id);
+
+/* Number of instances being checked. */
+uint32_t health_count(struct health *h);
+
+#endif /* DISC_HEALTH_H */
