@@ -457,9 +457,11 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
             if (st.flags & DISC_ST_ZK_CONFIGURED)
                 printf(", last sync %s ago", sync);
             printf("\n");
-            if (st.flags & DISC_ST_DEGRADED)
+            if (st.flags & DISC_ST_DEGRADED && st.degraded_since_ms > 0)
                 printf("degraded:        yes, %s, since %s ago\n",
                        degraded_reason(st.degraded_reason), since);
+            else if (st.flags & DISC_ST_DEGRADED)
+                printf("degraded:        yes, %s\n", degraded_reason(st.degraded_reason));
             else
                 printf("degraded:        no\n");
             if (st.flags & DISC_ST_FROM_CACHE)

@@ -11,6 +11,8 @@
 
 #include "discctl.h"
 
+#define WATCH_SLICE_MS 1000
+
 struct snap {
     struct disc_instance *list; /* sorted by service, then id */
     void *buf;
@@ -145,18 +147,32 @@ int cmd_watch(struct ctl *ctl, int argc, char **argv)
 
     long long end = timeout_s ? mono_ms() + (long long)timeout_s * 1000 : 0;
     long total = 0;
+    bool warned_dead = false;
     ec = EXIT_OK;
     for (;;) {
-        int wait_ms = -1;
+        /* Wait in slices of at most WATCH_SLICE_MS to notice a dead writer
+         * (a crashed discd publishes nothing until it is restarted). */
+        int wait_ms = WATCH_SLICE_MS;
         if (end) {
             long long left = end - mono_ms();
             if (left <= 0)
                 break;
-            wait_ms = left > 1000000000 ? 1000000000 : (int)left;
+            if (left < wait_ms)
+                wait_ms = (int)left;
         }
         rc = disc_wait_change(h, &seen, wait_ms);
-        if (rc == -ETIMEDOUT)
-            break;
+        if (rc == -ETIMEDOUT) {
+            if (disc_status(h, &st) == 0) {
+                bool dead = !(st.flags & DISC_ST_WRITER_ALIVE);
+                if (dead && !warned_dead)
+                    ctl_err(ctl,
+                            "warning: the writer (pid %d) stopped heartbeating %lld ms ago; "
+                            "waiting for it to come back",
+                            (int)st.writer_pid, (long long)st.heartbeat_age_ms);
+                warned_dead = dead;
+            }
+            continue;
+        }
         if (rc < 0) {
             ctl_err(ctl, "waiting for changes: %s", disc_strerror(rc));
             ec = EXIT_UNAVAILABLE;
