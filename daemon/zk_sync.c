@@ -1533,6 +1533,10 @@ static void *worker_main(void *arg)
     bool was_cooling = false;
     for (;;) {
         pthread_mutex_lock(&zs->mu);
+        /* a publish/withdraw made while we were busy must not wait for a tick */
+        if (zs->applied_gen != zs->local_gen) {
+            zs->local_dirty = true;
+        }
         if (!zs->ev_head && !zs->stop && !work_pending(zs)) {
             int64_t dl = next_deadline(zs);
             struct timespec ts = {.tv_sec = dl / 1000, .tv_nsec = (dl % 1000) * 1000000};
