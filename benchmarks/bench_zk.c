@@ -208,7 +208,7 @@ static void on_upsert(void *arg, const char *host, const char *id, const char *j
 }
 
 static struct zk_sync *start_sync(const char *connect, const char *host,
-                                  const struct zk_sync_callbacks *cb)
+                                  const struct zk_sync_callbacks *cb, int timeout_ms)
 {
     struct zk_sync_config cfg = {
         .connect = connect,
@@ -224,7 +224,7 @@ static struct zk_sync *start_sync(const char *connect, const char *host,
     if (zk_sync_start(&cfg, cb, NULL, &zs) != 0) {
         exit(1);
     }
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < timeout_ms / 10; i++) {
         struct zk_sync_status st;
         zk_sync_get_status(zs, &st);
         if (st.state == ZK_SYNC_CONNECTED && st.last_sync_ms) {
@@ -239,8 +239,8 @@ static struct zk_sync *start_sync(const char *connect, const char *host,
 static void bench_sync(const char *connect, int n)
 {
     struct zk_sync_callbacks cb = {.on_remote_upsert = on_upsert};
-    struct zk_sync *a = start_sync(connect, "bench-a", NULL);
-    struct zk_sync *b = start_sync(connect, "bench-b", &cb);
+    struct zk_sync *a = start_sync(connect, "bench-a", NULL, 10000);
+    struct zk_sync *b = start_sync(connect, "bench-b", &cb, 10000);
     double *lat = calloc((size_t)n, sizeof(double));
     char id[37], doc[512];
     struct zk_sync_status st0, st1;
@@ -361,7 +361,7 @@ static void bench_initial(const char *connect, int total, int hosts)
     double created = now_us() - t0;
     struct zk_sync_callbacks cb = {.on_remote_upsert = count_upsert};
     t0 = now_us();
-    struct zk_sync *c = start_sync(connect, "bench-fresh", &cb);
+    struct zk_sync *c = start_sync(connect, "bench-fresh", &cb, 300000);
     double synced = now_us() - t0;
     struct zk_sync_status st;
     zk_sync_get_status(c, &st);

@@ -110,6 +110,7 @@ struct zk_sync {
     int64_t new_session_at, resync_at, retry_at, cool_until; /* monotonic ms, 0 = none */
     int64_t disconnected_at; /* monotonic ms the session lost its connection, 0 = connected */
     bool hosts_dirty, local_dirty;
+    bool own_exists; /* our host's container node is known to exist */
     struct rhost own;
     struct rhost **hosts; /* other hosts, sorted by name */
     size_t nhosts, cap_hosts;
@@ -819,6 +820,9 @@ static int sync_host(struct zk_sync *zs, struct rhost *h, bool own)
     } else if (rc != ZOK) {
         return rc;
     }
+    if (own) {
+        zs->own_exists = rc == ZOK;
+    }
     h->dirty = false;
     if (sv.count > 0) {
         qsort(sv.data, (size_t)sv.count, sizeof(char *), cmp_str);
@@ -1117,6 +1121,9 @@ static int run_writes(struct zk_sync *zs, struct lnode **creates, size_t nc, cha
             struct bop *op = ops[k];
             bool create = op->node < nc;
             int rc = op->rc;
+            if (create && rc == ZNONODE) {
+                zs->own_exists = false; /* container removed meanwhile: recreate it */
+            }
             if ((create && rc == ZNODEEXISTS) || (!create && rc == ZNONODE)) {
                 rc = ZOK; /* already as desired */
             }
@@ -1169,6 +1176,28 @@ static int check_owners(struct zk_sync *zs, struct lnode **snap, size_t n, char 
         }
     }
     return ZOK;
+}
+
+/* After successful writes: the own listing in memory becomes the snapshot's names. */
+static int own_set_names(struct zk_sync *zs, struct lnode **snap, size_t n)
+{
+    struct rnode *nodes = calloc(n + 1, sizeof(*nodes));
+    if (!nodes) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        nodes[i].name = strdup(snap[i]->name);
+        nodes[i].seq = snap[i]->seq;
+        nodes[i].kind = RN_OK;
+        if (!nodes[i].name) {
+            free_nodes(nodes, i);
+            return -ENOMEM;
+        }
+    }
+    free_nodes(zs->own.nodes, zs->own.n);
+    zs->own.nodes = nodes;
+    zs->own.n = n;
+    return 0;
 }
 
 /*
@@ -1242,18 +1271,24 @@ static int reconcile_local(struct zk_sync *zs)
     if (nc == 0 && nd == 0) {
         goto out;
     }
-    if (nc > 0) {
+    bool watch_armed = zs->own_exists; /* the last own listing found the subtree */
+    if (nc > 0 && !zs->own_exists) {
         rc = create_persistent(zs, zs->own.path, ZOO_CONTAINER);
         if (rc != ZOK) {
             goto out;
         }
+        zs->own_exists = true;
     }
     rc = run_writes(zs, creates, nc, deletes, nd);
-    if (rc == ZOK) {
+    if (rc == ZOK && own_set_names(zs, snap, n) == 0) {
+        /* every write succeeded: the subtree now equals the snapshot. Our own
+         * child watch fires for these writes and the listing it triggers
+         * confirms it; list now only if no watch is armed yet. */
         zs->c.local_in_zk = n;
+        zs->own.dirty = !watch_armed;
+    } else {
+        zs->own.dirty = true; /* learn the actual state */
     }
-    /* listing the own subtree again confirms the result and re-arms its watch */
-    zs->own.dirty = true;
 out:
     if (rc == ZOK) {
         zs->session_new = false;
@@ -1268,8 +1303,7 @@ out:
     for (size_t k = 0; k < n; k++) {
         lnode_unref_locked(snap[k]);
     }
-    /* applied only once a listing shows the subtree equals this snapshot */
-    if (rc == ZOK && nc == 0 && nd == 0 && gen > zs->applied_gen) {
+    if (rc == ZOK && gen > zs->applied_gen) {
         zs->applied_gen = gen;
         pthread_cond_broadcast(&zs->applied);
     }
