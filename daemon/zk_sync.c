@@ -398,10 +398,9 @@ static bool cooling(struct zk_sync *zs)
     return zs->cool_until != 0 && mono_ms() < zs->cool_until;
 }
 
-/* Copy worker state into the shared status (under mu). */
-static void publish_status(struct zk_sync *zs)
+/* Copy worker state into the shared status; mu held. */
+static void publish_status_locked(struct zk_sync *zs)
 {
-    pthread_mutex_lock(&zs->mu);
     struct zk_sync_status *st = &zs->status;
     uint64_t desired = zs->nlocal;
     st->state = zs->state;
@@ -414,6 +413,12 @@ static void publish_status(struct zk_sync *zs)
     st->counters.hosts = zs->nhosts + 1;
     st->counters.remote_instances = zs->idx_count;
     st->counters.held_now = zs->held_count;
+}
+
+static void publish_status(struct zk_sync *zs)
+{
+    pthread_mutex_lock(&zs->mu);
+    publish_status_locked(zs);
     pthread_mutex_unlock(&zs->mu);
 }
 
@@ -1305,6 +1310,7 @@ out:
     }
     if (rc == ZOK && gen > zs->applied_gen) {
         zs->applied_gen = gen;
+        publish_status_locked(zs); /* waiters see counters that match */
         pthread_cond_broadcast(&zs->applied);
     }
     pthread_mutex_unlock(&zs->mu);
@@ -1673,7 +1679,13 @@ int zk_sync_start(const struct zk_sync_config *cfg, const struct zk_sync_callbac
         bad = "session timeout out of range";
     }
     if (bad) {
-        fprintf(stderr, "zk_sync ERROR bad configuration: %s\n", bad);
+        if (cb && cb->log) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "bad configuration: %s", bad);
+            cb->log(arg, ZK_SYNC_LOG_ERROR, msg);
+        } else {
+            fprintf(stderr, "zk_sync ERROR bad configuration: %s\n", bad);
+        }
         return -EINVAL;
     }
     struct zk_sync *zs = calloc(1, sizeof(*zs));

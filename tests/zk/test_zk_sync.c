@@ -6,6 +6,7 @@
  */
 #include "zk_agent_client.h"
 #include "zk_server.h"
+#include "zk_sync.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -327,4 +328,79 @@ Test(zk_sync, malformed_nodes_are_skipped_and_counted)
     zookeeper_close(zh);
     /* the foreign session closed: its ephemeral node goes, the agent survives */
     expect_ids(&ag[0], good);
+}
+
+/* In-process: bad input gets a clear error and changes nothing. */
+Test(zk_sync, bad_input_is_refused_and_changes_nothing)
+{
+    struct zk_sync *zs = NULL;
+    struct zk_sync_config cfg = {.connect = zk.connect, .root = ROOT, .host_id = "host-x"};
+    struct zk_sync_config bad = cfg;
+    bad.root = "relative";
+    cr_assert_eq(zk_sync_start(&bad, NULL, NULL, &zs), -EINVAL);
+    bad = cfg;
+    bad.root = "/trailing/";
+    cr_assert_eq(zk_sync_start(&bad, NULL, NULL, &zs), -EINVAL);
+    bad = cfg;
+    bad.host_id = "has space";
+    cr_assert_eq(zk_sync_start(&bad, NULL, NULL, &zs), -EINVAL);
+    bad = cfg;
+    bad.connect = "";
+    cr_assert_eq(zk_sync_start(&bad, NULL, NULL, &zs), -EINVAL);
+    cr_assert_null(zs);
+
+    cr_assert_eq(zk_sync_start(&cfg, NULL, NULL, &zs), 0);
+    char id[37], other[37], d[256];
+    agent_uuid(id);
+    agent_uuid(other);
+    doc(d, sizeof(d), id, "svc", "1");
+    cr_assert_eq(zk_sync_publish_local(zs, "not-a-uuid", d, strlen(d)), -EINVAL);
+    char upper[37];
+    for (int i = 0; i < 37; i++) {
+        upper[i] = (char)(id[i] >= 'a' && id[i] <= 'f' ? id[i] - 32 : id[i]);
+    }
+    cr_assert_eq(zk_sync_publish_local(zs, upper, d, strlen(d)), -EINVAL);
+    cr_assert_eq(zk_sync_publish_local(zs, other, d, strlen(d)), -EINVAL, "id mismatch");
+    const char *nojson = "{\"id\":";
+    cr_assert_eq(zk_sync_publish_local(zs, id, nojson, strlen(nojson)), -EINVAL);
+    char nosvc[128];
+    snprintf(nosvc, sizeof(nosvc), "{\"id\":\"%s\",\"service\":\"\"}", id);
+    cr_assert_eq(zk_sync_publish_local(zs, id, nosvc, strlen(nosvc)), -EINVAL);
+    size_t big_len = 70000;
+    char *big = malloc(big_len);
+    cr_assert(big);
+    int hdr = snprintf(big, 128, "{\"id\":\"%s\",\"service\":\"s\",\"p\":\"", id);
+    memset(big + hdr, 'x', big_len - (size_t)hdr - 2);
+    memcpy(big + big_len - 2, "\"}", 2);
+    cr_assert_eq(zk_sync_publish_local(zs, id, big, big_len), -E2BIG);
+    free(big);
+    cr_assert_eq(zk_sync_withdraw_local(zs, id), -ENOENT);
+    cr_assert_eq(zk_sync_withdraw_local(zs, "x"), -EINVAL);
+
+    struct zk_sync_status st;
+    zk_sync_get_status(zs, &st);
+    cr_assert_eq(st.counters.local_desired, 0);
+    cr_assert(st.local_applied);
+
+    /* a valid one still works after all that, and is really in ZooKeeper */
+    cr_assert_eq(zk_sync_publish_local(zs, id, d, strlen(d)), 0);
+    cr_assert_eq(zk_sync_publish_local(zs, id, d, strlen(d)), 0, "same document: no-op");
+    cr_assert_eq(zk_sync_wait_local_applied(zs, 10000), 0);
+    zk_sync_get_status(zs, &st);
+    cr_assert_eq(st.counters.local_desired, 1);
+    cr_assert_eq(st.counters.local_in_zk, 1);
+    cr_assert_eq(st.counters.creates, 1, "republishing the same document must not write");
+    zhandle_t *zh = zconnect();
+    struct String_vector sv;
+    cr_assert_eq(zoo_get_children(zh, ROOT "/hosts/host-x", 0, &sv), ZOK);
+    cr_assert_eq(sv.count, 1);
+    cr_assert_eq(strncmp(sv.data[0], id, 36), 0);
+    cr_assert_eq(sv.data[0][36], '-');
+    deallocate_String_vector(&sv);
+    zk_sync_stop(zs);
+    /* the session is closed: the ephemeral node is gone at once */
+    cr_assert_eq(zoo_get_children(zh, ROOT "/hosts/host-x", 0, &sv), ZOK);
+    cr_assert_eq(sv.count, 0);
+    deallocate_String_vector(&sv);
+    zookeeper_close(zh);
 }
