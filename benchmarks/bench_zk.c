@@ -376,6 +376,14 @@ static void bench_initial(const char *connect, int total, int hosts)
     zookeeper_close(zh); /* its ephemeral nodes go with it */
 }
 
+/* The server and its directory go away on every exit path, exit(1) included. */
+static struct zk_cluster zk;
+
+static void cleanup(void)
+{
+    zk_cluster_destroy(&zk);
+}
+
 int main(int argc, char **argv)
 {
     int n = 1000, initial = 10000, hosts = 100, opt;
@@ -395,12 +403,12 @@ int main(int argc, char **argv)
         return 2;
     }
     zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
-    struct zk_cluster zk;
     int rc = zk_cluster_start(&zk, 1, 60000);
     if (rc != 0) {
         fprintf(stderr, "zookeeper: %s\n", strerror(-rc));
         return 1;
     }
+    atexit(cleanup);
     zhandle_t *zh = connect_raw(zk.connect);
     mkpath(zh, ROOT);
     zookeeper_close(zh);
@@ -418,6 +426,5 @@ int main(int argc, char **argv)
         printf("\n");
         bench_initial(zk.connect, initial, hosts);
     }
-    zk_cluster_destroy(&zk);
     return 0;
 }
