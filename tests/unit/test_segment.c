@@ -84,9 +84,9 @@ Test(segment, roundtrip_every_field)
     struct disc_instance *one;
     cr_assert_eq(disc_lookup_id(h, s.id, buf, sizeof(buf), &one, &need), 0);
     cr_assert_str_eq(one->address, s.address);
-    cr_assert_eq(disc_lookup_id(h, "00000000-0000-0000-0000-000000000000", buf, sizeof(buf), &one,
-                                &need),
-                 -ENOENT);
+    cr_assert_eq(
+        disc_lookup_id(h, "00000000-0000-0000-0000-000000000000", buf, sizeof(buf), &one, &need),
+        -ENOENT);
 }
 
 Test(segment, burst_is_one_generation_and_sorted)
@@ -400,6 +400,7 @@ Test(segment, data_object_is_read_only_for_readers)
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL); /* sanitizers install their own handler */
         struct disc_map *m = atomic_load(&h->cur);
         ((volatile unsigned char *)m->base)[DISC_HEADER_SIZE] = 1;
         _exit(0);
