@@ -7,7 +7,10 @@ set(DISCD_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/registry.c
   ${CMAKE_CURRENT_SOURCE_DIR}/publisher.c
   ${CMAKE_CURRENT_SOURCE_DIR}/control.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/zk_bridge.c
 )
+# The ZooKeeper layer (library disczk), used when discd runs with --zk.
+include(${CMAKE_CURRENT_LIST_DIR}/zk_sync.cmake)
 
 # The daemon's modules without main.c, for tests that exercise them in-process
 # (e.g. instance validation) and for the ZooKeeper layer's tests.
@@ -28,5 +31,5 @@ if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/health.c)
   target_link_libraries(discd PRIVATE PkgConfig::CURL)
 endif()
 target_include_directories(discd PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(discd PRIVATE discpub PkgConfig::URCU PkgConfig::JANSSON PkgConfig::UUID Threads::Threads)
+target_link_libraries(discd PRIVATE discpub disczk PkgConfig::URCU PkgConfig::JANSSON PkgConfig::UUID Threads::Threads)
 install(TARGETS discd)

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "publisher.h"
 #include "registry.h"
+#include "zk_bridge.h"
 #ifdef DISC_HAVE_HEALTH
 #include "health.h"
 #endif
@@ -46,6 +47,7 @@ struct discd {
     struct registry *reg;
     struct publisher *pub;
     struct health *health;
+    struct zk_bridge *zk; /* NULL in standalone mode (no --zk) */
     _Atomic(struct control *) control;
 };
 
@@ -177,6 +179,21 @@ int main(int argc, char *argv[])
         return 1;
     }
 #endif
+    /* ZooKeeper mode: start syncing before the control socket serves, so the
+     * registry listener sees every local registration (zk_bridge.h). */
+    if (d.cfg.zk[0]) {
+        rc = zk_bridge_start(&d.cfg, d.reg, d.pub, &d.zk);
+        if (rc < 0) {
+            log_error("cannot start the ZooKeeper layer: %s", strerror(-rc));
+            fprintf(stderr, "discd: cannot start the ZooKeeper layer: %s\n", strerror(-rc));
+#ifdef DISC_HAVE_HEALTH
+            health_stop(d.health);
+#endif
+            publisher_stop(d.pub, false);
+            registry_free(d.reg);
+            return 1;
+        }
+    }
     struct control_config ccfg = {
         .socket_path = d.cfg.socket,
         .socket_mode = d.cfg.socket_mode,
@@ -192,14 +209,17 @@ int main(int argc, char *argv[])
     if (rc < 0) {
         log_error("cannot serve the control socket: %s", cerr);
         fprintf(stderr, "discd: %s\n", cerr);
+        zk_bridge_stop(d.zk);
 #ifdef DISC_HAVE_HEALTH
         health_stop(d.health);
 #endif
         publisher_stop(d.pub, false);
         registry_free(d.reg);
+        zk_bridge_free(d.zk);
         return 1;
     }
     atomic_store(&d.control, ctl);
+    zk_bridge_attach_control(d.zk, ctl); /* status op: "zookeeper" object */
     log_info("ready: registry '%s', socket %s, %s mode", d.cfg.name, d.cfg.socket,
              d.cfg.zk[0] ? "zookeeper" : "standalone");
 
@@ -225,8 +245,13 @@ int main(int argc, char *argv[])
 #endif
     atomic_store(&d.control, NULL);
     control_stop(ctl);
+    /* ZooKeeper after control and health (no more local changes), before the
+     * registry and publisher it feeds: closing the session removes this
+     * host's nodes from the region at once (docs/ZOOKEEPER.md). */
+    zk_bridge_stop(d.zk);
     publisher_stop(d.pub, d.cfg.unlink_on_exit);
     registry_free(d.reg);
+    zk_bridge_free(d.zk);
     log_info("stopped");
     return 0;
 }

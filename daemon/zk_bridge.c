@@ -1,0 +1,270 @@
+/*
+ * zk_bridge.c — glue between zk_sync (ZooKeeper) and the daemon's registry,
+ * publisher and control socket. See zk_bridge.h and docs/ZOOKEEPER.md.
+ */
+#include "zk_bridge.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "discshm.h"
+#include "instance.h"
+#include "log.h"
+#include "zk_sync.h"
+
+struct zk_bridge {
+    struct registry *reg;
+    struct publisher *pub;
+    /* Guards zs for the registry listener, which runs on the control and
+     * health threads; NULL once stopped so a late local change is a no-op. */
+    pthread_mutex_t mu;
+    struct zk_sync *zs;
+    atomic_uint_fast64_t rejected; /* remote documents the instance model refused */
+};
+
+/* ---- zk_sync callbacks (all on zk_sync's worker thread) ---------------- */
+
+static void cb_thread_start(void *arg)
+{
+    (void)arg;
+    registry_thread_online();
+}
+
+static void cb_thread_stop(void *arg)
+{
+    (void)arg;
+    registry_thread_offline();
+}
+
+static void cb_log(void *arg, enum zk_sync_log_level level, const char *msg)
+{
+    (void)arg;
+    log_msg((enum log_level)level, "zk: %s", msg);
+}
+
+static void cb_remote_upsert(void *arg, const char *host_id, const char *id, const char *json,
+                             size_t len)
+{
+    struct zk_bridge *zb = arg;
+    json_error_t jerr;
+    json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    struct instance *inst = NULL;
+    struct instance_error ierr = {0};
+    int rc = doc ? instance_from_document(doc, &inst, &ierr) : -EINVAL;
+    json_decref(doc);
+    if (rc < 0) {
+        atomic_fetch_add(&zb->rejected, 1);
+        log_warn("zk: instance %s of host %s skipped: %s%s%s", id, host_id,
+                 doc ? ierr.message : "not JSON", ierr.field[0] ? " at " : "", ierr.field);
+        return;
+    }
+    /* Whatever the document says, it came from the region. */
+    inst->origin = DISC_ORIGIN_REMOTE;
+    rc = registry_put_remote(zb->reg, inst);
+    instance_unref(inst);
+    if (rc == -EPERM)
+        log_debug("zk: instance %s of host %s ignored: a local instance has that id", id, host_id);
+    else if (rc < 0)
+        log_warn("zk: instance %s of host %s not stored: %s", id, host_id, strerror(-rc));
+}
+
+static void cb_remote_remove(void *arg, const char *host_id, const char *id)
+{
+    struct zk_bridge *zb = arg;
+    int rc = registry_remove_remote(zb->reg, id);
+    /* -ENOENT: never stored (e.g. it was refused); -EPERM: a local id. */
+    if (rc < 0 && rc != -ENOENT && rc != -EPERM)
+        log_warn("zk: removing instance %s of host %s: %s", id, host_id, strerror(-rc));
+}
+
+static uint32_t degraded_reason(const struct zk_sync_status *st)
+{
+    switch (st->state) {
+    case ZK_SYNC_CONNECTED:
+        return DISC_DEG_NONE;
+    case ZK_SYNC_EXPIRED:
+        return DISC_DEG_ZK_EXPIRED;
+    case ZK_SYNC_CONNECTING:
+        return st->last_sync_ms == 0 ? DISC_DEG_ZK_UNREACHABLE : DISC_DEG_ZK_DISCONNECTED;
+    case ZK_SYNC_DISCONNECTED:
+    default:
+        return DISC_DEG_ZK_DISCONNECTED;
+    }
+}
+
+static void cb_state(void *arg, const struct zk_sync_status *st)
+{
+    struct zk_bridge *zb = arg;
+    bool up = st->state == ZK_SYNC_CONNECTED;
+    uint32_t flags = DISC_ST_ZK_CONFIGURED | (up ? DISC_ST_ZK_CONNECTED : DISC_ST_DEGRADED) |
+                     (st->cooling ? DISC_ST_COOLING_OFF : 0);
+    publisher_set_state(zb->pub, flags, degraded_reason(st), up ? 0 : st->since_ms,
+                        st->last_sync_ms, (uint32_t)st->counters.held_now);
+}
+
+/* ---- registry listener (control / health threads) ---------------------- */
+
+static void on_local_added(struct instance *inst, void *arg)
+{
+    struct zk_bridge *zb = arg;
+    json_t *doc = instance_to_json(inst, 0);
+    char *s = NULL;
+    if (doc) {
+        /* Nodes are immutable: leave out what changes without meaning. */
+        json_object_del(doc, "health");
+        json_object_del(doc, "origin");
+        s = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+    }
+    if (!s) {
+        log_error("zk: cannot publish instance %s: out of memory", inst->id);
+        return;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&zb->mu);
+    if (zb->zs)
+        rc = zk_sync_publish_local(zb->zs, inst->id, s, strlen(s));
+    pthread_mutex_unlock(&zb->mu);
+    if (rc < 0)
+        log_error("zk: cannot publish instance %s: %s", inst->id, strerror(-rc));
+    free(s);
+}
+
+static void on_local_removed(struct instance *inst, const char *reason, void *arg)
+{
+    struct zk_bridge *zb = arg;
+    (void)reason;
+    int rc = 0;
+    pthread_mutex_lock(&zb->mu);
+    if (zb->zs)
+        rc = zk_sync_withdraw_local(zb->zs, inst->id);
+    pthread_mutex_unlock(&zb->mu);
+    if (rc < 0 && rc != -ENOENT)
+        log_warn("zk: cannot withdraw instance %s: %s", inst->id, strerror(-rc));
+}
+
+/* ---- status --------------------------------------------------------------- */
+
+static json_t *status_json(void *arg)
+{
+    struct zk_bridge *zb = arg;
+    struct zk_sync_status st;
+    pthread_mutex_lock(&zb->mu);
+    bool running = zb->zs != NULL;
+    if (running)
+        zk_sync_get_status(zb->zs, &st);
+    pthread_mutex_unlock(&zb->mu);
+    if (!running)
+        return json_pack("{s:b, s:s}", "configured", 1, "state", "stopped");
+    const struct zk_sync_counters *k = &st.counters;
+    json_t *counters = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "sessions", (json_int_t)k->sessions, "expirations", (json_int_t)k->expirations,
+        "reconnects", (json_int_t)k->reconnects, "watches_fired", (json_int_t)k->watches_fired,
+        "lists", (json_int_t)k->lists, "reads", (json_int_t)k->reads, "creates",
+        (json_int_t)k->creates, "deletes", (json_int_t)k->deletes, "skipped_bad_name",
+        (json_int_t)k->skipped_bad_name, "skipped_bad_data", (json_int_t)k->skipped_bad_data,
+        "skipped_too_large", (json_int_t)k->skipped_too_large, "skipped_invalid",
+        (json_int_t)atomic_load(&zb->rejected), "conflicts", (json_int_t)k->conflicts, "held_now",
+        (json_int_t)k->held_now, "hosts", (json_int_t)k->hosts, "remote_instances",
+        (json_int_t)k->remote_instances, "local_in_zk", (json_int_t)k->local_in_zk);
+    return json_pack("{s:b, s:s, s:I, s:I, s:b, s:b, s:o*}", "configured", 1, "state",
+                     zk_sync_state_name(st.state), "since_ms", (json_int_t)st.since_ms,
+                     "last_sync_ms", (json_int_t)st.last_sync_ms, "cooling", st.cooling,
+                     "local_applied", st.local_applied, "counters", counters);
+}
+
+/* ---- life cycle -------------------------------------------------------------- */
+
+int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct publisher *pub,
+                    struct zk_bridge **out)
+{
+    struct zk_bridge *zb = calloc(1, sizeof(*zb));
+    if (!zb)
+        return -ENOMEM;
+    zb->reg = reg;
+    zb->pub = pub;
+    pthread_mutex_init(&zb->mu, NULL);
+    atomic_init(&zb->rejected, 0);
+
+    /* Tell readers at once that this registry is ZooKeeper-backed but not
+     * synced yet (the first on_state overwrites it). */
+    publisher_set_state(pub, DISC_ST_ZK_CONFIGURED | DISC_ST_DEGRADED, DISC_DEG_ZK_UNREACHABLE, 0,
+                        0, 0);
+
+    struct zk_sync_config zc = {
+        .connect = cfg->zk,
+        .root = cfg->zk_root,
+        .host_id = cfg->host_id,
+        .session_timeout_ms = (int)cfg->zk_session_timeout_ms,
+        .cooloff_ms = (int)(2 * cfg->check_interval_ms),
+        .jitter_ms = -1,
+        .log_level = (enum zk_sync_log_level)cfg->log_level,
+        .zk_log_level = ZK_SYNC_LOG_ERROR,
+    };
+    struct zk_sync_callbacks cb = {
+        .on_remote_upsert = cb_remote_upsert,
+        .on_remote_remove = cb_remote_remove,
+        .on_state = cb_state,
+        .on_thread_start = cb_thread_start,
+        .on_thread_stop = cb_thread_stop,
+        .log = cb_log,
+    };
+    int rc = zk_sync_start(&zc, &cb, zb, &zb->zs);
+    if (rc < 0) {
+        pthread_mutex_destroy(&zb->mu);
+        free(zb);
+        return rc;
+    }
+    struct registry_listener l = {
+        .local_added = on_local_added,
+        .local_removed = on_local_removed,
+        .arg = zb,
+    };
+    rc = registry_add_listener(reg, &l);
+    if (rc < 0) {
+        zk_sync_stop(zb->zs);
+        pthread_mutex_destroy(&zb->mu);
+        free(zb);
+        return rc;
+    }
+    *out = zb;
+    return 0;
+}
+
+void zk_bridge_attach_control(struct zk_bridge *zb, struct control *ctl)
+{
+    if (zb && ctl)
+        control_set_zk_status(ctl, status_json, zb);
+}
+
+void zk_bridge_stop(struct zk_bridge *zb)
+{
+    if (!zb)
+        return;
+    pthread_mutex_lock(&zb->mu);
+    struct zk_sync *zs = zb->zs;
+    zb->zs = NULL;
+    pthread_mutex_unlock(&zb->mu);
+    /* Outside the lock: stopping waits for the worker, whose callbacks
+     * never take zb->mu, but keep the listener path free anyway. */
+    zk_sync_stop(zs);
+}
+
+void zk_bridge_free(struct zk_bridge *zb)
+{
+    if (!zb)
+        return;
+    zk_bridge_stop(zb);
+    pthread_mutex_destroy(&zb->mu);
+    free(zb);
+}
+
+uint64_t zk_bridge_rejected(struct zk_bridge *zb)
+{
+    return zb ? (uint64_t)atomic_load(&zb->rejected) : 0;
+}
