@@ -1,0 +1,140 @@
+/* zkd_util.c — see zkd_util.h. */
+#include "zkd_util.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void zkd_root(char *buf, size_t len, const char *tag)
+{
+    snprintf(buf, len, "/discd-%d-%s", (int)getpid(), tag);
+}
+
+void zkd_start(struct zkd *z, const char *tag, const char *connect, const char *root)
+{
+    memset(z, 0, sizeof(*z));
+    snprintf(z->host_id, sizeof(z->host_id), "%s-%d", tag, (int)getpid());
+    char a_zk[512], a_root[300], a_host[96], a_to[64];
+    snprintf(a_zk, sizeof(a_zk), "--zk=%s", connect);
+    snprintf(a_root, sizeof(a_root), "--zk-root=%s", root);
+    snprintf(a_host, sizeof(a_host), "--host-id=%s", z->host_id);
+    snprintf(a_to, sizeof(a_to), "--zk-session-timeout=%d", ZKD_SESSION_MS);
+    char *const args[] = {a_zk, a_root, a_host, a_to, NULL};
+    dt_start(&z->proc, tag, args);
+    z->h = dt_open_reader(&z->proc);
+}
+
+void zkd_finish(struct zkd *z)
+{
+    if (z->h) {
+        disc_close(z->h);
+        z->h = NULL;
+    }
+    dt_finish(&z->proc);
+}
+
+void zkd_abort(struct zkd *z)
+{
+    if (z->h) {
+        disc_close(z->h);
+        z->h = NULL;
+    }
+    discd_proc_cleanup(&z->proc);
+}
+
+void zkd_register(struct zkd *z, const char *svc, const char *addr, char id[DISC_ID_LEN + 1])
+{
+    json_t *r = dt_callf(&z->proc,
+                         "{\"op\":\"register\",\"instance\":{\"service\":\"%s\",\"address\":"
+                         "\"%s\"},\"check\":{\"type\":\"none\"}}",
+                         svc, addr);
+    cr_assert(dt_ok(r), "register %s on %s failed", svc, z->host_id);
+    const char *s = json_string_value(json_object_get(r, "id"));
+    cr_assert(s && strlen(s) == DISC_ID_LEN);
+    memcpy(id, s, DISC_ID_LEN + 1);
+    json_decref(r);
+}
+
+void zkd_deregister(struct zkd *z, const char *id)
+{
+    json_t *r = dt_callf(&z->proc, "{\"op\":\"deregister\",\"id\":\"%s\"}", id);
+    cr_assert(dt_ok(r), "deregister %s on %s failed", id, z->host_id);
+    json_decref(r);
+}
+
+int zkd_count(struct zkd *z, const char *svc)
+{
+    int n = disc_count(z->h, svc);
+    return n == -ENOENT ? 0 : n;
+}
+
+bool zkd_wait_count(struct zkd *z, const char *svc, int want, int timeout_ms)
+{
+    long long deadline = proc_now_ms() + (long long)timeout_ms * dt_slow();
+    for (;;) {
+        if (zkd_count(z, svc) == want)
+            return true;
+        if (proc_now_ms() >= deadline)
+            return false;
+        proc_sleep_ms(5);
+    }
+}
+
+bool zkd_wait_flags(struct zkd *z, uint32_t mask, uint32_t want, int timeout_ms,
+                    struct disc_status *st)
+{
+    long long deadline = proc_now_ms() + (long long)timeout_ms * dt_slow();
+    for (;;) {
+        int rc = disc_status(z->h, st);
+        cr_assert_eq(rc, 0, "disc_status: %s", disc_strerror(rc));
+        if ((st->flags & mask) == want)
+            return true;
+        if (proc_now_ms() >= deadline)
+            return false;
+        proc_sleep_ms(10);
+    }
+}
+
+bool zkd_wait_synced(struct zkd *z, int timeout_ms, struct disc_status *st)
+{
+    const uint32_t mask = DISC_ST_ZK_CONFIGURED | DISC_ST_ZK_CONNECTED | DISC_ST_DEGRADED;
+    const uint32_t want = DISC_ST_ZK_CONFIGURED | DISC_ST_ZK_CONNECTED;
+    long long deadline = proc_now_ms() + (long long)timeout_ms * dt_slow();
+    for (;;) {
+        int rc = disc_status(z->h, st);
+        cr_assert_eq(rc, 0, "disc_status: %s", disc_strerror(rc));
+        if ((st->flags & mask) == want && st->last_sync_ms > 0)
+            return true;
+        if (proc_now_ms() >= deadline)
+            return false;
+        proc_sleep_ms(10);
+    }
+}
+
+void zkd_expect_instance(struct zkd *z, const char *svc, const char *id, uint8_t origin,
+                         const char *host)
+{
+    char buf[8192];
+    struct disc_instance *list = NULL;
+    int n = disc_lookup(z->h, svc, buf, sizeof(buf), &list, NULL);
+    cr_assert_eq(n, 1, "%s: disc_lookup(%s) = %d, want 1", z->host_id, svc, n);
+    cr_assert_str_eq(list[0].id, id);
+    cr_assert_eq(list[0].origin, origin, "%s: %s origin %u, want %u", z->host_id, svc,
+                 list[0].origin, origin);
+    cr_assert_str_eq(list[0].host, host);
+}
+
+void zkd_zk_state(struct zkd *z, char *buf, size_t len)
+{
+    json_t *r = dt_call1(&z->proc, "{\"op\":\"status\"}");
+    cr_assert(dt_ok(r), "status failed");
+    json_t *zk = json_object_get(r, "zookeeper");
+    cr_assert(json_is_true(json_object_get(zk, "configured")), "status.zookeeper.configured");
+    const char *s = json_string_value(json_object_get(zk, "state"));
+    cr_assert(s, "status.zookeeper.state missing");
+    snprintf(buf, len, "%s", s);
+    json_decref(r);
+}

@@ -1,0 +1,70 @@
+/*
+ * zkd_util.h — helpers for the discd + ZooKeeper end-to-end tests: start a
+ * discd in ZooKeeper mode, register/deregister over its socket, and poll its
+ * segment (libdiscshm) with deadlines.
+ */
+#ifndef DISC_TEST_ZKD_UTIL_H
+#define DISC_TEST_ZKD_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "daemon_util.h"
+#include "discshm.h"
+
+/* Session timeout given to every discd (ms): short, so expiry tests are fast. */
+#define ZKD_SESSION_MS 4000
+
+/* One discd in ZooKeeper mode plus a reader on its segment. */
+struct zkd {
+    struct discd_proc proc;
+    disc_handle *h;
+    char host_id[64];
+};
+
+/* A ZooKeeper root unique to this test process (e.g. "/discd-1234-region"). */
+void zkd_root(char *buf, size_t len, const char *tag);
+
+/* Start discd with --zk=connect --zk-root=root --host-id=<tag>-<pid> and a
+ * short session timeout, open a reader on its segment. Asserts. */
+void zkd_start(struct zkd *z, const char *tag, const char *connect, const char *root);
+
+/* Close the reader, SIGTERM discd (must exit 0), clean up. Idempotent. */
+void zkd_finish(struct zkd *z);
+
+/* Teardown after a failure: close the reader, kill discd, clean up; no
+ * asserts, so every process is reaped. Idempotent. */
+void zkd_abort(struct zkd *z);
+
+/* Register {"service":svc,"address":addr} with check "none" on a fresh
+ * connection (the instance stays until deregistered). Asserts; copies the id. */
+void zkd_register(struct zkd *z, const char *svc, const char *addr, char id[DISC_ID_LEN + 1]);
+
+/* Deregister id. Asserts ok. */
+void zkd_deregister(struct zkd *z, const char *id);
+
+/* disc_count with -ENOENT mapped to 0. */
+int zkd_count(struct zkd *z, const char *svc);
+
+/* Poll until the count of svc is want; returns true if reached before
+ * timeout_ms (scaled by dt_slow()). */
+bool zkd_wait_count(struct zkd *z, const char *svc, int want, int timeout_ms);
+
+/* Poll disc_status until (flags & mask) == want; fills *st with the last status.
+ * Returns true if reached in time (timeout scaled by dt_slow()). */
+bool zkd_wait_flags(struct zkd *z, uint32_t mask, uint32_t want, int timeout_ms,
+                    struct disc_status *st);
+
+/* Poll until the header says ZK_CONFIGURED|ZK_CONNECTED, not DEGRADED, and
+ * last_sync_ms > 0 (a full listing completed). Fills *st. */
+bool zkd_wait_synced(struct zkd *z, int timeout_ms, struct disc_status *st);
+
+/* The one instance of svc in z's segment: asserts there is exactly one and
+ * that its origin and host are as given. */
+void zkd_expect_instance(struct zkd *z, const char *svc, const char *id, uint8_t origin,
+                         const char *host);
+
+/* status.zookeeper.state ("connected", ...) copied into buf. Asserts. */
+void zkd_zk_state(struct zkd *z, char *buf, size_t len);
+
+#endif /* DISC_TEST_ZKD_UTIL_H */
