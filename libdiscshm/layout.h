@@ -16,14 +16,15 @@
  * See docs/DESIGN.md for the protocol; the short version:
  *   writer publish: write records → store root (release) → store gen
  *                   (release) → bump change_seq + FUTEX_WAKE.
- *   reader begin:   a = load gen (acquire); xchg slot := a; load root (acquire)
- *   reader end:     acquire fence; valid iff a >= overtaken_upto (a reader
- *                   that found no free slot checks reclaimed_upto instead);
- *                   slot := 0 (release).
+ *   reader begin:   a = load gen (acquire); CAS one of its slots 0 -> a
+ *                   (seq_cst: the announcement); load root (seq_cst)
+ *   reader end:     acquire fence; valid iff a >= reclaimed_upto; slot := 0
+ *                   (release).
  *   writer reuse:   memory retired by publish t is reused only once every
- *                   live slot is idle or >= t; or, to overtake a stalled
- *                   reader, after raising overtaken_upto to t and fencing.
- *                   reclaimed_upto is raised to t before any reuse.
+ *                   live slot is idle or >= t — or, to overtake a stalled
+ *                   reader, regardless; either way reclaimed_upto is raised
+ *                   to t and fenced before any byte is reused, so a reader
+ *                   that could have seen the reuse fails its end check.
  */
 #ifndef DISCSHM_LAYOUT_H
 #define DISCSHM_LAYOUT_H
@@ -93,9 +94,9 @@ struct disc_hdr {
     alignas(64) _Atomic uint64_t root; /* gen(low 32 bits) << 32 | snapshot offset */
     _Atomic uint64_t gen;              /* generation of the newest snapshot */
     _Atomic uint64_t reclaimed_upto;   /* memory retired by publishes <= this
-                                          may have been reused (slotless readers) */
-    _Atomic uint64_t overtaken_upto;   /* ...reused while a reader that announced
-                                          less than this still held it */
+                                          may have been reused */
+    _Atomic uint64_t overtaken_upto;   /* informational: highest generation
+                                          reclaimed past a live, stalled slot */
     _Atomic uint32_t status;           /* enum disc_seg_status */
     _Atomic uint32_t change_seq;       /* futex word: bumped on every publish */
     uint8_t pad1_[64 - 8 * 4 - 4 * 2];

@@ -28,9 +28,11 @@ static const char *rec_str(const unsigned char *rec, uint32_t size, struct disc_
     return (const char *)rec + s.off;
 }
 
+/* disc_read_begin checked that the snapshot record lies inside the arena;
+ * its fields are checked where they are used. */
 static const struct disc_snapshot *snap_of(const struct disc_read *rd)
 {
-    return disc__rec(rmap(rd), rd->snap_, sizeof(struct disc_snapshot), DISC_REC_SNAPSHOT);
+    return (const struct disc_snapshot *)(rd->base_ + rd->snap_);
 }
 
 static const struct disc_htab *table(const struct disc_read *rd, uint32_t off)
@@ -83,18 +85,23 @@ static const struct disc_service_rec *service_rec(const struct disc_read *rd, ui
     return s;
 }
 
-/* Generic hash lookup: returns the record offset whose key matches. */
-typedef int (*key_match_fn)(const struct disc_read *rd, uint32_t off, const char *key, size_t len);
+/* Generic hash lookup: the record offset whose key matches (and the
+ * record, validated by the match function). */
+typedef int (*key_match_fn)(const struct disc_read *rd, uint32_t off, const char *key, size_t len,
+                            const void **rec);
 
-static int svc_match(const struct disc_read *rd, uint32_t off, const char *key, size_t len)
+static int svc_match(const struct disc_read *rd, uint32_t off, const char *key, size_t len,
+                     const void **rec)
 {
     const struct disc_service_rec *s = service_rec(rd, off);
     if (!s)
         return -EBADMSG;
+    *rec = s;
     return s->name_len == len && memcmp((const char *)s + s->name_off, key, len) == 0;
 }
 
-static int id_match(const struct disc_read *rd, uint32_t off, const char *key, size_t len)
+static int id_match(const struct disc_read *rd, uint32_t off, const char *key, size_t len,
+                    const void **rec)
 {
     const struct disc_inst_rec *r =
         disc__rec(rmap(rd), off, sizeof(struct disc_inst_rec), DISC_REC_INSTANCE);
@@ -103,11 +110,12 @@ static int id_match(const struct disc_read *rd, uint32_t off, const char *key, s
     const char *id = rec_str((const unsigned char *)r, r->size, r->id);
     if (!id)
         return -EBADMSG;
+    *rec = r;
     return r->id.len == len && memcmp(id, key, len) == 0;
 }
 
 static int find(const struct disc_read *rd, uint32_t tab_off, const char *key, size_t len,
-                key_match_fn match, uint32_t *out)
+                key_match_fn match, uint32_t *out, const void **rec)
 {
     const struct disc_htab *t = table(rd, tab_off);
     if (!t)
@@ -120,7 +128,7 @@ static int find(const struct disc_read *rd, uint32_t tab_off, const char *key, s
     for (uint32_t i = 0; i < bk->n; i++) {
         if (bk->e[i].hash != h)
             continue;
-        int m = match(rd, bk->e[i].off, key, len);
+        int m = match(rd, bk->e[i].off, key, len, rec);
         if (m < 0)
             return m;
         if (m) {
@@ -202,12 +210,11 @@ DISC_API int disc_read_service(struct disc_read *rd, const char *service,
     if (!s)
         return -EBADMSG;
     uint32_t off;
-    int rc = find(rd, s->svc_table, service, len, svc_match, &off);
+    const void *rec;
+    int rc = find(rd, s->svc_table, service, len, svc_match, &off, &rec);
     if (rc < 0)
         return rc;
-    const struct disc_service_rec *r = service_rec(rd, off);
-    if (!r)
-        return -EBADMSG;
+    const struct disc_service_rec *r = rec;
     sv->name = (const char *)r + r->name_off;
     sv->n_instances = r->n_instances;
     sv->rec_ = off;
@@ -219,8 +226,11 @@ DISC_API int disc_read_instance(struct disc_read *rd, const struct disc_service_
 {
     if (!rd || !rd->map_ || !sv || !out)
         return -EINVAL;
-    const struct disc_service_rec *r = service_rec(rd, sv->rec_);
-    if (!r)
+    /* The view came from this section; its name was checked then. Re-check
+     * only what indexing needs (the caller may pass anything). */
+    const struct disc_service_rec *r =
+        disc__rec(rmap(rd), sv->rec_, sizeof(struct disc_service_rec), DISC_REC_SERVICE);
+    if (!r || r->n_instances > DISC_SVC_INST_MAX || r->size < sizeof(*r) + 4ull * r->n_instances)
         return -EBADMSG;
     if (i >= r->n_instances)
         return -EINVAL;
@@ -239,7 +249,8 @@ DISC_API int disc_read_instance_by_id(struct disc_read *rd, const char *id,
     if (!s)
         return -EBADMSG;
     uint32_t off;
-    int rc = find(rd, s->id_table, id, len, id_match, &off);
+    const void *rec;
+    int rc = find(rd, s->id_table, id, len, id_match, &off, &rec);
     return rc < 0 ? rc : view_at(rd, off, out);
 }
 
@@ -415,7 +426,8 @@ DISC_API int disc_lookup_id(disc_handle *h, const char *id, void *buf, size_t bu
             return rc;
         const struct disc_snapshot *s = snap_of(&rd);
         uint32_t off = 0;
-        rc = s ? find(&rd, s->id_table, id, len, id_match, &off) : -EBADMSG;
+        const void *rec;
+        rc = s ? find(&rd, s->id_table, id, len, id_match, &off, &rec) : -EBADMSG;
         if (rc == 0)
             rc = copy_out(&rd, &off, 1, buf, buflen, inst, needed);
         if (disc_read_end(&rd) == 0)

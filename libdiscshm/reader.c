@@ -3,18 +3,22 @@
  *
  * Read-section protocol (the writer side is daemon/seg_writer.c):
  *   begin: a = load gen (acquire)
- *          xchg slot := a          full barrier: our announcement is
+ *          CAS slot 0 -> a         claims one of our slots and announces a;
+ *                                  a full barrier: the announcement is
  *                                  ordered before we read root
  *          root = load (seq_cst)   a snapshot >= a: the writer stores root
  *                                  before gen
  *   ... bounds-checked reads of immutable records ...
  *   end:   acquire fence           our reads happen before the check
- *          ok = a >= overtaken_upto (slotless: a >= reclaimed_upto)
+ *          ok = a >= reclaimed_upto
  *          slot := 0 (release)
- * The writer reuses memory retired at generation t only when every live
- * slot is idle or >= t, or after raising overtaken_upto past the slot — so
- * a section either read memory that was not reused, or learns at its end
- * that it may have.
+ * Memory reachable from a snapshot >= a was retired at a generation > a,
+ * and the writer raises reclaimed_upto to t (and fences) before it reuses
+ * memory retired at t. So a section either read memory that was not
+ * reused, or learns at its end that it may have. The slots only make the
+ * writer wait for live sections; correctness never depends on what other
+ * processes write into the (world-writable) slots object. A writer that
+ * overtakes a stalled reader simply reclaims past its slot.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -230,14 +234,26 @@ DISC_API void disc_close(disc_handle *h)
     free(h);
 }
 
+static int map_idle(struct disc_map *m)
+{
+    if (atomic_load(&m->slotless) != 0)
+        return 0;
+    int n = atomic_load(&m->nlocal);
+    for (int i = 0; i < n; i++)
+        if (atomic_load(&m->slots[m->local[i]].gen) != 0)
+            return 0;
+    return 1;
+}
+
 /* Unmap retired maps no section uses any more. Caller holds h->lock.
- * `retired` was stored (seq_cst) before we load busy/slotless (seq_cst); a
- * section marks busy/slotless (seq_cst) before it loads `retired`: one of
- * the two sides sees the other, so nobody reads an unmapped segment. */
+ * `retired` was stored (seq_cst) before we load the slot words / slotless
+ * (seq_cst); a section sets one of them (seq_cst RMW) before it loads
+ * `retired`: one side sees the other, so nobody reads an unmapped segment.
+ * (A slot word another process forced non-zero only delays the unmap.) */
 static void sweep_retired(disc_handle *h)
 {
     for (struct disc_map *m = h->retired; m; m = m->next)
-        if (!m->unmapped && atomic_load(&m->busy) == 0 && atomic_load(&m->slotless) == 0)
+        if (!m->unmapped && map_idle(m))
             map_unmap(m);
 }
 
@@ -293,19 +309,18 @@ out:
     return rc;
 }
 
-/* Take a free local slot bit; -1 when none (run slotless). */
-static int take_local(disc_handle *h, struct disc_map *m)
+/* Claim one of this map's slots for a section by moving it from idle (0)
+ * to the announced generation a: a seq_cst RMW, so the announcement is a
+ * full barrier before root is read. Returns the local index, or -1 when all
+ * are busy and no more can be claimed (the section runs slotless). */
+static int take_local(disc_handle *h, struct disc_map *m, uint64_t a)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         int n = atomic_load_explicit(&m->nlocal, memory_order_acquire);
-        uint64_t busy = atomic_load_explicit(&m->busy, memory_order_relaxed);
         for (int i = 0; i < n; i++) {
-            uint64_t bit = 1ull << i;
-            while (!(busy & bit)) {
-                /* seq_cst: pairs with sweep_retired (see there) */
-                if (atomic_compare_exchange_weak(&m->busy, &busy, busy | bit))
-                    return i;
-            }
+            uint64_t idle = 0;
+            if (atomic_compare_exchange_strong(&m->slots[m->local[i]].gen, &idle, a))
+                return i;
         }
         if (claim_slot(h, m) < 0)
             break;
@@ -326,21 +341,19 @@ DISC_API int disc_read_begin(disc_handle *h, struct disc_read *rd)
                 return rc;
             continue;
         }
-        /* A slot bit (or the slotless count) keeps m mapped. */
-        int local = take_local(h, m);
+        uint64_t a = atomic_load_explicit(&hdr->gen, memory_order_acquire);
+        /* A busy slot (or the slotless count) keeps m mapped. */
+        int local = take_local(h, m, a);
         if (local < 0)
             atomic_fetch_add(&m->slotless, 1);
         if (atomic_load(&m->retired)) {
             if (local >= 0)
-                atomic_fetch_and_explicit(&m->busy, ~(1ull << local), memory_order_release);
+                atomic_store_explicit(&m->slots[m->local[local]].gen, 0, memory_order_release);
             else
                 atomic_fetch_sub_explicit(&m->slotless, 1, memory_order_release);
             continue;
         }
-        uint64_t a = atomic_load_explicit(&hdr->gen, memory_order_acquire);
-        int slot = local >= 0 ? m->local[local] : -1;
-        if (slot >= 0)
-            atomic_exchange(&m->slots[slot].gen, a);
+        /* seq_cst: ordered after the announcement (see the top of this file) */
         uint64_t root = atomic_load(&hdr->root);
         rd->h_ = h;
         rd->map_ = m;
@@ -368,14 +381,10 @@ DISC_API int disc_read_end(struct disc_read *rd)
         return -EINVAL;
     /* Everything we read happens before we look at the writer's words. */
     atomic_thread_fence(memory_order_acquire);
-    uint64_t limit;
-    if (rd->slot_ >= 0)
-        limit = atomic_load_explicit(&m->hdr->overtaken_upto, memory_order_relaxed);
-    else
-        limit = atomic_load_explicit(&m->hdr->reclaimed_upto, memory_order_relaxed);
+    uint64_t limit = atomic_load_explicit(&m->hdr->reclaimed_upto, memory_order_relaxed);
     if (rd->slot_ >= 0) {
+        /* release: our reads are done before the writer may see us idle */
         atomic_store_explicit(&m->slots[m->local[rd->slot_]].gen, 0, memory_order_release);
-        atomic_fetch_and_explicit(&m->busy, ~(1ull << rd->slot_), memory_order_release);
     } else {
         atomic_fetch_sub_explicit(&m->slotless, 1, memory_order_release);
     }

@@ -21,7 +21,7 @@
 /* One mapping of one segment. A handle replaces its map when the segment is
  * RECYCLED; the old map is unmapped once no section uses it, but the struct
  * itself stays allocated until disc_close, so a thread that loaded the old
- * pointer can still look at its busy/retired words safely. */
+ * pointer can still look at its retired word safely. */
 struct disc_map {
     const unsigned char *base; /* PROT_READ mapping of the data object */
     uint64_t size;
@@ -34,7 +34,6 @@ struct disc_map {
     struct disc_slot *slots; /* reader-writable slot lines */
     uint64_t slots_bytes;
     uint32_t nslots;
-    _Atomic uint64_t busy;       /* bit i: local slot i is inside a section */
     _Atomic int nlocal;          /* local slots claimed so far */
     int local[DISC_LOCAL_SLOTS]; /* index into slots[] of local slot i */
     _Atomic uint32_t slotless;   /* sections running without a slot */
