@@ -88,12 +88,57 @@ static int reap(pid_t pid, long long deadline)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/*
+ * Output buffers handed out by ctl_run and not released yet. A failed
+ * assertion ends a test between ctl_run and ctl_result_free; the suite's
+ * fini then calls ctl_run_release_all so that LeakSanitizer does not report
+ * the captured output. Criterion runs each test in its own process, so a
+ * per-process table is enough.
+ */
+#define LIVE_MAX 256
+static char *live[LIVE_MAX];
+
+static void live_add(char *p)
+{
+    for (size_t i = 0; i < LIVE_MAX; i++)
+        if (!live[i]) {
+            live[i] = p;
+            return;
+        }
+    free(p);
+    cr_assert_fail("more than %d discctl outputs not freed: call ctl_result_free", LIVE_MAX);
+}
+
+/* Free p and forget it (p NULL, or not ours: a no-op besides free). */
+static void live_free(char *p)
+{
+    for (size_t i = 0; p && i < LIVE_MAX; i++)
+        if (live[i] == p)
+            live[i] = NULL;
+    free(p);
+}
+
+void ctl_run_release_all(void)
+{
+    for (size_t i = 0; i < LIVE_MAX; i++) {
+        free(live[i]);
+        live[i] = NULL;
+    }
+}
+
+/* Grow *buf as needed; on failure the old buffer is freed, not lost. */
 static void append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
 {
     if (*len + n + 1 > *cap) {
-        *cap = (*len + n + 1) * 2;
-        *buf = realloc(*buf, *cap);
-        cr_assert_not_null(*buf);
+        size_t ncap = (*len + n + 1) * 2;
+        char *nb = realloc(*buf, ncap);
+        if (!nb) {
+            free(*buf);
+            *buf = NULL;
+        }
+        cr_assert_not_null(nb, "out of memory capturing discctl output");
+        *buf = nb;
+        *cap = ncap;
     }
     memcpy(*buf + *len, data, n);
     *len += n;
@@ -142,13 +187,15 @@ struct ctl_result ctl_run(const struct discd_proc *d, int timeout_ms, const char
     close(fds[0]);
     close(fds[1]);
     r.code = reap(pid, deadline);
+    live_add(r.out);
+    live_add(r.err);
     return r;
 }
 
 void ctl_result_free(struct ctl_result *r)
 {
-    free(r->out);
-    free(r->err);
+    live_free(r->out);
+    live_free(r->err);
     r->out = r->err = NULL;
 }
 

@@ -31,6 +31,10 @@ struct ctl_result ctl_run(const struct discd_proc *d, int timeout_ms, const char
 /* Free the captured output. */
 void ctl_result_free(struct ctl_result *r);
 
+/* Free every output ctl_run returned that was not freed yet (a failed
+ * assertion skips the test's ctl_result_free). Call from the suite's fini. */
+void ctl_run_release_all(void);
+
 /* Parse r->out as one JSON document (asserts). */
 json_t *ctl_json(const struct ctl_result *r);
 

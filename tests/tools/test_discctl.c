@@ -27,6 +27,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+    ctl_run_release_all();
     dt_finish(&d);
 }
 
