@@ -14,8 +14,10 @@ static const struct {
 } commands[] = {
     {"register", cmd_register},
     {"deregister", cmd_deregister},
-    {"ls", cmd_ls},
+    {"services", cmd_ls},
+    {"ls", cmd_ls}, /* alias of services */
     {"get", cmd_get},
+    {"pick", cmd_pick},
     {"endpoints", cmd_endpoints},
     {"watch", cmd_watch},
     {"status", cmd_status},

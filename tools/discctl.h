@@ -40,6 +40,7 @@ int cmd_register(struct ctl *ctl, int argc, char **argv);
 int cmd_deregister(struct ctl *ctl, int argc, char **argv);
 int cmd_ls(struct ctl *ctl, int argc, char **argv);
 int cmd_get(struct ctl *ctl, int argc, char **argv);
+int cmd_pick(struct ctl *ctl, int argc, char **argv);
 int cmd_endpoints(struct ctl *ctl, int argc, char **argv);
 int cmd_watch(struct ctl *ctl, int argc, char **argv);
 int cmd_status(struct ctl *ctl, int argc, char **argv);
@@ -95,6 +96,23 @@ int ctl_exit_code(int rc);
  */
 int ctl_lookup_all(disc_handle *h, const struct disc_filter *f, struct disc_instance **list,
                    void **buf);
+
+/* ---- filter options of get and pick (discctl_filter.c) ---- */
+
+/*
+ * If argv[*i] is a filter option (--version, --min-version, --az, --host,
+ * --tag KEY[=VALUE], --endpoint, --health, --prefix), store it in *f
+ * (advancing *i past a separate value) and return 1; 0 if it is not one;
+ * -1 after printing a usage error. --tag edits argv in place.
+ */
+int ctl_filter_opt(const struct ctl *ctl, int argc, char **argv, int *i, struct disc_filter *f);
+
+/* After parsing: require SERVICE or --prefix and validate the filter with
+ * disc_filter_check. 0, or EXIT_USAGE (message printed). */
+int ctl_filter_finish(const struct ctl *ctl, const struct disc_filter *f);
+
+/* What the filter targets, for messages: the service, or "PREFIX*". */
+const char *ctl_filter_target(const struct disc_filter *f, char *buf, size_t len);
 
 /* ---- output (discctl_util.c) ---- */
 

@@ -45,7 +45,7 @@ static const char top[] =
     "\n"
     "DESCRIPTION\n"
     "    discctl is the operator's tool for discd, the per-host service-discovery\n"
-    "    daemon. Reads (ls, get, endpoints, watch, status, dump) come straight\n"
+    "    daemon. Reads (services, get, pick, endpoints, watch, status, dump) come straight\n"
     "    from the registry's shared-memory segment, exactly as services see it,\n"
     "    without asking the daemon. Writes (register, deregister) go through\n"
     "    discd's control socket.\n"
@@ -53,8 +53,9 @@ static const char top[] =
     "COMMANDS\n"
     "    register     register an instance, print its id\n"
     "    deregister   remove instances by id\n"
-    "    ls           list services: versions and instance counts\n"
+    "    services     list services: versions and instance counts (alias: ls)\n"
     "    get          list the instances of a service, with filters\n"
+    "    pick         choose one instance (random or by key), print its address\n"
     "    endpoints    list endpoints with latencies\n"
     "    watch        print registry changes as they are published\n"
     "    status       segment and daemon health\n"
@@ -69,8 +70,9 @@ static const char top[] =
     "    XDG_RUNTIME_DIR   base of the default socket path\n"
     "\n"
     "EXAMPLES\n"
-    "    discctl ls\n"
+    "    discctl services\n"
     "    discctl get orders --az eu-west-1a --tag env=prod\n"
+    "    curl \"http://$(discctl pick orders --health passing)/healthz\"\n"
     "    discctl --json dump > registry.json\n"
     "    id=$(discctl register --service orders --address 10.0.0.7:8080 --check tcp)\n"
     "    discctl deregister \"$id\"\n"
@@ -147,9 +149,11 @@ static const char h_deregister[] =
 
 static const char h_ls[] =
     "NAME\n"
-    "    discctl ls - list services\n"
+    "    discctl services - list services\n"
+    "    discctl ls - the same (an alias)\n"
     "\n"
     "SYNOPSIS\n"
+    "    discctl services [--prefix PREFIX] [--json]\n"
     "    discctl ls [--prefix PREFIX] [--json]\n"
     "\n"
     "DESCRIPTION\n"
@@ -171,14 +175,18 @@ static const char h_get[] =
     "\n"
     "SYNOPSIS\n"
     "    discctl get SERVICE [FILTERS...] [--json]\n"
+    "    discctl get --prefix PREFIX [FILTERS...] [--json]\n"
     "\n"
     "DESCRIPTION\n"
-    "    Prints the instances of SERVICE that match every filter given, sorted\n"
-    "    by id. Human output columns: ID, VERSION, ADDRESS, HOST, AZ, WEIGHT,\n"
-    "    HEALTH, ORIGIN, AGE, TAGS. --json prints {\"instances\":[...]} with every\n"
-    "    field, tags and endpoints included.\n"
+    "    Prints the instances of SERVICE (or of every service whose name starts\n"
+    "    with PREFIX) that match every filter given, sorted by service then id.\n"
+    "    The filtering is libdiscshm's (struct disc_filter). Human output\n"
+    "    columns: ID, VERSION, ADDRESS, HOST, AZ, WEIGHT, HEALTH, ORIGIN, AGE,\n"
+    "    TAGS (and SERVICE first without a SERVICE operand). --json prints\n"
+    "    {\"instances\":[...]} with every field, tags and endpoints included.\n"
     "\n"
     "FILTERS\n"
+    "    --prefix PREFIX     service name starts with PREFIX\n"
     "    --version V         exact version\n"
     "    --min-version V     version >= V (semantic-version order)\n"
     "    --az AZ             availability zone\n"
@@ -192,6 +200,38 @@ static const char h_get[] =
     "%s\n"
     "%s"
     "    3 means SERVICE does not exist or no instance matched.\n";
+
+static const char h_pick[] =
+    "NAME\n"
+    "    discctl pick - choose one instance of a service and print its address\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    discctl pick SERVICE [FILTERS...] [--by random|hash] [--key KEY] [--json]\n"
+    "    discctl pick --prefix PREFIX [FILTERS...] [--by random|hash] [--key KEY]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Chooses one instance among those get would list (same FILTERS, see\n"
+    "    'discctl get --help') with a libdiscshm picker, and prints only its\n"
+    "    address, one line, for shell scripts. --json prints the instance\n"
+    "    object instead (the fields of 'get --json').\n"
+    "    Instances with weight 0 are never chosen.\n"
+    "\n"
+    "OPTIONS\n"
+    "    --by random         weighted random (weights as registered); the\n"
+    "                        default without --key\n"
+    "    --by hash           consistent (weighted rendezvous) hashing on --key:\n"
+    "                        the same key picks the same instance as long as\n"
+    "                        the matching set does not change, on every host;\n"
+    "                        the default with --key\n"
+    "    --key KEY           the hash key (required by --by hash)\n"
+    "\n"
+    "%s\n"
+    "%s"
+    "    3 means SERVICE does not exist or no instance matched.\n"
+    "\n"
+    "EXAMPLES\n"
+    "    addr=$(discctl pick orders --az eu-1a --health not-critical) || exit\n"
+    "    discctl pick sessions --key \"$USER_ID\"\n";
 
 static const char h_endpoints[] =
     "NAME\n"
@@ -285,8 +325,10 @@ bool ctl_help(const char *cmd)
     } pages[] = {
         {"register", h_register},
         {"deregister", h_deregister},
+        {"services", h_ls},
         {"ls", h_ls},
         {"get", h_get},
+        {"pick", h_pick},
         {"endpoints", h_endpoints},
         {"watch", h_watch},
         {"status", h_status},

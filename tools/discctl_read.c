@@ -1,6 +1,6 @@
 /*
- * discctl_read.c — the subcommands that read the segment: ls, get,
- * endpoints, dump, status.
+ * discctl_read.c — the subcommands that read the segment: services (ls),
+ * get, endpoints, dump, status. Filtering is libdiscshm's (disc_filter).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -154,68 +154,25 @@ int cmd_get(struct ctl *ctl, int argc, char **argv)
     struct disc_filter f;
     disc_filter_init(&f);
     for (int i = 1; i < argc; i++) {
-        static const char *const opts[] = {"--version", "--min-version", "--az",    "--host",
-                                           "--tag",     "--endpoint",    "--health"};
-        const char *v = NULL, *opt = argv[i];
-        int r = 0;
-        size_t k;
         if (strcmp(argv[i], "--") == 0)
             continue;
-        for (k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
-            if ((r = ctl_opt(argc, argv, &i, opts[k], &v)) != 0)
-                break;
+        int r = ctl_filter_opt(ctl, argc, argv, &i, &f);
         if (r < 0)
-            return ctl_usage_error(ctl, "%s needs a value", opt);
-        if (r > 0) {
-            switch (k) {
-            case 0:
-                f.version = v;
-                break;
-            case 1:
-                f.min_version = v;
-                break;
-            case 2:
-                f.az = v;
-                break;
-            case 3:
-                f.host = v;
-                break;
-            case 4: {
-                char *eq = strchr(v, '=');
-                if (eq)
-                    *eq = '\0'; /* argv is ours to edit */
-                int rc = disc_filter_add_tag(&f, v, eq ? eq + 1 : NULL);
-                if (rc < 0)
-                    return ctl_usage_error(ctl, "bad --tag '%s': %s", v, disc_strerror(rc));
-                break;
-            }
-            case 5:
-                f.endpoint = v;
-                break;
-            default: {
-                unsigned mask;
-                if (ctl_parse_health(v, &mask) < 0)
-                    return ctl_usage_error(ctl, "unknown health '%s'", v);
-                f.health_mask = mask;
-            }
-            }
+            return EXIT_USAGE;
+        if (r > 0)
             continue;
-        }
         if (argv[i][0] == '-')
             return ctl_usage_error(ctl, "unknown option '%s'", argv[i]);
         if (f.service)
             return ctl_usage_error(ctl, "unexpected argument '%s'", argv[i]);
         f.service = argv[i];
     }
-    if (!f.service)
-        return ctl_usage_error(ctl, "which service? (discctl get SERVICE)");
-    int rc = disc_filter_check(&f);
-    if (rc < 0)
-        return ctl_usage_error(ctl, "bad filter: %s", disc_strerror(rc));
+    int ec = ctl_filter_finish(ctl, &f);
+    if (ec)
+        return ec;
 
     disc_handle *h;
-    int ec = ctl_open(ctl, &h);
-    if (ec)
+    if ((ec = ctl_open(ctl, &h)))
         return ec;
     struct disc_instance *list;
     void *buf = NULL;
@@ -233,24 +190,38 @@ int cmd_get(struct ctl *ctl, int argc, char **argv)
             json_array_append_new(arr, ctl_instance_json(&list[i]));
         ctl_print_json(json_pack("{s:o}", "instances", arr));
     } else if (n > 0) {
+        /* A SERVICE column only when --prefix may match several services. */
+        size_t skip = f.service ? 1 : 0;
+        static const char *const header[] = {"SERVICE", "ID",  "VERSION", "ADDRESS",
+                                             "HOST",    "AZ",  "WEIGHT",  "HEALTH",
+                                             "ORIGIN",  "AGE", "TAGS"};
         struct ctl_table t;
-        ctl_table_init(&t, 10,
-                       (const char *const[]){"ID", "VERSION", "ADDRESS", "HOST", "AZ", "WEIGHT",
-                                             "HEALTH", "ORIGIN", "AGE", "TAGS"});
+        ctl_table_init(&t, 11 - skip, header + skip);
         for (int i = 0; i < n; i++) {
             char weight[16], age[16], tags[2048];
             snprintf(weight, sizeof(weight), "%u", list[i].weight);
             ctl_age(list[i].registered_at_ms, age, sizeof(age));
             tags_text(&list[i], tags, sizeof(tags));
-            ctl_table_add(&t, (const char *const[]){list[i].id, list[i].version, list[i].address,
-                                                    list[i].host, list[i].az, weight,
-                                                    ctl_health_name(list[i].health),
-                                                    ctl_origin_name(list[i].origin), age, tags});
+            const char *const row[] = {list[i].service,
+                                       list[i].id,
+                                       list[i].version,
+                                       list[i].address,
+                                       list[i].host,
+                                       list[i].az,
+                                       weight,
+                                       ctl_health_name(list[i].health),
+                                       ctl_origin_name(list[i].origin),
+                                       age,
+                                       tags};
+            ctl_table_add(&t, row + skip);
         }
         ctl_table_print(&t);
     }
-    if (n == 0 && !ctl->json)
-        ctl_err(ctl, "no instance of '%s' matches", f.service);
+    if (n == 0 && !ctl->json) {
+        char target[DISC_SERVICE_MAX + 2];
+        ctl_filter_target(&f, target, sizeof(target));
+        ctl_err(ctl, "no instance of '%s' matches", target);
+    }
     free(buf);
     disc_close(h);
     return n > 0 ? EXIT_OK : EXIT_NOTFOUND;

@@ -5,6 +5,8 @@ add_executable(discctl
   ${CMAKE_CURRENT_SOURCE_DIR}/discctl_help.c
   ${CMAKE_CURRENT_SOURCE_DIR}/discctl_util.c
   ${CMAKE_CURRENT_SOURCE_DIR}/discctl_read.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/discctl_filter.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/discctl_pick.c
   ${CMAKE_CURRENT_SOURCE_DIR}/discctl_watch.c
   ${CMAKE_CURRENT_SOURCE_DIR}/discctl_write.c
 )
