@@ -932,3 +932,176 @@ uint64_t segw_generation(const struct seg_writer *w)
 {
     return w->gen;
 }
+
+/* ---- file-cache image ------------------------------------------------------------ */
+
+struct offs {
+    uint32_t *v;
+    uint32_t n, cap;
+};
+
+static void collect_cb(uint32_t off, void *arg)
+{
+    struct offs *o = arg;
+    if (o->n < o->cap)
+        o->v[o->n++] = off;
+}
+
+static uint32_t pow2_at_least(uint32_t n)
+{
+    uint32_t b = INITIAL_BUCKETS;
+    while (b < n && b < (DISC_MAX_PAGES * DISC_PAGE_BUCKETS))
+        b <<= 1;
+    return b;
+}
+
+/* Copy service s_off and its instances from w's arena into the image. */
+static int export_service(struct seg_writer *w, struct sega *a2, struct wtab *svc2,
+                          struct wtab *ids2, uint32_t s_off)
+{
+    const struct disc_service_rec *s = SEG_AT(&w->a, const struct disc_service_rec, s_off);
+    uint32_t ns = sega_alloc(a2, s->size);
+    if (!ns)
+        return -ENOSPC;
+    struct disc_service_rec *d = SEG_AT(a2, struct disc_service_rec, ns);
+    memcpy(d, s, s->size);
+    for (uint32_t i = 0; i < s->n_instances; i++) {
+        const struct disc_inst_rec *r = SEG_AT(&w->a, const struct disc_inst_rec, s->instances[i]);
+        uint32_t no = sega_alloc(a2, r->size);
+        if (!no)
+            return -ENOSPC;
+        memcpy(a2->base + no, r, r->size);
+        d->instances[i] = no;
+        int rc = wtab_set(a2, ids2, w->seed, inst_key, (const char *)r + r->id.off, r->id.len, no);
+        if (rc < 0)
+            return rc;
+    }
+    d->checksum = disc_checksum(d, d->size, offsetof(struct disc_service_rec, checksum));
+    return wtab_set(a2, svc2, w->seed, svc_key, (const char *)d + d->name_off, d->name_len, ns);
+}
+
+static int write_file_atomically(const char *path, const void *data, size_t len)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    const unsigned char *p = data;
+    size_t left = len;
+    int rc = 0;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    /* durable before it replaces the previous image */
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        unlink(tmp);
+        return rc;
+    }
+    /* and the rename itself */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = 0;
+    else if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof(dir), ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+int64_t segw_export(struct seg_writer *w, const char *path)
+{
+    if (!w || !path || !*path)
+        return -EINVAL;
+    uint64_t cap = DISC_HEADER_SIZE + 2 * sega_used(&w->a) + (1u << 20);
+    cap = (cap + 4095) & ~4095ull;
+    if (cap > MAX_SEGMENT_BYTES)
+        return -E2BIG;
+    unsigned char *buf = calloc(1, cap);
+    uint32_t nsvc = wtab_count(&w->a, &w->svc), ninst = wtab_count(&w->a, &w->ids);
+    struct offs svcs = {malloc((size_t)(nsvc + 1) * sizeof(uint32_t)), 0, nsvc};
+    struct sega a2;
+    struct wtab svc2 = {0}, ids2 = {0};
+    int64_t rc = -ENOMEM;
+    if (!buf || !svcs.v)
+        goto out;
+    if ((rc = sega_init(&a2, buf, DISC_HEADER_SIZE, (uint32_t)(cap - 4096), false)) < 0)
+        goto out;
+    if ((rc = wtab_create(&a2, &svc2, pow2_at_least(nsvc))) < 0 ||
+        (rc = wtab_create(&a2, &ids2, pow2_at_least(ninst))) < 0)
+        goto out_a2;
+    wtab_foreach(&w->a, &w->svc, collect_cb, &svcs);
+    for (uint32_t i = 0; i < svcs.n; i++)
+        if ((rc = export_service(w, &a2, &svc2, &ids2, svcs.v[i])) < 0)
+            goto out_a2;
+    uint32_t snap = sega_alloc(&a2, sizeof(struct disc_snapshot));
+    rc = -ENOSPC;
+    if (!snap)
+        goto out_a2;
+    struct disc_snapshot *s = SEG_AT(&a2, struct disc_snapshot, snap);
+    *s = (struct disc_snapshot){.type = DISC_REC_SNAPSHOT,
+                                .size = sizeof(*s),
+                                .gen = w->gen,
+                                .published_ms = real_ms(),
+                                .svc_table = svc2.off,
+                                .id_table = ids2.off,
+                                .n_services = wtab_count(&a2, &svc2),
+                                .n_instances = wtab_count(&a2, &ids2),
+                                .flags = DISC_ST_FROM_CACHE};
+    uint64_t arena_end = (a2.top + 4095) & ~4095u;
+    uint64_t size = arena_end + 4096; /* a zero tail page, as in live segments */
+    struct disc_hdr *h = (struct disc_hdr *)buf;
+    h->magic = DISC_IMAGE_MAGIC;
+    h->abi_major = DISC_ABI_MAJOR;
+    h->abi_minor = DISC_ABI_MINOR;
+    h->header_size = DISC_HEADER_SIZE;
+    h->features = DISC_FEAT_CHECKSUMS;
+    h->segment_size = size;
+    h->segment_id = w->hdr->segment_id;
+    h->hash_seed = w->seed;
+    h->arena_off = DISC_HEADER_SIZE;
+    h->arena_end = (uint32_t)arena_end;
+    h->nslots = 1;
+    h->writer_pid = (uint32_t)getpid();
+    h->created_ms = real_ms();
+    atomic_store(&h->root, ((w->gen & 0xffffffffull) << 32) | snap);
+    atomic_store(&h->gen, w->gen);
+    atomic_store(&h->status, DISC_SEG_ALIVE);
+    atomic_store(&h->state_flags, DISC_ST_FROM_CACHE);
+    h->image_bytes = size;
+    h->image_checksum = 0;
+    h->image_checksum = disc_checksum(buf, (uint32_t)size, offsetof(struct disc_hdr, image_checksum));
+    rc = write_file_atomically(path, buf, size);
+    if (rc == 0)
+        rc = (int64_t)size;
+out_a2:
+    sega_destroy(&a2);
+out:
+    wtab_destroy(&svc2);
+    wtab_destroy(&ids2);
+    free(svcs.v);
+    free(buf);
+    return rc;
+}

@@ -124,6 +124,16 @@ void segw_set_snapshot_flags(struct seg_writer *w, uint32_t flags);
 
 void segw_stats(const struct seg_writer *w, struct segw_stats *st);
 
+/*
+ * Write the published registry to `path` as a file-cache image: a compact,
+ * read-only copy of the segment (DISC_IMAGE_MAGIC, snapshot flagged
+ * DISC_ST_FROM_CACHE, a checksum over the whole file) that disc_open_file()
+ * and disc_open(..., DISC_OPEN_CACHE_FALLBACK) can read. Written atomically:
+ * a temporary file beside `path`, fsync, rename, fsync of the directory.
+ * Returns the file size or -errno; the previous image is untouched on error.
+ */
+int64_t segw_export(struct seg_writer *w, const char *path);
+
 /* Generation of the last commit. */
 uint64_t segw_generation(const struct seg_writer *w);
 

@@ -135,16 +135,35 @@ typedef struct disc_handle disc_handle;
 
 /* Flags for disc_open. */
 #define DISC_OPEN_VERIFY 0x1u /* verify each record's checksum on every read */
+#define DISC_OPEN_CACHE_FALLBACK 0x2u /* no segment: open discd's file cache instead */
+
+/* The file cache disc_open falls back to: $DISCSHM_CACHE if set, else
+ * DISC_DEFAULT_CACHE_DIR "/<name>.cache" (discd's default --cache-file). */
+#define DISC_CACHE_ENV "DISCSHM_CACHE"
+#define DISC_DEFAULT_CACHE_DIR "/var/cache/discshm"
 
 /*
  * Map the registry `name` (NULL: $DISCSHM_NAME, else DISC_DEFAULT_NAME).
  * The data object is mapped PROT_READ; a reader slot object is opened for
  * grace-period bookkeeping. When the writer restarts, the handle follows
- * the new segment on its next read without being reopened.
+ * the new segment on its next read without being reopened. With
+ * DISC_OPEN_CACHE_FALLBACK and no segment, the file cache is opened instead
+ * (see disc_open_file); such a handle does not switch to the segment when
+ * discd starts: check disc_status and reopen.
  * Returns 0 and sets *out, or -ENOENT (no segment), -EBADMSG,
  * -EPROTONOSUPPORT, -EACCES, -ENAMETOOLONG, -ENOMEM.
  */
 int disc_open(const char *name, unsigned flags, disc_handle **out);
+
+/*
+ * Open a file-cache image written by discd (see DISC_OPEN_CACHE_FALLBACK)
+ * directly. Everything works as on a live segment except disc_wait_change,
+ * which only times out: the file never changes. disc_status reports
+ * DISC_ST_FROM_CACHE | DISC_ST_DEGRADED (the writer is not alive). A
+ * truncated or corrupted file fails its checksum: -EBADMSG. flags:
+ * DISC_OPEN_VERIFY only.
+ */
+int disc_open_file(const char *path, unsigned flags, disc_handle **out);
 
 /* Unmap and free. No read section of this handle may be open. NULL is a no-op. */
 void disc_close(disc_handle *h);

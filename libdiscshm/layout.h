@@ -36,6 +36,7 @@
 #include <string.h>
 
 #define DISC_MAGIC       0x31305348534944ULL   /* "DISHS01\0" little-endian */
+#define DISC_IMAGE_MAGIC  0x31304d4948534944ULL /* "DISHIM01": a file-cache image */
 #define DISC_SLOTS_MAGIC 0x31304c5348534944ULL /* "DISHSL01" */
 #define DISC_ABI_MAJOR   1
 #define DISC_ABI_MINOR   0
@@ -113,6 +114,10 @@ struct disc_hdr {
     uint32_t pad2_;
     _Atomic uint64_t successor_id; /* segment_id of the replacement, once RECYCLED */
     int64_t created_ms;            /* CLOCK_REALTIME */
+    /* File-cache images only (see segw_export): 0 in live segments. */
+    uint64_t image_bytes;    /* file size */
+    uint32_t image_checksum; /* disc_checksum over the file, this field as 0 */
+    uint32_t image_pad_;
 };
 _Static_assert(offsetof(struct disc_hdr, arena_off) == 48, "line 0 layout");
 _Static_assert(offsetof(struct disc_hdr, root) == 64, "root on line 1");

@@ -76,9 +76,9 @@ static void map_free(struct disc_map *m)
 }
 
 /* Check everything in the header a reader depends on. */
-static int check_header(const struct disc_hdr *h, uint64_t st_size)
+static int check_header(const struct disc_hdr *h, uint64_t st_size, uint64_t magic)
 {
-    if (h->magic != DISC_MAGIC)
+    if (h->magic != magic)
         return -EBADMSG;
     if (h->abi_major != DISC_ABI_MAJOR)
         return -EPROTONOSUPPORT;
@@ -130,7 +130,7 @@ static int map_open(const char *name, struct disc_map **out)
     }
     m->base = p;
     m->hdr = p;
-    if ((rc = check_header(m->hdr, m->size)) < 0)
+    if ((rc = check_header(m->hdr, m->size, DISC_MAGIC)) < 0)
         goto fail;
     m->arena_off = m->hdr->arena_off;
     m->arena_end = m->hdr->arena_end;
@@ -173,6 +173,59 @@ fail:
     return rc;
 }
 
+/* Map a file-cache image (see segw_export): read-only, no reader slots
+ * (nothing ever reclaims in a file), whole-file checksum verified once. */
+static int map_open_file(const char *path, struct disc_map **out)
+{
+    struct disc_map *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->slots_fd = -1;
+    int rc, fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        free(m);
+        return rc;
+    }
+    struct stat st;
+    rc = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EINVAL;
+    if (rc < 0) {
+        close(fd);
+        free(m);
+        return rc;
+    }
+    if (st.st_size < (off_t)DISC_HEADER_SIZE + 4096 || (uint64_t)st.st_size > UINT32_MAX) {
+        close(fd);
+        free(m);
+        return -EBADMSG;
+    }
+    m->size = (uint64_t)st.st_size;
+    void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        free(m);
+        return -ENOMEM;
+    }
+    m->base = p;
+    m->hdr = p;
+    if ((rc = check_header(m->hdr, m->size, DISC_IMAGE_MAGIC)) < 0)
+        goto fail;
+    rc = -EBADMSG; /* truncated or damaged file */
+    if (m->hdr->image_bytes != m->size ||
+        disc_checksum(p, (uint32_t)m->size, offsetof(struct disc_hdr, image_checksum)) !=
+            m->hdr->image_checksum)
+        goto fail;
+    m->arena_off = m->hdr->arena_off;
+    m->arena_end = m->hdr->arena_end;
+    m->seed = m->hdr->hash_seed;
+    m->segment_id = m->hdr->segment_id;
+    *out = m;
+    return 0;
+fail:
+    map_free(m);
+    return rc;
+}
+
 /* Open with retries across a concurrent writer restart. */
 static int map_open_retry(const char *name, struct disc_map **out)
 {
@@ -187,18 +240,8 @@ static int map_open_retry(const char *name, struct disc_map **out)
     return rc;
 }
 
-DISC_API int disc_open(const char *name, unsigned flags, disc_handle **out)
+static int handle_new(const char *name, unsigned flags, struct disc_map *m, disc_handle **out)
 {
-    if (!out || (flags & ~DISC_OPEN_VERIFY))
-        return -EINVAL;
-    if (!name)
-        name = getenv(DISC_NAME_ENV);
-    if (!name || !*name)
-        name = DISC_DEFAULT_NAME;
-    if (strlen(name) > 200)
-        return -ENAMETOOLONG;
-    if (!valid_name(name))
-        return -EINVAL;
     disc_handle *h = calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
@@ -209,16 +252,61 @@ DISC_API int disc_open(const char *name, unsigned flags, disc_handle **out)
         free(h);
         return -ENOMEM;
     }
-    struct disc_map *m;
-    int rc = map_open_retry(name, &m);
-    if (rc < 0) {
-        pthread_mutex_destroy(&h->lock);
-        free(h);
-        return rc;
-    }
     atomic_init(&h->cur, m);
     *out = h;
     return 0;
+}
+
+DISC_API int disc_open_file(const char *path, unsigned flags, disc_handle **out)
+{
+    if (!path || !out || (flags & ~DISC_OPEN_VERIFY))
+        return -EINVAL;
+    struct disc_map *m;
+    int rc = map_open_file(path, &m);
+    if (rc == 0 && (rc = handle_new("", flags, m, out)) < 0)
+        map_free(m);
+    return rc;
+}
+
+/* Where discd keeps the file cache of registry `name` by default. */
+static void default_cache_path(const char *name, char *buf, size_t len)
+{
+    const char *env = getenv(DISC_CACHE_ENV);
+    if (env && *env)
+        snprintf(buf, len, "%s", env);
+    else
+        snprintf(buf, len, "%s/%s.cache", DISC_DEFAULT_CACHE_DIR, name);
+}
+
+DISC_API int disc_open(const char *name, unsigned flags, disc_handle **out)
+{
+    if (!out || (flags & ~(DISC_OPEN_VERIFY | DISC_OPEN_CACHE_FALLBACK)))
+        return -EINVAL;
+    if (!name)
+        name = getenv(DISC_NAME_ENV);
+    if (!name || !*name)
+        name = DISC_DEFAULT_NAME;
+    if (strlen(name) > 200)
+        return -ENAMETOOLONG;
+    if (!valid_name(name))
+        return -EINVAL;
+    struct disc_map *m;
+    int rc = map_open_retry(name, &m);
+    if (rc == -ENOENT && (flags & DISC_OPEN_CACHE_FALLBACK)) {
+        /* No segment (discd not started yet, e.g. after a reboot): the last
+         * picture discd saved, flagged DISC_ST_FROM_CACHE by disc_status. */
+        char path[4096];
+        default_cache_path(name, path, sizeof(path));
+        int frc = map_open_file(path, &m);
+        if (frc < 0)
+            return rc; /* report the missing segment, not the cache */
+        rc = 0;
+    }
+    if (rc < 0)
+        return rc;
+    if ((rc = handle_new(name, flags & DISC_OPEN_VERIFY, m, out)) < 0)
+        map_free(m);
+    return rc;
 }
 
 DISC_API void disc_close(disc_handle *h)
@@ -285,6 +373,8 @@ static int follow(disc_handle *h, struct disc_map *m)
 static int claim_slot(disc_handle *h, struct disc_map *m)
 {
     int rc = -EBUSY;
+    if (m->slots_fd < 0)
+        return rc; /* a file-cache image has no slots */
     pthread_mutex_lock(&h->lock);
     int n = atomic_load(&m->nlocal);
     if (n >= DISC_LOCAL_SLOTS)
