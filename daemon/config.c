@@ -12,7 +12,7 @@
 
 #include "discshm.h"
 
-enum opt_type { OPT_STR, OPT_U32, OPT_U64, OPT_MODE, OPT_LEVEL, OPT_BOOL };
+enum opt_type { OPT_STR, OPT_U32, OPT_U64, OPT_MODE, OPT_LEVEL, OPT_BOOL, OPT_FRACTION };
 
 struct opt_def {
     const char *name;
@@ -84,6 +84,11 @@ static const struct opt_def opts[] = {
      "Availability zone / region: the default \"az\" of local registrations."},
     {"cache-file", OPT_STR, F(cache_file), 0, 0, "PATH", "\"\" (none)", false,
      "File cache of the region registry, used when ZooKeeper is unreachable at start-up."},
+    {"protect-shrink", OPT_FRACTION, F(protect_shrink), 0, 1, "FRACTION", "0.5", false,
+     "Hold remote removals that would empty a service or shrink it by more than this fraction "
+     "in one step (0 disables). See docs/DAEMON.md, Protection."},
+    {"protect-hold", OPT_U32, F(protect_hold_ms), 0, 3600000, "MS", "0 (2 x check-interval)", false,
+     "How long held removals wait before they are applied anyway."},
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -114,6 +119,7 @@ void config_defaults(struct discd_config *cfg)
     cfg->heartbeat_ms = 250;
     snprintf(cfg->zk_root, sizeof(cfg->zk_root), "/discshm");
     cfg->zk_session_timeout_ms = 10000;
+    cfg->protect_shrink = 0.5;
 }
 
 static int parse_u64(const char *s, int base, uint64_t *out)
@@ -193,6 +199,17 @@ int config_set(struct discd_config *cfg, const char *key, const char *value, cha
             return -EINVAL;
         }
         return 0;
+    case OPT_FRACTION: {
+        char *end = NULL;
+        errno = 0;
+        double d = *value ? strtod(value, &end) : -1.0;
+        if (errno || !end || *end || !(d >= 0.0 && d <= 1.0)) {
+            snprintf(err, CONFIG_ERR_MAX, "%s: '%s' is not a number in 0..1", key, value);
+            return -EINVAL;
+        }
+        *(double *)(void *)field = d;
+        return 0;
+    }
     case OPT_U32:
     case OPT_U64:
     case OPT_MODE:

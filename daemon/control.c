@@ -88,6 +88,8 @@ struct control {
     struct removal_req *removals;
     json_t *(*zk_status)(void *);
     void *zk_status_arg;
+    int (*confirm)(void *, const char *);
+    void *confirm_arg;
 };
 
 static char listen_tag, event_tag; /* epoll data.ptr sentinels */
@@ -936,6 +938,31 @@ static void op_status(struct req *r)
     send_json(r->cn, resp);
 }
 
+/* Apply held removals (protection); root or the daemon's uid only. */
+static void op_confirm(struct req *r)
+{
+    struct control *c = r->c;
+    json_t *svc = json_object_get(r->msg, "service");
+    if (svc && (!json_is_string(svc) || instance_check_service_name(json_string_value(svc)) < 0)) {
+        reply_error(r->cn, r->seq, "bad_request", "service", "service must be a service name");
+        return;
+    }
+    if (r->cn->uid != 0 && r->cn->uid != getuid()) {
+        reply_error(r->cn, r->seq, "forbidden", NULL,
+                    "confirm is for root or uid %u (the daemon's); uid %u may not",
+                    (unsigned)getuid(), (unsigned)r->cn->uid);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    int (*hook)(void *, const char *) = c->confirm;
+    void *hook_arg = c->confirm_arg;
+    pthread_mutex_unlock(&c->mu);
+    int n = hook ? hook(hook_arg, svc ? json_string_value(svc) : NULL) : 0;
+    json_t *resp = ok_response(r->seq);
+    json_object_set_new(resp, "confirmed", json_integer(n));
+    send_json(r->cn, resp);
+}
+
 struct op_def {
     const char *name;
     void (*fn)(struct req *);
@@ -945,6 +972,7 @@ static const struct op_def ops[] = {
     {"register", op_register},   {"deregister", op_deregister}, {"pass", op_pass},
     {"pong", op_pong},           {"query", op_query},           {"services", op_services},
     {"endpoints", op_endpoints}, {"status", op_status},         {"dump", op_dump},
+    {"confirm", op_confirm},
 };
 
 static void handle_line(struct control *c, struct conn *cn, const char *line, size_t len)
@@ -1408,6 +1436,14 @@ void control_request_removal(struct control *c, const char *id, const char *reas
     uint64_t one = 1;
     ssize_t w = write(c->efd, &one, sizeof(one));
     (void)w;
+}
+
+void control_set_confirm(struct control *c, int (*fn)(void *arg, const char *service), void *arg)
+{
+    pthread_mutex_lock(&c->mu);
+    c->confirm = fn;
+    c->confirm_arg = arg;
+    pthread_mutex_unlock(&c->mu);
 }
 
 void control_set_zk_status(struct control *c, json_t *(*fn)(void *arg), void *arg)

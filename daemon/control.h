@@ -74,6 +74,12 @@ void control_request_removal(struct control *c, const char *id, const char *reas
  * (called on the control thread; returns a new reference or NULL). */
 void control_set_zk_status(struct control *c, json_t *(*fn)(void *arg), void *arg);
 
+/* Optional hook for the "confirm" op (protection, docs/DAEMON.md): apply the
+ * held removals of service (NULL: all); returns how many. Called on the
+ * control thread, only for root or the daemon's own uid. Without a hook
+ * confirm answers ok with "confirmed": 0. */
+void control_set_confirm(struct control *c, int (*fn)(void *arg, const char *service), void *arg);
+
 /* Number of open control connections. Thread-safe. */
 uint32_t control_connections(struct control *c);
 

@@ -8,6 +8,7 @@ set(DISCD_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/publisher.c
   ${CMAKE_CURRENT_SOURCE_DIR}/control.c
   ${CMAKE_CURRENT_SOURCE_DIR}/zk_bridge.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/protect.c
 )
 # The ZooKeeper layer (library disczk), used when discd runs with --zk.
 include(${CMAKE_CURRENT_LIST_DIR}/zk_sync.cmake)

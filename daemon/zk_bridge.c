@@ -14,6 +14,7 @@
 #include "discshm.h"
 #include "instance.h"
 #include "log.h"
+#include "protect.h"
 #include "zk_sync.h"
 
 struct zk_bridge {
@@ -24,7 +25,29 @@ struct zk_bridge {
     pthread_mutex_t mu;
     struct zk_sync *zs;
     atomic_uint_fast64_t rejected; /* remote documents the instance model refused */
+    struct protect *prot;          /* remote removals go through protection */
+    /* Last connection state, re-published when protection's held count changes. */
+    pthread_mutex_t st_mu;
+    uint32_t st_flags, st_reason, st_zk_held;
+    int64_t st_since_ms, st_last_sync_ms;
 };
+
+/* Header state = zk_sync's state + protection's held removals. */
+static void publish_state(struct zk_bridge *zb)
+{
+    uint32_t held = protect_held(zb->prot);
+    pthread_mutex_lock(&zb->st_mu);
+    uint32_t all = zb->st_zk_held + held;
+    publisher_set_state(zb->pub, zb->st_flags | (held ? DISC_ST_HELD_CHANGES : 0), zb->st_reason,
+                        zb->st_since_ms, zb->st_last_sync_ms, all);
+    pthread_mutex_unlock(&zb->st_mu);
+}
+
+static void on_held_changed(void *arg, uint32_t held)
+{
+    (void)held;
+    publish_state(arg);
+}
 
 /* ---- zk_sync callbacks (all on zk_sync's worker thread) ---------------- */
 
@@ -66,6 +89,7 @@ static void cb_remote_upsert(void *arg, const char *host_id, const char *id, con
     inst->origin = DISC_ORIGIN_REMOTE;
     rc = registry_put_remote(zb->reg, inst);
     instance_unref(inst);
+    protect_seen(zb->prot, id); /* announced again: a held removal is void */
     if (rc == -EPERM)
         log_debug("zk: instance %s of host %s ignored: a local instance has that id", id, host_id);
     else if (rc < 0)
@@ -75,10 +99,7 @@ static void cb_remote_upsert(void *arg, const char *host_id, const char *id, con
 static void cb_remote_remove(void *arg, const char *host_id, const char *id)
 {
     struct zk_bridge *zb = arg;
-    int rc = registry_remove_remote(zb->reg, id);
-    /* -ENOENT: never stored (e.g. it was refused); -EPERM: a local id. */
-    if (rc < 0 && rc != -ENOENT && rc != -EPERM)
-        log_warn("zk: removing instance %s of host %s: %s", id, host_id, strerror(-rc));
+    protect_remove(zb->prot, host_id, id); /* applied now, later, or held */
 }
 
 static uint32_t degraded_reason(const struct zk_sync_status *st)
@@ -102,8 +123,14 @@ static void cb_state(void *arg, const struct zk_sync_status *st)
     bool up = st->state == ZK_SYNC_CONNECTED;
     uint32_t flags = DISC_ST_ZK_CONFIGURED | (up ? DISC_ST_ZK_CONNECTED : DISC_ST_DEGRADED) |
                      (st->cooling ? DISC_ST_COOLING_OFF : 0);
-    publisher_set_state(zb->pub, flags, degraded_reason(st), up ? 0 : st->since_ms,
-                        st->last_sync_ms, (uint32_t)st->counters.held_now);
+    pthread_mutex_lock(&zb->st_mu);
+    zb->st_flags = flags;
+    zb->st_reason = degraded_reason(st);
+    zb->st_since_ms = up ? 0 : st->since_ms;
+    zb->st_last_sync_ms = st->last_sync_ms;
+    zb->st_zk_held = (uint32_t)st->counters.held_now;
+    pthread_mutex_unlock(&zb->st_mu);
+    publish_state(zb);
 }
 
 /* ---- registry listener (control / health threads) ---------------------- */
@@ -172,10 +199,17 @@ static json_t *status_json(void *arg)
         (json_int_t)atomic_load(&zb->rejected), "conflicts", (json_int_t)k->conflicts, "held_now",
         (json_int_t)k->held_now, "hosts", (json_int_t)k->hosts, "remote_instances",
         (json_int_t)k->remote_instances, "local_in_zk", (json_int_t)k->local_in_zk);
-    return json_pack("{s:b, s:s, s:I, s:I, s:b, s:b, s:o*}", "configured", 1, "state",
+    return json_pack("{s:b, s:s, s:I, s:I, s:b, s:b, s:o*, s:o*}", "configured", 1, "state",
                      zk_sync_state_name(st.state), "since_ms", (json_int_t)st.since_ms,
                      "last_sync_ms", (json_int_t)st.last_sync_ms, "cooling", st.cooling,
-                     "local_applied", st.local_applied, "counters", counters);
+                     "local_applied", st.local_applied, "counters", counters, "protection",
+                     protect_status_json(zb->prot));
+}
+
+static int confirm_hook(void *arg, const char *service)
+{
+    struct zk_bridge *zb = arg;
+    return (int)protect_confirm(zb->prot, service);
 }
 
 /* ---- life cycle -------------------------------------------------------------- */
@@ -189,7 +223,24 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
     zb->reg = reg;
     zb->pub = pub;
     pthread_mutex_init(&zb->mu, NULL);
+    pthread_mutex_init(&zb->st_mu, NULL);
     atomic_init(&zb->rejected, 0);
+    zb->st_flags = DISC_ST_ZK_CONFIGURED | DISC_ST_DEGRADED;
+    zb->st_reason = DISC_DEG_ZK_UNREACHABLE;
+    uint32_t cooloff_ms = 2 * cfg->check_interval_ms;
+    struct protect_config pc = {
+        .shrink = cfg->protect_shrink,
+        .hold_ms = cfg->protect_hold_ms ? cfg->protect_hold_ms : cooloff_ms,
+        .on_held_changed = on_held_changed,
+        .arg = zb,
+    };
+    int prc = protect_start(&pc, reg, &zb->prot);
+    if (prc < 0) {
+        pthread_mutex_destroy(&zb->st_mu);
+        pthread_mutex_destroy(&zb->mu);
+        free(zb);
+        return prc;
+    }
 
     /* Tell readers at once that this registry is ZooKeeper-backed but not
      * synced yet (the first on_state overwrites it). */
@@ -201,7 +252,7 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
         .root = cfg->zk_root,
         .host_id = cfg->host_id,
         .session_timeout_ms = (int)cfg->zk_session_timeout_ms,
-        .cooloff_ms = (int)(2 * cfg->check_interval_ms),
+        .cooloff_ms = (int)cooloff_ms,
         .jitter_ms = -1,
         .log_level = (enum zk_sync_log_level)cfg->log_level,
         .zk_log_level = ZK_SYNC_LOG_ERROR,
@@ -216,6 +267,8 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
     };
     int rc = zk_sync_start(&zc, &cb, zb, &zb->zs);
     if (rc < 0) {
+        protect_free(zb->prot);
+        pthread_mutex_destroy(&zb->st_mu);
         pthread_mutex_destroy(&zb->mu);
         free(zb);
         return rc;
@@ -228,6 +281,8 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
     rc = registry_add_listener(reg, &l);
     if (rc < 0) {
         zk_sync_stop(zb->zs);
+        protect_free(zb->prot);
+        pthread_mutex_destroy(&zb->st_mu);
         pthread_mutex_destroy(&zb->mu);
         free(zb);
         return rc;
@@ -238,8 +293,10 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
 
 void zk_bridge_attach_control(struct zk_bridge *zb, struct control *ctl)
 {
-    if (zb && ctl)
+    if (zb && ctl) {
         control_set_zk_status(ctl, status_json, zb);
+        control_set_confirm(ctl, confirm_hook, zb);
+    }
 }
 
 void zk_bridge_stop(struct zk_bridge *zb)
@@ -253,6 +310,7 @@ void zk_bridge_stop(struct zk_bridge *zb)
     /* Outside the lock: stopping waits for the worker, whose callbacks
      * never take zb->mu, but keep the listener path free anyway. */
     zk_sync_stop(zs);
+    protect_stop(zb->prot); /* after the worker: no more removals come in */
 }
 
 void zk_bridge_free(struct zk_bridge *zb)
@@ -260,6 +318,8 @@ void zk_bridge_free(struct zk_bridge *zb)
     if (!zb)
         return;
     zk_bridge_stop(zb);
+    protect_free(zb->prot);
+    pthread_mutex_destroy(&zb->st_mu);
     pthread_mutex_destroy(&zb->mu);
     free(zb);
 }

@@ -22,6 +22,7 @@ static const struct {
     {"watch", cmd_watch},
     {"status", cmd_status},
     {"dump", cmd_dump},
+    {"confirm", cmd_confirm},
 };
 
 int ctl_common_opts(struct ctl *ctl, int argc, char **argv)

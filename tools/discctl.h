@@ -45,6 +45,10 @@ int cmd_endpoints(struct ctl *ctl, int argc, char **argv);
 int cmd_watch(struct ctl *ctl, int argc, char **argv);
 int cmd_status(struct ctl *ctl, int argc, char **argv);
 int cmd_dump(struct ctl *ctl, int argc, char **argv);
+int cmd_confirm(struct ctl *ctl, int argc, char **argv); /* discctl_protect.c */
+
+/* The manual of confirm (a printf format taking the common options and exit status). */
+extern const char ctl_help_confirm[];
 
 /* ---- help (discctl_help.c) ---- */
 

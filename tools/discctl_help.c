@@ -60,6 +60,7 @@ static const char top[] =
     "    watch        print registry changes as they are published\n"
     "    status       segment and daemon health\n"
     "    dump         the whole registry as JSON\n"
+    "    confirm      apply removals held by discd's protection\n"
     "\n"
     "    Run 'discctl COMMAND --help' for a command's manual.\n"
     "\n"
@@ -333,6 +334,7 @@ bool ctl_help(const char *cmd)
         {"watch", h_watch},
         {"status", h_status},
         {"dump", h_dump},
+        {"confirm", ctl_help_confirm},
     };
     const char *text = NULL;
     if (!cmd)

@@ -1,0 +1,199 @@
+/*
+ * test_zkd_protect.c — protection (docs/DAEMON.md, "Protection") with two
+ * real discd on a standalone ZooKeeper. Host a registers 5 instances of
+ * one service and 2 of another; b sees them. A deregistration of 1 of 5 (a
+ * small shrink) reaches b at once. Then a is SIGKILLed: when its session
+ * expires, b holds every removal (counts unchanged, held count in the
+ * segment header and the status op, a warning in its log); `discctl
+ * confirm` applies one service's removals at once, the other's are applied
+ * when the hold period has passed.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "zk_server.h"
+#include "zkd_util.h"
+
+#define HOLD_MS 5000
+
+static struct zk_cluster zk;
+static struct zkd a, b;
+
+static void teardown(void)
+{
+    zkd_abort(&a);
+    zkd_abort(&b);
+    zk_cluster_destroy(&zk);
+}
+
+/* zkd_start with protection settings (default shrink 0.5, HOLD_MS). */
+static void start_protected(struct zkd *z, const char *tag, const char *root)
+{
+    memset(z, 0, sizeof(*z));
+    snprintf(z->host_id, sizeof(z->host_id), "%s-%d", tag, (int)getpid());
+    char a_zk[512], a_root[300], a_host[96], a_to[64], a_hold[64];
+    snprintf(a_zk, sizeof(a_zk), "--zk=%s", zk.connect);
+    snprintf(a_root, sizeof(a_root), "--zk-root=%s", root);
+    snprintf(a_host, sizeof(a_host), "--host-id=%s", z->host_id);
+    snprintf(a_to, sizeof(a_to), "--zk-session-timeout=%d", ZKD_SESSION_MS);
+    snprintf(a_hold, sizeof(a_hold), "--protect-hold=%d", HOLD_MS * dt_slow());
+    char *const args[] = {a_zk, a_root, a_host, a_to, a_hold, NULL};
+    dt_start(&z->proc, tag, args);
+    z->h = dt_open_reader(&z->proc);
+}
+
+/* status.zookeeper.protection of z (new reference). */
+static json_t *protection(struct zkd *z)
+{
+    json_t *r = dt_call1(&z->proc, "{\"op\":\"status\"}");
+    cr_assert(dt_ok(r), "status failed");
+    json_t *p = json_object_get(json_object_get(r, "zookeeper"), "protection");
+    cr_assert(json_is_object(p), "status.zookeeper.protection missing");
+    json_incref(p);
+    json_decref(r);
+    return p;
+}
+
+static long long prot_int(json_t *p, const char *key)
+{
+    json_t *v = json_object_get(p, key);
+    cr_assert(json_is_integer(v), "protection.%s missing", key);
+    return json_integer_value(v);
+}
+
+/* Run discctl --socket <b's socket> args...; returns its exit code, output in out. */
+static int run_discctl(struct zkd *z, const char *arg1, const char *arg2, char *out, size_t len)
+{
+    const char *bd = getenv("DISC_BUILD_DIR");
+    cr_assert(bd, "DISC_BUILD_DIR not set");
+    char bin[4096], sock[400], log[400];
+    snprintf(bin, sizeof(bin), "%s/tools/discctl", bd);
+    snprintf(sock, sizeof(sock), "--socket=%s", z->proc.sock);
+    snprintf(log, sizeof(log), "%s/discctl.out", z->proc.dir);
+    remove(log);
+    char *argv[] = {bin, sock, (char *)arg1, (char *)arg2, NULL};
+    struct proc p;
+    cr_assert_eq(proc_spawn(&p, argv, NULL, log), 0);
+    if (proc_wait(&p, 10000 * dt_slow()) < 0) {
+        proc_kill(&p);
+        cr_assert_fail("discctl did not exit");
+    }
+    out[0] = '\0';
+    FILE *f = fopen(log, "r");
+    if (f) {
+        size_t n = fread(out, 1, len - 1, f);
+        out[n] = '\0';
+        fclose(f);
+    }
+    return proc_exit_code(&p);
+}
+
+Test(zkd_protect, mass_removal_held_until_confirmed_or_expired, .fini = teardown)
+{
+    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0, "ZooKeeper did not start");
+    char root[128];
+    zkd_root(root, sizeof(root), "protect");
+    start_protected(&a, "zkpa", root);
+    start_protected(&b, "zkpb", root);
+    struct disc_status st;
+    cr_assert(zkd_wait_synced(&a, 15000, &st), "a: flags %#x", st.flags);
+    cr_assert(zkd_wait_synced(&b, 15000, &st), "b: flags %#x", st.flags);
+
+    char s_ids[5][DISC_ID_LEN + 1], t_ids[2][DISC_ID_LEN + 1];
+    for (int i = 0; i < 5; i++) {
+        char addr[32];
+        snprintf(addr, sizeof(addr), "10.7.0.%d:80", i + 1);
+        zkd_register(&a, "zkp-s", addr, s_ids[i]);
+    }
+    zkd_register(&a, "zkp-t", "10.7.1.1:80", t_ids[0]);
+    zkd_register(&a, "zkp-t", "10.7.1.2:80", t_ids[1]);
+    cr_assert(zkd_wait_count(&b, "zkp-s", 5, 10000), "b: zkp-s = %d", zkd_count(&b, "zkp-s"));
+    cr_assert(zkd_wait_count(&b, "zkp-t", 2, 10000), "b: zkp-t = %d", zkd_count(&b, "zkp-t"));
+
+    /* Control: 1 of 5 is below the threshold, applied without a hold. */
+    long long t0 = proc_now_ms();
+    zkd_deregister(&a, s_ids[0]);
+    cr_assert(zkd_wait_count(&b, "zkp-s", 4, 3000), "a small shrink was not applied at once");
+    cr_assert_lt(proc_now_ms() - t0, HOLD_MS * dt_slow(), "small shrink waited for the hold");
+    cr_assert_eq(disc_status(b.h, &st), 0);
+    cr_assert_eq(st.held_changes, 0u);
+    cr_assert_eq(st.flags & DISC_ST_HELD_CHANGES, 0u);
+    json_t *p = protection(&b);
+    cr_assert(json_is_true(json_object_get(p, "enabled")));
+    cr_assert_eq(prot_int(p, "held_now"), 0);
+    cr_assert_eq(prot_int(p, "steps_held"), 0);
+    json_decref(p);
+
+    /* a crashes: after its session expires b would lose everything of a. */
+    discd_proc_kill(&a.proc);
+    long long deadline = proc_now_ms() + (ZKD_SESSION_MS + 15000LL) * dt_slow();
+    bool held = false;
+    while (!held && proc_now_ms() < deadline) {
+        cr_assert_eq(disc_status(b.h, &st), 0);
+        held = st.held_changes == 6;
+        /* Never lost in the meantime. */
+        cr_assert_eq(zkd_count(&b, "zkp-s"), 4, "b lost zkp-s instances before the hold");
+        cr_assert_eq(zkd_count(&b, "zkp-t"), 2, "b lost zkp-t instances before the hold");
+        if (!held)
+            proc_sleep_ms(20);
+    }
+    cr_assert(held, "b never held the 6 removals (held_changes %u)", st.held_changes);
+    long long held_at = proc_now_ms();
+    cr_assert_neq(st.flags & DISC_ST_HELD_CHANGES, 0u, "flags %#x", st.flags);
+    cr_assert_eq(zkd_count(&b, "zkp-s"), 4);
+    cr_assert_eq(zkd_count(&b, "zkp-t"), 2);
+    p = protection(&b);
+    cr_assert_eq(prot_int(p, "held_now"), 6);
+    cr_assert_eq(prot_int(p, "services_held"), 2);
+    cr_assert_eq(prot_int(p, "removals_held"), 6);
+    json_t *hs = json_object_get(p, "held");
+    cr_assert_eq(json_integer_value(json_object_get(hs, "zkp-s")), 4);
+    cr_assert_eq(json_integer_value(json_object_get(hs, "zkp-t")), 2);
+    json_decref(p);
+
+    /* Bad confirm requests change nothing. */
+    json_t *r = dt_call1(&b.proc, "{\"op\":\"confirm\",\"service\":5}");
+    cr_assert_str_eq(dt_err_code(r), "bad_request");
+    json_decref(r);
+    char out[2048];
+    cr_assert_eq(run_discctl(&b, "confirm", "no such/service", out, sizeof(out)), 1, "%s", out);
+    cr_assert_eq(zkd_count(&b, "zkp-s"), 4);
+
+    /* The operator confirms one service: applied at once. */
+    cr_assert_eq(run_discctl(&b, "confirm", "zkp-s", out, sizeof(out)), 0, "discctl: %s", out);
+    cr_assert(strstr(out, "4 held removal(s) of zkp-s applied"), "discctl said: %s", out);
+    cr_assert(zkd_wait_count(&b, "zkp-s", 0, 2000), "zkp-s not removed after confirm");
+    cr_assert_eq(zkd_count(&b, "zkp-t"), 2, "confirm of zkp-s applied zkp-t's removals");
+    cr_assert_eq(disc_status(b.h, &st), 0);
+    cr_assert_eq(st.held_changes, 2u);
+
+    /* The other one is applied when the hold period has passed. */
+    cr_assert(zkd_wait_count(&b, "zkp-t", 0, HOLD_MS + 5000), "zkp-t never removed");
+    cr_assert_geq(proc_now_ms() - held_at, HOLD_MS * dt_slow() - 1000,
+                  "zkp-t removed before the hold period");
+    cr_assert(zkd_wait_flags(&b, DISC_ST_HELD_CHANGES, 0, 2000, &st), "flag still set");
+    cr_assert_eq(st.held_changes, 0u);
+    p = protection(&b);
+    cr_assert_eq(prot_int(p, "held_now"), 0);
+    cr_assert_eq(prot_int(p, "applied_confirmed"), 4);
+    cr_assert_eq(prot_int(p, "applied_expired"), 2);
+    json_decref(p);
+
+    /* The warning names the service and the counts. */
+    FILE *f = fopen(b.proc.log, "r");
+    cr_assert(f);
+    char line[1024];
+    bool warned = false;
+    while (!warned && fgets(line, sizeof(line), f))
+        warned = strstr(line, "holding 4 removal(s) of service zkp-s (4 -> 0 instances") != NULL;
+    fclose(f);
+    cr_assert(warned, "no protection warning for zkp-s in b's log");
+
+    zkd_finish(&b);
+    discd_proc_cleanup(&a.proc);
+    disc_close(a.h);
+    a.h = NULL;
+}
