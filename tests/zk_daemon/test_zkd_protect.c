@@ -6,24 +6,31 @@
  * expires, b holds every removal (counts unchanged, held count in the
  * segment header and the status op, a warning in its log); `discctl
  * confirm` applies one service's removals at once, the other's are applied
- * when the hold period has passed.
+ * when the hold period has passed. A second test uses a foreign host (zk_sync
+ * in the test process) to withdraw and re-announce the same ids: the hold
+ * is dropped and nothing is removed.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 #include "zk_server.h"
+#include "zk_sync.h"
 #include "zkd_util.h"
 
 #define HOLD_MS 5000
 
 static struct zk_cluster zk;
 static struct zkd a, b;
+static struct zk_sync *foreign;
 
 static void teardown(void)
 {
+    zk_sync_stop(foreign);
+    foreign = NULL;
     zkd_abort(&a);
     zkd_abort(&b);
     zk_cluster_destroy(&zk);
@@ -196,4 +203,82 @@ Test(zkd_protect, mass_removal_held_until_confirmed_or_expired, .fini = teardown
     discd_proc_cleanup(&a.proc);
     disc_close(a.h);
     a.h = NULL;
+}
+
+static void foreign_publish(const char *id, int i)
+{
+    char doc[256];
+    snprintf(doc, sizeof(doc),
+             "{\"id\":\"%s\",\"service\":\"zkp-r\",\"host\":\"foreign\",\"address\":"
+             "\"10.8.0.%d:80\"}",
+             id, i + 1);
+    cr_assert_eq(zk_sync_publish_local(foreign, id, doc, strlen(doc)), 0);
+}
+
+Test(zkd_protect, reannounced_instances_drop_the_hold, .fini = teardown)
+{
+    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0, "ZooKeeper did not start");
+    char root[128];
+    zkd_root(root, sizeof(root), "protect2");
+    start_protected(&b, "zkpc", root);
+    struct disc_status st;
+    cr_assert(zkd_wait_synced(&b, 15000, &st), "b: flags %#x", st.flags);
+    struct zk_sync_config cfg = {
+        .connect = zk.connect,
+        .root = root,
+        .host_id = "foreign",
+        .session_timeout_ms = ZKD_SESSION_MS,
+        .cooloff_ms = 0,
+        .jitter_ms = 0,
+    };
+    cr_assert_eq(zk_sync_start(&cfg, NULL, NULL, &foreign), 0);
+    char ids[4][37];
+    for (int i = 0; i < 4; i++) {
+        uuid_t u;
+        uuid_generate_random(u);
+        uuid_unparse_lower(u, ids[i]);
+        foreign_publish(ids[i], i);
+    }
+    cr_assert_eq(zk_sync_wait_local_applied(foreign, 15000 * dt_slow()), 0);
+    cr_assert(zkd_wait_count(&b, "zkp-r", 4, 10000), "b: zkp-r = %d", zkd_count(&b, "zkp-r"));
+
+    /* Control: 1 of 4 is below the threshold, applied at once. */
+    cr_assert_eq(zk_sync_withdraw_local(foreign, ids[3]), 0);
+    cr_assert(zkd_wait_count(&b, "zkp-r", 3, 3000), "a small shrink was not applied at once");
+    cr_assert_eq(disc_status(b.h, &st), 0);
+    cr_assert_eq(st.held_changes, 0u);
+
+    /* All 3 left withdrawn in one step: held. */
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(zk_sync_withdraw_local(foreign, ids[i]), 0);
+    cr_assert_eq(zk_sync_wait_local_applied(foreign, 15000 * dt_slow()), 0);
+    long long deadline = proc_now_ms() + 5000LL * dt_slow();
+    for (;;) {
+        cr_assert_eq(disc_status(b.h, &st), 0);
+        cr_assert_eq(zkd_count(&b, "zkp-r"), 3, "removed instead of held");
+        if (st.held_changes == 3 || proc_now_ms() >= deadline)
+            break;
+        proc_sleep_ms(10);
+    }
+    cr_assert_eq(st.held_changes, 3u, "not held");
+    long long held_at = proc_now_ms();
+
+    /* The same ids come back: the hold is dropped, nothing is removed. */
+    for (int i = 0; i < 3; i++)
+        foreign_publish(ids[i], i);
+    cr_assert_eq(zk_sync_wait_local_applied(foreign, 15000 * dt_slow()), 0);
+    cr_assert(zkd_wait_flags(&b, DISC_ST_HELD_CHANGES, 0, 5000, &st), "hold not dropped");
+    cr_assert_eq(st.held_changes, 0u);
+    json_t *p = protection(&b);
+    cr_assert_eq(prot_int(p, "restored"), 3);
+    cr_assert_eq(prot_int(p, "applied_expired"), 0);
+    json_decref(p);
+    /* Past the hold period: still all there. */
+    while (proc_now_ms() - held_at < HOLD_MS * dt_slow() + 1000) {
+        cr_assert_eq(zkd_count(&b, "zkp-r"), 3, "a re-announced instance was removed");
+        proc_sleep_ms(50);
+    }
+    zk_sync_stop(foreign);
+    foreign = NULL;
+    zkd_finish(&b);
 }
