@@ -83,7 +83,9 @@ static const struct opt_def opts[] = {
     {"az", OPT_STR, F(az), 0, 0, "ZONE", "\"\"", false,
      "Availability zone / region: the default \"az\" of local registrations."},
     {"cache-file", OPT_STR, F(cache_file), 0, 0, "PATH", "\"\" (none)", false,
-     "File cache of the region registry, used when ZooKeeper is unreachable at start-up."},
+     "File cache: after changes (at most every 2 s) the registry is written here atomically, "
+     "checksummed; readers opening with DISC_OPEN_CACHE_FALLBACK use it when no segment exists. "
+     "Conventional path: /var/cache/discshm/NAME.cache."},
     {"protect-shrink", OPT_FRACTION, F(protect_shrink), 0, 1, "FRACTION", "0.5", false,
      "Hold remote removals that would empty a service or shrink it by more than this fraction "
      "in one step (0 disables). See docs/DAEMON.md, Protection."},

@@ -152,6 +152,7 @@ int main(int argc, char *argv[])
         .coalesce_ms = d.cfg.publish_coalesce_ms,
         .coalesce_max = d.cfg.publish_coalesce_max,
         .tick_ms = d.cfg.heartbeat_ms,
+        .cache_file = d.cfg.cache_file, /* written after changes, at most every 2 s */
         .segw = {.segment_bytes = d.cfg.segment_bytes, .nslots = d.cfg.reader_slots},
     };
     int rc = publisher_start(d.reg, &pcfg, &d.pub);

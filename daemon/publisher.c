@@ -13,6 +13,11 @@ struct publisher {
     struct registry *reg;
     struct seg_writer *w;
     uint32_t coalesce_ms, coalesce_max, tick_ms;
+    char *cache_file; /* NULL: no file cache */
+    uint32_t cache_interval_ms;
+    bool cache_dirty;       /* committed since the last export */
+    int64_t next_export_us; /* rate limit */
+    int last_cache_error;   /* log a failure once per streak */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cond; /* CLOCK_MONOTONIC */
@@ -85,6 +90,36 @@ static void apply_state(struct publisher *p)
         segw_set_snapshot_flags(p->w, sflags);
 }
 
+/* Write the file cache when something changed and the rate limit allows
+ * (or unconditionally when final). Runs on the publisher thread, between
+ * commits, so the image is one consistent generation. */
+static void maybe_export(struct publisher *p, int64_t now, bool final)
+{
+    if (!p->cache_file || !p->cache_dirty || (!final && now < p->next_export_us))
+        return;
+    int64_t rc = segw_export(p->w, p->cache_file);
+    p->next_export_us = now + (int64_t)p->cache_interval_ms * 1000;
+    pthread_mutex_lock(&p->mu);
+    if (rc < 0)
+        p->stats.cache_errors++;
+    else
+        p->stats.cache_writes++;
+    pthread_mutex_unlock(&p->mu);
+    if (rc < 0) {
+        if (p->last_cache_error != (int)rc)
+            log_error("publisher: cannot write file cache %s: %s (will retry)", p->cache_file,
+                      strerror((int)-rc));
+        p->last_cache_error = (int)rc;
+        return;
+    }
+    if (p->last_cache_error)
+        log_info("publisher: file cache %s written again", p->cache_file);
+    p->last_cache_error = 0;
+    p->cache_dirty = false;
+    log_debug("publisher: file cache %s: %lld bytes, generation %llu", p->cache_file, (long long)rc,
+              (unsigned long long)segw_generation(p->w));
+}
+
 static void *publisher_main(void *arg)
 {
     struct publisher *p = arg;
@@ -132,10 +167,13 @@ static void *publisher_main(void *arg)
         if (gen > 0)
             log_debug("publisher: generation %lld: %zu changes in %lld us", (long long)gen, n,
                       (long long)(t1 - t0));
+        if (gen > 0)
+            p->cache_dirty = true;
         if (t1 >= next_tick) {
             segw_tick(p->w);
             next_tick = t1 + (int64_t)p->tick_ms * 1000;
         }
+        maybe_export(p, t1, stopping);
         if (stopping)
             break;
     }
@@ -152,8 +190,14 @@ int publisher_start(struct registry *reg, const struct publisher_config *cfg,
     p->coalesce_ms = cfg->coalesce_ms;
     p->coalesce_max = cfg->coalesce_max ? cfg->coalesce_max : 1024;
     p->tick_ms = cfg->tick_ms ? cfg->tick_ms : 250;
+    p->cache_interval_ms = cfg->cache_interval_ms ? cfg->cache_interval_ms : 2000;
+    if (cfg->cache_file && *cfg->cache_file && !(p->cache_file = strdup(cfg->cache_file))) {
+        free(p);
+        return -ENOMEM;
+    }
     int rc = segw_open(cfg->name, &cfg->segw, &p->w);
     if (rc < 0) {
+        free(p->cache_file);
         free(p);
         return rc;
     }
@@ -171,6 +215,7 @@ int publisher_start(struct registry *reg, const struct publisher_config *cfg,
         segw_close(p->w, false);
         pthread_cond_destroy(&p->cond);
         pthread_mutex_destroy(&p->mu);
+        free(p->cache_file);
         free(p);
         return -rc;
     }
@@ -191,6 +236,7 @@ void publisher_stop(struct publisher *p, bool unlink)
     segw_close(p->w, unlink);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->mu);
+    free(p->cache_file);
     free(p);
 }
 

@@ -20,10 +20,12 @@
 struct publisher;
 
 struct publisher_config {
-    const char *name;      /* registry (shm) name */
-    uint32_t coalesce_ms;  /* max wait for a burst to complete; 0 = publish at once */
-    uint32_t coalesce_max; /* publish at once when this many changes are queued; 0 = 1024 */
-    uint32_t tick_ms;      /* heartbeat period; 0 = 250 */
+    const char *name;           /* registry (shm) name */
+    uint32_t coalesce_ms;       /* max wait for a burst to complete; 0 = publish at once */
+    uint32_t coalesce_max;      /* publish at once when this many changes are queued; 0 = 1024 */
+    uint32_t tick_ms;           /* heartbeat period; 0 = 250 */
+    const char *cache_file;     /* file-cache image path (segw_export); NULL/"" = none */
+    uint32_t cache_interval_ms; /* at most one export per interval after changes; 0 = 2000 */
     struct segw_config segw;
 };
 
@@ -34,6 +36,8 @@ struct publisher_stats {
     uint64_t changes;        /* changes staged in total */
     uint64_t commit_errors;  /* failed segw_commit calls (e.g. -ENOSPC) */
     uint64_t last_commit_us; /* duration of the last stage+commit */
+    uint64_t cache_writes;   /* file-cache images written */
+    uint64_t cache_errors;   /* failed attempts (logged) */
 };
 
 /*
