@@ -17,6 +17,8 @@
  *      (time, lists, reads).
  * Prints a markdown table (microseconds).
  */
+#include "discshm.h"
+#include "segwriter.h"
 #include "zk_server.h"
 #include "zk_sync.h"
 
@@ -315,6 +317,73 @@ static void bench_reads(const char *connect, int n)
     zookeeper_close(zh);
 }
 
+/* 4b: the same questions answered from the shared-memory segment, in the
+ * same run: a registry of `total` instances (10 per service) published with
+ * discpub, read with libdiscshm. Also reports segment bytes per instance. */
+static void bench_shm(int n, int total)
+{
+    char name[64], id[37], svc[32], addr[32];
+    snprintf(name, sizeof(name), "bench-zk-shm-%d", (int)getpid());
+    struct seg_writer *w;
+    struct segw_config cfg = {.segment_bytes = 1ull << 30};
+    if (segw_open(name, &cfg, &w) < 0) {
+        fprintf(stderr, "segw_open failed\n");
+        return;
+    }
+    struct segw_tag tag = {"zone", "a"};
+    struct segw_endpoint ep = {"get", "GetReq", "GetResp", 120, 900};
+    for (int i = 0; i < total; i++) {
+        new_id(id);
+        snprintf(svc, sizeof(svc), "service-%d", i / 10);
+        snprintf(addr, sizeof(addr), "10.1.%d.%d:8080", (i / 250) % 250, i % 250);
+        struct segw_instance in = {.id = id,
+                                   .service = svc,
+                                   .version = "1.2.3",
+                                   .host = "host-1",
+                                   .az = "az-1",
+                                   .address = addr,
+                                   .addr_kind = DISC_ADDR_TCP,
+                                   .weight = 10,
+                                   .origin = DISC_ORIGIN_REMOTE,
+                                   .tags = &tag,
+                                   .n_tags = 1,
+                                   .endpoints = &ep,
+                                   .n_endpoints = 1};
+        segw_put(w, &in);
+    }
+    segw_commit(w);
+    struct segw_stats st;
+    segw_tick(w);
+    segw_stats(w, &st);
+    disc_handle *h;
+    if (disc_open(name, 0, &h) < 0) {
+        segw_close(w, true);
+        return;
+    }
+    static char buf[1 << 16];
+    struct disc_instance *list;
+    size_t need;
+    double *lat = calloc((size_t)n, sizeof(double));
+    /* each sample is a batch of 100 lookups: clock resolution */
+    for (int i = 0; i < n; i++) {
+        double t0 = now_us();
+        for (int k = 0; k < 100; k++) {
+            snprintf(svc, sizeof(svc), "service-%d", (i * 100 + k) % (total / 10));
+            disc_lookup(h, svc, buf, sizeof(buf), &list, &need);
+        }
+        lat[i] = (now_us() - t0) / 100;
+    }
+    qsort(lat, (size_t)n, sizeof(*lat), cmp_double);
+    printf("| %-58s | %6d | %8.2f | %8.2f | %8.2f | %8s |\n",
+           "libdiscshm disc_lookup of one service (10 instances)", n, lat[n / 2],
+           lat[(int)((double)n * 0.99)], lat[n - 1], "-");
+    printf("|   segment: %d instances in %d services, %.0f bytes/instance in use |\n", total,
+           total / 10, (double)st.used_bytes / total);
+    free(lat);
+    disc_close(h);
+    segw_close(w, true);
+}
+
 /* 5: initial sync of `total` instances over `hosts` subtrees */
 static int initial_seen;
 static void count_upsert(void *arg, const char *host, const char *id, const char *json, size_t len)
@@ -422,6 +491,7 @@ int main(int argc, char **argv)
     bench_raw(zk.connect, n);
     bench_sync(zk.connect, n);
     bench_reads(zk.connect, n);
+    bench_shm(n, initial > 1000 ? initial : 10000);
     if (initial > 0) {
         printf("\n");
         bench_initial(zk.connect, initial, hosts);

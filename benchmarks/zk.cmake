@@ -3,4 +3,4 @@ include(${CMAKE_SOURCE_DIR}/daemon/zk_sync.cmake)
 add_executable(bench_zk ${CMAKE_CURRENT_LIST_DIR}/bench_zk.c
   ${CMAKE_SOURCE_DIR}/tests/harness/zk_server.c)
 target_include_directories(bench_zk PRIVATE ${CMAKE_SOURCE_DIR}/tests/harness)
-target_link_libraries(bench_zk PRIVATE disczk PkgConfig::UUID)
+target_link_libraries(bench_zk PRIVATE disczk discpub discshm_static PkgConfig::UUID)
