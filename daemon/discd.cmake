@@ -9,6 +9,7 @@ set(DISCD_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/control.c
   ${CMAKE_CURRENT_SOURCE_DIR}/zk_bridge.c
   ${CMAKE_CURRENT_SOURCE_DIR}/protect.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/cache_load.c
 )
 # The ZooKeeper layer (library disczk), used when discd runs with --zk.
 include(${CMAKE_CURRENT_LIST_DIR}/zk_sync.cmake)
@@ -32,5 +33,5 @@ if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/health.c)
   target_link_libraries(discd PRIVATE PkgConfig::CURL)
 endif()
 target_include_directories(discd PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(discd PRIVATE discpub disczk PkgConfig::URCU PkgConfig::JANSSON PkgConfig::UUID Threads::Threads)
+target_link_libraries(discd PRIVATE discpub discshm_static disczk PkgConfig::URCU PkgConfig::JANSSON PkgConfig::UUID Threads::Threads)
 install(TARGETS discd)

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "control.h"
 #include "log.h"
+#include "cache_load.h"
 #include "publisher.h"
 #include "registry.h"
 #include "zk_bridge.h"
@@ -183,6 +184,20 @@ int main(int argc, char *argv[])
     /* ZooKeeper mode: start syncing before the control socket serves, so the
      * registry listener sees every local registration (zk_bridge.h). */
     if (d.cfg.zk[0]) {
+        /* Publish the last saved region picture first (origin CACHE): readers
+         * have data now even if ZooKeeper is unreachable. zk_bridge drops
+         * what the region does not confirm after its first full sync. */
+        if (d.cfg.cache_file[0]) {
+            int n = cache_load(d.reg, d.cfg.cache_file, d.cfg.host_id);
+            if (n > 0) {
+                publisher_set_snapshot_flags(d.pub, DISC_ST_FROM_CACHE);
+                log_info("file cache %s: %d instances published until ZooKeeper confirms them",
+                         d.cfg.cache_file, n);
+            } else if (n < 0 && n != -ENOENT) {
+                log_warn("file cache %s ignored: %s", d.cfg.cache_file,
+                         n == -EBADMSG ? "damaged (checksum or format)" : strerror(-n));
+            }
+        }
         rc = zk_bridge_start(&d.cfg, d.reg, d.pub, &d.zk);
         if (rc < 0) {
             log_error("cannot start the ZooKeeper layer: %s", strerror(-rc));

@@ -910,7 +910,25 @@ void segw_set_state(struct seg_writer *w, uint32_t flags, uint32_t degraded_reas
 
 void segw_set_snapshot_flags(struct seg_writer *w, uint32_t flags)
 {
+    if (w->snap_flags == flags)
+        return;
     w->snap_flags = flags;
+    if (w->npend)
+        return; /* the coming commit carries them */
+    /* Nothing staged: publish a new snapshot of the same tables now, so
+     * readers see the flags change without waiting for a registry change. */
+    uint32_t snap;
+    sega_commit_begin(&w->a);
+    if (write_snapshot(w, w->gen + 1, &snap) < 0 ||
+        sega_retire(&w->a, w->snap_off, sizeof(struct disc_snapshot)) < 0) {
+        sega_commit_fail(&w->a);
+        return; /* the next commit will carry the flags */
+    }
+    w->gen++;
+    publish(w, snap, w->gen);
+    w->snap_off = snap;
+    sega_commit_ok(&w->a, w->gen, mono_ns());
+    w->commits++;
 }
 
 void segw_stats(const struct seg_writer *w, struct segw_stats *st)

@@ -119,7 +119,9 @@ void segw_tick(struct seg_writer *w);
 void segw_set_state(struct seg_writer *w, uint32_t flags, uint32_t degraded_reason,
                     int64_t degraded_since_ms, int64_t last_sync_ms, uint32_t held_changes);
 
-/* Mark the snapshots committed from now on with DISC_ST_FROM_CACHE (or not). */
+/* Mark the snapshots from now on with DISC_ST_FROM_CACHE (or not). When the
+ * flags change and nothing is staged, a new snapshot of the same tables is
+ * published at once. */
 void segw_set_snapshot_flags(struct seg_writer *w, uint32_t flags);
 
 void segw_stats(const struct seg_writer *w, struct segw_stats *st);

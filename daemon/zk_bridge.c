@@ -13,6 +13,7 @@
 
 #include "discshm.h"
 #include "instance.h"
+#include "cache_load.h"
 #include "log.h"
 #include "protect.h"
 #include "zk_sync.h"
@@ -130,6 +131,14 @@ static void cb_state(void *arg, const struct zk_sync_status *st)
     zb->st_last_sync_ms = st->last_sync_ms;
     zb->st_zk_held = (uint32_t)st->counters.held_now;
     pthread_mutex_unlock(&zb->st_mu);
+    /* Synced and out of cooling-off: the region has re-announced everything
+     * it still has, so file-cache entries left unconfirmed are gone. */
+    if (up && st->last_sync_ms > 0 && !st->cooling) {
+        int n = cache_purge(zb->reg);
+        if (n > 0)
+            log_info("file cache: %d instances not confirmed by ZooKeeper removed", n);
+        publisher_set_snapshot_flags(zb->pub, 0);
+    }
     publish_state(zb);
 }
 

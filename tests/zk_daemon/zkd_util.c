@@ -15,6 +15,12 @@ void zkd_root(char *buf, size_t len, const char *tag)
 
 void zkd_start(struct zkd *z, const char *tag, const char *connect, const char *root)
 {
+    zkd_start_extra(z, tag, connect, root, NULL);
+}
+
+void zkd_start_extra(struct zkd *z, const char *tag, const char *connect, const char *root,
+                     const char *extra)
+{
     memset(z, 0, sizeof(*z));
     snprintf(z->host_id, sizeof(z->host_id), "%s-%d", tag, (int)getpid());
     char a_zk[512], a_root[300], a_host[96], a_to[64];
@@ -22,7 +28,7 @@ void zkd_start(struct zkd *z, const char *tag, const char *connect, const char *
     snprintf(a_root, sizeof(a_root), "--zk-root=%s", root);
     snprintf(a_host, sizeof(a_host), "--host-id=%s", z->host_id);
     snprintf(a_to, sizeof(a_to), "--zk-session-timeout=%d", ZKD_SESSION_MS);
-    char *const args[] = {a_zk, a_root, a_host, a_to, NULL};
+    char *const args[] = {a_zk, a_root, a_host, a_to, (char *)extra, NULL};
     dt_start(&z->proc, tag, args);
     z->h = dt_open_reader(&z->proc);
 }

@@ -29,6 +29,10 @@ void zkd_root(char *buf, size_t len, const char *tag);
  * short session timeout, open a reader on its segment. Asserts. */
 void zkd_start(struct zkd *z, const char *tag, const char *connect, const char *root);
 
+/* The same with one more discd argument (e.g. "--cache-file=PATH"; NULL: none). */
+void zkd_start_extra(struct zkd *z, const char *tag, const char *connect, const char *root,
+                     const char *extra);
+
 /* Close the reader, SIGTERM discd (must exit 0), clean up. Idempotent. */
 void zkd_finish(struct zkd *z);
 
