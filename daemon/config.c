@@ -76,6 +76,9 @@ static const struct opt_def opts[] = {
      "host-local registry."},
     {"zk-root", OPT_STR, F(zk_root), 1, 0, "PATH", "/discshm", false,
      "Root znode of the registry in ZooKeeper."},
+    {"zk-cooloff", OPT_U32, F(zk_cooloff_ms), 0, 3600000, "MS", "0 (2 x check-interval)", false,
+     "Cooling-off after each ZooKeeper (re)connect: removals found by sync are held this long "
+     "so instances that have not re-announced yet are not dropped; additions apply at once."},
     {"zk-session-timeout", OPT_U32, F(zk_session_timeout_ms), 1000, 600000, "MS", "10000", false,
      "ZooKeeper session timeout requested."},
     {"host-id", OPT_STR, F(host_id), 1, 0, "ID", "the hostname", false,

@@ -40,6 +40,7 @@ struct discd_config {
     char zk[1024];
     char zk_root[256];
     uint32_t zk_session_timeout_ms;
+    uint32_t zk_cooloff_ms; /* 0: 2 x check-interval */
     char host_id[256];
     char az[65];
     char cache_file[4096];

@@ -236,7 +236,7 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
     atomic_init(&zb->rejected, 0);
     zb->st_flags = DISC_ST_ZK_CONFIGURED | DISC_ST_DEGRADED;
     zb->st_reason = DISC_DEG_ZK_UNREACHABLE;
-    uint32_t cooloff_ms = 2 * cfg->check_interval_ms;
+    uint32_t cooloff_ms = cfg->zk_cooloff_ms ? cfg->zk_cooloff_ms : 2 * cfg->check_interval_ms;
     struct protect_config pc = {
         .shrink = cfg->protect_shrink,
         .hold_ms = cfg->protect_hold_ms ? cfg->protect_hold_ms : cooloff_ms,
