@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -154,9 +155,12 @@ static void tick(struct protect *p, int64_t now)
         uint32_t left = x->count > gone ? x->count - gone : 0;
         bool hold =
             x->count > 0 && (x->held > 0 || left == 0 || (double)x->pending > p->shrink * x->count);
+        /* x->service points into one of the entries this loop may free. */
+        char svc[DISC_SERVICE_MAX + 1];
+        snprintf(svc, sizeof(svc), "%s", x->service);
         for (struct pend **pp = &p->list; *pp;) {
             struct pend *e = *pp;
-            if (e->held_since_ms || strcmp(e->service, x->service) != 0) {
+            if (e->held_since_ms || strcmp(e->service, svc) != 0) {
                 pp = &e->next;
                 continue;
             }
@@ -175,8 +179,7 @@ static void tick(struct protect *p, int64_t now)
             log_warn("protection: holding %u removal(s) of service %s (%u -> %u instances, "
                      "more than %.0f%% in one step); applied in %u ms unless they come back, "
                      "or now with `discctl confirm %s`",
-                     x->pending, x->service, x->count, left, p->shrink * 100.0, p->hold_ms,
-                     x->service);
+                     x->pending, svc, x->count, left, p->shrink * 100.0, p->hold_ms, svc);
         }
     }
     free(d.v); /* services point into entries: free after the loop */
