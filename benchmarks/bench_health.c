@@ -1,5 +1,5 @@
 /*
- * bench_health.c — CPU cost of the health checker thread (daemon/health.c).
+ * bench_health.c — CPU cost of the health checker thread (daemon/checks/health.c).
  *
  * One checker thread checks N instances (default 10 000) every interval
  * (default 1 s) against a few local listeners that run in a child process,

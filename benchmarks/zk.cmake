@@ -1,5 +1,5 @@
 # bench_zk: ZooKeeper layer latency vs raw ZooKeeper (see benchmarks/RESULTS_zk.md).
-include(${CMAKE_SOURCE_DIR}/daemon/zk_sync.cmake)
+include(${CMAKE_SOURCE_DIR}/daemon/zk/zk_sync.cmake)
 add_executable(bench_zk ${CMAKE_CURRENT_LIST_DIR}/bench_zk.c
   ${CMAKE_SOURCE_DIR}/tests/harness/zk_server.c)
 target_include_directories(bench_zk PRIVATE ${CMAKE_SOURCE_DIR}/tests/harness)

@@ -44,7 +44,7 @@ struct discd_config {
     char host_id[256];
     char az[65];
     char cache_file[4096];
-    /* Protection (daemon/protect.h): hold remote removals that shrink a
+    /* Protection (daemon/registry/protect.h): hold remote removals that shrink a
      * service by more than this fraction in one step; 0 disables. */
     double protect_shrink;
     uint32_t protect_hold_ms; /* 0: the cooling-off period (2 x check-interval) */

@@ -1,7 +1,7 @@
 /*
  * reader.c — mapping a segment, reader slots and read sections.
  *
- * Read-section protocol (the writer side is daemon/seg_writer.c):
+ * Read-section protocol (the writer side is daemon/segment/seg_writer.c):
  *   begin: a = load gen (acquire)
  *          CAS slot 0 -> a         claims one of our slots and announces a;
  *                                  a full barrier: the announcement is

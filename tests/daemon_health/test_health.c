@@ -1,5 +1,5 @@
 /*
- * test_health.c — the checker thread (daemon/health.c) against real sockets:
+ * test_health.c — the checker thread (daemon/checks/health.c) against real sockets:
  * TCP listeners that stop listening, a small HTTP server that starts answering
  * 500, TTLs that lapse, and removal.
  */

@@ -3,7 +3,7 @@
  *
  * One checker thread runs every check. Session checks are not here: they
  * belong to the control connection that registered the instance
- * (daemon/control.c). The checker never touches the registry itself: when
+ * (daemon/control/control.c). The checker never touches the registry itself: when
  * an instance has missed `misses` consecutive checks it calls the on_fail
  * callback (from the checker thread) and forgets the instance.
  */
