@@ -101,8 +101,10 @@ struct zk_sync {
     uint64_t applied_gen; /* local_gen last seen fully applied */
     uint64_t last_seq;
     struct zk_sync_status status;
+    clientid_t session; /* last established session (zk_sync_get_session), id 0: none */
 
     /* worker-private */
+    clientid_t resume; /* zk_sync_config.resume, used by the first open_session */
     zhandle_t *zh;
     bool connected, ever_connected;
     bool session_new;   /* no reconcile has succeeded in this session yet */
@@ -1323,7 +1325,13 @@ out:
 static void open_session(struct zk_sync *zs)
 {
     zs->new_session_at = 0;
-    zs->zh = zookeeper_init(zs->connect, watcher, zs->session_timeout_ms, NULL, zs, 0);
+    const clientid_t *resume = zs->resume.client_id ? &zs->resume : NULL;
+    if (resume) {
+        zlog(zs, ZK_SYNC_LOG_INFO, "resuming session 0x%llx",
+             (unsigned long long)resume->client_id);
+    }
+    zs->zh = zookeeper_init(zs->connect, watcher, zs->session_timeout_ms, resume, zs, 0);
+    zs->resume.client_id = 0; /* only the first session */
     if (!zs->zh) {
         zlog(zs, ZK_SYNC_LOG_ERROR, "zookeeper_init(%s) failed: %s", zs->connect, strerror(errno));
         zs->new_session_at = mono_ms() + NEW_SESSION_RETRY;
@@ -1368,6 +1376,11 @@ static void on_session_event(struct zk_sync *zs, int state)
             const clientid_t *cid = zoo_client_id(zs->zh);
             zlog(zs, ZK_SYNC_LOG_INFO, "session 0x%llx established, timeout %d ms",
                  cid ? (unsigned long long)cid->client_id : 0ULL, zoo_recv_timeout(zs->zh));
+            if (cid) {
+                pthread_mutex_lock(&zs->mu);
+                zs->session = *cid;
+                pthread_mutex_unlock(&zs->mu);
+            }
         } else {
             zs->c.reconnects++;
         }
@@ -1711,6 +1724,10 @@ int zk_sync_start(const struct zk_sync_config *cfg, const struct zk_sync_callbac
     zs->max_doc = cfg->max_doc_bytes ? cfg->max_doc_bytes : 65536;
     zs->log_level = cfg->log_level;
     zs->rnd = (unsigned)getpid() ^ (unsigned)real_ms();
+    if (cfg->resume && cfg->resume->id) {
+        zs->resume.client_id = cfg->resume->id;
+        memcpy(zs->resume.passwd, cfg->resume->passwd, sizeof(zs->resume.passwd));
+    }
     size_t hp = strlen(cfg->root) + sizeof("/hosts");
     size_t op = hp + 1 + strlen(cfg->host_id);
     zs->connect = strdup(cfg->connect);
@@ -1862,6 +1879,15 @@ int zk_sync_withdraw_local(struct zk_sync *zs, const char *id)
     pthread_cond_signal(&zs->wake);
     pthread_mutex_unlock(&zs->mu);
     return 0;
+}
+
+int zk_sync_get_session(struct zk_sync *zs, struct zk_sync_session *out)
+{
+    pthread_mutex_lock(&zs->mu);
+    out->id = zs->session.client_id;
+    memcpy(out->passwd, zs->session.passwd, sizeof(out->passwd));
+    pthread_mutex_unlock(&zs->mu);
+    return out->id ? 0 : -ENOTCONN;
 }
 
 void zk_sync_get_status(struct zk_sync *zs, struct zk_sync_status *out)

@@ -110,6 +110,13 @@ struct zk_sync_callbacks {
     void (*log)(void *arg, enum zk_sync_log_level level, const char *msg);
 };
 
+/* A ZooKeeper session's credentials (the C client's clientid_t), to resume
+ * the session from another process (a restarted daemon). */
+struct zk_sync_session {
+    int64_t id; /* 0: none */
+    char passwd[16];
+};
+
 struct zk_sync_config {
     const char *connect;    /* ZooKeeper connect string "h1:p1,h2:p2[/chroot]" (required) */
     const char *root;       /* absolute path, e.g. "/discd" (required, no trailing '/') */
@@ -123,6 +130,11 @@ struct zk_sync_config {
     enum zk_sync_log_level log_level;    /* most verbose level passed to log */
     enum zk_sync_log_level zk_log_level; /* the ZooKeeper C client's own level
                                           * (process-wide), written to stderr */
+    /* Resume this session for the first connection instead of opening a new
+     * one (NULL or id 0: new). If the server has expired it, zk_sync gets
+     * ZOO_EXPIRED_SESSION_STATE and opens a new session as after any expiry.
+     * Ephemeral nodes of a resumed session stay in place. */
+    const struct zk_sync_session *resume;
 };
 
 /*
@@ -159,6 +171,13 @@ int zk_sync_publish_local(struct zk_sync *zs, const char *id, const char *json, 
  * -ENOENT if id is not currently published, -EINVAL if not a UUID.
  */
 int zk_sync_withdraw_local(struct zk_sync *zs, const char *id);
+
+/*
+ * The credentials of the current session (last one established) into *out,
+ * e.g. to save them for a restarted daemon (zk_sync_config.resume). Any
+ * thread. 0, or -ENOTCONN if no session was established yet.
+ */
+int zk_sync_get_session(struct zk_sync *zs, struct zk_sync_session *out);
 
 /* Snapshot of state and counters; any thread. */
 void zk_sync_get_status(struct zk_sync *zs, struct zk_sync_status *out);
