@@ -36,7 +36,7 @@
 #include <string.h>
 
 #define DISC_MAGIC       0x31305348534944ULL   /* "DISHS01\0" little-endian */
-#define DISC_IMAGE_MAGIC  0x31304d4948534944ULL /* "DISHIM01": a file-cache image */
+#define DISC_IMAGE_MAGIC 0x31304d4948534944ULL /* "DISHIM01": a file-cache image */
 #define DISC_SLOTS_MAGIC 0x31304c5348534944ULL /* "DISHSL01" */
 #define DISC_ABI_MAJOR   1
 #define DISC_ABI_MINOR   0
@@ -153,8 +153,8 @@ struct disc_snapshot {
     uint32_t id_table;    /* struct disc_htab: instance id -> instance record */
     uint32_t n_services;
     uint32_t n_instances;
-    uint32_t flags; /* DISC_ST_FROM_CACHE etc. for this snapshot */
-    uint32_t pad_;
+    uint32_t flags;    /* DISC_ST_FROM_CACHE etc. for this snapshot */
+    uint32_t checksum; /* disc_checksum over the record with this field 0 */
 };
 _Static_assert(sizeof(struct disc_snapshot) == 48, "snapshot size");
 
@@ -166,17 +166,20 @@ struct disc_htab {
     uint32_t nbuckets; /* power of two, multiple of DISC_PAGE_BUCKETS */
     uint32_t count;    /* entries */
     uint32_t npages;   /* nbuckets / DISC_PAGE_BUCKETS */
-    uint32_t pad_;
-    uint32_t pages[]; /* npages offsets of struct disc_hpage (0 = all empty) */
+    uint32_t checksum; /* over the record (directory included), this field 0;
+                          set when a commit seals the table */
+    uint32_t pages[];  /* npages offsets of struct disc_hpage (0 = all empty) */
 };
 _Static_assert(sizeof(struct disc_htab) == 24, "htab size");
 
 struct disc_hpage {
     uint32_t type; /* DISC_REC_HPAGE */
     uint32_t size;
+    uint32_t checksum; /* over the page, this field 0; set when a commit seals it */
+    uint32_t pad_;
     uint32_t bucket[DISC_PAGE_BUCKETS]; /* offsets of struct disc_bucket, 0 = empty */
 };
-_Static_assert(sizeof(struct disc_hpage) == 8 + 4 * DISC_PAGE_BUCKETS, "page size");
+_Static_assert(sizeof(struct disc_hpage) == 16 + 4 * DISC_PAGE_BUCKETS, "page size");
 
 struct disc_bucket_ent {
     uint32_t hash; /* low 32 bits of the key hash */
@@ -187,7 +190,7 @@ struct disc_bucket {
     uint32_t type; /* DISC_REC_BUCKET */
     uint32_t size;
     uint32_t n;
-    uint32_t pad_;
+    uint32_t checksum; /* over the bucket, this field 0 */
     struct disc_bucket_ent e[];
 };
 _Static_assert(sizeof(struct disc_bucket) == 16, "bucket size");

@@ -8,6 +8,7 @@
  * retired instead, so readers walking an older snapshot never see a write.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,21 @@ void wtab_destroy(struct wtab *t)
     memset(t, 0, sizeof(*t));
 }
 
+void wtab_seal(struct sega *a, struct wtab *t)
+{
+    if (!t->tab_fresh)
+        return; /* nothing copied: every part still carries its checksum */
+    struct disc_htab *h = tab_at(a, t->off);
+    for (uint32_t pi = 0; pi < h->npages && pi < t->page_fresh_cap; pi++) {
+        if (!t->page_fresh[pi] || !h->pages[pi])
+            continue;
+        struct disc_hpage *p = SEG_AT(a, struct disc_hpage, h->pages[pi]);
+        p->checksum = 0;
+        p->checksum = disc_checksum(p, p->size, offsetof(struct disc_hpage, checksum));
+    }
+    h->checksum = disc_checksum(h, h->size, offsetof(struct disc_htab, checksum));
+}
+
 void wtab_commit_done(struct wtab *t)
 {
     t->tab_fresh = false;
@@ -120,7 +136,7 @@ static int cow_page(struct sega *a, struct wtab *t, uint32_t pi, struct disc_hpa
             return -ENOMEM;
         }
     } else {
-        memset(p, 0, sizeof(*p));
+        memset(p, 0, sizeof(*p)); /* the checksum is set by wtab_seal */
         p->type = DISC_REC_HPAGE;
         p->size = sizeof(*p);
     }
@@ -214,7 +230,6 @@ static int rewrite_bucket(struct sega *a, struct wtab *t, uint32_t b, const stru
         const struct disc_bucket *ob = old_off ? SEG_AT(a, struct disc_bucket, old_off) : NULL;
         nb->type = DISC_REC_BUCKET;
         nb->size = bucket_bytes(n);
-        nb->pad_ = 0;
         uint32_t j = 0;
         for (uint32_t i = 0; i < n_old; i++)
             if ((int)i != drop)
@@ -222,6 +237,7 @@ static int rewrite_bucket(struct sega *a, struct wtab *t, uint32_t b, const stru
         if (add.off)
             nb->e[j++] = add;
         nb->n = j;
+        nb->checksum = disc_checksum(nb, nb->size, offsetof(struct disc_bucket, checksum));
     }
     if (old_off && sega_retire(a, old_off, bucket_bytes(n_old)) < 0)
         return -ENOMEM;
@@ -295,9 +311,9 @@ static int grow(struct sega *a, struct wtab *t)
         bk->type = DISC_REC_BUCKET;
         bk->size = bucket_bytes(j - i);
         bk->n = j - i;
-        bk->pad_ = 0;
         for (uint32_t k = i; k < j; k++)
             bk->e[k - i] = v[k].e;
+        bk->checksum = disc_checksum(bk, bk->size, offsetof(struct disc_bucket, checksum));
         p->bucket[v[i].bucket % DISC_PAGE_BUCKETS] = boff;
         i = j;
     }

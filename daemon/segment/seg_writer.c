@@ -488,6 +488,8 @@ static int write_snapshot(struct seg_writer *w, uint64_t gen, uint32_t *out)
     uint32_t off = sega_alloc(&w->a, sizeof(struct disc_snapshot));
     if (!off)
         return -ENOSPC;
+    wtab_seal(&w->a, &w->svc);
+    wtab_seal(&w->a, &w->ids);
     struct disc_snapshot *s = SEG_AT(&w->a, struct disc_snapshot, off);
     memset(s, 0, sizeof(*s));
     s->type = DISC_REC_SNAPSHOT;
@@ -499,6 +501,7 @@ static int write_snapshot(struct seg_writer *w, uint64_t gen, uint32_t *out)
     s->n_services = wtab_count(&w->a, &w->svc);
     s->n_instances = wtab_count(&w->a, &w->ids);
     s->flags = w->snap_flags;
+    s->checksum = disc_checksum(s, sizeof(*s), offsetof(struct disc_snapshot, checksum));
     *out = off;
     return 0;
 }
@@ -1074,6 +1077,8 @@ int64_t segw_export(struct seg_writer *w, const char *path)
     for (uint32_t i = 0; i < svcs.n; i++)
         if ((rc = export_service(w, &a2, &svc2, &ids2, svcs.v[i])) < 0)
             goto out_a2;
+    wtab_seal(&a2, &svc2);
+    wtab_seal(&a2, &ids2);
     uint32_t snap = sega_alloc(&a2, sizeof(struct disc_snapshot));
     rc = -ENOSPC;
     if (!snap)
@@ -1088,6 +1093,7 @@ int64_t segw_export(struct seg_writer *w, const char *path)
                                 .n_services = wtab_count(&a2, &svc2),
                                 .n_instances = wtab_count(&a2, &ids2),
                                 .flags = DISC_ST_FROM_CACHE};
+    s->checksum = disc_checksum(s, sizeof(*s), offsetof(struct disc_snapshot, checksum));
     uint64_t arena_end = (a2.top + 4095) & ~4095u;
     uint64_t size = arena_end + 4096; /* a zero tail page, as in live segments */
     struct disc_hdr *h = (struct disc_hdr *)buf;
@@ -1110,7 +1116,8 @@ int64_t segw_export(struct seg_writer *w, const char *path)
     atomic_store(&h->state_flags, DISC_ST_FROM_CACHE);
     h->image_bytes = size;
     h->image_checksum = 0;
-    h->image_checksum = disc_checksum(buf, (uint32_t)size, offsetof(struct disc_hdr, image_checksum));
+    h->image_checksum =
+        disc_checksum(buf, (uint32_t)size, offsetof(struct disc_hdr, image_checksum));
     rc = write_file_atomically(path, buf, size);
     if (rc == 0)
         rc = (int64_t)size;
