@@ -134,12 +134,12 @@ int disc_instance_endpoint(const struct disc_instance *inst, unsigned i, struct 
 typedef struct disc_handle disc_handle;
 
 /* Flags for disc_open. */
-#define DISC_OPEN_VERIFY 0x1u /* verify each record's checksum on every read */
+#define DISC_OPEN_VERIFY         0x1u /* verify each record's checksum on every read */
 #define DISC_OPEN_CACHE_FALLBACK 0x2u /* no segment: open discd's file cache instead */
 
 /* The file cache disc_open falls back to: $DISCSHM_CACHE if set, else
  * DISC_DEFAULT_CACHE_DIR "/<name>.cache" (discd's default --cache-file). */
-#define DISC_CACHE_ENV "DISCSHM_CACHE"
+#define DISC_CACHE_ENV         "DISCSHM_CACHE"
 #define DISC_DEFAULT_CACHE_DIR "/var/cache/discshm"
 
 /*
@@ -219,7 +219,15 @@ int disc_list_services(disc_handle *h, void *buf, size_t buflen, struct disc_ser
  * returns 0: a section that stalls for long (e.g. the process was stopped)
  * may be overtaken by the writer, and then its results must be discarded.
  * Sections are short: do not block inside one. Sections may not nest on one
- * thread. */
+ * thread.
+ *
+ * Work budget: every section may do a bounded amount of work, a small
+ * multiple of a full walk of a registry the size of its snapshot (plus a
+ * constant for many small lookups, with a hard cap). Calls made after the
+ * budget is spent return -EBADMSG, so no segment — damaged, hostile, or
+ * with records that reference each other in circles — can keep a reader
+ * busy for long. The copy-out calls stay far below it; a zero-copy caller
+ * doing many full walks should open a new section for each. */
 
 struct disc_read {
     /* private */
@@ -231,7 +239,7 @@ struct disc_read {
     uint32_t snap_;
     int slot_;
     unsigned flags_;
-    uint32_t pad_;
+    uint32_t work_; /* work budget left + 1; 0 = not computed yet */
 };
 
 /* A service found inside a read section. */
@@ -362,14 +370,13 @@ struct disc_tag_match {
 /* Health masks for disc_filter.health_mask: bit (1u << enum disc_health)
  * for each accepted state. 0 accepts every state. */
 #define DISC_HEALTH_BIT(state) (1u << (state))
-#define DISC_HEALTH_NOT_CRITICAL                                                                \
-    (DISC_HEALTH_BIT(DISC_HEALTH_UNKNOWN) | DISC_HEALTH_BIT(DISC_HEALTH_PASSING) |              \
+#define DISC_HEALTH_NOT_CRITICAL                                                                   \
+    (DISC_HEALTH_BIT(DISC_HEALTH_UNKNOWN) | DISC_HEALTH_BIT(DISC_HEALTH_PASSING) |                 \
      DISC_HEALTH_BIT(DISC_HEALTH_WARNING))
-#define DISC_HEALTH_AT_LEAST_WARNING                                                            \
+#define DISC_HEALTH_AT_LEAST_WARNING                                                               \
     (DISC_HEALTH_BIT(DISC_HEALTH_PASSING) | DISC_HEALTH_BIT(DISC_HEALTH_WARNING))
 #define DISC_HEALTH_PASSING_ONLY DISC_HEALTH_BIT(DISC_HEALTH_PASSING)
-#define DISC_HEALTH_MASK_ALL                                                                    \
-    (DISC_HEALTH_NOT_CRITICAL | DISC_HEALTH_BIT(DISC_HEALTH_CRITICAL))
+#define DISC_HEALTH_MASK_ALL     (DISC_HEALTH_NOT_CRITICAL | DISC_HEALTH_BIT(DISC_HEALTH_CRITICAL))
 
 struct disc_filter {
     const char *service;        /* exact service name (one hash lookup) */

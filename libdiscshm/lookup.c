@@ -15,166 +15,346 @@
 
 #define RETRIES 64
 
+/* Work budget (see disc__charge): WORK_K honest walks + WORK_FLOOR, at most
+ * WORK_CAP units. One unit is one record or bucket slot visited; verifying
+ * a checksum costs one more per 64 bytes hashed. */
+#define WORK_K     8u
+#define WORK_FLOOR 65536u
+#define WORK_CAP   (1u << 31)
+
 static inline const struct disc_map *rmap(const struct disc_read *rd)
 {
     return (const struct disc_map *)rd->map_;
 }
 
-/* A string of a record: in bounds and NUL-terminated where it says. */
-static const char *rec_str(const unsigned char *rec, uint32_t size, struct disc_str s)
+static inline int verifying(const struct disc_read *rd)
 {
-    if ((uint32_t)s.off + s.len >= size || rec[s.off + s.len] != 0)
+    return (rd->flags_ & DISC_OPEN_VERIFY) != 0;
+}
+
+/* Units to charge for hashing `size` bytes of a record (0 unless verifying). */
+static inline uint32_t verify_units(const struct disc_read *rd, uint32_t size)
+{
+    return verifying(rd) ? size / 64 + 1 : 0;
+}
+
+/* A string of a record: in bounds, at most max bytes and NUL-terminated
+ * where it says. `s` is the caller's local copy; the terminator is loaded
+ * once. */
+static const char *rec_str(const unsigned char *rec, uint32_t size, struct disc_str s, size_t max)
+{
+    if ((uint32_t)s.off + s.len >= size || s.len > max || disc__ld8(rec + s.off + s.len) != 0)
         return NULL;
     return (const char *)rec + s.off;
 }
 
-/* disc_read_begin checked that the snapshot record lies inside the arena;
- * its fields are checked where they are used. */
-static const struct disc_snapshot *snap_of(const struct disc_read *rd)
+/* ---- validated local copies of records --------------------------------------------- */
+
+/* The snapshot, copied whole (48 bytes), then checked: fields come only
+ * from the copy, and the checksum is over the copy too. */
+static int snap_load(const struct disc_read *rd, struct disc_snapshot *s)
 {
-    return (const struct disc_snapshot *)(rd->base_ + rd->snap_);
+    if (!disc__rec(rmap(rd), rd->snap_, sizeof(*s), DISC_REC_SNAPSHOT))
+        return -EBADMSG;
+    disc__ldcpy(s, rd->base_ + rd->snap_, sizeof(*s));
+    if (s->type != DISC_REC_SNAPSHOT || s->size < sizeof(*s))
+        return -EBADMSG;
+    if (verifying(rd) &&
+        (s->size != sizeof(*s) ||
+         disc_checksum(s, sizeof(*s), offsetof(struct disc_snapshot, checksum)) != s->checksum))
+        return -EBADMSG;
+    return 0;
 }
 
-static const struct disc_htab *table(const struct disc_read *rd, uint32_t off)
+/* A hash table: its offset and validated geometry. */
+struct tabv {
+    uint32_t off, size, nbuckets, npages;
+};
+
+static int tab_load(const struct disc_read *rd, uint32_t off, struct tabv *t)
 {
-    const struct disc_htab *t = disc__rec(rmap(rd), off, sizeof(struct disc_htab), DISC_REC_HTAB);
-    if (!t || t->nbuckets < DISC_PAGE_BUCKETS || (t->nbuckets & (t->nbuckets - 1)) ||
-        t->npages != t->nbuckets / DISC_PAGE_BUCKETS || t->npages > DISC_MAX_PAGES ||
-        t->size < sizeof(*t) + 4ull * t->npages)
-        return NULL;
-    return t;
+    uint32_t size;
+    const struct disc_htab *h =
+        disc__rec_sz(rmap(rd), off, sizeof(struct disc_htab), DISC_REC_HTAB, &size);
+    if (!h)
+        return -EBADMSG;
+    uint32_t nb = disc__ld32(&h->nbuckets), np = disc__ld32(&h->npages);
+    if (nb < DISC_PAGE_BUCKETS || (nb & (nb - 1)) || np != nb / DISC_PAGE_BUCKETS ||
+        np > DISC_MAX_PAGES || size < sizeof(*h) + 4ull * np)
+        return -EBADMSG;
+    t->off = off;
+    t->size = size;
+    t->nbuckets = nb;
+    t->npages = np;
+    return 0;
 }
 
-/* The bucket for hash h, NULL with *err=0 when empty, or *err=-EBADMSG. */
-static const struct disc_bucket *bucket(const struct disc_read *rd, const struct disc_htab *t,
-                                        uint32_t b, int *err)
+/* A table, charged; its checksum (over the whole directory) is verified
+ * when `verify` is set and the handle verifies. */
+static int table(struct disc_read *rd, uint32_t off, struct tabv *t, int verify)
 {
-    *err = 0;
-    uint32_t poff = t->pages[b / DISC_PAGE_BUCKETS];
-    if (!poff)
-        return NULL;
-    const struct disc_hpage *p = disc__rec(rmap(rd), poff, sizeof(*p), DISC_REC_HPAGE);
-    if (!p) {
-        *err = -EBADMSG;
-        return NULL;
+    int rc = disc__charge(rd, 1);
+    if (rc == 0)
+        rc = tab_load(rd, off, t);
+    if (rc == 0 && verify && verifying(rd) &&
+        (rc = disc__charge(rd, verify_units(rd, t->size))) == 0) {
+        const unsigned char *h = rd->base_ + off;
+        if (disc_checksum(h, t->size, offsetof(struct disc_htab, checksum)) !=
+            disc__ld32(h + offsetof(struct disc_htab, checksum)))
+            rc = -EBADMSG;
     }
-    uint32_t boff = p->bucket[b % DISC_PAGE_BUCKETS];
-    if (!boff)
-        return NULL;
-    const struct disc_bucket *bk = disc__rec(rmap(rd), boff, sizeof(*bk), DISC_REC_BUCKET);
-    if (!bk || bk->n > DISC_BUCKET_MAX ||
-        bk->size < sizeof(*bk) + (uint64_t)bk->n * sizeof(struct disc_bucket_ent)) {
-        *err = -EBADMSG;
-        return NULL;
-    }
-    return bk;
+    return rc;
 }
 
-static const struct disc_service_rec *service_rec(const struct disc_read *rd, uint32_t off)
+/* Page pi of a table: 0 with *poff = 0 (no page), or its validated offset. */
+static int page(struct disc_read *rd, const struct tabv *t, uint32_t pi, uint32_t *poff)
 {
+    uint32_t off = disc__ld32(rd->base_ + t->off + sizeof(struct disc_htab) + 4u * pi);
+    *poff = 0;
+    if (!off)
+        return 0;
+    int rc = disc__charge(rd, 1 + verify_units(rd, sizeof(struct disc_hpage)));
+    if (rc < 0)
+        return rc;
+    const struct disc_hpage *p =
+        disc__rec(rmap(rd), off, sizeof(struct disc_hpage), DISC_REC_HPAGE);
+    if (!p)
+        return -EBADMSG;
+    if (verifying(rd) && disc_checksum(p, sizeof(*p), offsetof(struct disc_hpage, checksum)) !=
+                             disc__ld32(&p->checksum))
+        return -EBADMSG;
+    *poff = off;
+    return 0;
+}
+
+/* A bucket: offset and validated entry count. */
+struct bktv {
+    uint32_t off, n;
+};
+
+/* Bucket slot bi of the page at poff: 0 with b->n = 0 when empty. */
+static int bucket_at(struct disc_read *rd, uint32_t poff, uint32_t bi, struct bktv *b)
+{
+    uint32_t off = disc__ld32(rd->base_ + poff + offsetof(struct disc_hpage, bucket) + 4u * bi);
+    b->off = off;
+    b->n = 0;
+    if (!off)
+        return 0;
+    uint32_t size;
+    const struct disc_bucket *bk =
+        disc__rec_sz(rmap(rd), off, sizeof(struct disc_bucket), DISC_REC_BUCKET, &size);
+    if (!bk)
+        return -EBADMSG;
+    uint32_t n = disc__ld32(&bk->n);
+    if (n > DISC_BUCKET_MAX || size < sizeof(*bk) + (uint64_t)n * sizeof(struct disc_bucket_ent))
+        return -EBADMSG;
+    int rc = disc__charge(rd, 1 + verify_units(rd, size));
+    if (rc < 0)
+        return rc;
+    if (verifying(rd) && disc_checksum(bk, size, offsetof(struct disc_bucket, checksum)) !=
+                             disc__ld32(&bk->checksum))
+        return -EBADMSG;
+    b->n = n;
+    return 0;
+}
+
+/* The bucket for bucket number bn of a table. */
+static int bucket(struct disc_read *rd, const struct tabv *t, uint32_t bn, struct bktv *b)
+{
+    uint32_t poff;
+    int rc = page(rd, t, bn / DISC_PAGE_BUCKETS, &poff);
+    b->off = 0;
+    b->n = 0;
+    if (rc < 0 || !poff)
+        return rc;
+    return bucket_at(rd, poff, bn % DISC_PAGE_BUCKETS, b);
+}
+
+/* Entry i (< the validated n) of a bucket. */
+static void bucket_ent(const struct disc_read *rd, const struct bktv *b, uint32_t i, uint32_t *hash,
+                       uint32_t *off)
+{
+    const unsigned char *e = rd->base_ + b->off + sizeof(struct disc_bucket) +
+                             (size_t)i * sizeof(struct disc_bucket_ent);
+    *hash = disc__ld32(e);
+    *off = disc__ld32(e + 4);
+}
+
+/* A service record: offset and validated fields. */
+struct svcv {
+    uint32_t off, size, n, name_off, name_len;
+    const char *name;
+};
+
+static int service_rec(struct disc_read *rd, uint32_t off, struct svcv *v)
+{
+    uint32_t size;
     const struct disc_service_rec *s =
-        disc__rec(rmap(rd), off, sizeof(struct disc_service_rec), DISC_REC_SERVICE);
-    if (!s || s->n_instances > DISC_SVC_INST_MAX ||
-        s->name_off < sizeof(*s) + 4ull * s->n_instances ||
-        (uint64_t)s->name_off + s->name_len >= s->size ||
-        ((const char *)s)[s->name_off + s->name_len] != 0)
-        return NULL;
-    if ((rd->flags_ & DISC_OPEN_VERIFY) &&
-        disc_checksum(s, s->size, offsetof(struct disc_service_rec, checksum)) != s->checksum)
-        return NULL;
-    return s;
-}
-
-/* Generic hash lookup: the record offset whose key matches (and the
- * record, validated by the match function). */
-typedef int (*key_match_fn)(const struct disc_read *rd, uint32_t off, const char *key, size_t len,
-                            const void **rec);
-
-static int svc_match(const struct disc_read *rd, uint32_t off, const char *key, size_t len,
-                     const void **rec)
-{
-    const struct disc_service_rec *s = service_rec(rd, off);
+        disc__rec_sz(rmap(rd), off, sizeof(struct disc_service_rec), DISC_REC_SERVICE, &size);
     if (!s)
         return -EBADMSG;
-    *rec = s;
-    return s->name_len == len && memcmp((const char *)s + s->name_off, key, len) == 0;
+    struct disc_service_rec h = {0};
+    disc__ldcpy(&h, s, sizeof(h));
+    if (h.n_instances > DISC_SVC_INST_MAX || h.name_len > DISC_SERVICE_MAX ||
+        h.name_off < sizeof(h) + 4ull * h.n_instances ||
+        (uint64_t)h.name_off + h.name_len >= size ||
+        disc__ld8((const char *)s + h.name_off + h.name_len) != 0)
+        return -EBADMSG;
+    int rc = disc__charge(rd, 1 + verify_units(rd, size));
+    if (rc < 0)
+        return rc;
+    if (verifying(rd) &&
+        disc_checksum(s, size, offsetof(struct disc_service_rec, checksum)) != h.checksum)
+        return -EBADMSG;
+    v->off = off;
+    v->size = size;
+    v->n = h.n_instances;
+    v->name_off = h.name_off;
+    v->name_len = h.name_len;
+    v->name = (const char *)s + h.name_off;
+    return 0;
 }
 
-static int id_match(const struct disc_read *rd, uint32_t off, const char *key, size_t len,
-                    const void **rec)
+/* Offset of instance i (< the validated n) of a service record. */
+static uint32_t service_inst(const struct disc_read *rd, const struct svcv *v, uint32_t i)
 {
-    const struct disc_inst_rec *r =
-        disc__rec(rmap(rd), off, sizeof(struct disc_inst_rec), DISC_REC_INSTANCE);
-    if (!r)
-        return -EBADMSG;
-    const char *id = rec_str((const unsigned char *)r, r->size, r->id);
-    if (!id)
-        return -EBADMSG;
-    *rec = r;
-    return r->id.len == len && memcmp(id, key, len) == 0;
+    return disc__ld32(rd->base_ + v->off + sizeof(struct disc_service_rec) + 4u * i);
 }
 
-static int find(const struct disc_read *rd, uint32_t tab_off, const char *key, size_t len,
-                key_match_fn match, uint32_t *out, const void **rec)
+/* ---- work budget ------------------------------------------------------------------------ */
+
+/*
+ * The budget of a section: WORK_K times what an honest walk of every table,
+ * service and instance of the snapshot costs, plus WORK_FLOOR, capped by
+ * WORK_CAP. The counts are the snapshot's own, clamped to what can fit in
+ * the arena (every instance takes a record of at least 64 bytes, and no
+ * honest table has more buckets than twice the entries it ever held), so
+ * neither a lying count nor a record reused everywhere buys more work.
+ */
+static uint32_t budget(const struct disc_read *rd)
 {
-    const struct disc_htab *t = table(rd, tab_off);
-    if (!t)
+    const struct disc_map *m = rmap(rd);
+    uint64_t arena = m->arena_end - m->arena_off;
+    uint64_t cap = arena / 64 + 1, nbmax = DISC_PAGE_BUCKETS + arena / 16;
+    struct disc_snapshot s;
+    uint64_t S = 0, I = 0, nb = 0;
+    if (snap_load(rd, &s) == 0) {
+        S = s.n_services < cap ? s.n_services : cap;
+        I = s.n_instances < cap ? s.n_instances : cap;
+        struct tabv t;
+        if (tab_load(rd, s.svc_table, &t) == 0)
+            nb += t.nbuckets < nbmax ? t.nbuckets : nbmax;
+        if (tab_load(rd, s.id_table, &t) == 0)
+            nb += t.nbuckets < nbmax ? t.nbuckets : nbmax;
+    }
+    uint64_t walk = nb + nb / DISC_PAGE_BUCKETS + 4 * S + 4 * I;
+    if (verifying(rd)) {
+        /* pages hashed once per page and per service found; records once */
+        uint64_t bytes =
+            S * (sizeof(struct disc_service_rec) + DISC_SERVICE_MAX + 1) + I * (4 + DISC_REC_MAX);
+        walk += 20 * (nb / DISC_PAGE_BUCKETS + S + I) + (bytes < arena ? bytes : arena) / 64;
+    }
+    uint64_t b = WORK_FLOOR + WORK_K * walk;
+    return (uint32_t)(b < WORK_CAP ? b : WORK_CAP);
+}
+
+int disc__charge(struct disc_read *rd, uint32_t units)
+{
+    if (rd->work_ == 0)
+        rd->work_ = budget(rd) + 1;
+    if (rd->work_ - 1 < units) {
+        rd->work_ = 1; /* spent: every further step fails too */
         return -EBADMSG;
+    }
+    rd->work_ -= units;
+    return 0;
+}
+
+/* ---- lookups ------------------------------------------------------------------------------ */
+
+/* The snapshot of the section, charged as one step. */
+static int snapshot(struct disc_read *rd, struct disc_snapshot *s)
+{
+    int rc = disc__charge(rd, 1);
+    return rc < 0 ? rc : snap_load(rd, s);
+}
+
+/* Find `key` in the table at tab_off. match() validates the record at an
+ * entry whose hash matches: 1 (it is the key), 0 (not), or -errno. */
+typedef int (*key_match_fn)(struct disc_read *rd, uint32_t off, const char *key, size_t len,
+                            void *out);
+
+static int find(struct disc_read *rd, uint32_t tab_off, const char *key, size_t len,
+                key_match_fn match, void *out)
+{
+    struct tabv t;
+    struct bktv b;
+    int rc = table(rd, tab_off, &t, 1);
+    if (rc < 0)
+        return rc;
     uint32_t h = (uint32_t)disc_hash(key, len, rmap(rd)->seed);
-    int err;
-    const struct disc_bucket *bk = bucket(rd, t, h & (t->nbuckets - 1), &err);
-    if (!bk)
-        return err ? err : -ENOENT;
-    for (uint32_t i = 0; i < bk->n; i++) {
-        if (bk->e[i].hash != h)
+    if ((rc = bucket(rd, &t, h & (t.nbuckets - 1), &b)) < 0)
+        return rc;
+    for (uint32_t i = 0; i < b.n; i++) {
+        uint32_t eh, eoff;
+        if ((rc = disc__charge(rd, 1)) < 0)
+            return rc;
+        bucket_ent(rd, &b, i, &eh, &eoff);
+        if (eh != h)
             continue;
-        int m = match(rd, bk->e[i].off, key, len, rec);
-        if (m < 0)
-            return m;
-        if (m) {
-            *out = bk->e[i].off;
-            return 0;
-        }
+        int m = match(rd, eoff, key, len, out);
+        if (m != 0)
+            return m < 0 ? m : 0;
     }
     return -ENOENT;
 }
 
-/* Fill a view from an instance record at rec with `avail` readable bytes. */
+static int svc_match(struct disc_read *rd, uint32_t off, const char *key, size_t len, void *out)
+{
+    struct svcv *v = out;
+    int rc = service_rec(rd, off, v);
+    if (rc < 0)
+        return rc;
+    return v->name_len == len && memcmp(v->name, key, len) == 0;
+}
+
+/* Fill a view from an instance record at rec with `avail` readable bytes
+ * (shared memory or a private copy: the header is loaded once either way). */
 static int fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
                      struct disc_instance *out)
 {
     if (avail < sizeof(struct disc_inst_rec))
         return -EBADMSG;
-    const struct disc_inst_rec *r = (const struct disc_inst_rec *)rec;
-    uint32_t size = r->size;
-    if (r->type != DISC_REC_INSTANCE || size < sizeof(*r) || size > avail || size > DISC_REC_MAX)
+    struct disc_inst_rec r = {0};
+    disc__ldcpy(&r, rec, sizeof(r));
+    uint32_t size = r.size;
+    if (r.type != DISC_REC_INSTANCE || size < sizeof(r) || size > avail || size > DISC_REC_MAX)
         return -EBADMSG;
     if ((flags & DISC_OPEN_VERIFY) &&
-        disc_checksum(rec, size, offsetof(struct disc_inst_rec, checksum)) != r->checksum)
+        disc_checksum(rec, size, offsetof(struct disc_inst_rec, checksum)) != r.checksum)
         return -EBADMSG;
-    if (r->n_tags > DISC_TAGS_MAX || r->n_endpoints > DISC_ENDPOINTS_MAX ||
-        (uint64_t)r->tags_off + (uint64_t)r->n_tags * sizeof(struct disc_tag_rec) > size ||
-        (uint64_t)r->endpoints_off + (uint64_t)r->n_endpoints * sizeof(struct disc_endpoint_rec) >
+    if (r.n_tags > DISC_TAGS_MAX || r.n_endpoints > DISC_ENDPOINTS_MAX ||
+        (uint64_t)r.tags_off + (uint64_t)r.n_tags * sizeof(struct disc_tag_rec) > size ||
+        (uint64_t)r.endpoints_off + (uint64_t)r.n_endpoints * sizeof(struct disc_endpoint_rec) >
             size ||
-        (r->tags_off & 3) || (r->endpoints_off & 3))
+        (r.tags_off & 3) || (r.endpoints_off & 3) || r.id.len != DISC_ID_LEN)
         return -EBADMSG;
-    out->id = rec_str(rec, size, r->id);
-    out->service = rec_str(rec, size, r->service);
-    out->version = rec_str(rec, size, r->version);
-    out->host = rec_str(rec, size, r->host);
-    out->az = rec_str(rec, size, r->az);
-    out->address = rec_str(rec, size, r->address);
-    if (!out->id || !out->service || !out->version || !out->host || !out->az || !out->address ||
-        r->id.len != DISC_ID_LEN)
+    out->id = rec_str(rec, size, r.id, DISC_ID_LEN);
+    out->service = rec_str(rec, size, r.service, DISC_SERVICE_MAX);
+    out->version = rec_str(rec, size, r.version, DISC_VERSION_MAX);
+    out->host = rec_str(rec, size, r.host, DISC_HOST_MAX);
+    out->az = rec_str(rec, size, r.az, DISC_AZ_MAX);
+    out->address = rec_str(rec, size, r.address, DISC_ADDRESS_MAX);
+    if (!out->id || !out->service || !out->version || !out->host || !out->az || !out->address)
         return -EBADMSG;
-    out->weight = r->weight;
-    out->addr_kind = r->addr_kind;
-    out->health = r->health;
-    out->origin = r->origin;
+    out->weight = r.weight;
+    out->addr_kind = r.addr_kind;
+    out->health = r.health;
+    out->origin = r.origin;
     out->reserved_ = 0;
-    out->n_tags = r->n_tags;
-    out->n_endpoints = r->n_endpoints;
-    out->registered_at_ms = r->registered_at_ms;
+    out->n_tags = r.n_tags;
+    out->n_endpoints = r.n_endpoints;
+    out->registered_at_ms = r.registered_at_ms;
     out->rec_ = rec;
     out->rec_size_ = size;
     out->rec_pad_ = 0;
@@ -188,36 +368,50 @@ int disc__fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
     return fill_view(rec, avail, flags, out);
 }
 
-static int view_at(const struct disc_read *rd, uint32_t off, struct disc_instance *out)
+static int view_at(struct disc_read *rd, uint32_t off, struct disc_instance *out)
 {
     const struct disc_map *m = rmap(rd);
-    if (off < m->arena_off || (off & (DISC_ALIGN - 1)) || off >= m->arena_end)
+    if (off < m->arena_off || (off & (DISC_ALIGN - 1)) ||
+        (uint64_t)off + sizeof(struct disc_inst_rec) > m->arena_end)
         return -EBADMSG;
-    return fill_view(m->base + off, m->arena_end - off, rd->flags_, out);
+    uint32_t size = disc__ld32(m->base + off + offsetof(struct disc_inst_rec, size));
+    int rc = disc__charge(rd, 1 + verify_units(rd, size < DISC_REC_MAX ? size : DISC_REC_MAX));
+    return rc < 0 ? rc : fill_view(m->base + off, m->arena_end - off, rd->flags_, out);
+}
+
+static int id_match(struct disc_read *rd, uint32_t off, const char *key, size_t len, void *out)
+{
+    struct disc_instance *v = out;
+    int rc = view_at(rd, off, v);
+    if (rc < 0)
+        return rc;
+    return len == DISC_ID_LEN && memcmp(v->id, key, len) == 0;
 }
 
 /* ---- zero-copy API ------------------------------------------------------------- */
+
+static int read_service(struct disc_read *rd, const char *service, struct svcv *v)
+{
+    size_t len = strnlen(service, DISC_SERVICE_MAX + 1);
+    if (len > DISC_SERVICE_MAX)
+        return -ENAMETOOLONG;
+    struct disc_snapshot s;
+    int rc = snapshot(rd, &s);
+    return rc < 0 ? rc : find(rd, s.svc_table, service, len, svc_match, v);
+}
 
 DISC_API int disc_read_service(struct disc_read *rd, const char *service,
                                struct disc_service_view *sv)
 {
     if (!rd || !rd->map_ || !service || !sv)
         return -EINVAL;
-    size_t len = strnlen(service, DISC_SERVICE_MAX + 1);
-    if (len > DISC_SERVICE_MAX)
-        return -ENAMETOOLONG;
-    const struct disc_snapshot *s = snap_of(rd);
-    if (!s)
-        return -EBADMSG;
-    uint32_t off;
-    const void *rec;
-    int rc = find(rd, s->svc_table, service, len, svc_match, &off, &rec);
+    struct svcv v;
+    int rc = read_service(rd, service, &v);
     if (rc < 0)
         return rc;
-    const struct disc_service_rec *r = rec;
-    sv->name = (const char *)r + r->name_off;
-    sv->n_instances = r->n_instances;
-    sv->rec_ = off;
+    sv->name = v.name;
+    sv->n_instances = v.n;
+    sv->rec_ = v.off;
     return 0;
 }
 
@@ -226,15 +420,22 @@ DISC_API int disc_read_instance(struct disc_read *rd, const struct disc_service_
 {
     if (!rd || !rd->map_ || !sv || !out)
         return -EINVAL;
-    /* The view came from this section; its name was checked then. Re-check
-     * only what indexing needs (the caller may pass anything). */
-    const struct disc_service_rec *r =
-        disc__rec(rmap(rd), sv->rec_, sizeof(struct disc_service_rec), DISC_REC_SERVICE);
-    if (!r || r->n_instances > DISC_SVC_INST_MAX || r->size < sizeof(*r) + 4ull * r->n_instances)
+    /* The view came from this section, but the caller may pass anything:
+     * validate the record again (its checksum was checked when the view was
+     * made) and index with the count loaded now. */
+    struct svcv v;
+    const struct disc_service_rec *r = disc__rec_sz(
+        rmap(rd), sv->rec_, sizeof(struct disc_service_rec), DISC_REC_SERVICE, &v.size);
+    if (!r)
         return -EBADMSG;
-    if (i >= r->n_instances)
+    v.off = sv->rec_;
+    v.n = disc__ld32(&r->n_instances);
+    if (v.n > DISC_SVC_INST_MAX || v.size < sizeof(*r) + 4ull * v.n)
+        return -EBADMSG;
+    if (i >= v.n)
         return -EINVAL;
-    return view_at(rd, r->instances[i], out);
+    int rc = disc__charge(rd, 1);
+    return rc < 0 ? rc : view_at(rd, service_inst(rd, &v, i), out);
 }
 
 DISC_API int disc_read_instance_by_id(struct disc_read *rd, const char *id,
@@ -245,13 +446,59 @@ DISC_API int disc_read_instance_by_id(struct disc_read *rd, const char *id,
     size_t len = strnlen(id, DISC_ID_LEN + 1);
     if (len != DISC_ID_LEN)
         return -ENOENT;
-    const struct disc_snapshot *s = snap_of(rd);
-    if (!s)
-        return -EBADMSG;
-    uint32_t off;
-    const void *rec;
-    int rc = find(rd, s->id_table, id, len, id_match, &off, &rec);
-    return rc < 0 ? rc : view_at(rd, off, out);
+    struct disc_snapshot s;
+    int rc = snapshot(rd, &s);
+    return rc < 0 ? rc : find(rd, s.id_table, id, len, id_match, out);
+}
+
+/* The next service from *cursor (bucket << 16 | entry): 1 and *v, 0 at the
+ * end, or -errno. One page is validated per call, its slots scanned in turn. */
+static int next_service(struct disc_read *rd, uint64_t *cursor, struct svcv *v)
+{
+    struct disc_snapshot s;
+    struct tabv t;
+    int rc = snapshot(rd, &s);
+    /* The directory is hashed once per walk (at cursor 0), not per call. */
+    if (rc < 0 || (rc = table(rd, s.svc_table, &t, *cursor == 0)) < 0)
+        return rc;
+    uint64_t b = *cursor >> 16, e = *cursor & 0xffff;
+    while (b < t.nbuckets) {
+        uint32_t poff;
+        if ((rc = page(rd, &t, (uint32_t)(b / DISC_PAGE_BUCKETS), &poff)) < 0)
+            return rc;
+        if (!poff) { /* an empty page: skip all of it */
+            if ((rc = disc__charge(rd, 1)) < 0)
+                return rc;
+            b = (b / DISC_PAGE_BUCKETS + 1) * DISC_PAGE_BUCKETS;
+            e = 0;
+            continue;
+        }
+        for (; b < t.nbuckets; b++, e = 0) {
+            struct bktv bk;
+            if ((rc = disc__charge(rd, 1)) < 0 ||
+                (rc = bucket_at(rd, poff, (uint32_t)(b % DISC_PAGE_BUCKETS), &bk)) < 0)
+                return rc;
+            if (e < bk.n) {
+                uint32_t h, off;
+                bucket_ent(rd, &bk, (uint32_t)e, &h, &off);
+                /* An entry lives in the bucket its hash selects: a bucket
+                 * reused at other positions of the table is refused. */
+                if ((h & (t.nbuckets - 1)) != b)
+                    return -EBADMSG;
+                if ((rc = service_rec(rd, off, v)) < 0)
+                    return rc;
+                *cursor = (b << 16) | (e + 1);
+                return 1;
+            }
+            if ((b + 1) % DISC_PAGE_BUCKETS == 0) {
+                b++;
+                e = 0;
+                break; /* next page */
+            }
+        }
+    }
+    *cursor = b << 16;
+    return 0;
 }
 
 DISC_API int disc_read_next_service(struct disc_read *rd, uint64_t *cursor,
@@ -259,32 +506,29 @@ DISC_API int disc_read_next_service(struct disc_read *rd, uint64_t *cursor,
 {
     if (!rd || !rd->map_ || !cursor || !sv)
         return -EINVAL;
-    const struct disc_snapshot *s = snap_of(rd);
-    const struct disc_htab *t = s ? table(rd, s->svc_table) : NULL;
-    if (!t)
-        return -EBADMSG;
-    uint64_t b = *cursor >> 16, e = *cursor & 0xffff;
-    for (; b < t->nbuckets; b++, e = 0) {
-        int err;
-        const struct disc_bucket *bk = bucket(rd, t, (uint32_t)b, &err);
-        if (err)
-            return err;
-        if (!bk || e >= bk->n)
-            continue;
-        const struct disc_service_rec *r = service_rec(rd, bk->e[e].off);
-        if (!r)
-            return -EBADMSG;
-        sv->name = (const char *)r + r->name_off;
-        sv->n_instances = r->n_instances;
-        sv->rec_ = bk->e[e].off;
-        *cursor = (b << 16) | (e + 1);
-        return 1;
+    struct svcv v;
+    int rc = next_service(rd, cursor, &v);
+    if (rc == 1) {
+        sv->name = v.name;
+        sv->n_instances = v.n;
+        sv->rec_ = v.off;
     }
-    *cursor = b << 16;
-    return 0;
+    return rc;
 }
 
 /* ---- accessors --------------------------------------------------------------------- */
+
+/* The instance's tag or endpoint array offset, loaded once and bounded for
+ * element i (the record may be shared memory that changed since the view). */
+static int array_at(const struct disc_instance *inst, size_t field, unsigned i, size_t elem,
+                    uint32_t *at)
+{
+    uint32_t a = disc__ld32((const unsigned char *)inst->rec_ + field);
+    if ((uint64_t)a + (uint64_t)(i + 1) * elem > inst->rec_size_ || (a & 3))
+        return -EBADMSG;
+    *at = a + (uint32_t)(i * elem);
+    return 0;
+}
 
 DISC_API int disc_instance_tag(const struct disc_instance *inst, unsigned i, const char **key,
                                const char **value)
@@ -292,14 +536,14 @@ DISC_API int disc_instance_tag(const struct disc_instance *inst, unsigned i, con
     if (!inst || !inst->rec_ || i >= inst->n_tags)
         return -EINVAL;
     const unsigned char *rec = inst->rec_;
-    uint32_t size = inst->rec_size_;
-    const struct disc_inst_rec *r = inst->rec_;
-    uint32_t at = r->tags_off; /* re-read: bound it again */
-    if ((uint64_t)at + (uint64_t)(i + 1) * sizeof(struct disc_tag_rec) > size || (at & 3))
+    uint32_t size = inst->rec_size_, at;
+    if (array_at(inst, offsetof(struct disc_inst_rec, tags_off), i, sizeof(struct disc_tag_rec),
+                 &at) < 0)
         return -EBADMSG;
-    struct disc_tag_rec t;
-    memcpy(&t, rec + at + i * sizeof(t), sizeof(t));
-    const char *k = rec_str(rec, size, t.key), *v = rec_str(rec, size, t.value);
+    struct disc_tag_rec t = {0};
+    disc__ldcpy(&t, rec + at, sizeof(t));
+    const char *k = rec_str(rec, size, t.key, DISC_TAG_KEY_MAX),
+               *v = rec_str(rec, size, t.value, DISC_TAG_VALUE_MAX);
     if (!k || !v)
         return -EBADMSG;
     if (key)
@@ -327,16 +571,15 @@ DISC_API int disc_instance_endpoint(const struct disc_instance *inst, unsigned i
     if (!inst || !inst->rec_ || !out || i >= inst->n_endpoints)
         return -EINVAL;
     const unsigned char *rec = inst->rec_;
-    uint32_t size = inst->rec_size_;
-    const struct disc_inst_rec *r = inst->rec_;
-    uint32_t at = r->endpoints_off;
-    if ((uint64_t)at + (uint64_t)(i + 1) * sizeof(struct disc_endpoint_rec) > size || (at & 3))
+    uint32_t size = inst->rec_size_, at;
+    if (array_at(inst, offsetof(struct disc_inst_rec, endpoints_off), i,
+                 sizeof(struct disc_endpoint_rec), &at) < 0)
         return -EBADMSG;
-    struct disc_endpoint_rec e;
-    memcpy(&e, rec + at + i * sizeof(e), sizeof(e));
-    out->name = rec_str(rec, size, e.name);
-    out->request_type = rec_str(rec, size, e.request_type);
-    out->response_type = rec_str(rec, size, e.response_type);
+    struct disc_endpoint_rec e = {0};
+    disc__ldcpy(&e, rec + at, sizeof(e));
+    out->name = rec_str(rec, size, e.name, DISC_ENDPOINT_NAME_MAX);
+    out->request_type = rec_str(rec, size, e.request_type, DISC_TYPE_NAME_MAX);
+    out->response_type = rec_str(rec, size, e.response_type, DISC_TYPE_NAME_MAX);
     out->mean_us = e.mean_us;
     out->p95_us = e.p95_us;
     return out->name && out->request_type && out->response_type ? 0 : -EBADMSG;
@@ -349,19 +592,71 @@ static size_t align8(size_t v)
     return (v + 7) & ~(size_t)7;
 }
 
-/* Copy the instance records at offs[0..n) into buf as views + records. */
-static int copy_out(struct disc_read *rd, const uint32_t *offs, uint32_t n, void *buf,
+/* The id of the instance record at off, copied into id[DISC_ID_LEN]. */
+static int inst_id(const struct disc_read *rd, uint32_t off, char *id)
+{
+    uint32_t size;
+    const unsigned char *r =
+        disc__rec_sz(rmap(rd), off, sizeof(struct disc_inst_rec), DISC_REC_INSTANCE, &size);
+    if (!r)
+        return -EBADMSG;
+    struct disc_str s;
+    disc__ldcpy(&s, r + offsetof(struct disc_inst_rec, id), sizeof(s));
+    if (s.len != DISC_ID_LEN || (uint32_t)s.off + s.len > size)
+        return -EBADMSG;
+    memcpy(id, r + s.off, DISC_ID_LEN);
+    return 0;
+}
+
+/* Instances of a service are sorted by id, each id once: instance i must
+ * have an id above instance i - 1's (so a record reused throughout a
+ * service is refused at its second appearance). id: instance i's id. */
+int disc__inst_in_order(struct disc_read *rd, const struct disc_service_view *sv, uint32_t i,
+                        const char *id)
+{
+    if (i == 0)
+        return 0;
+    struct svcv v;
+    const struct disc_service_rec *r = disc__rec_sz(
+        rmap(rd), sv->rec_, sizeof(struct disc_service_rec), DISC_REC_SERVICE, &v.size);
+    if (!r)
+        return -EBADMSG;
+    v.off = sv->rec_;
+    v.n = disc__ld32(&r->n_instances);
+    char prev[DISC_ID_LEN];
+    if (v.n > DISC_SVC_INST_MAX || v.size < sizeof(*r) + 4ull * v.n || i >= v.n ||
+        inst_id(rd, service_inst(rd, &v, i - 1), prev) < 0 || memcmp(prev, id, DISC_ID_LEN) >= 0)
+        return -EBADMSG;
+    return disc__charge(rd, 1);
+}
+
+/* Offset of the i-th record to copy: instance i of service v, or `one`. */
+static uint32_t copy_src(const struct disc_read *rd, const struct svcv *v, uint32_t one, uint32_t i)
+{
+    return v ? service_inst(rd, v, i) : one;
+}
+
+/* Copy n instance records (those of service v, or the one at `one`) into
+ * buf as views + records. Each pass loads every offset and size once and
+ * checks the copy, not the source: the second pass does not trust the first. */
+static int copy_out(struct disc_read *rd, const struct svcv *v, uint32_t one, uint32_t n, void *buf,
                     size_t buflen, struct disc_instance **list, size_t *needed)
 {
     const struct disc_map *m = rmap(rd);
     size_t need = align8((size_t)n * sizeof(struct disc_instance));
+    uint32_t size;
+    int rc;
+    char id[DISC_ID_LEN], prev[DISC_ID_LEN];
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t off = offs[i];
-        const struct disc_inst_rec *r =
-            disc__rec(m, off, sizeof(struct disc_inst_rec), DISC_REC_INSTANCE);
-        if (!r || r->size > DISC_REC_MAX)
+        if ((rc = disc__charge(rd, 1)) < 0)
+            return rc;
+        uint32_t off = copy_src(rd, v, one, i);
+        if (!disc__rec_sz(m, off, sizeof(struct disc_inst_rec), DISC_REC_INSTANCE, &size) ||
+            size > DISC_REC_MAX || inst_id(rd, off, id) < 0 ||
+            (i > 0 && memcmp(prev, id, DISC_ID_LEN) >= 0))
             return -EBADMSG;
-        need += align8(r->size);
+        memcpy(prev, id, DISC_ID_LEN);
+        need += align8(size);
     }
     if (needed)
         *needed = need;
@@ -370,18 +665,17 @@ static int copy_out(struct disc_read *rd, const uint32_t *offs, uint32_t n, void
     struct disc_instance *views = buf;
     unsigned char *at = (unsigned char *)buf + align8((size_t)n * sizeof(struct disc_instance));
     for (uint32_t i = 0; i < n; i++) {
-        const struct disc_inst_rec *r =
-            disc__rec(m, offs[i], sizeof(struct disc_inst_rec), DISC_REC_INSTANCE);
-        if (!r)
-            return -EBADMSG;
-        uint32_t size = r->size; /* read once; the copy is checked against it */
-        if ((uint64_t)offs[i] + size > m->arena_end ||
-            (size_t)(at - (unsigned char *)buf) + size > buflen)
+        if ((rc = disc__charge(rd, 1)) < 0)
+            return rc;
+        const struct disc_inst_rec *r = disc__rec_sz(
+            m, copy_src(rd, v, one, i), sizeof(struct disc_inst_rec), DISC_REC_INSTANCE, &size);
+        if (!r || size > DISC_REC_MAX || (size_t)(at - (unsigned char *)buf) + size > buflen)
             return -EBADMSG;
         memcpy(at, r, size);
-        int rc = fill_view(at, size, rd->flags_, &views[i]);
-        if (rc < 0)
+        if ((rc = fill_view(at, size, rd->flags_, &views[i])) < 0)
             return rc;
+        if (i > 0 && memcmp(views[i - 1].id, views[i].id, DISC_ID_LEN) >= 0)
+            return -EBADMSG; /* the copies, in private memory, in order too */
         at += align8(size);
     }
     *list = views;
@@ -398,13 +692,10 @@ DISC_API int disc_lookup(disc_handle *h, const char *service, void *buf, size_t 
     for (int tries = 0; tries < RETRIES; tries++) {
         if ((rc = disc_read_begin(h, &rd)) < 0)
             return rc;
-        struct disc_service_view sv;
-        rc = disc_read_service(&rd, service, &sv);
-        if (rc == 0) {
-            const struct disc_service_rec *r = service_rec(&rd, sv.rec_);
-            rc = r ? copy_out(&rd, r->instances, r->n_instances, buf, buflen, list, needed)
-                   : -EBADMSG;
-        }
+        struct svcv v;
+        rc = read_service(&rd, service, &v);
+        if (rc == 0)
+            rc = copy_out(&rd, &v, 0, v.n, buf, buflen, list, needed);
         if (disc_read_end(&rd) == 0)
             return rc;
     }
@@ -424,12 +715,12 @@ DISC_API int disc_lookup_id(disc_handle *h, const char *id, void *buf, size_t bu
     for (int tries = 0; tries < RETRIES; tries++) {
         if ((rc = disc_read_begin(h, &rd)) < 0)
             return rc;
-        const struct disc_snapshot *s = snap_of(&rd);
-        uint32_t off = 0;
-        const void *rec;
-        rc = s ? find(&rd, s->id_table, id, len, id_match, &off, &rec) : -EBADMSG;
-        if (rc == 0)
-            rc = copy_out(&rd, &off, 1, buf, buflen, inst, needed);
+        struct disc_instance found;
+        rc = disc_read_instance_by_id(&rd, id, &found);
+        if (rc == 0) {
+            uint32_t off = (uint32_t)((const unsigned char *)found.rec_ - rd.base_);
+            rc = copy_out(&rd, NULL, off, 1, buf, buflen, inst, needed);
+        }
         if (disc_read_end(&rd) == 0)
             return rc < 0 ? rc : 0;
     }
@@ -473,21 +764,21 @@ DISC_API int disc_list_services(disc_handle *h, void *buf, size_t buflen,
     for (int tries = 0; tries < RETRIES; tries++) {
         if ((rc = disc_read_begin(h, &rd)) < 0)
             return rc;
-        const struct disc_snapshot *s = snap_of(&rd);
-        uint32_t n = s ? s->n_services : 0;
+        struct disc_snapshot s;
+        rc = snapshot(&rd, &s);
+        uint32_t n = rc == 0 ? s.n_services : 0;
         /* first pass: size */
         size_t need = align8((size_t)n * sizeof(struct disc_service_info));
         uint64_t cur = 0;
         struct disc_service_view sv;
         uint32_t seen = 0;
-        rc = s ? 0 : -EBADMSG;
         while (rc == 0 && seen <= n) {
             int r = disc_read_next_service(&rd, &cur, &sv);
             if (r <= 0) {
                 rc = r;
                 break;
             }
-            need += strlen(sv.name) + 1;
+            need += disc__slen(sv.name, DISC_SERVICE_MAX) + 1;
             seen++;
         }
         if (rc == 0 && seen != n)
@@ -502,12 +793,13 @@ DISC_API int disc_list_services(disc_handle *h, void *buf, size_t buflen,
             uint32_t k = 0;
             cur = 0;
             while (k < n && disc_read_next_service(&rd, &cur, &sv) == 1) {
-                size_t l = strlen(sv.name) + 1;
-                if ((size_t)(names - (char *)buf) + l > buflen) {
+                size_t l = disc__slen(sv.name, DISC_SERVICE_MAX) + 1;
+                if (l > DISC_SERVICE_MAX + 1 || (size_t)(names - (char *)buf) + l > buflen) {
                     rc = -EBADMSG;
                     break;
                 }
-                memcpy(names, sv.name, l);
+                memcpy(names, sv.name, l - 1);
+                names[l - 1] = 0;
                 info[k].name = names;
                 info[k].n_instances = sv.n_instances;
                 info[k].reserved_ = 0;

@@ -453,6 +453,7 @@ DISC_API int disc_read_begin(disc_handle *h, struct disc_read *rd)
         rd->snap_ = (uint32_t)root;
         rd->slot_ = local;
         rd->flags_ = h->flags;
+        rd->work_ = 0; /* the work budget is computed on first use (lookup.c) */
         if (!disc__rec(m, rd->snap_, sizeof(struct disc_snapshot), DISC_REC_SNAPSHOT)) {
             int rc = disc_read_end(rd);
             if (rc == -EAGAIN)

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "discshm.h"
 #include "layout.h"
@@ -51,23 +52,75 @@ struct disc_handle {
     char name[256];
 };
 
+/*
+ * Loads from shared memory. The rule (docs/DESIGN.md, "Reading untrusted
+ * memory"): every field is loaded exactly once into a local, the local is
+ * validated, and only the local is used afterwards. The loads are relaxed
+ * atomics so the compiler can neither re-fetch a field after its check nor
+ * tear it; on x86-64 and arm64 they are plain loads.
+ */
+static inline uint32_t disc__ld32(const void *p)
+{
+    return __atomic_load_n((const uint32_t *)p, __ATOMIC_RELAXED);
+}
+
+static inline uint8_t disc__ld8(const void *p)
+{
+    return __atomic_load_n((const uint8_t *)p, __ATOMIC_RELAXED);
+}
+
+/* Copy `bytes` (a multiple of 4) from 4-aligned shared memory into a local. */
+static inline void disc__ldcpy(void *dst, const void *src, size_t bytes)
+{
+    uint32_t *d = dst;
+    const uint32_t *s = src;
+    for (size_t i = 0; i < bytes / 4; i++)
+        d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+}
+
 /* Bounds-checked access to a record of `type` at `off` with at least
- * `min` bytes; NULL if anything is off. */
-static inline const void *disc__rec(const struct disc_map *m, uint32_t off, uint32_t min,
-                                    uint32_t type)
+ * `min` bytes; NULL if anything is off. *size_out (when non-NULL) gets the
+ * record's size as loaded for the check: use it, never re-read the field. */
+static inline const void *disc__rec_sz(const struct disc_map *m, uint32_t off, uint32_t min,
+                                       uint32_t type, uint32_t *size_out)
 {
     if (off < m->arena_off || (off & (DISC_ALIGN - 1)) || (uint64_t)off + min > m->arena_end)
         return NULL;
     const uint32_t *p = (const uint32_t *)(m->base + off);
-    uint32_t t = p[0], size = p[1];
+    uint32_t t = disc__ld32(&p[0]), size = disc__ld32(&p[1]);
     if (t != type || size < min || (uint64_t)off + size > m->arena_end)
         return NULL;
+    if (size_out)
+        *size_out = size;
     return p;
+}
+
+static inline const void *disc__rec(const struct disc_map *m, uint32_t off, uint32_t min,
+                                    uint32_t type)
+{
+    return disc__rec_sz(m, off, min, type, NULL);
 }
 
 /* Validate the instance record at rec (avail readable bytes) and fill a view
  * of it (lookup.c). Used to re-check records after copying them out. */
 int disc__fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
                     struct disc_instance *out);
+
+/* 0 if instance i of the service has an id above instance i - 1's (id is
+ * instance i's id, already validated), else -EBADMSG (lookup.c). */
+int disc__inst_in_order(struct disc_read *rd, const struct disc_service_view *sv, uint32_t i,
+                        const char *id);
+
+/* Work budget of a read section (lookup.c): every step of a walk over shared
+ * memory is charged; 0, or -EBADMSG once the section has done more work than
+ * a few honest walks of a registry the size of its snapshot could need. */
+int disc__charge(struct disc_read *rd, uint32_t units);
+
+/* Length of a string in shared memory, or max + 1 if it is longer than max
+ * (it was validated shorter: someone changed it since, or it is damaged). */
+static inline size_t disc__slen(const char *s, size_t max)
+{
+    return strnlen(s, max + 1);
+}
 
 #endif /* DISCSHM_READER_INTERNAL_H */

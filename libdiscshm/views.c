@@ -37,10 +37,20 @@ static void *take_front(struct space *s, size_t n)
     return p;
 }
 
+/* Strings here come from shared memory: validated no longer than their
+ * DISC_*_MAX, but scanned with a bound anyway (a string changed since it was
+ * checked is cut, never followed). */
+#define STR_BOUND 1024
+
+static size_t blen(const char *s)
+{
+    return disc__slen(s, STR_BOUND);
+}
+
 /* Copy a ++ sep ++ b (sep 0: none) with a NUL into the back. */
 static const char *take_str2(struct space *s, const char *a, char sep, const char *b)
 {
-    size_t la = strlen(a), lb = b ? strlen(b) : 0, n = la + (sep ? 1 : 0) + lb + 1;
+    size_t la = blen(a), lb = b ? blen(b) : 0, n = la + (sep ? 1 : 0) + lb + 1;
     if (n > s->back - s->front)
         return NULL;
     s->back -= n;
@@ -73,9 +83,9 @@ static int services_body(struct disc_read *rd, const struct disc_filter *f, void
         if (it.sv_.rec_ != prev) { /* instances of one service come together */
             prev = it.sv_.rec_;
             nsvc++;
-            need += strlen(it.sv_.name) + 1;
+            need += blen(it.sv_.name) + 1;
         }
-        need += sizeof(struct disc_version_count) + strlen(in.version) + 1;
+        need += sizeof(struct disc_version_count) + blen(in.version) + 1;
     }
     if (rc == -ENOENT) { /* filter->service names no service: nothing matches */
         nsvc = 0;
@@ -196,15 +206,14 @@ static int endpoints_body(struct disc_read *rd, const struct disc_filter *f, voi
         rc = 0;
         if (it.sv_.rec_ != prev) {
             prev = it.sv_.rec_;
-            svc_len = strlen(it.sv_.name);
+            svc_len = blen(it.sv_.name);
             need += svc_len + 1;
         }
         for (unsigned i = 0; i < in.n_endpoints && i < DISC_ENDPOINTS_MAX; i++) {
             if ((rc = disc_instance_endpoint(&in, i, &e)) < 0)
                 return rc;
-            need += sizeof(struct disc_endpoint_info) + svc_len + strlen(e.name) + 2 +
-                    strlen(in.version) + 1 + strlen(e.request_type) + 1 + strlen(e.response_type) +
-                    1;
+            need += sizeof(struct disc_endpoint_info) + svc_len + blen(e.name) + 2 +
+                    blen(in.version) + 1 + blen(e.request_type) + 1 + blen(e.response_type) + 1;
         }
     }
     if (rc == -ENOENT)
@@ -225,7 +234,7 @@ static int endpoints_body(struct disc_read *rd, const struct disc_filter *f, voi
         if (it.sv_.rec_ != prev) {
             prev = it.sv_.rec_;
             svc = NULL; /* copied with the service's first endpoint */
-            svc_len = strlen(it.sv_.name);
+            svc_len = blen(it.sv_.name);
             first = n;
         }
         for (unsigned i = 0; i < in.n_endpoints && i < DISC_ENDPOINTS_MAX; i++) {
