@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "discshm.h"
+#include "metrics.h"
 
 enum opt_type { OPT_STR, OPT_U32, OPT_U64, OPT_MODE, OPT_LEVEL, OPT_BOOL, OPT_FRACTION };
 
@@ -94,6 +95,11 @@ static const struct opt_def opts[] = {
      "in one step (0 disables). See docs/DAEMON.md, Protection."},
     {"protect-hold", OPT_U32, F(protect_hold_ms), 0, 3600000, "MS", "0 (2 x check-interval)", false,
      "How long held removals wait before they are applied anyway."},
+    {"metrics-listen", OPT_STR, F(metrics_listen), 0, 0, "ADDR:PORT", "\"\" (off)", false,
+     "Serve Prometheus metrics over HTTP at http://ADDR:PORT/metrics (numeric IPv4 or "
+     "[IPv6] address; port 0 picks a free one, logged). Metrics carry no secrets but reveal "
+     "the registry's size and activity: bind to 127.0.0.1 unless a scraper elsewhere needs "
+     "them. 'discctl metrics' prints the same text without a listener."},
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -392,6 +398,11 @@ int config_finalize(struct discd_config *cfg, char *err)
     }
     if (cfg->check_timeout_ms >= cfg->check_interval_ms)
         cfg->check_timeout_ms = cfg->check_interval_ms / 2;
+    char merr[256];
+    if (metrics_check_listen(cfg->metrics_listen, merr) < 0) {
+        snprintf(err, CONFIG_ERR_MAX, "metrics-listen: %s", merr);
+        return -EINVAL;
+    }
     return 0;
 }
 

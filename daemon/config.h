@@ -48,6 +48,7 @@ struct discd_config {
      * service by more than this fraction in one step; 0 disables. */
     double protect_shrink;
     uint32_t protect_hold_ms; /* 0: the cooling-off period (2 x check-interval) */
+    char metrics_listen[128]; /* "ADDR:PORT" of the metrics HTTP listener, "" none */
 };
 
 /* Fill *cfg with the built-in defaults (name from $DISCSHM_NAME). */

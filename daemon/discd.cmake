@@ -11,6 +11,7 @@ set(DISCD_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/control/control.c
   ${CMAKE_CURRENT_SOURCE_DIR}/checks/health.c
   ${CMAKE_CURRENT_SOURCE_DIR}/zk/zk_bridge.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/metrics/metrics.c
 )
 # The ZooKeeper layer (library disczk), used when discd runs with --zk.
 include(${CMAKE_CURRENT_LIST_DIR}/zk/zk_sync.cmake)
@@ -25,9 +26,12 @@ add_library(discd_core STATIC
 target_include_directories(discd_core PUBLIC ${DISCD_PART_DIRS})
 target_link_libraries(discd_core PUBLIC discpub PkgConfig::URCU PkgConfig::JANSSON PkgConfig::UUID Threads::Threads)
 
+# metrics/: Prometheus exposition over HTTP with libmicrohttpd (libmicrohttpd-dev).
+pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
+
 add_executable(discd ${DISCD_SOURCES})
 target_compile_definitions(discd PRIVATE DISCD_VERSION="${PROJECT_VERSION}" DISC_HAVE_HEALTH=1)
 target_include_directories(discd PRIVATE ${DISCD_PART_DIRS})
 target_link_libraries(discd PRIVATE discpub discshm_static disczk PkgConfig::URCU PkgConfig::JANSSON PkgConfig::UUID
-  PkgConfig::CURL Threads::Threads)
+  PkgConfig::CURL PkgConfig::MHD Threads::Threads)
 install(TARGETS discd)

@@ -17,6 +17,7 @@
 #include "control.h"
 #include "log.h"
 #include "cache_load.h"
+#include "metrics.h"
 #include "publisher.h"
 #include "registry.h"
 #include "zk_bridge.h"
@@ -50,7 +51,14 @@ struct discd {
     struct health *health;
     struct zk_bridge *zk; /* NULL in standalone mode (no --zk) */
     _Atomic(struct control *) control;
+    struct metrics *metrics;
 };
+
+/* The control socket's "metrics" op renders the same text as the listener. */
+static char *metrics_hook(void *arg, size_t *len)
+{
+    return metrics_render(arg, len);
+}
 
 #ifdef DISC_HAVE_HEALTH
 /* Health checker thread: an instance failed its checks. */
@@ -219,8 +227,32 @@ int main(int argc, char *argv[])
         .zk_configured = d.cfg.zk[0] != '\0',
     };
     fill_defaults(&d.cfg, &ccfg.defaults);
+    struct metrics_sources msrc = {
+        .reg = d.reg,
+        .pub = d.pub,
+        .health = d.health,
+        .zk = d.zk,
+        .registry_name = d.cfg.name,
+        .version = DISCD_VERSION,
+    };
+    d.metrics = metrics_new(&msrc);
+    char cerr[256] = "out of memory";
+    if (!d.metrics || (d.cfg.metrics_listen[0] &&
+                       metrics_http_start(d.metrics, d.cfg.metrics_listen, cerr) < 0)) {
+        /* Asked for and not available: say so and stop rather than run unseen. */
+        log_error("cannot serve metrics: %s", cerr);
+        fprintf(stderr, "discd: cannot serve metrics: %s\n", cerr);
+        metrics_free(d.metrics);
+        zk_bridge_stop(d.zk);
+#ifdef DISC_HAVE_HEALTH
+        health_stop(d.health);
+#endif
+        publisher_stop(d.pub, false);
+        registry_free(d.reg);
+        zk_bridge_free(d.zk);
+        return 1;
+    }
     struct control *ctl = NULL;
-    char cerr[256];
     rc = control_start(&ccfg, d.reg, d.pub, d.health, &ctl, cerr);
     if (rc < 0) {
         log_error("cannot serve the control socket: %s", cerr);
@@ -232,9 +264,12 @@ int main(int argc, char *argv[])
         publisher_stop(d.pub, false);
         registry_free(d.reg);
         zk_bridge_free(d.zk);
+        metrics_free(d.metrics);
         return 1;
     }
     atomic_store(&d.control, ctl);
+    metrics_set_control(d.metrics, ctl);
+    control_set_metrics(ctl, metrics_hook, d.metrics);
     zk_bridge_attach_control(d.zk, ctl); /* status op: "zookeeper" object */
     log_info("ready: registry '%s', socket %s, %s mode", d.cfg.name, d.cfg.socket,
              d.cfg.zk[0] ? "zookeeper" : "standalone");
@@ -254,7 +289,9 @@ int main(int argc, char *argv[])
         break;
     }
 
-    /* Order: no more requests (health_add) -> no more checks (on_fail) -> free. */
+    /* Order: no more scrapes -> no more requests (health_add) -> no more
+     * checks (on_fail) -> free. */
+    metrics_http_stop(d.metrics);
     control_halt(ctl);
 #ifdef DISC_HAVE_HEALTH
     health_stop(d.health);
@@ -268,6 +305,7 @@ int main(int argc, char *argv[])
     publisher_stop(d.pub, d.cfg.unlink_on_exit);
     registry_free(d.reg);
     zk_bridge_free(d.zk);
+    metrics_free(d.metrics);
     log_info("stopped");
     return 0;
 }

@@ -11,6 +11,8 @@ PACKAGES=(
     libcurl4-openssl-dev libsystemd-dev            # health checks; sd_notify
     libcriterion-dev                               # test framework
     clang libclang-rt-14-dev clang-format          # alternative sanitizer runtimes; scripts/format.sh
+    libmicrohttpd-dev python3-prometheus-client    # discd metrics listener; its test's Prometheus parser
+    python3-pytest                                 # pytest suites (metrics, Python binding)
 )
 
 missing=()

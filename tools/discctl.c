@@ -23,6 +23,7 @@ static const struct {
     {"status", cmd_status},
     {"dump", cmd_dump},
     {"confirm", cmd_confirm},
+    {"metrics", cmd_metrics},
 };
 
 int ctl_common_opts(struct ctl *ctl, int argc, char **argv)

@@ -50,6 +50,9 @@ int cmd_confirm(struct ctl *ctl, int argc, char **argv); /* discctl_protect.c */
 /* The manual of confirm (a printf format taking the common options and exit status). */
 extern const char ctl_help_confirm[];
 
+int cmd_metrics(struct ctl *ctl, int argc, char **argv); /* discctl_metrics.c */
+extern const char ctl_help_metrics[];                    /* as ctl_help_confirm */
+
 /* ---- help (discctl_help.c) ---- */
 
 /* Print the manual of cmd (NULL: the whole command) to stdout. Returns

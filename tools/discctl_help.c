@@ -61,6 +61,7 @@ static const char top[] =
     "    status       segment and daemon health\n"
     "    dump         the whole registry as JSON\n"
     "    confirm      apply removals held by discd's protection\n"
+    "    metrics      discd's metrics in the Prometheus text format\n"
     "\n"
     "    Run 'discctl COMMAND --help' for a command's manual.\n"
     "\n"
@@ -335,6 +336,7 @@ bool ctl_help(const char *cmd)
         {"status", h_status},
         {"dump", h_dump},
         {"confirm", ctl_help_confirm},
+        {"metrics", ctl_help_metrics},
     };
     const char *text = NULL;
     if (!cmd)

@@ -126,6 +126,8 @@ struct health {
     struct curl_done *done;    /* finished transfers of one loop */
     size_t done_cap;
     uint32_t rng;
+    /* health_get_stats; written by the checker thread only */
+    _Atomic uint64_t st_run[HEALTH_TTL + 1], st_failed[HEALTH_TTL + 1], st_reported;
 };
 
 static uint64_t now_ms(void)
@@ -396,12 +398,21 @@ static void inst_free(struct hinst *e)
 
 /* A failed check: a miss, and the instance is reported when it has missed
  * `misses` in a row. Returns true when the caller must report it. */
-static bool record_fail(struct hinst *e, const char *what)
+static bool record_fail(struct health *h, struct hinst *e, const char *what)
 {
+    atomic_fetch_add_explicit(&h->st_run[e->def.kind], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->st_failed[e->def.kind], 1, memory_order_relaxed);
     e->fails++;
     snprintf(e->reason, sizeof(e->reason), "%s (%u consecutive miss%s)", what, e->fails,
              e->fails == 1 ? "" : "es");
     return e->fails >= e->def.misses;
+}
+
+/* A passed check: the miss streak ends. */
+static void record_pass(struct health *h, struct hinst *e)
+{
+    atomic_fetch_add_explicit(&h->st_run[e->def.kind], 1, memory_order_relaxed);
+    e->fails = 0;
 }
 
 /* Schedule the next check one interval after the start of the last one. */
@@ -484,9 +495,9 @@ static bool start_check(struct health *h, struct hinst *e, uint64_t now)
         bool failed = false;
         uint64_t last = atomic_load(&e->last_pass_ms); /* may be newer than now */
         if (last < now && now - last > e->def.ttl_ms)
-            failed = record_fail(e, "ttl expired");
+            failed = record_fail(h, e, "ttl expired");
         else
-            e->fails = 0;
+            record_pass(h, e);
         heap_rekey(h, e, now + e->def.interval_ms);
         return failed;
     }
@@ -502,7 +513,7 @@ static bool start_check(struct health *h, struct hinst *e, uint64_t now)
         return false;
     }
     if (rc < 0) {
-        bool failed = record_fail(e, err[0] ? err : strerror(-rc));
+        bool failed = record_fail(h, e, err[0] ? err : strerror(-rc));
         reschedule(h, e, now);
         return failed;
     }
@@ -518,9 +529,9 @@ static bool finish_check(struct health *h, struct hinst *e, bool ok, const char 
     release_check(h, e);
     bool failed = false;
     if (ok)
-        e->fails = 0;
+        record_pass(h, e);
     else
-        failed = record_fail(e, what);
+        failed = record_fail(h, e, what);
     reschedule(h, e, now);
     return failed;
 }
@@ -562,6 +573,7 @@ static void fail_out(struct health *h, struct hinst *e, struct hinst **failed)
 {
     release_check(h, e);
     heap_remove(h, e);
+    atomic_fetch_add_explicit(&h->st_reported, 1, memory_order_relaxed);
     e->fail_next = *failed;
     *failed = e;
 }
@@ -1024,4 +1036,16 @@ uint32_t health_count(struct health *h)
     uint32_t n = h->count;
     pthread_mutex_unlock(&h->mu);
     return n;
+}
+
+void health_get_stats(struct health *h, struct health_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (!h)
+        return;
+    for (int k = 0; k <= HEALTH_TTL; k++) {
+        st->run[k] = atomic_load_explicit(&h->st_run[k], memory_order_relaxed);
+        st->failed[k] = atomic_load_explicit(&h->st_failed[k], memory_order_relaxed);
+    }
+    st->reported = atomic_load_explicit(&h->st_reported, memory_order_relaxed);
 }

@@ -59,4 +59,16 @@ int health_pass(struct health *h, const char *id);
 /* Number of instances being checked. */
 uint32_t health_count(struct health *h);
 
+/* Check results since health_start, indexed by enum health_kind (tcp, http,
+ * ttl; the others stay 0). A ttl "check" is one examination of the last
+ * pass. Counted with relaxed atomics by the checker thread. */
+struct health_stats {
+    uint64_t run[HEALTH_TTL + 1];    /* checks that produced a result */
+    uint64_t failed[HEALTH_TTL + 1]; /* of those, misses */
+    uint64_t reported;               /* instances reported to on_fail */
+};
+
+/* Fill *st. Thread-safe. */
+void health_get_stats(struct health *h, struct health_stats *st);
+
 #endif /* DISC_HEALTH_H */

@@ -25,6 +25,7 @@
 
 #define READ_CHUNK  65536u
 #define EPOLL_BATCH 256
+#define OPS_MAX     32 /* room for the counters of ops[] plus "invalid" */
 
 struct conn {
     int fd;
@@ -49,7 +50,8 @@ struct conn {
     bool ping_pending;
     uint32_t missed;
     int64_t next_ping_ms, ping_deadline_ms;
-    ssize_t heap_idx; /* -1: no timer */
+    ssize_t heap_idx;     /* -1: no timer */
+    uint64_t errors_sent; /* error responses, for the per-op error counters */
 };
 
 struct removal_req {
@@ -90,6 +92,12 @@ struct control {
     void *zk_status_arg;
     int (*confirm)(void *, const char *);
     void *confirm_arg;
+    char *(*metrics)(void *, size_t *);
+    void *metrics_arg;
+    /* metrics: requests and error responses per entry of ops[], the last
+     * one for lines without a valid op; session checks (pings) */
+    _Atomic uint64_t op_requests[OPS_MAX], op_errors[OPS_MAX];
+    _Atomic uint64_t sess_run, sess_failed;
 };
 
 static char listen_tag, event_tag; /* epoll data.ptr sentinels */
@@ -271,6 +279,7 @@ static void reply_error(struct conn *cn, json_t *seq, const char *code, const ch
     json_t *resp = json_pack("{s:b, s:o}", "ok", 0, "error", err);
     if (resp && seq)
         json_object_set(resp, "seq", seq);
+    cn->errors_sent++;
     log_debug("conn %llu: error %s%s%s: %s", (unsigned long long)cn->serial, code,
               field && *field ? " at " : "", field ? field : "", msg);
     send_json(cn, resp);
@@ -365,6 +374,8 @@ static void sess_add(struct control *c, struct conn *cn, const struct instance *
 static void sess_missed(struct control *c, struct conn *cn)
 {
     cn->missed++;
+    atomic_fetch_add_explicit(&c->sess_run, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->sess_failed, 1, memory_order_relaxed);
     log_debug("conn %llu: ping %llu unanswered (%u in a row)", (unsigned long long)cn->serial,
               (unsigned long long)cn->ping_seq, cn->missed);
     for (size_t i = 0; i < cn->n_sess;) {
@@ -697,6 +708,7 @@ static void op_pong(struct req *r)
     cn->pong_seq = seq;
     cn->missed = 0;
     if (seq == cn->ping_seq && cn->ping_pending) {
+        atomic_fetch_add_explicit(&r->c->sess_run, 1, memory_order_relaxed);
         cn->ping_pending = false;
         if (cn->heap_idx >= 0)
             heap_fix(r->c, (size_t)cn->heap_idx);
@@ -963,6 +975,28 @@ static void op_confirm(struct req *r)
     send_json(r->cn, resp);
 }
 
+/* The text of every metric (the metrics part's renderer). */
+static void op_metrics(struct req *r)
+{
+    struct control *c = r->c;
+    pthread_mutex_lock(&c->mu);
+    char *(*hook)(void *, size_t *) = c->metrics;
+    void *hook_arg = c->metrics_arg;
+    pthread_mutex_unlock(&c->mu);
+    size_t len = 0;
+    char *text = hook ? hook(hook_arg, &len) : NULL;
+    if (!text) {
+        reply_error(r->cn, r->seq, "internal", NULL, "metrics are not available%s",
+                    hook ? ": out of memory" : "");
+        return;
+    }
+    json_t *resp = ok_response(r->seq);
+    json_object_set_new(resp, "content_type", json_string("text/plain; version=0.0.4"));
+    json_object_set_new(resp, "text", json_stringn(text, len));
+    free(text);
+    send_json(r->cn, resp);
+}
+
 struct op_def {
     const char *name;
     void (*fn)(struct req *);
@@ -972,8 +1006,10 @@ static const struct op_def ops[] = {
     {"register", op_register},   {"deregister", op_deregister}, {"pass", op_pass},
     {"pong", op_pong},           {"query", op_query},           {"services", op_services},
     {"endpoints", op_endpoints}, {"status", op_status},         {"dump", op_dump},
-    {"confirm", op_confirm},
+    {"confirm", op_confirm},     {"metrics", op_metrics},
 };
+#define N_OPS (sizeof(ops) / sizeof(ops[0]))
+_Static_assert(N_OPS < OPS_MAX, "raise OPS_MAX");
 
 static void handle_line(struct control *c, struct conn *cn, const char *line, size_t len)
 {
@@ -989,7 +1025,7 @@ static void handle_line(struct control *c, struct conn *cn, const char *line, si
     if (!msg) {
         reply_error(cn, NULL, "bad_json", NULL, "invalid JSON at byte %d: %s", jerr.position,
                     jerr.text);
-        return;
+        goto out; /* json_decref(NULL) is a no-op */
     }
     struct req r = {.c = c, .cn = cn, .msg = msg};
     if (!json_is_object(msg)) {
@@ -1011,10 +1047,15 @@ static void handle_line(struct control *c, struct conn *cn, const char *line, si
         reply_error(cn, seq, "bad_request", "op", "op must be a string");
         goto out;
     }
-    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+    for (size_t i = 0; i < N_OPS; i++) {
         if (strcmp(json_string_value(op), ops[i].name) == 0) {
+            uint64_t errors = cn->errors_sent;
             ops[i].fn(&r);
-            goto out;
+            atomic_fetch_add_explicit(&c->op_requests[i], 1, memory_order_relaxed);
+            if (cn->errors_sent != errors)
+                atomic_fetch_add_explicit(&c->op_errors[i], 1, memory_order_relaxed);
+            json_decref(msg);
+            return;
         }
     }
     reply_error(cn, seq, "unknown_op", "op",
@@ -1022,6 +1063,9 @@ static void handle_line(struct control *c, struct conn *cn, const char *line, si
                 "endpoints, status or dump)");
 out:
     json_decref(msg);
+    /* No valid op: counted as the pseudo-op "invalid". */
+    atomic_fetch_add_explicit(&c->op_requests[N_OPS], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->op_errors[N_OPS], 1, memory_order_relaxed);
 }
 
 /* Consume complete lines from the input buffer while the output backlog
@@ -1457,4 +1501,29 @@ void control_set_zk_status(struct control *c, json_t *(*fn)(void *arg), void *ar
 uint32_t control_connections(struct control *c)
 {
     return atomic_load(&c->n_conns);
+}
+
+void control_set_metrics(struct control *c, char *(*fn)(void *arg, size_t *len), void *arg)
+{
+    pthread_mutex_lock(&c->mu);
+    c->metrics = fn;
+    c->metrics_arg = arg;
+    pthread_mutex_unlock(&c->mu);
+}
+
+bool control_op_stats(struct control *c, size_t i, const char **name, uint64_t *requests,
+                      uint64_t *errors)
+{
+    if (i > N_OPS)
+        return false;
+    *name = i < N_OPS ? ops[i].name : "invalid";
+    *requests = atomic_load_explicit(&c->op_requests[i], memory_order_relaxed);
+    *errors = atomic_load_explicit(&c->op_errors[i], memory_order_relaxed);
+    return true;
+}
+
+void control_session_stats(struct control *c, uint64_t *run, uint64_t *failed)
+{
+    *run = atomic_load_explicit(&c->sess_run, memory_order_relaxed);
+    *failed = atomic_load_explicit(&c->sess_failed, memory_order_relaxed);
 }

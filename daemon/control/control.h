@@ -80,6 +80,21 @@ void control_set_zk_status(struct control *c, json_t *(*fn)(void *arg), void *ar
  * confirm answers ok with "confirmed": 0. */
 void control_set_confirm(struct control *c, int (*fn)(void *arg, const char *service), void *arg);
 
+/* Hook for the "metrics" op: returns the Prometheus text (malloc'd, *len
+ * bytes) or NULL. Called on the control thread. Without a hook the op
+ * answers an "internal" error. */
+void control_set_metrics(struct control *c, char *(*fn)(void *arg, size_t *len), void *arg);
+
+/* Request counters of op number i (0, 1, ...): its name, requests handled
+ * and error responses among them. The last entry, "invalid", counts lines
+ * that named no valid op (bad JSON, no op, unknown op). Returns false past
+ * the last entry. Thread-safe (relaxed atomics). */
+bool control_op_stats(struct control *c, size_t i, const char **name, uint64_t *requests,
+                      uint64_t *errors);
+
+/* Session checks: pings answered or missed (run), and missed (failed). */
+void control_session_stats(struct control *c, uint64_t *run, uint64_t *failed);
+
 /* Number of open control connections. Thread-safe. */
 uint32_t control_connections(struct control *c);
 

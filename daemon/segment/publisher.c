@@ -27,6 +27,7 @@ struct publisher {
     uint32_t st_flags, st_reason, st_held, snap_flags;
     int64_t st_since, st_sync;
     struct publisher_stats stats; /* mu */
+    struct metrics_hist latency;  /* stage+commit durations of publishes */
 };
 
 static int64_t mono_us(void)
@@ -165,13 +166,21 @@ static void *publisher_main(void *arg)
         }
         pthread_mutex_unlock(&p->mu);
         if (gen > 0)
+            metrics_hist_observe(&p->latency, (uint64_t)(t1 - t0));
+        if (gen > 0)
             log_debug("publisher: generation %lld: %zu changes in %lld us", (long long)gen, n,
                       (long long)(t1 - t0));
         if (gen > 0)
             p->cache_dirty = true;
-        if (t1 >= next_tick) {
+        bool ticked = t1 >= next_tick;
+        if (ticked) {
             segw_tick(p->w);
             next_tick = t1 + (int64_t)p->tick_ms * 1000;
+        }
+        if (gen > 0 || ticked) { /* arena and reclaim figures for status/metrics */
+            pthread_mutex_lock(&p->mu);
+            segw_stats(p->w, &p->stats.seg);
+            pthread_mutex_unlock(&p->mu);
         }
         maybe_export(p, t1, stopping);
         if (stopping)
@@ -202,6 +211,7 @@ int publisher_start(struct registry *reg, const struct publisher_config *cfg,
         return rc;
     }
     p->stats.generation = segw_generation(p->w);
+    segw_stats(p->w, &p->stats.seg);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -245,6 +255,11 @@ void publisher_get_stats(struct publisher *p, struct publisher_stats *st)
     pthread_mutex_lock(&p->mu);
     *st = p->stats;
     pthread_mutex_unlock(&p->mu);
+}
+
+const struct metrics_hist *publisher_latency(struct publisher *p)
+{
+    return &p->latency;
 }
 
 void publisher_set_state(struct publisher *p, uint32_t flags, uint32_t degraded_reason,

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "registry.h"
 #include "segwriter.h"
 
@@ -38,6 +39,7 @@ struct publisher_stats {
     uint64_t last_commit_us; /* duration of the last stage+commit */
     uint64_t cache_writes;   /* file-cache images written */
     uint64_t cache_errors;   /* failed attempts (logged) */
+    struct segw_stats seg;   /* the writer's, as of the last commit or tick */
 };
 
 /*
@@ -56,6 +58,10 @@ void publisher_stop(struct publisher *p, bool unlink);
 
 /* Fill *st. Thread-safe. */
 void publisher_get_stats(struct publisher *p, struct publisher_stats *st);
+
+/* Durations of stage+commit of every publish (for metrics). Valid until
+ * publisher_stop. */
+const struct metrics_hist *publisher_latency(struct publisher *p);
 
 /* Forward writer-owned status words to the header (segw_set_state) and the
  * snapshot flags (segw_set_snapshot_flags); applied by the publisher thread

@@ -68,6 +68,7 @@ struct seg_writer {
     uint32_t *order;
     /* counters */
     uint64_t commits, overtakes, dead_slots, reclaimed_upto, overtaken_upto;
+    uint64_t reclaimed_bytes; /* in total (segw_stats) */
 };
 
 static int64_t mono_ns(void)
@@ -671,7 +672,7 @@ static void reclaim(struct seg_writer *w)
     }
     /* The raised words are visible before any reused byte is written. */
     atomic_thread_fence(memory_order_seq_cst);
-    sega_reclaim(a, upto);
+    w->reclaimed_bytes += sega_reclaim(a, upto);
     atomic_store_explicit(&w->hdr->used_bytes, sega_used(a), memory_order_relaxed);
 }
 
@@ -943,6 +944,7 @@ void segw_stats(const struct seg_writer *w, struct segw_stats *st)
     st->used_bytes = sega_used(&w->a);
     st->retired_bytes = w->a.retired_bytes;
     st->reclaimed_upto = w->reclaimed_upto;
+    st->reclaimed_bytes = w->reclaimed_bytes;
     st->overtakes = w->overtakes;
     st->dead_slots = w->dead_slots;
     st->n_services = wtab_count(&w->a, &w->svc);

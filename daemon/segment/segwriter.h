@@ -74,6 +74,8 @@ struct segw_stats {
     uint64_t dead_slots;     /* slot announcements ignored: owner gone */
     uint32_t n_services;
     uint32_t n_instances;
+    /* retired bytes made reusable, in total */
+    uint64_t reclaimed_bytes;
 };
 
 /*

@@ -337,3 +337,13 @@ uint64_t zk_bridge_rejected(struct zk_bridge *zb)
 {
     return zb ? (uint64_t)atomic_load(&zb->rejected) : 0;
 }
+
+int zk_bridge_get_status(struct zk_bridge *zb, struct zk_sync_status *st)
+{
+    pthread_mutex_lock(&zb->mu);
+    bool running = zb->zs != NULL;
+    if (running)
+        zk_sync_get_status(zb->zs, st);
+    pthread_mutex_unlock(&zb->mu);
+    return running ? 0 : -ESRCH;
+}

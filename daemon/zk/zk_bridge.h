@@ -44,6 +44,10 @@ void zk_bridge_stop(struct zk_bridge *zb);
 /* Free what zk_bridge_stop left (after registry_free). NULL is a no-op. */
 void zk_bridge_free(struct zk_bridge *zb);
 
+/* zk_sync's state and counters (zk_sync_get_status). -ESRCH once stopped. */
+struct zk_sync_status;
+int zk_bridge_get_status(struct zk_bridge *zb, struct zk_sync_status *st);
+
 /* Remote documents refused by the instance model so far. */
 uint64_t zk_bridge_rejected(struct zk_bridge *zb);
 

@@ -121,6 +121,7 @@ struct zk_sync {
     struct zk_sync_counters c;
     enum zk_sync_state state;
     int64_t since_ms, last_sync_ms;
+    int64_t session_since_ms; /* 0: no session established */
     unsigned rnd;
 };
 
@@ -407,6 +408,7 @@ static void publish_status_locked(struct zk_sync *zs)
     uint64_t desired = zs->nlocal;
     st->state = zs->state;
     st->since_ms = zs->since_ms;
+    st->session_since_ms = zs->session_since_ms;
     st->last_sync_ms = zs->last_sync_ms;
     st->cooling = cooling(zs);
     st->local_applied = zs->applied_gen == zs->local_gen;
@@ -1343,6 +1345,7 @@ static void open_session(struct zk_sync *zs)
 
 static void close_session(struct zk_sync *zs)
 {
+    zs->session_since_ms = 0;
     if (zs->zh) {
         zookeeper_close(zs->zh);
         zs->zh = NULL;
@@ -1373,6 +1376,7 @@ static void on_session_event(struct zk_sync *zs, int state)
         if (zs->session_fresh) {
             zs->session_fresh = false;
             zs->c.sessions++;
+            zs->session_since_ms = real_ms();
             const clientid_t *cid = zoo_client_id(zs->zh);
             zlog(zs, ZK_SYNC_LOG_INFO, "session 0x%llx established, timeout %d ms",
                  cid ? (unsigned long long)cid->client_id : 0ULL, zoo_recv_timeout(zs->zh));
@@ -1534,6 +1538,8 @@ static void sync_round(struct zk_sync *zs)
         return;
     }
     zs->last_sync_ms = real_ms();
+    zs->c.sync_rounds++;
+    zs->c.full_syncs += full;
     if (full) {
         zs->resync_at = 0;
         report_state(zs);

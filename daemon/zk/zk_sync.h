@@ -67,6 +67,8 @@ struct zk_sync_counters {
     uint64_t held_restored;      /* held ids that came back during the period */
     uint64_t upserts;            /* on_remote_upsert calls */
     uint64_t removes;            /* on_remote_remove calls */
+    uint64_t sync_rounds;        /* listing rounds that completed (watch-driven or full) */
+    uint64_t full_syncs;         /* of those, full resyncs of the whole tree */
     /* current sizes */
     uint64_t hosts;            /* host subtrees watched (own included) */
     uint64_t remote_instances; /* remote ids currently reported (held ones included) */
@@ -83,6 +85,8 @@ struct zk_sync_status {
     bool cooling;         /* inside the cooling-off period (removals held) */
     bool local_applied;   /* every local publish/withdraw is reflected in ZooKeeper */
     struct zk_sync_counters counters;
+    /* CLOCK_REALTIME ms the current session was established, 0 = none */
+    int64_t session_since_ms;
 };
 
 /*
