@@ -120,6 +120,14 @@ struct registry *registry_new(const struct registry_config *cfg)
     return r;
 }
 
+/* The node of a table entry, NULL at the end. (liburcu's
+ * cds_lfht_for_each_entry computes container_of(NULL) at the end, which
+ * UBSan reports as pointer arithmetic on NULL; found by fuzz_cache_load.) */
+static struct reg_node *node_of(struct cds_lfht_node *hn)
+{
+    return hn ? caa_container_of(hn, struct reg_node, node) : NULL;
+}
+
 void registry_free(struct registry *r)
 {
     if (!r)
@@ -129,8 +137,8 @@ void registry_free(struct registry *r)
     struct reg_node *n;
     pthread_mutex_lock(&r->wlock);
     urcu_memb_read_lock();
-    cds_lfht_for_each_entry(r->ht, &it, n, node)
-    {
+    for (cds_lfht_first(r->ht, &it); (n = node_of(cds_lfht_iter_get_node(&it))) != NULL;
+         cds_lfht_next(r->ht, &it)) {
         if (cds_lfht_del(r->ht, &n->node) == 0)
             urcu_memb_call_rcu(&n->rcu, free_node_rcu);
     }
@@ -386,8 +394,8 @@ int registry_foreach(struct registry *r, unsigned mask, int (*fn)(struct instanc
     struct reg_node *n;
     int rc = 0;
     urcu_memb_read_lock();
-    cds_lfht_for_each_entry(r->ht, &it, n, node)
-    {
+    for (cds_lfht_first(r->ht, &it); (n = node_of(cds_lfht_iter_get_node(&it))) != NULL;
+         cds_lfht_next(r->ht, &it)) {
         unsigned kind = is_local(n->inst) ? REGISTRY_LOCAL : REGISTRY_REMOTE;
         if ((mask & kind) && (rc = fn(n->inst, arg)) != 0)
             break;
