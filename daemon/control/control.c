@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "request.h"
 #ifdef DISC_HAVE_HEALTH
 #include "health.h"
 #endif
@@ -1013,56 +1014,32 @@ _Static_assert(N_OPS < OPS_MAX, "raise OPS_MAX");
 
 static void handle_line(struct control *c, struct conn *cn, const char *line, size_t len)
 {
-    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
-        len--;
-    size_t skip = 0;
-    while (skip < len && (line[skip] == ' ' || line[skip] == '\t'))
-        skip++;
-    if (skip == len)
+    struct ctl_request q;
+    struct ctl_error e;
+    int rc = ctl_parse_request(line, len, &q, &e);
+    if (rc == 0)
         return; /* blank line: not a request */
-    json_error_t jerr;
-    json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!msg) {
-        reply_error(cn, NULL, "bad_json", NULL, "invalid JSON at byte %d: %s", jerr.position,
-                    jerr.text);
-        goto out; /* json_decref(NULL) is a no-op */
-    }
-    struct req r = {.c = c, .cn = cn, .msg = msg};
-    if (!json_is_object(msg)) {
-        reply_error(cn, NULL, "bad_request", NULL, "a request must be a JSON object");
+    if (rc < 0) {
+        reply_error(cn, q.seq, e.code, e.field, "%s", e.message);
         goto out;
     }
-    json_t *seq = json_object_get(msg, "seq");
-    if (seq && !json_is_integer(seq)) {
-        reply_error(cn, NULL, "bad_request", "seq", "seq must be an integer");
-        goto out;
-    }
-    r.seq = seq;
-    json_t *op = json_object_get(msg, "op");
-    if (!op) {
-        reply_error(cn, seq, "bad_request", "op", "op is required");
-        goto out;
-    }
-    if (!json_is_string(op)) {
-        reply_error(cn, seq, "bad_request", "op", "op must be a string");
-        goto out;
-    }
+    struct req r = {.c = c, .cn = cn, .msg = q.msg, .seq = q.seq};
     for (size_t i = 0; i < N_OPS; i++) {
-        if (strcmp(json_string_value(op), ops[i].name) == 0) {
+        if (strcmp(q.op, ops[i].name) == 0) {
             uint64_t errors = cn->errors_sent;
             ops[i].fn(&r);
             atomic_fetch_add_explicit(&c->op_requests[i], 1, memory_order_relaxed);
             if (cn->errors_sent != errors)
                 atomic_fetch_add_explicit(&c->op_errors[i], 1, memory_order_relaxed);
-            json_decref(msg);
+            json_decref(q.msg);
             return;
         }
     }
-    reply_error(cn, seq, "unknown_op", "op",
+    reply_error(cn, q.seq, "unknown_op", "op",
                 "unknown op (expected register, deregister, pass, pong, query, services, "
                 "endpoints, status or dump)");
 out:
-    json_decref(msg);
+    json_decref(q.msg);
     /* No valid op: counted as the pseudo-op "invalid". */
     atomic_fetch_add_explicit(&c->op_requests[N_OPS], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->op_errors[N_OPS], 1, memory_order_relaxed);
