@@ -19,7 +19,7 @@
  * WORK_CAP units. One unit is one record or bucket slot visited; verifying
  * a checksum costs one more per 64 bytes hashed. */
 #define WORK_K     8u
-#define WORK_FLOOR 65536u
+#define WORK_FLOOR 4096u
 #define WORK_CAP   (1u << 31)
 
 static inline const struct disc_map *rmap(const struct disc_read *rd)
