@@ -1,0 +1,168 @@
+/*
+ * gen_seeds.c — writes the fuzzers' seed corpora from real artefacts:
+ * file-cache images exported by the segment writer (fuzz_segment,
+ * fuzz_cache_load), instance documents as discd writes them to ZooKeeper
+ * (fuzz_instance_doc), and the request lines of docs/PROTOCOL.md
+ * (fuzz_control). Run by scripts/fuzz-seeds.sh; usage: gen_seeds OUT_DIR.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "instance.h"
+#include "log.h"
+#include "segwriter.h"
+
+static const char *out;
+
+static void put_file(const char *dir, const char *name, const void *data, size_t len)
+{
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/%s", out, dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof(p), "%s/%s/%s", out, dir, name);
+    FILE *f = fopen(p, "wb");
+    if (!f || fwrite(data, 1, len, f) != len) {
+        perror(p);
+        exit(1);
+    }
+    fclose(f);
+}
+
+static void copy_file(const char *from, const char *dir, const char *name)
+{
+    FILE *f = fopen(from, "rb");
+    if (!f) {
+        perror(from);
+        exit(1);
+    }
+    static char b[1 << 22];
+    size_t n = fread(b, 1, sizeof(b), f);
+    fclose(f);
+    put_file(dir, name, b, n);
+}
+
+/* Register requests: the protocol's example and a few shapes besides. */
+static const char *requests[] = {
+    ("{\"op\":\"register\",\"seq\":1,\"instance\":{\"service\":\"payments\",\"version\":\"2.3.1\","
+     "\"address\":\"10.0.0.7:8443\",\"weight\":20,\"tags\":{\"env\":\"prod\"},\"endpoints\":[{"
+     "\"name\":\"charge\",\"request\":\"ChargeReq\",\"response\":\"ChargeResp\",\"mean_us\":900,"
+     "\"p95_us\":4000}]},\"check\":{\"type\":\"http\",\"path\":\"/"
+     "healthz\",\"interval_ms\":1000}}"),
+    "{\"op\":\"register\",\"instance\":{\"service\":\"orders\",\"address\":\"[::1]:80\"}}",
+    ("{\"op\":\"register\",\"instance\":{\"service\":\"sock\",\"network\":\"unix\",\"address\":"
+     "\"/run/sock\",\"tags\":{\"zone\":\"a\",\"k\":\"\"}},\"check\":{\"type\":\"ttl\",\"ttl_ms\":"
+     "5000}}"),
+    ("{\"op\":\"register\",\"instance\":{\"service\":\"tcpchk\",\"address\":\"127.0.0.1:9\"},"
+     "\"check\":{\"type\":\"tcp\",\"interval_ms\":500,\"timeout_ms\":100,\"misses\":2}}"),
+    "{\"op\":\"deregister\",\"id\":\"0b7c6f1e-8a53-4d0f-9a52-4d6b1d1f7c20\"}",
+    "{\"op\":\"pass\",\"id\":\"0b7c6f1e-8a53-4d0f-9a52-4d6b1d1f7c20\"}",
+    "{\"op\":\"pong\",\"seq\":12}",
+    "{\"op\":\"query\",\"service\":\"payments\"}",
+    "{\"op\":\"services\"}",
+    "{\"op\":\"endpoints\"}",
+    "{\"op\":\"status\"}",
+    "{\"op\":\"confirm\",\"service\":\"orders\"}",
+    "{\"op\":\"dump\"}",
+};
+
+static void segments(void)
+{
+    char name[64], path[4096];
+    snprintf(name, sizeof(name), "fuzzseed-%d", (int)getpid());
+    snprintf(path, sizeof(path), "%s/seed.cache", out);
+    struct segw_config cfg = {.segment_bytes = 4u << 20};
+    struct seg_writer *w;
+    int rc = segw_open(name, &cfg, &w);
+    if (rc < 0) {
+        fprintf(stderr, "segw_open: %s\n", strerror(-rc));
+        exit(1);
+    }
+    static const unsigned sizes[] = {0, 1, 4, 24};
+    unsigned n = 0;
+    for (unsigned k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        for (; n < sizes[k]; n++) {
+            char id[DISC_ID_LEN + 1], svc[32], addr[32], ver[16];
+            snprintf(id, sizeof(id), "%08x-0000-4000-8000-%012x", n * 2654435761u, n);
+            snprintf(svc, sizeof(svc), "svc-%u", n % 5);
+            snprintf(addr, sizeof(addr), "10.0.0.%u:%u", n, 8000 + n);
+            snprintf(ver, sizeof(ver), "1.%u", n % 3);
+            struct segw_tag tags[2] = {{"zone", n & 1 ? "odd" : "even"}, {"env", "prod"}};
+            struct segw_endpoint eps[1] = {{"get", "GetReq", "GetResp", 100 + n, 900 + n}};
+            struct segw_instance in = {.id = id,
+                                       .service = svc,
+                                       .version = ver,
+                                       .host = n % 2 ? "host-a" : "host-b",
+                                       .az = "az-1",
+                                       .address = addr,
+                                       .addr_kind = DISC_ADDR_TCP,
+                                       .health = (uint8_t)(n % 4),
+                                       .origin = DISC_ORIGIN_LOCAL,
+                                       .weight = 1 + n % 7,
+                                       .registered_at_ms = 1700000000000LL,
+                                       .tags = tags,
+                                       .n_tags = n % 3,
+                                       .endpoints = eps,
+                                       .n_endpoints = n % 2};
+            if ((rc = segw_put(w, &in)) < 0) {
+                fprintf(stderr, "segw_put: %s\n", strerror(-rc));
+                exit(1);
+            }
+        }
+        if (n)
+            segw_commit(w);
+        if (segw_export(w, path) < 0) {
+            fprintf(stderr, "segw_export failed\n");
+            exit(1);
+        }
+        char f[32];
+        snprintf(f, sizeof(f), "image-%u", n);
+        copy_file(path, "segment", f);
+        copy_file(path, "cache_load", f);
+    }
+    segw_close(w, true);
+    unlink(path);
+}
+
+static void documents_and_requests(void)
+{
+    struct instance_defaults def = {
+        .host = "host-a", .az = "az-1", .interval_ms = 1000, .timeout_ms = 500, .misses = 3};
+    for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
+        char f[32];
+        snprintf(f, sizeof(f), "request-%zu", i);
+        put_file("control", f, requests[i], strlen(requests[i]));
+        json_t *msg = json_loads(requests[i], 0, NULL);
+        json_t *ij = json_object_get(msg, "instance");
+        struct instance *inst = NULL;
+        struct instance_error err = {0};
+        if (ij &&
+            instance_from_request(ij, json_object_get(msg, "check"), &def, &inst, &err) == 0) {
+            json_t *j = instance_to_json(inst, 0);
+            char *doc = json_dumps(j, JSON_COMPACT);
+            json_decref(j);
+            snprintf(f, sizeof(f), "document-%zu", i);
+            put_file("instance_doc", f, doc, strlen(doc));
+            free(doc);
+            instance_unref(inst);
+        }
+        json_decref(msg);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: gen_seeds OUT_DIR\n");
+        return 2;
+    }
+    out = argv[1];
+    log_set_level(LOG_LVL_ERROR);
+    mkdir(out, 0755);
+    segments();
+    documents_and_requests();
+    return 0;
+}
