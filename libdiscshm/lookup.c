@@ -345,7 +345,8 @@ static int fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
     out->host = rec_str(rec, size, r.host, DISC_HOST_MAX);
     out->az = rec_str(rec, size, r.az, DISC_AZ_MAX);
     out->address = rec_str(rec, size, r.address, DISC_ADDRESS_MAX);
-    if (!out->id || !out->service || !out->version || !out->host || !out->az || !out->address)
+    if (!out->id || !out->service || !out->version || !out->host || !out->az || !out->address ||
+        strnlen(out->id, DISC_ID_LEN) != DISC_ID_LEN) /* 36 characters, no NUL inside */
         return -EBADMSG;
     out->weight = r.weight;
     out->addr_kind = r.addr_kind;
@@ -432,8 +433,10 @@ DISC_API int disc_read_instance(struct disc_read *rd, const struct disc_service_
     v.n = disc__ld32(&r->n_instances);
     if (v.n > DISC_SVC_INST_MAX || v.size < sizeof(*r) + 4ull * v.n)
         return -EBADMSG;
-    if (i >= v.n)
+    if (i >= sv->n_instances)
         return -EINVAL;
+    if (i >= v.n)
+        return -EBADMSG; /* the record no longer says what the view did */
     int rc = disc__charge(rd, 1);
     return rc < 0 ? rc : view_at(rd, service_inst(rd, &v, i), out);
 }
