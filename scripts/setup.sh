@@ -13,6 +13,7 @@ PACKAGES=(
     clang libclang-rt-14-dev clang-format          # alternative sanitizer runtimes; scripts/format.sh
     libmicrohttpd-dev python3-prometheus-client    # discd metrics listener; its test's Prometheus parser
     python3-pytest                                 # pytest suites (metrics, Python binding)
+    golang-go                                      # the Go binding's tests (bindings/go)
 )
 
 missing=()

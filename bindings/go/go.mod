@@ -1,0 +1,3 @@
+module github.com/discshm/discshm/bindings/go
+
+go 1.19
