@@ -12,7 +12,7 @@ PACKAGES=(
     libcriterion-dev                               # test framework
     clang libclang-rt-14-dev clang-format          # alternative sanitizer runtimes; scripts/format.sh
     libmicrohttpd-dev python3-prometheus-client    # discd metrics listener; its test's Prometheus parser
-    python3-pytest                                 # pytest suites (metrics, Python binding)
+    python3-pytest python3-kazoo                   # pytest suites (metrics, Python binding); a ZooKeeper client for them
     golang-go                                      # the Go binding's tests (bindings/go)
 )
 

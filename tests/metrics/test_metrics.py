@@ -81,7 +81,7 @@ class Scrape:
 
 
 def start_with_listener(tag: str, *extra: str) -> tuple[Discd, int]:
-    d = Discd(tag, ["--metrics-listen", "127.0.0.1:0", *extra]).start()
+    d = Discd(tag, [*extra, "--metrics-listen", "127.0.0.1:0"]).start()
     m = re.search(r"metrics: serving http://127\.0\.0\.1:(\d+)/metrics", d.log_text())
     assert m, "discd did not log its metrics address:\n" + d.log_text()
     return d, int(m.group(1))
@@ -295,3 +295,78 @@ def test_port_in_use_stops_start_up():
     finally:
         taken.close()
         d.cleanup()
+
+
+def test_zookeeper_metrics_follow_the_region():
+    """Two discd hosts on one ZooKeeper: state, session age, syncs, remote
+    changes and skipped foreign documents, then the server killed."""
+    from kazoo.client import KazooClient
+    from zk_server import ZkServer
+
+    with ZkServer() as zk:
+        common = ["--zk", zk.connect, "--zk-root", "/mtest", "--zk-session-timeout", "4000",
+                  "--zk-cooloff", "0", "--metrics-listen", "127.0.0.1:0"]
+        a, pa = start_with_listener("mzka", "--host-id", "ha", *common[:-2])
+        try:
+            b = Discd("mzkb", ["--host-id", "hb", *common]).start()
+            try:
+                def connected():
+                    s = scrape_http(pa)
+                    return s if (s.get("discd_zookeeper_state", state="connected") == 1
+                                 and s.get("discd_zookeeper_syncs_total", kind="full") >= 1
+                                 and s.get("discd_zookeeper_session_age_seconds") > 0) else None
+
+                s1 = wait_for(connected, "discd a connected and synced", 30)
+                assert s1.get("discd_zookeeper_configured") == 1
+                assert s1.get("discd_zookeeper_sessions_total") == 1
+                assert s1.get("discd_zookeeper_state", state="connecting") == 0
+                # b's registration reaches a through the region.
+                b.register("remote-svc", "127.0.0.1:7501")
+
+                def remote_seen():
+                    s = scrape_http(pa)
+                    return s if s.get("discd_instances", origin="remote",
+                                      health="passing") == 1 else None
+
+                s2 = wait_for(remote_seen, "b's instance in a's registry", 30)
+                assert s2.get("discd_zookeeper_remote_changes_total", change="upsert") >= 1
+                assert s2.get("discd_zookeeper_hosts") == 2
+                assert s2.get("discd_zookeeper_session_age_seconds") > \
+                    s1.get("discd_zookeeper_session_age_seconds")
+                assert s2.get("discd_zookeeper_operations_total", op="watch_fired") >= 1
+                # Foreign documents: not JSON, and a node name that is not an id.
+                kz = KazooClient(hosts=zk.connect)
+                kz.start(timeout=30)
+                try:
+                    uid = "0b8e6a52-5f6f-4d36-9a77-2f0f7b1c5d01"
+                    kz.create(f"/mtest/hosts/rogue/{uid}-1", b"this is not json", makepath=True)
+                    kz.create("/mtest/hosts/rogue/not-an-id", b"{}")
+                finally:
+                    kz.stop()
+                    kz.close()
+
+                def skipped():
+                    s = scrape_ctl(a)
+                    return s if (s.get("discd_bad_documents_total", reason="bad_data") >= 1
+                                 and s.get("discd_bad_documents_total", reason="bad_name") >= 1
+                                 ) else None
+
+                s3 = wait_for(skipped, "the rogue documents skipped and counted", 30)
+                assert s3.get("discd_instances", origin="remote", health="passing") == 1
+                # The server goes away: a reports it.
+                zk.kill()
+
+                def lost():
+                    s = scrape_http(pa)
+                    return s if s.get("discd_zookeeper_state", state="connected") == 0 else None
+
+                s4 = wait_for(lost, "a noticing ZooKeeper is gone", 30)
+                assert (s4.get("discd_zookeeper_state", state="disconnected")
+                        + s4.get("discd_zookeeper_state", state="expired")
+                        + s4.get("discd_zookeeper_state", state="connecting")) == 1
+            finally:
+                assert b.stop() == 0, b.log_text()
+                b.cleanup()
+        finally:
+            assert a.stop() == 0, a.log_text()
+            a.cleanup()
