@@ -14,4 +14,4 @@ add_executable(discctl
 )
 target_compile_definitions(discctl PRIVATE DISCCTL_VERSION="${PROJECT_VERSION}")
 target_link_libraries(discctl PRIVATE discshm_static discclient_static PkgConfig::JANSSON)
-install(TARGETS discctl)
+install(TARGETS discctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT daemon)
