@@ -299,13 +299,13 @@ int config_load_file(struct discd_config *cfg, const char *path, char *err)
     return rc;
 }
 
-/* Long options: every table entry plus config, help, version. */
-enum { OPT_ID_CONFIG = 1000, OPT_ID_HELP, OPT_ID_VERSION };
+/* Long options: every table entry plus config, check-config, help, version. */
+enum { OPT_ID_CONFIG = 1000, OPT_ID_HELP, OPT_ID_VERSION, OPT_ID_CHECK };
 
 int config_from_args(struct discd_config *cfg, int argc, char *const argv[], bool *exit_now,
                      char *err)
 {
-    struct option longopts[N_OPTS + 4];
+    struct option longopts[N_OPTS + 5];
     for (size_t i = 0; i < N_OPTS; i++) {
         longopts[i].name = opts[i].name;
         longopts[i].has_arg = opts[i].type == OPT_BOOL ? optional_argument : required_argument;
@@ -315,7 +315,8 @@ int config_from_args(struct discd_config *cfg, int argc, char *const argv[], boo
     longopts[N_OPTS] = (struct option){"config", required_argument, NULL, OPT_ID_CONFIG};
     longopts[N_OPTS + 1] = (struct option){"help", no_argument, NULL, OPT_ID_HELP};
     longopts[N_OPTS + 2] = (struct option){"version", no_argument, NULL, OPT_ID_VERSION};
-    longopts[N_OPTS + 3] = (struct option){NULL, 0, NULL, 0};
+    longopts[N_OPTS + 3] = (struct option){"check-config", no_argument, NULL, OPT_ID_CHECK};
+    longopts[N_OPTS + 4] = (struct option){NULL, 0, NULL, 0};
 
     *exit_now = false;
     config_defaults(cfg);
@@ -324,7 +325,7 @@ int config_from_args(struct discd_config *cfg, int argc, char *const argv[], boo
         optind = 0; /* full re-initialisation of getopt */
         opterr = 0;
         int c, idx;
-        while ((c = getopt_long(argc, argv, ":c:hV", longopts, &idx)) != -1) {
+        while ((c = getopt_long(argc, argv, ":c:hVt", longopts, &idx)) != -1) {
             if (c == '?' || c == ':') {
                 const char *what = optopt ? NULL : argv[optind - 1];
                 if (c == ':')
@@ -349,6 +350,10 @@ int config_from_args(struct discd_config *cfg, int argc, char *const argv[], boo
                     *exit_now = true;
                     return 0;
                 }
+                continue;
+            }
+            if (c == 't' || c == OPT_ID_CHECK) {
+                cfg->check_only = true;
                 continue;
             }
             if (c == 'c' || c == OPT_ID_CONFIG) {
@@ -464,6 +469,12 @@ void config_usage(FILE *out)
                  o->reloadable ? " Reloaded on SIGHUP." : "");
         wrap(out, text, 8, 78);
     }
+    fprintf(out, "    -t, --check-config\n");
+    wrap(out,
+         "Check the configuration (the config file and the flags) and exit: status 0 and "
+         "\"configuration OK\" on stdout, or 1 and the first error on stderr, naming FILE:LINE "
+         "for an error in the file.",
+         8, 78);
     fprintf(out, "    -h, --help\n        Print this help and exit.\n");
     fprintf(out, "    -V, --version\n        Print the version and exit.\n");
     fprintf(out, "\nSIGNALS\n");
@@ -481,6 +492,12 @@ void config_usage(FILE *out)
          "DISCSHM_NAME: default registry name. XDG_RUNTIME_DIR: base of the default socket "
          "path.",
          4, 78);
+    wrap(out,
+         "NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID: set by systemd for a Type=notify "
+         "service; discd then sends READY=1 once the segment is published and the socket "
+         "serves, STATUS= lines, WATCHDOG=1 while its publisher thread runs, and STOPPING=1 "
+         "on SIGTERM. JOURNAL_STREAM: see LOGS.",
+         4, 78);
     fprintf(out, "\nFILES\n");
     wrap(out,
          "/dev/shm/NAME (data, 0644), /dev/shm/NAME.readers (reader slots), "
@@ -489,15 +506,19 @@ void config_usage(FILE *out)
     fprintf(out, "\nLOGS\n");
     wrap(out,
          "stderr, one line per event: UTC timestamp, discd[pid], level, message. info "
-         "logs every registration and removal with its reason.",
+         "logs every registration and removal with its reason. When stderr is the systemd "
+         "journal ($JOURNAL_STREAM), each line is \"<PRIORITY>LEVEL message\" instead, so the "
+         "journal keeps the level.",
          4, 78);
     fprintf(out, "\nEXIT STATUS\n");
     wrap(out,
-         "0 after a clean shutdown or --help; 1 when the daemon cannot start (bad option or "
+         "0 after a clean shutdown, after --help or --version, and when --check-config finds "
+         "no error; 1 when the daemon cannot start (bad option or "
          "config file, another discd already publishes the registry name, socket or "
          "segment errors).",
          4, 78);
-    fprintf(out, "\nSEE ALSO\n    docs/DAEMON.md, docs/PROTOCOL.md, discctl(1)\n");
+    fprintf(out, "\nSEE ALSO\n    discctl(1), discd.conf(5), libdiscshm(3), docs/DAEMON.md, "
+                 "docs/PROTOCOL.md\n");
 }
 
 void config_log(const struct discd_config *cfg)

@@ -49,6 +49,7 @@ struct discd_config {
     double protect_shrink;
     uint32_t protect_hold_ms; /* 0: the cooling-off period (2 x check-interval) */
     char metrics_listen[128]; /* "ADDR:PORT" of the metrics HTTP listener, "" none */
+    bool check_only;          /* --check-config / -t: validate and exit */
 };
 
 /* Fill *cfg with the built-in defaults (name from $DISCSHM_NAME). */
@@ -66,7 +67,8 @@ int config_load_file(struct discd_config *cfg, const char *path, char *err);
 /*
  * Build the configuration from defaults, the config file named by
  * --config/-c (if any) and the other flags of argv. Sets *exit_now when
- * --help or --version was handled (return 0). -EINVAL with err on a bad
+ * --help or --version was handled (return 0). --check-config/-t sets
+ * cfg->check_only. -EINVAL with err on a bad
  * flag or value. Does not modify argv.
  */
 int config_from_args(struct discd_config *cfg, int argc, char *const argv[], bool *exit_now,

@@ -13,6 +13,7 @@ set(DISCD_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/checks/health.c
   ${CMAKE_CURRENT_SOURCE_DIR}/zk/zk_bridge.c
   ${CMAKE_CURRENT_SOURCE_DIR}/metrics/metrics.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/service/service.c
 )
 # The ZooKeeper layer (library disczk), used when discd runs with --zk.
 include(${CMAKE_CURRENT_LIST_DIR}/zk/zk_sync.cmake)
@@ -34,5 +35,5 @@ add_executable(discd ${DISCD_SOURCES})
 target_compile_definitions(discd PRIVATE DISCD_VERSION="${PROJECT_VERSION}" DISC_HAVE_HEALTH=1)
 target_include_directories(discd PRIVATE ${DISCD_PART_DIRS})
 target_link_libraries(discd PRIVATE discpub discshm_static disczk PkgConfig::URCU PkgConfig::JANSSON PkgConfig::UUID
-  PkgConfig::CURL PkgConfig::MHD Threads::Threads)
-install(TARGETS discd)
+  PkgConfig::CURL PkgConfig::MHD PkgConfig::SYSTEMD Threads::Threads)
+install(TARGETS discd RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPONENT daemon)

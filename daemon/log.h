@@ -2,9 +2,16 @@
  * log.h — discd's logger: one line per message on stderr,
  *   2026-01-31T12:00:00.123Z discd[1234] INFO message
  * The level can be changed at any time from any thread (SIGHUP reload).
+ *
+ * Under systemd (log_detect_journal: $JOURNAL_STREAM names the device and
+ * inode of stderr) each line is instead "<P>LEVEL message", P the syslog
+ * priority (3 error, 4 warn, 6 info, 7 debug), so the journal records the
+ * level; it adds the timestamp and pid itself.
  */
 #ifndef DISC_LOG_H
 #define DISC_LOG_H
+
+#include <stdbool.h>
 
 enum log_level {
     LOG_LVL_ERROR = 0,
@@ -12,6 +19,10 @@ enum log_level {
     LOG_LVL_INFO = 2,
     LOG_LVL_DEBUG = 3,
 };
+
+/* Switch to the journal format if $JOURNAL_STREAM matches stderr (call once,
+ * before other threads log). Returns true if it did. */
+bool log_detect_journal(void);
 
 /* Set the most verbose level that is printed (default: info). */
 void log_set_level(enum log_level level);

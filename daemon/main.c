@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -20,6 +21,7 @@
 #include "metrics.h"
 #include "publisher.h"
 #include "registry.h"
+#include "service.h"
 #include "zk_bridge.h"
 #ifdef DISC_HAVE_HEALTH
 #include "health.h"
@@ -123,6 +125,51 @@ static void reload(struct discd *d, int argc, char *const argv[])
              ncfg.check_misses);
 }
 
+/* Main-thread state for the service manager (service.h). */
+struct service_tick {
+    uint64_t watchdog_usec;   /* 0: no watchdog */
+    int64_t last_watchdog_ms; /* monotonic */
+    uint64_t last_ticks;      /* publisher heartbeat count at the last WATCHDOG=1 */
+    char last_status[256];
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Called by the main thread at least every third of the watchdog period:
+ * WATCHDOG=1 only if the publisher thread has refreshed the heartbeat since
+ * the last one (a hung publisher lets systemd restart discd; WatchdogSec
+ * must be at least 3 x --heartbeat), STATUS= when the summary changed. */
+static void service_turn(struct discd *d, struct service_tick *st)
+{
+    struct publisher_stats ps;
+    publisher_get_stats(d->pub, &ps);
+    int64_t now = mono_ms();
+    if (st->watchdog_usec) {
+        if (ps.ticks != st->last_ticks) {
+            service_watchdog();
+            st->last_ticks = ps.ticks;
+            st->last_watchdog_ms = now;
+        } else if (now - st->last_watchdog_ms > (int64_t)(st->watchdog_usec / 2000)) {
+            log_warn("systemd watchdog: the publisher thread has not refreshed the heartbeat "
+                     "for %lld ms; not sending WATCHDOG=1",
+                     (long long)(now - st->last_watchdog_ms));
+        }
+    }
+    char status[256];
+    snprintf(status, sizeof(status), "%u local and %u remote instances, generation %llu%s",
+             registry_count_local(d->reg), registry_count_remote(d->reg),
+             (unsigned long long)ps.generation, d->cfg.zk[0] ? ", zookeeper mode" : "");
+    if (strcmp(status, st->last_status) != 0) {
+        service_status("%s", status);
+        snprintf(st->last_status, sizeof(st->last_status), "%s", status);
+    }
+}
+
 int main(int argc, char *argv[])
 {
     static struct discd d; /* zeroed; compared bytewise on reload */
@@ -135,7 +182,13 @@ int main(int argc, char *argv[])
     }
     if (exit_now)
         return 0;
+    if (d.cfg.check_only) {
+        printf("discd: configuration OK (%s)\n",
+               d.cfg.config_file[0] ? d.cfg.config_file : "no config file; flags only");
+        return 0;
+    }
     log_set_level(d.cfg.log_level);
+    log_detect_journal();
 
     /* Signals are taken synchronously by this thread only. */
     sigset_t sigs;
@@ -274,18 +327,41 @@ int main(int argc, char *argv[])
     log_info("ready: registry '%s', socket %s, %s mode", d.cfg.name, d.cfg.socket,
              d.cfg.zk[0] ? "zookeeper" : "standalone");
 
+    service_ready("serving registry '%s' (%s mode), socket %s", d.cfg.name,
+                  d.cfg.zk[0] ? "zookeeper" : "standalone", d.cfg.socket);
+    struct service_tick st = {.watchdog_usec = service_watchdog_usec(),
+                              .last_watchdog_ms = mono_ms()};
+    if (st.watchdog_usec)
+        log_info("systemd watchdog: WATCHDOG=1 every %llu ms while the publisher runs",
+                 (unsigned long long)(st.watchdog_usec / 3000));
+
     for (;;) {
         siginfo_t si;
-        int sig = sigwaitinfo(&sigs, &si);
+        int sig;
+        if (service_managed()) {
+            /* Wake every third of the watchdog period (at most 5 s) for WATCHDOG=1 and STATUS=. */
+            uint64_t us = st.watchdog_usec ? st.watchdog_usec / 3 : 5000000;
+            if (us > 5000000)
+                us = 5000000;
+            struct timespec ts = {.tv_sec = (time_t)(us / 1000000),
+                                  .tv_nsec = (long)(us % 1000000) * 1000};
+            sig = sigtimedwait(&sigs, &si, &ts);
+            service_turn(&d, &st);
+        } else {
+            sig = sigwaitinfo(&sigs, &si);
+        }
         if (sig < 0)
-            continue; /* EINTR */
+            continue; /* EINTR, or the timeout */
         if (sig == SIGHUP) {
             log_info("SIGHUP received: reloading");
+            service_reloading();
             reload(&d, argc, argv);
+            service_ready("reloaded: log-level=%s", log_level_name(d.cfg.log_level));
             continue;
         }
         log_info("%s received from pid %d: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                  (int)si.si_pid);
+        service_stopping(sig == SIGTERM ? "SIGTERM" : "SIGINT");
         break;
     }
 

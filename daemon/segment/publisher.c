@@ -176,6 +176,9 @@ static void *publisher_main(void *arg)
         if (ticked) {
             segw_tick(p->w);
             next_tick = t1 + (int64_t)p->tick_ms * 1000;
+            pthread_mutex_lock(&p->mu);
+            p->stats.ticks++;
+            pthread_mutex_unlock(&p->mu);
         }
         if (gen > 0 || ticked) { /* arena and reclaim figures for status/metrics */
             pthread_mutex_lock(&p->mu);

@@ -40,6 +40,7 @@ struct publisher_stats {
     uint64_t cache_writes;   /* file-cache images written */
     uint64_t cache_errors;   /* failed attempts (logged) */
     struct segw_stats seg;   /* the writer's, as of the last commit or tick */
+    uint64_t ticks;          /* heartbeat refreshes (segw_tick): advances while the thread runs */
 };
 
 /*
