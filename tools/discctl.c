@@ -88,7 +88,7 @@ int main(int argc, char **argv)
             ctl_help(NULL);
             return EXIT_OK;
         }
-        if (strcmp(a, "--version") == 0) {
+        if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
             printf("discctl %s\n", DISCCTL_VERSION);
             return EXIT_OK;
         }

@@ -22,6 +22,8 @@ static const char common_opts[] =
     "        per line). Field names follow docs/PROTOCOL.md.\n"
     "    -h, --help\n"
     "        Show this manual.\n"
+    "    -V, --version\n"
+    "        Print discctl's version and exit (before the command name only).\n"
     "\n"
     "    Common options may appear before or after the command name.\n";
 
@@ -80,7 +82,7 @@ static const char top[] =
     "    discctl deregister \"$id\"\n"
     "\n"
     "SEE ALSO\n"
-    "    discd(8), docs/DISCCTL.md, docs/PROTOCOL.md\n";
+    "    discd(8), discd.conf(5), libdiscshm(3), docs/DISCCTL.md, docs/PROTOCOL.md\n";
 
 static const char h_register[] =
     "NAME\n"
