@@ -14,6 +14,7 @@ PACKAGES=(
     libmicrohttpd-dev python3-prometheus-client    # discd metrics listener; its test's Prometheus parser
     python3-pytest python3-kazoo                   # pytest suites (metrics, Python binding); a ZooKeeper client for them
     golang-go                                      # the Go binding's tests (bindings/go)
+    scdoc man-db strace debhelper lintian fakeroot dpkg-dev # man pages; packaging tests (tests/packaging, debian/)
 )
 
 missing=()
