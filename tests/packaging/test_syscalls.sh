@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # discd.service restricts system calls (SystemCallFilter=@system-service
 # ~@privileged). Run discd under strace through start-up, registrations with
-# tcp and http checks, a file-cache write, status, a SIGHUP reload and
-# shutdown, and check that every system call it made is in that set (as
+# tcp and http checks, a file-cache write, status, metrics (control op and
+# HTTP), a SIGHUP reload and shutdown, and check that every system call it made is in that set (as
 # systemd-analyze expands it), so the filter cannot kill it in those paths.
 #   test_syscalls.sh BUILD_DIR SOURCE_DIR
 source "$(dirname "$0")/lib.sh"
@@ -44,7 +44,7 @@ comm -23 "$tmp/allowed-all" "$tmp/denied" >"$tmp/allowed"
 [[ $(wc -l <"$tmp/allowed") -gt 100 ]] || fail "could not expand @system-service"
 
 strace -f -qq -o "$tmp/trace" "$build/daemon/discd" --name "$name" --socket "$tmp/d.sock" \
-    --cache-file "$tmp/d.cache" >"$tmp/log" 2>&1 &
+    --cache-file "$tmp/d.cache" --metrics-listen 127.0.0.1:0 >"$tmp/log" 2>&1 &
 spid=$! # strace; signals go to discd, its child
 ctl=("$build/tools/discctl" --name "$name" --socket "$tmp/d.sock")
 for ((i = 0; i < 100; i++)); do
@@ -57,6 +57,10 @@ pid=$(ps --ppid "$spid" -o pid= | tr -d ' ')
 "${ctl[@]}" register --service s --address 127.0.0.1:1 --check http --interval 200 >/dev/null
 id=$("${ctl[@]}" register --service t --address 127.0.0.1:2)
 "${ctl[@]}" deregister "$id"
+"${ctl[@]}" metrics >/dev/null
+url=$(sed -n 's/.*metrics: serving \(http:[^ ]*\).*/\1/p' "$tmp/log")
+[[ -n $url ]] || fail "discd did not log its metrics URL"
+curl -fsS "$url" >/dev/null || fail "scrape $url"
 sleep 2.5 # checks fail and remove; the file cache is written
 kill -HUP "$pid"
 sleep 0.3
