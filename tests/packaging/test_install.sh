@@ -9,6 +9,12 @@
 source "$(dirname "$0")/lib.sh"
 
 tmp=$(mktemp -d /tmp/discshm-install.XXXXXX)
+# On failure, show discd's log too.
+fail() {
+    echo "FAIL: $*" >&2
+    [[ ! -s $tmp/discd.log ]] || { echo "--- discd's log:" >&2; cat "$tmp/discd.log" >&2; }
+    exit 1
+}
 name=pkgtest$$
 discd_pid=
 cleanup() {
@@ -93,7 +99,9 @@ echo "ok: consumers built with pkg-config and find_package"
 sock=$tmp/discd.sock
 "$p/sbin/discd" --name "$name" --socket "$sock" >"$tmp/discd.log" 2>&1 &
 discd_pid=$!
-for ((i = 0; i < 100; i++)); do
+# Waits below are generous (the machine may be loaded); they end as soon as
+# the condition holds.
+for ((i = 0; i < 300; i++)); do
     "$p/bin/discctl" --name "$name" --socket "$sock" status >/dev/null 2>&1 && break
     sleep 0.1
 done
@@ -101,7 +109,7 @@ ctl=("$p/bin/discctl" --name "$name" --socket "$sock")
 "${ctl[@]}" register --service pkgsvc --address 10.1.2.3:4567 >/dev/null || fail "discctl register"
 # discd publishes asynchronously (within --publish-coalesce ms).
 out=
-for ((i = 0; i < 50; i++)); do
+for ((i = 0; i < 200; i++)); do
     out=$("$tmp/consumer-pc" "$name" pkgsvc 2>&1) && break
     sleep 0.1
 done
@@ -111,7 +119,7 @@ out=$("$tmp/cbuild/consumer" "$name" pkgsvc "$sock") || fail "consumer (find_pac
 [[ $(grep -c '^10.1.2.3:4567$' <<<"$out") == 1 && $(grep -c '^127.0.0.1:1$' <<<"$out") == 1 ]] ||
     fail "consumer (find_package) printed: $out"
 # Its session ended when it exited: discd removes the instance.
-for ((i = 0; i < 50; i++)); do
+for ((i = 0; i < 200; i++)); do
     [[ $("$tmp/consumer-pc" "$name" pkgsvc) == "10.1.2.3:4567" ]] && break
     sleep 0.1
 done

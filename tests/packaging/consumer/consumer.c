@@ -45,7 +45,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "disc_client_register: %s\n", disc_client_strerror(rc));
             return 1;
         }
-        for (int tries = 0; tries < 500; tries++) {
+        for (int tries = 0; tries < 2000; tries++) { /* up to 20 s on a loaded machine */
             if (disc_lookup_id(h, id, buf, sizeof buf, &list, &need) == 0) {
                 printf("self-visible %s\n", id);
                 break;
