@@ -64,7 +64,8 @@ static const struct opt_def opts[] = {
      "Publish without waiting once N changes are queued."},
     {"heartbeat", OPT_U32, F(heartbeat_ms), 10, 2000, "MS", "250", false,
      "How often the writer heartbeat in the segment header is refreshed (and retired memory "
-     "reclaimed). Readers consider a writer dead after 5000 ms without a heartbeat."},
+     "reclaimed). Readers consider the writer dead after 8 heartbeats without one (at least 2000 "
+     "ms), and at once after a clean shutdown."},
     {"segment-bytes", OPT_U64, F(segment_bytes), 0, UINT64_C(1) << 40, "BYTES", "268435456", false,
      "Size of the data segment (sparse on tmpfs; 0: the writer's default)."},
     {"reader-slots", OPT_U32, F(reader_slots), 0, 1u << 20, "N", "1024", false,

@@ -365,6 +365,8 @@ int main(int argc, char *argv[])
         break;
     }
 
+    /* Readers learn at once that this writer is going away (dead since now). */
+    publisher_announce_stop(d.pub);
     /* Order: no more scrapes -> no more requests (health_add) -> no more
      * checks (on_fail) -> free. */
     metrics_http_stop(d.metrics);

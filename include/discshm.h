@@ -288,6 +288,8 @@ int disc_read_next_service(struct disc_read *rd, uint64_t *cursor, struct disc_s
 #define DISC_ST_FROM_CACHE    0x20u /* snapshot came from the file cache */
 #define DISC_ST_COOLING_OFF   0x40u /* removals held after a reconnect */
 #define DISC_ST_HELD_CHANGES  0x80u /* protection is holding back removals */
+/* The writer shut down cleanly (see writer_dead_since_ms). */
+#define DISC_ST_WRITER_STOPPED 0x100u
 
 /* Why the registry is degraded (disc_status.degraded_reason). */
 enum disc_degraded_reason {
@@ -295,8 +297,15 @@ enum disc_degraded_reason {
     DISC_DEG_ZK_DISCONNECTED = 1, /* connection to ZooKeeper lost */
     DISC_DEG_ZK_EXPIRED = 2,      /* session expired, re-establishing */
     DISC_DEG_ZK_UNREACHABLE = 3,  /* never connected since start */
-    DISC_DEG_WRITER_DEAD = 4,     /* the writer stopped heartbeating */
+    DISC_DEG_WRITER_DEAD = 4,     /* the writer stopped heartbeating (crashed or hung) */
+    DISC_DEG_WRITER_STOPPED = 5,  /* the writer shut down cleanly */
 };
+
+/* A short, stable name for a disc_degraded_reason: "none",
+ * "zookeeper-disconnected", "zookeeper-session-expired",
+ * "zookeeper-unreachable", "writer-dead", "writer-stopped"; "unknown" for
+ * any other value. Never NULL. */
+const char *disc_status_reason_str(uint32_t reason);
 
 struct disc_status {
     uint64_t generation; /* current snapshot generation */
@@ -316,13 +325,52 @@ struct disc_status {
     uint64_t overtakes;     /* times the writer overtook a stalled reader */
     uint32_t held_changes;  /* removals held by protection */
     uint32_t reserved_;
+    /* When the writer is not alive: CLOCK_REALTIME ms it shut down
+     * (DISC_ST_WRITER_STOPPED) or last heartbeated; 0 while it is alive. */
+    int64_t writer_dead_since_ms;
+    uint32_t writer_dead_after_ms; /* the heartbeat threshold in use (see below) */
+    uint32_t stale;                /* DISC_STALE_* bits, as disc_stale() returns */
 };
 
-/* Writer considered dead when its heartbeat is older than this. */
+/*
+ * Writer liveness. discd refreshes a heartbeat in the segment header every
+ * publish tick (--heartbeat, default 250 ms) and stores the threshold
+ * readers apply: 8 ticks, at least 2000 ms (so 2000 ms by default). A
+ * heartbeat older than that, or the "stopped" mark discd sets at once on a
+ * clean shutdown (SIGTERM), makes the writer dead: DISC_ST_WRITER_ALIVE is
+ * clear, DISC_ST_DEGRADED set, degraded_reason DISC_DEG_WRITER_DEAD (or
+ * DISC_DEG_WRITER_STOPPED). Segments from writers that store no threshold
+ * use DISC_WRITER_DEAD_MS.
+ */
 #define DISC_WRITER_DEAD_MS 5000
 
 /* Fill *st. 0 or -errno. */
 int disc_status(disc_handle *h, struct disc_status *st);
+
+/* ---- Staleness ------------------------------------------------------------------
+ * Whether what the registry answers is current. The segment keeps answering
+ * when its writer is gone (the last picture stays mapped), so a service
+ * decides itself whether to keep using it or to fail:
+ *
+ *   n = disc_pick(h, &f, p, NULL, 0, buf, sizeof(buf), &inst, NULL);
+ *   if (n == 0 && (disc_stale(h) & DISC_STALE_WRITER_DEAD))
+ *       log("discovery data is stale; using the last known instance");
+ *
+ * disc_stale costs a read section's begin and end plus one clock_gettime
+ * (vDSO): no syscall, no lock, tens of nanoseconds; it may be called after
+ * every copy-out query or pick. Inside a zero-copy section use
+ * disc_read_stale, which tells about the snapshot that section reads. */
+#define DISC_STALE_WRITER_DEAD 0x1u /* writer dead or stopped: nothing will change any more */
+#define DISC_STALE_DEGRADED    0x2u /* the writer is cut off from the region (ZooKeeper) */
+#define DISC_STALE_FROM_CACHE  0x4u /* the snapshot came from the file cache, unconfirmed */
+
+/* DISC_STALE_* bits for h's current segment (0: current), or -errno
+ * (-EINVAL, -EBADMSG, -EAGAIN). */
+int disc_stale(disc_handle *h);
+
+/* DISC_STALE_* bits for the snapshot of an open read section; never fails
+ * (0 for a closed section). */
+uint32_t disc_read_stale(const struct disc_read *rd);
 
 /*
  * Block until the registry changes. *seen holds the change_seq the caller

@@ -118,6 +118,10 @@ struct disc_hdr {
     uint64_t image_bytes;    /* file size */
     uint32_t image_checksum; /* disc_checksum over the file, this field as 0 */
     uint32_t image_pad_;
+    /* Writer liveness (0 from writers that predate them). */
+    _Atomic int64_t stopped_ms; /* CLOCK_REALTIME of a clean shutdown; 0 while running */
+    uint32_t dead_after_ms;     /* heartbeat age at which readers call the writer dead */
+    uint32_t live_pad_;
 };
 _Static_assert(offsetof(struct disc_hdr, arena_off) == 48, "line 0 layout");
 _Static_assert(offsetof(struct disc_hdr, root) == 64, "root on line 1");

@@ -532,16 +532,25 @@ DISC_API int disc_status(disc_handle *h, struct disc_status *st)
         st->used_bytes = atomic_load_explicit(&hdr->used_bytes, memory_order_relaxed);
         st->overtakes = atomic_load_explicit(&hdr->overtakes, memory_order_relaxed);
         st->held_changes = atomic_load_explicit(&hdr->held_changes, memory_order_relaxed);
-        int64_t hb = atomic_load_explicit(&hdr->heartbeat_mono_ns, memory_order_acquire);
-        st->heartbeat_age_ms = (mono_ns() - hb) / 1000000;
-        if (st->heartbeat_age_ms < DISC_WRITER_DEAD_MS)
+        struct disc_liveness lv;
+        int live = disc__writer_liveness(m, &lv);
+        st->heartbeat_age_ms = lv.age_ms;
+        st->writer_dead_after_ms = lv.dead_after_ms;
+        st->writer_dead_since_ms = lv.dead_since_ms;
+        if (live == DISC_WRITER_ALIVE_) {
             flags |= DISC_ST_WRITER_ALIVE;
-        else {
+        } else {
+            /* A dead writer is the reason: whatever it said before is frozen. */
+            if (!(flags & DISC_ST_DEGRADED) || st->degraded_since_ms <= 0)
+                st->degraded_since_ms = lv.dead_since_ms;
             flags |= DISC_ST_DEGRADED;
-            if (st->degraded_reason == DISC_DEG_NONE)
-                st->degraded_reason = DISC_DEG_WRITER_DEAD;
+            if (live == DISC_WRITER_STOPPED_)
+                flags |= DISC_ST_WRITER_STOPPED;
+            st->degraded_reason =
+                live == DISC_WRITER_STOPPED_ ? DISC_DEG_WRITER_STOPPED : DISC_DEG_WRITER_DEAD;
         }
         st->flags = flags;
+        st->stale = disc_read_stale(&rd);
         rc = s ? 0 : -EBADMSG;
     } while (disc_read_end(&rd) == -EAGAIN && ++tries < BEGIN_TRIES);
     return rc;

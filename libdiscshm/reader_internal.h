@@ -123,4 +123,14 @@ static inline size_t disc__slen(const char *s, size_t max)
     return strnlen(s, max + 1);
 }
 
+/* Writer liveness of a map (stale.c): DISC_WRITER_ALIVE_, _DEAD_ (no
+ * heartbeat for dead_after_ms) or _STOPPED_ (clean shutdown). */
+enum { DISC_WRITER_ALIVE_ = 0, DISC_WRITER_DEAD_ = 1, DISC_WRITER_STOPPED_ = 2 };
+struct disc_liveness {
+    int64_t age_ms;        /* since the last heartbeat */
+    int64_t dead_since_ms; /* CLOCK_REALTIME; 0 while alive */
+    uint32_t dead_after_ms;
+};
+int disc__writer_liveness(const struct disc_map *m, struct disc_liveness *lv);
+
 #endif /* DISCSHM_READER_INTERNAL_H */

@@ -202,12 +202,16 @@ int publisher_start(struct registry *reg, const struct publisher_config *cfg,
     p->coalesce_ms = cfg->coalesce_ms;
     p->coalesce_max = cfg->coalesce_max ? cfg->coalesce_max : 1024;
     p->tick_ms = cfg->tick_ms ? cfg->tick_ms : 250;
+    /* Readers call the writer dead after 8 missed ticks, at least 2 s
+     * (documented with DISC_WRITER_DEAD_MS in discshm.h). */
+    struct segw_config scfg = cfg->segw;
+    scfg.dead_after_ms = p->tick_ms * 8 > 2000 ? p->tick_ms * 8 : 2000;
     p->cache_interval_ms = cfg->cache_interval_ms ? cfg->cache_interval_ms : 2000;
     if (cfg->cache_file && *cfg->cache_file && !(p->cache_file = strdup(cfg->cache_file))) {
         free(p);
         return -ENOMEM;
     }
-    int rc = segw_open(cfg->name, &cfg->segw, &p->w);
+    int rc = segw_open(cfg->name, &scfg, &p->w);
     if (rc < 0) {
         free(p->cache_file);
         free(p);
@@ -246,11 +250,18 @@ void publisher_stop(struct publisher *p, bool unlink)
     pthread_mutex_unlock(&p->mu);
     pthread_join(p->thread, NULL);
     registry_set_notify(p->reg, NULL, NULL);
+    segw_mark_stopped(p->w); /* readers say "dead since" now, not a threshold later */
     segw_close(p->w, unlink);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->mu);
     free(p->cache_file);
     free(p);
+}
+
+void publisher_announce_stop(struct publisher *p)
+{
+    if (p)
+        segw_mark_stopped(p->w);
 }
 
 void publisher_get_stats(struct publisher *p, struct publisher_stats *st)

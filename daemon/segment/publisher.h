@@ -57,6 +57,11 @@ int publisher_start(struct registry *reg, const struct publisher_config *cfg,
  * (unlink: remove the shm objects) and free. NULL is a no-op. */
 void publisher_stop(struct publisher *p, bool unlink);
 
+/* Mark the segment "writer stopped" now (segw_mark_stopped), so readers
+ * report the writer dead while the daemon is still shutting down;
+ * publisher_stop does it too. Thread-safe. */
+void publisher_announce_stop(struct publisher *p);
+
 /* Fill *st. Thread-safe. */
 void publisher_get_stats(struct publisher *p, struct publisher_stats *st);
 

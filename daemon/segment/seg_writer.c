@@ -836,6 +836,7 @@ int segw_open(const char *name, const struct segw_config *cfg_in, struct seg_wri
     h->created_ms = real_ms();
     atomic_store(&h->status, DISC_SEG_ALIVE);
     atomic_store(&h->heartbeat_mono_ns, mono_ns());
+    h->dead_after_ms = cfg.dead_after_ms ? cfg.dead_after_ms : DISC_WRITER_DEAD_MS;
 
     if ((rc = sega_init(&w->a, w->base, DISC_HEADER_SIZE, arena_end, cfg.poison)) < 0 ||
         (rc = wtab_create(&w->a, &w->svc, INITIAL_BUCKETS)) < 0 ||
@@ -910,6 +911,15 @@ void segw_set_state(struct seg_writer *w, uint32_t flags, uint32_t degraded_reas
     atomic_store_explicit(&h->state_flags, flags, memory_order_release);
     atomic_fetch_add_explicit(&h->change_seq, 1, memory_order_release);
     futex_wake_all(&h->change_seq);
+}
+
+void segw_mark_stopped(struct seg_writer *w)
+{
+    int64_t zero = 0;
+    if (!atomic_compare_exchange_strong(&w->hdr->stopped_ms, &zero, real_ms()))
+        return; /* marked already */
+    atomic_fetch_add_explicit(&w->hdr->change_seq, 1, memory_order_release);
+    futex_wake_all(&w->hdr->change_seq);
 }
 
 void segw_set_snapshot_flags(struct seg_writer *w, uint32_t flags)

@@ -26,6 +26,7 @@ struct segw_config {
     uint64_t retired_budget;   /* overtake when retired bytes exceed; 0 = arena/4 */
     bool poison;               /* fill reclaimed memory with 0xDB (test builds) */
     bool no_lock;              /* skip the one-writer lock (tests that fake restarts) */
+    uint32_t dead_after_ms;    /* heartbeat age readers call dead; 0 = DISC_WRITER_DEAD_MS */
 };
 
 /* A tag and an endpoint as the writer receives them. */
@@ -120,6 +121,12 @@ void segw_tick(struct seg_writer *w);
 /* Writer-owned status words in the header (see DISC_ST_* in discshm.h). */
 void segw_set_state(struct seg_writer *w, uint32_t flags, uint32_t degraded_reason,
                     int64_t degraded_since_ms, int64_t last_sync_ms, uint32_t held_changes);
+
+/* Tell readers at once that this writer has shut down cleanly (they report
+ * it dead: DISC_ST_WRITER_STOPPED) and wake waiters. Call before segw_close
+ * on an orderly exit. Only header atomics are touched, so unlike the other
+ * calls it is safe from any thread; a second call does nothing. */
+void segw_mark_stopped(struct seg_writer *w);
 
 /* Mark the snapshots from now on with DISC_ST_FROM_CACHE (or not). When the
  * flags change and nothing is staged, a new snapshot of the same tables is
