@@ -66,12 +66,17 @@ enum disc_addr_kind {
     DISC_ADDR_UNIX = 2, /* an absolute unix-socket path */
 };
 
-/* Health as last judged by the writer. */
+/* Health as last judged by the writer. An instance is "in rotation" when it
+ * is unknown, passing or warning: critical instances (a failing check with
+ * a deregister-after delay) and instances in maintenance (taken out by an
+ * operator, `discctl maint`) stay registered but are skipped by pickers and
+ * by DISC_HEALTH_NOT_CRITICAL filters. */
 enum disc_health {
     DISC_HEALTH_UNKNOWN = 0,
     DISC_HEALTH_PASSING = 1,
     DISC_HEALTH_WARNING = 2,
     DISC_HEALTH_CRITICAL = 3,
+    DISC_HEALTH_MAINTENANCE = 4, /* out of rotation on purpose; its check still runs */
 };
 
 /* Where an instance came from, as seen by this host's writer. */
@@ -416,7 +421,10 @@ struct disc_tag_match {
 };
 
 /* Health masks for disc_filter.health_mask: bit (1u << enum disc_health)
- * for each accepted state. 0 accepts every state. */
+ * for each accepted state. 0 accepts every state in filters; pickers read
+ * 0 as DISC_HEALTH_NOT_CRITICAL (see Pickers). DISC_HEALTH_NOT_CRITICAL is
+ * "in rotation": unknown, passing or warning — neither critical nor in
+ * maintenance. */
 #define DISC_HEALTH_BIT(state) (1u << (state))
 #define DISC_HEALTH_NOT_CRITICAL                                                                   \
     (DISC_HEALTH_BIT(DISC_HEALTH_UNKNOWN) | DISC_HEALTH_BIT(DISC_HEALTH_PASSING) |                 \
@@ -424,7 +432,9 @@ struct disc_tag_match {
 #define DISC_HEALTH_AT_LEAST_WARNING                                                               \
     (DISC_HEALTH_BIT(DISC_HEALTH_PASSING) | DISC_HEALTH_BIT(DISC_HEALTH_WARNING))
 #define DISC_HEALTH_PASSING_ONLY DISC_HEALTH_BIT(DISC_HEALTH_PASSING)
-#define DISC_HEALTH_MASK_ALL     (DISC_HEALTH_NOT_CRITICAL | DISC_HEALTH_BIT(DISC_HEALTH_CRITICAL))
+#define DISC_HEALTH_MASK_ALL                                                                       \
+    (DISC_HEALTH_NOT_CRITICAL | DISC_HEALTH_BIT(DISC_HEALTH_CRITICAL) |                           \
+     DISC_HEALTH_BIT(DISC_HEALTH_MAINTENANCE))
 
 struct disc_filter {
     const char *service;        /* exact service name (one hash lookup) */
@@ -533,9 +543,11 @@ int disc_lookup_filtered(disc_handle *h, const struct disc_filter *f, void *buf,
  *                          the same key and candidate set.
  *
  * Instances with weight 0 are never picked (the writer stores 10 for an
- * unset weight). A pick makes one or two passes over the candidates,
- * allocates nothing, and returns -ENOENT when no instance matches.
- * A picker is process-local memory: after fork() the child creates its own. */
+ * unset weight). Nor are critical instances or instances in maintenance,
+ * unless the filter's health_mask names those states: a filter with
+ * health_mask 0 (or a NULL filter) picks as DISC_HEALTH_NOT_CRITICAL. A pick makes one or two
+ * passes over the candidates, allocates nothing, and returns -ENOENT when no instance matches. A
+ * picker is process-local memory: after fork() the child creates its own. */
 
 enum disc_pick_policy {
     DISC_PICK_RANDOM = 1,

@@ -249,6 +249,17 @@ DISC_API int disc_read_pick(struct disc_read *rd, const struct disc_filter *f, d
 {
     if (!rd || !rd->map_ || !p || !out)
         return -EINVAL;
+    /* Pickers choose for traffic: with no health condition they take only
+     * instances in rotation (not critical, not in maintenance). */
+    struct disc_filter in_rotation;
+    if (!f || !f->health_mask) {
+        if (f)
+            in_rotation = *f;
+        else
+            disc_filter_init(&in_rotation);
+        in_rotation.health_mask = DISC_HEALTH_NOT_CRITICAL;
+        f = &in_rotation;
+    }
     switch (p->policy) {
     case DISC_PICK_RANDOM:
         return pick_random(rd, f, p, out);
