@@ -23,7 +23,12 @@ enum {
     EXIT_USAGE = 2,       /* bad command line */
     EXIT_NOTFOUND = 3,    /* no such service / instance / nothing matched */
     EXIT_UNAVAILABLE = 4, /* no registry segment, writer dead, or daemon unreachable */
+    EXIT_STALE = 5,       /* printed, but stale (writer dead, degraded, file cache) */
 };
+
+/* Default of --max-degraded: how long ZooKeeper may be degraded before
+ * reads count as stale. */
+#define CTL_MAX_DEGRADED_MS 10000u
 
 /* Options every subcommand accepts. */
 struct ctl {
@@ -31,6 +36,10 @@ struct ctl {
     const char *socket; /* control socket (NULL: the default for name) */
     bool json;          /* machine-readable output */
     const char *cmd;    /* the subcommand being run, for messages */
+    /* staleness (get, pick, services, endpoints; discctl_stale.c) */
+    bool allow_stale;         /* --allow-stale: warn but exit 0 */
+    bool max_degraded_set;    /* --max-degraded given */
+    uint32_t max_degraded_ms; /* --max-degraded */
 };
 
 /* A subcommand: parses its own arguments (argv[0] is its name). */
@@ -118,8 +127,27 @@ int ctl_filter_opt(const struct ctl *ctl, int argc, char **argv, int *i, struct 
  * disc_filter_check. 0, or EXIT_USAGE (message printed). */
 int ctl_filter_finish(const struct ctl *ctl, const struct disc_filter *f);
 
+/* Explain on stderr why nothing matched f: no such service (exists false),
+ * or nothing matched — with how many instances only the health condition
+ * hid (critical or in maintenance). */
+void ctl_not_found(const struct ctl *ctl, disc_handle *h, const struct disc_filter *f, bool exists);
+
 /* What the filter targets, for messages: the service, or "PREFIX*". */
 const char *ctl_filter_target(const struct disc_filter *f, char *buf, size_t len);
+
+/* ---- staleness (discctl_stale.c) ---- */
+
+/* If argv[*i] is --allow-stale or --max-degraded MS, store it in *ctl and
+ * return 1; 0 if not; -1 after a usage error. */
+int ctl_stale_opt(struct ctl *ctl, int argc, char **argv, int *i);
+
+/* After a successful read: warn on stderr if the data is stale (writer dead
+ * or stopped, degraded longer than --max-degraded, from the file cache).
+ * Returns EXIT_STALE, or 0 if fresh or --allow-stale. */
+int ctl_stale_check(const struct ctl *ctl, disc_handle *h);
+
+/* Local "YYYY-MM-DD HH:MM:SS" of a CLOCK_REALTIME ms timestamp ("-" for 0). */
+void ctl_time_text(long long ms, char *buf, size_t len);
 
 /* ---- output (discctl_util.c) ---- */
 

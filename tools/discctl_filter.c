@@ -16,6 +16,10 @@ int ctl_filter_opt(const struct ctl *ctl, int argc, char **argv, int *i, struct 
     const char *v = NULL, *opt = argv[*i];
     size_t k;
     int r = 0;
+    if (strcmp(opt, "--all") == 0) { /* every health, maintenance included */
+        f->health_mask = DISC_HEALTH_MASK_ALL;
+        return 1;
+    }
     for (k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
         if ((r = ctl_opt(argc, argv, i, opts[k], &v)) != 0)
             break;
@@ -55,7 +59,10 @@ int ctl_filter_opt(const struct ctl *ctl, int argc, char **argv, int *i, struct 
     case 6: {
         unsigned mask;
         if (ctl_parse_health(v, &mask) < 0) {
-            ctl_usage_error(ctl, "unknown health '%s'", v);
+            ctl_usage_error(ctl,
+                            "unknown health '%s' (passing, warning, critical, unknown, "
+                            "maintenance, not-critical or any)",
+                            v);
             return -1;
         }
         f->health_mask = mask;

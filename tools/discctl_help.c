@@ -34,8 +34,18 @@ static const char exit_status[] =
     "        reason is printed)\n"
     "    2   usage error (bad command line)\n"
     "    3   not found: no such service or instance, or nothing matched\n"
-    "    4   registry or daemon unavailable: no segment, the writer stopped\n"
-    "        heartbeating (status), or discd's socket does not answer\n";
+    "    4   registry or daemon unavailable: no segment, the writer is dead\n"
+    "        (status), or discd's socket does not answer\n"
+    "    5   stale (services, get, pick, endpoints): the data was printed, but\n"
+    "        the writer is dead or stopped, ZooKeeper has been degraded longer\n"
+    "        than --max-degraded, or the snapshot came from the file cache; a\n"
+    "        warning on stderr says which. --allow-stale makes this 0.\n";
+
+/* The staleness options of the reading commands. */
+#define STALE_OPTS                                                                                 \
+    "    --allow-stale       stale data exits 0 (the warning is still printed)\n"                  \
+    "    --max-degraded MS   ZooKeeper degraded for longer than MS counts as\n"                    \
+    "                        stale (default 10000; 0: as soon as degraded)\n"
 
 static const char top[] =
     "NAME\n"
@@ -167,8 +177,7 @@ static const char h_ls[] =
     "    {\"services\":[{\"name\",\"instances\",\"versions\":[{\"version\",\"instances\"}]}]}.\n"
     "\n"
     "OPTIONS\n"
-    "    --prefix PREFIX     only services whose name starts with PREFIX\n"
-    "\n"
+    "    --prefix PREFIX     only services whose name starts with PREFIX\n" STALE_OPTS "\n"
     "%s\n"
     "%s"
     "    An empty registry is not an error (exit 0, nothing listed).\n";
@@ -198,12 +207,17 @@ static const char h_get[] =
     "    --tag KEY=VALUE     tag KEY has VALUE; --tag KEY: has tag KEY.\n"
     "                        Repeat for more (all must hold, at most 8)\n"
     "    --endpoint NAME     serves this endpoint\n"
-    "    --health STATE      passing, warning, critical, unknown, not-critical\n"
-    "                        or any (default any)\n"
+    "    --health STATE      passing, warning, critical, unknown, maintenance,\n"
+    "                        not-critical or any. Default not-critical: only\n"
+    "                        instances in rotation (neither critical nor in\n"
+    "                        maintenance)\n"
+    "    --all               any health (the same as --health any)\n"
     "\n"
+    "OPTIONS\n" STALE_OPTS "\n"
     "%s\n"
     "%s"
-    "    3 means SERVICE does not exist or no instance matched.\n";
+    "    3 means SERVICE does not exist or no instance matched (stderr says\n"
+    "    which, and how many instances only the health condition hid).\n";
 
 static const char h_pick[] =
     "NAME\n"
@@ -218,7 +232,8 @@ static const char h_pick[] =
     "    'discctl get --help') with a libdiscshm picker, and prints only its\n"
     "    address, one line, for shell scripts. --json prints the instance\n"
     "    object instead (the fields of 'get --json').\n"
-    "    Instances with weight 0 are never chosen.\n"
+    "    Instances with weight 0 are never chosen; by default neither are\n"
+    "    critical ones nor those in maintenance (--health / --all change it).\n"
     "\n"
     "OPTIONS\n"
     "    --by random         weighted random (weights as registered); the\n"
@@ -227,8 +242,7 @@ static const char h_pick[] =
     "                        the same key picks the same instance as long as\n"
     "                        the matching set does not change, on every host;\n"
     "                        the default with --key\n"
-    "    --key KEY           the hash key (required by --by hash)\n"
-    "\n"
+    "    --key KEY           the hash key (required by --by hash)\n" STALE_OPTS "\n"
     "%s\n"
     "%s"
     "    3 means SERVICE does not exist or no instance matched.\n"
@@ -242,7 +256,7 @@ static const char h_endpoints[] =
     "    discctl endpoints - list endpoints and their latencies\n"
     "\n"
     "SYNOPSIS\n"
-    "    discctl endpoints [SERVICE] [--json]\n"
+    "    discctl endpoints [SERVICE] [--allow-stale] [--max-degraded MS] [--json]\n"
     "\n"
     "DESCRIPTION\n"
     "    Lists every (service, version, endpoint) in the registry, or of\n"
@@ -251,6 +265,7 @@ static const char h_endpoints[] =
     "    reported means), P95_US (largest reported upper-95), REQUEST,\n"
     "    RESPONSE. Latencies are '-' when no instance reported one.\n"
     "\n"
+    "OPTIONS\n" STALE_OPTS "\n"
     "%s\n"
     "%s"
     "    3 means SERVICE does not exist.\n";
@@ -293,8 +308,9 @@ static const char h_status[] =
     "\n"
     "DESCRIPTION\n"
     "    From the segment: generation, services and instances, when the last\n"
-    "    snapshot was published, the writer's pid and heartbeat age (alive or\n"
-    "    dead), ZooKeeper state (standalone, connected, degraded since when\n"
+    "    snapshot was published, the writer's pid and heartbeat age, or 'dead\n"
+    "    since TIME' and why (shut down, or no heartbeat), ZooKeeper state (standalone, connected, "
+    "degraded since when\n"
     "    and why, last sync), file-cache and protection flags, memory use.\n"
     "    Then, if discd's socket answers, the daemon's own status (uptime,\n"
     "    connections, local instances, ZooKeeper session); an unreachable\n"
@@ -303,7 +319,9 @@ static const char h_status[] =
     "\n"
     "%s\n"
     "%s"
-    "    4 also when the writer's heartbeat is older than 5 s (writer dead).\n";
+    "    4 also when the writer is dead: it shut down (at once after SIGTERM)\n"
+    "    or its heartbeat is older than the threshold discd stored (8 ticks of\n"
+    "    --heartbeat, at least 2 s).\n";
 
 static const char h_dump[] =
     "NAME\n"

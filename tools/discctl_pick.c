@@ -35,6 +35,8 @@ int cmd_pick(struct ctl *ctl, int argc, char **argv)
         if (strcmp(opt, "--") == 0)
             continue;
         int r = ctl_filter_opt(ctl, argc, argv, &i, &f);
+        if (r == 0)
+            r = ctl_stale_opt(ctl, argc, argv, &i);
         if (r < 0)
             return EXIT_USAGE;
         if (r > 0)
@@ -91,10 +93,15 @@ int cmd_pick(struct ctl *ctl, int argc, char **argv)
             ctl_print_json(ctl_instance_json(in));
         else
             printf("%s\n", in->address);
-        ec = EXIT_OK;
+        ec = ctl_stale_check(ctl, h);
     } else if (rc == -ENOENT) {
-        char target[DISC_SERVICE_MAX + 2];
-        ctl_err(ctl, "no instance of '%s' matches", ctl_filter_target(&f, target, sizeof(target)));
+        /* disc_pick says -ENOENT for both; a count tells them apart. */
+        bool exists = !f.service || disc_count(h, f.service) > 0;
+        struct disc_filter shown = f;
+        if (!shown.health_mask)
+            shown.health_mask = DISC_HEALTH_NOT_CRITICAL; /* what the picker applied */
+        ctl_not_found(ctl, h, &shown, exists);
+        ctl_stale_check(ctl, h); /* the warning only: not found wins */
         ec = EXIT_NOTFOUND;
     } else {
         ctl_err(ctl, "%s", disc_strerror(rc));

@@ -81,6 +81,11 @@ int cmd_ls(struct ctl *ctl, int argc, char **argv)
             f.service_prefix = v;
             continue;
         }
+        if ((r = ctl_stale_opt(ctl, argc, argv, &i)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+            continue;
+        }
         return ctl_usage_error(ctl, "unexpected argument '%s'", argv[i]);
     }
     disc_handle *h;
@@ -128,8 +133,9 @@ int cmd_ls(struct ctl *ctl, int argc, char **argv)
         ctl_table_print(&t);
     }
     free(buf);
+    ec = ctl_stale_check(ctl, h);
     disc_close(h);
-    return EXIT_OK;
+    return ec;
 }
 
 /* ---- get ---------------------------------------------------------------------- */
@@ -149,14 +155,44 @@ static void tags_text(const struct disc_instance *in, char *buf, size_t len)
     }
 }
 
+void ctl_not_found(const struct ctl *ctl, disc_handle *h, const struct disc_filter *f, bool exists)
+{
+    char target[DISC_SERVICE_MAX + 2];
+    const char *what = ctl_filter_target(f, target, sizeof(target));
+    if (!exists) {
+        ctl_err(ctl, "no service '%s' in the registry", what);
+        return;
+    }
+    /* Say how many the health condition hid (critical, maintenance). */
+    int hidden = 0;
+    if (f->health_mask && f->health_mask != DISC_HEALTH_MASK_ALL) {
+        struct disc_filter all = *f;
+        struct disc_instance *list;
+        void *buf = NULL;
+        all.health_mask = 0;
+        hidden = ctl_lookup_all(h, &all, &list, &buf);
+        free(buf);
+    }
+    if (hidden > 0)
+        ctl_err(ctl,
+                "no instance of '%s' matches (%d more not in rotation: critical or in "
+                "maintenance; --all shows them)",
+                what, hidden);
+    else
+        ctl_err(ctl, "no instance of '%s' matches", what);
+}
+
 int cmd_get(struct ctl *ctl, int argc, char **argv)
 {
     struct disc_filter f;
     disc_filter_init(&f);
+    f.health_mask = DISC_HEALTH_NOT_CRITICAL; /* in rotation, unless --health / --all */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0)
             continue;
         int r = ctl_filter_opt(ctl, argc, argv, &i, &f);
+        if (r == 0)
+            r = ctl_stale_opt(ctl, argc, argv, &i);
         if (r < 0)
             return EXIT_USAGE;
         if (r > 0)
@@ -182,6 +218,7 @@ int cmd_get(struct ctl *ctl, int argc, char **argv)
         disc_close(h);
         return EXIT_ERR;
     }
+    bool exists = n != -ENOENT;
     if (n == -ENOENT)
         n = 0;
     if (ctl->json) {
@@ -217,27 +254,34 @@ int cmd_get(struct ctl *ctl, int argc, char **argv)
         }
         ctl_table_print(&t);
     }
-    if (n == 0 && !ctl->json) {
-        char target[DISC_SERVICE_MAX + 2];
-        ctl_filter_target(&f, target, sizeof(target));
-        ctl_err(ctl, "no instance of '%s' matches", target);
-    }
+    if (n == 0 && !ctl->json)
+        ctl_not_found(ctl, h, &f, exists);
     free(buf);
+    ec = ctl_stale_check(ctl, h);
     disc_close(h);
-    return n > 0 ? EXIT_OK : EXIT_NOTFOUND;
+    return n > 0 ? (ec ? ec : EXIT_OK) : EXIT_NOTFOUND;
 }
 
 /* ---- endpoints ------------------------------------------------------------------ */
 
 int cmd_endpoints(struct ctl *ctl, int argc, char **argv)
 {
-    const char *ops[1] = {NULL};
-    int nops;
-    if (operands(ctl, argc, argv, 1, ops, &nops))
-        return EXIT_USAGE;
     struct disc_filter f;
     disc_filter_init(&f);
-    f.service = ops[0];
+    for (int i = 1; i < argc; i++) {
+        int r = ctl_stale_opt(ctl, argc, argv, &i);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r > 0 || strcmp(argv[i], "--") == 0)
+            continue;
+        if (argv[i][0] == '-' && argv[i][1])
+            return ctl_usage_error(ctl, "unknown option '%s'", argv[i]);
+        if (f.service)
+            return ctl_usage_error(ctl, "unexpected argument '%s'", argv[i]);
+        f.service = argv[i];
+    }
+    if (f.service && f.service[0] == '\0')
+        return ctl_usage_error(ctl, "the service name is empty");
     disc_handle *h;
     int ec = ctl_open(ctl, &h);
     if (ec)
@@ -247,7 +291,7 @@ int cmd_endpoints(struct ctl *ctl, int argc, char **argv)
     int n = view_all(h, &f, call_endpoints, (void **)&list, &buf);
     if (n < 0) {
         if (n == -ENOENT)
-            ctl_err(ctl, "no service '%s'", f.service);
+            ctl_err(ctl, "no service '%s' in the registry", f.service);
         else
             ctl_err(ctl, "%s", disc_strerror(n));
         disc_close(h);
@@ -285,8 +329,9 @@ int cmd_endpoints(struct ctl *ctl, int argc, char **argv)
         ctl_table_print(&t);
     }
     free(buf);
+    ec = ctl_stale_check(ctl, h);
     disc_close(h);
-    return EXIT_OK;
+    return ec;
 }
 
 /* ---- dump ----------------------------------------------------------------------- */
@@ -325,24 +370,6 @@ int cmd_dump(struct ctl *ctl, int argc, char **argv)
 
 /* ---- status ---------------------------------------------------------------------- */
 
-static const char *degraded_reason(unsigned r)
-{
-    switch (r) {
-    case DISC_DEG_NONE:
-        return "none";
-    case DISC_DEG_ZK_DISCONNECTED:
-        return "zookeeper-disconnected";
-    case DISC_DEG_ZK_EXPIRED:
-        return "zookeeper-session-expired";
-    case DISC_DEG_ZK_UNREACHABLE:
-        return "zookeeper-unreachable";
-    case DISC_DEG_WRITER_DEAD:
-        return "writer-dead";
-    default:
-        return "unknown";
-    }
-}
-
 static const char *zk_state(const struct disc_status *st)
 {
     if (!(st->flags & DISC_ST_ZK_CONFIGURED))
@@ -352,14 +379,14 @@ static const char *zk_state(const struct disc_status *st)
 
 static json_t *status_json(const struct disc_status *st)
 {
-    return json_pack(
+    json_t *j = json_pack(
         "{s:I, s:I, s:i, s:b, s:I, s:s, s:b, s:b, s:s, s:I, s:I, s:b, s:b, s:I, s:I, s:I, s:I, "
         "s:I, s:I, s:I, s:i, s:i}",
         "generation", (json_int_t)st->generation, "change_seq", (json_int_t)st->change_seq,
         "writer_pid", (int)st->writer_pid, "writer_alive", (st->flags & DISC_ST_WRITER_ALIVE) != 0,
         "heartbeat_age_ms", (json_int_t)st->heartbeat_age_ms, "zookeeper", zk_state(st), "degraded",
         (st->flags & DISC_ST_DEGRADED) != 0, "from_cache", (st->flags & DISC_ST_FROM_CACHE) != 0,
-        "degraded_reason", degraded_reason(st->degraded_reason), "degraded_since_ms",
+        "degraded_reason", disc_status_reason_str(st->degraded_reason), "degraded_since_ms",
         (json_int_t)st->degraded_since_ms, "last_sync_ms", (json_int_t)st->last_sync_ms,
         "cooling_off", (st->flags & DISC_ST_COOLING_OFF) != 0, "held",
         (st->flags & DISC_ST_HELD_CHANGES) != 0, "held_changes", (json_int_t)st->held_changes,
@@ -367,6 +394,20 @@ static json_t *status_json(const struct disc_status *st)
         "instances", (json_int_t)st->n_instances, "segment_bytes", (json_int_t)st->segment_bytes,
         "used_bytes", (json_int_t)st->used_bytes, "overtakes", (json_int_t)st->overtakes,
         "abi_major", (int)st->abi_major, "abi_minor", (int)st->abi_minor);
+    if (j) {
+        json_object_set_new(j, "writer_stopped", json_boolean(st->flags & DISC_ST_WRITER_STOPPED));
+        json_object_set_new(j, "writer_dead_since_ms", json_integer(st->writer_dead_since_ms));
+        json_object_set_new(j, "writer_dead_after_ms", json_integer(st->writer_dead_after_ms));
+        json_t *stale = json_array();
+        if (st->stale & DISC_STALE_WRITER_DEAD)
+            json_array_append_new(stale, json_string("writer-dead"));
+        if (st->stale & DISC_STALE_DEGRADED)
+            json_array_append_new(stale, json_string("degraded"));
+        if (st->stale & DISC_STALE_FROM_CACHE)
+            json_array_append_new(stale, json_string("from-cache"));
+        json_object_set_new(j, "stale", stale);
+    }
+    return j;
 }
 
 int cmd_status(struct ctl *ctl, int argc, char **argv)
@@ -422,17 +463,27 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
                    pub);
             printf("services:        %u\n", st.n_services);
             printf("instances:       %u\n", st.n_instances);
-            printf("writer:          pid %d, %s (heartbeat %s ago)\n", (int)st.writer_pid,
-                   st.flags & DISC_ST_WRITER_ALIVE ? "alive" : "DEAD", age);
+            if (st.flags & DISC_ST_WRITER_ALIVE) {
+                printf("writer:          pid %d, alive (heartbeat %s ago)\n", (int)st.writer_pid,
+                       age);
+            } else {
+                char when[32], ago[16];
+                ctl_time_text(st.writer_dead_since_ms, when, sizeof(when));
+                ctl_age(st.writer_dead_since_ms, ago, sizeof(ago));
+                printf("writer:          pid %d, dead since %s (%s ago): %s\n", (int)st.writer_pid,
+                       when, ago,
+                       st.flags & DISC_ST_WRITER_STOPPED ? "shut down"
+                                                         : "no heartbeat (crashed or hung)");
+            }
             printf("zookeeper:       %s", zk_state(&st));
             if (st.flags & DISC_ST_ZK_CONFIGURED)
                 printf(", last sync %s ago", sync);
             printf("\n");
             if (st.flags & DISC_ST_DEGRADED && st.degraded_since_ms > 0)
                 printf("degraded:        yes, %s, since %s ago\n",
-                       degraded_reason(st.degraded_reason), since);
+                       disc_status_reason_str(st.degraded_reason), since);
             else if (st.flags & DISC_ST_DEGRADED)
-                printf("degraded:        yes, %s\n", degraded_reason(st.degraded_reason));
+                printf("degraded:        yes, %s\n", disc_status_reason_str(st.degraded_reason));
             else
                 printf("degraded:        no\n");
             if (st.flags & DISC_ST_FROM_CACHE)

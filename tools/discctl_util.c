@@ -153,6 +153,8 @@ const char *ctl_health_name(unsigned health)
         return "warning";
     case DISC_HEALTH_CRITICAL:
         return "critical";
+    case DISC_HEALTH_MAINTENANCE:
+        return "maintenance";
     default:
         return "unknown";
     }
@@ -182,8 +184,9 @@ int ctl_parse_health(const char *s, unsigned *mask)
         {"warning", DISC_HEALTH_BIT(DISC_HEALTH_WARNING)},
         {"critical", DISC_HEALTH_BIT(DISC_HEALTH_CRITICAL)},
         {"unknown", DISC_HEALTH_BIT(DISC_HEALTH_UNKNOWN)},
+        {"maintenance", DISC_HEALTH_BIT(DISC_HEALTH_MAINTENANCE)},
         {"not-critical", DISC_HEALTH_NOT_CRITICAL},
-        {"any", 0},
+        {"any", DISC_HEALTH_MASK_ALL},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(s, names[i].name) == 0) {
