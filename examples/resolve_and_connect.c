@@ -6,7 +6,13 @@
  *                       [-a az] [-m min_version] [-e endpoint] [-t key=value]...
  *                       [-c] SERVICE
  *
- *   -c   accept instances in any health state (default: not critical)
+ *   -c   accept instances in any health state (default: in rotation, i.e.
+ *        neither critical nor in maintenance)
+ *
+ * When the registry's data is stale (discd dead or stopped, cut off from
+ * ZooKeeper, or restored from the file cache) it says so on stderr and still
+ * uses the last known picture: failing would turn a discovery outage into
+ * an outage of this service.
  *
  * Exit codes: 0 connected, 1 usage, 2 no matching instance, 3 registry
  * unavailable, 4 could not connect to any chosen instance.
@@ -110,8 +116,8 @@ static int connect_unix(const char *path)
 
 static const char *health_name(unsigned h)
 {
-    static const char *const names[] = {"unknown", "passing", "warning", "critical"};
-    return h < 4 ? names[h] : "?";
+    static const char *const names[] = {"unknown", "passing", "warning", "critical", "maintenance"};
+    return h < 5 ? names[h] : "?";
 }
 
 int main(int argc, char **argv)
@@ -153,7 +159,7 @@ int main(int argc, char **argv)
             break;
         }
         case 'c':
-            f.health_mask = 0;
+            f.health_mask = DISC_HEALTH_MASK_ALL; /* 0 would mean "in rotation" to a picker */
             break;
         default:
             usage();
@@ -184,10 +190,13 @@ int main(int argc, char **argv)
                 registry ? registry : "(default)", disc_strerror(rc));
         return 3;
     }
+    /* disc_stale is cheap enough to call before every pick. */
+    int stale = disc_stale(h);
     struct disc_status st;
-    if (disc_status(h, &st) == 0 && (st.flags & DISC_ST_DEGRADED))
-        fprintf(stderr, "warning: registry is degraded (reason %u); data may be stale\n",
-                st.degraded_reason);
+    if (stale > 0 && disc_status(h, &st) == 0)
+        fprintf(stderr, "warning: registry data is stale (%s%s); using the last known picture\n",
+                disc_status_reason_str(st.degraded_reason),
+                stale & DISC_STALE_FROM_CACHE ? ", from the file cache" : "");
 
     disc_picker *picker;
     if ((rc = disc_picker_create(policy, (uint64_t)getpid() * 0x9e3779b97f4a7c15ull, 0, &picker)) <

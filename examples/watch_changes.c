@@ -8,10 +8,14 @@
  *   -n sets   exit after printing this many instance sets (default: run
  *             until SIGINT / SIGTERM)
  *
+ * It also says when the data goes stale (discd stopped or crashed: nothing
+ * will change until it is back) and when it is fresh again.
+ *
  * Exit codes: 0 done, 1 usage, 3 registry unavailable.
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +33,8 @@ static void on_signal(int sig)
 
 static const char *health_name(unsigned h)
 {
-    static const char *const names[] = {"unknown", "passing", "warning", "critical"};
-    return h < 4 ? names[h] : "?";
+    static const char *const names[] = {"unknown", "passing", "warning", "critical", "maintenance"};
+    return h < 5 ? names[h] : "?";
 }
 
 /* FNV-1a over what we print: tells a real change of this service from a
@@ -103,6 +107,7 @@ int main(int argc, char **argv)
     uint64_t last = 0;
     long printed = 0;
     int first = 1;
+    bool was_stale = false;
     while (!stop && (max_sets < 0 || printed < max_sets)) {
         struct disc_instance *list = NULL;
         int n = lookup(h, service, &buf, &cap, &list);
@@ -132,9 +137,21 @@ int main(int argc, char **argv)
         }
         if (max_sets >= 0 && printed >= max_sets)
             break;
-        /* Wake up now and then to notice a signal. */
-        while (!stop && (rc = disc_wait_change(h, &seen, 1000)) == -ETIMEDOUT)
-            ;
+        /* Wake up now and then to notice a signal or a dead writer (a
+         * clean stop wakes us at once; a crash shows by its heartbeat). */
+        while (!stop) {
+            int now_stale = disc_stale(h);
+            if (now_stale >= 0 && (now_stale != 0) != was_stale) {
+                if (now_stale && disc_status(h, &st) == 0)
+                    printf("registry stale: %s\n", disc_status_reason_str(st.degraded_reason));
+                else if (!now_stale)
+                    printf("registry fresh again\n");
+                fflush(stdout);
+                was_stale = now_stale != 0;
+            }
+            if ((rc = disc_wait_change(h, &seen, 1000)) != -ETIMEDOUT)
+                break;
+        }
         if (rc < 0 && rc != -ETIMEDOUT) {
             fprintf(stderr, "wait: %s\n", disc_strerror(rc));
             break;

@@ -186,3 +186,50 @@ Test(examples, watch_changes)
     cr_assert(log_has("has 3 instance(s)"));
     cr_assert(log_has("warning"));
 }
+
+Test(examples, resolve_skips_maintenance_and_warns_when_stale)
+{
+    char addr[32], out[4096], exe[512];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    add("svc", addr, "az-a", DISC_HEALTH_MAINTENANCE);
+    add("svc", "127.0.0.1:3", "az-a", DISC_HEALTH_CRITICAL);
+    cr_assert_gt(segw_commit(w), 0);
+    bin(exe, sizeof(exe), "resolve_and_connect");
+
+    /* Neither is in rotation. */
+    char *dflt[] = {exe, "-r", shm, "-p", "random", "svc", NULL};
+    int code = run(dflt, out, sizeof(out));
+    cr_assert_eq(code, 2, "exit %d, output:\n%s", code, out);
+    cr_assert_not_null(strstr(out, "2 instance(s), none matches"), "%s", out);
+    /* -c takes any state: a random pick among both until the listener's. */
+    char *any[] = {exe, "-r", shm, "-p", "rr", "-c", "svc", NULL};
+    code = run(any, out, sizeof(out));
+    cr_assert_eq(code, 0, "exit %d, output:\n%s", code, out);
+    cr_assert_not_null(strstr(out, "health maintenance"), "%s", out);
+
+    /* The writer says it stopped: the example warns and still connects. */
+    segw_mark_stopped(w);
+    code = run(any, out, sizeof(out));
+    cr_assert_eq(code, 0, "exit %d, output:\n%s", code, out);
+    cr_assert_not_null(strstr(out, "stale (writer-stopped)"), "%s", out);
+}
+
+Test(examples, watch_changes_reports_a_stopped_writer)
+{
+    add("api", "10.1.0.1:80", "az-a", DISC_HEALTH_PASSING);
+    cr_assert_gt(segw_commit(w), 0);
+    char exe[512];
+    bin(exe, sizeof(exe), "watch_changes");
+    char *argv[] = {exe, "-r", shm, "api", NULL};
+    unlink(logpath);
+    cr_assert_eq(proc_spawn(&pr, argv, NULL, logpath), 0);
+    long long t0 = proc_now_ms();
+    while (!log_has("has 1 instance(s)") && proc_now_ms() - t0 < 5000)
+        proc_sleep_ms(10);
+    cr_assert(log_has("has 1 instance(s)"), "initial set not printed");
+    segw_mark_stopped(w);
+    t0 = proc_now_ms();
+    while (!log_has("registry stale: writer-stopped") && proc_now_ms() - t0 < 5000)
+        proc_sleep_ms(10);
+    cr_assert(log_has("registry stale: writer-stopped"), "stop not reported");
+}
