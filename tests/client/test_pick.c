@@ -488,3 +488,52 @@ Test(pick, separate_reader_process)
     }
     disc_picker_destroy(hs);
 }
+
+/* With no health condition a picker takes only instances in rotation:
+ * critical and maintenance instances are never chosen, by any policy; a mask
+ * that names their state makes them eligible again. */
+Test(pick, default_skips_critical_and_maintenance)
+{
+    int ok = add("rot", 10, "az-a");
+    int crit = add("rot", 1000, "az-a");
+    int maint = add("rot", 1000, "az-a");
+    insts[crit].health = DISC_HEALTH_CRITICAL;
+    insts[maint].health = DISC_HEALTH_MAINTENANCE;
+    cr_assert_eq(gen_put(w, &insts[crit]), 0);
+    cr_assert_eq(gen_put(w, &insts[maint]), 0);
+    commit();
+    struct disc_filter f = svc_filter("rot");
+    static const enum disc_pick_policy pol[] = {DISC_PICK_RANDOM, DISC_PICK_ROUND_ROBIN,
+                                                DISC_PICK_HASH};
+    for (int k = 0; k < 3; k++) {
+        disc_picker *p;
+        cr_assert_eq(disc_picker_create(pol[k], 7, 0, &p), 0);
+        int seen_other = 0;
+        for (int i = 0; i < 200; i++) {
+            char key[16];
+            snprintf(key, sizeof(key), "k%d", i);
+            cr_assert_eq(pick1(h, p, &f, key), ok, "policy %d picked an instance out of rotation",
+                         (int)pol[k]);
+            cr_assert_eq(pick1(h, p, NULL, key), ok);
+        }
+        /* Asking for every state: the heavy critical / maintenance ones win most picks. */
+        struct disc_filter all = f;
+        all.health_mask = DISC_HEALTH_MASK_ALL;
+        for (int i = 0; i < 200; i++) {
+            char key[16];
+            snprintf(key, sizeof(key), "k%d", i);
+            seen_other += pick1(h, p, &all, key) != ok;
+        }
+        cr_assert_gt(seen_other, 100, "policy %d: %d of 200", (int)pol[k], seen_other);
+        disc_picker_destroy(p);
+    }
+    /* Filters keep "0 = any": all three are listed. */
+    cr_assert_eq(disc_count(h, "rot"), 3);
+    struct disc_filter maint_only = f;
+    maint_only.health_mask = DISC_HEALTH_BIT(DISC_HEALTH_MAINTENANCE);
+    unsigned char buf[DISC_INSTANCE_BUF_MAX];
+    struct disc_instance *list;
+    cr_assert_eq(disc_lookup_filtered(h, &maint_only, buf, sizeof(buf), &list, NULL), 1);
+    cr_assert_str_eq(list[0].id, insts[maint].id);
+    cr_assert_eq(disc_lookup_filtered(h, &f, buf, sizeof(buf), &list, NULL), 3);
+}
