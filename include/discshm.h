@@ -433,7 +433,7 @@ struct disc_tag_match {
     (DISC_HEALTH_BIT(DISC_HEALTH_PASSING) | DISC_HEALTH_BIT(DISC_HEALTH_WARNING))
 #define DISC_HEALTH_PASSING_ONLY DISC_HEALTH_BIT(DISC_HEALTH_PASSING)
 #define DISC_HEALTH_MASK_ALL                                                                       \
-    (DISC_HEALTH_NOT_CRITICAL | DISC_HEALTH_BIT(DISC_HEALTH_CRITICAL) |                           \
+    (DISC_HEALTH_NOT_CRITICAL | DISC_HEALTH_BIT(DISC_HEALTH_CRITICAL) |                            \
      DISC_HEALTH_BIT(DISC_HEALTH_MAINTENANCE))
 
 struct disc_filter {
