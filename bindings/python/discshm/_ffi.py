@@ -82,6 +82,9 @@ class disc_status(Structure):
         ("overtakes", c_uint64),
         ("held_changes", c_uint32),
         ("reserved_", c_uint32),
+        ("writer_dead_since_ms", c_int64),
+        ("writer_dead_after_ms", c_uint32),
+        ("stale", c_uint32),
     ]
 
 
