@@ -141,33 +141,18 @@ static const char *const health_names[] = {[DISC_HEALTH_UNKNOWN] = "unknown",
                                            [DISC_HEALTH_WARNING] = "warning",
                                            [DISC_HEALTH_CRITICAL] = "critical"};
 
-struct inst_counts {
-    uint64_t n[4][4]; /* [origin][health]; origin 0 and out-of-range values: not counted */
-    uint64_t other;
-};
-
-static int count_instance(struct instance *inst, void *arg)
-{
-    struct inst_counts *ic = arg;
-    if (inst->origin >= 1 && inst->origin <= 3 && inst->health <= 3)
-        ic->n[inst->origin][inst->health]++;
-    else
-        ic->other++;
-    return 0;
-}
-
 static void render_registry(struct metrics *m, FILE *f)
 {
     if (!m->src.reg)
         return;
-    struct inst_counts ic = {0};
-    registry_foreach(m->src.reg, REGISTRY_ALL, count_instance, &ic);
+    uint32_t n[4][4];
+    registry_count_by(m->src.reg, n);
     family(f, "discd_instances", "gauge",
            "Instances in discd's registry by origin (local, remote, cache) and health.");
     for (int o = 1; o <= 3; o++)
         for (int h = 0; h <= 3; h++)
             fprintf(f, "discd_instances{origin=\"%s\",health=\"%s\"} %llu\n", origin_names[o],
-                    health_names[h], (unsigned long long)ic.n[o][h]);
+                    health_names[h], (unsigned long long)n[o][h]);
 }
 
 static void render_publisher(struct metrics *m, FILE *f)

@@ -21,6 +21,7 @@ struct registry {
     pthread_mutex_t wlock; /* serialises writers, counts and the change queue */
     uint32_t max_local, max_remote;
     uint32_t n_local, n_remote;
+    uint32_t n_by[4][4]; /* [origin][health] (registry_count_by); out-of-range values in [0][0] */
     struct registry_change *q_head, *q_tail;
     size_t q_len;
     void (*notify)(void *);
@@ -226,6 +227,13 @@ static struct reg_node *lookup_locked(struct registry *r, const char *id)
     return node ? caa_container_of(node, struct reg_node, node) : NULL;
 }
 
+/* Count inst under its origin and health (wlock held). */
+static void count_by(struct registry *r, const struct instance *inst, int delta)
+{
+    bool ok = inst->origin < 4 && inst->health < 4;
+    r->n_by[ok ? inst->origin : 0][ok ? inst->health : 0] += (uint32_t)delta;
+}
+
 int registry_add_local(struct registry *r, struct instance *inst)
 {
     if (!inst || !is_local(inst))
@@ -259,6 +267,7 @@ int registry_add_local(struct registry *r, struct instance *inst)
         return rc;
     }
     r->n_local++;
+    count_by(r, inst, 1);
     queue_put(r, c, inst);
     struct registry_listener ls[REGISTRY_LISTENERS_MAX];
     int nl = r->n_listeners;
@@ -301,6 +310,7 @@ static int remove_entry(struct registry *r, const char *id, bool want_local, con
         r->n_local--;
     else
         r->n_remote--;
+    count_by(r, inst, -1);
     queue_del(r, c, inst->id);
     struct registry_listener ls[REGISTRY_LISTENERS_MAX];
     int nl = want_local ? r->n_listeners : 0;
@@ -352,10 +362,14 @@ int registry_put_remote(struct registry *r, struct instance *inst)
     if (rc == 0) {
         struct cds_lfht_node *prev =
             cds_lfht_add_replace(r->ht, hash_id(inst->id), match_id, inst->id, &n->node);
-        if (prev)
-            urcu_memb_call_rcu(&caa_container_of(prev, struct reg_node, node)->rcu, free_node_rcu);
-        else
+        if (prev) {
+            struct reg_node *pn = caa_container_of(prev, struct reg_node, node);
+            count_by(r, pn->inst, -1);
+            urcu_memb_call_rcu(&pn->rcu, free_node_rcu);
+        } else {
             r->n_remote++;
+        }
+        count_by(r, inst, 1);
     }
     urcu_memb_read_unlock();
     if (rc < 0) {
@@ -448,4 +462,11 @@ void registry_free_changes(struct registry_change *list)
         free(list);
         list = next;
     }
+}
+
+void registry_count_by(struct registry *r, uint32_t out[4][4])
+{
+    pthread_mutex_lock(&r->wlock);
+    memcpy(out, r->n_by, sizeof(r->n_by));
+    pthread_mutex_unlock(&r->wlock);
 }
