@@ -34,7 +34,8 @@ from ._ffi import lib
 __all__ = [
     "DiscError", "NotFoundError", "WaitTimeout", "Health", "Origin", "AddrKind", "PickPolicy",
     "Endpoint", "Instance", "Filter", "ServiceSummary", "Status", "Picker", "Registry",
-    "version_cmp", "NOT_CRITICAL", "PASSING_ONLY", "AT_LEAST_WARNING",
+    "version_cmp", "NOT_CRITICAL", "PASSING_ONLY", "AT_LEAST_WARNING", "MASK_ALL",
+    "STALE_WRITER_DEAD", "STALE_DEGRADED", "STALE_FROM_CACHE",
 ]
 
 # ---- errors ------------------------------------------------------------------
@@ -85,6 +86,7 @@ class Health(enum.IntEnum):
     PASSING = 1
     WARNING = 2
     CRITICAL = 3
+    MAINTENANCE = 4  # out of rotation on purpose; its check still runs
 
 
 class Origin(enum.IntEnum):
@@ -111,6 +113,7 @@ def _bit(h: Health) -> int:
 NOT_CRITICAL = _bit(Health.UNKNOWN) | _bit(Health.PASSING) | _bit(Health.WARNING)
 AT_LEAST_WARNING = _bit(Health.PASSING) | _bit(Health.WARNING)
 PASSING_ONLY = _bit(Health.PASSING)
+MASK_ALL = NOT_CRITICAL | _bit(Health.CRITICAL) | _bit(Health.MAINTENANCE)
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,12 @@ ST_DEGRADED = 0x10
 ST_FROM_CACHE = 0x20
 ST_COOLING_OFF = 0x40
 ST_HELD_CHANGES = 0x80
+ST_WRITER_STOPPED = 0x100
+
+# Staleness bits (DISC_STALE_*): Registry.stale(), Status.stale.
+STALE_WRITER_DEAD = 0x1  # writer dead or stopped: nothing will change any more
+STALE_DEGRADED = 0x2     # the writer is cut off from the region (ZooKeeper)
+STALE_FROM_CACHE = 0x4   # the snapshot came from the file cache, unconfirmed
 
 
 @dataclass(frozen=True)
@@ -283,6 +292,14 @@ class Status:
     used_bytes: int
     overtakes: int
     held_changes: int
+    writer_dead_since_ms: int  # CLOCK_REALTIME ms it stopped or last beat; 0 while alive
+    writer_dead_after_ms: int  # the heartbeat threshold readers apply
+    stale: int                 # STALE_* bits
+
+    @property
+    def reason(self) -> str:
+        """degraded_reason as a stable name ("none", "writer-stopped", ...)."""
+        return _s(lib.disc_status_reason_str(self.degraded_reason))
 
     @property
     def writer_alive(self) -> bool:
@@ -553,6 +570,11 @@ class Registry:
                         for j in range(s.n_versions)}
             out.append(ServiceSummary(_s(s.name), s.n_instances, versions))
         return out
+
+    def stale(self) -> int:
+        """STALE_* bits for the current segment (0: current). Cheap (no
+        syscall): call it after a lookup to decide whether to trust it."""
+        return _check(lib.disc_stale(self._handle()), "disc_stale")
 
     def status(self) -> Status:
         st = _ffi.disc_status()

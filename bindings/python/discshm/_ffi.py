@@ -150,6 +150,8 @@ _PROTOTYPES = {
                                    POINTER(POINTER(disc_service_info)), POINTER(c_size_t)]),
     "disc_status": (c_int, [_handle_p, POINTER(disc_status)]),
     "disc_wait_change": (c_int, [_handle_p, POINTER(c_uint32), c_int]),
+    "disc_stale": (c_int, [_handle_p]),
+    "disc_status_reason_str": (c_char_p, [c_uint32]),
     "disc_strerror": (c_char_p, [c_int]),
     "disc_instance_tag": (c_int, [POINTER(disc_instance), c_uint, POINTER(c_char_p),
                                   POINTER(c_char_p)]),

@@ -56,7 +56,8 @@ int main(void)
     F(disc_status, degraded_since_ms), F(disc_status, last_sync_ms);
     F(disc_status, published_at_ms), F(disc_status, n_services), F(disc_status, n_instances);
     F(disc_status, segment_bytes), F(disc_status, used_bytes), F(disc_status, overtakes);
-    F(disc_status, held_changes);
+    F(disc_status, held_changes), F(disc_status, writer_dead_since_ms);
+    F(disc_status, writer_dead_after_ms), F(disc_status, stale);
     end();
     S(disc_tag_match);
     F(disc_tag_match, key), F(disc_tag_match, value);

@@ -247,6 +247,30 @@ def test_closed_registry_and_other_process(discd, reg):
     assert out.split() == ["3", "1"]
 
 
+def test_stale_after_the_writer_stops():
+    d = Discd("pystale").start()
+    try:
+        d.register("s", "127.0.0.1:7601")
+        with Registry(d.name) as r:
+            deadline = time.monotonic() + 5 * slow()
+            while "s" not in r:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            st = r.status()
+            assert r.stale() == 0 and st.stale == 0 and st.reason == "none"
+            assert st.writer_dead_since_ms == 0 and st.writer_dead_after_ms >= 2000
+            assert d.stop() == 0
+            st = r.status()
+            assert not st.writer_alive and st.degraded and st.reason == "writer-stopped"
+            assert st.flags & discshm.ST_WRITER_STOPPED
+            assert r.stale() & discshm.STALE_WRITER_DEAD
+            assert abs(st.writer_dead_since_ms - time.time() * 1000) < 60_000
+            # The last picture still answers.
+            assert [i.address for i in r.lookup("s")] == ["127.0.0.1:7601"]
+    finally:
+        d.cleanup()
+
+
 def test_version_cmp():
     assert discshm.version_cmp("1.10", "1.9") > 0
     assert discshm.version_cmp("2.0-rc.1", "2.0") < 0
