@@ -109,6 +109,10 @@ func statusFromC(s *C.struct_disc_status) Status {
 		UsedBytes:       uint64(s.used_bytes),
 		Overtakes:       uint64(s.overtakes),
 		HeldChanges:     uint32(s.held_changes),
+
+		WriterDeadSinceMs: int64(s.writer_dead_since_ms),
+		WriterDeadAfterMs: uint32(s.writer_dead_after_ms),
+		Stale:             StaleFlags(s.stale),
 	}
 }
 

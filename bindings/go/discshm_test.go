@@ -342,6 +342,45 @@ func TestWaitForChange(t *testing.T) {
 	}
 }
 
+func TestStaleAfterTheWriterStops(t *testing.T) {
+	d2, err := startDiscd("gostale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.cleanup()
+	d2.register(t, "s", "127.0.0.1:7601")
+	r, err := Open(d2.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if n, _ := r.Count("s"); n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("registration not published")
+		}
+	}
+	if f, err := r.Stale(); f != 0 || err != nil {
+		t.Fatalf("live writer: stale %v %v", f, err)
+	}
+	if rc := d2.stop(); rc != 0 {
+		t.Fatalf("discd exited %d", rc)
+	}
+	st, err := r.Status()
+	if err != nil || st.WriterAlive() || !st.Degraded() || st.Flags&StWriterStopped == 0 ||
+		st.DegradedReason.String() != "writer-stopped" || st.WriterDeadSinceMs == 0 {
+		t.Errorf("after stop: %+v (%v) %v", st, st.DegradedReason, err)
+	}
+	if f, err := r.Stale(); f&StaleWriterDead == 0 || err != nil {
+		t.Errorf("after stop: stale %v %v", f, err)
+	}
+	if in, err := r.Lookup("s"); err != nil || len(in) != 1 || in[0].Address != "127.0.0.1:7601" {
+		t.Errorf("last picture: %+v %v", in, err)
+	}
+}
+
 func TestConcurrentReaders(t *testing.T) {
 	r := populated(t)
 	var wg sync.WaitGroup

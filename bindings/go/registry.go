@@ -370,6 +370,26 @@ func (r *Registry) ServiceNames() ([]ServiceCount, error) {
 	return out, err
 }
 
+// Stale returns the staleness bits of the current segment (0: current).
+// Cheap (no syscall): call it after a lookup to decide whether to trust it.
+func (r *Registry) Stale() (StaleFlags, error) {
+	var f StaleFlags
+	err := r.use(func(h *cHandle) error {
+		rc := C.disc_stale(h)
+		if rc < 0 {
+			return newError("disc_stale", rc)
+		}
+		f = StaleFlags(rc)
+		return nil
+	})
+	return f, err
+}
+
+// String is the reason's stable name ("none", "writer-stopped", ...).
+func (d DegradedReason) String() string {
+	return C.GoString(C.disc_status_reason_str(C.uint32_t(d)))
+}
+
 // Status returns the segment header as this reader sees it.
 func (r *Registry) Status() (Status, error) {
 	var st Status

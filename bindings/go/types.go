@@ -10,6 +10,8 @@ const (
 	HealthPassing  Health = 1
 	HealthWarning  Health = 2
 	HealthCritical Health = 3
+	// HealthMaintenance: out of rotation on purpose; its check still runs.
+	HealthMaintenance Health = 4
 )
 
 func (h Health) String() string {
@@ -22,6 +24,8 @@ func (h Health) String() string {
 		return "warning"
 	case HealthCritical:
 		return "critical"
+	case HealthMaintenance:
+		return "maintenance"
 	}
 	return fmt.Sprintf("health(%d)", uint8(h))
 }
@@ -37,6 +41,7 @@ const (
 	NotCritical    = HealthMask(1<<HealthUnknown | 1<<HealthPassing | 1<<HealthWarning)
 	AtLeastWarning = HealthMask(1<<HealthPassing | 1<<HealthWarning)
 	PassingOnly    = HealthMask(1 << HealthPassing)
+	MaskAll        = NotCritical | HealthMask(1<<HealthCritical|1<<HealthMaintenance)
 )
 
 // Origin says where an instance came from, as seen by this host's discd.
@@ -158,6 +163,17 @@ const (
 	StFromCache    StatusFlags = 0x20 // snapshot came from the file cache
 	StCoolingOff   StatusFlags = 0x40 // removals held after a reconnect
 	StHeldChanges  StatusFlags = 0x80 // protection is holding back removals
+	// StWriterStopped: the writer shut down cleanly (see WriterDeadSinceMs).
+	StWriterStopped StatusFlags = 0x100
+)
+
+// StaleFlags are the DISC_STALE_* bits of Registry.Stale and Status.Stale.
+type StaleFlags uint32
+
+const (
+	StaleWriterDead StaleFlags = 0x1 // writer dead or stopped: nothing will change any more
+	StaleDegraded   StaleFlags = 0x2 // the writer is cut off from the region (ZooKeeper)
+	StaleFromCache  StaleFlags = 0x4 // the snapshot came from the file cache, unconfirmed
 )
 
 // DegradedReason says why the registry is degraded.
@@ -182,6 +198,11 @@ type Status struct {
 	UsedBytes       uint64
 	Overtakes       uint64
 	HeldChanges     uint32
+	// When the writer is not alive: CLOCK_REALTIME ms it shut down
+	// (StWriterStopped) or last heartbeated; 0 while it is alive.
+	WriterDeadSinceMs int64
+	WriterDeadAfterMs uint32 // the heartbeat threshold readers apply
+	Stale             StaleFlags
 }
 
 // WriterAlive reports whether discd's heartbeat is recent.
