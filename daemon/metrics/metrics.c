@@ -139,18 +139,19 @@ static const char *const origin_names[] = {
 static const char *const health_names[] = {[DISC_HEALTH_UNKNOWN] = "unknown",
                                            [DISC_HEALTH_PASSING] = "passing",
                                            [DISC_HEALTH_WARNING] = "warning",
-                                           [DISC_HEALTH_CRITICAL] = "critical"};
+                                           [DISC_HEALTH_CRITICAL] = "critical",
+                                           [DISC_HEALTH_MAINTENANCE] = "maintenance"};
 
 static void render_registry(struct metrics *m, FILE *f)
 {
     if (!m->src.reg)
         return;
-    uint32_t n[4][4];
+    uint32_t n[4][5];
     registry_count_by(m->src.reg, n);
     family(f, "discd_instances", "gauge",
            "Instances in discd's registry by origin (local, remote, cache) and health.");
     for (int o = 1; o <= 3; o++)
-        for (int h = 0; h <= 3; h++)
+        for (int h = 0; h <= 4; h++)
             fprintf(f, "discd_instances{origin=\"%s\",health=\"%s\"} %llu\n", origin_names[o],
                     health_names[h], (unsigned long long)n[o][h]);
 }

@@ -21,7 +21,7 @@ struct registry {
     pthread_mutex_t wlock; /* serialises writers, counts and the change queue */
     uint32_t max_local, max_remote;
     uint32_t n_local, n_remote;
-    uint32_t n_by[4][4]; /* [origin][health] (registry_count_by); out-of-range values in [0][0] */
+    uint32_t n_by[4][5]; /* [origin][health] (registry_count_by); out-of-range values in [0][0] */
     struct registry_change *q_head, *q_tail;
     size_t q_len;
     void (*notify)(void *);
@@ -230,7 +230,7 @@ static struct reg_node *lookup_locked(struct registry *r, const char *id)
 /* Count inst under its origin and health (wlock held). */
 static void count_by(struct registry *r, const struct instance *inst, int delta)
 {
-    bool ok = inst->origin < 4 && inst->health < 4;
+    bool ok = inst->origin < 4 && inst->health < 5;
     r->n_by[ok ? inst->origin : 0][ok ? inst->health : 0] += (uint32_t)delta;
 }
 
@@ -464,7 +464,7 @@ void registry_free_changes(struct registry_change *list)
     }
 }
 
-void registry_count_by(struct registry *r, uint32_t out[4][4])
+void registry_count_by(struct registry *r, uint32_t out[4][5])
 {
     pthread_mutex_lock(&r->wlock);
     memcpy(out, r->n_by, sizeof(r->n_by));

@@ -110,9 +110,9 @@ uint32_t registry_count_local(struct registry *r);
 uint32_t registry_count_remote(struct registry *r);
 
 /* Instances by origin and health: out[origin][health] for origin 1..3
- * (enum disc_origin) and health 0..3 (enum disc_health); out[0][0] counts
+ * (enum disc_origin) and health 0..4 (enum disc_health); out[0][0] counts
  * any out-of-range value. Exact (maintained under the writer lock), O(1). */
-void registry_count_by(struct registry *r, uint32_t out[4][4]);
+void registry_count_by(struct registry *r, uint32_t out[4][5]);
 
 /* Detach the queued changes (oldest first); *n receives their number. */
 struct registry_change *registry_take_changes(struct registry *r, size_t *n);
