@@ -101,6 +101,20 @@ static const struct opt_def opts[] = {
      "[IPv6] address; port 0 picks a free one, logged). Metrics carry no secrets but reveal "
      "the registry's size and activity: bind to 127.0.0.1 unless a scraper elsewhere needs "
      "them. 'discctl metrics' prints the same text without a listener."},
+    {"state-dir", OPT_STR, F(state_dir), 1, 0, "DIR",
+     "/var/lib/discd (root), else $XDG_STATE_HOME/discd or ~/.local/state/discd", false,
+     "Where discd keeps its local registrations (DIR/NAME.state, mode 0600) so a restart or a "
+     "crash loses none, and its ZooKeeper session so a quick restart keeps its nodes. Created "
+     "0700 if missing; the directory and the file must belong to discd's uid and not be "
+     "writable by others, else discd refuses to start."},
+    {"services-dir", OPT_STR, F(services_dir), 1, 0, "DIR", "/etc/discd/services.d", false,
+     "Static service definitions: every DIR/*.json is registered at start and re-applied on "
+     "SIGHUP and 'discctl reload' (added, changed, removed files). A bad file is reported with "
+     "file:line and the others still load. A missing directory means none."},
+    {"session-grace", OPT_U32, F(session_grace_ms), 0, 3600000, "MS", "15000", false,
+     "After a restart, session instances restored from the state file wait this long for their "
+     "client to reconnect and re-attach (libdiscclient does it by itself) before they are "
+     "removed."},
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -132,6 +146,8 @@ void config_defaults(struct discd_config *cfg)
     snprintf(cfg->zk_root, sizeof(cfg->zk_root), "/discshm");
     cfg->zk_session_timeout_ms = 10000;
     cfg->protect_shrink = 0.5;
+    snprintf(cfg->services_dir, sizeof(cfg->services_dir), "/etc/discd/services.d");
+    cfg->session_grace_ms = 15000;
 }
 
 static int parse_u64(const char *s, int base, uint64_t *out)
@@ -402,6 +418,24 @@ int config_finalize(struct discd_config *cfg, char *err)
             return -ENAMETOOLONG;
         }
     }
+    if (!cfg->state_dir[0]) {
+        const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+        int n;
+        if (geteuid() == 0)
+            n = snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/discd");
+        else if (xdg && xdg[0] == '/')
+            n = snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s/discd", xdg);
+        else if (home && home[0] == '/')
+            n = snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s/.local/state/discd", home);
+        else
+            n = -1;
+        if (n < 0 || (size_t)n >= sizeof(cfg->state_dir)) {
+            snprintf(err, CONFIG_ERR_MAX,
+                     "no default state directory (HOME and XDG_STATE_HOME are unset or too "
+                     "long); set --state-dir");
+            return -EINVAL;
+        }
+    }
     if (cfg->check_timeout_ms >= cfg->check_interval_ms)
         cfg->check_timeout_ms = cfg->check_interval_ms / 2;
     char merr[256];
@@ -532,6 +566,8 @@ void config_log(const struct discd_config *cfg)
              cfg->check_interval_ms, cfg->check_timeout_ms, cfg->check_misses, cfg->max_connections,
              cfg->max_instances, cfg->publish_coalesce_ms, cfg->publish_coalesce_max,
              cfg->heartbeat_ms);
+    log_info("config: state-dir=%s services-dir=%s session-grace=%u", cfg->state_dir,
+             cfg->services_dir, cfg->session_grace_ms);
     log_info("config: mode=%s zk=%s zk-root=%s host-id=%s az=%s",
              cfg->zk[0] ? "zookeeper" : "standalone", cfg->zk[0] ? cfg->zk : "-", cfg->zk_root,
              cfg->host_id, cfg->az[0] ? cfg->az : "-");

@@ -50,6 +50,10 @@ struct discd_config {
     uint32_t protect_hold_ms; /* 0: the cooling-off period (2 x check-interval) */
     char metrics_listen[128]; /* "ADDR:PORT" of the metrics HTTP listener, "" none */
     bool check_only;          /* --check-config / -t: validate and exit */
+    /* Persistence (daemon/state/, daemon/services/) */
+    char state_dir[4096];      /* local registrations and the ZooKeeper session */
+    char services_dir[4096];   /* static service definitions (*.json) */
+    uint32_t session_grace_ms; /* restored session instances wait this long for their client */
 };
 
 /* Fill *cfg with the built-in defaults (name from $DISCSHM_NAME). */

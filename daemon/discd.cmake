@@ -14,6 +14,8 @@ set(DISCD_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/zk/zk_bridge.c
   ${CMAKE_CURRENT_SOURCE_DIR}/metrics/metrics.c
   ${CMAKE_CURRENT_SOURCE_DIR}/service/service.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/state/state.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/services/services.c
 )
 # The ZooKeeper layer (library disczk), used when discd runs with --zk.
 include(${CMAKE_CURRENT_LIST_DIR}/zk/zk_sync.cmake)

@@ -22,6 +22,7 @@
 #include "publisher.h"
 #include "registry.h"
 #include "service.h"
+#include "state.h"
 #include "zk_bridge.h"
 #ifdef DISC_HAVE_HEALTH
 #include "health.h"
@@ -52,6 +53,7 @@ struct discd {
     struct publisher *pub;
     struct health *health;
     struct zk_bridge *zk; /* NULL in standalone mode (no --zk) */
+    struct state *state;  /* the state file (local registrations, ZooKeeper session) */
     _Atomic(struct control *) control;
     struct metrics *metrics;
 };
@@ -72,6 +74,18 @@ static void on_health_fail(const char *id, const char *reason, void *arg)
         control_request_removal(c, id, reason);
 }
 #endif
+
+/* Control thread: acknowledged changes become durable before the reply. */
+static void sync_state(void *arg)
+{
+    state_sync(arg);
+}
+
+/* ZooKeeper worker: a new session is saved for the next start to resume. */
+static void save_zk_session(void *arg, const struct zk_sync_session *s)
+{
+    state_set_zk_session(arg, s->id, s->passwd);
+}
 
 static void fill_defaults(const struct discd_config *cfg, struct instance_defaults *def)
 {
@@ -116,6 +130,7 @@ static void reload(struct discd *d, int argc, char *const argv[])
     struct instance_defaults def;
     fill_defaults(&d->cfg, &def);
     control_set_defaults(atomic_load(&d->control), &def);
+    control_request_reload(atomic_load(&d->control)); /* static definitions */
     if (memcmp(&ncfg, &d->cfg, sizeof(ncfg)) != 0)
         log_warn("SIGHUP: settings other than log-level and check-* changed; restart discd to "
                  "apply them");
@@ -242,6 +257,29 @@ int main(int argc, char *argv[])
         return 1;
     }
 #endif
+    /* The state file: local registrations to restore, the ZooKeeper session. */
+    struct state_loaded loaded;
+    {
+        struct instance_defaults def;
+        fill_defaults(&d.cfg, &def);
+        char serr[STATE_ERR_MAX];
+        rc = state_open(d.cfg.state_dir, d.cfg.name, &def, &d.state, &loaded, serr);
+        if (rc == 0)
+            rc = state_attach(d.state, d.reg);
+        if (rc < 0) {
+            log_error("%s", serr);
+            fprintf(stderr, "discd: %s\n", serr);
+#ifdef DISC_HAVE_HEALTH
+            health_stop(d.health);
+#endif
+            state_close(d.state);
+            publisher_stop(d.pub, false);
+            registry_free(d.reg);
+            return 1;
+        }
+        log_info("state %s: %zu local instances to restore%s", state_path(d.state), loaded.n,
+                 loaded.have_zk ? ", a ZooKeeper session to resume" : "");
+    }
     /* ZooKeeper mode: start syncing before the control socket serves, so the
      * registry listener sees every local registration (zk_bridge.h). */
     if (d.cfg.zk[0]) {
@@ -259,7 +297,14 @@ int main(int argc, char *argv[])
                          n == -EBADMSG ? "damaged (checksum or format)" : strerror(-n));
             }
         }
-        rc = zk_bridge_start(&d.cfg, d.reg, d.pub, &d.zk);
+        struct zk_sync_session resume = {.id = loaded.zk_session};
+        memcpy(resume.passwd, loaded.zk_passwd, sizeof(resume.passwd));
+        struct zk_bridge_persist persist = {
+            .resume = loaded.have_zk ? &resume : NULL,
+            .save = save_zk_session,
+            .arg = d.state,
+        };
+        rc = zk_bridge_start(&d.cfg, d.reg, d.pub, &persist, &d.zk);
         if (rc < 0) {
             log_error("cannot start the ZooKeeper layer: %s", strerror(-rc));
             fprintf(stderr, "discd: cannot start the ZooKeeper layer: %s\n", strerror(-rc));
@@ -268,6 +313,8 @@ int main(int argc, char *argv[])
 #endif
             publisher_stop(d.pub, false);
             registry_free(d.reg);
+            state_loaded_free(&loaded);
+            state_close(d.state);
             return 1;
         }
     }
@@ -278,6 +325,12 @@ int main(int argc, char *argv[])
         .registry_name = d.cfg.name,
         .version = DISCD_VERSION,
         .zk_configured = d.cfg.zk[0] != '\0',
+        .restore = loaded.insts,
+        .n_restore = loaded.n,
+        .session_grace_ms = d.cfg.session_grace_ms,
+        .services_dir = d.cfg.services_dir,
+        .sync = sync_state,
+        .sync_arg = d.state,
     };
     fill_defaults(&d.cfg, &ccfg.defaults);
     struct metrics_sources msrc = {
@@ -303,10 +356,15 @@ int main(int argc, char *argv[])
         publisher_stop(d.pub, false);
         registry_free(d.reg);
         zk_bridge_free(d.zk);
+        state_loaded_free(&loaded);
+        state_close(d.state);
         return 1;
     }
     struct control *ctl = NULL;
     rc = control_start(&ccfg, d.reg, d.pub, d.health, &ctl, cerr);
+    state_loaded_free(&loaded);
+    if (rc == 0)
+        state_compact(d.state); /* the restored set, once */
     if (rc < 0) {
         log_error("cannot serve the control socket: %s", cerr);
         fprintf(stderr, "discd: %s\n", cerr);
@@ -318,6 +376,7 @@ int main(int argc, char *argv[])
         registry_free(d.reg);
         zk_bridge_free(d.zk);
         metrics_free(d.metrics);
+        state_close(d.state);
         return 1;
     }
     atomic_store(&d.control, ctl);
@@ -384,6 +443,7 @@ int main(int argc, char *argv[])
     registry_free(d.reg);
     zk_bridge_free(d.zk);
     metrics_free(d.metrics);
+    state_close(d.state); /* after the last local change and ZooKeeper callback */
     log_info("stopped");
     return 0;
 }

@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "request.h"
+#include "services.h"
 #ifdef DISC_HAVE_HEALTH
 #include "health.h"
 #endif
@@ -99,6 +100,14 @@ struct control {
      * one for lines without a valid op; session checks (pings) */
     _Atomic uint64_t op_requests[OPS_MAX], op_errors[OPS_MAX];
     _Atomic uint64_t sess_run, sess_failed;
+    /* persistence (control thread, except reload_requested) */
+    void (*sync)(void *);
+    void *sync_arg;
+    char (*orphans)[DISC_ID_LEN + 1]; /* restored session instances awaiting their client */
+    size_t n_orphans;
+    int64_t grace_until_ms;
+    struct services *services; /* static definitions, NULL: none */
+    atomic_bool reload_requested;
 };
 
 static char listen_tag, event_tag; /* epoll data.ptr sentinels */
@@ -566,6 +575,28 @@ static struct instance *req_owned_instance(struct req *r, const char *id)
     return inst;
 }
 
+/* Start the health checker's tcp/http/ttl check of inst. 0, -ENOSYS (no
+ * checker), -EINVAL (definition refused), other -errno. */
+static int start_check(struct control *c, struct instance *inst)
+{
+#ifdef DISC_HAVE_HEALTH
+    struct health_check_def def = {
+        .kind = (enum health_kind)inst->check.kind,
+        .interval_ms = inst->check.interval_ms,
+        .timeout_ms = inst->check.timeout_ms,
+        .misses = inst->check.misses,
+        .ttl_ms = inst->check.ttl_ms,
+    };
+    snprintf(def.target, sizeof(def.target), "%s", inst->check.target);
+    snprintf(def.path, sizeof(def.path), "%s", inst->check.path);
+    return c->health ? health_add(c->health, inst->id, &def) : -ENOSYS;
+#else
+    (void)c;
+    (void)inst;
+    return -ENOSYS;
+#endif
+}
+
 static void op_register(struct req *r)
 {
     struct control *c = r->c;
@@ -582,20 +613,7 @@ static void op_register(struct req *r)
     }
     inst->owner_uid = r->cn->uid;
     if (has_health_check(inst)) {
-#ifdef DISC_HAVE_HEALTH
-        struct health_check_def def = {
-            .kind = (enum health_kind)inst->check.kind,
-            .interval_ms = inst->check.interval_ms,
-            .timeout_ms = inst->check.timeout_ms,
-            .misses = inst->check.misses,
-            .ttl_ms = inst->check.ttl_ms,
-        };
-        snprintf(def.target, sizeof(def.target), "%s", inst->check.target);
-        snprintf(def.path, sizeof(def.path), "%s", inst->check.path);
-        rc = c->health ? health_add(c->health, inst->id, &def) : -ENOSYS;
-#else
-        rc = -ENOSYS;
-#endif
+        rc = start_check(c, inst);
         if (rc < 0) {
             if (rc == -ENOSYS)
                 reply_error(r->cn, r->seq, "bad_request", "check.type",
@@ -998,6 +1016,194 @@ static void op_metrics(struct req *r)
     send_json(r->cn, resp);
 }
 
+/* ---- persistence: restored instances, re-attach, static definitions ---- */
+
+/* Register a local instance no request made (restored or static): start its
+ * check and add it. 0, or -errno with a message in err (256 bytes). */
+static int add_unrequested(struct control *c, struct instance *inst, char *err)
+{
+    int rc = 0;
+    if (has_health_check(inst) && (rc = start_check(c, inst)) < 0) {
+        snprintf(err, 256, "%s",
+                 rc == -ENOSYS   ? "checks of this type are not available in this discd"
+                 : rc == -EINVAL ? "the health checker refused the check definition"
+                                 : strerror(-rc));
+        return rc;
+    }
+    rc = registry_add_local(c->reg, inst);
+    if (rc < 0) {
+#ifdef DISC_HAVE_HEALTH
+        if (c->health && has_health_check(inst))
+            health_remove(c->health, inst->id);
+#endif
+        snprintf(err, 256, "%s",
+                 rc == -EEXIST   ? "another instance has this id"
+                 : rc == -ENOSPC ? "too many local instances (max-instances reached)"
+                                 : strerror(-rc));
+    }
+    return rc;
+}
+
+/* Register the instances restored from the state file (before the thread
+ * starts). Session instances wait grace_ms for their client (op attach). */
+static void restore_all(struct control *c, const struct control_config *cfg)
+{
+    if (cfg->n_restore == 0)
+        return;
+    c->orphans = calloc(cfg->n_restore, sizeof(*c->orphans));
+    c->grace_until_ms = now_ms() + cfg->session_grace_ms;
+    unsigned restored = 0;
+    for (size_t i = 0; i < cfg->n_restore; i++) {
+        struct instance *inst = cfg->restore[i];
+        char err[256];
+        if (inst->check.kind == CHECK_SESSION && !c->orphans) {
+            log_error("cannot restore %s (%s %s): out of memory", inst->id, inst->service,
+                      inst->address);
+            continue;
+        }
+        if (add_unrequested(c, inst, err) < 0) {
+            log_error("cannot restore %s (%s %s): %s", inst->id, inst->service, inst->address, err);
+            continue;
+        }
+        restored++;
+        log_info("restored %s: service=%s version=%s address=%s check=%s uid=%u", inst->id,
+                 inst->service, inst->version, inst->address,
+                 instance_check_kind_name(inst->check.kind), (unsigned)inst->owner_uid);
+        if (inst->check.kind == CHECK_SESSION)
+            memcpy(c->orphans[c->n_orphans++], inst->id, sizeof(c->orphans[0]));
+    }
+    log_info("restored %u of %zu local instances; %zu session instances wait up to %u ms for "
+             "their clients to re-attach",
+             restored, cfg->n_restore, c->n_orphans, cfg->session_grace_ms);
+}
+
+/* epoll timeout, shortened to the end of the session grace period. */
+static int grace_timeout(struct control *c, int timeout)
+{
+    if (c->n_orphans == 0)
+        return timeout;
+    int64_t d = c->grace_until_ms - now_ms();
+    int g = d < 0 ? 0 : d > 60000 ? 60000 : (int)d;
+    return timeout < 0 || g < timeout ? g : timeout;
+}
+
+/* The grace period is over: remove the session instances nobody re-attached. */
+static void run_grace(struct control *c)
+{
+    if (c->n_orphans == 0 || now_ms() < c->grace_until_ms)
+        return;
+    for (size_t i = 0; i < c->n_orphans; i++)
+        remove_local(c, c->orphans[i],
+                     "session client did not re-attach within the grace period after a restart");
+    c->n_orphans = 0;
+}
+
+static void op_attach(struct req *r)
+{
+    struct control *c = r->c;
+    const char *id = req_id(r);
+    if (!id)
+        return;
+    struct instance *inst = req_owned_instance(r, id);
+    if (!inst)
+        return;
+    size_t i = 0;
+    while (i < c->n_orphans && strcmp(c->orphans[i], inst->id) != 0)
+        i++;
+    if (i == c->n_orphans) {
+        reply_error(r->cn, r->seq, "bad_request", "id",
+                    "instance %s is not waiting to be re-attached (only session instances "
+                    "restored after a discd restart are, during the session grace period)",
+                    id);
+        instance_unref(inst);
+        return;
+    }
+    if (r->cn->n_sess == r->cn->cap_sess) {
+        size_t ncap = r->cn->cap_sess ? r->cn->cap_sess * 2 : 4;
+        void *ns = realloc(r->cn->sess, ncap * sizeof(r->cn->sess[0]));
+        if (!ns) {
+            reply_error(r->cn, r->seq, "internal", NULL, "out of memory");
+            instance_unref(inst);
+            return;
+        }
+        r->cn->sess = ns;
+        r->cn->cap_sess = ncap;
+    }
+    memcpy(c->orphans[i], c->orphans[--c->n_orphans], sizeof(c->orphans[0]));
+    sess_add(c, r->cn, inst);
+    log_info("re-attached %s (%s %s) to conn %llu (uid %u)", inst->id, inst->service, inst->address,
+             (unsigned long long)r->cn->serial, (unsigned)r->cn->uid);
+    json_t *resp = ok_response(r->seq);
+    json_object_set_new(resp, "id", json_string(inst->id));
+    send_json(r->cn, resp);
+    instance_unref(inst);
+}
+
+static int static_add(void *arg, struct instance *inst, char *err)
+{
+    int rc = add_unrequested(arg, inst, err);
+    if (rc == 0)
+        log_info("registered %s from a static definition: service=%s version=%s address=%s "
+                 "check=%s",
+                 inst->id, inst->service, inst->version, inst->address,
+                 instance_check_kind_name(inst->check.kind));
+    return rc;
+}
+
+static void static_remove(void *arg, const char *id, const char *reason)
+{
+    remove_local(arg, id, reason);
+}
+
+/* Apply the static definitions directory now. res->errors is the caller's. */
+static int reload_static(struct control *c, struct services_result *res)
+{
+    struct instance_defaults def;
+    char host[DISC_HOST_MAX + 1], az[DISC_AZ_MAX + 1];
+    pthread_mutex_lock(&c->mu);
+    def = c->defaults;
+    snprintf(host, sizeof(host), "%s", c->def_host);
+    snprintf(az, sizeof(az), "%s", c->def_az);
+    pthread_mutex_unlock(&c->mu);
+    def.host = host;
+    def.az = az;
+    struct services_ops ops = {.add = static_add, .remove = static_remove, .arg = c};
+    int rc = services_apply(c->services, &def, &ops, res);
+    log_info("static definitions: %u files, %u added, %u changed, %u removed, %u unchanged, "
+             "%zu errors",
+             res->files, res->added, res->changed, res->removed, res->kept,
+             json_array_size(res->errors));
+    return rc;
+}
+
+/* Re-read the static definitions; root or the daemon's uid only. */
+static void op_reload(struct req *r)
+{
+    struct control *c = r->c;
+    if (r->cn->uid != 0 && r->cn->uid != getuid()) {
+        reply_error(r->cn, r->seq, "forbidden", NULL,
+                    "reload is for root or uid %u (the daemon's); uid %u may not",
+                    (unsigned)getuid(), (unsigned)r->cn->uid);
+        return;
+    }
+    struct services_result res = {0};
+    int rc = c->services ? reload_static(c, &res) : 0;
+    if (rc < 0) {
+        json_decref(res.errors);
+        reply_error(r->cn, r->seq, "internal", NULL, "cannot reload: %s", strerror(-rc));
+        return;
+    }
+    json_t *resp = ok_response(r->seq);
+    json_object_set_new(resp, "files", json_integer(res.files));
+    json_object_set_new(resp, "added", json_integer(res.added));
+    json_object_set_new(resp, "changed", json_integer(res.changed));
+    json_object_set_new(resp, "removed", json_integer(res.removed));
+    json_object_set_new(resp, "unchanged", json_integer(res.kept));
+    json_object_set_new(resp, "static", json_integer((json_int_t)services_count(c->services)));
+    json_object_set_new(resp, "errors", res.errors ? res.errors : json_array());
+    send_json(r->cn, resp);
+}
+
 struct op_def {
     const char *name;
     void (*fn)(struct req *);
@@ -1007,7 +1213,8 @@ static const struct op_def ops[] = {
     {"register", op_register},   {"deregister", op_deregister}, {"pass", op_pass},
     {"pong", op_pong},           {"query", op_query},           {"services", op_services},
     {"endpoints", op_endpoints}, {"status", op_status},         {"dump", op_dump},
-    {"confirm", op_confirm},     {"metrics", op_metrics},
+    {"confirm", op_confirm},     {"metrics", op_metrics},       {"attach", op_attach},
+    {"reload", op_reload},
 };
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))
 _Static_assert(N_OPS < OPS_MAX, "raise OPS_MAX");
@@ -1037,7 +1244,7 @@ static void handle_line(struct control *c, struct conn *cn, const char *line, si
     }
     reply_error(cn, q.seq, "unknown_op", "op",
                 "unknown op (expected register, deregister, pass, pong, query, services, "
-                "endpoints, status or dump)");
+                "endpoints, status, dump, confirm, metrics, attach or reload)");
 out:
     json_decref(q.msg);
     /* No valid op: counted as the pseudo-op "invalid". */
@@ -1129,6 +1336,8 @@ static bool conn_readable(struct control *c, struct conn *cn)
 /* After output progress: resume a paused connection, close a finished one. */
 static bool conn_after_io(struct control *c, struct conn *cn)
 {
+    if (c->sync)
+        c->sync(c->sync_arg); /* acknowledged changes are durable first */
     if (conn_flush(cn) < 0) {
         conn_close(c, cn, "send failed");
         return false;
@@ -1136,6 +1345,8 @@ static bool conn_after_io(struct control *c, struct conn *cn)
     if (cn->paused && cn->out_len - cn->out_off <= CONTROL_OUT_HIGH / 2) {
         cn->paused = false;
         process_input(c, cn);
+        if (c->sync)
+            c->sync(c->sync_arg);
         if (conn_flush(cn) < 0) {
             conn_close(c, cn, "send failed");
             return false;
@@ -1221,7 +1432,7 @@ static void *control_main(void *arg)
     registry_thread_online();
     struct epoll_event evs[EPOLL_BATCH];
     while (!atomic_load(&c->stop)) {
-        int n = epoll_wait(c->epfd, evs, EPOLL_BATCH, epoll_timeout(c));
+        int n = epoll_wait(c->epfd, evs, EPOLL_BATCH, grace_timeout(c, epoll_timeout(c)));
         if (n < 0 && errno != EINTR) {
             log_error("control: epoll_wait: %s", strerror(errno));
             break;
@@ -1249,6 +1460,14 @@ static void *control_main(void *arg)
             conn_after_io(c, cn);
         }
         run_timers(c);
+        run_grace(c);
+        if (atomic_exchange(&c->reload_requested, false)) {
+            struct services_result res = {0};
+            reload_static(c, &res);
+            json_decref(res.errors);
+        }
+        if (c->sync)
+            c->sync(c->sync_arg);
         resume_listening(c);
     }
     registry_thread_offline();
@@ -1349,6 +1568,8 @@ int control_start(const struct control_config *cfg, struct registry *reg, struct
     snprintf(c->version, sizeof(c->version), "%s", cfg->version ? cfg->version : "");
     pthread_mutex_init(&c->mu, NULL);
     set_defaults_locked(c, &cfg->defaults);
+    c->sync = cfg->sync;
+    c->sync_arg = cfg->sync_arg;
     int rc = make_socket(c, cfg, err);
     if (rc < 0)
         goto fail;
@@ -1368,6 +1589,15 @@ int control_start(const struct control_config *cfg, struct registry *reg, struct
         snprintf(err, 256, "epoll_ctl: %s", strerror(errno));
         goto fail;
     }
+    /* Restored and static instances are registered before any request. */
+    restore_all(c, cfg);
+    if (cfg->services_dir && (c->services = services_new(cfg->services_dir, geteuid()))) {
+        struct services_result res = {0};
+        reload_static(c, &res);
+        json_decref(res.errors);
+    }
+    if (c->sync)
+        c->sync(c->sync_arg);
     rc = pthread_create(&c->thread, NULL, control_main, c);
     if (rc != 0) {
         rc = -rc;
@@ -1387,6 +1617,8 @@ fail:
         close(c->epfd);
     if (c->reserve_fd > 0)
         close(c->reserve_fd);
+    free(c->orphans);
+    services_free(c->services);
     pthread_mutex_destroy(&c->mu);
     free(c);
     return rc;
@@ -1430,6 +1662,8 @@ void control_stop(struct control *c)
     if (c->reserve_fd >= 0)
         close(c->reserve_fd);
     free(c->heap);
+    free(c->orphans);
+    services_free(c->services);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -1454,6 +1688,14 @@ void control_request_removal(struct control *c, const char *id, const char *reas
     rq->next = c->removals;
     c->removals = rq;
     pthread_mutex_unlock(&c->mu);
+    uint64_t one = 1;
+    ssize_t w = write(c->efd, &one, sizeof(one));
+    (void)w;
+}
+
+void control_request_reload(struct control *c)
+{
+    atomic_store(&c->reload_requested, true);
     uint64_t one = 1;
     ssize_t w = write(c->efd, &one, sizeof(one));
     (void)w;

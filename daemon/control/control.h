@@ -41,6 +41,13 @@ struct control_config {
     const char *version;               /* for status */
     bool zk_configured;                /* for status when no zk hook is set */
     struct instance_defaults defaults; /* copied */
+    /* Persistence (docs/DESIGN.md, "Persistence"); all optional. */
+    struct instance *const *restore; /* local instances restored from the state file */
+    size_t n_restore;
+    uint32_t session_grace_ms; /* restored session instances wait this long for their client */
+    const char *services_dir;  /* static definitions; NULL: none */
+    void (*sync)(void *arg);   /* make journaled changes durable before acknowledging them */
+    void *sync_arg;
 };
 
 /*
@@ -94,6 +101,9 @@ bool control_op_stats(struct control *c, size_t i, const char **name, uint64_t *
 
 /* Session checks: pings answered or missed (run), and missed (failed). */
 void control_session_stats(struct control *c, uint64_t *run, uint64_t *failed);
+/* Ask the control thread to re-read the static service definitions
+ * (SIGHUP); the outcome is logged. Thread-safe, never blocks. */
+void control_request_reload(struct control *c);
 
 /* Number of open control connections. Thread-safe. */
 uint32_t control_connections(struct control *c);

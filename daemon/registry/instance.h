@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "discshm.h"
@@ -67,6 +68,7 @@ struct instance {
     uint32_t weight;
     int64_t registered_at_ms; /* CLOCK_REALTIME */
     uint32_t owner_uid;       /* local: uid of the registering peer */
+    bool from_file;           /* local: a static definition (services.d), not journaled */
     struct segw_tag *tags;
     uint16_t n_tags;
     struct segw_endpoint *endpoints;

@@ -31,6 +31,7 @@ struct zk_bridge {
     pthread_mutex_t st_mu;
     uint32_t st_flags, st_reason, st_zk_held;
     int64_t st_since_ms, st_last_sync_ms;
+    struct zk_bridge_persist persist; /* resume pointer not kept */
 };
 
 /* Header state = zk_sync's state + protection's held removals. */
@@ -122,6 +123,14 @@ static void cb_state(void *arg, const struct zk_sync_status *st)
 {
     struct zk_bridge *zb = arg;
     bool up = st->state == ZK_SYNC_CONNECTED;
+    if (up && zb->persist.save) {
+        struct zk_sync_session session;
+        pthread_mutex_lock(&zb->mu);
+        bool have = zb->zs && zk_sync_get_session(zb->zs, &session) == 0;
+        pthread_mutex_unlock(&zb->mu);
+        if (have)
+            zb->persist.save(zb->persist.arg, &session); /* a restart resumes it */
+    }
     uint32_t flags = DISC_ST_ZK_CONFIGURED | (up ? DISC_ST_ZK_CONNECTED : DISC_ST_DEGRADED) |
                      (st->cooling ? DISC_ST_COOLING_OFF : 0);
     pthread_mutex_lock(&zb->st_mu);
@@ -224,13 +233,17 @@ static int confirm_hook(void *arg, const char *service)
 /* ---- life cycle -------------------------------------------------------------- */
 
 int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct publisher *pub,
-                    struct zk_bridge **out)
+                    const struct zk_bridge_persist *persist, struct zk_bridge **out)
 {
     struct zk_bridge *zb = calloc(1, sizeof(*zb));
     if (!zb)
         return -ENOMEM;
     zb->reg = reg;
     zb->pub = pub;
+    if (persist) {
+        zb->persist = *persist;
+        zb->persist.resume = NULL;
+    }
     pthread_mutex_init(&zb->mu, NULL);
     pthread_mutex_init(&zb->st_mu, NULL);
     atomic_init(&zb->rejected, 0);
@@ -265,6 +278,7 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
         .jitter_ms = -1,
         .log_level = (enum zk_sync_log_level)cfg->log_level,
         .zk_log_level = ZK_SYNC_LOG_ERROR,
+        .resume = persist ? persist->resume : NULL,
     };
     struct zk_sync_callbacks cb = {
         .on_remote_upsert = cb_remote_upsert,
@@ -274,7 +288,11 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
         .on_thread_stop = cb_thread_stop,
         .log = cb_log,
     };
-    int rc = zk_sync_start(&zc, &cb, zb, &zb->zs);
+    struct zk_sync *zs = NULL;
+    int rc = zk_sync_start(&zc, &cb, zb, &zs);
+    pthread_mutex_lock(&zb->mu); /* the worker's callbacks may already run */
+    zb->zs = zs;
+    pthread_mutex_unlock(&zb->mu);
     if (rc < 0) {
         protect_free(zb->prot);
         pthread_mutex_destroy(&zb->st_mu);

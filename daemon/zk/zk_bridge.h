@@ -16,19 +16,29 @@
 #include "control.h"
 #include "publisher.h"
 #include "registry.h"
+#include "zk_sync.h"
 
 struct zk_bridge;
+
+/* Keeping the ZooKeeper session across a restart (daemon/state/): resume a
+ * saved session, and save each newly established one. Optional. */
+struct zk_bridge_persist {
+    const struct zk_sync_session *resume;                           /* NULL: open a new session */
+    void (*save)(void *arg, const struct zk_sync_session *session); /* worker thread */
+    void *arg;
+};
 
 /*
  * Start zk_sync with cfg's zk, zk_root, host_id and zk_session_timeout_ms
  * (cooling-off 2 x check_interval_ms, default jitter) and add a registry
  * listener that publishes local instances. Call after registry_new and
  * publisher_start and before the control socket serves requests, so no
- * local registration is missed. Never waits for ZooKeeper.
+ * local registration is missed. Never waits for ZooKeeper. persist may be
+ * NULL (a new session, nothing saved).
  * -EINVAL (bad config, logged), -ENOSPC (no listener slot), -ENOMEM, ...
  */
 int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct publisher *pub,
-                    struct zk_bridge **out);
+                    const struct zk_bridge_persist *persist, struct zk_bridge **out);
 
 /* Install the status hook on the control socket ("zookeeper" object). */
 void zk_bridge_attach_control(struct zk_bridge *zb, struct control *ctl);

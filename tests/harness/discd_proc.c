@@ -24,6 +24,25 @@ const char *discd_binary(void)
     return path;
 }
 
+/* Remove path and what is below it, down to depth levels of directories. */
+static void remove_tree(const char *path, int depth)
+{
+    DIR *dir = depth > 0 ? opendir(path) : NULL;
+    if (dir) {
+        struct dirent *e;
+        while ((e = readdir(dir)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char p[1024];
+            snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
+            if (unlink(p) < 0 && errno == EISDIR)
+                remove_tree(p, depth - 1);
+        }
+        closedir(dir);
+    }
+    rmdir(path);
+}
+
 int discd_proc_init(struct discd_proc *d, const char *tag)
 {
     static atomic_uint counter;
@@ -38,6 +57,8 @@ int discd_proc_init(struct discd_proc *d, const char *tag)
              atomic_fetch_add(&counter, 1), tag ? tag : "t");
     snprintf(d->sock, sizeof(d->sock), "%s/discd.sock", d->dir);
     snprintf(d->log, sizeof(d->log), "%s/discd.log", d->dir);
+    snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", d->dir);
+    snprintf(d->services_dir, sizeof(d->services_dir), "%s/services.d", d->dir);
     return 0;
 }
 
@@ -55,6 +76,10 @@ int discd_proc_spawn(struct discd_proc *d, char *const extra_args[])
     argv[n++] = d->sock;
     argv[n++] = "--log-level";
     argv[n++] = "debug";
+    argv[n++] = "--state-dir"; /* never the system's /var/lib/discd */
+    argv[n++] = d->state_dir;
+    argv[n++] = "--services-dir";
+    argv[n++] = d->services_dir;
     for (int i = 0; extra_args && extra_args[i] && n < 63; i++)
         argv[n++] = extra_args[i];
     argv[n] = NULL;
@@ -106,19 +131,7 @@ void discd_proc_cleanup(struct discd_proc *d)
             shm_unlink(shm);
         }
     }
-    DIR *dir = opendir(d->dir);
-    if (dir) {
-        struct dirent *e;
-        while ((e = readdir(dir)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char p[600];
-            snprintf(p, sizeof(p), "%s/%s", d->dir, e->d_name);
-            unlink(p);
-        }
-        closedir(dir);
-    }
-    rmdir(d->dir);
+    remove_tree(d->dir, 2);
     d->dir[0] = '\0';
 }
 

@@ -10,9 +10,12 @@
  *   discd_proc_cleanup(&d);   // teardown: kill if running, unlink shm, rm dir
  *
  * The binary is $DISC_BUILD_DIR/daemon/discd. The daemon runs in the
- * foreground with --name <unique> --socket <dir>/discd.sock and logs to
- * <dir>/discd.log. The harness has no JSON dependency: replies are returned
- * as raw lines (without the trailing newline) for the test to parse.
+ * foreground with --name <unique> --socket <dir>/discd.sock
+ * --state-dir <dir>/state --services-dir <dir>/services.d and logs to
+ * <dir>/discd.log (later extra args override these). A restart on the same
+ * d restores what the previous discd registered, as in production. The harness has no JSON
+ * dependency: replies are returned as raw lines (without the trailing newline) for the test to
+ * parse.
  *
  * Functions return 0 or a negative errno value unless said otherwise.
  */
@@ -25,10 +28,12 @@
 
 struct discd_proc {
     struct proc proc;
-    char dir[256];  /* mkdtemp directory (mode 0755), removed by cleanup */
-    char name[128]; /* unique registry name (contains the test's pid) */
-    char sock[300]; /* control socket path */
-    char log[300];  /* discd's stdout+stderr */
+    char dir[256];          /* mkdtemp directory (mode 0755), removed by cleanup */
+    char name[128];         /* unique registry name (contains the test's pid) */
+    char sock[300];         /* control socket path */
+    char log[300];          /* discd's stdout+stderr */
+    char state_dir[300];    /* --state-dir <dir>/state (created by discd) */
+    char services_dir[300]; /* --services-dir <dir>/services.d (absent unless a test makes it) */
 };
 
 /* Path of the discd binary ($DISC_BUILD_DIR/daemon/discd), or NULL. */
