@@ -24,6 +24,7 @@ static const struct {
     {"dump", cmd_dump},
     {"confirm", cmd_confirm},
     {"metrics", cmd_metrics},
+    {"reload", cmd_reload},
 };
 
 int ctl_common_opts(struct ctl *ctl, int argc, char **argv)

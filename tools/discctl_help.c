@@ -74,6 +74,7 @@ static const char top[] =
     "    dump         the whole registry as JSON\n"
     "    confirm      apply removals held by discd's protection\n"
     "    metrics      discd's metrics in the Prometheus text format\n"
+    "    reload       re-read discd's static service definitions\n"
     "\n"
     "    Run 'discctl COMMAND --help' for a command's manual.\n"
     "\n"
@@ -111,7 +112,10 @@ static const char h_register[] =
     "    discd remove it when it dies, or 'session' with --hold: discctl then\n"
     "    stays in the foreground answering discd's pings, and the instance is\n"
     "    removed as soon as discctl exits (SIGTERM, SIGINT, or killed) — handy\n"
-    "    to wrap a program that cannot register itself.\n"
+    "    to wrap a program that cannot register itself. If discd restarts,\n"
+    "    discctl reconnects (backoff up to 2 s) and re-attaches the instance by\n"
+    "    id within discd's --session-grace; had discd lost it, discctl\n"
+    "    registers it again and prints the new id on a line of its own.\n"
     "\n"
     "INSTANCE OPTIONS\n"
     "    --service NAME      service name, 1-255 chars of [A-Za-z0-9._:-] (required)\n"
@@ -357,6 +361,7 @@ bool ctl_help(const char *cmd)
         {"dump", h_dump},
         {"confirm", ctl_help_confirm},
         {"metrics", ctl_help_metrics},
+        {"reload", ctl_help_reload},
     };
     const char *text = NULL;
     if (!cmd)

@@ -58,8 +58,44 @@ static int parse_endpoint(char *spec, struct disc_endpoint_desc *ep)
     return 0;
 }
 
-/* Keep the session answered until SIGINT/SIGTERM or the daemon goes away. */
-static int hold_session(const struct ctl *ctl, disc_client *cl)
+/*
+ * discd went away: reconnect with backoff (0.1 s doubling to 2 s) and
+ * re-attach the instance, until it works or a signal arrives. Prints the
+ * new id if discd had lost the instance and it was registered again.
+ * Returns 0 when attached again, 1 on a signal.
+ */
+static int hold_reconnect(const struct ctl *ctl, disc_client *cl, int sfd, char *id)
+{
+    ctl_err(ctl, "connection to discd lost; reconnecting to re-attach %s", id);
+    int delay = 100;
+    for (;;) {
+        struct pollfd p = {.fd = sfd, .events = POLLIN};
+        int r = poll(&p, 1, delay);
+        if (r > 0)
+            return 1;
+        int rc = disc_client_reconnect(cl);
+        if (rc >= 0) {
+            char now[DISC_ID_LEN + 1];
+            if (disc_client_instance_id(cl, id, now) == 0 && strcmp(now, id) != 0) {
+                ctl_err(ctl, "discd no longer had %s; registered again as %s", id, now);
+                if (ctl->json)
+                    ctl_print_json(json_pack("{s:s}", "id", now));
+                else
+                    printf("%s\n", now);
+                fflush(stdout);
+                memcpy(id, now, sizeof(now));
+            } else {
+                ctl_err(ctl, "re-attached %s", id);
+            }
+            return 0;
+        }
+        delay = delay * 2 > 2000 ? 2000 : delay * 2;
+    }
+}
+
+/* Keep the session answered until SIGINT/SIGTERM; re-attach after a discd
+ * restart. */
+static int hold_session(const struct ctl *ctl, disc_client *cl, char *id)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -86,10 +122,9 @@ static int hold_session(const struct ctl *ctl, disc_client *cl)
             close(sfd);
             return EXIT_OK;
         }
-        if (p[1].revents && disc_client_process(cl) < 0) {
-            ctl_err(ctl, "connection to discd lost: the instance is gone");
+        if (p[1].revents && disc_client_process(cl) < 0 && hold_reconnect(ctl, cl, sfd, id) != 0) {
             close(sfd);
-            return EXIT_UNAVAILABLE;
+            return EXIT_OK; /* a signal while reconnecting */
         }
     }
 }
@@ -228,7 +263,7 @@ int cmd_register(struct ctl *ctl, int argc, char **argv)
     else
         printf("%s\n", id);
     fflush(stdout);
-    ec = hold ? hold_session(ctl, cl) : EXIT_OK;
+    ec = hold ? hold_session(ctl, cl, id) : EXIT_OK;
     disc_client_close(cl);
     return ec;
 }
