@@ -28,6 +28,24 @@
  * Requests (register, deregister, ...) are synchronous in both modes and
  * answer any ping that arrives while they wait for their response.
  *
+ * Surviving a discd restart. discd keeps its registrations in a state file
+ * and restores them at start with the same ids; a restored session
+ * instance waits discd's --session-grace (15 s by default) for its client.
+ *   - Thread mode: when the connection is lost, the background thread
+ *     reconnects to the same socket with backoff (50 ms, doubling up to
+ *     2 s, until it succeeds or the client is closed) and re-attaches every
+ *     session instance it registered by id (protocol op "attach"): same id,
+ *     no duplicate. Requests made while it is reconnecting fail with
+ *     -ENOTCONN; retry them.
+ *   - Event-loop mode: when disc_client_process returns -ENOTCONN, call
+ *     disc_client_reconnect (with your own backoff) until it succeeds, then
+ *     watch the new disc_client_fd.
+ * If discd no longer has an instance (it ran without its state file, or the
+ * client came back after the grace period), the client registers it again
+ * with the same description; it then has a new id, which
+ * disc_client_instance_id reports. disc_client_deregister and
+ * disc_client_pass accept the original id either way.
+ *
  * Conventions: every function returning int returns 0 (or a documented
  * non-negative value) on success and a negative errno value on failure. A
  * client is thread-safe: any thread may call any function on it, requests
@@ -46,8 +64,9 @@
  *   -EIO           the daemon failed internally ("internal") or answered
  *                  something that is not a protocol response
  *   -ETIMEDOUT     no response within the client's timeout
- *   -ENOTCONN      the connection to discd was lost (its session
- *                  instances are gone; connect again and re-register)
+ *   -ENOTCONN      the connection to discd was lost (thread mode
+ *                  reconnects by itself; event-loop mode calls
+ *                  disc_client_reconnect)
  *   -ECONNREFUSED  nothing listens on the socket (discd not running)
  *   -ENAMETOOLONG  the socket path is too long for a unix socket
  *   -ENOMEM        out of memory
@@ -203,11 +222,29 @@ size_t disc_client_error(disc_client *cl, char *buf, size_t len);
 int disc_client_fd(disc_client *cl);
 
 /*
+ * Reconnect to the same socket now and re-attach this client's session
+ * instances (see "Surviving a discd restart" above); the descriptor
+ * (disc_client_fd) changes. Returns how many instances had to be registered
+ * again under a new id (>= 0), or -ECONNREFUSED / -ENOENT while discd is
+ * down, -ENOTCONN if the new connection broke as well; call it again later.
+ * Event-loop mode; thread mode does this by itself.
+ */
+int disc_client_reconnect(disc_client *cl);
+
+/*
+ * The current id of session instance id (as returned by
+ * disc_client_register) into id_out (DISC_ID_LEN + 1 bytes): the same id
+ * unless it was registered again after discd lost it. 0, or -ENOENT if id
+ * is not a session instance of this client.
+ */
+int disc_client_instance_id(disc_client *cl, const char *id, char *id_out);
+
+/*
  * Read what the daemon sent and answer its pings. Never blocks. Call when
  * disc_client_fd is readable. Returns the number of pings answered (>= 0)
- * or -ENOTCONN when the daemon closed the connection (its session
- * instances are gone: connect again and re-register). Also usable in
- * thread mode (it is then rarely needed).
+ * or -ENOTCONN when the daemon closed the connection (call
+ * disc_client_reconnect). Also usable in thread mode (it is then rarely
+ * needed).
  */
 int disc_client_process(disc_client *cl);
 

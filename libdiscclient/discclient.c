@@ -31,8 +31,22 @@
 #define MAX_LINE (512u << 20)
 #define ERR_MAX  512
 
+/* A session instance this client registered: re-attached after a reconnect. */
+struct tracked {
+    char orig[DISC_ID_LEN + 1]; /* the id the caller got from disc_client_register */
+    char cur[DISC_ID_LEN + 1];  /* its id now (differs once re-registered) */
+    char *req;                  /* the register request, to register again if discd lost it */
+};
+
+/* Reconnect backoff (thread mode): first delay, doubled up to the max. */
+#define RECONNECT_MIN_MS 50
+#define RECONNECT_MAX_MS 2000
+
 struct disc_client {
     pthread_mutex_t io;
+    struct sockaddr_un sa; /* the socket, for reconnecting */
+    struct tracked *sess;  /* session instances of this client */
+    size_t n_sess, cap_sess;
     int fd;
     int stop_fd; /* eventfd that ends the background thread, -1 in manual mode */
     bool have_thread;
@@ -297,7 +311,133 @@ static int json_request(struct disc_client *cl, json_t *req, json_t **out)
     return rc;
 }
 
+/* ---- session instances and reconnecting (io held) ------------------------------- */
+
+static struct tracked *tracked_find(struct disc_client *cl, const char *id)
+{
+    for (size_t i = 0; i < cl->n_sess; i++)
+        if (strcmp(cl->sess[i].orig, id) == 0 || strcmp(cl->sess[i].cur, id) == 0)
+            return &cl->sess[i];
+    return NULL;
+}
+
+/* Remember a session instance; takes req on success. */
+static int track(struct disc_client *cl, const char *id, char *req)
+{
+    if (cl->n_sess == cl->cap_sess) {
+        size_t cap = cl->cap_sess ? cl->cap_sess * 2 : 4;
+        struct tracked *v = realloc(cl->sess, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        cl->sess = v;
+        cl->cap_sess = cap;
+    }
+    struct tracked *t = &cl->sess[cl->n_sess++];
+    memcpy(t->orig, id, sizeof(t->orig));
+    memcpy(t->cur, id, sizeof(t->cur));
+    t->req = req;
+    return 0;
+}
+
+static void untrack(struct disc_client *cl, const char *id)
+{
+    struct tracked *t = tracked_find(cl, id);
+    if (!t)
+        return;
+    free(t->req);
+    *t = cl->sess[--cl->n_sess];
+}
+
+/* The "ok" and error code of a response line; the id member if wanted. */
+static bool response_ok(const char *line, char *code, size_t clen, char id[DISC_ID_LEN + 1])
+{
+    json_t *r = json_loads(line, 0, NULL);
+    bool ok = json_is_true(json_object_get(r, "ok"));
+    const char *c = json_string_value(json_object_get(json_object_get(r, "error"), "code"));
+    snprintf(code, clen, "%s", c ? c : "");
+    const char *s = json_string_value(json_object_get(r, "id"));
+    if (id)
+        snprintf(id, DISC_ID_LEN + 1, "%s", s && strlen(s) == DISC_ID_LEN ? s : "");
+    json_decref(r);
+    return ok;
+}
+
+/*
+ * Open a new connection to the same socket and re-attach every session
+ * instance (op attach); one that discd no longer has is registered again
+ * (its id changes; tracked->cur). Returns how many got a new id (>= 0),
+ * or -errno (-ECONNREFUSED / -ENOENT while discd is down, -ENOTCONN if the
+ * new connection broke too).
+ */
+static int reconnect_locked(struct disc_client *cl)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int rc;
+    while ((rc = connect(fd, (struct sockaddr *)&cl->sa, sizeof(cl->sa))) < 0 && errno == EINTR)
+        ;
+    if (rc < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    close(cl->fd);
+    cl->fd = fd;
+    cl->connected = true;
+    cl->start = cl->len = 0;
+    cl->skip = 0;
+    int renewed = 0;
+    for (size_t i = 0; i < cl->n_sess; i++) {
+        struct tracked *t = &cl->sess[i];
+        char req[128], code[32], id[DISC_ID_LEN + 1], *line = NULL;
+        snprintf(req, sizeof(req), "{\"op\":\"attach\",\"id\":\"%s\"}", t->cur);
+        if ((rc = request_locked(cl, req, &line)) < 0)
+            return rc;
+        bool ok = response_ok(line, code, sizeof(code), NULL);
+        free(line);
+        line = NULL;
+        if (ok)
+            continue;
+        if (strcmp(code, "unknown_op") == 0 || strcmp(code, "not_found") == 0 ||
+            strcmp(code, "bad_request") == 0) {
+            /* discd lost it (no state, grace over, or an older discd): register again */
+            if ((rc = request_locked(cl, t->req, &line)) < 0)
+                return rc;
+            ok = response_ok(line, code, sizeof(code), id);
+            free(line);
+            if (ok && id[0]) {
+                memcpy(t->cur, id, sizeof(t->cur));
+                renewed++;
+                continue;
+            }
+        }
+        snprintf(cl->err, sizeof(cl->err), "re-attaching %s after a reconnect failed: %s", t->orig,
+                 code);
+    }
+    return renewed;
+}
+
 /* ---- the background thread ------------------------------------------------------ */
+
+/* The connection was lost: reconnect with backoff and re-attach. Returns
+ * false if the client is being closed meanwhile. */
+static bool reconnect_loop(struct disc_client *cl)
+{
+    int delay = RECONNECT_MIN_MS;
+    for (;;) {
+        struct pollfd p = {.fd = cl->stop_fd, .events = POLLIN};
+        int r = poll(&p, 1, delay);
+        if (r > 0)
+            return false;
+        pthread_mutex_lock(&cl->io);
+        int rc = reconnect_locked(cl);
+        pthread_mutex_unlock(&cl->io);
+        if (rc >= 0)
+            return true;
+        delay = delay * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : delay * 2;
+    }
+}
 
 static void *pinger_main(void *arg)
 {
@@ -316,8 +456,8 @@ static void *pinger_main(void *arg)
             pthread_mutex_lock(&cl->io);
             int rc = process_locked(cl);
             pthread_mutex_unlock(&cl->io);
-            if (rc == -ENOTCONN)
-                return NULL; /* nothing left to answer; requests report the loss */
+            if (rc == -ENOTCONN && !reconnect_loop(cl))
+                return NULL; /* closing */
         }
     }
 }
@@ -366,6 +506,7 @@ DISC_CLIENT_API int disc_client_connect(const char *socket_path, unsigned flags,
     struct disc_client *cl = calloc(1, sizeof(*cl));
     if (!cl)
         return -ENOMEM;
+    cl->sa = sa;
     cl->stop_fd = -1;
     cl->timeout_ms = DISC_CLIENT_DEFAULT_TIMEOUT_MS;
     cl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -416,6 +557,9 @@ DISC_CLIENT_API void disc_client_close(disc_client *cl)
         close(cl->stop_fd);
     close(cl->fd); /* discd drops this connection's session instances */
     pthread_mutex_destroy(&cl->io);
+    for (size_t i = 0; i < cl->n_sess; i++)
+        free(cl->sess[i].req);
+    free(cl->sess);
     free(cl->buf);
     free(cl);
 }
@@ -585,16 +729,26 @@ DISC_CLIENT_API int disc_client_register(disc_client *cl, const struct disc_inst
     }
     json_t *resp = NULL;
     rc = json_request(cl, req, &resp);
+    char *text = rc == 0 && (!check || check->type == DISC_CHECK_SESSION)
+                     ? json_dumps(req, JSON_COMPACT)
+                     : NULL;
     json_decref(req);
     if (rc < 0)
         return rc;
     const char *id = json_string_value(json_object_get(resp, "id"));
     if (!id || strlen(id) != DISC_ID_LEN) {
+        free(text);
         json_decref(resp);
         return -EIO;
     }
     if (id_out)
         memcpy(id_out, id, DISC_ID_LEN + 1);
+    if (text) { /* a session instance: re-attached after a reconnect */
+        pthread_mutex_lock(&cl->io);
+        if (track(cl, id, text) < 0)
+            free(text);
+        pthread_mutex_unlock(&cl->io);
+    }
     json_decref(resp);
     return 0;
 }
@@ -603,6 +757,14 @@ static int id_request(disc_client *cl, const char *op, const char *id)
 {
     if (!cl || !id || !*id)
         return -EINVAL;
+    char cur[DISC_ID_LEN + 1];
+    pthread_mutex_lock(&cl->io);
+    struct tracked *t = tracked_find(cl, id);
+    if (t) {
+        memcpy(cur, t->cur, sizeof(cur)); /* re-registered under a new id */
+        id = cur;
+    }
+    pthread_mutex_unlock(&cl->io);
     json_t *req = json_pack("{s:s, s:s}", "op", op, "id", id);
     if (!req)
         return -EINVAL; /* id not UTF-8 */
@@ -613,7 +775,13 @@ static int id_request(disc_client *cl, const char *op, const char *id)
 
 DISC_CLIENT_API int disc_client_deregister(disc_client *cl, const char *id)
 {
-    return id_request(cl, "deregister", id);
+    int rc = id_request(cl, "deregister", id);
+    if (rc == 0 || rc == -ENOENT) {
+        pthread_mutex_lock(&cl->io);
+        untrack(cl, id);
+        pthread_mutex_unlock(&cl->io);
+    }
+    return rc;
 }
 
 DISC_CLIENT_API int disc_client_pass(disc_client *cl, const char *id)
@@ -643,6 +811,29 @@ DISC_CLIENT_API size_t disc_client_error(disc_client *cl, char *buf, size_t len)
         snprintf(buf, len, "%s", cl->err);
     pthread_mutex_unlock(&cl->io);
     return n;
+}
+
+DISC_CLIENT_API int disc_client_reconnect(disc_client *cl)
+{
+    if (!cl)
+        return -EINVAL;
+    pthread_mutex_lock(&cl->io);
+    cl->err[0] = '\0';
+    int rc = reconnect_locked(cl);
+    pthread_mutex_unlock(&cl->io);
+    return rc;
+}
+
+DISC_CLIENT_API int disc_client_instance_id(disc_client *cl, const char *id, char *id_out)
+{
+    if (!cl || !id || !id_out)
+        return -EINVAL;
+    pthread_mutex_lock(&cl->io);
+    struct tracked *t = tracked_find(cl, id);
+    if (t)
+        memcpy(id_out, t->cur, DISC_ID_LEN + 1);
+    pthread_mutex_unlock(&cl->io);
+    return t ? 0 : -ENOENT;
 }
 
 DISC_CLIENT_API int disc_client_fd(disc_client *cl)
