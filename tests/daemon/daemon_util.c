@@ -7,6 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 int dt_slow(void)
 {
@@ -180,4 +184,230 @@ long long dt_status_int(const struct discd_proc *d, const char *key)
     long long x = json_integer_value(v);
     json_decref(r);
     return x;
+}
+
+/* ---- churn ---- */
+
+static void churn_log(int fd, const char *fmt, const char *id)
+{
+    char line[128];
+    int n = snprintf(line, sizeof(line), fmt, id);
+    if (write(fd, line, (size_t)n) != n)
+        _exit(20);
+}
+
+/* The child: never returns. */
+static void churn_child(const struct discd_proc *d, const char *svc, const char *log)
+{
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    struct discd_conn c;
+    if (fd < 0 || discd_conn_open(d, &c) < 0)
+        _exit(21);
+    char live[4096][DISC_ID_LEN + 1];
+    int n_live = 0;
+    unsigned seed = (unsigned)getpid();
+    for (int k = 0;; k++) {
+        char line[512], *reply = NULL;
+        bool dereg = n_live > 0 && rand_r(&seed) % 3 == 0;
+        int victim = dereg ? (int)(rand_r(&seed) % (unsigned)n_live) : -1;
+        if (dereg) {
+            churn_log(fd, "D %s\n", live[victim]);
+            snprintf(line, sizeof(line), "{\"op\":\"deregister\",\"id\":\"%s\"}", live[victim]);
+        } else {
+            churn_log(fd, "R%s\n", "");
+            snprintf(line, sizeof(line),
+                     "{\"op\":\"register\",\"instance\":{\"service\":\"%s\",\"address\":"
+                     "\"10.9.%d.%d:%d\"},\"check\":{\"type\":\"none\"}}",
+                     svc, (k / 250) % 250, k % 250, 1000 + k % 60000);
+        }
+        if (discd_conn_send(&c, line) < 0 || discd_conn_reply(&c, &reply, 10000, 1) < 0)
+            _exit(0); /* discd went away: the last logged step is in flight */
+        json_t *r = json_loads(reply, 0, NULL);
+        free(reply);
+        if (!dt_ok(r))
+            _exit(22);
+        if (dereg) {
+            churn_log(fd, "-%s\n", live[victim]);
+            memcpy(live[victim], live[--n_live], sizeof(live[0]));
+        } else {
+            const char *id = json_string_value(json_object_get(r, "id"));
+            if (!id || n_live == 4096)
+                _exit(23);
+            churn_log(fd, "+%s\n", id);
+            snprintf(live[n_live++], sizeof(live[0]), "%s", id);
+        }
+        json_decref(r);
+    }
+}
+
+void dt_churn_start(struct dt_churn *ch, const struct discd_proc *d, const char *svc)
+{
+    snprintf(ch->log, sizeof(ch->log), "%s/churn-%s.log", d->dir, svc);
+    fflush(NULL);
+    ch->pid = fork();
+    cr_assert_geq(ch->pid, 0);
+    if (ch->pid == 0)
+        churn_child(d, svc, ch->log);
+}
+
+int dt_churn_wait(struct dt_churn *ch, int timeout_ms)
+{
+    long long deadline = proc_now_ms() + (long long)timeout_ms * dt_slow();
+    int st = 0;
+    while (waitpid(ch->pid, &st, WNOHANG) == 0) {
+        if (proc_now_ms() > deadline) {
+            kill(ch->pid, SIGKILL);
+            waitpid(ch->pid, &st, 0);
+            break;
+        }
+        proc_sleep_ms(5);
+    }
+    ch->pid = 0;
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "churn child failed (status %d)", st);
+    FILE *f = fopen(ch->log, "r");
+    cr_assert(f);
+    int acked = 0;
+    char line[128];
+    while (fgets(line, sizeof(line), f))
+        acked += line[0] == '+';
+    fclose(f);
+    return acked;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+int dt_churn_verify(struct dt_churn *ch, const struct discd_proc *d, const char *svc)
+{
+    /* Expected: acknowledged registrations minus acknowledged deregistrations. */
+    enum { MAX = 1 << 14 };
+    static char want[MAX][DISC_ID_LEN + 1], have[MAX][DISC_ID_LEN + 1], gone[MAX][DISC_ID_LEN + 1];
+    int n_want = 0, n_have = 0, n_gone = 0;
+    char pending_del[DISC_ID_LEN + 1] = "";
+    bool pending_reg = false;
+    FILE *f = fopen(ch->log, "r");
+    cr_assert(f, "no churn log %s", ch->log);
+    char line[128];
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        pending_reg = line[0] == 'R';
+        if (line[0] == 'D')
+            snprintf(pending_del, sizeof(pending_del), "%.36s", line + 2);
+        else
+            pending_del[0] = '\0';
+        if (line[0] == '+') {
+            cr_assert_lt(n_want, MAX);
+            snprintf(want[n_want++], DISC_ID_LEN + 1, "%.36s", line + 1);
+        } else if (line[0] == '-') {
+            cr_assert_lt(n_gone, MAX);
+            snprintf(gone[n_gone++], DISC_ID_LEN + 1, "%.36s", line + 1);
+            for (int i = 0; i < n_want; i++)
+                if (strcmp(want[i], line + 1) == 0)
+                    memcpy(want[i], want[--n_want], sizeof(want[0]));
+        }
+    }
+    fclose(f);
+    json_t *r = dt_call1(d, "{\"op\":\"dump\"}");
+    cr_assert(dt_ok(r), "dump failed");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(r, "instances"), i, v)
+    {
+        const char *s = json_string_value(json_object_get(v, "service"));
+        const char *o = json_string_value(json_object_get(v, "origin"));
+        if (!s || strcmp(s, svc) != 0 || !o || strcmp(o, "local") != 0)
+            continue;
+        cr_assert_lt(n_have, MAX);
+        snprintf(have[n_have++], DISC_ID_LEN + 1, "%s",
+                 json_string_value(json_object_get(v, "id")));
+    }
+    json_decref(r);
+    qsort(want, (size_t)n_want, sizeof(want[0]), cmp_str);
+    qsort(have, (size_t)n_have, sizeof(have[0]), cmp_str);
+    /* Walk both sorted lists: the in-flight registration may add one unknown
+     * id, the in-flight deregistration may have removed pending_del. */
+    int a = 0, b = 0, unknown = 0;
+    while (a < n_want || b < n_have) {
+        int c = a >= n_want ? 1 : b >= n_have ? -1 : strcmp(want[a], have[b]);
+        if (c == 0) {
+            a++;
+            b++;
+        } else if (c < 0) {
+            cr_assert_str_eq(want[a], pending_del,
+                             "acknowledged registration %s lost by the restart", want[a]);
+            a++;
+        } else {
+            for (int g = 0; g < n_gone; g++)
+                cr_assert_str_neq(have[b], gone[g], "acknowledged deregistration of %s undone",
+                                  have[b]);
+            unknown++;
+            cr_assert(pending_reg && unknown == 1,
+                      "instance %s is there but was never acknowledged (or was deregistered "
+                      "and came back)",
+                      have[b]);
+            b++;
+        }
+    }
+    unlink(ch->log);
+    return n_have;
+}
+
+int dt_run_as(const struct discd_proc *d, uid_t uid, const char *line, const char *code,
+              char idout[DISC_ID_LEN + 1])
+{
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        if (setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
+            _exit(10);
+        struct discd_conn c;
+        if (discd_conn_open(d, &c) < 0)
+            _exit(11);
+        if (discd_conn_send(&c, line) < 0)
+            _exit(12);
+        char *reply = NULL;
+        if (discd_conn_reply(&c, &reply, 5000, 1) < 0)
+            _exit(13);
+        json_t *r = json_loads(reply, 0, NULL);
+        if (!r)
+            _exit(14);
+        if (code ? strcmp(dt_err_code(r), code) != 0 : !dt_ok(r)) {
+            fprintf(stderr, "unexpected reply as uid %u: %s\n", (unsigned)uid, reply);
+            _exit(15);
+        }
+        const char *id = json_string_value(json_object_get(r, "id"));
+        if (idout && id) {
+            /* Keep no session: the registration uses check none. */
+            if (write(pfd[1], id, DISC_ID_LEN) != DISC_ID_LEN)
+                _exit(16);
+        }
+        _exit(0);
+    }
+    close(pfd[1]);
+    if (idout) {
+        ssize_t n = read(pfd[0], idout, DISC_ID_LEN);
+        idout[n > 0 ? n : 0] = '\0';
+    }
+    close(pfd[0]);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 100;
+}
+
+int dt_log_has(const struct discd_proc *d, const char *needle)
+{
+    FILE *f = fopen(d->log, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    int found = 0;
+    while (fgets(line, sizeof(line), f))
+        found += strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
 }

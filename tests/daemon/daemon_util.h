@@ -6,6 +6,7 @@
 #define DISC_TEST_DAEMON_UTIL_H
 
 #include <jansson.h>
+#include <sys/types.h>
 
 #include "discd_proc.h"
 #include "discshm.h"
@@ -55,7 +56,45 @@ int dt_wait_count(disc_handle *h, const char *service, int want, int timeout_ms)
  * to compare registry states. Caller frees. Asserts on failure. */
 char *dt_dump_canonical(const struct discd_proc *d);
 
+/* In a child running as uid (and gid): connect to d, send line, expect
+ * error code (or ok when code is NULL). If idout is non-NULL, the reply's
+ * "id" is copied there. Returns the child's exit status: 0 on success. */
+int dt_run_as(const struct discd_proc *d, uid_t uid, const char *line, const char *code,
+              char idout[DISC_ID_LEN + 1]);
+
+/* How many lines of d's log (all its runs) contain needle. */
+int dt_log_has(const struct discd_proc *d, const char *needle);
+
 /* Value of an integer field of the status reply (asserts). */
 long long dt_status_int(const struct discd_proc *d, const char *key);
+
+/*
+ * Churn: a child process that registers instances of one service (check
+ * none) and deregisters some of them on one connection, as fast as discd
+ * acknowledges, until the connection fails (discd killed) or it is stopped.
+ * Every step is logged to a file before it is sent and again once it is
+ * acknowledged, so that after a crash the test knows exactly which changes
+ * were acknowledged and which one (at most) was in flight.
+ */
+struct dt_churn {
+    pid_t pid;
+    char log[320];
+};
+
+/* Start the churn child on d's socket for service svc (asserts). */
+void dt_churn_start(struct dt_churn *ch, const struct discd_proc *d, const char *svc);
+
+/* Wait up to timeout_ms for the child to exit by itself (its connection
+ * failed); SIGKILL it otherwise. Returns the number of acknowledged
+ * registrations it made. */
+int dt_churn_wait(struct dt_churn *ch, int timeout_ms);
+
+/*
+ * Assert that the local instances of svc in d's dump are exactly the
+ * acknowledged registrations minus the acknowledged deregistrations; the
+ * one change in flight when the connection failed may have either outcome.
+ * Returns the number of instances. Removes the log.
+ */
+int dt_churn_verify(struct dt_churn *ch, const struct discd_proc *d, const char *svc);
 
 #endif /* DISC_TEST_DAEMON_UTIL_H */

@@ -123,53 +123,6 @@ Test(daemon_session, answered_pings_keep_the_instance)
     disc_close(h);
 }
 
-/* In a child running as `uid`: connect, send `line`, expect error `code`
- * (or ok when code is NULL). If idout is non-NULL, register an instance
- * and write its id there (through a pipe). Exit status 0 on success. */
-static int run_as(uid_t uid, const char *line, const char *code, char idout[DISC_ID_LEN + 1])
-{
-    int pfd[2];
-    cr_assert_eq(pipe(pfd), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        close(pfd[0]);
-        if (setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
-            _exit(10);
-        struct discd_conn c;
-        if (discd_conn_open(&d, &c) < 0)
-            _exit(11);
-        if (discd_conn_send(&c, line) < 0)
-            _exit(12);
-        char *reply = NULL;
-        if (discd_conn_reply(&c, &reply, 5000, 1) < 0)
-            _exit(13);
-        json_t *r = json_loads(reply, 0, NULL);
-        if (!r)
-            _exit(14);
-        if (code ? strcmp(dt_err_code(r), code) != 0 : !dt_ok(r)) {
-            fprintf(stderr, "unexpected reply as uid %u: %s\n", (unsigned)uid, reply);
-            _exit(15);
-        }
-        const char *id = json_string_value(json_object_get(r, "id"));
-        if (idout && id) {
-            /* Keep no session: the registration uses check none. */
-            if (write(pfd[1], id, DISC_ID_LEN) != DISC_ID_LEN)
-                _exit(16);
-        }
-        _exit(0);
-    }
-    close(pfd[1]);
-    if (idout) {
-        ssize_t n = read(pfd[0], idout, DISC_ID_LEN);
-        idout[n > 0 ? n : 0] = '\0';
-    }
-    close(pfd[0]);
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 100;
-}
-
 Test(daemon_session, only_owner_or_root_may_deregister_or_pass)
 {
     if (geteuid() != 0)
@@ -183,9 +136,10 @@ Test(daemon_session, only_owner_or_root_may_deregister_or_pass)
 
     char line[256];
     snprintf(line, sizeof(line), "{\"op\":\"deregister\",\"id\":\"%s\"}", root_id);
-    cr_assert_eq(run_as(65534, line, "forbidden", NULL), 0, "nobody deregistered root's instance");
+    cr_assert_eq(dt_run_as(&d, 65534, line, "forbidden", NULL), 0,
+                 "nobody deregistered root's instance");
     snprintf(line, sizeof(line), "{\"op\":\"pass\",\"id\":\"%s\"}", root_id);
-    cr_assert_eq(run_as(65534, line, "forbidden", NULL), 0, "nobody passed root's instance");
+    cr_assert_eq(dt_run_as(&d, 65534, line, "forbidden", NULL), 0, "nobody passed root's instance");
     char *after = dt_dump_canonical(&d);
     cr_assert_str_eq(before, after, "registry changed after a forbidden request");
     free(before);
@@ -196,12 +150,13 @@ Test(daemon_session, only_owner_or_root_may_deregister_or_pass)
     char nb_id[DISC_ID_LEN + 1] = "", nb_id2[DISC_ID_LEN + 1] = "";
     const char *reg = "{\"op\":\"register\",\"instance\":{\"service\":\"perm\",\"address\":"
                       "\"127.0.0.1:2\"},\"check\":{\"type\":\"none\"}}";
-    cr_assert_eq(run_as(65534, reg, NULL, nb_id), 0);
+    cr_assert_eq(dt_run_as(&d, 65534, reg, NULL, nb_id), 0);
     cr_assert_eq(strlen(nb_id), DISC_ID_LEN);
-    cr_assert_eq(run_as(65534, reg, NULL, nb_id2), 0);
+    cr_assert_eq(dt_run_as(&d, 65534, reg, NULL, nb_id2), 0);
     snprintf(line, sizeof(line), "{\"op\":\"deregister\",\"id\":\"%s\"}", nb_id);
-    cr_assert_eq(run_as(65533, line, "forbidden", NULL), 0, "uid 65533 deregistered nobody's");
-    cr_assert_eq(run_as(65534, line, NULL, NULL), 0, "the owner could not deregister");
+    cr_assert_eq(dt_run_as(&d, 65533, line, "forbidden", NULL), 0,
+                 "uid 65533 deregistered nobody's");
+    cr_assert_eq(dt_run_as(&d, 65534, line, NULL, NULL), 0, "the owner could not deregister");
     json_t *r = dt_callf(&d, "{\"op\":\"deregister\",\"id\":\"%s\"}", nb_id2);
     cr_assert(dt_ok(r), "root could not deregister another uid's instance");
     json_decref(r);
