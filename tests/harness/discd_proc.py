@@ -68,8 +68,11 @@ class Discd:
         return e
 
     def start(self, timeout: float = 10.0) -> "Discd":
+        # never the system's /var/lib/discd or /etc/discd/services.d
         argv = [self.discd, "--name", self.name, "--socket", self.sock,
-                "--log-level", "debug", *self.extra_args]
+                "--log-level", "debug",
+                "--state-dir", os.path.join(self.dir, "state"),
+                "--services-dir", os.path.join(self.dir, "services.d"), *self.extra_args]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
