@@ -272,3 +272,95 @@ Test(discclient, daemon_restart_is_reported)
     disc_client_close(cl);
     cr_assert_eq(discd_proc_start(&d, NULL, 10000 * dt_slow()), 0, "restart");
 }
+
+/* The ids of the local instances of svc, ','-joined in reply order. */
+static void ids_of(const char *svc, char *out, size_t len, int *n)
+{
+    json_t *r = dt_callf(&d, "{\"op\":\"query\",\"service\":\"%s\"}", svc);
+    cr_assert(dt_ok(r));
+    out[0] = '\0';
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(r, "instances"), i, v)
+    {
+        strncat(out, json_string_value(json_object_get(v, "id")), len - strlen(out) - 2);
+        strcat(out, ",");
+    }
+    *n = (int)json_array_size(json_object_get(r, "instances"));
+    json_decref(r);
+}
+
+Test(discclient, thread_mode_reattaches_after_a_restart_and_a_lost_client_is_removed)
+{
+    disc_client *cl = connect_or_die(0);
+    struct disc_instance_desc desc = {.service = "ra", .address = "127.0.0.1:1"};
+    char s[DISC_ID_LEN + 1], t[DISC_ID_LEN + 1];
+    cr_assert_eq(disc_client_register(cl, &desc, &fast_session, s), 0);
+    struct discd_conn c; /* a client that will not come back */
+    cr_assert_eq(discd_conn_open(&d, &c), 0);
+    dt_register(&c, "ra", "127.0.0.1:2", NULL, t);
+
+    discd_proc_kill(&d);
+    discd_conn_close(&c);
+    proc_sleep_ms(300); /* the client notices and backs off */
+    char *extra[] = {"--session-grace", "1500", NULL};
+    cr_assert_eq(discd_proc_start(&d, extra, 10000 * dt_slow()), 0, "restart");
+    long long t0 = proc_now_ms();
+    char line[80];
+    snprintf(line, sizeof(line), "re-attached %s", s);
+    while (!dt_log_has(&d, line) && proc_now_ms() < t0 + 5000 * dt_slow())
+        proc_sleep_ms(20);
+    cr_assert_eq(dt_log_has(&d, line), 1, "the client did not re-attach");
+    cr_assert(disc_client_connected(cl));
+
+    /* Past the grace period: the lost client's instance is gone, ours is
+     * there once, with its id, and stays while the thread answers pings. */
+    proc_sleep_ms((int)(t0 + 1500 + 600 - proc_now_ms()));
+    char ids[512];
+    int n;
+    ids_of("ra", ids, sizeof(ids), &n);
+    cr_assert_eq(n, 1, "instances of ra: %s", ids);
+    cr_assert(strncmp(ids, s, DISC_ID_LEN) == 0, "%s instead of %s", ids, s);
+    cr_assert(dt_log_has(&d, "did not re-attach within the grace period"));
+    proc_sleep_ms(800);
+    ids_of("ra", ids, sizeof(ids), &n);
+    cr_assert_eq(n, 1, "the re-attached session was not kept answered");
+    char now[DISC_ID_LEN + 1];
+    cr_assert_eq(disc_client_instance_id(cl, s, now), 0);
+    cr_assert_str_eq(now, s);
+    cr_assert_eq(disc_client_deregister(cl, s), 0);
+    ids_of("ra", ids, sizeof(ids), &n);
+    cr_assert_eq(n, 0);
+    disc_client_close(cl);
+}
+
+Test(discclient, manual_reconnect_registers_again_when_discd_lost_the_instance)
+{
+    disc_client *cl = connect_or_die(DISC_CLIENT_MANUAL);
+    struct disc_instance_desc desc = {.service = "rr", .address = "127.0.0.1:1"};
+    char s[DISC_ID_LEN + 1];
+    cr_assert_eq(disc_client_register(cl, &desc, NULL, s), 0);
+    discd_proc_kill(&d);
+    /* Down: reconnecting fails and says why. */
+    cr_assert_eq(disc_client_reconnect(cl), -ECONNREFUSED);
+    /* A discd without the old state (e.g. its state directory was lost). */
+    char state2[400];
+    snprintf(state2, sizeof(state2), "%s/state2", d.dir);
+    char *extra[] = {"--state-dir", state2, NULL};
+    cr_assert_eq(discd_proc_start(&d, extra, 10000 * dt_slow()), 0, "restart");
+    int rc = disc_client_reconnect(cl);
+    cr_assert_eq(rc, 1, "reconnect: %d", rc);
+    char now[DISC_ID_LEN + 1], ids[512];
+    cr_assert_eq(disc_client_instance_id(cl, s, now), 0);
+    cr_assert_str_neq(now, s);
+    int n;
+    ids_of("rr", ids, sizeof(ids), &n);
+    cr_assert_eq(n, 1, "%s", ids);
+    cr_assert(strncmp(ids, now, DISC_ID_LEN) == 0);
+    /* The caller's original id still works. */
+    cr_assert_eq(disc_client_deregister(cl, s), 0);
+    ids_of("rr", ids, sizeof(ids), &n);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(disc_client_instance_id(cl, s, now), -ENOENT);
+    disc_client_close(cl);
+}

@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "ctl_run.h"
 #include "daemon_util.h"
@@ -331,6 +334,62 @@ Test(discctl, hold_keeps_a_session_until_killed)
     ctl_bg_kill(&s);
     cr_assert_eq(dt_wait_count(h, "held", 0, 3000 * dt_slow()), 0, "instance survived its session");
     disc_close(h);
+}
+
+Test(discctl, hold_reattaches_after_a_discd_restart)
+{
+    struct ctl_bg s;
+    ctl_bg_start(&s, &d,
+                 (const char *const[]){"register", "--service", "held2", "--address", "127.0.0.1:9",
+                                       "--check", "session", "--interval", "200", "--hold", NULL});
+    char id[256];
+    cr_assert_eq(ctl_bg_line(&s, id, sizeof(id), 10000 * dt_slow()), 0, "no id printed");
+    discd_proc_kill(&d);
+    proc_sleep_ms(300);
+    cr_assert_eq(discd_proc_start(&d, NULL, 10000 * dt_slow()), 0, "restart");
+    char line[80];
+    snprintf(line, sizeof(line), "re-attached %.36s", id);
+    long long end = proc_now_ms() + 8000 * dt_slow();
+    while (!dt_log_has(&d, line) && proc_now_ms() < end)
+        proc_sleep_ms(20);
+    cr_assert_eq(dt_log_has(&d, line), 1, "discctl did not re-attach %s", id);
+    /* Still running, same id, kept answered over several pings. */
+    proc_sleep_ms(1000);
+    cr_assert_eq(waitpid(s.pid, NULL, WNOHANG), 0, "discctl --hold exited");
+    json_t *r = dt_call1(&d, "{\"op\":\"query\",\"service\":\"held2\"}");
+    json_t *list = json_object_get(r, "instances");
+    cr_assert_eq(json_array_size(list), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "id")), id);
+    json_decref(r);
+    ctl_bg_kill(&s);
+    disc_handle *h = dt_open_reader(&d);
+    cr_assert_eq(dt_wait_count(h, "held2", 0, 3000 * dt_slow()), 0, "instance survived discctl");
+    disc_close(h);
+}
+
+Test(discctl, reload_reports_file_and_line)
+{
+    char dir[400], path[500];
+    snprintf(dir, sizeof(dir), "%s", d.services_dir);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof(path), "%s/x.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"instance\": {\"service\": \"rl\",\n \"address\": \"127.0.0.1:1\"}}\n", f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/y.json", dir);
+    f = fopen(path, "w");
+    fputs("[\n {\"instance\": {\"service\": \"rl\", \"address\": \"nohost\"}}\n]\n", f);
+    fclose(f);
+    struct ctl_result r = CTL(&d, "reload");
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+    cr_assert(strstr(r.out, "2 file(s): 1 added"), "%s", r.out);
+    cr_assert(strstr(r.err, "/y.json:2: entry 1: "), "%s", r.err);
+    ctl_result_free(&r);
+    cr_assert_eq(unlink(path), 0);
+    r = CTL(&d, "reload");
+    cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+    cr_assert(strstr(r.out, "1 file(s): 0 added, 0 changed, 0 removed, 1 unchanged"), "%s", r.out);
+    ctl_result_free(&r);
 }
 
 Test(discctl, watch_follows_a_restarted_discd)
