@@ -18,19 +18,34 @@ void zkd_start(struct zkd *z, const char *tag, const char *connect, const char *
     zkd_start_extra(z, tag, connect, root, NULL);
 }
 
-void zkd_start_extra(struct zkd *z, const char *tag, const char *connect, const char *root,
-                     const char *extra)
+/* Start z->proc (initialised) with the ZooKeeper arguments. */
+static int zkd_spawn(struct zkd *z, const char *connect, const char *root, const char *extra)
 {
-    memset(z, 0, sizeof(*z));
-    snprintf(z->host_id, sizeof(z->host_id), "%s-%d", tag, (int)getpid());
     char a_zk[512], a_root[300], a_host[96], a_to[64];
     snprintf(a_zk, sizeof(a_zk), "--zk=%s", connect);
     snprintf(a_root, sizeof(a_root), "--zk-root=%s", root);
     snprintf(a_host, sizeof(a_host), "--host-id=%s", z->host_id);
     snprintf(a_to, sizeof(a_to), "--zk-session-timeout=%d", ZKD_SESSION_MS);
     char *const args[] = {a_zk, a_root, a_host, a_to, (char *)extra, NULL};
-    dt_start(&z->proc, tag, args);
+    int rc = discd_proc_start(&z->proc, args, 10000 * dt_slow());
+    if (rc)
+        proc_dump_log(&z->proc.proc);
+    return rc;
+}
+
+void zkd_start_extra(struct zkd *z, const char *tag, const char *connect, const char *root,
+                     const char *extra)
+{
+    memset(z, 0, sizeof(*z));
+    snprintf(z->host_id, sizeof(z->host_id), "%s-%d", tag, (int)getpid());
+    cr_assert_eq(discd_proc_init(&z->proc, tag), 0);
+    cr_assert_eq(zkd_spawn(z, connect, root, extra), 0, "discd %s did not start", tag);
     z->h = dt_open_reader(&z->proc);
+}
+
+void zkd_restart(struct zkd *z, const char *connect, const char *root)
+{
+    cr_assert_eq(zkd_spawn(z, connect, root, NULL), 0, "discd %s did not restart", z->host_id);
 }
 
 void zkd_finish(struct zkd *z)

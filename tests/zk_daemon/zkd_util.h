@@ -33,6 +33,10 @@ void zkd_start(struct zkd *z, const char *tag, const char *connect, const char *
 void zkd_start_extra(struct zkd *z, const char *tag, const char *connect, const char *root,
                      const char *extra);
 
+/* Start z's discd again after a stop or kill, with the arguments zkd_start
+ * gave it (same host id, registry name and state directory). Asserts. */
+void zkd_restart(struct zkd *z, const char *connect, const char *root);
+
 /* Close the reader, SIGTERM discd (must exit 0), clean up. Idempotent. */
 void zkd_finish(struct zkd *z);
 
