@@ -27,9 +27,11 @@ struct state {
     char *zk_line;   /* the last zk record, or NULL */
     int64_t zk_session;
     char zk_passwd[16];
-    size_t records; /* lines in the journal */
-    bool dirty;     /* appended since the last sync */
-    bool failed;    /* a write failed: report on every sync */
+    size_t records; /* lines in the journal (written or pending) */
+    char *pend;     /* records not written yet: one write(2) per sync */
+    size_t pend_len, pend_cap;
+    bool dirty;  /* appended since the last sync */
+    bool failed; /* a write failed: report on every sync */
 };
 
 /* mkdir -p with mode for the missing components. */
@@ -222,19 +224,52 @@ static int write_all(int fd, const char *s, size_t len)
     return 0;
 }
 
+/* Queue a record; state_sync writes the queue with one write(2). */
 static int append_locked(struct state *st, const char *line)
 {
-    int rc = write_all(st->fd, line, strlen(line));
-    if (rc < 0) {
-        if (!st->failed)
-            log_error("state %s: cannot append: %s; registrations may not survive a restart",
-                      st->path, strerror(-rc));
-        st->failed = true;
-        return rc;
+    size_t len = strlen(line);
+    if (st->pend_len + len > st->pend_cap) {
+        size_t cap = st->pend_cap ? st->pend_cap : 65536;
+        while (cap < st->pend_len + len)
+            cap *= 2;
+        char *nb = realloc(st->pend, cap);
+        if (!nb)
+            return -ENOMEM;
+        st->pend = nb;
+        st->pend_cap = cap;
     }
+    memcpy(st->pend + st->pend_len, line, len);
+    st->pend_len += len;
     st->records++;
     st->dirty = true;
     return 0;
+}
+
+/* Write the queued records and make them durable. */
+static int flush_locked(struct state *st)
+{
+    if (!st->dirty)
+        return 0;
+    int rc = write_all(st->fd, st->pend, st->pend_len);
+    if (rc == 0 && fdatasync(st->fd) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        if (!st->failed)
+            log_error("state %s: cannot write: %s; registrations may not survive a restart",
+                      st->path, strerror(-rc));
+        st->failed = true;
+    } else if (st->failed) {
+        log_info("state %s: writing again", st->path);
+        st->failed = false;
+    }
+    st->pend_len = 0;
+    if (st->pend_cap > (1u << 20)) { /* give back a burst's buffer */
+        free(st->pend);
+        st->pend = NULL;
+        st->pend_cap = 0;
+    }
+    st->dirty = false;
+    return rc;
 }
 
 static int compact_locked(struct state *st)
@@ -273,6 +308,7 @@ static int compact_locked(struct state *st)
     if (lseek(fd, 0, SEEK_END) < 0 || fcntl(fd, F_SETFL, O_APPEND) < 0)
         rc = -errno;
     st->records = n;
+    st->pend_len = 0; /* the live set written above includes them */
     st->dirty = false;
     return rc;
 }
@@ -445,14 +481,7 @@ int state_sync(struct state *st)
     if (!st)
         return 0;
     pthread_mutex_lock(&st->mu);
-    int rc = 0;
-    if (st->dirty) {
-        if (fdatasync(st->fd) < 0) {
-            rc = -errno;
-            log_error("state %s: fdatasync: %s", st->path, strerror(errno));
-        }
-        st->dirty = false;
-    }
+    int rc = flush_locked(st);
     if (rc == 0 && st->records > 2 * json_object_size(st->live) + COMPACT_SLACK) {
         rc = compact_locked(st);
         if (rc < 0)
@@ -509,10 +538,10 @@ void state_close(struct state *st)
     if (!st)
         return;
     if (st->fd >= 0) {
-        if (st->dirty)
-            fdatasync(st->fd);
+        flush_locked(st);
         close(st->fd);
     }
+    free(st->pend);
     if (st->dfd >= 0)
         close(st->dfd);
     json_decref(st->live);

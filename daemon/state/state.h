@@ -8,14 +8,15 @@
  *   {"put":{"id":..,"uid":N,"registered_at_ms":N,"instance":{..},"check":{..}}}
  *   {"del":"<id>"}
  *   {"zk":{"session":"<hex id>","passwd":"<32 hex>"}}
- * Each change is appended with write(2) as it happens; state_sync makes the
- * appended records durable (fdatasync) and is called before the control
- * socket acknowledges them, so an acknowledged registration or
- * deregistration survives a crash. When the journal holds many more records
- * than live instances it is compacted: the live set is written to a
- * temporary file, fsync'ed and renamed over the journal, then the directory
- * is fsync'ed, so a crash leaves the old or the new file, never a mix. A
- * torn last line (a crash in the middle of a write) is ignored on load.
+ * Each change is queued in memory as it happens; state_sync appends the queue
+ * with one write(2) and makes it durable (fdatasync). The control thread
+ * calls it before it sends the replies of what it has read (so a pipelined
+ * burst costs one write and one fdatasync), hence an acknowledged
+ * registration or deregistration survives a crash, even of the machine. When the journal holds many
+ * more records than live instances it is compacted: the live set is written to a temporary file,
+ * fsync'ed and renamed over the journal, then the directory is fsync'ed, so a crash leaves the old
+ * or the new file, never a mix. A torn last line (a crash in the middle of a write) is ignored on
+ * load.
  *
  * Trust: the directory is created 0700 if missing; the directory and the
  * file must be owned by discd's uid and not writable by group or others,
