@@ -414,7 +414,10 @@ class Picker:
             self._p = None
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may be gone already
+            pass
 
     def __enter__(self) -> "Picker":
         return self
@@ -467,8 +470,11 @@ class Registry:
         self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_h", None):
-            self.close()
+        try:
+            if getattr(self, "_h", None):
+                self.close()
+        except Exception:  # interpreter shutdown: the library may be gone already
+            pass
 
     def _handle(self) -> c_void_p:
         if not self._h:
