@@ -59,9 +59,9 @@ struct discd {
 };
 
 /* The control socket's "metrics" op renders the same text as the listener. */
-static char *metrics_hook(void *arg, size_t *len)
+static char *metrics_hook(void *arg, struct control *ctl, size_t *len)
 {
-    return metrics_render(arg, len);
+    return metrics_render(arg, ctl, len);
 }
 
 #ifdef DISC_HAVE_HEALTH
@@ -360,8 +360,12 @@ int main(int argc, char *argv[])
         state_close(d.state);
         return 1;
     }
+    ccfg.metrics = metrics_hook; /* the "metrics" op */
+    ccfg.metrics_arg = d.metrics;
     struct control *ctl = NULL;
     rc = control_start(&ccfg, d.reg, d.pub, d.health, &ctl, cerr);
+    if (rc == 0)
+        metrics_set_control(d.metrics, ctl); /* HTTP scrapes answer 503 until now */
     state_loaded_free(&loaded);
     if (rc == 0)
         state_compact(d.state); /* the restored set, once */
@@ -380,8 +384,6 @@ int main(int argc, char *argv[])
         return 1;
     }
     atomic_store(&d.control, ctl);
-    metrics_set_control(d.metrics, ctl);
-    control_set_metrics(ctl, metrics_hook, d.metrics);
     zk_bridge_attach_control(d.zk, ctl); /* status op: "zookeeper" object */
     log_info("ready: registry '%s', socket %s, %s mode", d.cfg.name, d.cfg.socket,
              d.cfg.zk[0] ? "zookeeper" : "standalone");

@@ -42,8 +42,11 @@ func startDiscd(tag string) (*discd, error) {
 		return nil, err
 	}
 	defer log.Close()
+	// Private state and static-definition dirs: never the system's.
 	d.cmd = exec.Command(filepath.Join(buildDir(), "daemon", "discd"), "--name", d.name,
-		"--socket", d.sock, "--log-level", "debug")
+		"--socket", d.sock, "--log-level", "debug",
+		"--state-dir", filepath.Join(dir, "state"),
+		"--services-dir", filepath.Join(dir, "services.d"))
 	d.cmd.Stdout, d.cmd.Stderr = log, log
 	if err := d.cmd.Start(); err != nil {
 		d.cleanup()

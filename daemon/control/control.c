@@ -94,7 +94,7 @@ struct control {
     void *zk_status_arg;
     int (*confirm)(void *, const char *);
     void *confirm_arg;
-    char *(*metrics)(void *, size_t *);
+    char *(*metrics)(void *, struct control *, size_t *); /* set at start */
     void *metrics_arg;
     /* metrics: requests and error responses per entry of ops[], the last
      * one for lines without a valid op; session checks (pings) */
@@ -998,15 +998,11 @@ static void op_confirm(struct req *r)
 static void op_metrics(struct req *r)
 {
     struct control *c = r->c;
-    pthread_mutex_lock(&c->mu);
-    char *(*hook)(void *, size_t *) = c->metrics;
-    void *hook_arg = c->metrics_arg;
-    pthread_mutex_unlock(&c->mu);
     size_t len = 0;
-    char *text = hook ? hook(hook_arg, &len) : NULL;
+    char *text = c->metrics ? c->metrics(c->metrics_arg, c, &len) : NULL;
     if (!text) {
         reply_error(r->cn, r->seq, "internal", NULL, "metrics are not available%s",
-                    hook ? ": out of memory" : "");
+                    c->metrics ? ": out of memory" : "");
         return;
     }
     json_t *resp = ok_response(r->seq);
@@ -1569,6 +1565,8 @@ int control_start(const struct control_config *cfg, struct registry *reg, struct
     pthread_mutex_init(&c->mu, NULL);
     set_defaults_locked(c, &cfg->defaults);
     c->sync = cfg->sync;
+    c->metrics = cfg->metrics;
+    c->metrics_arg = cfg->metrics_arg;
     c->sync_arg = cfg->sync_arg;
     int rc = make_socket(c, cfg, err);
     if (rc < 0)
@@ -1720,14 +1718,6 @@ void control_set_zk_status(struct control *c, json_t *(*fn)(void *arg), void *ar
 uint32_t control_connections(struct control *c)
 {
     return atomic_load(&c->n_conns);
-}
-
-void control_set_metrics(struct control *c, char *(*fn)(void *arg, size_t *len), void *arg)
-{
-    pthread_mutex_lock(&c->mu);
-    c->metrics = fn;
-    c->metrics_arg = arg;
-    pthread_mutex_unlock(&c->mu);
 }
 
 bool control_op_stats(struct control *c, size_t i, const char **name, uint64_t *requests,

@@ -48,6 +48,11 @@ struct control_config {
     const char *services_dir;  /* static definitions; NULL: none */
     void (*sync)(void *arg);   /* make journaled changes durable before acknowledging them */
     void *sync_arg;
+    /* The "metrics" op: the Prometheus text (malloc'd, *len bytes) rendered
+     * with this control's counters, or NULL. Called on the control thread.
+     * NULL: the op answers an "internal" error. */
+    char *(*metrics)(void *arg, struct control *c, size_t *len);
+    void *metrics_arg;
 };
 
 /*
@@ -86,11 +91,6 @@ void control_set_zk_status(struct control *c, json_t *(*fn)(void *arg), void *ar
  * control thread, only for root or the daemon's own uid. Without a hook
  * confirm answers ok with "confirmed": 0. */
 void control_set_confirm(struct control *c, int (*fn)(void *arg, const char *service), void *arg);
-
-/* Hook for the "metrics" op: returns the Prometheus text (malloc'd, *len
- * bytes) or NULL. Called on the control thread. Without a hook the op
- * answers an "internal" error. */
-void control_set_metrics(struct control *c, char *(*fn)(void *arg, size_t *len), void *arg);
 
 /* Request counters of op number i (0, 1, ...): its name, requests handled
  * and error responses among them. The last entry, "invalid", counts lines

@@ -311,7 +311,7 @@ static void render_zk(struct metrics *m, FILE *f)
     sample_lu(f, "discd_bad_documents_total", "reason", "conflict", k->conflicts);
 }
 
-char *metrics_render(struct metrics *m, size_t *len)
+char *metrics_render(struct metrics *m, struct control *ctl, size_t *len)
 {
     char *buf = NULL;
     size_t n = 0;
@@ -326,7 +326,8 @@ char *metrics_render(struct metrics *m, size_t *len)
     fprintf(f, "\"} 1\n");
     family(f, "discd_start_time_seconds", "gauge", "Start time of discd, Unix seconds.");
     sample_d(f, "discd_start_time_seconds", (double)m->started_real_ms / 1000.0);
-    struct control *ctl = atomic_load(&m->ctl);
+    if (!ctl)
+        ctl = atomic_load(&m->ctl);
     render_registry(m, f);
     render_publisher(m, f);
     render_checks(m, ctl, f);
@@ -446,8 +447,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return send_text(conn, MHD_HTTP_NOT_FOUND, plain, msg, sizeof(msg) - 1,
                          MHD_RESPMEM_PERSISTENT);
     }
+    if (!atomic_load(&m->ctl)) {
+        static char msg[] = "discd is starting: metrics are served once its control socket runs\n";
+        return send_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, plain, msg, sizeof(msg) - 1,
+                         MHD_RESPMEM_PERSISTENT);
+    }
     size_t len = 0;
-    char *text = metrics_render(m, &len);
+    char *text = metrics_render(m, NULL, &len);
     if (!text) {
         static char msg[] = "cannot render the metrics: out of memory\n";
         log_warn("metrics: cannot render a scrape: out of memory");

@@ -60,20 +60,23 @@ struct metrics;
 /* Create the renderer. NULL with errno on failure. */
 struct metrics *metrics_new(const struct metrics_sources *src);
 
-/* Add the control socket once it runs (its request counters). Thread-safe. */
+/* Add the control socket once it runs (its request counters). Until then
+ * the HTTP listener answers 503 (discd is starting). Thread-safe. */
 void metrics_set_control(struct metrics *m, struct control *ctl);
 
 /*
  * Render every metric as Prometheus text into a malloc'd NUL-terminated
- * string (*len bytes, without the NUL). Any thread; registers itself with
- * liburcu for the registry walk when needed. NULL with errno on failure.
+ * string (*len bytes, without the NUL), with ctl's request counters (NULL:
+ * the control set with metrics_set_control, if any). Any thread; takes only
+ * short locks. NULL with errno on failure.
  */
-char *metrics_render(struct metrics *m, size_t *len);
+char *metrics_render(struct metrics *m, struct control *ctl, size_t *len);
 
 /*
  * Serve GET /metrics (and GET /) on `listen`, "IPv4:PORT" or "[IPv6]:PORT"
  * (numeric only; PORT 0 picks a free port), with libmicrohttpd's own
- * thread. Other paths answer 404, other methods 405. Returns 0 and logs the
+ * thread. Other paths answer 404, other methods 405, and every request 503
+ * until metrics_set_control (start-up). Returns 0 and logs the
  * bound address, or -errno with a message in err (256 bytes).
  */
 int metrics_http_start(struct metrics *m, const char *listen, char *err);

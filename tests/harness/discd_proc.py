@@ -67,12 +67,17 @@ class Discd:
         e["DISCSHM_NAME"] = self.name
         return e
 
-    def start(self, timeout: float = 10.0) -> "Discd":
+    def argv(self) -> list[str]:
+        """discd's command line: this registry, socket and private dirs, then
+        the extra arguments (for tests that run discd themselves)."""
         # never the system's /var/lib/discd or /etc/discd/services.d
-        argv = [self.discd, "--name", self.name, "--socket", self.sock,
+        return [self.discd, "--name", self.name, "--socket", self.sock,
                 "--log-level", "debug",
                 "--state-dir", os.path.join(self.dir, "state"),
                 "--services-dir", os.path.join(self.dir, "services.d"), *self.extra_args]
+
+    def start(self, timeout: float = 10.0) -> "Discd":
+        argv = self.argv()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)

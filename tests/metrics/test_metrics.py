@@ -88,10 +88,17 @@ def start_with_listener(tag: str, *extra: str) -> tuple[Discd, int]:
 
 
 def scrape_http(port: int, path: str = "/metrics") -> Scrape:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5 * slow()) as r:
-        assert r.status == 200
-        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        return Scrape(r.read().decode())
+    for attempt in range(50):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}",
+                                        timeout=5 * slow()) as r:
+                assert r.status == 200
+                assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+                return Scrape(r.read().decode())
+        except urllib.error.HTTPError as e:  # 503 only while discd is starting
+            assert e.code == 503 and attempt < 49, f"HTTP {e.code}"
+            time.sleep(0.02)
+    raise AssertionError("unreachable")
 
 
 def scrape_ctl(d: Discd) -> Scrape:
@@ -271,9 +278,7 @@ def test_bad_listen_values_stop_start_up():
                        ("127.0.0.1:70000", "0..65535"), ("[::1:9464", "brackets")):
         d = Discd("mbad", ["--metrics-listen", value])
         try:
-            r = subprocess.run([d.discd, "--name", d.name, "--socket", d.sock,
-                                "--metrics-listen", value], capture_output=True, text=True,
-                               timeout=10 * slow())
+            r = subprocess.run(d.argv(), capture_output=True, text=True, timeout=10 * slow())
             assert r.returncode == 1, (value, r.stderr)
             assert why in r.stderr and "metrics-listen" in r.stderr, r.stderr
         finally:
@@ -285,11 +290,9 @@ def test_port_in_use_stops_start_up():
     taken.bind(("127.0.0.1", 0))
     taken.listen(1)
     port = taken.getsockname()[1]
-    d = Discd("mbusy")
+    d = Discd("mbusy", ["--metrics-listen", f"127.0.0.1:{port}"])
     try:
-        r = subprocess.run([d.discd, "--name", d.name, "--socket", d.sock, "--metrics-listen",
-                            f"127.0.0.1:{port}"], capture_output=True, text=True,
-                           timeout=10 * slow())
+        r = subprocess.run(d.argv(), capture_output=True, text=True, timeout=10 * slow())
         assert r.returncode == 1
         assert f"127.0.0.1:{port}" in r.stderr and "in use" in r.stderr, r.stderr
     finally:
