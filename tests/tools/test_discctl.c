@@ -258,8 +258,8 @@ Test(discctl, exit_codes)
 
 Test(discctl, help_pages)
 {
-    const char *cmds[] = {"register", "deregister", "services", "ls",     "get",
-                          "pick",     "endpoints",  "watch",    "status", "dump"};
+    const char *cmds[] = {"register",  "deregister", "services", "ls",   "get",   "pick",
+                          "endpoints", "watch",      "status",   "dump", "reload"};
     struct ctl_result r = ctl_run(NULL, 10000, (const char *const[]){"--help", NULL});
     cr_assert_eq(r.code, 0);
     cr_assert(strstr(r.out, "SYNOPSIS") && strstr(r.out, "EXIT STATUS"));
