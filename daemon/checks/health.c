@@ -74,11 +74,16 @@ struct hinst {
     char url[HEALTH_URL_MAX];             /* http */
     char unix_path[DISC_ADDRESS_MAX + 1]; /* http over a unix socket */
     /* Under health.mu: */
-    bool removed;                  /* taken out by health_remove; in the remove inbox */
-    struct hinst *hnext;           /* hash chain */
-    struct hinst *add_next;        /* add inbox */
-    struct hinst *rm_next;         /* remove inbox */
-    _Atomic uint64_t last_pass_ms; /* written by health_pass */
+    bool removed;                   /* taken out by health_remove; in the remove inbox */
+    struct hinst *hnext;            /* hash chain */
+    struct hinst *add_next;         /* add inbox */
+    struct hinst *rm_next;          /* remove inbox */
+    _Atomic uint64_t last_pass_ms;  /* written by health_pass */
+    _Atomic uint8_t ttl_health;     /* last ttl report: PASSING, WARNING or CRITICAL */
+    _Atomic uint8_t cur_health;     /* the checker's judgement (written by the checker) */
+    bool poked;                     /* in the poke inbox (examine now) */
+    struct hinst *poke_next;        /* poke inbox */
+    char note[HEALTH_NOTE_MAX + 1]; /* ttl note, or the last failure's output */
     /* Checker thread only: */
     enum inst_state state;
     bool in_heap;
@@ -87,13 +92,22 @@ struct hinst {
     uint64_t started_ms; /* start of the current / last check */
     uint32_t fails;
     size_t heap_idx;
-    struct hinst *fail_next; /* reported list */
+    uint64_t critical_since_ms; /* when it turned critical (deregister_after_ms) */
+    struct hinst *fail_next;    /* reported list */
     char reason[HEALTH_REASON + 48];
 };
 
 struct curl_done {
     CURL *easy;
     CURLcode result;
+};
+
+/* A change of judgement, told to on_state after the loop (no lock held). */
+struct hevent {
+    struct hevent *next;
+    uint8_t health;
+    char id[HEALTH_ID_MAX + 1];
+    char reason[HEALTH_REASON + 48];
 };
 
 struct heap_ent {
@@ -105,6 +119,8 @@ struct health {
     pthread_t thread;
     health_fail_fn on_fail;
     void *arg;
+    health_state_fn on_state; /* may be NULL */
+    void *state_arg;
     int epfd;
     int wakefd;
     bool curl_inited;
@@ -114,7 +130,7 @@ struct health {
     struct hinst **buckets;
     size_t nbuckets; /* power of two */
     uint32_t count;
-    struct hinst *add_inbox, *rm_inbox;
+    struct hinst *add_inbox, *rm_inbox, *poke_inbox;
 
     /* Checker thread only: */
     CURLM *multi;
@@ -123,6 +139,7 @@ struct health {
     size_t heap_len, heap_cap;
     uint32_t inflight, max_inflight;
     struct hinst *unscheduled; /* added, but heap_push failed (ENOMEM) */
+    struct hevent *events;     /* judgement changes of one loop, newest first */
     struct curl_done *done;    /* finished transfers of one loop */
     size_t done_cap;
     uint32_t rng;
@@ -332,32 +349,57 @@ static bool http_authority_ok(const char *t)
     return colon[1] && !*end && !errno && port >= 1 && port <= 65535;
 }
 
-static int validate(const char *id, const struct health_check_def *d)
+/* Why a definition cannot be checked, or NULL if it can. */
+static const char *problem(const char *id, const struct health_check_def *d)
 {
     if (!id || !d || !id[0] || !str_in(id, HEALTH_ID_MAX + 1))
-        return -EINVAL;
+        return "the instance id is empty or too long";
     if (d->kind != HEALTH_TCP && d->kind != HEALTH_HTTP && d->kind != HEALTH_TTL)
-        return -EINVAL;
+        return "only tcp, http and ttl checks run in the checker";
     if (d->interval_ms < HEALTH_INTERVAL_MIN || d->interval_ms > HEALTH_INTERVAL_MAX)
-        return -EINVAL;
+        return "the interval is outside 10 ms .. 24 h";
     if (d->misses < 1 || d->misses > HEALTH_MISSES_MAX)
-        return -EINVAL;
+        return "misses is outside 1 .. 1000";
     if (!str_in(d->target, sizeof(d->target)) || !str_in(d->path, sizeof(d->path)))
-        return -EINVAL;
+        return "the target or path is not terminated";
     if (d->kind == HEALTH_TTL)
-        return d->ttl_ms >= 1 && d->ttl_ms <= HEALTH_INTERVAL_MAX ? 0 : -EINVAL;
-    if (d->timeout_ms < 1 || d->timeout_ms >= d->interval_ms || !d->target[0])
-        return -EINVAL;
+        return d->ttl_ms >= 1 && d->ttl_ms <= HEALTH_INTERVAL_MAX
+                   ? NULL
+                   : "the ttl is outside 1 ms .. 24 h";
+    if (d->timeout_ms < 1 || d->timeout_ms >= d->interval_ms)
+        return "the timeout must be at least 1 ms and less than the interval";
+    if (!d->target[0])
+        return "a tcp or http check needs a target";
     if (d->kind == HEALTH_HTTP) {
         if (d->path[0] && d->path[0] != '/')
-            return -EINVAL;
+            return "the http path must start with '/'";
         for (const char *p = d->path; *p; p++)
             if ((unsigned char)*p <= ' ' || *p == 0x7f)
-                return -EINVAL; /* would break the request line */
+                return "the http path contains spaces or control characters";
         if (d->target[0] != '/' && !http_authority_ok(d->target))
-            return -EINVAL;
+            return "the http target is not host:port with a port in 1..65535 (or a unix path)";
+        if (d->target[0] == '/' && strlen(d->target) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+            return "the unix socket path of the http target is too long";
     }
-    return 0;
+    return NULL;
+}
+
+static int validate(const char *id, const struct health_check_def *d)
+{
+    return problem(id, d) ? -EINVAL : 0;
+}
+
+const char *health_explain(const char *id, const struct health_check_def *def)
+{
+    const char *why = problem(id, def);
+    if (why || def->kind != HEALTH_TCP)
+        return why;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    return resolve_target(def->target, &ss, &len) < 0
+               ? "the tcp target does not resolve to an address (host:port, [v6]:port or an "
+                 "absolute unix path)"
+               : NULL;
 }
 
 /* ---- checks --------------------------------------------------------------------------- */
@@ -413,6 +455,58 @@ static void record_pass(struct health *h, struct hinst *e)
 {
     atomic_fetch_add_explicit(&h->st_run[e->def.kind], 1, memory_order_relaxed);
     e->fails = 0;
+}
+
+/* Queue a change of judgement for on_state. Checker thread only. */
+static void emit(struct health *h, struct hinst *e, uint8_t health, const char *reason)
+{
+    atomic_store(&e->cur_health, health);
+    if (!h->on_state)
+        return;
+    struct hevent *ev = malloc(sizeof(*ev));
+    if (!ev)
+        return; /* out of memory: this transition is not told (the next one is) */
+    ev->health = health;
+    snprintf(ev->id, sizeof(ev->id), "%s", e->id);
+    snprintf(ev->reason, sizeof(ev->reason), "%s", reason);
+    ev->next = h->events;
+    h->events = ev;
+}
+
+/* A check result. ok: the instance is judged ok_health (passing, or warning
+ * for a ttl "warn"). Not ok: a miss; after `misses` of them it is either to
+ * be removed (returns true) or, with deregister_after_ms, marked critical
+ * and removed only once it stayed critical that long. */
+static bool judge(struct health *h, struct hinst *e, bool ok, uint8_t ok_health, const char *what,
+                  uint64_t now)
+{
+    uint8_t cur = atomic_load(&e->cur_health);
+    if (ok) {
+        record_pass(h, e);
+        if (cur != ok_health)
+            emit(h, e, ok_health, what && *what ? what : "check passing");
+        return false;
+    }
+    bool out = record_fail(h, e, what);
+    if (e->def.kind != HEALTH_TTL) { /* a ttl note is the reporter's */
+        pthread_mutex_lock(&h->mu);
+        snprintf(e->note, sizeof(e->note), "%s", e->reason);
+        pthread_mutex_unlock(&h->mu);
+    }
+    if (!out || !e->def.deregister_after_ms)
+        return out;
+    if (cur != DISC_HEALTH_CRITICAL) {
+        e->critical_since_ms = now;
+        emit(h, e, DISC_HEALTH_CRITICAL, e->reason);
+        return false;
+    }
+    if (now - e->critical_since_ms < e->def.deregister_after_ms)
+        return false;
+    char last[HEALTH_REASON + 48];
+    snprintf(last, sizeof(last), "%s", e->reason);
+    snprintf(e->reason, sizeof(e->reason), "critical for %llu ms (deregister_after_ms %u): %.120s",
+             (unsigned long long)(now - e->critical_since_ms), e->def.deregister_after_ms, last);
+    return true;
 }
 
 /* Schedule the next check one interval after the start of the last one. */
@@ -492,12 +586,25 @@ static bool start_check(struct health *h, struct hinst *e, uint64_t now)
 {
     e->started_ms = now;
     if (e->def.kind == HEALTH_TTL) {
-        bool failed = false;
+        bool failed;
+        uint8_t rep = atomic_load(&e->ttl_health);
         uint64_t last = atomic_load(&e->last_pass_ms); /* may be newer than now */
-        if (last < now && now - last > e->def.ttl_ms)
-            failed = record_fail(h, e, "ttl expired");
-        else
-            record_pass(h, e);
+        char note[HEALTH_NOTE_MAX + 1];
+        pthread_mutex_lock(&h->mu);
+        snprintf(note, sizeof(note), "%s", e->note);
+        pthread_mutex_unlock(&h->mu);
+        if (rep == DISC_HEALTH_CRITICAL) {
+            /* A reported failure is all the misses at once. */
+            char what[HEALTH_NOTE_MAX + 48];
+            snprintf(what, sizeof(what), "ttl: reported failing%s%s", note[0] ? ": " : "", note);
+            if (e->fails + 1 < e->def.misses)
+                e->fails = e->def.misses - 1;
+            failed = judge(h, e, false, 0, what, now);
+        } else if (last < now && now - last > e->def.ttl_ms) {
+            failed = judge(h, e, false, 0, "ttl expired", now);
+        } else {
+            failed = judge(h, e, true, rep, note[0] ? note : "ttl pass", now);
+        }
         heap_rekey(h, e, now + e->def.interval_ms);
         return failed;
     }
@@ -513,7 +620,7 @@ static bool start_check(struct health *h, struct hinst *e, uint64_t now)
         return false;
     }
     if (rc < 0) {
-        bool failed = record_fail(h, e, err[0] ? err : strerror(-rc));
+        bool failed = judge(h, e, false, 0, err[0] ? err : strerror(-rc), now);
         reschedule(h, e, now);
         return failed;
     }
@@ -527,11 +634,7 @@ static bool start_check(struct health *h, struct hinst *e, uint64_t now)
 static bool finish_check(struct health *h, struct hinst *e, bool ok, const char *what, uint64_t now)
 {
     release_check(h, e);
-    bool failed = false;
-    if (ok)
-        record_pass(h, e);
-    else
-        failed = record_fail(h, e, what);
+    bool failed = judge(h, e, ok, DISC_HEALTH_PASSING, what, now);
     reschedule(h, e, now);
     return failed;
 }
@@ -633,7 +736,7 @@ static void handle_tcp_event(struct health *h, struct hinst *e, struct hinst **f
     socklen_t len = sizeof(err);
     if (getsockopt(e->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
-    char what[HEALTH_REASON] = "";
+    char what[HEALTH_REASON] = "tcp connect: ok";
     if (err) /* formatted only when needed: this is the per-check hot path */
         snprintf(what, sizeof(what), "tcp connect: %s", strerror(err));
     if (finish_check(h, e, err == 0, what, now))
@@ -668,7 +771,7 @@ static void run_due(struct health *h, struct hinst **failed, uint64_t now)
  * and return those to report (an instance health_remove took out meanwhile
  * is not reported: it is in the remove inbox and freed from there). */
 static struct hinst *collect(struct health *h, struct hinst *failed, struct hinst **adds,
-                             struct hinst **rms, bool *stop)
+                             struct hinst **rms, struct hinst **pokes, bool *stop)
 {
     struct hinst *report = NULL;
     pthread_mutex_lock(&h->mu);
@@ -697,6 +800,16 @@ static struct hinst *collect(struct health *h, struct hinst *failed, struct hins
     }
     *rms = h->rm_inbox;
     h->add_inbox = h->rm_inbox = NULL;
+    *pokes = NULL;
+    while (h->poke_inbox) {
+        struct hinst *e = h->poke_inbox;
+        h->poke_inbox = e->poke_next;
+        e->poked = false;
+        if (!e->removed) {
+            e->poke_next = *pokes;
+            *pokes = e;
+        }
+    }
     *stop = h->stop;
     pthread_mutex_unlock(&h->mu);
     return report;
@@ -803,9 +916,19 @@ static void *checker_main(void *arg)
         handle_curl_done(h, &failed, now);
         run_due(h, &failed, now);
 
-        struct hinst *adds, *rms;
-        struct hinst *report = collect(h, failed, &adds, &rms, &stop);
+        struct hinst *adds, *rms, *pokes;
+        struct hinst *report = collect(h, failed, &adds, &rms, &pokes, &stop);
+        /* Examine poked ttl instances now (a pass, warn or fail was reported). */
+        for (; pokes; pokes = pokes->poke_next)
+            if (pokes->in_heap && pokes->state == ST_IDLE)
+                heap_rekey(h, pokes, now);
         drain_inboxes(h, adds, rms, now);
+        while (h->events) {
+            struct hevent *ev = h->events;
+            h->events = ev->next;
+            h->on_state(ev->id, ev->health, ev->reason, h->state_arg);
+            free(ev);
+        }
         while (report) {
             struct hinst *e = report;
             report = e->fail_next;
@@ -960,6 +1083,8 @@ int health_add(struct health *h, const char *id, const struct health_check_def *
     }
 
     atomic_store(&e->last_pass_ms, now_ms());
+    atomic_store(&e->ttl_health, DISC_HEALTH_PASSING);
+    atomic_store(&e->cur_health, DISC_HEALTH_PASSING);
 
     pthread_mutex_lock(&h->mu);
     if (h->stop) {
@@ -1008,6 +1133,61 @@ int health_remove(struct health *h, const char *id)
     if (first)
         wake(h);
     return 0;
+}
+
+void health_set_state_cb(struct health *h, health_state_fn on_state, void *arg)
+{
+    pthread_mutex_lock(&h->mu);
+    h->on_state = on_state;
+    h->state_arg = arg;
+    pthread_mutex_unlock(&h->mu);
+}
+
+int health_ttl_report(struct health *h, const char *id, uint8_t health, const char *note)
+{
+    if (!h || !id ||
+        (health != DISC_HEALTH_PASSING && health != DISC_HEALTH_WARNING &&
+         health != DISC_HEALTH_CRITICAL))
+        return -EINVAL;
+    pthread_mutex_lock(&h->mu);
+    struct hinst *e = *table_slot(h, id);
+    int rc = 0;
+    bool first = false;
+    if (!e) {
+        rc = -ENOENT;
+    } else if (e->def.kind != HEALTH_TTL) {
+        rc = -EINVAL;
+    } else {
+        if (health != DISC_HEALTH_CRITICAL)
+            atomic_store(&e->last_pass_ms, now_ms());
+        atomic_store(&e->ttl_health, health);
+        snprintf(e->note, sizeof(e->note), "%s", note ? note : "");
+        if (!e->poked) {
+            e->poked = true;
+            first = !h->poke_inbox;
+            e->poke_next = h->poke_inbox;
+            h->poke_inbox = e;
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (first)
+        wake(h);
+    return rc;
+}
+
+int health_status(struct health *h, const char *id, uint8_t *health, char *note, size_t len)
+{
+    if (!h || !id || !health)
+        return -EINVAL;
+    pthread_mutex_lock(&h->mu);
+    struct hinst *e = *table_slot(h, id);
+    if (e) {
+        *health = atomic_load(&e->cur_health);
+        if (note && len)
+            snprintf(note, len, "%s", e->note);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return e ? 0 : -ENOENT;
 }
 
 int health_pass(struct health *h, const char *id)

@@ -5,7 +5,10 @@
  * belong to the control connection that registered the instance
  * (daemon/control/control.c). The checker never touches the registry itself: when
  * an instance has missed `misses` consecutive checks it calls the on_fail
- * callback (from the checker thread) and forgets the instance.
+ * callback (from the checker thread) and forgets the instance — or, with
+ * deregister_after_ms, it calls on_state(CRITICAL) and keeps checking:
+ * passing again calls on_state(PASSING), staying critical that long calls
+ * on_fail. A ttl check is fed with health_ttl_report (pass, warn, fail).
  */
 #ifndef DISC_HEALTH_H
 #define DISC_HEALTH_H
@@ -32,7 +35,10 @@ struct health_check_def {
     uint32_t ttl_ms;      /* HEALTH_TTL only */
     char target[DISC_ADDRESS_MAX + 1]; /* tcp/http: "host:port" (default: the instance address) */
     char path[HEALTH_PATH_MAX + 1];    /* http: request path, default "/" */
+    uint32_t deregister_after_ms;      /* 0: remove after `misses`; else keep critical this long */
 };
+
+#define HEALTH_NOTE_MAX 255
 
 struct health;
 
@@ -40,8 +46,16 @@ struct health;
  * `misses` times in a row (reason is a short text for the log). */
 typedef void (*health_fail_fn)(const char *id, const char *reason, void *arg);
 
+/* Called from the checker thread when the judgement of instance `id`
+ * changes: DISC_HEALTH_PASSING, _WARNING (a ttl "warn") or _CRITICAL;
+ * reason says why (the check's output or the reported note). */
+typedef void (*health_state_fn)(const char *id, uint8_t health, const char *reason, void *arg);
+
 /* Start the checker thread. Returns NULL with errno set on failure. */
 struct health *health_start(health_fail_fn on_fail, void *arg);
+
+/* Set the state callback (NULL: none) and its arg. Call before health_add. */
+void health_set_state_cb(struct health *h, health_state_fn on_state, void *arg);
 
 /* Stop the thread and free everything. NULL is a no-op. */
 void health_stop(struct health *h);
@@ -50,11 +64,28 @@ void health_stop(struct health *h);
  * (kind NONE/SESSION or bad values), -ENOMEM. Thread-safe. */
 int health_add(struct health *h, const char *id, const struct health_check_def *def);
 
+/* Why health_add refused a definition with -EINVAL: a sentence naming the
+ * offending setting, or NULL if it is acceptable. Thread-safe. */
+const char *health_explain(const char *id, const struct health_check_def *def);
+
 /* Stop checking `id`. -ENOENT if unknown. Thread-safe. */
 int health_remove(struct health *h, const char *id);
 
 /* Record a TTL pass for `id`. -ENOENT if unknown, -EINVAL if not a TTL check. */
 int health_pass(struct health *h, const char *id);
+
+/* Feed a TTL check: DISC_HEALTH_PASSING (pass: the ttl starts again),
+ * _WARNING (warn: also restarts the ttl; published as warning) or
+ * _CRITICAL (fail: counts as all `misses` at once). note (may be NULL, at
+ * most HEALTH_NOTE_MAX bytes) is kept and shown by health_status. The
+ * checker examines the instance at once. -ENOENT, -EINVAL (not ttl, bad
+ * health). Thread-safe. */
+int health_ttl_report(struct health *h, const char *id, uint8_t health, const char *note);
+
+/* The checker's current judgement of `id` (DISC_HEALTH_PASSING, _WARNING,
+ * _CRITICAL) and its note: the last reported ttl note, or the output of the
+ * last failed check ("" if none). -ENOENT. Thread-safe. */
+int health_status(struct health *h, const char *id, uint8_t *health, char *note, size_t len);
 
 /* Number of instances being checked. */
 uint32_t health_count(struct health *h);
