@@ -73,6 +73,16 @@ static void on_health_fail(const char *id, const char *reason, void *arg)
     if (c)
         control_request_removal(c, id, reason);
 }
+
+/* Health checker thread: an instance's judgement changed (critical, passing
+ * again, warning). */
+static void on_health_state(const char *id, uint8_t health, const char *reason, void *arg)
+{
+    struct discd *d = arg;
+    struct control *c = atomic_load(&d->control);
+    if (c)
+        control_request_health(c, id, health, reason);
+}
 #endif
 
 /* Control thread: acknowledged changes become durable before the reply. */
@@ -256,6 +266,7 @@ int main(int argc, char *argv[])
         registry_free(d.reg);
         return 1;
     }
+    health_set_state_cb(d.health, on_health_state, &d);
 #endif
     /* The state file: local registrations to restore, the ZooKeeper session. */
     struct state_loaded loaded;

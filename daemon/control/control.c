@@ -25,9 +25,10 @@
 #include "health.h"
 #endif
 
-#define READ_CHUNK  65536u
-#define EPOLL_BATCH 256
-#define OPS_MAX     32 /* room for the counters of ops[] plus "invalid" */
+#define READ_CHUNK       65536u
+#define HEALTH_NOTE_MAX_ 255u /* HEALTH_NOTE_MAX of health.h, also without a checker */
+#define EPOLL_BATCH      256
+#define OPS_MAX          32 /* room for the counters of ops[] plus "invalid" */
 
 struct conn {
     int fd;
@@ -60,6 +61,7 @@ struct removal_req {
     struct removal_req *next;
     char id[DISC_ID_LEN + 1];
     char reason[128];
+    int health; /* -1: remove the instance; else publish this judgement */
 };
 
 struct control {
@@ -577,7 +579,7 @@ static struct instance *req_owned_instance(struct req *r, const char *id)
 
 /* Start the health checker's tcp/http/ttl check of inst. 0, -ENOSYS (no
  * checker), -EINVAL (definition refused), other -errno. */
-static int start_check(struct control *c, struct instance *inst)
+static int start_check(struct control *c, struct instance *inst, const char **why)
 {
 #ifdef DISC_HAVE_HEALTH
     struct health_check_def def = {
@@ -586,13 +588,19 @@ static int start_check(struct control *c, struct instance *inst)
         .timeout_ms = inst->check.timeout_ms,
         .misses = inst->check.misses,
         .ttl_ms = inst->check.ttl_ms,
+        .deregister_after_ms = inst->check.deregister_after_ms,
     };
     snprintf(def.target, sizeof(def.target), "%s", inst->check.target);
     snprintf(def.path, sizeof(def.path), "%s", inst->check.path);
-    return c->health ? health_add(c->health, inst->id, &def) : -ENOSYS;
+    int rc = c->health ? health_add(c->health, inst->id, &def) : -ENOSYS;
+    if (why) /* why the checker refused it */
+        *why = rc == -EINVAL ? health_explain(inst->id, &def) : NULL;
+    return rc;
 #else
     (void)c;
     (void)inst;
+    if (why)
+        *why = NULL;
     return -ENOSYS;
 #endif
 }
@@ -613,7 +621,8 @@ static void op_register(struct req *r)
     }
     inst->owner_uid = r->cn->uid;
     if (has_health_check(inst)) {
-        rc = start_check(c, inst);
+        const char *why = NULL;
+        rc = start_check(c, inst, &why);
         if (rc < 0) {
             if (rc == -ENOSYS)
                 reply_error(r->cn, r->seq, "bad_request", "check.type",
@@ -621,7 +630,8 @@ static void op_register(struct req *r)
                             instance_check_kind_name(inst->check.kind));
             else if (rc == -EINVAL)
                 reply_error(r->cn, r->seq, "bad_request", "check",
-                            "the health checker refused this check definition");
+                            "the health checker refused this check definition: %s",
+                            why ? why : "invalid values");
             else
                 reply_error(r->cn, r->seq, "internal", NULL, "cannot start the check: %s",
                             strerror(-rc));
@@ -686,30 +696,212 @@ static void op_deregister(struct req *r)
     instance_unref(inst);
 }
 
-static void op_pass(struct req *r)
+/* pass / warn / fail: feed a ttl check, with an optional note. */
+static void op_ttl(struct req *r, uint8_t health)
 {
     const char *id = req_id(r);
     if (!id)
         return;
+    json_t *jn = json_object_get(r->msg, "note");
+    if (jn && (!json_is_string(jn) || json_string_length(jn) > HEALTH_NOTE_MAX_ ||
+               strlen(json_string_value(jn)) != json_string_length(jn))) {
+        reply_error(r->cn, r->seq, "bad_request", "note",
+                    "note must be a string of at most %u bytes (no NUL)", HEALTH_NOTE_MAX_);
+        return;
+    }
     struct instance *inst = req_owned_instance(r, id);
     if (!inst)
         return;
     if (inst->check.kind != CHECK_TTL) {
-        reply_error(r->cn, r->seq, "bad_request", "id", "instance %s has a %s check, not ttl", id,
-                    instance_check_kind_name(inst->check.kind));
+        reply_error(r->cn, r->seq, "bad_request", "id",
+                    "instance %s has a %s check, not ttl: only ttl checks are fed by "
+                    "pass/warn/fail",
+                    id, instance_check_kind_name(inst->check.kind));
         instance_unref(inst);
         return;
     }
     int rc = -ENOENT;
 #ifdef DISC_HAVE_HEALTH
     if (r->c->health)
-        rc = health_pass(r->c->health, inst->id);
+        rc = health_ttl_report(r->c->health, inst->id, health, jn ? json_string_value(jn) : NULL);
+#else
+    (void)health;
 #endif
     if (rc == 0)
         send_json(r->cn, ok_response(r->seq));
     else
         reply_error(r->cn, r->seq, "not_found", "id", "instance %s is not being checked", id);
     instance_unref(inst);
+}
+
+static void op_pass(struct req *r)
+{
+    op_ttl(r, DISC_HEALTH_PASSING);
+}
+
+static void op_warn(struct req *r)
+{
+    op_ttl(r, DISC_HEALTH_WARNING);
+}
+
+static void op_fail(struct req *r)
+{
+    op_ttl(r, DISC_HEALTH_CRITICAL);
+}
+
+/* The checker's judgement of a local instance (PASSING without a checker). */
+static uint8_t check_health(struct control *c, const struct instance *inst, char *note, size_t len)
+{
+    uint8_t h = DISC_HEALTH_PASSING;
+    if (note && len)
+        note[0] = '\0';
+#ifdef DISC_HAVE_HEALTH
+    if (c->health && has_health_check(inst))
+        health_status(c->health, inst->id, &h, note, len);
+#else
+    (void)c;
+    (void)inst;
+#endif
+    return h;
+}
+
+/* Put inst in or out of maintenance (control thread). 0, or -errno. */
+static int set_maintenance(struct control *c, struct instance *inst, bool on, const char *reason,
+                           unsigned uid)
+{
+    if (inst->check.maintenance == on &&
+        (!on || strcmp(inst->check.maint_reason, reason ? reason : "") == 0))
+        return 0;
+    struct instance *n = instance_clone(inst);
+    if (!n)
+        return -ENOMEM;
+    n->check.maintenance = on;
+    snprintf(n->check.maint_reason, sizeof(n->check.maint_reason), "%s",
+             on && reason ? reason : "");
+    n->health = on ? DISC_HEALTH_MAINTENANCE : check_health(c, inst, NULL, 0);
+    int rc = registry_replace_local(c->reg, n, true);
+    if (rc == 0)
+        log_info("%s (%s %s): maintenance %s by uid %u%s%s", n->id, n->service, n->address,
+                 on ? "on" : "off", uid, on && reason && *reason ? ": " : "",
+                 on && reason ? reason : "");
+    instance_unref(n);
+    return rc;
+}
+
+struct maint_sel {
+    const char *service;
+    uid_t uid;
+    struct instance **list;
+    size_t n, cap;
+    unsigned foreign; /* local instances of the service the peer may not manage */
+    bool oom;
+};
+
+static int maint_collect(struct instance *inst, void *arg)
+{
+    struct maint_sel *m = arg;
+    if (strcmp(inst->service, m->service) != 0)
+        return 0;
+    if (m->uid != 0 && m->uid != inst->owner_uid) {
+        m->foreign++;
+        return 0;
+    }
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 16;
+        struct instance **l = realloc(m->list, cap * sizeof(*l));
+        if (!l) {
+            m->oom = true;
+            return 1;
+        }
+        m->list = l;
+        m->cap = cap;
+    }
+    m->list[m->n++] = instance_ref(inst);
+    return 0;
+}
+
+/* maint: {"id":ID | "service":S, "enable":bool, "reason":TEXT} */
+static void op_maint(struct req *r)
+{
+    json_t *en = json_object_get(r->msg, "enable");
+    if (!json_is_boolean(en)) {
+        reply_error(r->cn, r->seq, "bad_request", "enable",
+                    "enable must be true (take out of rotation) or false (put back)");
+        return;
+    }
+    bool on = json_is_true(en);
+    json_t *jr = json_object_get(r->msg, "reason");
+    if (jr && (!json_is_string(jr) || json_string_length(jr) > INSTANCE_MAINT_REASON_MAX ||
+               strlen(json_string_value(jr)) != json_string_length(jr))) {
+        reply_error(r->cn, r->seq, "bad_request", "reason",
+                    "reason must be a string of at most %u bytes (no NUL)",
+                    INSTANCE_MAINT_REASON_MAX);
+        return;
+    }
+    const char *reason = jr ? json_string_value(jr) : "";
+    json_t *svc = json_object_get(r->msg, "service");
+    bool has_id = json_object_get(r->msg, "id") != NULL;
+    if (has_id == (svc != NULL)) {
+        reply_error(r->cn, r->seq, "bad_request", has_id ? "service" : "id",
+                    "give either id or service, not %s", has_id ? "both" : "neither");
+        return;
+    }
+    struct maint_sel m = {.uid = r->cn->uid};
+    if (has_id) {
+        const char *id = req_id(r);
+        if (!id)
+            return;
+        struct instance *inst = req_owned_instance(r, id);
+        if (!inst)
+            return;
+        m.list = malloc(sizeof(*m.list));
+        if (m.list)
+            m.list[m.n++] = inst;
+        else
+            instance_unref(inst);
+        m.oom = !m.list;
+    } else {
+        if (!json_is_string(svc) || instance_check_service_name(json_string_value(svc)) < 0) {
+            reply_error(r->cn, r->seq, "bad_request", "service",
+                        "service must be a service name (1..255 of letters, digits, . _ : -)");
+            return;
+        }
+        m.service = json_string_value(svc);
+        registry_foreach(r->c->reg, REGISTRY_LOCAL, maint_collect, &m);
+    }
+    json_t *ids = json_array();
+    int rc = m.oom || !ids ? -ENOMEM : 0;
+    for (size_t i = 0; i < m.n; i++) {
+        if (rc == 0 &&
+            (rc = set_maintenance(r->c, m.list[i], on, reason, (unsigned)r->cn->uid)) == 0)
+            json_array_append_new(ids, json_string(m.list[i]->id));
+        instance_unref(m.list[i]);
+    }
+    free(m.list);
+    if (rc < 0) {
+        json_decref(ids);
+        reply_error(r->cn, r->seq, "internal", NULL, "cannot change maintenance: %s",
+                    strerror(-rc));
+        return;
+    }
+    if (!has_id && m.n == 0) {
+        json_decref(ids);
+        if (m.foreign)
+            reply_error(r->cn, r->seq, "forbidden", "service",
+                        "the %u local instance(s) of %s were registered by other uids; uid %u "
+                        "may not change them",
+                        m.foreign, m.service, (unsigned)r->cn->uid);
+        else
+            reply_error(r->cn, r->seq, "not_found", "service",
+                        "no local instance of service %s (maintenance applies to instances "
+                        "registered with this discd)",
+                        m.service);
+        return;
+    }
+    json_t *resp = ok_response(r->seq);
+    json_object_set_new(resp, "ids", ids);
+    json_object_set_new(resp, "maintenance", json_boolean(on));
+    send_json(r->cn, resp);
 }
 
 static void op_pong(struct req *r)
@@ -737,6 +929,7 @@ static void op_pong(struct req *r)
 struct collect {
     json_t *arr;
     const char *service;
+    struct control *c;
     int failed;
 };
 
@@ -746,6 +939,14 @@ static int collect_instance(struct instance *inst, void *arg)
     if (col->service && strcmp(inst->service, col->service) != 0)
         return 0;
     json_t *o = instance_to_json(inst, inst->origin == DISC_ORIGIN_LOCAL ? INSTANCE_JSON_CHECK : 0);
+    json_t *chk = o ? json_object_get(o, "check") : NULL;
+    if (chk && has_health_check(inst)) {
+        /* What the checker says now, whatever is published (maintenance). */
+        char note[HEALTH_NOTE_MAX_ + 1];
+        uint8_t h = check_health(col->c, inst, note, sizeof(note));
+        json_object_set_new(chk, "status", json_string(instance_health_name(h)));
+        json_object_set_new(chk, "note", json_string(note));
+    }
     if (!o || json_array_append_new(col->arr, o) < 0)
         col->failed = 1;
     return col->failed;
@@ -753,7 +954,7 @@ static int collect_instance(struct instance *inst, void *arg)
 
 static void send_instances(struct req *r, const char *service)
 {
-    struct collect col = {.arr = json_array(), .service = service};
+    struct collect col = {.arr = json_array(), .service = service, .c = r->c};
     if (!col.arr) {
         reply_error(r->cn, r->seq, "internal", NULL, "out of memory");
         return;
@@ -1019,11 +1220,13 @@ static void op_metrics(struct req *r)
 static int add_unrequested(struct control *c, struct instance *inst, char *err)
 {
     int rc = 0;
-    if (has_health_check(inst) && (rc = start_check(c, inst)) < 0) {
-        snprintf(err, 256, "%s",
+    const char *why = NULL;
+    if (has_health_check(inst) && (rc = start_check(c, inst, &why)) < 0) {
+        snprintf(err, 256, "%s%s",
                  rc == -ENOSYS   ? "checks of this type are not available in this discd"
-                 : rc == -EINVAL ? "the health checker refused the check definition"
-                                 : strerror(-rc));
+                 : rc == -EINVAL ? "the health checker refused the check definition: "
+                                 : strerror(-rc),
+                 rc == -EINVAL ? (why ? why : "invalid values") : "");
         return rc;
     }
     rc = registry_add_local(c->reg, inst);
@@ -1206,11 +1409,14 @@ struct op_def {
 };
 
 static const struct op_def ops[] = {
-    {"register", op_register},   {"deregister", op_deregister}, {"pass", op_pass},
-    {"pong", op_pong},           {"query", op_query},           {"services", op_services},
-    {"endpoints", op_endpoints}, {"status", op_status},         {"dump", op_dump},
-    {"confirm", op_confirm},     {"metrics", op_metrics},       {"attach", op_attach},
-    {"reload", op_reload},
+    {"register", op_register}, {"deregister", op_deregister},
+    {"pass", op_pass},         {"warn", op_warn},
+    {"fail", op_fail},         {"maint", op_maint},
+    {"pong", op_pong},         {"query", op_query},
+    {"services", op_services}, {"endpoints", op_endpoints},
+    {"status", op_status},     {"dump", op_dump},
+    {"confirm", op_confirm},   {"metrics", op_metrics},
+    {"attach", op_attach},     {"reload", op_reload},
 };
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))
 _Static_assert(N_OPS < OPS_MAX, "raise OPS_MAX");
@@ -1239,8 +1445,8 @@ static void handle_line(struct control *c, struct conn *cn, const char *line, si
         }
     }
     reply_error(cn, q.seq, "unknown_op", "op",
-                "unknown op (expected register, deregister, pass, pong, query, services, "
-                "endpoints, status, dump, confirm, metrics, attach or reload)");
+                "unknown op (expected register, deregister, pass, warn, fail, maint, pong, "
+                "query, services, endpoints, status, dump, confirm, metrics, attach or reload)");
 out:
     json_decref(q.msg);
     /* No valid op: counted as the pseudo-op "invalid". */
@@ -1383,6 +1589,34 @@ static void run_timers(struct control *c)
     }
 }
 
+/* The checker's judgement of a local instance changed: publish it (unless
+ * the instance is in maintenance, which wins) and log the transition. */
+static void apply_health(struct control *c, const char *id, uint8_t health, const char *reason)
+{
+    struct instance *inst = registry_get(c->reg, id);
+    if (!inst || inst->origin != DISC_ORIGIN_LOCAL) {
+        instance_unref(inst);
+        return; /* removed meanwhile */
+    }
+    if (inst->check.maintenance) {
+        log_info("%s (%s %s): check now %s (%s); stays in maintenance", inst->id, inst->service,
+                 inst->address, instance_health_name(health), reason);
+    } else if (inst->health != health) {
+        struct instance *n = instance_clone(inst);
+        if (n)
+            n->health = health;
+        int rc = n ? registry_replace_local(c->reg, n, false) : -ENOMEM;
+        if (rc == 0)
+            log_info("%s (%s %s): health %s -> %s: %s", inst->id, inst->service, inst->address,
+                     instance_health_name(inst->health), instance_health_name(health), reason);
+        else
+            log_error("%s: cannot publish health %s: %s", inst->id, instance_health_name(health),
+                      strerror(-rc));
+        instance_unref(n);
+    }
+    instance_unref(inst);
+}
+
 static void run_removals(struct control *c)
 {
     uint64_t v;
@@ -1392,9 +1626,19 @@ static void run_removals(struct control *c)
     struct removal_req *list = c->removals;
     c->removals = NULL;
     pthread_mutex_unlock(&c->mu);
+    /* Oldest first: a health change and a removal of one id keep their order. */
+    struct removal_req *rev = NULL;
     while (list) {
         struct removal_req *next = list->next;
-        if (remove_local(c, list->id, list->reason) < 0)
+        list->next = rev;
+        rev = list;
+        list = next;
+    }
+    for (list = rev; list;) {
+        struct removal_req *next = list->next;
+        if (list->health >= 0)
+            apply_health(c, list->id, (uint8_t)list->health, list->reason);
+        else if (remove_local(c, list->id, list->reason) < 0)
             log_debug("removal of %s (%s) skipped: not registered", list->id, list->reason);
         free(list);
         list = next;
@@ -1682,6 +1926,26 @@ void control_request_removal(struct control *c, const char *id, const char *reas
     }
     snprintf(rq->id, sizeof(rq->id), "%s", id);
     snprintf(rq->reason, sizeof(rq->reason), "%s", reason ? reason : "check failed");
+    rq->health = -1;
+    pthread_mutex_lock(&c->mu);
+    rq->next = c->removals;
+    c->removals = rq;
+    pthread_mutex_unlock(&c->mu);
+    uint64_t one = 1;
+    ssize_t w = write(c->efd, &one, sizeof(one));
+    (void)w;
+}
+
+void control_request_health(struct control *c, const char *id, uint8_t health, const char *reason)
+{
+    struct removal_req *rq = calloc(1, sizeof(*rq));
+    if (!rq) {
+        log_error("cannot queue the health change of %s: out of memory", id);
+        return;
+    }
+    snprintf(rq->id, sizeof(rq->id), "%s", id);
+    snprintf(rq->reason, sizeof(rq->reason), "%s", reason ? reason : "");
+    rq->health = health;
     pthread_mutex_lock(&c->mu);
     rq->next = c->removals;
     c->removals = rq;

@@ -82,6 +82,15 @@ void control_set_defaults(struct control *c, const struct instance_defaults *def
  */
 void control_request_removal(struct control *c, const char *id, const char *reason);
 
+/*
+ * Tell the control thread that the health checker's judgement of local
+ * instance `id` changed (DISC_HEALTH_PASSING / _WARNING / _CRITICAL; reason
+ * for the log). It publishes the new health (an instance in maintenance
+ * stays in maintenance). Thread-safe, never blocks; requests and removals
+ * are applied in the order they were made.
+ */
+void control_request_health(struct control *c, const char *id, uint8_t health, const char *reason);
+
 /* Optional hook filling the "zookeeper" object of the status response
  * (called on the control thread; returns a new reference or NULL). */
 void control_set_zk_status(struct control *c, json_t *(*fn)(void *arg), void *arg);

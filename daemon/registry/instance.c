@@ -226,7 +226,8 @@ void instance_unref(struct instance *inst)
 /* ---- names ---- */
 
 static const char *const check_names[] = {"none", "session", "tcp", "http", "ttl"};
-static const char *const health_names[] = {"unknown", "passing", "warning", "critical"};
+static const char *const health_names[] = {"unknown", "passing", "warning", "critical",
+                                           "maintenance"};
 
 const char *instance_check_kind_name(enum instance_check_kind kind)
 {
@@ -235,7 +236,7 @@ const char *instance_check_kind_name(enum instance_check_kind kind)
 
 const char *instance_health_name(uint8_t health)
 {
-    return health <= DISC_HEALTH_CRITICAL ? health_names[health] : "unknown";
+    return health <= DISC_HEALTH_MAINTENANCE ? health_names[health] : "unknown";
 }
 
 const char *instance_origin_name(uint8_t origin)
@@ -437,8 +438,9 @@ static int parse_check(const json_t *chk, const struct instance_defaults *def,
         chk = json_null();
     if (!json_is_null(chk) && !json_is_object(chk))
         return fail(err, "check", "check must be an object");
-    static const char *const allowed[] = {"type",   "interval_ms", "timeout_ms", "misses",
-                                          "ttl_ms", "path",        "target",     NULL};
+    static const char *const allowed[] = {
+        "type", "interval_ms", "timeout_ms",          "misses",      "ttl_ms",
+        "path", "target",      "deregister_after_ms", "maintenance", NULL};
     int rc;
     if (json_is_object(chk) && (rc = only_keys(chk, "check", allowed, err)) < 0)
         return rc;
@@ -485,6 +487,30 @@ static int parse_check(const json_t *chk, const struct instance_defaults *def,
         out->ttl_ms = (uint32_t)v;
     else if (out->kind == CHECK_TTL)
         return fail(err, "check.ttl_ms", "check.ttl_ms is required for a ttl check");
+
+    if ((rc = get_int(chk, "deregister_after_ms", "check.deregister_after_ms", 0,
+                      CHECK_DEREGISTER_AFTER_MAX_MS, &v, err)) < 0)
+        return rc;
+    if (rc && v > 0) {
+        if (v < CHECK_DEREGISTER_AFTER_MIN_MS)
+            return fail(err, "check.deregister_after_ms",
+                        "check.deregister_after_ms must be 0 (remove at once) or between %u and "
+                        "%u",
+                        CHECK_DEREGISTER_AFTER_MIN_MS, CHECK_DEREGISTER_AFTER_MAX_MS);
+        if (out->kind != CHECK_TCP && out->kind != CHECK_HTTP && out->kind != CHECK_TTL)
+            return fail(err, "check.deregister_after_ms",
+                        "check.deregister_after_ms applies to tcp, http and ttl checks, not %s",
+                        type);
+        out->deregister_after_ms = (uint32_t)v;
+    }
+    const char *maint = NULL;
+    if ((rc = get_string(chk, "maintenance", "check.maintenance", 0, INSTANCE_MAINT_REASON_MAX,
+                         &maint, err)) < 0)
+        return rc;
+    if (maint) {
+        out->maintenance = true;
+        snprintf(out->maint_reason, sizeof(out->maint_reason), "%s", maint);
+    }
 
     const char *path = "/";
     if ((rc = get_string(chk, "path", "check.path", 1, INSTANCE_CHECK_PATH_MAX, &path, err)) < 0)
@@ -537,7 +563,7 @@ int instance_from_request(const json_t *obj, const json_t *check,
     uuid_unparse_lower(u, inst->id);
     inst->registered_at_ms = now_realtime_ms();
     inst->origin = DISC_ORIGIN_LOCAL;
-    inst->health = DISC_HEALTH_PASSING;
+    inst->health = inst->check.maintenance ? DISC_HEALTH_MAINTENANCE : DISC_HEALTH_PASSING;
     *out = inst;
     return 0;
 }
@@ -573,7 +599,7 @@ int instance_from_document(const json_t *doc, struct instance **out, struct inst
     inst->registered_at_ms = at;
     if (health) {
         bool known = false;
-        for (uint8_t h = 0; h <= DISC_HEALTH_CRITICAL; h++) {
+        for (uint8_t h = 0; h <= DISC_HEALTH_MAINTENANCE; h++) {
             if (strcmp(health, health_names[h]) == 0) {
                 inst->health = h;
                 known = true;
@@ -643,6 +669,11 @@ json_t *instance_to_json(const struct instance *inst, unsigned flags)
             bad |= json_object_set_new(jc, "target", json_string(c->target));
         if (jc && c->kind == CHECK_HTTP)
             bad |= json_object_set_new(jc, "path", json_string(c->path));
+        if (jc && c->deregister_after_ms)
+            bad |= json_object_set_new(jc, "deregister_after_ms",
+                                       json_integer(c->deregister_after_ms));
+        if (jc && c->maintenance)
+            bad |= json_object_set_new(jc, "maintenance", json_string(c->maint_reason));
         bad |= json_object_set_new(o, "check", jc);
     }
     if (bad) {
@@ -650,6 +681,49 @@ json_t *instance_to_json(const struct instance *inst, unsigned flags)
         return NULL;
     }
     return o;
+}
+
+struct instance *instance_clone(const struct instance *inst)
+{
+    struct instance *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    *c = *inst;
+    atomic_init(&c->refs, 1);
+    c->service = c->version = c->host = c->az = c->address = NULL;
+    c->tags = NULL;
+    c->endpoints = NULL;
+    c->n_tags = c->n_endpoints = 0;
+    bool bad = dup_into(&c->service, inst->service) < 0 ||
+               dup_into(&c->version, inst->version) < 0 || dup_into(&c->host, inst->host) < 0 ||
+               dup_into(&c->az, inst->az) < 0 || dup_into(&c->address, inst->address) < 0;
+    if (!bad && inst->n_tags) {
+        c->tags = calloc(inst->n_tags, sizeof(*c->tags));
+        bad = !c->tags;
+        for (uint16_t i = 0; !bad && i < inst->n_tags; i++, c->n_tags++) {
+            c->tags[i].key = strdup(inst->tags[i].key);
+            c->tags[i].value = strdup(inst->tags[i].value);
+            bad = !c->tags[i].key || !c->tags[i].value;
+        }
+    }
+    if (!bad && inst->n_endpoints) {
+        c->endpoints = calloc(inst->n_endpoints, sizeof(*c->endpoints));
+        bad = !c->endpoints;
+        for (uint16_t i = 0; !bad && i < inst->n_endpoints; i++, c->n_endpoints++) {
+            const struct segw_endpoint *e = &inst->endpoints[i];
+            c->endpoints[i] = *e;
+            c->endpoints[i].name = strdup(e->name);
+            c->endpoints[i].request_type = strdup(e->request_type);
+            c->endpoints[i].response_type = strdup(e->response_type);
+            bad = !c->endpoints[i].name || !c->endpoints[i].request_type ||
+                  !c->endpoints[i].response_type;
+        }
+    }
+    if (bad) {
+        instance_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 void instance_to_segw(const struct instance *inst, struct segw_instance *out)

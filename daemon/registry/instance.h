@@ -41,6 +41,11 @@ enum instance_check_kind {
 #define CHECK_TTL_MIN_MS         100u
 #define CHECK_TTL_MAX_MS         86400000u
 #define CHECK_TIMEOUT_DEFAULT_MS 500u
+/* check.deregister_after_ms: 0 (remove at once) or in this range. */
+#define CHECK_DEREGISTER_AFTER_MIN_MS 100u
+#define CHECK_DEREGISTER_AFTER_MAX_MS (7u * 86400000u)
+/* check.maintenance: the reason, at most this many bytes. */
+#define INSTANCE_MAINT_REASON_MAX 255u
 /* A unix-socket address must fit sockaddr_un.sun_path. */
 #define INSTANCE_UNIX_PATH_MAX 107u
 
@@ -52,6 +57,14 @@ struct instance_check {
     uint32_t ttl_ms;                        /* CHECK_TTL only */
     char target[DISC_ADDRESS_MAX + 1];      /* tcp/http "host:port" */
     char path[INSTANCE_CHECK_PATH_MAX + 1]; /* http request path */
+    /* tcp/http/ttl: after `misses` failures the instance is removed at once
+     * (0, the default) or marked critical and removed only once it has
+     * stayed critical this long; passing again restores it. */
+    uint32_t deregister_after_ms;
+    /* Out of rotation on purpose (discctl maint): published as
+     * DISC_HEALTH_MAINTENANCE whatever the check says; the check runs on. */
+    bool maintenance;
+    char maint_reason[INSTANCE_MAINT_REASON_MAX + 1];
 };
 
 struct instance {
@@ -125,6 +138,11 @@ int instance_from_document(const json_t *doc, struct instance **out, struct inst
  */
 json_t *instance_to_json(const struct instance *inst, unsigned flags);
 
+/* A new, unshared copy of inst (one reference) with the same id, fields and
+ * check, for replacing it in the registry with a changed health or
+ * maintenance state; NULL on out-of-memory. */
+struct instance *instance_clone(const struct instance *inst);
+
 /* Fill *out for segw_put. Pointers refer into inst (keep a reference). */
 void instance_to_segw(const struct instance *inst, struct segw_instance *out);
 
@@ -135,7 +153,7 @@ void instance_unref(struct instance *inst);
 /* "session", "tcp", ... ; NULL for an unknown kind. */
 const char *instance_check_kind_name(enum instance_check_kind kind);
 
-/* "unknown", "passing", "warning", "critical". */
+/* "unknown", "passing", "warning", "critical", "maintenance". */
 const char *instance_health_name(uint8_t health);
 
 /* "local", "remote", "cache". */

@@ -338,6 +338,49 @@ int registry_remove_remote(struct registry *r, const char *id)
     return remove_entry(r, id, false, NULL, NULL);
 }
 
+int registry_replace_local(struct registry *r, struct instance *inst, bool tell)
+{
+    if (!inst || !is_local(inst))
+        return -EINVAL;
+    registry_thread_online();
+    struct reg_node *n = calloc(1, sizeof(*n));
+    struct registry_change *c = change_alloc();
+    if (!n || !c) {
+        free(n);
+        free(c);
+        return -ENOMEM;
+    }
+    n->inst = instance_ref(inst);
+    pthread_mutex_lock(&r->wlock);
+    urcu_memb_read_lock();
+    struct reg_node *old = lookup_locked(r, inst->id);
+    int rc = !old ? -ENOENT : !is_local(old->inst) ? -EPERM : 0;
+    if (rc == 0) {
+        struct cds_lfht_node *prev =
+            cds_lfht_add_replace(r->ht, hash_id(inst->id), match_id, inst->id, &n->node);
+        if (prev)
+            urcu_memb_call_rcu(&caa_container_of(prev, struct reg_node, node)->rcu, free_node_rcu);
+    }
+    urcu_memb_read_unlock();
+    if (rc < 0) {
+        pthread_mutex_unlock(&r->wlock);
+        instance_unref(n->inst);
+        free(n);
+        free(c);
+        return rc;
+    }
+    queue_put(r, c, inst);
+    struct registry_listener ls[REGISTRY_LISTENERS_MAX];
+    int nl = tell ? r->n_listeners : 0;
+    memcpy(ls, r->listeners, sizeof(ls));
+    unlock_and_notify(r);
+    for (int i = 0; i < nl; i++) {
+        if (ls[i].local_replaced)
+            ls[i].local_replaced(inst, ls[i].arg);
+    }
+    return 0;
+}
+
 int registry_put_remote(struct registry *r, struct instance *inst)
 {
     if (!inst || is_local(inst))

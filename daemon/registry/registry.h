@@ -26,6 +26,7 @@
 #ifndef DISC_REGISTRY_H
 #define DISC_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,9 @@ struct registry_change {
 struct registry_listener {
     void (*local_added)(struct instance *inst, void *arg);
     void (*local_removed)(struct instance *inst, const char *reason, void *arg);
+    /* A local instance was replaced by a copy whose maintenance state
+     * changed (registry_replace_local with tell); e.g. to persist it. */
+    void (*local_replaced)(struct instance *inst, void *arg);
     void *arg;
 };
 
@@ -74,6 +78,12 @@ int registry_add_listener(struct registry *r, const struct registry_listener *l)
 /* Add a local instance (origin must be LOCAL). The registry takes its own
  * reference. -EEXIST (id taken), -ENOSPC (max_local reached), -EINVAL. */
 int registry_add_local(struct registry *r, struct instance *inst);
+
+/* Replace the local instance with inst's id by inst (a copy with another
+ * health or maintenance state, see instance_clone); the registry takes its
+ * own reference and publishes it. With tell, listeners' local_replaced is
+ * called. -ENOENT (no such id), -EPERM (it is remote), -EINVAL. */
+int registry_replace_local(struct registry *r, struct instance *inst, bool tell);
 
 /* Remove a local instance. If removed is non-NULL it receives a reference
  * to the removed instance. -ENOENT (no such id), -EPERM (it is remote). */
