@@ -141,6 +141,9 @@ struct disc_check_desc {
     uint32_t ttl_ms;      /* DISC_CHECK_TTL: required */
     const char *path;     /* http: NULL = "/" */
     const char *target;   /* tcp/http: NULL = the instance address */
+    /* tcp/http/ttl: 0 = removed after `misses` failures (default); else
+     * kept as critical (out of rotation) and removed only after this long */
+    uint32_t deregister_after_ms;
 };
 
 /* ---- Connections ---------------------------------------------------------- */

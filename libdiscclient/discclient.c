@@ -673,6 +673,8 @@ static json_t *build_check(const struct disc_check_desc *c, int *rc)
         *rc = put_str(o, "path", c->path);
     if (!*rc)
         *rc = put_str(o, "target", c->target);
+    if (!*rc)
+        *rc = put_uint(o, "deregister_after_ms", c->deregister_after_ms);
     if (*rc) {
         json_decref(o);
         return NULL;

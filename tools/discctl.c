@@ -23,6 +23,10 @@ static const struct {
     {"status", cmd_status},
     {"dump", cmd_dump},
     {"confirm", cmd_confirm},
+    {"pass", cmd_ttl},
+    {"warn", cmd_ttl},
+    {"fail", cmd_ttl},
+    {"maint", cmd_maint},
     {"metrics", cmd_metrics},
     {"reload", cmd_reload},
 };

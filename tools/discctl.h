@@ -55,6 +55,17 @@ int cmd_watch(struct ctl *ctl, int argc, char **argv);
 int cmd_status(struct ctl *ctl, int argc, char **argv);
 int cmd_dump(struct ctl *ctl, int argc, char **argv);
 int cmd_confirm(struct ctl *ctl, int argc, char **argv); /* discctl_protect.c */
+int cmd_ttl(struct ctl *ctl, int argc, char **argv);     /* pass/warn/fail, discctl_checks.c */
+int cmd_maint(struct ctl *ctl, int argc, char **argv);   /* discctl_checks.c */
+
+/* The daemon's check objects (docs/PROTOCOL.md, query: type, ..., status,
+ * note, maintenance) of the local instances in list, as {id: check|null};
+ * empty when discd does not answer. Never NULL unless out of memory. */
+json_t *ctl_local_checks(const struct ctl *ctl, const struct disc_instance *list, int n);
+
+/* A one-line note for a check object: "maintenance: REASON; check S", or
+ * the check's note; "" if none. */
+void ctl_check_note(json_t *chk, char *buf, size_t len);
 
 /* The manual of confirm (a printf format taking the common options and exit status). */
 extern const char ctl_help_confirm[];

@@ -221,21 +221,36 @@ int cmd_get(struct ctl *ctl, int argc, char **argv)
     bool exists = n != -ENOENT;
     if (n == -ENOENT)
         n = 0;
+    /* Notes and maintenance reasons live in discd, not in the segment. */
+    json_t *checks = ctl_local_checks(ctl, list, n);
+    bool any_note = false;
+    for (int i = 0; i < n && !any_note; i++) {
+        char note[512];
+        ctl_check_note(json_object_get(checks, list[i].id), note, sizeof(note));
+        any_note = note[0] != '\0';
+    }
     if (ctl->json) {
         json_t *arr = json_array();
-        for (int i = 0; arr && i < n; i++)
-            json_array_append_new(arr, ctl_instance_json(&list[i]));
+        for (int i = 0; arr && i < n; i++) {
+            json_t *o = ctl_instance_json(&list[i]);
+            json_t *chk = json_object_get(checks, list[i].id);
+            if (o && json_is_object(chk))
+                json_object_set(o, "check", chk);
+            json_array_append_new(arr, o);
+        }
         ctl_print_json(json_pack("{s:o}", "instances", arr));
     } else if (n > 0) {
-        /* A SERVICE column only when --prefix may match several services. */
+        /* A SERVICE column only when --prefix may match several services,
+         * a NOTE column only when some check has a note. */
         size_t skip = f.service ? 1 : 0;
         static const char *const header[] = {"SERVICE", "ID",  "VERSION", "ADDRESS",
                                              "HOST",    "AZ",  "WEIGHT",  "HEALTH",
-                                             "ORIGIN",  "AGE", "TAGS"};
+                                             "ORIGIN",  "AGE", "TAGS",    "NOTE"};
         struct ctl_table t;
-        ctl_table_init(&t, 11 - skip, header + skip);
+        ctl_table_init(&t, 11 - skip + any_note, header + skip);
         for (int i = 0; i < n; i++) {
-            char weight[16], age[16], tags[2048];
+            char weight[16], age[16], tags[2048], note[512];
+            ctl_check_note(json_object_get(checks, list[i].id), note, sizeof(note));
             snprintf(weight, sizeof(weight), "%u", list[i].weight);
             ctl_age(list[i].registered_at_ms, age, sizeof(age));
             tags_text(&list[i], tags, sizeof(tags));
@@ -249,11 +264,13 @@ int cmd_get(struct ctl *ctl, int argc, char **argv)
                                        ctl_health_name(list[i].health),
                                        ctl_origin_name(list[i].origin),
                                        age,
-                                       tags};
+                                       tags,
+                                       note};
             ctl_table_add(&t, row + skip);
         }
         ctl_table_print(&t);
     }
+    json_decref(checks);
     if (n == 0 && !ctl->json)
         ctl_not_found(ctl, h, &f, exists);
     free(buf);

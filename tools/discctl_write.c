@@ -138,10 +138,13 @@ int cmd_register(struct ctl *ctl, int argc, char **argv)
     bool hold = false;
 
     static const char *const opts[] = {
-        "--service", "--address", "--network",  "--version", "--host",     "--az",
-        "--weight",  "--tag",     "--endpoint", "--check",   "--interval", "--timeout",
-        "--misses",  "--ttl",     "--path",     "--target",
+        "--service",  "--address",          "--network", "--version",  "--host",
+        "--az",       "--weight",           "--tag",     "--endpoint", "--check",
+        "--interval", "--timeout",          "--misses",  "--ttl",      "--path",
+        "--target",   "--deregister-after",
     };
+    /* Allowed ranges of the numeric options, named in the error. */
+    unsigned long lo = 0, hi = 0;
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i], *v = NULL;
         int r = 0;
@@ -180,7 +183,7 @@ int cmd_register(struct ctl *ctl, int argc, char **argv)
             d.az = v;
             break;
         case 6:
-            bad = ctl_parse_u32(v, 1, 10000, &d.weight);
+            bad = ctl_parse_u32(v, lo = 1, hi = 10000, &d.weight);
             break;
         case 7: {
             char *eq = strchr(v, '=');
@@ -215,25 +218,29 @@ int cmd_register(struct ctl *ctl, int argc, char **argv)
             break;
         }
         case 10:
-            bad = ctl_parse_u32(v, 1, 86400000, &c.interval_ms);
+            bad = ctl_parse_u32(v, lo = 1, hi = 86400000, &c.interval_ms);
             break;
         case 11:
-            bad = ctl_parse_u32(v, 1, 86400000, &c.timeout_ms);
+            bad = ctl_parse_u32(v, lo = 1, hi = 86400000, &c.timeout_ms);
             break;
         case 12:
-            bad = ctl_parse_u32(v, 1, 1000, &c.misses);
+            bad = ctl_parse_u32(v, lo = 1, hi = 1000, &c.misses);
             break;
         case 13:
-            bad = ctl_parse_u32(v, 1, 86400000, &c.ttl_ms);
+            bad = ctl_parse_u32(v, lo = 1, hi = 86400000, &c.ttl_ms);
             break;
         case 14:
             c.path = v;
             break;
-        default:
+        case 15:
             c.target = v;
+            break;
+        default:
+            bad = ctl_parse_u32(v, lo = 0, hi = 7ul * 86400000, &c.deregister_after_ms);
         }
         if (bad)
-            return ctl_usage_error(ctl, "bad number for %s: '%s'", opts[k], v);
+            return ctl_usage_error(ctl, "bad number for %s: '%s' (allowed: %lu..%lu)", opts[k], v,
+                                   lo, hi);
     }
     if (!d.service || !d.address)
         return ctl_usage_error(ctl, "--service and --address are required");

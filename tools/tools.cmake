@@ -13,6 +13,7 @@ add_executable(discctl
   ${CMAKE_CURRENT_SOURCE_DIR}/discctl_metrics.c
   ${CMAKE_CURRENT_SOURCE_DIR}/discctl_stale.c
   ${CMAKE_CURRENT_SOURCE_DIR}/discctl_reload.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/discctl_checks.c
 )
 target_compile_definitions(discctl PRIVATE DISCCTL_VERSION="${PROJECT_VERSION}")
 target_link_libraries(discctl PRIVATE discshm_static discclient_static PkgConfig::JANSSON)
