@@ -516,7 +516,10 @@ static void on_removed(struct instance *inst, const char *reason, void *arg)
 
 int state_attach(struct state *st, struct registry *reg)
 {
-    struct registry_listener l = {.local_added = on_added, .local_removed = on_removed, .arg = st};
+    struct registry_listener l = {.local_added = on_added,
+                                  .local_removed = on_removed,
+                                  .local_replaced = on_added, /* e.g. maintenance changed */
+                                  .arg = st};
     return registry_add_listener(reg, &l);
 }
 

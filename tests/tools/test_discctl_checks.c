@@ -383,3 +383,31 @@ Test(discctl_checks, refusals_name_their_reason)
     cr_assert(strstr(r.err, "no instance 00000000-0000-4000-8000-000000000000"), "%s", r.err);
     ctl_result_free(&r);
 }
+
+Test(discctl_checks, maintenance_survives_a_restart_and_a_crash)
+{
+    char id[DISC_ID_LEN + 1], other[DISC_ID_LEN + 1];
+    REG(id, "--service", "api", "--address", "127.0.0.1:9101");
+    REG(other, "--service", "api", "--address", "127.0.0.1:9102");
+    EXPECT(0, "maint", id, "on", "--reason", "disk swap");
+    cr_assert_eq(wait_health(id, DISC_HEALTH_MAINTENANCE, 5000), DISC_HEALTH_MAINTENANCE);
+
+    /* Clean restart: restored with its id, still out of rotation. */
+    cr_assert_eq(discd_proc_stop(&d, 10000 * dt_slow()), 0);
+    cr_assert_eq(discd_proc_start(&d, NULL, 10000 * dt_slow()), 0);
+    cr_assert_eq(wait_health(id, DISC_HEALTH_MAINTENANCE, 5000), DISC_HEALTH_MAINTENANCE);
+    cr_assert_eq(wait_health(other, DISC_HEALTH_PASSING, 5000), DISC_HEALTH_PASSING);
+    json_t *chk = check_of("api", id);
+    cr_assert_str_eq(json_string_value(json_object_get(chk, "maintenance")), "disk swap");
+    json_decref(chk);
+
+    /* Back in rotation, then a crash: the acknowledged "off" is kept too. */
+    EXPECT(0, "maint", id, "off");
+    cr_assert_eq(wait_health(id, DISC_HEALTH_PASSING, 5000), DISC_HEALTH_PASSING);
+    discd_proc_kill(&d);
+    cr_assert_eq(discd_proc_start(&d, NULL, 10000 * dt_slow()), 0);
+    cr_assert_eq(wait_health(id, DISC_HEALTH_PASSING, 5000), DISC_HEALTH_PASSING);
+    struct ctl_result r = CTL(&d, "pick", "api", "--by", "hash", "--key", "k");
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    ctl_result_free(&r);
+}
