@@ -172,7 +172,8 @@ Test(discctl_stale, sigterm_marks_the_writer_stopped_at_once)
 
     /* A new discd on the same name: readers follow, the data is fresh. */
     cr_assert_eq(discd_proc_start(&d, fast_tick, 10000 * dt_slow()), 0);
-    register_web();
+    /* (discd restores its registrations: the same web instance is back.) */
+    cr_assert_eq(dt_wait_count(h, "web", 1, 5000 * dt_slow()), 1);
     cr_assert_eq(disc_stale(h), 0);
     cr_assert_eq(disc_status(h, &st), 0);
     cr_assert(st.flags & DISC_ST_WRITER_ALIVE);
