@@ -75,6 +75,10 @@ static const char top[] =
     "    confirm      apply removals held by discd's protection\n"
     "    metrics      discd's metrics in the Prometheus text format\n"
     "    reload       re-read discd's static service definitions\n"
+    "    pass         report a ttl check passing (also: warn, fail)\n"
+    "    warn         report a ttl check in warning\n"
+    "    fail         report a ttl check failing\n"
+    "    maint        take instances out of rotation, or put them back\n"
     "\n"
     "    Run 'discctl COMMAND --help' for a command's manual.\n"
     "\n"
@@ -138,6 +142,11 @@ static const char h_register[] =
     "    --ttl MS            ttl checks: the instance must pass this often\n"
     "    --path PATH         http checks: request path (default /)\n"
     "    --target HOST:PORT  tcp/http checks: where to probe (default: --address)\n"
+    "    --deregister-after MS\n"
+    "                        tcp/http/ttl checks: after --misses failures keep the\n"
+    "                        instance as critical (out of rotation) and remove it\n"
+    "                        only once it stayed critical MS; passing again\n"
+    "                        restores it. 0 (default): remove at once\n"
     "    --hold              stay running and keep the session answered\n"
     "                        (requires --check session)\n"
     "\n"
@@ -343,6 +352,62 @@ static const char h_dump[] =
     "%s\n"
     "%s";
 
+static const char h_ttl[] =
+    "NAME\n"
+    "    discctl pass, warn, fail - feed an instance's ttl check\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    discctl pass ID [--note TEXT]\n"
+    "    discctl warn ID [--note TEXT]\n"
+    "    discctl fail ID [--note TEXT]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    For an instance registered with --check ttl: pass says it is fine and\n"
+    "    restarts its ttl; warn does the same but publishes it as warning\n"
+    "    (still in rotation); fail publishes it as failing at once, as if all\n"
+    "    its misses were spent: it is removed, or with --deregister-after kept\n"
+    "    as critical (out of rotation) until a pass or until that time is up.\n"
+    "    The note is kept by discd and shown by get (NOTE column, check.note\n"
+    "    in --json). Only the registering user (or root) may report.\n"
+    "\n"
+    "OPTIONS\n"
+    "    --note TEXT         a note for operators (at most 255 bytes)\n"
+    "\n"
+    "%s\n"
+    "%s"
+    "    1 when the instance has no ttl check or the user may not report for\n"
+    "    it; 3 when there is no such instance.\n"
+    "\n"
+    "EXAMPLES\n"
+    "    while sleep 10; do ./selftest && discctl pass \"$id\" || discctl fail \"$id\" \\\n"
+    "        --note \"selftest failed\"; done\n";
+
+static const char h_maint[] =
+    "NAME\n"
+    "    discctl maint - take instances out of rotation, or put them back\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    discctl maint ID on|off [--reason TEXT]\n"
+    "    discctl maint --service SERVICE on|off [--reason TEXT]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    on: the instance (or every local instance of SERVICE the user may\n"
+    "    manage) stays registered but is published as maintenance, so get and\n"
+    "    pick (and libdiscshm's pickers) skip it by default; its check keeps\n"
+    "    running. off: it is published with what its check says again.\n"
+    "    Maintenance is kept across discd restarts. get --all (or --health\n"
+    "    maintenance) lists such instances, with the reason. Prints one line\n"
+    "    per instance changed (--json: {\"ids\":[...],\"maintenance\":BOOL}).\n"
+    "\n"
+    "OPTIONS\n"
+    "    --service SERVICE   every local instance of SERVICE instead of one ID\n"
+    "    --reason TEXT       why (with on; at most 255 bytes)\n"
+    "\n"
+    "%s\n"
+    "%s"
+    "    1 when discd refused (e.g. instances registered by another user);\n"
+    "    3 when there is no such instance or no local instance of SERVICE.\n";
+
 bool ctl_help(const char *cmd)
 {
     static const struct {
@@ -362,6 +427,10 @@ bool ctl_help(const char *cmd)
         {"confirm", ctl_help_confirm},
         {"metrics", ctl_help_metrics},
         {"reload", ctl_help_reload},
+        {"pass", h_ttl},
+        {"warn", h_ttl},
+        {"fail", h_ttl},
+        {"maint", h_maint},
     };
     const char *text = NULL;
     if (!cmd)
