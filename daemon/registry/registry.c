@@ -358,8 +358,12 @@ int registry_replace_local(struct registry *r, struct instance *inst, bool tell)
     if (rc == 0) {
         struct cds_lfht_node *prev =
             cds_lfht_add_replace(r->ht, hash_id(inst->id), match_id, inst->id, &n->node);
-        if (prev)
-            urcu_memb_call_rcu(&caa_container_of(prev, struct reg_node, node)->rcu, free_node_rcu);
+        if (prev) {
+            struct reg_node *pn = caa_container_of(prev, struct reg_node, node);
+            count_by(r, pn->inst, -1); /* e.g. a health transition */
+            count_by(r, inst, 1);
+            urcu_memb_call_rcu(&pn->rcu, free_node_rcu);
+        }
     }
     urcu_memb_read_unlock();
     if (rc < 0) {

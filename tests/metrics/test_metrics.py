@@ -373,3 +373,26 @@ def test_zookeeper_metrics_follow_the_region():
         finally:
             assert a.stop() == 0, a.log_text()
             a.cleanup()
+
+
+def test_health_transitions_move_instances_between_series():
+    with Discd("mhealth") as d:
+        a = d.register("t", "127.0.0.1:7701")
+        b = d.register("t", "127.0.0.1:7702", "--check", "ttl", "--ttl", "600000")
+        series = lambda s, h: s.get("discd_instances", origin="local", health=h)  # noqa: E731
+
+        def counts(want: dict):
+            def pred():
+                s = scrape_ctl(d)
+                return s if all(series(s, h) == n for h, n in want.items()) else None
+            return pred
+
+        wait_for(counts({"passing": 2, "maintenance": 0, "warning": 0}), "2 passing")
+        d.ctl("maint", a, "on")
+        wait_for(counts({"passing": 1, "maintenance": 1}), "one in maintenance")
+        d.ctl("warn", b)
+        s = wait_for(counts({"passing": 0, "maintenance": 1, "warning": 1}), "one warning")
+        assert sum(series(s, h) for h in ("unknown", "critical")) == 0
+        d.ctl("maint", a, "off")
+        d.ctl("pass", b)
+        wait_for(counts({"passing": 2, "maintenance": 0, "warning": 0}), "both passing again")
