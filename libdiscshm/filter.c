@@ -267,9 +267,7 @@ DISC_API int disc_read_filter_next(struct disc_read *rd, struct disc_filter_iter
         int rc = disc_read_instance(rd, &it->sv_, i, out);
         if (rc < 0)
             return rc;
-        char id[DISC_ID_LEN]; /* compared as loaded once, not re-read */
-        memcpy(id, out->id, DISC_ID_LEN);
-        if ((rc = disc__inst_in_order(rd, &it->sv_, i, id)) < 0)
+        if ((rc = disc__inst_not_repeated(rd, &it->sv_, i)) < 0)
             return rc;
         if ((rc = disc_instance_matches(f, out)) != 0)
             return rc;

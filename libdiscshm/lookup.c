@@ -20,7 +20,7 @@
  * a checksum costs one more per 64 bytes hashed. */
 #define WORK_K     8u
 #define WORK_FLOOR 4096u
-#define WORK_CAP   (1u << 31)
+#define WORK_CAP   (1u << 30)
 
 static inline const struct disc_map *rmap(const struct disc_read *rd)
 {
@@ -46,6 +46,40 @@ static const char *rec_str(const unsigned char *rec, uint32_t size, struct disc_
     if ((uint32_t)s.off + s.len >= size || s.len > max || disc__ld8(rec + s.off + s.len) != 0)
         return NULL;
     return (const char *)rec + s.off;
+}
+
+/* Big-endian 8 bytes of an id at `at` (so integer order is memcmp order). */
+static inline uint64_t id_chunk(const char *id, unsigned at)
+{
+    uint64_t x;
+    memcpy(&x, id + at, 8);
+    return __builtin_bswap64(x);
+}
+
+/* 1 if id b sorts after id a (memcmp order), in five 8-byte steps (the
+ * last overlaps: 36 bytes). */
+static inline int id_above(const char *a, const char *b)
+{
+    static const unsigned at[] = {0, 8, 16, 24, 28};
+    for (unsigned k = 0; k < 5; k++) {
+        uint64_t x = id_chunk(a, at[k]), y = id_chunk(b, at[k]);
+        if (x != y)
+            return x < y;
+    }
+    return 0;
+}
+
+/* 1 if the DISC_ID_LEN bytes at id hold no NUL (word-wise, no call). */
+static inline int id_nul_free(const char *id)
+{
+    static const unsigned at[] = {0, 8, 16, 24, 28};
+    for (unsigned k = 0; k < 5; k++) {
+        uint64_t v;
+        memcpy(&v, id + at[k], 8);
+        if ((v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull)
+            return 0;
+    }
+    return 1;
 }
 
 /* ---- validated local copies of records --------------------------------------------- */
@@ -193,10 +227,13 @@ static int service_rec(struct disc_read *rd, uint32_t off, struct svcv *v)
         disc__rec_sz(rmap(rd), off, sizeof(struct disc_service_rec), DISC_REC_SERVICE, &size);
     if (!s)
         return -EBADMSG;
-    struct disc_service_rec h = {0};
+    struct disc_service_rec h;
     disc__ldcpy(&h, s, sizeof(h));
-    if (h.n_instances > DISC_SVC_INST_MAX || h.name_len > DISC_SERVICE_MAX ||
-        h.name_off < sizeof(h) + 4ull * h.n_instances ||
+    const struct disc_map *m = rmap(rd);
+    /* n instances need n distinct records of at least 64 bytes each. */
+    if (h.n_instances > DISC_SVC_INST_MAX ||
+        (uint64_t)h.n_instances * sizeof(struct disc_inst_rec) > m->arena_end - m->arena_off ||
+        h.name_len > DISC_SERVICE_MAX || h.name_off < sizeof(h) + 4ull * h.n_instances ||
         (uint64_t)h.name_off + h.name_len >= size ||
         disc__ld8((const char *)s + h.name_off + h.name_len) != 0)
         return -EBADMSG;
@@ -230,43 +267,76 @@ static uint32_t service_inst(const struct disc_read *rd, const struct svcv *v, u
  * the arena (every instance takes a record of at least 64 bytes, and no
  * honest table has more buckets than twice the entries it ever held), so
  * neither a lying count nor a record reused everywhere buys more work.
+ *
+ * It is granted in two parts so that a point lookup does not pay for
+ * reading both tables: first the part from the snapshot's counts; the part
+ * from the tables' bucket counts is added once, when the first part is
+ * spent. work_ holds the units left + 1 in its low 31 bits (0: nothing
+ * granted yet) and WORK_TABLES once the second part was added.
  */
-static uint32_t budget(const struct disc_read *rd)
+#define WORK_TABLES 0x80000000u
+
+static uint64_t clamp(uint64_t v, uint64_t max)
 {
-    const struct disc_map *m = rmap(rd);
-    uint64_t arena = m->arena_end - m->arena_off;
-    uint64_t cap = arena / 64 + 1, nbmax = DISC_PAGE_BUCKETS + arena / 16;
-    struct disc_snapshot s;
-    uint64_t S = 0, I = 0, nb = 0;
-    if (snap_load(rd, &s) == 0) {
-        S = s.n_services < cap ? s.n_services : cap;
-        I = s.n_instances < cap ? s.n_instances : cap;
-        struct tabv t;
-        if (tab_load(rd, s.svc_table, &t) == 0)
-            nb += t.nbuckets < nbmax ? t.nbuckets : nbmax;
-        if (tab_load(rd, s.id_table, &t) == 0)
-            nb += t.nbuckets < nbmax ? t.nbuckets : nbmax;
-    }
-    uint64_t walk = nb + nb / DISC_PAGE_BUCKETS + 4 * S + 4 * I;
-    if (verifying(rd)) {
-        /* pages hashed once per page and per service found; records once */
-        uint64_t bytes =
-            S * (sizeof(struct disc_service_rec) + DISC_SERVICE_MAX + 1) + I * (4 + DISC_REC_MAX);
-        walk += 20 * (nb / DISC_PAGE_BUCKETS + S + I) + (bytes < arena ? bytes : arena) / 64;
-    }
-    uint64_t b = WORK_FLOOR + WORK_K * walk;
-    return (uint32_t)(b < WORK_CAP ? b : WORK_CAP);
+    return v < max ? v : max;
 }
 
-int disc__charge(struct disc_read *rd, uint32_t units)
+/* From the snapshot's counts; s: the validated snapshot, or NULL to load it. */
+static uint64_t budget_counts(const struct disc_read *rd, const struct disc_snapshot *s)
 {
-    if (rd->work_ == 0)
-        rd->work_ = budget(rd) + 1;
-    if (rd->work_ - 1 < units) {
-        rd->work_ = 1; /* spent: every further step fails too */
+    const struct disc_map *m = rmap(rd);
+    uint64_t arena = m->arena_end - m->arena_off, cap = arena / 64 + 1;
+    struct disc_snapshot copy;
+    uint64_t S = 0, I = 0;
+    if (!s && snap_load(rd, &copy) == 0)
+        s = &copy;
+    if (s) {
+        S = clamp(s->n_services, cap);
+        I = clamp(s->n_instances, cap);
+    }
+    uint64_t walk = 4 * S + 4 * I;
+    if (verifying(rd)) {
+        /* each record hashed once, each page once per service found */
+        uint64_t bytes =
+            S * (sizeof(struct disc_service_rec) + DISC_SERVICE_MAX + 1) + I * (4 + DISC_REC_MAX);
+        walk += 20 * (S + I) + clamp(bytes, arena) / 64;
+    }
+    return WORK_FLOOR + WORK_K * walk;
+}
+
+static uint64_t budget_tables(const struct disc_read *rd)
+{
+    const struct disc_map *m = rmap(rd);
+    uint64_t arena = m->arena_end - m->arena_off, nbmax = DISC_PAGE_BUCKETS + arena / 16;
+    struct disc_snapshot s;
+    struct tabv t;
+    uint64_t nb = 0;
+    if (snap_load(rd, &s) == 0) {
+        if (tab_load(rd, s.svc_table, &t) == 0)
+            nb += clamp(t.nbuckets, nbmax);
+        if (tab_load(rd, s.id_table, &t) == 0)
+            nb += clamp(t.nbuckets, nbmax);
+    }
+    uint64_t walk = nb + nb / DISC_PAGE_BUCKETS;
+    if (verifying(rd))
+        walk += 20 * (nb / DISC_PAGE_BUCKETS);
+    return WORK_K * walk;
+}
+
+int disc__charge_slow(struct disc_read *rd, uint32_t units)
+{
+    uint32_t left = rd->work_ & ~WORK_TABLES, flags = rd->work_ & WORK_TABLES;
+    if (left == 0)
+        left = (uint32_t)clamp(budget_counts(rd, NULL), WORK_CAP) + 1;
+    if (left - 1 < units && !flags) {
+        flags = WORK_TABLES;
+        left = (uint32_t)clamp(left + budget_tables(rd), WORK_CAP + 1);
+    }
+    if (left - 1 < units) {
+        rd->work_ = flags | 1; /* spent: every further step fails too */
         return -EBADMSG;
     }
-    rd->work_ -= units;
+    rd->work_ = flags | (left - units);
     return 0;
 }
 
@@ -275,8 +345,10 @@ int disc__charge(struct disc_read *rd, uint32_t units)
 /* The snapshot of the section, charged as one step. */
 static int snapshot(struct disc_read *rd, struct disc_snapshot *s)
 {
-    int rc = disc__charge(rd, 1);
-    return rc < 0 ? rc : snap_load(rd, s);
+    int rc = snap_load(rd, s);
+    if (rc == 0 && rd->work_ == 0) /* the section's first step: grant its budget */
+        rd->work_ = (uint32_t)clamp(budget_counts(rd, s), WORK_CAP) + 1;
+    return rc < 0 ? rc : disc__charge(rd, 1);
 }
 
 /* Find `key` in the table at tab_off. match() validates the record at an
@@ -325,7 +397,7 @@ static int fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
 {
     if (avail < sizeof(struct disc_inst_rec))
         return -EBADMSG;
-    struct disc_inst_rec r = {0};
+    struct disc_inst_rec r;
     disc__ldcpy(&r, rec, sizeof(r));
     uint32_t size = r.size;
     if (r.type != DISC_REC_INSTANCE || size < sizeof(r) || size > avail || size > DISC_REC_MAX)
@@ -346,7 +418,7 @@ static int fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
     out->az = rec_str(rec, size, r.az, DISC_AZ_MAX);
     out->address = rec_str(rec, size, r.address, DISC_ADDRESS_MAX);
     if (!out->id || !out->service || !out->version || !out->host || !out->az || !out->address ||
-        strnlen(out->id, DISC_ID_LEN) != DISC_ID_LEN) /* 36 characters, no NUL inside */
+        !id_nul_free(out->id)) /* 36 characters, no NUL inside */
         return -EBADMSG;
     out->weight = r.weight;
     out->addr_kind = r.addr_kind;
@@ -543,7 +615,7 @@ DISC_API int disc_instance_tag(const struct disc_instance *inst, unsigned i, con
     if (array_at(inst, offsetof(struct disc_inst_rec, tags_off), i, sizeof(struct disc_tag_rec),
                  &at) < 0)
         return -EBADMSG;
-    struct disc_tag_rec t = {0};
+    struct disc_tag_rec t;
     disc__ldcpy(&t, rec + at, sizeof(t));
     const char *k = rec_str(rec, size, t.key, DISC_TAG_KEY_MAX),
                *v = rec_str(rec, size, t.value, DISC_TAG_VALUE_MAX);
@@ -578,7 +650,7 @@ DISC_API int disc_instance_endpoint(const struct disc_instance *inst, unsigned i
     if (array_at(inst, offsetof(struct disc_inst_rec, endpoints_off), i,
                  sizeof(struct disc_endpoint_rec), &at) < 0)
         return -EBADMSG;
-    struct disc_endpoint_rec e = {0};
+    struct disc_endpoint_rec e;
     disc__ldcpy(&e, rec + at, sizeof(e));
     out->name = rec_str(rec, size, e.name, DISC_ENDPOINT_NAME_MAX);
     out->request_type = rec_str(rec, size, e.request_type, DISC_TYPE_NAME_MAX);
@@ -595,27 +667,11 @@ static size_t align8(size_t v)
     return (v + 7) & ~(size_t)7;
 }
 
-/* The id of the instance record at off, copied into id[DISC_ID_LEN]. */
-static int inst_id(const struct disc_read *rd, uint32_t off, char *id)
-{
-    uint32_t size;
-    const unsigned char *r =
-        disc__rec_sz(rmap(rd), off, sizeof(struct disc_inst_rec), DISC_REC_INSTANCE, &size);
-    if (!r)
-        return -EBADMSG;
-    struct disc_str s;
-    disc__ldcpy(&s, r + offsetof(struct disc_inst_rec, id), sizeof(s));
-    if (s.len != DISC_ID_LEN || (uint32_t)s.off + s.len > size)
-        return -EBADMSG;
-    memcpy(id, r + s.off, DISC_ID_LEN);
-    return 0;
-}
-
-/* Instances of a service are sorted by id, each id once: instance i must
- * have an id above instance i - 1's (so a record reused throughout a
- * service is refused at its second appearance). id: instance i's id. */
-int disc__inst_in_order(struct disc_read *rd, const struct disc_service_view *sv, uint32_t i,
-                        const char *id)
+/* A service names each instance record once (they are sorted by id): 0 if
+ * instance i is not the record instance i - 1 is, else -EBADMSG. Only the
+ * service record is read, so an iteration pays no extra cache miss; the
+ * copy-out calls check the full id order on their private copies. */
+int disc__inst_not_repeated(struct disc_read *rd, const struct disc_service_view *sv, uint32_t i)
 {
     if (i == 0)
         return 0;
@@ -626,11 +682,10 @@ int disc__inst_in_order(struct disc_read *rd, const struct disc_service_view *sv
         return -EBADMSG;
     v.off = sv->rec_;
     v.n = disc__ld32(&r->n_instances);
-    char prev[DISC_ID_LEN];
     if (v.n > DISC_SVC_INST_MAX || v.size < sizeof(*r) + 4ull * v.n || i >= v.n ||
-        inst_id(rd, service_inst(rd, &v, i - 1), prev) < 0 || memcmp(prev, id, DISC_ID_LEN) >= 0)
+        service_inst(rd, &v, i - 1) == service_inst(rd, &v, i))
         return -EBADMSG;
-    return disc__charge(rd, 1);
+    return 0;
 }
 
 /* Offset of the i-th record to copy: instance i of service v, or `one`. */
@@ -649,16 +704,17 @@ static int copy_out(struct disc_read *rd, const struct svcv *v, uint32_t one, ui
     size_t need = align8((size_t)n * sizeof(struct disc_instance));
     uint32_t size;
     int rc;
-    char id[DISC_ID_LEN], prev[DISC_ID_LEN];
+    uint32_t prev = 0;
     for (uint32_t i = 0; i < n; i++) {
         if ((rc = disc__charge(rd, 1)) < 0)
             return rc;
+        /* Only the record's header line here (the copy pass checks ids): a
+         * record named twice in a row is refused at once. */
         uint32_t off = copy_src(rd, v, one, i);
         if (!disc__rec_sz(m, off, sizeof(struct disc_inst_rec), DISC_REC_INSTANCE, &size) ||
-            size > DISC_REC_MAX || inst_id(rd, off, id) < 0 ||
-            (i > 0 && memcmp(prev, id, DISC_ID_LEN) >= 0))
+            size > DISC_REC_MAX || (i > 0 && off == prev))
             return -EBADMSG;
-        memcpy(prev, id, DISC_ID_LEN);
+        prev = off;
         need += align8(size);
     }
     if (needed)
@@ -677,7 +733,7 @@ static int copy_out(struct disc_read *rd, const struct svcv *v, uint32_t one, ui
         memcpy(at, r, size);
         if ((rc = fill_view(at, size, rd->flags_, &views[i])) < 0)
             return rc;
-        if (i > 0 && memcmp(views[i - 1].id, views[i].id, DISC_ID_LEN) >= 0)
+        if (i > 0 && !id_above(views[i - 1].id, views[i].id))
             return -EBADMSG; /* the copies, in private memory, in order too */
         at += align8(size);
     }

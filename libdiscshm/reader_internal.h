@@ -69,13 +69,13 @@ static inline uint8_t disc__ld8(const void *p)
     return __atomic_load_n((const uint8_t *)p, __ATOMIC_RELAXED);
 }
 
-/* Copy `bytes` (a multiple of 4) from 4-aligned shared memory into a local. */
+/* Copy `bytes` from shared memory into a local. The compiler barrier after
+ * the copy makes the compiler treat the source as changed, so it can never
+ * satisfy a later use of the local by reading the source again. */
 static inline void disc__ldcpy(void *dst, const void *src, size_t bytes)
 {
-    uint32_t *d = dst;
-    const uint32_t *s = src;
-    for (size_t i = 0; i < bytes / 4; i++)
-        d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+    memcpy(dst, src, bytes);
+    __asm__ __volatile__("" : : : "memory");
 }
 
 /* Bounds-checked access to a record of `type` at `off` with at least
@@ -106,15 +106,21 @@ static inline const void *disc__rec(const struct disc_map *m, uint32_t off, uint
 int disc__fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
                     struct disc_instance *out);
 
-/* 0 if instance i of the service has an id above instance i - 1's (id is
- * instance i's id, already validated), else -EBADMSG (lookup.c). */
-int disc__inst_in_order(struct disc_read *rd, const struct disc_service_view *sv, uint32_t i,
-                        const char *id);
+/* 0 if instance i of the service is not the same record as instance i - 1,
+ * else -EBADMSG (lookup.c). */
+int disc__inst_not_repeated(struct disc_read *rd, const struct disc_service_view *sv, uint32_t i);
 
-/* Work budget of a read section (lookup.c): every step of a walk over shared
- * memory is charged; 0, or -EBADMSG once the section has done more work than
- * a few honest walks of a registry the size of its snapshot could need. */
-int disc__charge(struct disc_read *rd, uint32_t units);
+int disc__charge_slow(struct disc_read *rd, uint32_t units);
+
+static inline int disc__charge(struct disc_read *rd, uint32_t units)
+{
+    uint32_t left = rd->work_ & 0x7fffffffu; /* units left + 1; 0: not granted yet */
+    if (__builtin_expect(left > units, 1)) {
+        rd->work_ -= units;
+        return 0;
+    }
+    return disc__charge_slow(rd, units);
+}
 
 /* Length of a string in shared memory, or max + 1 if it is longer than max
  * (it was validated shorter: someone changed it since, or it is damaged). */
