@@ -13,7 +13,7 @@ a socket or a system call on the lookup path. No compiled extension.
 Errors are DiscError (an OSError carrying the negative-errno's errno and
 libdiscshm's message); NotFoundError and WaitTimeout are the ones a caller
 usually handles. A Registry may be shared by threads (libdiscshm handles are
-thread-safe; each thread gets its own copy-out buffer); it must not be used
+thread-safe; every call copies into a buffer of its own); it must not be used
 in a child after fork(): open a new one there. See README.md.
 """
 
