@@ -11,6 +11,7 @@ PACKAGES=(
     libcurl4-openssl-dev libsystemd-dev            # health checks; sd_notify
     libcriterion-dev                               # test framework
     clang libclang-rt-14-dev clang-format          # alternative sanitizer runtimes; scripts/format.sh
+    libfuzzer-14-dev                               # libFuzzer for fuzz/ (scripts/fuzz.sh)
     libmicrohttpd-dev python3-prometheus-client    # discd metrics listener; its test's Prometheus parser
     python3-pytest python3-kazoo                   # pytest suites (metrics, Python binding); a ZooKeeper client for them
     golang-go                                      # the Go binding's tests (bindings/go)
