@@ -258,6 +258,21 @@ static uint32_t service_inst(const struct disc_read *rd, const struct svcv *v, u
     return disc__ld32(rd->base_ + v->off + sizeof(struct disc_service_rec) + 4u * i);
 }
 
+/* The service record of a view made in this section. The caller may pass
+ * anything: the record is validated again (its checksum was checked when
+ * the view was made) with its instance count loaded now, not the view's. */
+static int view_service(const struct disc_read *rd, const struct disc_service_view *sv,
+                        struct svcv *v)
+{
+    const struct disc_service_rec *r = disc__rec_sz(
+        rmap(rd), sv->rec_, sizeof(struct disc_service_rec), DISC_REC_SERVICE, &v->size);
+    if (!r)
+        return -EBADMSG;
+    v->off = sv->rec_;
+    v->n = disc__ld32(&r->n_instances);
+    return v->n > DISC_SVC_INST_MAX || v->size < sizeof(*r) + 4ull * v->n ? -EBADMSG : 0;
+}
+
 /* ---- work budget ------------------------------------------------------------------------ */
 
 /*
@@ -493,17 +508,8 @@ DISC_API int disc_read_instance(struct disc_read *rd, const struct disc_service_
 {
     if (!rd || !rd->map_ || !sv || !out)
         return -EINVAL;
-    /* The view came from this section, but the caller may pass anything:
-     * validate the record again (its checksum was checked when the view was
-     * made) and index with the count loaded now. */
     struct svcv v;
-    const struct disc_service_rec *r = disc__rec_sz(
-        rmap(rd), sv->rec_, sizeof(struct disc_service_rec), DISC_REC_SERVICE, &v.size);
-    if (!r)
-        return -EBADMSG;
-    v.off = sv->rec_;
-    v.n = disc__ld32(&r->n_instances);
-    if (v.n > DISC_SVC_INST_MAX || v.size < sizeof(*r) + 4ull * v.n)
+    if (view_service(rd, sv, &v) < 0)
         return -EBADMSG;
     if (i >= sv->n_instances)
         return -EINVAL;
@@ -676,13 +682,7 @@ int disc__inst_not_repeated(struct disc_read *rd, const struct disc_service_view
     if (i == 0)
         return 0;
     struct svcv v;
-    const struct disc_service_rec *r = disc__rec_sz(
-        rmap(rd), sv->rec_, sizeof(struct disc_service_rec), DISC_REC_SERVICE, &v.size);
-    if (!r)
-        return -EBADMSG;
-    v.off = sv->rec_;
-    v.n = disc__ld32(&r->n_instances);
-    if (v.n > DISC_SVC_INST_MAX || v.size < sizeof(*r) + 4ull * v.n || i >= v.n ||
+    if (view_service(rd, sv, &v) < 0 || i >= v.n ||
         service_inst(rd, &v, i - 1) == service_inst(rd, &v, i))
         return -EBADMSG;
     return 0;
