@@ -47,20 +47,6 @@ struct shared {
 
 static char dir[64], path[128];
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static int stress_seconds(void)
-{
-    const char *s = getenv("DISC_STRESS_SECONDS");
-    int v = s ? atoi(s) : 5;
-    return v > 0 ? v : 5;
-}
-
 /* The registry the owner publishes and then damages. */
 static size_t make_image(void)
 {
@@ -256,19 +242,19 @@ Test(mutation, readers_survive_records_flipped_under_them, .timeout = 600)
             _exit(reader(i));
     }
     /* Readers open while the file is intact (the open checks the whole file). */
-    long long t0 = now_ms();
-    while (atomic_load(&sh->opened) < NREADERS && now_ms() - t0 < HANG_MS)
+    long long t0 = seg_now_ms();
+    while (atomic_load(&sh->opened) < NREADERS && seg_now_ms() - t0 < HANG_MS)
         usleep(1000);
     cr_assert_eq(atomic_load(&sh->opened), NREADERS, "readers could not open the image");
 
     unsigned seed = (unsigned)getpid();
-    long long end = now_ms() + stress_seconds() * 1000LL;
+    long long end = seg_now_ms() + seg_stress_seconds() * 1000LL;
     uint64_t flips = 0, restores = 0, last_walks[NREADERS] = {0};
     long long last_move[NREADERS];
     for (int i = 0; i < NREADERS; i++)
-        last_move[i] = now_ms();
+        last_move[i] = seg_now_ms();
     int hung = -1;
-    while (now_ms() < end && hung < 0) {
+    while (seg_now_ms() < end && hung < 0) {
         for (int k = 0; k < 20; k++, flips++)
             flip(m, &recs, &seed);
         if (rnd(&seed) % 3 == 0) { /* back to valid data, then damage again */
@@ -278,7 +264,7 @@ Test(mutation, readers_survive_records_flipped_under_them, .timeout = 600)
             restores++;
         }
         usleep(200);
-        long long t = now_ms();
+        long long t = seg_now_ms();
         for (int i = 0; i < NREADERS; i++) {
             uint64_t wk = atomic_load(&sh->r[i].walks);
             if (wk != last_walks[i]) {
@@ -296,9 +282,9 @@ Test(mutation, readers_survive_records_flipped_under_them, .timeout = 600)
     int crashed = 0, violations = 0, stuck = 0;
     for (int i = 0; i < NREADERS; i++) {
         int st = 0;
-        long long t1 = now_ms();
+        long long t1 = seg_now_ms();
         pid_t r;
-        while ((r = waitpid(pids[i], &st, WNOHANG)) == 0 && now_ms() - t1 < HANG_MS)
+        while ((r = waitpid(pids[i], &st, WNOHANG)) == 0 && seg_now_ms() - t1 < HANG_MS)
             usleep(2000);
         if (r == 0) {
             kill(pids[i], SIGKILL);

@@ -17,20 +17,6 @@
 
 #define NSVC_MAX 2000
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static int stress_seconds(void)
-{
-    const char *s = getenv("DISC_STRESS_SECONDS");
-    int v = s ? atoi(s) : 5;
-    return v > 0 ? v : 5;
-}
-
 struct reader_report {
     uint64_t reads, retries, not_found, failures, max_gen;
 };
@@ -51,7 +37,7 @@ static void *reader_thread(void *arg)
     char *buf = buf_for_thread[atomic_fetch_add(&next_buf, 1) % 8];
     char svc[32];
     uint64_t last_gen = 0;
-    while (now_ms() < c->deadline) {
+    while (seg_now_ms() < c->deadline) {
         unsigned i = rand_r(&c->seed) % (rand_r(&c->seed) % 2 ? 300 : NSVC_MAX);
         snprintf(svc, sizeof(svc), "svc-%u", i);
         int mode = rand_r(&c->seed) % 3;
@@ -235,7 +221,7 @@ Test(stress, churn_with_reader_processes, .timeout = 240)
     const int nreaders = 4;
     int fds[4][2];
     pid_t pids[4];
-    long long deadline = now_ms() + stress_seconds() * 1000LL;
+    long long deadline = seg_now_ms() + seg_stress_seconds() * 1000LL;
     fflush(NULL);
     for (int r = 0; r < nreaders; r++) {
         cr_assert_eq(pipe(fds[r]), 0);
@@ -248,10 +234,10 @@ Test(stress, churn_with_reader_processes, .timeout = 240)
     }
 
     uint64_t changes = 0, commits = 0;
-    long long start = now_ms();
-    while (now_ms() < deadline) {
-        unsigned live =
-            100 + (unsigned)((now_ms() - start) * (NSVC_MAX - 100) / (stress_seconds() * 1000LL));
+    long long start = seg_now_ms();
+    while (seg_now_ms() < deadline) {
+        unsigned live = 100 + (unsigned)((seg_now_ms() - start) * (NSVC_MAX - 100) /
+                                         (seg_stress_seconds() * 1000LL));
         if (live > NSVC_MAX)
             live = NSVC_MAX;
         int burst = 1 + rand_r(&seed) % 40;
@@ -309,8 +295,8 @@ Test(stress, churn_with_reader_processes, .timeout = 240)
 
 static void churn_for(struct seg_writer *w, struct model *m, unsigned *seed, int ms)
 {
-    long long end = now_ms() + ms;
-    while (now_ms() < end) {
+    long long end = seg_now_ms() + ms;
+    while (seg_now_ms() < end) {
         for (int b = 0; b < 20; b++)
             churn_one(w, m, seed, 200);
         cr_assert_gt(segw_commit(w), 0);
@@ -428,8 +414,8 @@ Test(stress, stopped_reader_is_overtaken_and_recovers, .timeout = 60)
     struct segw_stats ss;
     segw_stats(w, &ss);
     live_used = ss.used_bytes;
-    long long end = now_ms() + 1500;
-    while (now_ms() < end) {
+    long long end = seg_now_ms() + 1500;
+    while (seg_now_ms() < end) {
         for (int b = 0; b < 20; b++)
             churn_one(w, &m, &seed, 200);
         cr_assert_gt(segw_commit(w), 0, "the publisher keeps publishing");

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "discshm.h"
@@ -104,6 +105,22 @@ static inline int seg_check(const struct disc_instance *v, const char *want_serv
     snprintf(buf, sizeof(buf), "%08x",
              seg_digest(v->id, v->service, v->version, v->address, v->weight));
     return strcmp(buf, d) == 0 && strlen(v->id) == DISC_ID_LEN;
+}
+
+/* CLOCK_MONOTONIC in milliseconds. */
+static inline long long seg_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* How long a stress test churns: $DISC_STRESS_SECONDS, default 5. */
+static inline int seg_stress_seconds(void)
+{
+    const char *s = getenv("DISC_STRESS_SECONDS");
+    int v = s ? atoi(s) : 5;
+    return v > 0 ? v : 5;
 }
 
 /* Run fn(arg) in a child process; returns its wait status. */
