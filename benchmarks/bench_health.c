@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_health.c — CPU cost of the health checker thread (daemon/checks/health.c).
  *

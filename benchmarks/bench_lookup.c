@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_lookup.c — libdiscshm lookup latency and throughput, against
  * baselines measured in the same run:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_pick.c — latency of filtered lookups and picks, against plain
  * lookups measured in the same run on the same registry.

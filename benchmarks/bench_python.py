@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """bench_python.py — the Python binding's lookup against the IPC alternative,
 in the same run.
 

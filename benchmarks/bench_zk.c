@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_zk.c — ZooKeeper layer latency on loopback, against raw ZooKeeper
  * baselines measured in the same run on the same server.

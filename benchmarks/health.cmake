@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench_health: CPU of the one health-checker thread with 10k instances.
 # Run: build-*/benchmarks/bench_health --instances 10000 --interval 1000 --seconds 15
 add_executable(bench_health ${CMAKE_CURRENT_SOURCE_DIR}/bench_health.c

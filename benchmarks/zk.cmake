@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench_zk: ZooKeeper layer latency vs raw ZooKeeper (see benchmarks/RESULTS_zk.md).
 include(${CMAKE_SOURCE_DIR}/daemon/zk/zk_sync.cmake)
 add_executable(bench_zk ${CMAKE_CURRENT_LIST_DIR}/bench_zk.c

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config.c — defaults, config file and flags for discd (see config.h). */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * config.h — discd's settings: defaults, config file, command-line flags.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # discd: the writer daemon. Included from daemon/CMakeLists.txt.
 set(DISCD_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/main.c

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* log.c — timestamped, levelled log lines on stderr (see log.h). */
 #include "log.h"
 

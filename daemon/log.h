@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.h — discd's logger: one line per message on stderr,
  *   2026-01-31T12:00:00.123Z discd[1234] INFO message

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * main.c — discd: configuration, start-up, signals, shutdown.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * resolve_and_connect.c — find an instance of a service with a filter and a
  * load-balancing picker, then connect to it. Copy and adapt.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * watch_changes.c — print the instances of a service every time they
  * change, blocking on the registry's change counter (a futex in shared

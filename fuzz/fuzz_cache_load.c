@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_cache_load.c — libFuzzer harness: discd's start-up load of its file
  * cache (cache_load.c) from an arbitrary image (made a file as in

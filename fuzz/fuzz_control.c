@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_control.c — libFuzzer harness: one control-socket request line
  * through the parser discd uses (ctl_parse_request), then the validation

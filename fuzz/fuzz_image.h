@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_image.h — turn fuzzer bytes into a file-cache image file.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_instance_doc.c — libFuzzer harness: a ZooKeeper instance document
  * (the bytes of a node under <root>/hosts/<host>/) through what the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_segment.c — libFuzzer harness: open an arbitrary image file and
  * walk all of it through libdiscshm's public API (tests/harness/disc_walk.c:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * gen_seeds.c — writes the fuzzers' seed corpora from real artefacts:
  * file-cache images exported by the segment writer (fuzz_segment,

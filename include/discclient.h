@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discclient.h — libdiscclient, the registration side of discshm for C
  * services.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discshm.h — libdiscshm, the reader side of the discshm service registry.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discclient.c — libdiscclient: register with discd over its control socket
  * and keep the session answered (see include/discclient.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * filter.c — query filters: matching one instance, version comparison, the
  * filtered iterator inside a read section and the copy-out filtered lookup.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * layout.h — the on-memory format of a discshm segment (internal).
  *

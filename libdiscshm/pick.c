@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pick.c — choosing one instance among those matching a filter.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reader.c — mapping a segment, reader slots and read sections.
  *

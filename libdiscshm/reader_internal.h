@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reader_internal.h — private structures of libdiscshm.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stale.c — writer liveness and staleness (disc_stale, disc_read_stale,
  * disc_status_reason_str). The liveness rule is shared with disc_status.

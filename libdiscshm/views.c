@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * views.c — the `services` and `endpoints` queries.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Configure (CMake + Ninja) and build discshm.
 #
 #   scripts/build.sh [BUILD_DIR] [-DVAR=VALUE ...] [-- NINJA_TARGET ...]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Format C sources with clang-format and the repository's .clang-format.
 #
 #   scripts/format.sh [--check] [FILE ...]

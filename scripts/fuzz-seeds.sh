@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Regenerate the checked-in seed corpora in fuzz/corpus/ from real
 # artefacts (images exported by the segment writer, documents discd writes
 # to ZooKeeper, the request lines of docs/PROTOCOL.md): see fuzz/gen_seeds.c.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Build the libFuzzer harnesses (clang, -fsanitize=fuzzer,address,undefined)
 # and run each for SECONDS (default 60), one after the other.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Set up a fresh machine, build, and run discd in the foreground on its
 # embedded default (standalone: host-local registry, no ZooKeeper).
 #

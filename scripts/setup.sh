@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Install every Debian package discshm needs to build, test and run.
 # Idempotent: packages already installed are left alone; `apt-get update` runs
 # (once) only when something is missing. Non-interactive. Uses sudo when not root.

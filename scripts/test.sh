@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Set up, build with -Werror, and run the whole test suite with ctest.
 #
 #   scripts/test.sh [BUILD_DIR] [-DVAR=VALUE ...] [-- CTEST_ARGS ...]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discctl.c — the operator CLI of discshm: entry point, common options and
  * subcommand dispatch. See `discctl --help` and docs/DISCCTL.md.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discctl.h — shared pieces of discctl (the operator CLI): options common to
  * every subcommand, exit codes, output helpers.

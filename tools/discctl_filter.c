@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discctl_filter.c — the filter options shared by `get` and `pick`, parsed
  * straight into libdiscshm's struct disc_filter (the library does the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discctl_help.c — the manual pages printed by `discctl --help` and
  * `discctl CMD --help` (docs/DISCCTL.md says the same at more length).

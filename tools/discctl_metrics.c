@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discctl_metrics.c — `discctl metrics`: print discd's metrics in the
  * Prometheus text format, fetched through the control socket's "metrics"

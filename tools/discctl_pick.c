@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discctl_pick.c — `discctl pick`: let libdiscshm's picker choose one
  * instance among those matching the filters and print its address, so that

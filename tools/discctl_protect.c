@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discctl_protect.c — `discctl confirm [SERVICE]`: apply the removals that
  * discd's protection is holding (docs/DAEMON.md, "Protection") through the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discctl_read.c — the subcommands that read the segment: services (ls),
  * get, endpoints, dump, status. Filtering is libdiscshm's (disc_filter).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discctl_reload.c — `discctl reload`: make discd re-read its static service
  * definitions (--services-dir, docs/DAEMON.md "Static service definitions")

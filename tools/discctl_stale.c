@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discctl_stale.c — the staleness rule of the reading commands (get, pick,
  * services/ls, endpoints): they still print what the segment holds, but say

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discctl_util.c — registry access, error mapping and output helpers shared
  * by discctl's subcommands.

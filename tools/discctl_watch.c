@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discctl_watch.c — `discctl watch`: wait for publications with
  * disc_wait_change (a futex on the segment) and print the difference

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discctl_write.c — the subcommands that change the registry through
  * discd's control socket: register and deregister.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # discctl: the operator CLI. Reads the segment through libdiscshm, writes
 # through discd's control socket with libdiscclient. See docs/DISCCTL.md.
 add_executable(discctl

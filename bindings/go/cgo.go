@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 package discshm
 
 // The one file that touches C structs: the cgo preamble and the conversions

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 package discshm
 
 // A live discd for the tests: the Go counterpart of tests/harness (a unique

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Package discshm reads the discshm service registry with no IPC: a cgo
 // layer over libdiscshm, which maps the shared-memory segment that discd
 // publishes and answers lookups inside this process.

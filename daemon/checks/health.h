@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * health.h — active health checks of local instances (tcp, http, ttl).
  *

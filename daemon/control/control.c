@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* control.c — the control socket server (see control.h, docs/PROTOCOL.md). */
 #include "control.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * control.h — discd's control socket: the newline-delimited JSON protocol of
  * docs/PROTOCOL.md on a unix stream socket, served by one epoll thread.

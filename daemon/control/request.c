@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* request.c — parsing one control request line (see request.h). */
 #include "request.h"
 

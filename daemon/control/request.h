@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * request.h — parsing one request line of the control protocol
  * (docs/PROTOCOL.md), with no socket: JSON syntax, the object shape, "seq"

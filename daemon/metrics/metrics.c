@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* metrics.c — Prometheus text exposition and its HTTP listener (see metrics.h). */
 #include "metrics.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * metrics.h — discd's metrics part: the Prometheus text exposition (format
  * 0.0.4) of the counters and gauges the other parts keep, served on an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cache_load.c — seed the registry from the file cache (see cache_load.h). */
 #include "cache_load.h"
 

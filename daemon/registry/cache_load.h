@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cache_load.h — discd's use of its own file cache at start-up.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* instance.c — parse, validate and serialise instances (see instance.h). */
 #include "instance.h"
 

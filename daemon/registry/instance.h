@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * instance.h — discd's model of one service instance.
  *

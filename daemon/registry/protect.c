@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* protect.c — holds mass removals from the region; see protect.h. */
 #include "protect.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * protect.h — protection against mass removals from the region.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* registry.c — the daemon's RCU-protected instance table (see registry.h). */
 #include "registry.h"
 

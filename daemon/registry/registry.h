@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * registry.h — discd's in-memory registry, shared by all daemon threads.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* publisher.c — drains registry changes into the segment (see publisher.h). */
 #include "publisher.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * publisher.h — the thread that owns the shared-memory segment writer.
  *

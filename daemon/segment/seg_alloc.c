@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * seg_alloc.c — the writer-private arena allocator.
  *

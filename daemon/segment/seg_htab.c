@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * seg_htab.c — copy-on-write hash tables in the arena.
  *

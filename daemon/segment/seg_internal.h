@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * seg_internal.h — private state of the segment writer (discpub).
  * Nothing here lives in shared memory except what `base` points to.

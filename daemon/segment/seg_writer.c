@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * seg_writer.c — create, publish into and retire discshm segments.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * segwriter.h — the publishing side of a discshm segment (internal to discd,
  * also linked by tests and benchmarks as the static library `discpub`).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* services.c — static service definitions from a directory (see services.h). */
 #include "services.h"
 

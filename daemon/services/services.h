@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * services.h — static service definitions: a directory of *.json files
  * (default /etc/discd/services.d) whose instances discd registers at start

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* state.c — discd's persistent local registrations (see state.h). */
 #include "state.h"
 

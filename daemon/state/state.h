@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * state.h — discd's persistent state: the local registrations made through
  * the socket, and the ZooKeeper session, kept in one file per registry

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zk_bridge.c — glue between zk_sync (ZooKeeper) and the daemon's registry,
  * publisher and control socket. See zk_bridge.h and docs/ZOOKEEPER.md.

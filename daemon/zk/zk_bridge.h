@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zk_bridge.h — plugs the ZooKeeper layer (zk_sync.h) into discd: remote
  * instances go into the registry, local additions/removals go to

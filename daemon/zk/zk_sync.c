@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zk_sync.c — discd's ZooKeeper layer (see zk_sync.h and docs/ZOOKEEPER.md).
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # disczk: the ZooKeeper sync module of discd (zk_sync.h). Included by
 # tests/zk, benchmarks/zk.cmake and discd; defined once.
 if(NOT TARGET disczk)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zk_sync.h — discd's ZooKeeper layer: one session per host, the host's local
  * instances written as ephemeral nodes, every other host's instances read

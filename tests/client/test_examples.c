@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_examples.c — the example programs, run as real processes against a
  * registry published by the test and a real listening TCP socket.

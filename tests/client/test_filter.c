@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_filter.c — filters return exactly the expected instances.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_pick.c — pickers: distribution, exactness, key movement, threads,
  * a separate reader process, and error paths.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_views.c — the `services` and `endpoints` views against a generated
  * registry: every service, version, count, endpoint and latency aggregate

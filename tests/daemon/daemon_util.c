@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* daemon_util.c — see daemon_util.h. */
 #include "daemon_util.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * daemon_util.h — helpers shared by the discd integration tests: start a
  * discd (Criterion asserts), JSON requests, waiting on a libdiscshm reader.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_daemon_badinput.c — table-driven bad input against a real discd.
  * Every case must get a JSON error with the expected code (and field), the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_daemon_basic.c — a real discd: registrations reach a libdiscshm reader,
  * deregistration removes them (and how fast), the read ops answer, signals

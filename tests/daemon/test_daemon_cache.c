@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_daemon_cache.c — discd's file cache (--cache-file): written after
  * changes, and what a reader falls back to when no segment exists (as after

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_daemon_persist.c — nothing registered is lost by a discd restart
  * (docs/DESIGN.md, "Persistence"), standalone:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_daemon_restart.c — a reader that stays open follows discd across a
  * SIGKILL + restart (and sees the restored registrations); 10k registrations through the socket all

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_daemon_session.c — session checks and SO_PEERCRED permissions with a
  * real discd: closing the registering connection removes its instances at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_daemon_static.c — static service definitions (--services-dir):
  * registered at start with ids that stay the same across restarts; added,

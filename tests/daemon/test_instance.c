@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_instance.c — the instance model in-process: defaults, validation
  * errors that name the field, and the document round trip used for

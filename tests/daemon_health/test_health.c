@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_health.c — the checker thread (daemon/checks/health.c) against real sockets:
  * TCP listeners that stop listening, a small HTTP server that starts answering

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* disc_walk.c — every read API with its invariants (see disc_walk.h). */
 #include "disc_walk.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * disc_walk.h — call every libdiscshm read API on a handle and check what
  * must hold for any segment bytes: each call returns a count or one of its

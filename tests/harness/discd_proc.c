@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* discd_proc.c — run a real discd for tests (see discd_proc.h). */
 #include "discd_proc.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discd_proc.h — test harness: run a real discd and talk to its socket.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """discd_proc.py — the Python side of the test harness (see discd_proc.h).
 
 Runs a real discd with a unique registry name in a temporary directory, talks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* proc.c — spawning and reaping test child processes (see proc.h). */
 #include "proc.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zk_server.c — start/stop real ZooKeeper servers for tests (see zk_server.h).
  */

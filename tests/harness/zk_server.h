@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zk_server.h — test harness: real ZooKeeper servers from the Debian package.
  *

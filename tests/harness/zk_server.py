@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """zk_server.py — a standalone ZooKeeper server for the pytest suites, the
 Python counterpart of zk_server.h: Debian's jars run directly with java (no
 systemd, no /etc or /var), on a free 127.0.0.1 port, in a fresh temporary

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """discd's Prometheus metrics, scraped over HTTP (--metrics-listen) and
 through `discctl metrics`, parsed with the real Prometheus text parser
 (Debian's python3-prometheus-client), checked against activity caused by the

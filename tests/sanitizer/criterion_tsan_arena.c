@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * criterion_tsan_arena.c — lets Criterion 2.4 start under ThreadSanitizer.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_stress.c — one publisher churning while reader processes check
  * invariants on every read; readers that die or stall inside a read section.

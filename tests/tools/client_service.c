@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * client_service.c — a minimal C service for the tests: registers itself
  * through libdiscclient with a session check, prints the instance id on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ctl_run.h — run the discctl binary from tests and capture its output.
  */

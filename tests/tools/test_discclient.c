@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_discclient.c — the C client API (libdiscclient) against a real
  * discd: sessions kept by the background thread or by disc_client_process,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_discctl.c — discctl against a real discd: register, get (with
  * filters), ls, endpoints, dump, --json, watch, --hold sessions, exit codes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_discctl_filters.c — discctl get / pick / services / endpoints with
  * libdiscshm's filters and pickers, against a real discd: every filter

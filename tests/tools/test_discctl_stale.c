@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_discctl_stale.c — honest staleness with real discd processes: after
  * a SIGTERM the segment says "writer stopped" at once, after a SIGKILL the

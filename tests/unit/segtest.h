@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * segtest.h — helpers shared by the segment tests: unique registry names,
  * generated instances whose content can be re-derived (and so checked) by

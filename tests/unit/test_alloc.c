@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_alloc.c — the writer's arena allocator and the shm layout helpers.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_cache.c — the file-cache image: segw_export writes it atomically,
  * disc_open_file / DISC_OPEN_CACHE_FALLBACK read it, a damaged file is

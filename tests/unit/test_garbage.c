@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_garbage.c — garbage in: random bytes, truncated objects, offsets that
  * point outside, and randomly corrupted real segments. The reader must

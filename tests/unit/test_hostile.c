@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_hostile.c — images with valid checksums built to waste a reader's
  * time, and corruption of each record kind under DISC_OPEN_VERIFY.

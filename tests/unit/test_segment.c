@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_segment.c — the writer and libdiscshm together: publishing,
  * copy-on-write, lookups, listing, errors, restarts, permissions.

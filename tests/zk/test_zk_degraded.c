@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zk_degraded.c — zk_sync when ZooKeeper misbehaves (issue 5): an
  * ensemble that comes back empty must not empty anyone's picture during the

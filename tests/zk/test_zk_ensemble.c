@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zk_ensemble.c — zk_sync on a real 3-node ZooKeeper ensemble: kill the
  * leader, kill a follower, restart them; after every step a change made on

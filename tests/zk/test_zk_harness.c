@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zk_harness.c — the ZooKeeper test harness itself: a standalone server
  * and a 3-node ensemble start on loopback, answer four-letter words, survive

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zk_sync.c — zk_sync against a real standalone ZooKeeper, with every
  * simulated host in its own process (zk_agent): propagation, updates,

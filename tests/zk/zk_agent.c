@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zk_agent.c — test helper process: one zk_sync handle (one "host") driven
  * over stdin, reporting what it sees on stdout. One command per line, one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zk_agent_client.c — see zk_agent_client.h.
  */

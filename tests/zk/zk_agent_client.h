@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zk_agent_client.h — drive zk_agent child processes from a test: one
  * process per simulated host, each with its own zk_sync session.

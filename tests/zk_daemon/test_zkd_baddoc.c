@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zkd_baddoc.c — a foreign "host" (zk_sync in the test process, a real
  * ZooKeeper client) publishes instance documents that pass zk_sync's own

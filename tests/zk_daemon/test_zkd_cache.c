@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zkd_cache.c — discd's file cache in ZooKeeper mode: a discd
  * restarted while ZooKeeper is down publishes the region picture it saved,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zkd_ensemble.c — two real discd processes on a 3-node ZooKeeper
  * ensemble: kill the leader, then a follower (quorum lost), restart both.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zkd_expiry.c — a discd stopped (SIGSTOP) past its ZooKeeper session
  * timeout loses its session and its ephemeral nodes; after SIGCONT it opens

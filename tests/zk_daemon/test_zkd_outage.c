@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zkd_outage.c — two real discd processes on a standalone ZooKeeper
  * that is stopped and restarted: the segment header reports the outage

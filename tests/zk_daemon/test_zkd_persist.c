@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zkd_persist.c — a discd restart in ZooKeeper mode (docs/DESIGN.md,
  * "Persistence"). Host A is SIGKILLed while a client registers and

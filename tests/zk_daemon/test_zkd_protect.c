@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zkd_protect.c — protection (docs/DAEMON.md, "Protection") with two
  * real discd on a standalone ZooKeeper. Host a registers 5 instances of

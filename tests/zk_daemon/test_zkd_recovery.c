@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zkd_recovery.c — ZooKeeper stopped for longer than the session
  * timeout while one host deregisters, registers and has a check fail; then

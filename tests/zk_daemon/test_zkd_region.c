@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zkd_region.c — three real discd processes (distinct host ids,
  * registry names and sockets) on one standalone ZooKeeper: registration,

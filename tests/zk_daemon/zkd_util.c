@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* zkd_util.c — see zkd_util.h. */
 #include "zkd_util.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zkd_util.h — helpers for the discd + ZooKeeper end-to-end tests: start a
  * discd in ZooKeeper mode, register/deregister over its socket, and poll its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """discshm — read the discshm service registry from Python, with no IPC.
 
 A thin ctypes layer over libdiscshm (the C reader library): every query reads

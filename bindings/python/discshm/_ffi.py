@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """ctypes declarations of libdiscshm (include/discshm.h).
 
 This module is the ONE place that mirrors C layouts: the public structs the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Fixtures for the binding's tests: the package from this source tree, a
 live discd (tests/harness/discd_proc.py) with instances registered through
 discctl. ctest sets DISC_BUILD_DIR, DISC_SOURCE_DIR and DISCSHM_LIBRARY."""

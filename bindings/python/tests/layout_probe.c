@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * layout_probe.c — prints the compiler's size and field offsets of every
  * struct the Python binding mirrors with ctypes (discshm/_ffi.py), as JSON,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The Python binding against a live discd: every call's results are checked
 against what was registered through discctl (and against discctl's own
 reading of the segment where it has one)."""

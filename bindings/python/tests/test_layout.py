@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Every ctypes mirror in discshm/_ffi.py against the compiler's layout of
 discshm.h (printed by layout_probe): same size, and every field the probe
 names at the same offset. Fails as soon as a C struct changes without the
