@@ -97,7 +97,8 @@ echo "ok: consumers built with pkg-config and find_package"
 
 # 5. Against a live discd from the prefix.
 sock=$tmp/discd.sock
-"$p/sbin/discd" --name "$name" --socket "$sock" >"$tmp/discd.log" 2>&1 &
+"$p/sbin/discd" --name "$name" --socket "$sock" --state-dir "$tmp/state" --services-dir "$tmp/services.d" \
+    >"$tmp/discd.log" 2>&1 &
 discd_pid=$!
 # Waits below are generous (the machine may be loaded); they end as soon as
 # the condition holds.

@@ -44,7 +44,8 @@ comm -23 "$tmp/allowed-all" "$tmp/denied" >"$tmp/allowed"
 [[ $(wc -l <"$tmp/allowed") -gt 100 ]] || fail "could not expand @system-service"
 
 strace -f -qq -o "$tmp/trace" "$build/daemon/discd" --name "$name" --socket "$tmp/d.sock" \
-    --cache-file "$tmp/d.cache" --metrics-listen 127.0.0.1:0 >"$tmp/log" 2>&1 &
+    --cache-file "$tmp/d.cache" --metrics-listen 127.0.0.1:0 --state-dir "$tmp/state" \
+    --services-dir "$tmp/services.d" >"$tmp/log" 2>&1 &
 spid=$! # strace; signals go to discd, its child
 ctl=("$build/tools/discctl" --name "$name" --socket "$tmp/d.sock")
 for ((i = 0; i < 100; i++)); do
