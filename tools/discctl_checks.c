@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discctl_checks.c — `discctl pass|warn|fail ID [--note TEXT]` (feed a ttl
  * check) and `discctl maint ID|--service S on|off [--reason TEXT]` (take

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_discctl_checks.c — checks that behave like an operator expects, on a
  * real discd: a failing check with deregister_after_ms marks the instance
