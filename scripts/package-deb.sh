@@ -12,7 +12,7 @@
 # the lintian report are copied to OUT_DIR.
 # --install-test then installs them with dpkg -i, exercises and purges them
 # (tests/packaging/test_deb.sh OUT_DIR; needs root). CI runs
-#   DEB_BUILD_OPTIONS=nocheck scripts/package-deb.sh --install-test
+#   DEB_BUILD_OPTIONS="nocheck noautodbgsym" scripts/package-deb.sh --install-test
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
