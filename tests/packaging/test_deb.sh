@@ -27,7 +27,7 @@ pid=
 # The package's tmpfiles.d gives these directories to user discd; other
 # discd runs on this machine (as root) may use them too. Leave them as found:
 # remember owner and mode (or absence) now, restore after the purge.
-dirs=(/run/discd /var/lib/discd /var/cache/discshm)
+dirs=(/run/discd /run/discshm /var/lib/discd /var/cache/discshm)
 declare -A was
 for d in "${dirs[@]}"; do
     was[$d]=$(stat -c '%u:%g %a' "$d" 2>/dev/null || echo absent)
@@ -37,7 +37,7 @@ cleanup() {
     dpkg --purge "${pkgs[@]}" >/dev/null 2>&1 || true
     rm -rf "$tmp"
     rm -f "/run/discd/$name.sock" "/var/lib/discd/$name.state" "/var/cache/discshm/$name.cache"
-    rm -f "/dev/shm/$name" "/dev/shm/$name".*
+    rm -f "/dev/shm/$name" "/dev/shm/$name".* "/run/discshm/$name" "/run/discshm/$name".*
     for d in "${dirs[@]}"; do
         if [[ ${was[$d]} == absent ]]; then
             rmdir "$d" 2>/dev/null || true
@@ -89,7 +89,9 @@ for ((i = 0; i < 300; i++)); do
     discctl --name "$name" --socket "$sock" status >/dev/null 2>&1 && break
     sleep 0.1
 done
-[[ $(stat -c %U "/dev/shm/$name") == discd ]] || fail "segment not owned by discd"
+# The segment: in the registry directory (discd --dir) or, before that, /dev/shm.
+seg=$(ls -d "/run/discshm/$name" "/dev/shm/$name" 2>/dev/null | head -n1)
+[[ -n $seg && $(stat -c %U "$seg") == discd ]] || fail "no segment $name owned by discd"
 discctl --name "$name" --socket "$sock" register --service debsvc --address 10.9.8.7:6543 >/dev/null ||
     fail "discctl register"
 
