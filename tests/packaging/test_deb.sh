@@ -90,7 +90,7 @@ for ((i = 0; i < 300; i++)); do
     sleep 0.1
 done
 # The segment: in the registry directory (discd --dir) or, before that, /dev/shm.
-seg=$(ls -d "/run/discshm/$name" "/dev/shm/$name" 2>/dev/null | head -n1)
+seg=$(ls -d "/run/discshm/$name" "/dev/shm/$name" 2>/dev/null | head -n1 || true)
 [[ -n $seg && $(stat -c %U "$seg") == discd ]] || fail "no segment $name owned by discd"
 discctl --name "$name" --socket "$sock" register --service debsvc --address 10.9.8.7:6543 >/dev/null ||
     fail "discctl register"
