@@ -103,7 +103,9 @@ static const struct opt_def opts[] = {
      "the registry's size and activity: bind to 127.0.0.1 unless a scraper elsewhere needs "
      "them. 'discctl metrics' prints the same text without a listener."},
     {"state-dir", OPT_STR, F(state_dir), 1, 0, "DIR",
-     "/var/lib/discd (root), else $XDG_STATE_HOME/discd or ~/.local/state/discd", false,
+     "$STATE_DIRECTORY (systemd), else /var/lib/discd (root), else $XDG_STATE_HOME/discd or "
+     "~/.local/state/discd",
+     false,
      "Where discd keeps its local registrations (DIR/NAME.state, mode 0600) so a restart or a "
      "crash loses none, and its ZooKeeper session so a quick restart keeps its nodes. Created "
      "0700 if missing; the directory and the file must belong to discd's uid and not be "
@@ -421,8 +423,11 @@ int config_finalize(struct discd_config *cfg, char *err)
     }
     if (!cfg->state_dir[0]) {
         const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+        const char *sd = getenv("STATE_DIRECTORY"); /* systemd's StateDirectory= */
         int n;
-        if (geteuid() == 0)
+        if (sd && sd[0] == '/')
+            n = snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%.*s", (int)strcspn(sd, ":"), sd);
+        else if (geteuid() == 0)
             n = snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/discd");
         else if (xdg && xdg[0] == '/')
             n = snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s/discd", xdg);
