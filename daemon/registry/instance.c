@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -689,7 +690,12 @@ struct instance *instance_clone(const struct instance *inst)
     struct instance *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    *c = *inst;
+    /* Everything but the reference count, which other threads change
+     * (atomically) while we copy: it is not ours to read non-atomically. */
+    _Static_assert(offsetof(struct instance, refs) == 0, "refs comes first");
+    memcpy((char *)c + offsetof(struct instance, id),
+           (const char *)inst + offsetof(struct instance, id),
+           sizeof(*c) - offsetof(struct instance, id));
     atomic_init(&c->refs, 1);
     c->service = c->version = c->host = c->az = c->address = NULL;
     c->tags = NULL;
