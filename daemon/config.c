@@ -82,6 +82,15 @@ static const struct opt_def opts[] = {
     {"zk-cooloff", OPT_U32, F(zk_cooloff_ms), 0, 3600000, "MS", "0 (2 x check-interval)", false,
      "Cooling-off after each ZooKeeper (re)connect: removals found by sync are held this long "
      "so instances that have not re-announced yet are not dropped; additions apply at once."},
+    {"zk-auth-file", OPT_STR, F(zk_auth_file), 0, 0, "PATH", "\"\" (none: nodes world-writable)",
+     false,
+     "File holding ZooKeeper digest credentials, one line \"user:password\". It must belong to "
+     "discd's user and be readable by nobody else (mode 0600 or 0400), or discd refuses to start. "
+     "With it, discd authenticates and creates its nodes writable only by this identity and "
+     "readable by all (docs/ZOOKEEPER.md, ACLs)."},
+    {"zk-audit-interval", OPT_U32, F(zk_audit_ms), 0, 86400000, "MS", "60000", false,
+     "How often every remote instance node's stat is checked, so a node another ZooKeeper "
+     "client changed in place is read again (one exists per node; 0: off)."},
     {"zk-session-timeout", OPT_U32, F(zk_session_timeout_ms), 1000, 600000, "MS", "10000", false,
      "ZooKeeper session timeout requested."},
     {"host-id", OPT_STR, F(host_id), 1, 0, "ID", "the hostname", false,
@@ -148,6 +157,7 @@ void config_defaults(struct discd_config *cfg)
     cfg->heartbeat_ms = 250;
     snprintf(cfg->zk_root, sizeof(cfg->zk_root), "/discshm");
     cfg->zk_session_timeout_ms = 10000;
+    cfg->zk_audit_ms = 60000;
     cfg->protect_shrink = 0.5;
     snprintf(cfg->services_dir, sizeof(cfg->services_dir), "/etc/discd/services.d");
     cfg->session_grace_ms = 15000;

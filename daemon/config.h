@@ -41,7 +41,9 @@ struct discd_config {
     char zk[1024];
     char zk_root[256];
     uint32_t zk_session_timeout_ms;
-    uint32_t zk_cooloff_ms; /* 0: 2 x check-interval */
+    uint32_t zk_cooloff_ms;  /* 0: 2 x check-interval */
+    char zk_auth_file[4096]; /* digest credentials "user:password" ("" none) */
+    uint32_t zk_audit_ms;    /* re-check remote nodes' stats this often; 0 off */
     char host_id[256];
     char az[65];
     char cache_file[4096];

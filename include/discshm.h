@@ -305,12 +305,14 @@ enum disc_degraded_reason {
     DISC_DEG_ZK_UNREACHABLE = 3,  /* never connected since start */
     DISC_DEG_WRITER_DEAD = 4,     /* the writer stopped heartbeating (crashed or hung) */
     DISC_DEG_WRITER_STOPPED = 5,  /* the writer shut down cleanly */
+    DISC_DEG_ZK_SYNC_FAILING = 6, /* connected, but sync rounds fail (the daemon's status
+                                   * says why: zookeeper.last_error) */
 };
 
 /* A short, stable name for a disc_degraded_reason: "none",
  * "zookeeper-disconnected", "zookeeper-session-expired",
- * "zookeeper-unreachable", "writer-dead", "writer-stopped"; "unknown" for
- * any other value. Never NULL. */
+ * "zookeeper-unreachable", "writer-dead", "writer-stopped",
+ * "zookeeper-sync-failing"; "unknown" for any other value. Never NULL. */
 const char *disc_status_reason_str(uint32_t reason);
 
 struct disc_status {

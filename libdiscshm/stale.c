@@ -92,6 +92,8 @@ DISC_API const char *disc_status_reason_str(uint32_t reason)
         return "writer-dead";
     case DISC_DEG_WRITER_STOPPED:
         return "writer-stopped";
+    case DISC_DEG_ZK_SYNC_FAILING:
+        return "zookeeper-sync-failing";
     default:
         return "unknown";
     }

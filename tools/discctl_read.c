@@ -526,6 +526,17 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
             if ((v = json_object_get(daemon, "local_instances")))
                 printf("  local:         %lld instances\n", (long long)json_integer_value(v));
             if ((v = json_object_get(daemon, "zookeeper")) && json_is_object(v)) {
+                json_t *e = json_object_get(v, "last_error");
+                char esince[16];
+                ctl_age(json_integer_value(json_object_get(v, "error_since_ms")), esince,
+                        sizeof(esince));
+                if (json_is_true(json_object_get(v, "synced")))
+                    printf("  zk sync:       synced (every round completes)\n");
+                else if (json_is_string(e) && json_string_length(e) > 0)
+                    printf("  zk sync:       STUCK for %s: %s\n", esince, json_string_value(e));
+                else
+                    printf("  zk sync:       not synced (%s)\n",
+                           json_string_value(json_object_get(v, "state")));
                 char *z = json_dumps(v, JSON_COMPACT);
                 if (z)
                     printf("  zookeeper:     %s\n", z);

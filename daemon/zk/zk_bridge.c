@@ -6,7 +6,11 @@
 #include "zk_bridge.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -33,6 +37,9 @@ struct zk_bridge {
     uint32_t st_flags, st_reason, st_zk_held;
     int64_t st_since_ms, st_last_sync_ms;
     struct zk_bridge_persist persist; /* resume pointer not kept */
+    int64_t saved_session;            /* session id last passed to persist.save */
+    bool purged;        /* file-cache entries not confirmed by the region dropped once */
+    bool authenticated; /* digest credentials configured (zk-auth-file) */
 };
 
 /* Header state = zk_sync's state + protection's held removals. */
@@ -129,21 +136,26 @@ static void cb_state(void *arg, const struct zk_sync_status *st)
         pthread_mutex_lock(&zb->mu);
         bool have = zb->zs && zk_sync_get_session(zb->zs, &session) == 0;
         pthread_mutex_unlock(&zb->mu);
-        if (have)
+        if (have && session.id != zb->saved_session) { /* on_state runs every second */
+            zb->saved_session = session.id;
             zb->persist.save(zb->persist.arg, &session); /* a restart resumes it */
+        }
     }
+    /* connected but the rounds fail: the picture may be stale, say so */
+    bool stuck = up && !st->synced && st->error_since_ms > 0;
     uint32_t flags = DISC_ST_ZK_CONFIGURED | (up ? DISC_ST_ZK_CONNECTED : DISC_ST_DEGRADED) |
-                     (st->cooling ? DISC_ST_COOLING_OFF : 0);
+                     (stuck ? DISC_ST_DEGRADED : 0) | (st->cooling ? DISC_ST_COOLING_OFF : 0);
     pthread_mutex_lock(&zb->st_mu);
     zb->st_flags = flags;
-    zb->st_reason = degraded_reason(st);
-    zb->st_since_ms = up ? 0 : st->since_ms;
+    zb->st_reason = stuck ? DISC_DEG_ZK_SYNC_FAILING : degraded_reason(st);
+    zb->st_since_ms = stuck ? st->error_since_ms : up ? 0 : st->since_ms;
     zb->st_last_sync_ms = st->last_sync_ms;
     zb->st_zk_held = (uint32_t)st->counters.held_now;
     pthread_mutex_unlock(&zb->st_mu);
     /* Synced and out of cooling-off: the region has re-announced everything
      * it still has, so file-cache entries left unconfirmed are gone. */
-    if (up && st->last_sync_ms > 0 && !st->cooling) {
+    if (up && !zb->purged && st->last_sync_ms > 0 && !st->cooling) {
+        zb->purged = true;
         int n = cache_purge(zb->reg);
         if (n > 0)
             log_info("file cache: %d instances not confirmed by ZooKeeper removed", n);
@@ -218,11 +230,25 @@ static json_t *status_json(void *arg)
         (json_int_t)atomic_load(&zb->rejected), "conflicts", (json_int_t)k->conflicts, "held_now",
         (json_int_t)k->held_now, "hosts", (json_int_t)k->hosts, "remote_instances",
         (json_int_t)k->remote_instances, "local_in_zk", (json_int_t)k->local_in_zk);
-    return json_pack("{s:b, s:s, s:I, s:I, s:b, s:b, s:o*, s:o*}", "configured", 1, "state",
-                     zk_sync_state_name(st.state), "since_ms", (json_int_t)st.since_ms,
-                     "last_sync_ms", (json_int_t)st.last_sync_ms, "cooling", st.cooling,
-                     "local_applied", st.local_applied, "counters", counters, "protection",
-                     protect_status_json(zb->prot));
+    if (counters)
+        json_object_update_new(counters,
+                               json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "skipped_unreadable",
+                                         (json_int_t)k->skipped_unreadable, "tree_created",
+                                         (json_int_t)k->tree_created, "repairs",
+                                         (json_int_t)k->repairs, "audits", (json_int_t)k->audits,
+                                         "audit_changed", (json_int_t)k->audit_changed,
+                                         "sync_errors", (json_int_t)k->sync_errors));
+    json_t *out = json_pack("{s:b, s:s, s:I, s:I, s:b, s:b, s:o*, s:o*}", "configured", 1, "state",
+                            zk_sync_state_name(st.state), "since_ms", (json_int_t)st.since_ms,
+                            "last_sync_ms", (json_int_t)st.last_sync_ms, "cooling", st.cooling,
+                            "local_applied", st.local_applied, "counters", counters, "protection",
+                            protect_status_json(zb->prot));
+    if (out)
+        json_object_update_new(
+            out, json_pack("{s:b, s:b, s:s, s:I, s:b}", "synced", st.synced, "rebuilding",
+                           st.rebuilding, "last_error", st.last_error, "error_since_ms",
+                           (json_int_t)st.error_since_ms, "authenticated", zb->authenticated));
+    return out;
 }
 
 static int confirm_hook(void *arg, const char *service)
@@ -233,12 +259,76 @@ static int confirm_hook(void *arg, const char *service)
 
 /* ---- life cycle -------------------------------------------------------------- */
 
+/*
+ * Read the digest credentials "user:password" (first line) from path into
+ * buf. The file must be a regular file of discd's effective uid that no one
+ * else may read or write: it holds a password. -EPERM (with the reason
+ * logged) otherwise, -EINVAL for a bad format, -errno if it cannot be read.
+ */
+static int load_auth_file(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        log_error("zk-auth-file %s: cannot open: %s", path, strerror(e));
+        return -e;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        log_error("zk-auth-file %s: not a regular file", path);
+        close(fd);
+        return -EINVAL;
+    }
+    if (st.st_uid != geteuid()) {
+        log_error("zk-auth-file %s: owned by uid %u, not by discd's uid %u; refusing credentials "
+                  "another user controls",
+                  path, (unsigned)st.st_uid, (unsigned)geteuid());
+        close(fd);
+        return -EPERM;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        log_error("zk-auth-file %s: mode %04o lets group or others access it; it holds a password: "
+                  "chmod 600 %s",
+                  path, (unsigned)(st.st_mode & 07777), path);
+        close(fd);
+        return -EPERM;
+    }
+    ssize_t n = read(fd, buf, len - 1);
+    int e = errno;
+    close(fd);
+    if (n < 0) {
+        log_error("zk-auth-file %s: %s", path, strerror(e));
+        return -e;
+    }
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    char *colon = strchr(buf, ':');
+    if (!colon || colon == buf || colon[1] == '\0' || (size_t)n >= len - 1) {
+        log_error("zk-auth-file %s: want one line \"user:password\" (non-empty user and password)",
+                  path);
+        explicit_bzero(buf, len);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct publisher *pub,
                     const struct zk_bridge_persist *persist, struct zk_bridge **out)
 {
+    char auth[1024] = "";
+    if (cfg->zk_auth_file[0]) {
+        int arc = load_auth_file(cfg->zk_auth_file, auth, sizeof(auth));
+        if (arc < 0)
+            return arc;
+    } else {
+        log_warn("zk: no zk-auth-file: this host's ZooKeeper nodes are writable by any client");
+    }
     struct zk_bridge *zb = calloc(1, sizeof(*zb));
-    if (!zb)
+    if (!zb) {
+        explicit_bzero(auth, sizeof(auth));
         return -ENOMEM;
+    }
+    zb->authenticated = auth[0] != '\0';
     zb->reg = reg;
     zb->pub = pub;
     if (persist) {
@@ -259,6 +349,7 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
     };
     int prc = protect_start(&pc, reg, &zb->prot);
     if (prc < 0) {
+        explicit_bzero(auth, sizeof(auth));
         pthread_mutex_destroy(&zb->st_mu);
         pthread_mutex_destroy(&zb->mu);
         free(zb);
@@ -280,6 +371,8 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
         .log_level = (enum zk_sync_log_level)cfg->log_level,
         .zk_log_level = ZK_SYNC_LOG_ERROR,
         .resume = persist ? persist->resume : NULL,
+        .auth = auth[0] ? auth : NULL,
+        .audit_ms = cfg->zk_audit_ms ? (int)cfg->zk_audit_ms : -1,
     };
     struct zk_sync_callbacks cb = {
         .on_remote_upsert = cb_remote_upsert,
@@ -294,6 +387,7 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
     pthread_mutex_lock(&zb->mu); /* the worker's callbacks may already run */
     zb->zs = zs;
     pthread_mutex_unlock(&zb->mu);
+    explicit_bzero(auth, sizeof(auth)); /* zk_sync keeps its own copy */
     if (rc < 0) {
         protect_free(zb->prot);
         pthread_mutex_destroy(&zb->st_mu);

@@ -24,10 +24,16 @@
 #define UUID_LEN          36
 #define MAX_NAME_LEN      (UUID_LEN + 1 + 20)
 #define MAX_HOST_ID       255
-#define BATCH_MAX         256  /* outstanding async requests per batch */
-#define RETRY_MS          500  /* after a failed listing or write while connected */
-#define NEW_SESSION_RETRY 1000 /* zookeeper_init failed outright */
-#define TICK_MS           1000 /* the worker wakes at least this often */
+#define BATCH_MAX         256          /* outstanding async requests per batch */
+#define RETRY_MS          500          /* after a failed listing or write while connected */
+#define NEW_SESSION_RETRY 1000         /* zookeeper_init failed outright */
+#define TICK_MS           1000         /* the worker wakes at least this often */
+#define REPORT_MS         1000         /* on_state at least this often while rounds complete */
+#define AUTH_RETRY_MS     5000         /* new session after an authentication failure */
+#define RESOLVE_DELAY_MS  60000        /* zoo_set_servers_resolution_delay */
+#define CLIENT_LOG_WINDOW 10000        /* client log rate limit: window ... */
+#define CLIENT_LOG_LINES  10           /* ... and lines per window */
+#define MULTI_MAX_BYTES   (512 * 1024) /* one atomic announce (zoo_multi), below jute.maxbuffer */
 
 enum rn_kind {
     RN_OK,   /* valid document, eligible to be reported */
@@ -40,6 +46,11 @@ struct rnode {
     char *name;
     uint64_t seq;
     enum rn_kind kind;
+    bool bad_name; /* not <uuid>[-<seq>]: never read */
+    bool refetch;  /* changed in place (audit): settle even if seq is unchanged */
+    bool watched;  /* own node: data watch armed (tamper detection) */
+    int64_t mzxid; /* stat of the last read or audit (0 = unknown) */
+    int32_t aversion;
     char *tmp_json; /* fetched this round, freed at its end */
     size_t tmp_len;
 };
@@ -49,8 +60,10 @@ struct rhost {
     char *path;
     struct rnode *nodes; /* sorted by strcmp(name) */
     size_t n;
-    bool dirty; /* needs listing (and re-arming its watch) */
-    bool bad;   /* not a valid host id: ignored */
+    bool dirty;      /* needs listing (and re-arming its watch) */
+    bool bad;        /* not a valid host id: ignored */
+    bool unreadable; /* listing refused (ZNOAUTH): skipped until the audit or a change */
+    bool missing;    /* listed under <root>/hosts but its subtree is gone (ZNONODE) */
 };
 
 enum id_state { ID_EMPTY = 0, ID_LIVE, ID_HELD };
@@ -58,6 +71,7 @@ enum id_state { ID_EMPTY = 0, ID_LIVE, ID_HELD };
 struct idrec {
     char id[UUID_LEN + 1];
     enum id_state state;
+    bool conflicted; /* another host claimed it too: re-evaluate when the winner goes */
     uint64_t seq;
     char *host;
 };
@@ -83,7 +97,10 @@ struct zevent {
 struct zk_sync {
     /* configuration (immutable after start) */
     char *connect, *root, *host_id, *hosts_path;
-    int session_timeout_ms, cooloff_ms, jitter_ms;
+    int session_timeout_ms, cooloff_ms, jitter_ms, audit_ms, region_wait_ms;
+    char *auth; /* "user:password" or NULL */
+    struct ACL acl_node[2], acl_hosts[2];
+    struct ACL_vector acl_node_v, acl_hosts_v; /* what we create nodes with */
     size_t max_doc;
     enum zk_sync_log_level log_level;
     struct zk_sync_callbacks cb;
@@ -112,6 +129,15 @@ struct zk_sync {
     bool session_fresh; /* not connected yet in this session */
     int64_t new_session_at, resync_at, retry_at, cool_until; /* monotonic ms, 0 = none */
     int64_t disconnected_at; /* monotonic ms the session lost its connection, 0 = connected */
+    int64_t region_until;    /* monotonic ms: tree lost, absent hosts' removals held until */
+    int64_t next_audit_at;   /* monotonic ms of the next audit pass, 0 = none */
+    int64_t last_report_ms;  /* monotonic ms of the last on_state */
+    int64_t hosts_czxid;     /* czxid of <root>/hosts as last listed (0 = unknown) */
+    int64_t hosts_ctime;     /* and its ctime */
+    bool synced;             /* the last round completed without error */
+    int64_t error_since_ms;  /* realtime ms of the first failed round in a row */
+    char last_error[160];    /* the last failed round's first error */
+    char round_error[160];   /* the current round's first error ("" none) */
     bool hosts_dirty, local_dirty;
     bool own_exists; /* our host's container node is known to exist */
     struct rhost own;
@@ -402,6 +428,20 @@ static bool cooling(struct zk_sync *zs)
     return zs->cool_until != 0 && mono_ms() < zs->cool_until;
 }
 
+/* The tree was lost recently: hosts that have not re-announced are not gone yet. */
+static bool rebuilding(struct zk_sync *zs)
+{
+    return zs->region_until != 0 && mono_ms() < zs->region_until;
+}
+
+/* Remember the first error of this round (what failed, on which path). */
+static void round_fail(struct zk_sync *zs, const char *what, const char *path, int rc)
+{
+    if (zs->round_error[0] == '\0') {
+        snprintf(zs->round_error, sizeof(zs->round_error), "%s %s: %s", what, path, zerror(rc));
+    }
+}
+
 /* Copy worker state into the shared status; mu held. */
 static void publish_status_locked(struct zk_sync *zs)
 {
@@ -412,7 +452,11 @@ static void publish_status_locked(struct zk_sync *zs)
     st->session_since_ms = zs->session_since_ms;
     st->last_sync_ms = zs->last_sync_ms;
     st->cooling = cooling(zs);
+    st->rebuilding = rebuilding(zs);
     st->local_applied = zs->applied_gen == zs->local_gen;
+    st->synced = zs->state == ZK_SYNC_CONNECTED && zs->synced;
+    st->error_since_ms = zs->error_since_ms;
+    snprintf(st->last_error, sizeof(st->last_error), "%s", zs->last_error);
     st->counters = zs->c;
     st->counters.local_desired = desired;
     st->counters.hosts = zs->nhosts + 1;
@@ -429,6 +473,7 @@ static void publish_status(struct zk_sync *zs)
 
 static void report_state(struct zk_sync *zs)
 {
+    zs->last_report_ms = mono_ms();
     publish_status(zs);
     if (zs->cb.on_state) {
         struct zk_sync_status st;
@@ -446,6 +491,9 @@ static void set_state(struct zk_sync *zs, enum zk_sync_state s)
          zk_sync_state_name(zs->state), zk_sync_state_name(s));
     zs->state = s;
     zs->since_ms = real_ms();
+    if (s != ZK_SYNC_CONNECTED) {
+        zs->synced = false; /* the first complete round after a reconnect says so */
+    }
     report_state(zs);
 }
 
@@ -490,6 +538,9 @@ struct bop {
     char *data; /* get: copy of the value (NUL-terminated) if <= max_doc */
     size_t len;
     int32_t stat_len;
+    int64_t mzxid; /* get / exists: the node's stat */
+    int32_t aversion;
+    int32_t version;
     size_t node; /* index into the node array this op belongs to */
     char path[];
 };
@@ -532,6 +583,10 @@ static void get_done(int rc, const char *value, int value_len, const struct Stat
 {
     struct bop *op = (struct bop *)data;
     op->rc = rc;
+    if (rc == ZOK && stat) {
+        op->mzxid = stat->mzxid;
+        op->aversion = stat->aversion;
+    }
     if (rc == ZOK) {
         op->stat_len = stat ? stat->dataLength : value_len;
         if (value && value_len >= 0 && (size_t)value_len <= op->zs->max_doc &&
@@ -545,6 +600,18 @@ static void get_done(int rc, const char *value, int value_len, const struct Stat
                 op->rc = ZSYSTEMERROR;
             }
         }
+    }
+    batch_done(op->b);
+}
+
+static void exists_done(int rc, const struct Stat *stat, const void *data)
+{
+    struct bop *op = (struct bop *)data;
+    op->rc = rc;
+    if (rc == ZOK && stat) {
+        op->mzxid = stat->mzxid;
+        op->aversion = stat->aversion;
+        op->version = stat->version;
     }
     batch_done(op->b);
 }
@@ -616,7 +683,12 @@ static int read_node(struct zk_sync *zs, const struct rhost *h, struct rnode *rn
     struct Stat st;
     zs->c.reads++;
     int rc = zoo_get(zs->zh, path, 0, buf, &len, &st);
-    if (rc != ZOK || len < 0 || (size_t)len > zs->max_doc || st.dataLength != len) {
+    if (rc == ZOK) {
+        rn->mzxid = st.mzxid;
+        rn->aversion = st.aversion;
+    }
+    if (rc != ZOK || len < 0 || (size_t)len > zs->max_doc || st.dataLength != len ||
+        zk_sync_check_doc(buf, (size_t)len, NULL, zs->max_doc, NULL) != 0) {
         free(buf);
         return rc != ZOK ? rc : ZBADARGUMENTS;
     }
@@ -636,17 +708,22 @@ static void remote_upsert(struct zk_sync *zs, const struct rhost *h, const char 
     }
 }
 
-/* The id has no valid node in its host any more: report or hold. */
-static void remote_gone(struct zk_sync *zs, struct idrec *rec)
+/*
+ * The id has no valid node left in its host: report or hold. Held during
+ * cooling-off, and while the tree is being rebuilt if the host itself is
+ * absent (it may not have re-announced yet).
+ */
+static void remote_gone(struct zk_sync *zs, struct idrec *rec, bool host_absent)
 {
     if (rec->state == ID_HELD) {
         return;
     }
-    if (cooling(zs)) {
+    if (cooling(zs) || (host_absent && rebuilding(zs))) {
         rec->state = ID_HELD;
         zs->held_count++;
         zs->c.held_removals++;
-        zlog(zs, ZK_SYNC_LOG_DEBUG, "hold removal of %s (cooling off)", rec->id);
+        zlog(zs, ZK_SYNC_LOG_DEBUG, "hold removal of %s (%s)", rec->id,
+             cooling(zs) ? "cooling off" : "host has not re-announced");
         return;
     }
     char id[UUID_LEN + 1], host[MAX_HOST_ID + 1];
@@ -659,12 +736,8 @@ static void remote_gone(struct zk_sync *zs, struct idrec *rec)
     }
 }
 
-/*
- * Bring the index entry of `id` in line with host h's nodes for it: the
- * valid node with the highest seq wins. Returns a ZooKeeper error if a
- * needed fallback read failed (the host then stays dirty).
- */
-static int settle_id(struct zk_sync *zs, struct rhost *h, const char *id)
+/* The valid node with the highest seq for id in h, or NULL. */
+static struct rnode *best_node(struct rhost *h, const char *id)
 {
     struct rnode *best = NULL;
     for (size_t i = find_group(h, id); i < h->n && strncmp(h->nodes[i].name, id, UUID_LEN) == 0;
@@ -674,61 +747,168 @@ static int settle_id(struct zk_sync *zs, struct rhost *h, const char *id)
             best = rn;
         }
     }
-    struct idrec *rec = idx_find(zs, id);
-    if (!best) {
-        if (rec && strcmp(rec->host, h->name) == 0) {
-            remote_gone(zs, rec);
+    return best;
+}
+
+/*
+ * Conflict rule: when several hosts hold a valid node for one id, the host
+ * with the smallest host id (strcmp order) owns it. The first such host
+ * other than `exclude` (zs->hosts is sorted), with its best node in *bn.
+ */
+static struct rhost *first_claimant(struct zk_sync *zs, const char *id, const struct rhost *exclude,
+                                    struct rnode **bn)
+{
+    for (size_t i = 0; i < zs->nhosts; i++) {
+        struct rhost *h = zs->hosts[i];
+        if (h == exclude || h->bad || h->missing) {
+            continue;
         }
-        return ZOK;
-    }
-    if (rec && strcmp(rec->host, h->name) != 0) {
-        if (rec->state == ID_LIVE) {
-            zs->c.conflicts++;
-            best->kind = RN_BAD;
-            zlog(zs, ZK_SYNC_LOG_WARN, "skip %s/%s: id already published by host %s", h->name,
-                 best->name, rec->host);
-            return ZOK;
-        }
-        /* held for another host and now here: take it over */
-        char *nh = strdup(h->name);
-        if (!nh) {
-            return ZSYSTEMERROR;
-        }
-        free(rec->host);
-        rec->host = nh;
-        rec->seq = UINT64_MAX; /* force the upsert below */
-    }
-    if (rec && rec->seq == best->seq) {
-        if (rec->state == ID_HELD) {
-            rec->state = ID_LIVE;
-            zs->held_count--;
-            zs->c.held_restored++;
-        }
-        return ZOK;
-    }
-    if (!best->tmp_json) {
-        int rc = read_node(zs, h, best);
-        if (rc == ZNONODE) {
-            best->kind = RN_DROP;
-            return ZOK; /* gone meanwhile; the next listing settles it */
-        }
-        if (rc != ZOK) {
-            return rc;
+        struct rnode *b = best_node(h, id);
+        if (b) {
+            *bn = b;
+            return h;
         }
     }
-    if (rec) {
-        if (rec->state == ID_HELD) {
-            rec->state = ID_LIVE;
-            zs->held_count--;
-            zs->c.held_restored++;
-        }
-        rec->seq = best->seq;
-    } else if (!idx_insert(zs, id, h->name, best->seq)) {
-        zlog(zs, ZK_SYNC_LOG_ERROR, "out of memory indexing %s", id);
+    return NULL;
+}
+
+/* Give rec to host h (another claimant) and report h's document. */
+static int hand_over(struct zk_sync *zs, struct idrec *rec, struct rhost *h, struct rnode *bn)
+{
+    char *nh = strdup(h->name);
+    if (!nh) {
         return ZSYSTEMERROR;
     }
-    remote_upsert(zs, h, id, best);
+    bool fetched = false;
+    if (!bn->tmp_json) {
+        int rc = read_node(zs, h, bn);
+        if (rc != ZOK) {
+            free(nh);
+            return rc;
+        }
+        fetched = true;
+    }
+    zlog(zs, ZK_SYNC_LOG_INFO, "id %s: host %s's claim goes, host %s's takes over", rec->id,
+         rec->host, h->name);
+    free(rec->host);
+    rec->host = nh;
+    rec->seq = bn->seq;
+    if (rec->state == ID_HELD) {
+        rec->state = ID_LIVE;
+        zs->held_count--;
+        zs->c.held_restored++;
+    }
+    remote_upsert(zs, h, rec->id, bn);
+    if (fetched) {
+        free(bn->tmp_json);
+        bn->tmp_json = NULL;
+    }
     return ZOK;
+}
+
+/*
+ * The owner of rec (host `from`) no longer claims it. If rec was contested,
+ * the next claimant by the conflict rule takes over; otherwise it is gone.
+ */
+static int owner_gone(struct zk_sync *zs, struct idrec *rec, struct rhost *from, bool absent)
+{
+    if (rec->conflicted && rec->state == ID_LIVE) {
+        for (;;) {
+            struct rnode *bn = NULL;
+            struct rhost *o = first_claimant(zs, rec->id, from, &bn);
+            if (!o) {
+                break;
+            }
+            int rc = hand_over(zs, rec, o, bn);
+            if (rc == ZOK) {
+                return ZOK;
+            }
+            if (rc == ZNONODE || rc == ZNOAUTH || rc == ZBADARGUMENTS) {
+                bn->kind = rc == ZNONODE ? RN_DROP : RN_BAD; /* try the next claimant */
+                if (rc == ZNONODE) {
+                    o->dirty = true;
+                }
+                continue;
+            }
+            return rc;
+        }
+        rec->conflicted = false;
+    }
+    remote_gone(zs, rec, absent);
+    return ZOK;
+}
+
+/*
+ * Bring the index entry of `id` in line with host h's nodes for it: the
+ * valid node with the highest seq is h's claim; among hosts, the conflict
+ * rule decides. Returns a ZooKeeper error if a needed fallback read failed
+ * (the host then stays dirty).
+ */
+static int settle_id(struct zk_sync *zs, struct rhost *h, const char *id)
+{
+    for (;;) {
+        struct rnode *best = best_node(h, id);
+        struct idrec *rec = idx_find(zs, id);
+        if (!best) {
+            if (rec && strcmp(rec->host, h->name) == 0) {
+                return owner_gone(zs, rec, h, h->missing);
+            }
+            return ZOK;
+        }
+        if (rec && strcmp(rec->host, h->name) != 0) {
+            if (rec->state == ID_LIVE) {
+                bool first = !rec->conflicted;
+                rec->conflicted = true;
+                zs->c.conflicts++;
+                if (strcmp(h->name, rec->host) > 0) {
+                    zlog(zs, first ? ZK_SYNC_LOG_WARN : ZK_SYNC_LOG_DEBUG,
+                         "id %s claimed by hosts %s and %s: %s keeps it (smallest host id wins)",
+                         id, rec->host, h->name, rec->host);
+                    return ZOK;
+                }
+                zlog(zs, ZK_SYNC_LOG_WARN,
+                     "id %s claimed by hosts %s and %s: %s takes it (smallest host id wins)", id,
+                     rec->host, h->name, h->name);
+            }
+            int rc = hand_over(zs, rec, h, best);
+            if (rc == ZNONODE || rc == ZNOAUTH || rc == ZBADARGUMENTS) {
+                best->kind = rc == ZNONODE ? RN_DROP : RN_BAD;
+                continue;
+            }
+            return rc;
+        }
+        if (rec && rec->seq == best->seq && !best->refetch) {
+            if (rec->state == ID_HELD) {
+                rec->state = ID_LIVE;
+                zs->held_count--;
+                zs->c.held_restored++;
+            }
+            return ZOK;
+        }
+        if (!best->tmp_json) {
+            int rc = read_node(zs, h, best);
+            if (rc == ZNONODE || rc == ZNOAUTH || rc == ZBADARGUMENTS) {
+                best->kind = rc == ZNONODE ? RN_DROP : RN_BAD;
+                continue; /* the next best node of h, if any */
+            }
+            if (rc != ZOK) {
+                return rc;
+            }
+        }
+        if (rec) {
+            if (rec->state == ID_HELD) {
+                rec->state = ID_LIVE;
+                zs->held_count--;
+                zs->c.held_restored++;
+            }
+            rec->seq = best->seq;
+        } else if (!idx_insert(zs, id, h->name, best->seq)) {
+            zlog(zs, ZK_SYNC_LOG_ERROR, "out of memory indexing %s", id);
+            return ZSYSTEMERROR;
+        }
+        remote_upsert(zs, h, id, best);
+        return ZOK;
+    }
 }
 
 static void free_nodes(struct rnode *nodes, size_t n)
@@ -779,10 +959,21 @@ static int fetch_new(struct zk_sync *zs, struct rhost *h)
             struct bop *op = ops[k];
             struct rnode *rn = &h->nodes[op->node];
             const char *why = NULL;
+            if (op->rc == ZOK) {
+                rn->mzxid = op->mzxid;
+                rn->aversion = op->aversion;
+            }
             if (op->rc == ZNONODE) {
                 rn->kind = RN_DROP; /* deleted between list and get */
+            } else if (op->rc == ZNOAUTH) {
+                rn->kind = RN_BAD; /* re-read if the audit sees its ACL change */
+                zs->c.skipped_unreadable++;
+                zlog(zs, ZK_SYNC_LOG_WARN, "skip %s: not readable (%s)", op->path, zerror(op->rc));
             } else if (op->rc != ZOK) {
                 rn->kind = RN_DROP; /* retried on the next listing */
+                if (worst == ZOK) {
+                    round_fail(zs, "read", op->path, op->rc);
+                }
                 worst = op->rc;
             } else if (op->stat_len < 0 || (size_t)op->stat_len > zs->max_doc) {
                 rn->kind = RN_BAD;
@@ -815,21 +1006,73 @@ static int fetch_new(struct zk_sync *zs, struct rhost *h)
     return worst;
 }
 
+/* Fetch h's RN_NEW nodes and settle the ids in touched[0..nt) (sorted or not). */
+static int fetch_and_settle(struct zk_sync *zs, struct rhost *h, char (*touched)[UUID_LEN + 1],
+                            size_t nt)
+{
+    int worst = fetch_new(zs, h);
+    if (nt > 1) {
+        qsort(touched, nt, sizeof(*touched), cmp_id);
+    }
+    for (size_t k = 0; k < nt; k++) {
+        if (k > 0 && memcmp(touched[k], touched[k - 1], UUID_LEN) == 0) {
+            continue;
+        }
+        int src = settle_id(zs, h, touched[k]);
+        if (src != ZOK) {
+            round_fail(zs, "read", h->path, src);
+            worst = src;
+        }
+    }
+    /* drop transient failures (they look new again next time), free fetched data */
+    size_t w = 0;
+    for (size_t k = 0; k < h->n; k++) {
+        struct rnode *rn = &h->nodes[k];
+        free(rn->tmp_json);
+        rn->tmp_json = NULL;
+        rn->refetch = false;
+        if (rn->kind == RN_DROP) {
+            free(rn->name);
+            continue;
+        }
+        h->nodes[w++] = *rn;
+    }
+    h->n = w;
+    if (worst != ZOK) {
+        h->dirty = true;
+    }
+    return worst;
+}
+
 /*
  * List host h (re-arming its child watch), diff against memory, fetch only
  * names never seen, settle every touched id. For the own host only the list
- * is kept (it drives the local reconcile). ZOK or the ZooKeeper error.
+ * is kept (it drives the local reconcile). ZOK or the ZooKeeper error; a
+ * subtree we may not list (ZNOAUTH) is skipped and counted, not an error.
  */
 static int sync_host(struct zk_sync *zs, struct rhost *h, bool own)
 {
     struct String_vector sv = {0, NULL};
     zs->c.lists++;
     int rc = zoo_get_children(zs->zh, h->path, 1, &sv);
+    if (rc == ZNOAUTH && !own) {
+        h->dirty = false;
+        if (!h->unreadable) {
+            h->unreadable = true;
+            zs->c.skipped_unreadable++;
+            zlog(zs, ZK_SYNC_LOG_WARN, "skip host %s: subtree not readable (%s)", h->name,
+                 zerror(rc));
+        }
+        return ZOK; /* its known nodes stay as they were; the audit retries */
+    }
     if (rc == ZNONODE) {
         sv.count = 0; /* subtree gone: every node of it is gone */
     } else if (rc != ZOK) {
+        round_fail(zs, "list", h->path, rc);
         return rc;
     }
+    h->unreadable = false;
+    h->missing = rc == ZNONODE;
     if (own) {
         zs->own_exists = rc == ZOK;
     }
@@ -845,6 +1088,7 @@ static int sync_host(struct zk_sync *zs, struct rhost *h, bool own)
         free(touched);
         deallocate_String_vector(&sv);
         h->dirty = true;
+        round_fail(zs, "list", h->path, ZSYSTEMERROR);
         return ZSYSTEMERROR;
     }
     size_t no = 0, nt = 0, i = 0, j = 0;
@@ -856,7 +1100,7 @@ static int sync_host(struct zk_sync *zs, struct rhost *h, bool own)
             j++;
         } else if (c < 0) { /* gone from ZooKeeper */
             struct rnode *rn = &h->nodes[i++];
-            if (rn->kind == RN_OK || rn->kind == RN_BAD) {
+            if (!rn->bad_name) {
                 memcpy(touched[nt], rn->name, UUID_LEN);
                 touched[nt++][UUID_LEN] = '\0';
             }
@@ -870,6 +1114,7 @@ static int sync_host(struct zk_sync *zs, struct rhost *h, bool own)
             changed = true;
             if (!parse_node_name(rn.name, id, &rn.seq)) {
                 rn.kind = RN_BAD;
+                rn.bad_name = true;
                 zs->c.skipped_bad_name++;
                 zlog(zs, ZK_SYNC_LOG_WARN, "skip %s/%s: not <uuid>[-<seq>]", h->path, rn.name);
             } else {
@@ -887,41 +1132,13 @@ static int sync_host(struct zk_sync *zs, struct rhost *h, bool own)
     deallocate_String_vector(&sv);
     if (own) {
         free(touched);
-        if (changed) {
+        if (changed || rc == ZNONODE) {
             zs->local_dirty = true;
         }
         return ZOK;
     }
-    int worst = fetch_new(zs, h);
-    if (nt > 1) {
-        qsort(touched, nt, sizeof(*touched), cmp_id);
-    }
-    for (size_t k = 0; k < nt; k++) {
-        if (k > 0 && memcmp(touched[k], touched[k - 1], UUID_LEN) == 0) {
-            continue;
-        }
-        int src = settle_id(zs, h, touched[k]);
-        if (src != ZOK) {
-            worst = src;
-        }
-    }
+    int worst = fetch_and_settle(zs, h, touched, nt);
     free(touched);
-    /* drop transient failures (they look new again next time), free fetched data */
-    size_t w = 0;
-    for (size_t k = 0; k < h->n; k++) {
-        struct rnode *rn = &h->nodes[k];
-        free(rn->tmp_json);
-        rn->tmp_json = NULL;
-        if (rn->kind == RN_DROP) {
-            free(rn->name);
-            continue;
-        }
-        h->nodes[w++] = *rn;
-    }
-    h->n = w;
-    if (worst != ZOK) {
-        h->dirty = true;
-    }
     return worst;
 }
 
@@ -935,7 +1152,8 @@ static void host_free(struct rhost *h)
     }
 }
 
-/* A host subtree vanished from <root>/hosts: all its ids are gone. */
+/* A host subtree vanished from <root>/hosts: all its ids are gone (or move
+ * to another claimant). h is still in zs->hosts and is excluded. */
 static void host_gone(struct zk_sync *zs, struct rhost *h)
 {
     for (size_t i = 0; i < h->n; i++) {
@@ -944,7 +1162,12 @@ static void host_gone(struct zk_sync *zs, struct rhost *h)
         }
         struct idrec *rec = idx_find(zs, h->nodes[i].name);
         if (rec && strcmp(rec->host, h->name) == 0) {
-            remote_gone(zs, rec);
+            int rc = owner_gone(zs, rec, h, true);
+            if (rc != ZOK) {
+                /* the claimant stays unread: relist everything next round */
+                zs->hosts_dirty = true;
+                round_fail(zs, "read", h->path, rc);
+            }
         }
     }
 }
@@ -963,27 +1186,65 @@ static struct rhost *host_new(struct zk_sync *zs, const char *name)
     return h;
 }
 
-/* List <root>/hosts (re-arming its watch) and diff the set of hosts. */
+static int ensure_tree(struct zk_sync *zs);
+
+/*
+ * List <root>/hosts (re-arming its watch) and diff the set of hosts. A
+ * missing tree is created again; a tree created anew (its czxid changed)
+ * starts the rebuild period (region_wait_ms).
+ */
 static int sync_hosts(struct zk_sync *zs)
 {
     struct String_vector sv = {0, NULL};
+    struct Stat st;
     zs->c.lists++;
-    int rc = zoo_get_children(zs->zh, zs->hosts_path, 1, &sv);
+    int rc = zoo_get_children2(zs->zh, zs->hosts_path, 1, &sv, &st);
+    if (rc == ZNONODE) {
+        if (zs->hosts_czxid != 0) { /* we had seen it: someone deleted the tree */
+            zlog(zs, ZK_SYNC_LOG_WARN, "%s is missing; creating it again", zs->hosts_path);
+            zs->c.tree_created++;
+        }
+        rc = ensure_tree(zs);
+        if (rc != ZOK) {
+            round_fail(zs, "create", zs->hosts_path, rc);
+            return rc;
+        }
+        zs->c.lists++;
+        rc = zoo_get_children2(zs->zh, zs->hosts_path, 1, &sv, &st);
+    }
     if (rc != ZOK) {
+        round_fail(zs, "list", zs->hosts_path, rc);
         return rc;
     }
+    /* czxid alone is not enough: a wiped server counts zxids from the start again */
+    bool anew =
+        zs->hosts_czxid != 0 && (st.czxid != zs->hosts_czxid || st.ctime != zs->hosts_ctime);
+    if (anew && zs->region_wait_ms > 0) {
+        zlog(zs, ZK_SYNC_LOG_WARN,
+             "%s was created anew: holding removals of hosts that have not re-announced for "
+             "up to %d ms",
+             zs->hosts_path, zs->region_wait_ms);
+        zs->region_until = mono_ms() + zs->region_wait_ms;
+        zs->own.dirty = true; /* our nodes went with the old tree */
+    }
+    zs->hosts_czxid = st.czxid;
+    zs->hosts_ctime = st.ctime;
     zs->hosts_dirty = false;
     if (sv.count > 0) {
         qsort(sv.data, (size_t)sv.count, sizeof(char *), cmp_str);
     }
     size_t nn = (size_t)(sv.count > 0 ? sv.count : 0);
     struct rhost **out = calloc(nn + 1, sizeof(*out));
-    if (!out) {
+    struct rhost **gone = calloc(zs->nhosts + 1, sizeof(*gone));
+    if (!out || !gone) {
+        free(out);
+        free(gone);
         deallocate_String_vector(&sv);
         zs->hosts_dirty = true;
+        round_fail(zs, "list", zs->hosts_path, ZSYSTEMERROR);
         return ZSYSTEMERROR;
     }
-    size_t no = 0, i = 0, j = 0;
+    size_t no = 0, i = 0, j = 0, ngone = 0;
     while (i < zs->nhosts || j < nn) {
         if (j < nn && strcmp(sv.data[j], zs->host_id) == 0) {
             j++; /* our own subtree is tracked separately */
@@ -996,8 +1257,7 @@ static int sync_hosts(struct zk_sync *zs)
         } else if (c < 0) {
             struct rhost *h = zs->hosts[i++];
             zlog(zs, ZK_SYNC_LOG_INFO, "host %s left", h->name);
-            host_gone(zs, h);
-            host_free(h);
+            gone[ngone++] = h;
         } else {
             struct rhost *h = host_new(zs, sv.data[j++]);
             if (!h) {
@@ -1011,12 +1271,28 @@ static int sync_hosts(struct zk_sync *zs)
             out[no++] = h;
         }
     }
+    /* Hosts that left: their contested ids go to the next claimant among the
+     * remaining ones (still in zs->hosts here, each gone one excluded). */
+    for (size_t k = 0; k < ngone; k++) {
+        gone[k]->missing = true;
+    }
+    for (size_t k = 0; k < ngone; k++) {
+        host_gone(zs, gone[k]);
+    }
+    for (size_t k = 0; k < ngone; k++) {
+        host_free(gone[k]);
+    }
+    free(gone);
     free(zs->hosts);
     zs->hosts = out;
     zs->nhosts = no;
     zs->cap_hosts = nn + 1;
     deallocate_String_vector(&sv);
-    return zs->hosts_dirty ? ZSYSTEMERROR : ZOK;
+    if (zs->hosts_dirty) {
+        round_fail(zs, "list", zs->hosts_path, ZSYSTEMERROR);
+        return ZSYSTEMERROR;
+    }
+    return ZOK;
 }
 
 static struct rhost *host_by_path(struct zk_sync *zs, const char *path)
@@ -1047,9 +1323,10 @@ static struct rhost *host_by_path(struct zk_sync *zs, const char *path)
 
 /* ---------- tree and local reconcile ---------- */
 
-static int create_persistent(struct zk_sync *zs, const char *path, int flags)
+static int create_persistent(struct zk_sync *zs, const char *path, int flags,
+                             struct ACL_vector *acl)
 {
-    int rc = zoo_create(zs->zh, path, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, flags, NULL, 0);
+    int rc = zoo_create(zs->zh, path, NULL, -1, acl, flags, NULL, 0);
     return rc == ZNODEEXISTS ? ZOK : rc;
 }
 
@@ -1062,7 +1339,10 @@ static int ensure_tree(struct zk_sync *zs)
         if (*p == '/' || *p == '\0') {
             char saved = *p;
             *p = '\0';
-            int rc = create_persistent(zs, path, ZOO_PERSISTENT);
+            /* <root>/hosts: anyone may add a host subtree; the rest: read-only
+             * for others (with credentials; without, everything is open) */
+            int rc = create_persistent(zs, path, ZOO_PERSISTENT,
+                                       saved == '\0' ? &zs->acl_hosts_v : &zs->acl_node_v);
             *p = saved;
             if (rc != ZOK) {
                 return rc;
@@ -1074,6 +1354,8 @@ static int ensure_tree(struct zk_sync *zs)
     }
     return ZOK;
 }
+
+static size_t local_find(struct zk_sync *zs, const char *id, bool *found);
 
 static void lnode_unref_locked(struct lnode *ln)
 {
@@ -1113,7 +1395,7 @@ static int run_writes(struct zk_sync *zs, struct lnode **creates, size_t nc, cha
             if (create) {
                 zs->c.creates++;
                 rc = zoo_acreate(zs->zh, op->path, creates[i]->json, (int)creates[i]->len,
-                                 &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, create_done, op);
+                                 &zs->acl_node_v, ZOO_EPHEMERAL, create_done, op);
             } else {
                 zs->c.deletes++;
                 rc = zoo_adelete(zs->zh, op->path, -1, void_done, op);
@@ -1192,6 +1474,7 @@ static int check_owners(struct zk_sync *zs, struct lnode **snap, size_t n, char 
 static int own_set_names(struct zk_sync *zs, struct lnode **snap, size_t n)
 {
     struct rnode *nodes = calloc(n + 1, sizeof(*nodes));
+    size_t j = 0;
     if (!nodes) {
         return -ENOMEM;
     }
@@ -1203,11 +1486,150 @@ static int own_set_names(struct zk_sync *zs, struct lnode **snap, size_t n)
             free_nodes(nodes, i);
             return -ENOMEM;
         }
+        /* keep the armed data watches (both lists are sorted by name) */
+        while (j < zs->own.n && strcmp(zs->own.nodes[j].name, nodes[i].name) < 0) {
+            j++;
+        }
+        if (j < zs->own.n && strcmp(zs->own.nodes[j].name, nodes[i].name) == 0) {
+            nodes[i].watched = zs->own.nodes[j].watched;
+        }
     }
     free_nodes(zs->own.nodes, zs->own.n);
     zs->own.nodes = nodes;
     zs->own.n = n;
     return 0;
+}
+
+/*
+ * The host subtree is missing (first start, new session after the tree was
+ * lost): create the container, then as many nodes as fit in one request
+ * with zoo_multi, so other hosts see all of them or none — a host
+ * re-announcing after ZooKeeper came back empty never shows a partial set.
+ * (The container cannot be part of the multi: the 3.8 C client aborts on a
+ * createContainer result.) *done = nodes created that way; on ZNODEEXISTS
+ * the caller creates them one by one.
+ */
+static int announce_atomic(struct zk_sync *zs, struct lnode **creates, size_t nc, size_t *done)
+{
+    *done = 0;
+    int rc = create_persistent(zs, zs->own.path, ZOO_CONTAINER, &zs->acl_node_v);
+    if (rc != ZOK || nc < 2) {
+        return rc;
+    }
+    size_t k = 0, bytes = 64;
+    while (k < nc && bytes + creates[k]->len + sizeof(creates[k]->name) + 300 < MULTI_MAX_BYTES) {
+        bytes += creates[k]->len + sizeof(creates[k]->name) + 300;
+        k++;
+    }
+    zoo_op_t *ops = calloc(k + 1, sizeof(*ops));
+    zoo_op_result_t *res = calloc(k + 1, sizeof(*res));
+    char(*paths)[1024] = calloc(k + 1, sizeof(*paths));
+    if (!ops || !res || !paths) {
+        free(ops);
+        free(res);
+        free(paths);
+        return ZSYSTEMERROR;
+    }
+    for (size_t i = 0; i < k; i++) {
+        snprintf(paths[i], sizeof(paths[i]), "%s/%s", zs->own.path, creates[i]->name);
+        zoo_create_op_init(&ops[i], paths[i], creates[i]->json, (int)creates[i]->len,
+                           &zs->acl_node_v, ZOO_EPHEMERAL, NULL, 0);
+    }
+    rc = zoo_multi(zs->zh, (int)k, ops, res);
+    free(ops);
+    free(res);
+    free(paths);
+    if (rc == ZOK) {
+        zs->c.creates += k;
+        *done = k;
+        return ZOK;
+    }
+    return rc == ZNODEEXISTS ? ZOK : rc;
+}
+
+/* Data watch completion on an own node: a version other than 0 means another
+ * client rewrote it before the watch was armed. */
+struct own_watch {
+    struct zk_sync *zs;
+    zhandle_t *zh;
+    char path[];
+};
+
+static void own_watch_done(int rc, const struct Stat *stat, const void *data)
+{
+    struct own_watch *w = (struct own_watch *)data;
+    if (rc == ZOK && stat && stat->version != 0) {
+        watcher(w->zh, ZOO_CHANGED_EVENT, ZOO_CONNECTED_STATE, w->path, w->zs);
+    }
+    free(w);
+}
+
+/* Arm a data watch (exists) on every own node that has none: an in-place
+ * rewrite by another client fires it and the node is re-created. */
+static void arm_own_watches(struct zk_sync *zs)
+{
+    for (size_t i = 0; i < zs->own.n; i++) {
+        struct rnode *rn = &zs->own.nodes[i];
+        if (rn->watched || rn->bad_name) {
+            continue;
+        }
+        size_t need = strlen(zs->own.path) + 1 + strlen(rn->name) + 1;
+        struct own_watch *w = malloc(sizeof(*w) + need);
+        if (!w) {
+            return;
+        }
+        w->zs = zs;
+        w->zh = zs->zh;
+        snprintf(w->path, need, "%s/%s", zs->own.path, rn->name);
+        if (zoo_aexists(zs->zh, w->path, 1, own_watch_done, w) == ZOK) {
+            rn->watched = true;
+        } else {
+            free(w);
+            return;
+        }
+    }
+}
+
+/* Own node `name` was changed in place by another client: publish the same
+ * document again under a new name (created first, then the tampered one is
+ * deleted), so every reader reads it afresh. */
+static void repair_own(struct zk_sync *zs, const char *name)
+{
+    char id[UUID_LEN + 1];
+    uint64_t seq;
+    if (!parse_node_name(name, id, &seq)) {
+        return;
+    }
+    for (size_t i = 0; i < zs->own.n; i++) {
+        if (strcmp(zs->own.nodes[i].name, name) == 0) {
+            zs->own.nodes[i].watched = false;
+        }
+    }
+    pthread_mutex_lock(&zs->mu);
+    bool found;
+    size_t at = local_find(zs, id, &found);
+    if (found && strcmp(zs->local[at]->name, name) == 0) {
+        struct lnode *old = zs->local[at];
+        struct lnode *ln = malloc(sizeof(*ln) + old->len + 1);
+        if (ln) {
+            memcpy(ln, old, sizeof(*ln) + old->len + 1);
+            ln->refs = 1;
+            uint64_t nseq = (uint64_t)real_ms();
+            ln->seq = nseq <= zs->last_seq ? zs->last_seq + 1 : nseq;
+            zs->last_seq = ln->seq;
+            snprintf(ln->name, sizeof(ln->name), "%s-%llu", id, (unsigned long long)ln->seq);
+            zs->local[at] = ln;
+            lnode_unref_locked(old);
+            zs->local_gen++;
+            zs->c.repairs++;
+            pthread_mutex_unlock(&zs->mu);
+            zlog(zs, ZK_SYNC_LOG_WARN,
+                 "own node %s/%s was changed by another client; publishing it again as %s",
+                 zs->own.path, name, ln->name);
+            return;
+        }
+    }
+    pthread_mutex_unlock(&zs->mu);
 }
 
 /*
@@ -1283,11 +1705,15 @@ static int reconcile_local(struct zk_sync *zs)
     }
     bool watch_armed = zs->own_exists; /* the last own listing found the subtree */
     if (nc > 0 && !zs->own_exists) {
-        rc = create_persistent(zs, zs->own.path, ZOO_CONTAINER);
+        size_t done = 0;
+        rc = announce_atomic(zs, creates, nc, &done);
         if (rc != ZOK) {
+            round_fail(zs, "create", zs->own.path, rc);
             goto out;
         }
         zs->own_exists = true;
+        memmove(creates, creates + done, (nc - done) * sizeof(*creates));
+        nc -= done;
     }
     rc = run_writes(zs, creates, nc, deletes, nd);
     if (rc == ZOK && own_set_names(zs, snap, n) == 0) {
@@ -1325,6 +1751,79 @@ out:
 
 /* ---------- session ---------- */
 
+/*
+ * The ZooKeeper C client's own log lines. Its log callback takes no context
+ * argument, so this is the one piece of process-wide state here: the lines
+ * go to the `log` callback of the first running zk_sync that has one (under
+ * client_log_mu), reformatted ("zookeeper client: LEVEL function: message",
+ * without the client's local-time stamp) and limited to CLIENT_LOG_LINES per
+ * CLIENT_LOG_WINDOW ms; the number suppressed is logged when the next window
+ * opens.
+ */
+static pthread_mutex_t client_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct zk_sync *client_log_sink;
+static int64_t client_log_window;
+static unsigned client_log_lines, client_log_dropped;
+
+static void client_log(const char *message)
+{
+    /* "<time>:<pid>(0x<tid>):ZOO_<LEVEL>@<function>@<line>: <text>" */
+    const char *lvl = strstr(message, ":ZOO_");
+    enum zk_sync_log_level level = ZK_SYNC_LOG_ERROR;
+    char func[64] = "";
+    const char *text = message;
+    if (lvl) {
+        lvl += 5;
+        level = strncmp(lvl, "WARN", 4) == 0    ? ZK_SYNC_LOG_WARN
+                : strncmp(lvl, "INFO", 4) == 0  ? ZK_SYNC_LOG_INFO
+                : strncmp(lvl, "DEBUG", 5) == 0 ? ZK_SYNC_LOG_DEBUG
+                                                : ZK_SYNC_LOG_ERROR;
+        const char *at = strchr(lvl, '@');
+        const char *at2 = at ? strchr(at + 1, '@') : NULL;
+        const char *colon = at2 ? strstr(at2, ": ") : NULL;
+        if (at && at2 && colon) {
+            snprintf(func, sizeof(func), "%.*s", (int)(at2 - at - 1), at + 1);
+            text = colon + 2;
+        }
+    }
+    size_t tl = strlen(text);
+    while (tl > 0 && (text[tl - 1] == '\n' || text[tl - 1] == '\r')) {
+        tl--;
+    }
+    pthread_mutex_lock(&client_log_mu);
+    struct zk_sync *zs = client_log_sink;
+    if (!zs) {
+        pthread_mutex_unlock(&client_log_mu);
+        fprintf(stderr, "zookeeper client: %.*s\n", (int)tl, text);
+        return;
+    }
+    int64_t now = mono_ms();
+    if (now - client_log_window >= CLIENT_LOG_WINDOW) {
+        if (client_log_dropped > 0) {
+            zlog(zs, ZK_SYNC_LOG_WARN, "zookeeper client: %u more lines suppressed in %d s",
+                 client_log_dropped, CLIENT_LOG_WINDOW / 1000);
+        }
+        client_log_window = now;
+        client_log_lines = 0;
+        client_log_dropped = 0;
+    }
+    if (client_log_lines < CLIENT_LOG_LINES) {
+        client_log_lines++;
+        zlog(zs, level, "zookeeper client: %s%s%.*s", func, func[0] ? ": " : "", (int)tl, text);
+    } else {
+        client_log_dropped++;
+    }
+    pthread_mutex_unlock(&client_log_mu);
+}
+
+/* A refused zoo_add_auth also ends the session: the watcher gets
+ * ZOO_AUTH_FAILED_STATE, handled in on_session_event. */
+static void auth_done(int rc, const void *data)
+{
+    (void)rc;
+    (void)data;
+}
+
 static void open_session(struct zk_sync *zs)
 {
     zs->new_session_at = 0;
@@ -1333,12 +1832,22 @@ static void open_session(struct zk_sync *zs)
         zlog(zs, ZK_SYNC_LOG_INFO, "resuming session 0x%llx",
              (unsigned long long)resume->client_id);
     }
-    zs->zh = zookeeper_init(zs->connect, watcher, zs->session_timeout_ms, resume, zs, 0);
+    zs->zh =
+        zookeeper_init2(zs->connect, watcher, zs->session_timeout_ms, resume, zs, 0, client_log);
     zs->resume.client_id = 0; /* only the first session */
     if (!zs->zh) {
         zlog(zs, ZK_SYNC_LOG_ERROR, "zookeeper_init(%s) failed: %s", zs->connect, strerror(errno));
         zs->new_session_at = mono_ms() + NEW_SESSION_RETRY;
         return;
+    }
+    /* resolve the server names once a minute, not on every I/O loop */
+    zoo_set_servers_resolution_delay(zs->zh, RESOLVE_DELAY_MS);
+    if (zs->auth) {
+        /* queued before any request; the client re-sends it on reconnects */
+        int rc = zoo_add_auth(zs->zh, "digest", zs->auth, (int)strlen(zs->auth), auth_done, zs);
+        if (rc != ZOK) {
+            zlog(zs, ZK_SYNC_LOG_ERROR, "zoo_add_auth: %s", zerror(rc));
+        }
     }
     zs->session_new = true;
     zs->session_fresh = true;
@@ -1378,6 +1887,9 @@ static void on_session_event(struct zk_sync *zs, int state)
             zs->session_fresh = false;
             zs->c.sessions++;
             zs->session_since_ms = real_ms();
+            for (size_t i = 0; i < zs->own.n; i++) {
+                zs->own.nodes[i].watched = false; /* watches belong to the old session */
+            }
             const clientid_t *cid = zoo_client_id(zs->zh);
             zlog(zs, ZK_SYNC_LOG_INFO, "session 0x%llx established, timeout %d ms",
                  cid ? (unsigned long long)cid->client_id : 0ULL, zoo_recv_timeout(zs->zh));
@@ -1405,7 +1917,18 @@ static void on_session_event(struct zk_sync *zs, int state)
         zs->resync_at = 0;
         set_state(zs, ZK_SYNC_EXPIRED);
     } else if (state == ZOO_AUTH_FAILED_STATE) {
-        zlog(zs, ZK_SYNC_LOG_ERROR, "zookeeper authentication failed");
+        zlog(zs, ZK_SYNC_LOG_ERROR,
+             "zookeeper authentication failed (digest credentials refused); new session in %d ms",
+             AUTH_RETRY_MS);
+        snprintf(zs->last_error, sizeof(zs->last_error), "authentication failed");
+        if (!zs->error_since_ms) {
+            zs->error_since_ms = real_ms();
+        }
+        close_session(zs);
+        zs->new_session_at = mono_ms() + AUTH_RETRY_MS;
+        zs->resync_at = 0;
+        set_state(zs, ZK_SYNC_CONNECTING);
+        report_state(zs);
     } else {
         if (zs->connected) {
             zs->disconnected_at = mono_ms();
@@ -1417,6 +1940,12 @@ static void on_session_event(struct zk_sync *zs, int state)
     }
 }
 
+static bool is_own_node_path(struct zk_sync *zs, const char *path)
+{
+    size_t n = strlen(zs->own.path);
+    return strncmp(path, zs->own.path, n) == 0 && path[n] == '/';
+}
+
 static void handle_events(struct zk_sync *zs, struct zevent *ev)
 {
     while (ev) {
@@ -1424,6 +1953,13 @@ static void handle_events(struct zk_sync *zs, struct zevent *ev)
         if (ev->zh == zs->zh && zs->zh) {
             if (ev->type == ZOO_SESSION_EVENT) {
                 on_session_event(zs, ev->state);
+            } else if (is_own_node_path(zs, ev->path)) {
+                /* data watch on an own node: rewritten in place, or deleted */
+                zs->c.watches_fired++;
+                if (ev->type == ZOO_CHANGED_EVENT) {
+                    repair_own(zs, ev->path + strlen(zs->own.path) + 1);
+                }
+                zs->own.dirty = true;
             } else if (ev->type == ZOO_CHILD_EVENT || ev->type == ZOO_DELETED_EVENT) {
                 zs->c.watches_fired++;
                 struct rhost *h = host_by_path(zs, ev->path);
@@ -1470,17 +2006,47 @@ static void maybe_give_up_session(struct zk_sync *zs)
     set_state(zs, ZK_SYNC_EXPIRED);
 }
 
-/* Release held removals once cooling-off is over and a full listing is done. */
+static struct rhost *host_by_name(struct zk_sync *zs, const char *name)
+{
+    size_t lo = 0, hi = zs->nhosts;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(zs->hosts[mid]->name, name);
+        if (c == 0) {
+            return zs->hosts[mid];
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Release held removals once cooling-off is over and a full listing is done.
+ * While the tree is being rebuilt, an id stays held until its host has
+ * re-announced (its subtree is back and listed) or the period has ended.
+ */
 static void release_held(struct zk_sync *zs)
 {
     if (zs->held_count == 0 || cooling(zs) || !zs->connected || zs->resync_at) {
         return;
     }
+    bool rebuild = rebuilding(zs);
     for (size_t i = 0; i < zs->idx_cap && zs->held_count > 0;) {
         struct idrec *r = &zs->idx[i];
         if (r->state != ID_HELD) {
             i++;
             continue;
+        }
+        if (rebuild) {
+            struct rhost *h = host_by_name(zs, r->host);
+            if (!h || h->missing || h->dirty || h->n == 0) {
+                i++; /* not re-announced yet (an empty subtree is not an announcement) */
+                continue;
+            }
         }
         char id[UUID_LEN + 1], host[MAX_HOST_ID + 1];
         memcpy(id, r->id, sizeof(id));
@@ -1494,7 +2060,139 @@ static void release_held(struct zk_sync *zs)
     }
 }
 
-/* One round of listings while connected. */
+/*
+ * Audit: one pipelined exists per known remote node; a node whose mzxid or
+ * aversion differs from what was read is read again and its id settled
+ * anew (an in-place rewrite by another client). Subtrees we could not list
+ * are listed again. Errors leave the rest for the next pass.
+ */
+static int audit(struct zk_sync *zs)
+{
+    zs->c.audits++;
+    int worst = ZOK;
+    for (size_t hi = 0; hi < zs->nhosts; hi++) {
+        struct rhost *h = zs->hosts[hi];
+        if (h->bad || h->missing) {
+            continue;
+        }
+        if (h->unreadable) {
+            h->dirty = true;
+            continue;
+        }
+        char(*touched)[UUID_LEN + 1] = calloc(h->n + 1, sizeof(*touched));
+        if (!touched) {
+            return ZSYSTEMERROR;
+        }
+        size_t nt = 0, i = 0;
+        int hrc = ZOK;
+        while (i < h->n && hrc == ZOK) {
+            struct batch b;
+            batch_init(&b);
+            struct bop *ops[BATCH_MAX];
+            size_t nops = 0;
+            for (; i < h->n && nops < BATCH_MAX; i++) {
+                struct rnode *rn = &h->nodes[i];
+                if (rn->bad_name || rn->kind == RN_NEW) {
+                    continue;
+                }
+                struct bop *op = bop_new(zs, &b, h->path, rn->name);
+                if (!op) {
+                    hrc = ZSYSTEMERROR;
+                    break;
+                }
+                op->node = i;
+                pthread_mutex_lock(&b.mu);
+                b.pending++;
+                pthread_mutex_unlock(&b.mu);
+                int rc = zoo_aexists(zs->zh, op->path, 0, exists_done, op);
+                if (rc != ZOK) {
+                    op->rc = rc;
+                    batch_done(&b);
+                }
+                ops[nops++] = op;
+            }
+            batch_wait(&b);
+            batch_destroy(&b);
+            for (size_t k = 0; k < nops; k++) {
+                struct bop *op = ops[k];
+                struct rnode *rn = &h->nodes[op->node];
+                if (op->rc == ZOK) {
+                    bool known = rn->mzxid != 0;
+                    if (known && (op->mzxid != rn->mzxid || op->aversion != rn->aversion)) {
+                        zs->c.audit_changed++;
+                        zlog(zs, ZK_SYNC_LOG_WARN, "%s changed in place; reading it again",
+                             op->path);
+                        rn->kind = RN_NEW;
+                        rn->refetch = true;
+                        memcpy(touched[nt], rn->name, UUID_LEN);
+                        touched[nt++][UUID_LEN] = '\0';
+                    }
+                    rn->mzxid = op->mzxid;
+                    rn->aversion = op->aversion;
+                } else if (op->rc == ZNONODE) {
+                    h->dirty = true; /* the child watch lists it */
+                } else if (hrc == ZOK) {
+                    hrc = op->rc;
+                    round_fail(zs, "audit", op->path, op->rc);
+                }
+                free(op);
+            }
+        }
+        if (nt > 0) {
+            int rc = fetch_and_settle(zs, h, touched, nt);
+            if (hrc == ZOK) {
+                hrc = rc;
+            }
+        }
+        free(touched);
+        if (hrc != ZOK) {
+            worst = hrc;
+        }
+    }
+    return worst;
+}
+
+/* Remember how the round ended; the status is current every round. */
+static void end_round(struct zk_sync *zs, int64_t now, bool full)
+{
+    if (zs->round_error[0]) {
+        zs->c.sync_errors++;
+        bool news = !zs->synced && strcmp(zs->last_error, zs->round_error) == 0 ? false : true;
+        if (!zs->error_since_ms || zs->synced) {
+            zs->error_since_ms = real_ms();
+        }
+        zlog(zs, news ? ZK_SYNC_LOG_WARN : ZK_SYNC_LOG_DEBUG, "sync round failed: %s (retrying)",
+             zs->round_error);
+        snprintf(zs->last_error, sizeof(zs->last_error), "%s", zs->round_error);
+        zs->synced = false;
+        zs->retry_at = now + RETRY_MS;
+        if (news || mono_ms() - zs->last_report_ms >= REPORT_MS) {
+            report_state(zs);
+        }
+        return;
+    }
+    bool recovered = !zs->synced;
+    if (recovered && zs->error_since_ms) {
+        zlog(zs, ZK_SYNC_LOG_INFO, "sync round complete again (failing since %lld ms)",
+             (long long)(real_ms() - zs->error_since_ms));
+    }
+    zs->c.sync_rounds++;
+    zs->c.full_syncs += full;
+    zs->synced = true;
+    zs->error_since_ms = 0;
+    zs->last_error[0] = '\0';
+    zs->last_sync_ms = real_ms();
+    if (recovered || full || mono_ms() - zs->last_report_ms >= REPORT_MS) {
+        report_state(zs);
+    }
+}
+
+/*
+ * One round while connected: every listing that is due, then the local
+ * reconcile. An error on one host (or one node) does not stop the round:
+ * the others are synced, the own writes are made, and what failed is
+ * retried after RETRY_MS.
+ */
 static void sync_round(struct zk_sync *zs)
 {
     int64_t now = mono_ms();
@@ -1503,55 +2201,69 @@ static void sync_round(struct zk_sync *zs)
     }
     bool full = zs->resync_at != 0;
     zs->retry_at = 0;
-    int rc = ZOK;
+    zs->round_error[0] = '\0';
     if (full) {
-        rc = ensure_tree(zs);
         zs->hosts_dirty = true;
         zs->own.dirty = true;
         for (size_t i = 0; i < zs->nhosts; i++) {
             zs->hosts[i]->dirty = true;
         }
     }
-    if (rc == ZOK && zs->hosts_dirty) {
-        rc = sync_hosts(zs);
+    bool hosts_ok = true;
+    if (zs->hosts_dirty) {
+        hosts_ok = sync_hosts(zs) == ZOK;
     }
-    if (rc == ZOK && zs->own.dirty) {
-        rc = sync_host(zs, &zs->own, true);
+    if (zs->own.dirty) {
+        (void)sync_host(zs, &zs->own, true); /* on error: reconcile from the last listing */
     }
-    for (size_t i = 0; rc == ZOK && i < zs->nhosts; i++) {
+    for (size_t i = 0; i < zs->nhosts; i++) {
         struct rhost *h = zs->hosts[i];
         if (h->dirty && !h->bad) {
-            rc = sync_host(zs, h, false);
+            (void)sync_host(zs, h, false);
         }
     }
-    if (rc == ZOK && zs->local_dirty) {
-        rc = reconcile_local(zs);
+    if (zs->audit_ms > 0 && zs->next_audit_at && now >= zs->next_audit_at && hosts_ok) {
+        zs->next_audit_at = now + zs->audit_ms;
+        (void)audit(zs);
+        for (size_t i = 0; i < zs->nhosts; i++) { /* unreadable subtrees, listed again */
+            struct rhost *h = zs->hosts[i];
+            if (h->dirty && !h->bad) {
+                (void)sync_host(zs, h, false);
+            }
+        }
+    }
+    if (zs->local_dirty) {
+        int rc = reconcile_local(zs);
         if (rc == ZOK && zs->own.dirty) {
             rc = sync_host(zs, &zs->own, true);
             if (rc == ZOK && zs->local_dirty) {
                 rc = reconcile_local(zs); /* normally a no-op that marks applied */
             }
         }
+        if (rc != ZOK) {
+            round_fail(zs, "write", zs->own.path, rc);
+        }
     }
-    if (rc != ZOK) {
-        zlog(zs, ZK_SYNC_LOG_INFO, "sync round: %s (retrying)", zerror(rc));
-        zs->retry_at = now + RETRY_MS;
-        return;
-    }
-    zs->last_sync_ms = real_ms();
-    zs->c.sync_rounds++;
-    zs->c.full_syncs += full;
-    if (full) {
+    arm_own_watches(zs);
+    if (full && hosts_ok) { /* every host listed once; failures stay dirty */
         zs->resync_at = 0;
-        report_state(zs);
+        if (!zs->next_audit_at) {
+            zs->next_audit_at = now + zs->audit_ms;
+        }
     }
+    end_round(zs, now, full);
 }
 
 static int64_t next_deadline(struct zk_sync *zs)
 {
     int64_t t = mono_ms() + TICK_MS;
-    int64_t cand[] = {zs->new_session_at, zs->resync_at, zs->retry_at,
-                      zs->held_count ? zs->cool_until : 0, give_up_at(zs)};
+    int64_t cand[] = {zs->new_session_at,
+                      zs->resync_at,
+                      zs->retry_at,
+                      zs->held_count ? zs->cool_until : 0,
+                      zs->held_count ? zs->region_until : 0,
+                      zs->connected && zs->audit_ms > 0 ? zs->next_audit_at : 0,
+                      give_up_at(zs)};
     for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
         if (cand[i] > 0 && cand[i] < t) {
             t = cand[i];
@@ -1669,6 +2381,10 @@ static void zs_free(struct zk_sync *zs)
     free(zs->root);
     free(zs->host_id);
     free(zs->hosts_path);
+    if (zs->auth) {
+        explicit_bzero(zs->auth, strlen(zs->auth));
+        free(zs->auth);
+    }
     pthread_mutex_destroy(&zs->mu);
     pthread_cond_destroy(&zs->wake);
     pthread_cond_destroy(&zs->applied);
@@ -1697,6 +2413,9 @@ int zk_sync_start(const struct zk_sync_config *cfg, const struct zk_sync_callbac
         bad = "host id must be 1..255 chars of [A-Za-z0-9._:-]";
     } else if (cfg->session_timeout_ms < 0 || cfg->session_timeout_ms > 600000) {
         bad = "session timeout out of range";
+    } else if (cfg->auth &&
+               (!strchr(cfg->auth, ':') || cfg->auth[0] == ':' || strlen(cfg->auth) > 1000)) {
+        bad = "credentials must be \"user:password\" (a non-empty user)";
     }
     if (bad) {
         if (cb && cb->log) {
@@ -1729,6 +2448,25 @@ int zk_sync_start(const struct zk_sync_config *cfg, const struct zk_sync_callbac
                         ? cfg->jitter_ms
                         : (zs->session_timeout_ms / 4 < 1000 ? zs->session_timeout_ms / 4 : 1000);
     zs->max_doc = cfg->max_doc_bytes ? cfg->max_doc_bytes : 65536;
+    zs->audit_ms = cfg->audit_ms == 0 ? 60000 : cfg->audit_ms < 0 ? 0 : cfg->audit_ms;
+    zs->region_wait_ms = cfg->region_wait_ms < 0 ? 0
+                         : cfg->region_wait_ms > 0
+                             ? cfg->region_wait_ms
+                             : 2 * zs->session_timeout_ms + zs->jitter_ms + zs->cooloff_ms;
+    if (cfg->auth) {
+        /* nodes: all rights for the authenticated identity, read for anyone;
+         * <root>/hosts also lets anyone add a host subtree */
+        zs->acl_node[0] = (struct ACL){.perms = ZOO_PERM_ALL, .id = ZOO_AUTH_IDS};
+        zs->acl_node[1] = (struct ACL){.perms = ZOO_PERM_READ, .id = ZOO_ANYONE_ID_UNSAFE};
+        zs->acl_hosts[0] = zs->acl_node[0];
+        zs->acl_hosts[1] =
+            (struct ACL){.perms = ZOO_PERM_READ | ZOO_PERM_CREATE, .id = ZOO_ANYONE_ID_UNSAFE};
+        zs->acl_node_v = (struct ACL_vector){.count = 2, .data = zs->acl_node};
+        zs->acl_hosts_v = (struct ACL_vector){.count = 2, .data = zs->acl_hosts};
+    } else {
+        zs->acl_node_v = ZOO_OPEN_ACL_UNSAFE;
+        zs->acl_hosts_v = ZOO_OPEN_ACL_UNSAFE;
+    }
     zs->log_level = cfg->log_level;
     zs->rnd = (unsigned)getpid() ^ (unsigned)real_ms();
     if (cfg->resume && cfg->resume->id) {
@@ -1738,12 +2476,14 @@ int zk_sync_start(const struct zk_sync_config *cfg, const struct zk_sync_callbac
     size_t hp = strlen(cfg->root) + sizeof("/hosts");
     size_t op = hp + 1 + strlen(cfg->host_id);
     zs->connect = strdup(cfg->connect);
+    zs->auth = cfg->auth ? strdup(cfg->auth) : NULL;
     zs->root = strdup(cfg->root);
     zs->host_id = strdup(cfg->host_id);
     zs->hosts_path = malloc(hp);
     zs->own.path = malloc(op + 1);
     zs->own.name = zs->host_id;
-    if (!zs->connect || !zs->root || !zs->host_id || !zs->hosts_path || !zs->own.path) {
+    if (!zs->connect || !zs->root || !zs->host_id || !zs->hosts_path || !zs->own.path ||
+        (cfg->auth && !zs->auth)) {
         zs->own.name = NULL;
         zs_free(zs);
         return -ENOMEM;
@@ -1759,8 +2499,20 @@ int zk_sync_start(const struct zk_sync_config *cfg, const struct zk_sync_callbac
                         : cfg->zk_log_level == ZK_SYNC_LOG_INFO ? ZOO_LOG_LEVEL_INFO
                         : cfg->zk_log_level == ZK_SYNC_LOG_WARN ? ZOO_LOG_LEVEL_WARN
                                                                 : ZOO_LOG_LEVEL_ERROR);
+    if (zs->cb.log) {
+        pthread_mutex_lock(&client_log_mu);
+        if (!client_log_sink) {
+            client_log_sink = zs;
+        }
+        pthread_mutex_unlock(&client_log_mu);
+    }
     int rc = pthread_create(&zs->thread, NULL, worker_main, zs);
     if (rc != 0) {
+        pthread_mutex_lock(&client_log_mu);
+        if (client_log_sink == zs) {
+            client_log_sink = NULL;
+        }
+        pthread_mutex_unlock(&client_log_mu);
         zs->own.name = NULL;
         zs_free(zs);
         return -rc;
@@ -1779,6 +2531,11 @@ void zk_sync_stop(struct zk_sync *zs)
     pthread_cond_signal(&zs->wake);
     pthread_mutex_unlock(&zs->mu);
     pthread_join(zs->thread, NULL);
+    pthread_mutex_lock(&client_log_mu);
+    if (client_log_sink == zs) {
+        client_log_sink = NULL;
+    }
+    pthread_mutex_unlock(&client_log_mu);
     while (zs->ev_head) {
         struct zevent *n = zs->ev_head->next;
         free(zs->ev_head);

@@ -62,7 +62,13 @@ struct zk_sync_counters {
     uint64_t skipped_bad_name;   /* children that are not <uuid>[-<seq>] / bad host ids */
     uint64_t skipped_bad_data;   /* not JSON, not an object, wrong/missing id or service */
     uint64_t skipped_too_large;  /* documents larger than max_doc_bytes */
-    uint64_t conflicts;          /* an id already owned by another host; ignored */
+    uint64_t skipped_unreadable; /* nodes or host subtrees we may not read (ZNOAUTH) */
+    uint64_t conflicts;          /* an id claimed by a second host (see "Conflicts") */
+    uint64_t tree_created;       /* <root>/hosts found missing and created again */
+    uint64_t repairs;            /* own nodes rewritten by another client, re-created */
+    uint64_t audits;             /* audit passes over the remote nodes' stats */
+    uint64_t audit_changed;      /* nodes the audit found changed in place (re-read) */
+    uint64_t sync_errors;        /* rounds that ended with an error (retried) */
     uint64_t held_removals;      /* removals held by the cooling-off period */
     uint64_t held_reported;      /* held removals reported after the period */
     uint64_t held_restored;      /* held ids that came back during the period */
@@ -80,11 +86,16 @@ struct zk_sync_counters {
 
 struct zk_sync_status {
     enum zk_sync_state state;
-    int64_t since_ms;     /* CLOCK_REALTIME ms when `state` was entered */
-    int64_t last_sync_ms; /* CLOCK_REALTIME ms of the last complete listing of the
-                           * tree (all hosts), 0 = never; stale while not connected */
-    bool cooling;         /* inside the cooling-off period (removals held) */
-    bool local_applied;   /* every local publish/withdraw is reflected in ZooKeeper */
+    int64_t since_ms;       /* CLOCK_REALTIME ms when `state` was entered */
+    int64_t last_sync_ms;   /* CLOCK_REALTIME ms of the last complete listing of the
+                             * tree (all hosts), 0 = never; stale while not connected */
+    bool cooling;           /* inside the cooling-off period (removals held) */
+    bool rebuilding;        /* the tree was lost and re-created: removals of hosts that
+                             * have not re-announced are held (region_wait_ms) */
+    bool local_applied;     /* every local publish/withdraw is reflected in ZooKeeper */
+    bool synced;            /* connected and the last round completed without error */
+    int64_t error_since_ms; /* CLOCK_REALTIME ms of the first failed round in a row, 0 = none */
+    char last_error[160];   /* what the last failed round hit ("" = none) */
     struct zk_sync_counters counters;
     /* CLOCK_REALTIME ms the current session was established, 0 = none */
     int64_t session_since_ms;
@@ -106,7 +117,9 @@ struct zk_sync_callbacks {
     /* An instance of another host is gone (node deleted, host subtree gone,
      * or session of that host expired). Held during cooling-off. */
     void (*on_remote_remove)(void *arg, const char *host_id, const char *id);
-    /* The connection state changed, or a complete listing finished. */
+    /* The connection state changed, a round failed or recovered, cooling-off
+     * ended, or (at most once a second) a round completed: the status is
+     * current every round. */
     void (*on_state)(void *arg, const struct zk_sync_status *status);
     /* First and last thing the worker thread does (e.g. rcu_register_thread). */
     void (*on_thread_start)(void *arg);
@@ -134,7 +147,18 @@ struct zk_sync_config {
                              * refused (local, -E2BIG). */
     enum zk_sync_log_level log_level;    /* most verbose level passed to log */
     enum zk_sync_log_level zk_log_level; /* the ZooKeeper C client's own level
-                                          * (process-wide), written to stderr */
+                                          * (process-wide); its lines go to `log`,
+                                          * rate-limited (zk_sync.c, client_log) */
+    /* Digest credentials "user:password" (NULL: none, nodes world-writable).
+     * With them the session authenticates and every node it creates is
+     * writable only by this identity and readable by all (docs/ZOOKEEPER.md,
+     * "ACLs"). Copied. */
+    const char *auth;
+    int audit_ms;       /* re-check every remote node's stat (mzxid, aversion) this
+                         * often and re-read what changed in place; 0: 60000, <0: off */
+    int region_wait_ms; /* after the tree was lost (ZooKeeper back empty, <root>/hosts
+                         * deleted), hold removals of hosts that have not re-announced
+                         * this long; 0: 2 x session timeout + jitter + cooloff, <0: off */
     /* Resume this session for the first connection instead of opening a new
      * one (NULL or id 0: new). If the server has expired it, zk_sync gets
      * ZOO_EXPIRED_SESSION_STATE and opens a new session as after any expiry.
