@@ -248,9 +248,10 @@ Test(discctl_stale, reason_strings)
                                        "zookeeper-session-expired",
                                        "zookeeper-unreachable",
                                        "writer-dead",
-                                       "writer-stopped"};
-    for (uint32_t i = 0; i < 6; i++)
+                                       "writer-stopped",
+                                       "zookeeper-sync-failing"};
+    for (uint32_t i = 0; i < 7; i++)
         cr_assert_str_eq(disc_status_reason_str(i), want[i]);
-    cr_assert_str_eq(disc_status_reason_str(6), "unknown");
+    cr_assert_str_eq(disc_status_reason_str(7), "unknown");
     cr_assert_str_eq(disc_status_reason_str(UINT32_MAX), "unknown");
 }
