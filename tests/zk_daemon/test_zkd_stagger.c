@@ -67,6 +67,10 @@ Test(zkd_stagger, late_host_never_lost_after_empty_restart, .fini = teardown, .t
 
     for (int run = 0; run < RUNS; run++) {
         cr_assert_eq(zk_node_stop(&zk, 0, 10000), 0);
+        /* c has seen the outage (its session give-up timer runs from here,
+         * like everyone's), then it stalls */
+        cr_assert(zkd_wait_flags(&c, DISC_ST_ZK_CONNECTED, 0, 15000, &st), "c: flags %#x",
+                  st.flags);
         cr_assert_eq(proc_signal(&c.proc.proc, SIGSTOP), 0);
         cr_assert_eq(zk_node_wipe_data(&zk, 0), 0);
         cr_assert_eq(zk_node_start(&zk, 0), 0);
