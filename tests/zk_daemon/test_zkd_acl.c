@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zkd_acl.c — discd's ZooKeeper ACLs and client log (issue 9,
  * problem 7). Two discd authenticate with their own digest credentials

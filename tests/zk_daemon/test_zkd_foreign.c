@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zkd_foreign.c — discd converges whatever another ZooKeeper client
  * does to its tree (issue 9, problems 1-4 and 6). A plain ZooKeeper client

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_zkd_stagger.c — ZooKeeper comes back empty and the hosts reconnect
  * at different times (issue 9, problem 5). Three discd; ZooKeeper is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* zkc.c — see zkc.h. */
 #include "zkc.h"
 

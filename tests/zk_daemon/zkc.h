@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * zkc.h — a plain ZooKeeper client for the end-to-end tests: what another
  * ZooKeeper client (zkCli, an operator, an attacker) would do to discd's
