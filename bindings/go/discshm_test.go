@@ -20,9 +20,14 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	var err error
+	removeDir, err := setRegistryDir()
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		os.Exit(1)
+	}
 	if d, err = startDiscd("gobind"); err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
+		removeDir()
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -31,6 +36,7 @@ func TestMain(m *testing.M) {
 		code = 1
 	}
 	d.cleanup()
+	removeDir()
 	os.Exit(code)
 }
 

@@ -31,6 +31,29 @@ func buildDir() string {
 	return filepath.Join("..", "..", "build")
 }
 
+// setRegistryDir gives the test process a private registry directory
+// ($DISCSHM_DIR: TMPDIR/discshm-test-XXXXXX/reg, nobody else may write it or
+// its parent), inherited by discd, discctl and read by libdiscshm in this
+// process. Returns a function that removes it.
+func setRegistryDir() (func(), error) {
+	if os.Getenv("DISCSHM_DIR") != "" {
+		return func() {}, nil
+	}
+	top, err := os.MkdirTemp("", "discshm-test-")
+	if err != nil {
+		return nil, err
+	}
+	reg := filepath.Join(top, "reg")
+	if err := os.Chmod(top, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(reg, 0o755); err != nil {
+		return nil, err
+	}
+	os.Setenv("DISCSHM_DIR", reg)
+	return func() { os.RemoveAll(top) }, nil
+}
+
 func startDiscd(tag string) (*discd, error) {
 	dir, err := os.MkdirTemp("", "discd-gotest-")
 	if err != nil {
@@ -98,6 +121,9 @@ func (d *discd) cleanup() {
 	}
 	for _, s := range []string{"", ".readers", ".lock"} {
 		os.Remove("/dev/shm/" + d.name + s)
+		if dir := os.Getenv("DISCSHM_DIR"); dir != "" {
+			os.Remove(filepath.Join(dir, d.name+s))
+		}
 	}
 	os.RemoveAll(d.dir)
 }
