@@ -87,6 +87,10 @@ enum disc_origin {
     DISC_ORIGIN_CACHE = 3,  /* restored from the file cache, not yet confirmed */
 };
 
+/* disc_instance.owner_uid when the owner is not known (e.g. an instance
+ * document from a discd that did not record it). No real uid has this value. */
+#define DISC_OWNER_UNKNOWN 0xffffffffu
+
 /*
  * A view of one instance. All strings are NUL-terminated and point either
  * into the shared segment (zero-copy calls; valid until disc_read_end) or into
@@ -108,6 +112,13 @@ struct disc_instance {
     uint16_t n_tags;
     uint16_t n_endpoints;
     int64_t registered_at_ms; /* CLOCK_REALTIME, milliseconds */
+    /* uid that registered the instance: for origin LOCAL the SO_PEERCRED uid
+     * of the registering connection on this host (for static definitions the
+     * uid discd recorded when loading them); for REMOTE / CACHE the uid on the
+     * registering host (uids are host-local: compare them only if the hosts
+     * share a user database). DISC_OWNER_UNKNOWN if not known. */
+    uint32_t owner_uid;
+    uint32_t reserved2_;
     /* private: the validated record this view was made from */
     const void *rec_;
     uint32_t rec_size_;
@@ -414,7 +425,8 @@ const char *disc_strerror(int rc);
  *   disc_filter_add_tag(&f, "env", "prod");
  */
 
-#define DISC_FILTER_TAGS_MAX 8
+#define DISC_FILTER_TAGS_MAX   8
+#define DISC_FILTER_OWNERS_MAX 8
 
 /* One tag condition: the instance has a tag `key` whose value is `value`
  * (value NULL: any value). */
@@ -450,6 +462,8 @@ struct disc_filter {
     uint32_t health_mask;       /* DISC_HEALTH_* mask; 0 = any health */
     uint32_t n_tags;            /* conditions used in tags[] */
     struct disc_tag_match tags[DISC_FILTER_TAGS_MAX]; /* all must hold */
+    uint32_t n_owners;                                /* 0: any owner */
+    uint32_t owners[DISC_FILTER_OWNERS_MAX];          /* owner_uid must be one of these */
 };
 
 /* Reset *f to "match everything". */
@@ -459,7 +473,13 @@ void disc_filter_init(struct disc_filter *f);
  * (NULL or empty key), -ENAMETOOLONG, -E2BIG (already DISC_FILTER_TAGS_MAX). */
 int disc_filter_add_tag(struct disc_filter *f, const char *key, const char *value);
 
-/* Validate a filter: 0 (NULL is valid), -EINVAL (n_tags too large, a NULL
+/* Require the instance's owner_uid to be `uid` or one of the uids added
+ * before (a set: "registered by root or by uid X" is two calls). 0, -EINVAL
+ * (NULL filter, or uid DISC_OWNER_UNKNOWN), -E2BIG (already
+ * DISC_FILTER_OWNERS_MAX). */
+int disc_filter_add_owner(struct disc_filter *f, uint32_t uid);
+
+/* Validate a filter: 0 (NULL is valid), -EINVAL (n_tags or n_owners too large, a NULL
  * tag key, unknown health bits), -ENAMETOOLONG (a string beyond its
  * DISC_*_MAX). Every call below that takes a filter runs this first. */
 int disc_filter_check(const struct disc_filter *f);

@@ -42,11 +42,22 @@ DISC_API int disc_filter_add_tag(struct disc_filter *f, const char *key, const c
     return 0;
 }
 
+DISC_API int disc_filter_add_owner(struct disc_filter *f, uint32_t uid)
+{
+    if (!f || uid == DISC_OWNER_UNKNOWN || f->n_owners > DISC_FILTER_OWNERS_MAX)
+        return -EINVAL;
+    if (f->n_owners == DISC_FILTER_OWNERS_MAX)
+        return -E2BIG;
+    f->owners[f->n_owners++] = uid;
+    return 0;
+}
+
 DISC_API int disc_filter_check(const struct disc_filter *f)
 {
     if (!f)
         return 0;
-    if (f->n_tags > DISC_FILTER_TAGS_MAX || (f->health_mask & ~(uint32_t)DISC_HEALTH_MASK_ALL))
+    if (f->n_tags > DISC_FILTER_TAGS_MAX || f->n_owners > DISC_FILTER_OWNERS_MAX ||
+        (f->health_mask & ~(uint32_t)DISC_HEALTH_MASK_ALL))
         return -EINVAL;
     for (uint32_t i = 0; i < f->n_tags; i++) {
         if (!f->tags[i].key || !*f->tags[i].key)
@@ -187,16 +198,27 @@ static int has_endpoint(const struct disc_instance *in, const char *name)
     return 0;
 }
 
+/* Is uid one of the filter's owners? DISC_OWNER_UNKNOWN never is. */
+static int owner_ok(const struct disc_filter *f, uint32_t uid)
+{
+    for (uint32_t i = 0; i < f->n_owners; i++)
+        if (f->owners[i] == uid && uid != DISC_OWNER_UNKNOWN)
+            return 1;
+    return 0;
+}
+
 DISC_API int disc_instance_matches(const struct disc_filter *f, const struct disc_instance *in)
 {
     if (!in)
         return -EINVAL;
     if (!f)
         return 1;
-    if (f->n_tags > DISC_FILTER_TAGS_MAX)
+    if (f->n_tags > DISC_FILTER_TAGS_MAX || f->n_owners > DISC_FILTER_OWNERS_MAX)
         return -EINVAL;
     /* Cheapest tests first. */
     if (f->health_mask && (in->health >= 32 || !(f->health_mask & (1u << in->health))))
+        return 0;
+    if (f->n_owners && !owner_ok(f, in->owner_uid))
         return 0;
     if (!service_ok(f, in->service))
         return 0;

@@ -247,9 +247,11 @@ struct disc_inst_rec {
     struct disc_str id, service, version, host, az, address;
     uint32_t tags_off;      /* relative: n_tags struct disc_tag_rec */
     uint32_t endpoints_off; /* relative: n_endpoints struct disc_endpoint_rec */
+    uint32_t owner_uid;     /* uid that registered it (DISC_OWNER_UNKNOWN: not known) */
+    uint32_t pad1_;
     /* then the arrays, then the string bytes */
 };
-_Static_assert(sizeof(struct disc_inst_rec) == 64, "instance record size");
+_Static_assert(sizeof(struct disc_inst_rec) == 72, "instance record size");
 
 /* 32-bit FNV-1a over a record, with its checksum field taken as zero. */
 static inline uint32_t disc_checksum(const void *rec, uint32_t size, uint32_t checksum_at)

@@ -444,6 +444,8 @@ static int fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
     out->n_tags = r.n_tags;
     out->n_endpoints = r.n_endpoints;
     out->registered_at_ms = r.registered_at_ms;
+    out->owner_uid = r.owner_uid;
+    out->reserved2_ = 0;
     out->rec_ = rec;
     out->rec_size_ = size;
     out->rec_pad_ = 0;

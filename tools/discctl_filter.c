@@ -5,6 +5,7 @@
  * matching; discctl never filters by hand).
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,8 +13,8 @@
 
 int ctl_filter_opt(const struct ctl *ctl, int argc, char **argv, int *i, struct disc_filter *f)
 {
-    static const char *const opts[] = {"--version", "--min-version", "--az",     "--host",
-                                       "--tag",     "--endpoint",    "--health", "--prefix"};
+    static const char *const opts[] = {"--version",  "--min-version", "--az",     "--host", "--tag",
+                                       "--endpoint", "--health",      "--prefix", "--owner"};
     const char *v = NULL, *opt = argv[*i];
     size_t k;
     int r = 0;
@@ -67,6 +68,24 @@ int ctl_filter_opt(const struct ctl *ctl, int argc, char **argv, int *i, struct 
             return -1;
         }
         f->health_mask = mask;
+        break;
+    }
+    case 8: {
+        uint32_t uid;
+        struct passwd *pw = NULL;
+        if (ctl_parse_u32(v, 0, DISC_OWNER_UNKNOWN - 1, &uid) < 0) {
+            if (!(pw = getpwnam(v))) {
+                ctl_usage_error(ctl, "--owner: '%s' is neither a uid nor a user name", v);
+                return -1;
+            }
+            uid = (uint32_t)pw->pw_uid;
+        }
+        int rc = disc_filter_add_owner(f, uid);
+        if (rc < 0) {
+            ctl_usage_error(ctl, "--owner %s: %s (at most %d owners)", v, disc_strerror(rc),
+                            DISC_FILTER_OWNERS_MAX);
+            return -1;
+        }
         break;
     }
     default:

@@ -244,15 +244,17 @@ int cmd_get(struct ctl *ctl, int argc, char **argv)
         /* A SERVICE column only when --prefix may match several services,
          * a NOTE column only when some check has a note. */
         size_t skip = f.service ? 1 : 0;
-        static const char *const header[] = {"SERVICE", "ID",  "VERSION", "ADDRESS",
-                                             "HOST",    "AZ",  "WEIGHT",  "HEALTH",
-                                             "ORIGIN",  "AGE", "TAGS",    "NOTE"};
+        static const char *const header[] = {"SERVICE", "ID",     "VERSION", "ADDRESS", "HOST",
+                                             "AZ",      "WEIGHT", "HEALTH",  "ORIGIN",  "OWNER",
+                                             "AGE",     "TAGS",   "NOTE"};
         struct ctl_table t;
-        ctl_table_init(&t, 11 - skip + any_note, header + skip);
+        ctl_table_init(&t, 12 - skip + any_note, header + skip);
         for (int i = 0; i < n; i++) {
-            char weight[16], age[16], tags[2048], note[512];
+            char weight[16], age[16], tags[2048], note[512], owner[16] = "-";
             ctl_check_note(json_object_get(checks, list[i].id), note, sizeof(note));
             snprintf(weight, sizeof(weight), "%u", list[i].weight);
+            if (list[i].owner_uid != DISC_OWNER_UNKNOWN)
+                snprintf(owner, sizeof(owner), "%u", list[i].owner_uid);
             ctl_age(list[i].registered_at_ms, age, sizeof(age));
             tags_text(&list[i], tags, sizeof(tags));
             const char *const row[] = {list[i].service,
@@ -264,6 +266,7 @@ int cmd_get(struct ctl *ctl, int argc, char **argv)
                                        weight,
                                        ctl_health_name(list[i].health),
                                        ctl_origin_name(list[i].origin),
+                                       owner,
                                        age,
                                        tags,
                                        note};

@@ -222,13 +222,18 @@ json_t *ctl_instance_json(const struct disc_instance *in)
         json_decref(eps);
         return NULL;
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:I, s:s, s:s}", "id",
-                     in->id, "service", in->service, "version", in->version, "host", in->host, "az",
-                     in->az, "address", in->address, "network",
-                     in->addr_kind == DISC_ADDR_UNIX ? "unix" : "tcp", "weight",
-                     (json_int_t)in->weight, "tags", tags, "endpoints", eps, "registered_at_ms",
-                     (json_int_t)in->registered_at_ms, "health", ctl_health_name(in->health),
-                     "origin", ctl_origin_name(in->origin));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:I, s:s, s:s}", "id",
+                          in->id, "service", in->service, "version", in->version, "host", in->host,
+                          "az", in->az, "address", in->address, "network",
+                          in->addr_kind == DISC_ADDR_UNIX ? "unix" : "tcp", "weight",
+                          (json_int_t)in->weight, "tags", tags, "endpoints", eps,
+                          "registered_at_ms", (json_int_t)in->registered_at_ms, "health",
+                          ctl_health_name(in->health), "origin", ctl_origin_name(in->origin));
+    if (o)
+        json_object_set_new(o, "owner_uid",
+                            in->owner_uid == DISC_OWNER_UNKNOWN ? json_null()
+                                                                : json_integer(in->owner_uid));
+    return o;
 }
 
 void ctl_print_json(json_t *j)

@@ -28,11 +28,14 @@ static json_t *doc_from_view(const struct disc_instance *v)
                                             e.request_type, "response", e.response_type, "mean_us",
                                             (json_int_t)e.mean_us, "p95_us", (json_int_t)e.p95_us));
     }
-    return json_pack(
+    json_t *doc = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o}", "id", v->id, "service",
         v->service, "version", v->version, "host", v->host, "az", v->az, "address", v->address,
         "network", v->addr_kind == DISC_ADDR_UNIX ? "unix" : "tcp", "weight", (json_int_t)v->weight,
         "registered_at_ms", (json_int_t)v->registered_at_ms, "tags", tags, "endpoints", eps);
+    if (doc && v->owner_uid != DISC_OWNER_UNKNOWN)
+        json_object_set_new(doc, "owner_uid", json_integer(v->owner_uid));
+    return doc;
 }
 
 int cache_load(struct registry *reg, const char *path, const char *own_host)

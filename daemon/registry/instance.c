@@ -590,15 +590,18 @@ int instance_from_document(const json_t *doc, struct instance **out, struct inst
         *p = (char)tolower((unsigned char)*p);
     inst->origin = DISC_ORIGIN_REMOTE;
     inst->health = DISC_HEALTH_PASSING;
-    json_int_t at = 0;
+    json_int_t at = 0, owner = DISC_OWNER_UNKNOWN;
     const char *health = NULL, *origin = NULL;
     if ((rc = parse_common(doc, NULL, "", inst, err)) < 0 ||
         (rc = get_int(doc, "registered_at_ms", "instance.registered_at_ms", 0, INT64_MAX, &at,
+                      err)) < 0 ||
+        (rc = get_int(doc, "owner_uid", "instance.owner_uid", 0, DISC_OWNER_UNKNOWN - 1, &owner,
                       err)) < 0 ||
         (rc = get_string(doc, "health", "instance.health", 1, 16, &health, err)) < 0 ||
         (rc = get_string(doc, "origin", "instance.origin", 1, 16, &origin, err)) < 0)
         goto bad;
     inst->registered_at_ms = at;
+    inst->owner_uid = (uint32_t)owner;
     if (health) {
         bool known = false;
         for (uint8_t h = 0; h <= DISC_HEALTH_MAINTENANCE; h++) {
@@ -660,6 +663,8 @@ json_t *instance_to_json(const struct instance *inst, unsigned flags)
     bad |= json_object_set_new(o, "registered_at_ms", json_integer(inst->registered_at_ms));
     bad |= json_object_set_new(o, "health", json_string(instance_health_name(inst->health)));
     bad |= json_object_set_new(o, "origin", json_string(instance_origin_name(inst->origin)));
+    if (inst->owner_uid != DISC_OWNER_UNKNOWN)
+        bad |= json_object_set_new(o, "owner_uid", json_integer(inst->owner_uid));
     if (flags & INSTANCE_JSON_CHECK) {
         const struct instance_check *c = &inst->check;
         json_t *jc = json_pack("{s:s, s:I, s:I, s:I}", "type", instance_check_kind_name(c->kind),
@@ -747,8 +752,17 @@ void instance_to_segw(const struct instance *inst, struct segw_instance *out)
     out->origin = inst->origin;
     out->weight = inst->weight;
     out->registered_at_ms = inst->registered_at_ms;
+    out->owner_uid = inst->owner_uid;
     out->tags = inst->tags;
     out->n_tags = inst->n_tags;
     out->endpoints = inst->endpoints;
     out->n_endpoints = inst->n_endpoints;
+}
+
+uint32_t instance_record_bytes(const struct instance *inst)
+{
+    struct segw_instance si;
+    instance_to_segw(inst, &si);
+    long n = segw_record_size(&si);
+    return n > 0 ? (uint32_t)n : 0;
 }

@@ -81,7 +81,10 @@ struct instance {
     uint8_t origin;    /* enum disc_origin */
     uint32_t weight;
     int64_t registered_at_ms; /* CLOCK_REALTIME */
-    uint32_t owner_uid;       /* local: uid of the registering peer */
+    uint32_t owner_uid;       /* uid that registered it: local, the SO_PEERCRED uid of the
+                                 registering peer; remote/cache, the uid on the registering
+                                 host ("owner_uid" in the document); DISC_OWNER_UNKNOWN
+                                 when a document does not say */
     bool from_file;           /* local: a static definition (services.d), not journaled */
     struct segw_tag *tags;
     uint16_t n_tags;
@@ -125,7 +128,8 @@ int instance_from_request(const json_t *inst, const json_t *check,
  * instance_to_json (e.g. read from ZooKeeper or a cache file): "id",
  * "service", "host" and "address" are required, "registered_at_ms",
  * "health" and "origin" are optional, unknown fields are ignored for
- * forward compatibility. origin defaults to REMOTE. Returns as
+ * forward compatibility. origin defaults to REMOTE, owner_uid (optional)
+ * to DISC_OWNER_UNKNOWN. Returns as
  * instance_from_request.
  */
 int instance_from_document(const json_t *doc, struct instance **out, struct instance_error *err);
@@ -135,7 +139,8 @@ int instance_from_document(const json_t *doc, struct instance **out, struct inst
 
 /*
  * The instance as a JSON object: the registered fields plus "id",
- * "registered_at_ms", "health" and "origin". NULL on out-of-memory.
+ * "registered_at_ms", "health", "origin" and "owner_uid" (when known).
+ * NULL on out-of-memory.
  */
 json_t *instance_to_json(const struct instance *inst, unsigned flags);
 
@@ -146,6 +151,10 @@ struct instance *instance_clone(const struct instance *inst);
 
 /* Fill *out for segw_put. Pointers refer into inst (keep a reference). */
 void instance_to_segw(const struct instance *inst, struct segw_instance *out);
+
+/* Arena bytes of the instance's record in the segment (segw_record_size of
+ * instance_to_segw); what per-uid byte limits count. 0 if it would not fit. */
+uint32_t instance_record_bytes(const struct instance *inst);
 
 /* Take / drop a reference. instance_unref frees at zero; NULL is a no-op. */
 struct instance *instance_ref(struct instance *inst);

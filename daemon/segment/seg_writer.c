@@ -208,6 +208,7 @@ static void write_inst(unsigned char *rec, uint32_t size, const struct segw_inst
     r->size = size;
     r->weight = in->weight ? in->weight : 10;
     r->registered_at_ms = in->registered_at_ms;
+    r->owner_uid = in->owner_uid;
     r->addr_kind = in->addr_kind;
     r->health = in->health;
     r->origin = in->origin ? in->origin : DISC_ORIGIN_LOCAL;
@@ -307,6 +308,23 @@ static void pend_clear(struct seg_writer *w)
     for (uint32_t i = 0; i < w->npend; i++)
         w->pend[w->order[i]].used = 0;
     w->npend = 0;
+}
+
+long segw_record_size(const struct segw_instance *in)
+{
+    return in ? inst_record_size(in) : -EINVAL;
+}
+
+void segw_unstage(struct seg_writer *w)
+{
+    for (uint32_t i = 0; i < w->npend; i++) {
+        struct pending *p = &w->pend[w->order[i]];
+        if (p->rec_off)
+            sega_free_now(&w->a, p->rec_off, p->rec_size); /* never published */
+        p->rec_off = 0;
+        p->rec_size = 0;
+    }
+    pend_clear(w);
 }
 
 int segw_put(struct seg_writer *w, const struct segw_instance *in)

@@ -58,6 +58,7 @@ struct segw_instance {
     uint8_t origin;    /* enum disc_origin */
     uint32_t weight;
     int64_t registered_at_ms;
+    uint32_t owner_uid; /* uid that registered it; DISC_OWNER_UNKNOWN if not known */
     const struct segw_tag *tags;
     uint16_t n_tags;
     const struct segw_endpoint *endpoints;
@@ -96,6 +97,15 @@ void segw_close(struct seg_writer *w, bool unlink);
 /* Stage an add or replace of an instance (by id). Validates it; nothing is
  * staged on error (-EINVAL, -ENAMETOOLONG, -E2BIG). */
 int segw_put(struct seg_writer *w, const struct segw_instance *inst);
+
+/* Bytes the instance record of `inst` takes in the arena (what segw_put
+ * would allocate), or -EINVAL / -ENAMETOOLONG / -E2BIG as segw_put. */
+long segw_record_size(const struct segw_instance *inst);
+
+/* Drop every staged change that is not committed yet (records staged but
+ * never published are freed at once); the published snapshot is untouched.
+ * Used to re-stage a smaller batch after -ENOSPC. */
+void segw_unstage(struct seg_writer *w);
 
 /* Stage the removal of an instance. -ENOENT if it is neither published nor
  * staged. */
