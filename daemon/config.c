@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -14,7 +15,17 @@
 #include "discshm.h"
 #include "metrics.h"
 
-enum opt_type { OPT_STR, OPT_U32, OPT_U64, OPT_MODE, OPT_LEVEL, OPT_BOOL, OPT_FRACTION };
+enum opt_type {
+    OPT_STR,
+    OPT_U32,
+    OPT_U64,
+    OPT_MODE,
+    OPT_LEVEL,
+    OPT_BOOL,
+    OPT_FRACTION,
+    OPT_RULE,  /* repeatable: appended to register_rules */
+    OPT_LIMIT, /* repeatable: appended to register_limits */
+};
 
 struct opt_def {
     const char *name;
@@ -39,8 +50,21 @@ static const struct opt_def opts[] = {
      "Control socket path. RUNTIME_DIR is $XDG_RUNTIME_DIR, else /run for root, else /tmp. "
      "The directory is created (0755) if missing; a stale socket file is replaced."},
     {"socket-mode", OPT_MODE, F(socket_mode), 0, 07777, "OCTAL", "0666", false,
-     "Permission bits of the control socket. The default lets every local user register; "
-     "deregister and pass are still limited to the registering uid (or root)."},
+     "Permission bits of the control socket. The default lets every local user register "
+     "(within the registration policy); deregister and pass are still limited to the "
+     "registering uid (or root)."},
+    {"socket-group", OPT_STR, F(socket_group), 0, 0, "GROUP", "discd's group", false,
+     "Group (name or number) the control socket is given, e.g. with socket-mode 0660 so only "
+     "that group (and discd's uid) may connect."},
+    {"register-rule", OPT_RULE, F(register_rules), 0, 0, "'allow|deny WHO NAMES'",
+     "\"allow any *\"", false,
+     "Who may register which service names; repeatable, tried in order, the first rule whose "
+     "WHO (any, uid:N, user:NAME, gid:N, group:NAME) and NAMES (a name, a prefix ending in "
+     "'*', or '*') match decides; no match refuses. Root is never refused."},
+    {"register-limit", OPT_LIMIT, F(register_limits), 0, 0, "'WHO [instances=N] [bytes=N]'",
+     "\"any instances=1024 bytes=1048576\" except root and discd's uid", false,
+     "Per-uid limits on local instances and their record bytes; repeatable, the first line "
+     "whose WHO matches the registering peer applies to its uid; no match: no limit."},
     {"log-level", OPT_LEVEL, F(log_level), 0, 0, "LEVEL", "info", true,
      "error, warn, info or debug. Logs go to stderr, one line per message with a UTC "
      "timestamp."},
@@ -146,6 +170,7 @@ void config_defaults(struct discd_config *cfg)
     const char *env = getenv(DISC_NAME_ENV);
     snprintf(cfg->name, sizeof(cfg->name), "%s", env && *env ? env : DISC_DEFAULT_NAME);
     cfg->socket_mode = 0666;
+    cfg->socket_gid = -1;
     cfg->log_level = LOG_LVL_INFO;
     cfg->check_interval_ms = 1000;
     cfg->check_timeout_ms = 500;
@@ -198,7 +223,26 @@ int config_set(struct discd_config *cfg, const char *key, const char *value, cha
     }
     char *field = (char *)cfg + o->offset;
     uint64_t v = 0;
+    char sub[POLICY_ERR_MAX];
     switch (o->type) {
+    case OPT_RULE:
+    case OPT_LIMIT: {
+        bool rule = o->type == OPT_RULE;
+        uint32_t *n = rule ? &cfg->n_register_rules : &cfg->n_register_limits;
+        int rc = rule ? policy_check_rule_text(value, sub) : policy_check_limit_text(value, sub);
+        if (rc < 0) {
+            snprintf(err, CONFIG_ERR_MAX, "%s: %s", key, sub);
+            return -EINVAL;
+        }
+        if (*n >= CONFIG_POLICY_MAX) {
+            snprintf(err, CONFIG_ERR_MAX, "%s: more than %d lines", key, CONFIG_POLICY_MAX);
+            return -EINVAL;
+        }
+        snprintf(rule ? cfg->register_rules[*n] : cfg->register_limits[*n], POLICY_TEXT_MAX, "%s",
+                 value);
+        (*n)++;
+        return 0;
+    }
     case OPT_STR:
         if (strlen(value) >= o->size) {
             snprintf(err, CONFIG_ERR_MAX, "%s: value too long (max %zu bytes)", key, o->size - 1);
@@ -459,6 +503,19 @@ int config_finalize(struct discd_config *cfg, char *err)
         snprintf(err, CONFIG_ERR_MAX, "metrics-listen: %s", merr);
         return -EINVAL;
     }
+    cfg->socket_gid = -1;
+    if (cfg->socket_group[0]) {
+        uint64_t gid;
+        struct group *gr = getgrnam(cfg->socket_group);
+        if (gr)
+            cfg->socket_gid = (int64_t)gr->gr_gid;
+        else if (parse_u64(cfg->socket_group, 10, &gid) == 0 && gid < UINT32_MAX)
+            cfg->socket_gid = (int64_t)gid;
+        else {
+            snprintf(err, CONFIG_ERR_MAX, "socket-group: no group named '%s'", cfg->socket_group);
+            return -EINVAL;
+        }
+    }
     return 0;
 }
 
@@ -574,8 +631,9 @@ void config_usage(FILE *out)
 
 void config_log(const struct discd_config *cfg)
 {
-    log_info("config: name=%s socket=%s socket-mode=%04o log-level=%s config=%s", cfg->name,
-             cfg->socket, cfg->socket_mode, log_level_name(cfg->log_level),
+    log_info("config: name=%s socket=%s socket-mode=%04o socket-group=%s log-level=%s config=%s",
+             cfg->name, cfg->socket, cfg->socket_mode,
+             cfg->socket_group[0] ? cfg->socket_group : "(discd's)", log_level_name(cfg->log_level),
              cfg->config_file[0] ? cfg->config_file : "(none)");
     log_info("config: check-interval=%u check-timeout=%u check-misses=%u max-connections=%u "
              "max-instances=%u publish-coalesce=%u/%u heartbeat=%u",

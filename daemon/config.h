@@ -17,14 +17,18 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "policy.h"
 
-#define CONFIG_ERR_MAX 512
+#define CONFIG_ERR_MAX    512
+#define CONFIG_POLICY_MAX 64 /* register-rule / register-limit lines each */
 
 struct discd_config {
     char config_file[4096]; /* --config: the file that was loaded ("" none) */
     char name[201];         /* registry / shm name */
     char socket[108];       /* control socket path */
     uint32_t socket_mode;   /* permission bits of the socket */
+    char socket_group[64];  /* group of the socket (name or number); "" = discd's gid */
+    int64_t socket_gid;     /* resolved by config_finalize; -1 = leave it */
     enum log_level log_level;
     uint32_t check_interval_ms;
     uint32_t check_timeout_ms;
@@ -57,6 +61,12 @@ struct discd_config {
     char state_dir[4096];      /* local registrations and the ZooKeeper session */
     char services_dir[4096];   /* static service definitions (*.json) */
     uint32_t session_grace_ms; /* restored session instances wait this long for their client */
+    /* Registration policy (daemon/control/policy.h): repeatable lines, in order
+     * (config file first, then flags). None: the built-in defaults. */
+    char register_rules[CONFIG_POLICY_MAX][POLICY_TEXT_MAX];
+    uint32_t n_register_rules;
+    char register_limits[CONFIG_POLICY_MAX][POLICY_TEXT_MAX];
+    uint32_t n_register_limits;
 };
 
 /* Fill *cfg with the built-in defaults (name from $DISCSHM_NAME). */

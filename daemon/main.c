@@ -333,6 +333,11 @@ int main(int argc, char *argv[])
     struct control_config ccfg = {
         .socket_path = d.cfg.socket,
         .socket_mode = d.cfg.socket_mode,
+        .socket_gid = d.cfg.socket_gid,
+        .register_rules = d.cfg.register_rules,
+        .n_register_rules = d.cfg.n_register_rules,
+        .register_limits = d.cfg.register_limits,
+        .n_register_limits = d.cfg.n_register_limits,
         .max_connections = d.cfg.max_connections,
         .registry_name = d.cfg.name,
         .version = DISCD_VERSION,

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "request.h"
 #include "services.h"
+#include "policy.h"
 #ifdef DISC_HAVE_HEALTH
 #include "health.h"
 #endif
@@ -31,11 +32,30 @@
 #define EPOLL_BATCH      256
 #define OPS_MAX          32 /* room for the counters of ops[] plus "invalid" */
 
+/* A response held back until the publisher has published the change it
+ * acknowledges (need_seq), or queued behind such a response (need_seq 0)
+ * so that responses keep the order of the requests. */
+struct held_reply {
+    struct held_reply *next;
+    uint64_t need_seq; /* registry change seq to wait for; 0: ready */
+    json_t *resp;      /* waiting: the response ("generation" added on release) */
+    char *line;        /* ready: serialised response with its "\n" */
+    size_t len;
+    json_t *seq;                  /* the request's seq (for an error on refusal) */
+    char reg_id[DISC_ID_LEN + 1]; /* register: the new instance; "" otherwise */
+};
+
 struct conn {
     int fd;
     uint64_t serial; /* for logs */
     uid_t uid;
+    gid_t gid;
     pid_t pid;
+    uint32_t *groups; /* supplementary groups (SO_PEERGROUPS) */
+    size_t n_groups;
+    /* responses held until their change is published (see struct held_reply) */
+    struct held_reply *held, *held_tail;
+    size_t held_bytes;
     struct conn *prev, *next;
     /* input: bytes received, not yet consumed */
     char *in;
@@ -111,6 +131,14 @@ struct control {
     int64_t grace_until_ms;
     struct services *services; /* static definitions, NULL: none */
     atomic_bool reload_requested;
+    /* publisher progress (mu), handled by the control thread */
+    struct publisher_progress pub_progress;
+    struct publisher_reject *pub_rej;
+    size_t n_pub_rej, cap_pub_rej;
+    /* control thread only */
+    struct policy *policy;
+    struct publisher_progress progress; /* as last applied */
+    size_t n_held;                      /* connections with held responses */
 };
 
 static char listen_tag, event_tag; /* epoll data.ptr sentinels */
@@ -259,10 +287,41 @@ static int conn_flush(struct conn *cn)
     return 0;
 }
 
+/* Queue a ready line behind the held responses. -ENOMEM. */
+static int held_append_line(struct conn *cn, char *s)
+{
+    struct held_reply *h = calloc(1, sizeof(*h));
+    size_t n = strlen(s);
+    char *line = h ? malloc(n + 2) : NULL;
+    if (!line) {
+        free(h);
+        return -ENOMEM;
+    }
+    memcpy(line, s, n);
+    line[n] = '\n';
+    line[n + 1] = '\0';
+    h->line = line;
+    h->len = n + 1;
+    cn->held_tail->next = h;
+    cn->held_tail = h;
+    cn->held_bytes += h->len;
+    return 0;
+}
+
 static void send_json(struct conn *cn, json_t *resp)
 {
     char *s = json_dumps(resp, JSON_COMPACT);
     json_decref(resp);
+    if (s && cn->held) { /* keep the order: behind a response still held */
+        int rc = held_append_line(cn, s);
+        free(s);
+        if (rc < 0) {
+            log_warn("conn %llu: dropping connection: cannot queue a response (%s)",
+                     (unsigned long long)cn->serial, strerror(-rc));
+            cn->closing = true;
+        }
+        return;
+    }
     int rc = s ? out_append(cn, s, strlen(s)) : -ENOMEM;
     if (rc == 0)
         rc = out_append(cn, "\n", 1);
@@ -305,6 +364,101 @@ static json_t *ok_response(json_t *seq)
     if (resp && seq)
         json_object_set(resp, "seq", seq);
     return resp;
+}
+
+/* ---- responses held until their change is published ---- */
+
+/* Hold resp (ownership taken) until the publisher reports every registry
+ * change up to need_seq as handled. reg_id: the instance a register created
+ * (its refusal by the publisher turns resp into an error). */
+static void hold_response(struct control *c, struct conn *cn, json_t *resp, uint64_t need_seq,
+                          const char *reg_id, json_t *seq)
+{
+    struct held_reply *h = resp ? calloc(1, sizeof(*h)) : NULL;
+    if (!h) {
+        json_decref(resp);
+        log_warn("conn %llu: dropping connection: cannot hold a response (out of memory)",
+                 (unsigned long long)cn->serial);
+        cn->closing = true;
+        return;
+    }
+    h->need_seq = need_seq;
+    h->resp = resp;
+    h->seq = seq ? json_incref(seq) : NULL;
+    if (reg_id)
+        snprintf(h->reg_id, sizeof(h->reg_id), "%s", reg_id);
+    if (!cn->held) {
+        cn->held = h;
+        c->n_held++;
+    } else {
+        cn->held_tail->next = h;
+    }
+    cn->held_tail = h;
+    cn->held_bytes += 256; /* rough: counts against the output backlog */
+}
+
+static void held_free(struct held_reply *h)
+{
+    json_decref(h->resp);
+    json_decref(h->seq);
+    free(h->line);
+    free(h);
+}
+
+static void held_drop_all(struct control *c, struct conn *cn)
+{
+    if (cn->held)
+        c->n_held--;
+    while (cn->held) {
+        struct held_reply *h = cn->held;
+        cn->held = h->next;
+        held_free(h);
+    }
+    cn->held_tail = NULL;
+    cn->held_bytes = 0;
+}
+
+/* Send the held responses whose changes are handled, in order. */
+static void held_release(struct control *c, struct conn *cn)
+{
+    const struct publisher_progress *pr = &c->progress;
+    while (cn->held) {
+        struct held_reply *h = cn->held;
+        bool stuck = h->need_seq > pr->done_seq && h->need_seq <= pr->stuck_seq;
+        if (h->need_seq > pr->done_seq && !stuck)
+            break;
+        int rc = 0;
+        if (h->line) {
+            rc = out_append(cn, h->line, h->len);
+            cn->held_bytes -= h->len;
+        } else {
+            if (stuck) /* kept in the registry, not visible yet: say so */
+                json_object_set_new(h->resp, "published", json_false());
+            else if (json_is_true(json_object_get(h->resp, "ok")))
+                json_object_set_new(h->resp, "generation",
+                                    json_integer((json_int_t)pr->generation));
+            char *line = json_dumps(h->resp, JSON_COMPACT);
+            rc = line ? out_append(cn, line, strlen(line)) : -ENOMEM;
+            if (rc == 0)
+                rc = out_append(cn, "\n", 1);
+            free(line);
+            cn->held_bytes -= 256;
+        }
+        cn->held = h->next;
+        held_free(h);
+        if (rc < 0) {
+            log_warn("conn %llu: dropping connection: cannot queue a response (%s)",
+                     (unsigned long long)cn->serial, strerror(-rc));
+            cn->closing = true;
+            cn->out_off = cn->out_len = 0;
+            break;
+        }
+    }
+    if (!cn->held) {
+        cn->held_tail = NULL;
+        cn->held_bytes = 0;
+        c->n_held--;
+    }
 }
 
 /* ---- removal of local instances ---- */
@@ -437,6 +591,8 @@ static void conn_close(struct control *c, struct conn *cn, const char *why)
         cn->next->prev = cn->prev;
     atomic_fetch_sub(&c->n_conns, 1);
     log_debug("conn %llu: closed (%s)", (unsigned long long)cn->serial, why);
+    held_drop_all(c, cn);
+    free(cn->groups);
     free(cn->in);
     free(cn->out);
     free(cn->sess);
@@ -451,6 +607,31 @@ static void refuse_connection(int fd, const char *msg)
     ssize_t w = send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
     close(fd);
+}
+
+/* The peer's supplementary groups (for group: rules); none if unknown. */
+static void peer_groups(struct conn *cn)
+{
+    socklen_t len = 32 * sizeof(gid_t);
+    for (int tries = 0; tries < 3; tries++) {
+        gid_t *g = malloc(len ? len : sizeof(gid_t));
+        if (!g)
+            return;
+        socklen_t got = len;
+        if (getsockopt(cn->fd, SOL_SOCKET, SO_PEERGROUPS, g, &got) == 0) {
+            size_t n = got / sizeof(gid_t);
+            cn->groups = malloc((n ? n : 1) * sizeof(*cn->groups));
+            for (size_t i = 0; cn->groups && i < n; i++)
+                cn->groups[i] = (uint32_t)g[i];
+            cn->n_groups = cn->groups ? n : 0;
+            free(g);
+            return;
+        }
+        free(g);
+        if (errno != ERANGE)
+            return;
+        len = got > len ? got : len * 2;
+    }
 }
 
 static void accept_all(struct control *c)
@@ -509,10 +690,13 @@ static void accept_all(struct control *c)
         socklen_t len = sizeof(cred);
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
             cn->uid = cred.uid;
+            cn->gid = cred.gid;
             cn->pid = cred.pid;
         } else {
             cn->uid = (uid_t)-1; /* unknown: never matches an owner, never root */
+            cn->gid = (gid_t)-1;
         }
+        peer_groups(cn);
         struct epoll_event e = {.events = EPOLLIN, .data.ptr = cn};
         if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
             close(fd);
@@ -606,6 +790,63 @@ static int start_check(struct control *c, struct instance *inst, const char **wh
 #endif
 }
 
+/* Error reply naming the policy rule or limit that refused a registration. */
+static void reply_refused(struct req *r, const char *code, const char *rule, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void reply_refused(struct req *r, const char *code, const char *rule, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *err = json_pack("{s:s, s:s, s:s, s:s}", "code", code, "message", msg, "field",
+                            "instance.service", "rule", rule);
+    json_t *resp = json_pack("{s:b, s:o}", "ok", 0, "error", err);
+    if (resp && r->seq)
+        json_object_set(resp, "seq", r->seq);
+    log_info("conn %llu: registration refused: %s", (unsigned long long)r->cn->serial, msg);
+    r->cn->errors_sent++;
+    send_json(r->cn, resp);
+}
+
+/* Apply the registration policy: may this peer register inst->service, and
+ * does it fit the peer's per-uid limits? false after replying. */
+static bool policy_allows(struct req *r, const struct instance *inst)
+{
+    struct conn *cn = r->cn;
+    struct policy_peer peer = {
+        .uid = cn->uid, .gid = cn->gid, .groups = cn->groups, .n_groups = cn->n_groups};
+    struct policy_decision d;
+    policy_check(r->c->policy, &peer, inst->service, &d);
+    if (!d.allowed) {
+        reply_refused(r, "forbidden", d.rule, "uid %u may not register service '%s': %s",
+                      (unsigned)cn->uid, inst->service, d.rule);
+        return false;
+    }
+    if (!d.limited)
+        return true;
+    struct registry_usage u;
+    registry_owner_usage(r->c->reg, cn->uid, &u);
+    uint32_t bytes = instance_record_bytes(inst);
+    if (u.instances >= d.max_instances) {
+        reply_refused(r, "limit", d.limit,
+                      "uid %u already has %u instance(s); %s allows %u instances per uid",
+                      (unsigned)cn->uid, u.instances, d.limit, d.max_instances);
+        return false;
+    }
+    if (u.bytes + bytes > d.max_bytes) {
+        reply_refused(r, "limit", d.limit,
+                      "uid %u holds %llu bytes of instance records and this one needs %u; %s "
+                      "allows %llu bytes per uid",
+                      (unsigned)cn->uid, (unsigned long long)u.bytes, bytes, d.limit,
+                      (unsigned long long)d.max_bytes);
+        return false;
+    }
+    return true;
+}
+
 static void op_register(struct req *r)
 {
     struct control *c = r->c;
@@ -621,6 +862,10 @@ static void op_register(struct req *r)
         return;
     }
     inst->owner_uid = r->cn->uid;
+    if (!policy_allows(r, inst)) {
+        instance_unref(inst);
+        return;
+    }
     if (has_health_check(inst)) {
         const char *why = NULL;
         rc = start_check(c, inst, &why);
@@ -661,7 +906,9 @@ static void op_register(struct req *r)
              instance_check_kind_name(inst->check.kind), (unsigned)inst->owner_uid);
     json_t *resp = ok_response(r->seq);
     json_object_set_new(resp, "id", json_string(inst->id));
-    send_json(r->cn, resp);
+    json_object_set_new(resp, "owner_uid", json_integer(inst->owner_uid));
+    /* Acknowledged once published (the reply then carries the generation). */
+    hold_response(c, r->cn, resp, registry_last_seq(c->reg), inst->id, r->seq);
     instance_unref(inst);
     return;
 undo:
@@ -690,7 +937,7 @@ static void op_deregister(struct req *r)
     int rc = remove_local(r->c, inst->id, reason);
     if (rc == 0) {
         sess_forget(r->c, r->cn, inst->id);
-        send_json(r->cn, ok_response(r->seq));
+        hold_response(r->c, r->cn, ok_response(r->seq), registry_last_seq(r->c->reg), NULL, r->seq);
     } else {
         reply_error(r->cn, r->seq, "not_found", "id", "no instance %s", id);
     }
@@ -1461,7 +1708,7 @@ static void process_input(struct control *c, struct conn *cn)
 {
     size_t off = 0;
     while (!cn->closing) {
-        if (cn->out_len - cn->out_off > CONTROL_OUT_HIGH) {
+        if (cn->out_len - cn->out_off + cn->held_bytes > CONTROL_OUT_HIGH) {
             cn->paused = true;
             break;
         }
@@ -1513,7 +1760,7 @@ static bool conn_readable(struct control *c, struct conn *cn)
             cn->closing = true;
             cn->in_len = 0;
         }
-        if (cn->out_len == cn->out_off && !cn->paused) {
+        if (cn->out_len == cn->out_off && !cn->paused && !cn->held) {
             conn_close(c, cn, "peer closed");
             return false;
         }
@@ -1545,7 +1792,7 @@ static bool conn_after_io(struct control *c, struct conn *cn)
         conn_close(c, cn, "send failed");
         return false;
     }
-    if (cn->paused && cn->out_len - cn->out_off <= CONTROL_OUT_HIGH / 2) {
+    if (cn->paused && cn->out_len - cn->out_off + cn->held_bytes <= CONTROL_OUT_HIGH / 2) {
         cn->paused = false;
         process_input(c, cn);
         if (c->sync)
@@ -1555,7 +1802,7 @@ static bool conn_after_io(struct control *c, struct conn *cn)
             return false;
         }
     }
-    if (cn->closing && cn->out_len == cn->out_off) {
+    if (cn->closing && cn->out_len == cn->out_off && !cn->held) {
         conn_close(c, cn, "closed by server after an error");
         return false;
     }
@@ -1618,11 +1865,94 @@ static void apply_health(struct control *c, const char *id, uint8_t health, cons
     instance_unref(inst);
 }
 
+/* Publisher thread: record progress and refusals, wake the control thread. */
+static void on_publish(void *arg, const struct publisher_progress *pr,
+                       const struct publisher_reject *rej, size_t n_rej)
+{
+    struct control *c = arg;
+    pthread_mutex_lock(&c->mu);
+    c->pub_progress = *pr;
+    if (n_rej > c->cap_pub_rej - c->n_pub_rej) {
+        size_t ncap = c->n_pub_rej + n_rej + 16;
+        struct publisher_reject *n = realloc(c->pub_rej, ncap * sizeof(*n));
+        if (n) {
+            c->pub_rej = n;
+            c->cap_pub_rej = ncap;
+        }
+    }
+    for (size_t i = 0; i < n_rej && c->n_pub_rej < c->cap_pub_rej; i++)
+        c->pub_rej[c->n_pub_rej++] = rej[i];
+    pthread_mutex_unlock(&c->mu);
+    uint64_t one = 1;
+    ssize_t w = write(c->efd, &one, sizeof(one));
+    (void)w;
+}
+
+/* A local instance the publisher refused: remove it, and turn the held
+ * register response into an error naming the cause. */
+static void handle_reject(struct control *c, const struct publisher_reject *rj)
+{
+    const char *why = rj->error == -ENOSPC ? "the shared-memory segment is full"
+                                           : "the segment writer refused the record";
+    for (struct conn *cn = c->conns; cn; cn = cn->next) {
+        for (struct held_reply *h = cn->held; h; h = h->next) {
+            if (h->line || strcmp(h->reg_id, rj->id) != 0)
+                continue;
+            json_t *err =
+                json_pack("{s:s, s:s}", "code",
+                          rj->error == -ENOSPC ? "segment_full" : "bad_request", "message", "");
+            char msg[256];
+            snprintf(msg, sizeof(msg),
+                     "instance %s was not registered: %s (%s); nothing was kept%s", rj->id, why,
+                     strerror(-rj->error),
+                     rj->error == -ENOSPC ? "; the operator can raise --segment-bytes" : "");
+            json_object_set_new(err, "message", json_string(msg));
+            json_t *resp = json_pack("{s:b, s:o}", "ok", 0, "error", err);
+            if (resp && h->seq)
+                json_object_set(resp, "seq", h->seq);
+            if (resp) {
+                json_decref(h->resp);
+                h->resp = resp;
+            }
+            sess_forget(c, cn, rj->id);
+        }
+    }
+    char reason[96];
+    snprintf(reason, sizeof(reason), "not published: %s", why);
+    remove_local(c, rj->id, reason);
+}
+
+static void run_publish_progress(struct control *c)
+{
+    pthread_mutex_lock(&c->mu);
+    struct publisher_progress pr = c->pub_progress;
+    size_t n = c->n_pub_rej;
+    struct publisher_reject *rej = n ? malloc(n * sizeof(*rej)) : NULL;
+    if (rej)
+        memcpy(rej, c->pub_rej, n * sizeof(*rej));
+    c->n_pub_rej = 0;
+    pthread_mutex_unlock(&c->mu);
+    for (size_t i = 0; rej && i < n; i++)
+        handle_reject(c, &rej[i]);
+    free(rej);
+    c->progress = pr;
+    if (c->n_held == 0)
+        return;
+    for (struct conn *cn = c->conns, *next; cn; cn = next) {
+        next = cn->next;
+        if (cn->held) {
+            held_release(c, cn);
+            conn_after_io(c, cn);
+        }
+    }
+}
+
 static void run_removals(struct control *c)
 {
     uint64_t v;
     ssize_t n = read(c->efd, &v, sizeof(v));
     (void)n;
+    run_publish_progress(c);
     pthread_mutex_lock(&c->mu);
     struct removal_req *list = c->removals;
     c->removals = NULL;
@@ -1770,7 +2100,8 @@ static int make_socket(struct control *c, const struct control_config *cfg, char
         return -e;
     }
 bound:
-    if (chmod(cfg->socket_path, cfg->socket_mode) < 0 || listen(fd, SOMAXCONN) < 0) {
+    if ((cfg->socket_gid >= 0 && chown(cfg->socket_path, (uid_t)-1, (gid_t)cfg->socket_gid) < 0) ||
+        chmod(cfg->socket_path, cfg->socket_mode) < 0 || listen(fd, SOMAXCONN) < 0) {
         int e = errno;
         close(fd);
         unlink(cfg->socket_path);
@@ -1813,7 +2144,16 @@ int control_start(const struct control_config *cfg, struct registry *reg, struct
     c->metrics = cfg->metrics;
     c->metrics_arg = cfg->metrics_arg;
     c->sync_arg = cfg->sync_arg;
-    int rc = make_socket(c, cfg, err);
+    char perr[POLICY_ERR_MAX];
+    c->policy = policy_new(cfg->register_rules, cfg->n_register_rules, cfg->register_limits,
+                           cfg->n_register_limits, (uint32_t)geteuid(), perr);
+    int rc = -EINVAL;
+    if (!c->policy) {
+        snprintf(err, 256, "registration policy: %.200s", perr);
+        goto fail;
+    }
+    policy_log(c->policy);
+    rc = make_socket(c, cfg, err);
     if (rc < 0)
         goto fail;
     c->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -1832,6 +2172,12 @@ int control_start(const struct control_config *cfg, struct registry *reg, struct
         snprintf(err, 256, "epoll_ctl: %s", strerror(errno));
         goto fail;
     }
+    if (pub) { /* before the thread starts: progress reaches it from the first turn */
+        struct publisher_stats ps;
+        publisher_get_stats(pub, &ps);
+        c->progress.generation = ps.generation;
+        publisher_set_listener(pub, on_publish, c);
+    }
     /* Restored and static instances are registered before any request. */
     restore_all(c, cfg);
     if (cfg->services_dir && (c->services = services_new(cfg->services_dir, geteuid()))) {
@@ -1845,11 +2191,14 @@ int control_start(const struct control_config *cfg, struct registry *reg, struct
     if (rc != 0) {
         rc = -rc;
         snprintf(err, 256, "pthread_create: %s", strerror(-rc));
+        if (pub)
+            publisher_set_listener(pub, NULL, NULL);
         goto fail;
     }
     *out = c;
     return 0;
 fail:
+    policy_free(c->policy);
     if (c->lfd >= 0) {
         close(c->lfd);
         unlink(c->sock_path);
@@ -1884,11 +2233,15 @@ void control_stop(struct control *c)
     if (!c)
         return;
     control_halt(c);
+    if (c->pub)
+        publisher_set_listener(c->pub, NULL, NULL);
     close(c->lfd);
     unlink(c->sock_path);
     while (c->conns) {
         struct conn *cn = c->conns;
         c->conns = cn->next;
+        held_drop_all(c, cn);
+        free(cn->groups);
         close(cn->fd);
         free(cn->in);
         free(cn->out);
@@ -1907,6 +2260,8 @@ void control_stop(struct control *c)
     free(c->heap);
     free(c->orphans);
     services_free(c->services);
+    free(c->pub_rej);
+    policy_free(c->policy);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }

@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include "instance.h"
+#include "policy.h"
 #include "publisher.h"
 #include "registry.h"
 
@@ -37,6 +38,12 @@ struct health;
 struct control_config {
     const char *socket_path;
     uint32_t socket_mode; /* chmod of the socket */
+    int64_t socket_gid;   /* chown group of the socket; -1: leave it */
+    /* registration policy lines (policy.h); 0 lines: the built-in defaults */
+    const char (*register_rules)[POLICY_TEXT_MAX];
+    size_t n_register_rules;
+    const char (*register_limits)[POLICY_TEXT_MAX];
+    size_t n_register_limits;
     uint32_t max_connections;
     const char *registry_name;         /* for status */
     const char *version;               /* for status */

@@ -17,6 +17,12 @@ struct reg_node {
     struct rcu_head rcu;
 };
 
+struct owner_use {
+    uint32_t uid;
+    uint32_t instances;
+    uint64_t bytes;
+};
+
 struct registry {
     struct cds_lfht *ht;
     pthread_mutex_t wlock; /* serialises writers, counts and the change queue */
@@ -25,6 +31,9 @@ struct registry {
     uint32_t n_by[4][5]; /* [origin][health] (registry_count_by); out-of-range values in [0][0] */
     struct registry_change *q_head, *q_tail;
     size_t q_len;
+    uint64_t last_seq;        /* seq of the newest queued change */
+    struct owner_use *owners; /* per-uid usage of local instances (unsorted) */
+    size_t n_owners, cap_owners;
     void (*notify)(void *);
     void *notify_arg;
     struct registry_listener listeners[REGISTRY_LISTENERS_MAX];
@@ -149,6 +158,7 @@ void registry_free(struct registry *r)
     urcu_memb_barrier();
     cds_lfht_destroy(r->ht, NULL);
     registry_free_changes(r->q_head);
+    free(r->owners);
     pthread_mutex_destroy(&r->wlock);
     free(r);
 }
@@ -184,6 +194,7 @@ static struct registry_change *change_alloc(void)
 
 static void queue_put(struct registry *r, struct registry_change *c, struct instance *inst)
 {
+    c->seq = ++r->last_seq;
     c->put = instance_ref(inst);
     c->next = NULL;
     if (r->q_tail)
@@ -196,6 +207,7 @@ static void queue_put(struct registry *r, struct registry_change *c, struct inst
 
 static void queue_del(struct registry *r, struct registry_change *c, const char *id)
 {
+    c->seq = ++r->last_seq;
     c->put = NULL;
     c->next = NULL;
     memcpy(c->del_id, id, sizeof(c->del_id) - 1);
@@ -206,6 +218,52 @@ static void queue_del(struct registry *r, struct registry_change *c, const char 
         r->q_head = c;
     r->q_tail = c;
     r->q_len++;
+}
+
+/* ---- per-owner usage (wlock held) ---- */
+
+static struct owner_use *owner_find(struct registry *r, uint32_t uid)
+{
+    for (size_t i = 0; i < r->n_owners; i++)
+        if (r->owners[i].uid == uid)
+            return &r->owners[i];
+    return NULL;
+}
+
+/* Make room for one more owner entry before mutating (so the add cannot
+ * fail half-way). */
+static int owner_reserve(struct registry *r)
+{
+    if (r->n_owners < r->cap_owners)
+        return 0;
+    size_t ncap = r->cap_owners ? r->cap_owners * 2 : 16;
+    struct owner_use *n = realloc(r->owners, ncap * sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    r->owners = n;
+    r->cap_owners = ncap;
+    return 0;
+}
+
+static void owner_account(struct registry *r, const struct instance *inst, int sign)
+{
+    struct owner_use *u = owner_find(r, inst->owner_uid);
+    if (!u) {
+        if (sign < 0 || r->n_owners == r->cap_owners)
+            return; /* reserved by the caller for additions */
+        u = &r->owners[r->n_owners++];
+        *u = (struct owner_use){.uid = inst->owner_uid};
+    }
+    uint64_t bytes = instance_record_bytes(inst);
+    if (sign > 0) {
+        u->instances++;
+        u->bytes += bytes;
+    } else {
+        u->instances -= u->instances ? 1 : 0;
+        u->bytes -= u->bytes >= bytes ? bytes : u->bytes;
+        if (u->instances == 0) /* drop the entry: uids come and go */
+            *u = r->owners[--r->n_owners];
+    }
 }
 
 /* Unlock the writer lock and poke the publisher. */
@@ -252,6 +310,8 @@ int registry_add_local(struct registry *r, struct instance *inst)
     int rc = 0;
     if (r->n_local >= r->max_local) {
         rc = -ENOSPC;
+    } else if (owner_reserve(r) < 0) {
+        rc = -ENOMEM;
     } else {
         urcu_memb_read_lock();
         struct cds_lfht_node *got =
@@ -269,6 +329,7 @@ int registry_add_local(struct registry *r, struct instance *inst)
     }
     r->n_local++;
     count_by(r, inst, 1);
+    owner_account(r, inst, +1);
     queue_put(r, c, inst);
     struct registry_listener ls[REGISTRY_LISTENERS_MAX];
     int nl = r->n_listeners;
@@ -307,9 +368,10 @@ static int remove_entry(struct registry *r, const char *id, bool want_local, con
         return rc;
     }
     urcu_memb_call_rcu(&n->rcu, free_node_rcu);
-    if (want_local)
+    if (want_local) {
         r->n_local--;
-    else
+        owner_account(r, inst, -1);
+    } else
         r->n_remote--;
     count_by(r, inst, -1);
     queue_del(r, c, inst->id);
@@ -464,6 +526,23 @@ int registry_foreach(struct registry *r, unsigned mask, int (*fn)(struct instanc
     }
     urcu_memb_read_unlock();
     return rc;
+}
+
+uint64_t registry_last_seq(struct registry *r)
+{
+    pthread_mutex_lock(&r->wlock);
+    uint64_t seq = r->last_seq;
+    pthread_mutex_unlock(&r->wlock);
+    return seq;
+}
+
+void registry_owner_usage(struct registry *r, uint32_t uid, struct registry_usage *out)
+{
+    pthread_mutex_lock(&r->wlock);
+    struct owner_use *u = owner_find(r, uid);
+    out->instances = u ? u->instances : 0;
+    out->bytes = u ? u->bytes : 0;
+    pthread_mutex_unlock(&r->wlock);
 }
 
 uint32_t registry_count_local(struct registry *r)

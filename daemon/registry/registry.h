@@ -43,6 +43,7 @@ struct registry_config {
 /* One queued change for the publisher. */
 struct registry_change {
     struct registry_change *next;
+    uint64_t seq;                 /* 1, 2, ... in queue order (registry_last_seq) */
     struct instance *put;         /* add/replace: a reference; NULL for a removal */
     char del_id[DISC_ID_LEN + 1]; /* removal: the id */
 };
@@ -115,6 +116,22 @@ struct instance *registry_get(struct registry *r, const char *id);
  */
 int registry_foreach(struct registry *r, unsigned mask, int (*fn)(struct instance *, void *),
                      void *arg);
+
+/* Sequence number of the newest queued change (0: none yet). A change made
+ * by the calling thread before this call has a seq <= the value returned,
+ * so "published up to seq" covers it. */
+uint64_t registry_last_seq(struct registry *r);
+
+/* What one uid's local instances hold: how many, and their record bytes
+ * (instance_record_bytes, the arena bytes segw_put allocates for each). */
+struct registry_usage {
+    uint32_t instances;
+    uint64_t bytes;
+};
+
+/* Usage of local instances owned by uid (zeros if none). Exact: kept under
+ * the writer lock by every local add and removal. */
+void registry_owner_usage(struct registry *r, uint32_t uid, struct registry_usage *out);
 
 /* Counts (exact; maintained under the writer lock). */
 uint32_t registry_count_local(struct registry *r);

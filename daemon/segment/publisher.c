@@ -29,6 +29,17 @@ struct publisher {
     int64_t st_since, st_sync;
     struct publisher_stats stats; /* mu */
     struct metrics_hist latency;  /* stage+commit durations of publishes */
+    pthread_mutex_t lmu;            /* held while the listener runs */
+    publisher_listener_fn listener; /* lmu */
+    void *listener_arg;
+    /* publisher thread only: changes taken from the registry, not yet published */
+    struct registry_change **carry;
+    size_t n_carry, cap_carry;
+    uint64_t taken_seq; /* newest seq taken */
+    int stuck_error;    /* last publish_carry could not publish everything */
+    bool stuck_logged;
+    struct publisher_reject *rej; /* refusals of this turn */
+    size_t n_rej, cap_rej;
 };
 
 static int64_t mono_us(void)
@@ -52,29 +63,224 @@ static void on_registry_change(void *arg)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Stage every queued change; returns how many. */
-static size_t stage_changes(struct publisher *p, struct registry_change **keep)
+static bool is_local_put(const struct registry_change *c)
+{
+    return c->put && c->put->origin == DISC_ORIGIN_LOCAL;
+}
+
+static void free_change(struct registry_change *c)
+{
+    c->next = NULL;
+    registry_free_changes(c);
+}
+
+static void add_reject(struct publisher *p, const struct registry_change *c, int error)
+{
+    if (p->n_rej == p->cap_rej) {
+        size_t ncap = p->cap_rej ? p->cap_rej * 2 : 16;
+        struct publisher_reject *n = realloc(p->rej, ncap * sizeof(*n));
+        if (!n) { /* the instance is then removed without its client being told why */
+            log_error("publisher: out of memory reporting the refusal of %s", c->put->id);
+            return;
+        }
+        p->rej = n;
+        p->cap_rej = ncap;
+    }
+    struct publisher_reject *r = &p->rej[p->n_rej++];
+    r->seq = c->seq;
+    r->error = error;
+    snprintf(r->id, sizeof(r->id), "%s", c->put->id);
+    log_error("publisher: instance %s (%s) not published: %s", c->put->id, c->put->service,
+              error == -ENOSPC ? "the segment is full" : strerror(-error));
+    pthread_mutex_lock(&p->mu);
+    p->stats.rejected++;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Remove carry[i] (published or refused) keeping the order. */
+static void carry_remove(struct publisher *p, size_t i)
+{
+    free_change(p->carry[i]);
+    memmove(&p->carry[i], &p->carry[i + 1], (p->n_carry - i - 1) * sizeof(p->carry[0]));
+    p->n_carry--;
+}
+
+/* Move the registry's queued changes to the end of the carry list, refusing
+ * at once records the writer would never take (too large, bad fields).
+ * Returns how many were taken. */
+static size_t take_changes(struct publisher *p)
 {
     size_t n = 0;
     struct registry_change *list = registry_take_changes(p->reg, &n);
-    for (struct registry_change *c = list; c; c = c->next) {
+    if (n > p->cap_carry - p->n_carry) {
+        size_t ncap = p->cap_carry ? p->cap_carry : 64;
+        while (ncap - p->n_carry < n)
+            ncap *= 2;
+        struct registry_change **nc = realloc(p->carry, ncap * sizeof(*nc));
+        if (!nc) { /* cannot track them: publish nothing now, keep nothing lost */
+            log_error("publisher: out of memory taking %zu changes; retrying", n);
+            registry_free_changes(list); /* (cannot happen in practice: tiny) */
+            return 0;
+        }
+        p->carry = nc;
+        p->cap_carry = ncap;
+    }
+    while (list) {
+        struct registry_change *c = list;
+        list = list->next;
+        c->next = NULL;
+        if (c->seq > p->taken_seq)
+            p->taken_seq = c->seq;
+        if (c->put) {
+            struct segw_instance si;
+            instance_to_segw(c->put, &si);
+            long size = segw_record_size(&si);
+            if (size < 0) {
+                if (is_local_put(c)) {
+                    add_reject(p, c, (int)size);
+                } else {
+                    log_error("publisher: remote instance %s (%s) not published: %s", c->put->id,
+                              c->put->service, strerror((int)-size));
+                    pthread_mutex_lock(&p->mu);
+                    p->stats.dropped_remote++;
+                    pthread_mutex_unlock(&p->mu);
+                }
+                free_change(c);
+                continue;
+            }
+        }
+        p->carry[p->n_carry++] = c;
+    }
+    return n;
+}
+
+/* Stage carry[0, upto). 0, or -ENOSPC / -ENOMEM (the caller unstages). */
+static int stage_prefix(struct publisher *p, size_t upto)
+{
+    for (size_t i = 0; i < upto; i++) {
+        struct registry_change *c = p->carry[i];
         int rc;
         if (c->put) {
             struct segw_instance si;
             instance_to_segw(c->put, &si);
             rc = segw_put(p->w, &si);
-            if (rc < 0)
-                log_error("publisher: segw_put %s (%s) failed: %s", c->put->id, c->put->service,
-                          strerror(-rc));
         } else {
             rc = segw_del(p->w, c->del_id);
-            if (rc < 0 && rc != -ENOENT)
-                log_error("publisher: segw_del %s failed: %s", c->del_id, strerror(-rc));
+            if (rc == -ENOENT) /* never published (e.g. refused): nothing to remove */
+                rc = 0;
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Index just past the prefix holding the first `want` local puts (and every
+ * other change before the next local put): [0, result). */
+static size_t prefix_end(const struct publisher *p, size_t want)
+{
+    size_t seen = 0;
+    for (size_t i = 0; i < p->n_carry; i++) {
+        if (is_local_put(p->carry[i])) {
+            if (seen == want)
+                return i;
+            seen++;
         }
     }
-    /* The writer may refer to instance strings until commit: keep them. */
-    *keep = list;
-    return n;
+    return p->n_carry;
+}
+
+/*
+ * Publish the carry list, in order. When the arena cannot take it all,
+ * publish the longest prefix (halving its local puts) that fits; a local put
+ * that does not fit alone is refused; if changes that are not local puts do
+ * not fit, every local put left is refused and the rest stays for the next
+ * turn (stuck). Returns the number of commits made.
+ */
+static int publish_carry(struct publisher *p, int64_t *last_gen)
+{
+    int commits = 0;
+    p->stuck_error = 0;
+    while (p->n_carry > 0) {
+        size_t locals = 0;
+        for (size_t i = 0; i < p->n_carry; i++)
+            locals += is_local_put(p->carry[i]);
+        size_t want = locals;
+        for (;;) {
+            size_t upto = prefix_end(p, want);
+            if (upto == 0) { /* carry[0] is a local put that does not fit by itself */
+                add_reject(p, p->carry[0], -ENOSPC);
+                carry_remove(p, 0);
+                break;
+            }
+            int64_t gen = stage_prefix(p, upto);
+            if (gen == 0)
+                gen = segw_pending(p->w) > 0 ? segw_commit(p->w) : 0;
+            if (gen >= 0) {
+                if (gen > 0) {
+                    commits++;
+                    *last_gen = gen;
+                }
+                for (size_t i = 0; i < upto; i++)
+                    free_change(p->carry[i]);
+                memmove(p->carry, p->carry + upto, (p->n_carry - upto) * sizeof(p->carry[0]));
+                p->n_carry -= upto;
+                break;
+            }
+            segw_unstage(p->w);
+            if (gen != -ENOSPC) {
+                p->stuck_error = (int)gen;
+                log_error("publisher: commit of %zu changes failed: %s (kept, will retry)", upto,
+                          strerror((int)-gen));
+                return commits;
+            }
+            if (want > 0) {
+                want /= 2;
+                continue;
+            }
+            /* Even without new registrations the segment is full: refuse every
+             * local put still queued, keep the rest for later turns. */
+            for (size_t i = p->n_carry; i-- > 0;) {
+                if (is_local_put(p->carry[i])) {
+                    add_reject(p, p->carry[i], -ENOSPC);
+                    carry_remove(p, i);
+                }
+            }
+            p->stuck_error = -ENOSPC;
+            if (!p->stuck_logged)
+                log_error("publisher: the segment is full: %zu removals/remote changes cannot be "
+                          "published (kept, retried every tick); registrations are refused "
+                          "until space is free (raise --segment-bytes)",
+                          p->n_carry);
+            p->stuck_logged = true;
+            return commits;
+        }
+    }
+    if (p->stuck_logged)
+        log_info("publisher: the segment has room again; every kept change is published");
+    p->stuck_logged = false;
+    return commits;
+}
+
+/* Tell the listener (or, without one, remove refused instances here). */
+static void report(struct publisher *p)
+{
+    struct publisher_progress pr = {
+        .done_seq = p->n_carry ? p->carry[0]->seq - 1 : p->taken_seq,
+        .generation = segw_generation(p->w),
+        .stuck_seq = p->n_carry ? p->taken_seq : 0,
+        .stuck_error = p->n_carry ? (p->stuck_error ? p->stuck_error : -EAGAIN) : 0,
+    };
+    pthread_mutex_lock(&p->lmu);
+    if (p->listener) {
+        p->listener(p->listener_arg, &pr, p->rej, p->n_rej);
+        pthread_mutex_unlock(&p->lmu);
+    } else {
+        pthread_mutex_unlock(&p->lmu);
+        for (size_t i = 0; i < p->n_rej; i++)
+            registry_remove_local(p->reg, p->rej[i].id, "not published: the segment is full", NULL);
+    }
+    p->n_rej = 0;
 }
 
 static void apply_state(struct publisher *p)
@@ -145,26 +351,23 @@ static void *publisher_main(void *arg)
 
         apply_state(p);
         int64_t t0 = mono_us();
-        struct registry_change *done = NULL;
-        size_t n = stage_changes(p, &done);
+        size_t n = take_changes(p);
         int64_t gen = 0;
-        if (segw_pending(p->w) > 0) {
-            gen = segw_commit(p->w);
-            if (gen < 0)
-                log_error("publisher: commit of %zu changes failed: %s (kept, will retry)",
-                          segw_pending(p->w), strerror((int)-gen));
-        }
-        registry_free_changes(done);
+        int commits = 0;
+        if (p->n_carry > 0)
+            commits = publish_carry(p, &gen);
+        if (n > 0 || commits > 0 || p->n_rej > 0)
+            report(p);
         int64_t t1 = mono_us();
         pthread_mutex_lock(&p->mu);
         p->stats.changes += n;
         if (gen > 0) {
-            p->stats.commits++;
+            p->stats.commits += (uint64_t)commits;
             p->stats.generation = (uint64_t)gen;
             p->stats.last_commit_us = (uint64_t)(t1 - t0);
-        } else if (gen < 0) {
-            p->stats.commit_errors++;
         }
+        if (p->stuck_error)
+            p->stats.commit_errors++;
         pthread_mutex_unlock(&p->mu);
         if (gen > 0)
             metrics_hist_observe(&p->latency, (uint64_t)(t1 - t0));
@@ -226,6 +429,7 @@ int publisher_start(struct registry *reg, const struct publisher_config *cfg,
     pthread_cond_init(&p->cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->lmu, NULL);
     registry_set_notify(reg, on_registry_change, p);
     rc = pthread_create(&p->thread, NULL, publisher_main, p);
     if (rc != 0) {
@@ -233,6 +437,7 @@ int publisher_start(struct registry *reg, const struct publisher_config *cfg,
         segw_close(p->w, false);
         pthread_cond_destroy(&p->cond);
         pthread_mutex_destroy(&p->mu);
+        pthread_mutex_destroy(&p->lmu);
         free(p->cache_file);
         free(p);
         return -rc;
@@ -252,9 +457,14 @@ void publisher_stop(struct publisher *p, bool unlink)
     pthread_join(p->thread, NULL);
     registry_set_notify(p->reg, NULL, NULL);
     segw_mark_stopped(p->w); /* readers say "dead since" now, not a threshold later */
+    for (size_t i = 0; i < p->n_carry; i++)
+        free_change(p->carry[i]);
+    free(p->carry);
+    free(p->rej);
     segw_close(p->w, unlink);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->lmu);
     free(p->cache_file);
     free(p);
 }
@@ -263,6 +473,14 @@ void publisher_announce_stop(struct publisher *p)
 {
     if (p)
         segw_mark_stopped(p->w);
+}
+
+void publisher_set_listener(struct publisher *p, publisher_listener_fn fn, void *arg)
+{
+    pthread_mutex_lock(&p->lmu);
+    p->listener = fn;
+    p->listener_arg = arg;
+    pthread_mutex_unlock(&p->lmu);
 }
 
 void publisher_get_stats(struct publisher *p, struct publisher_stats *st)

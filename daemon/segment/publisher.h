@@ -31,6 +31,29 @@ struct publisher_config {
     struct segw_config segw;
 };
 
+/* What the publisher has done with the registry's changes (by seq, see
+ * registry_last_seq), reported after every turn that changed something. */
+struct publisher_progress {
+    uint64_t done_seq;   /* every change with seq <= done_seq is published or rejected */
+    uint64_t generation; /* segment generation containing everything published so far */
+    uint64_t stuck_seq;  /* > done_seq: changes up to here are kept but not visible:
+                            the segment is full even without new registrations */
+    int stuck_error;     /* -errno of that failed commit (e.g. -ENOSPC) */
+};
+
+/* A local registration (or update) the segment could not take: it is not
+ * published, and the listener (the control thread) must remove it from the
+ * registry and tell its client. */
+struct publisher_reject {
+    uint64_t seq;
+    char id[DISC_ID_LEN + 1];
+    int error; /* -ENOSPC: arena full; other -errno: segw_put refused the record */
+};
+
+/* Called on the publisher thread (no publisher lock held); keep it short. */
+typedef void (*publisher_listener_fn)(void *arg, const struct publisher_progress *pr,
+                                      const struct publisher_reject *rej, size_t n_rej);
+
 /* Counters for `status` and tests (a consistent-enough snapshot). */
 struct publisher_stats {
     uint64_t generation;
@@ -42,6 +65,8 @@ struct publisher_stats {
     uint64_t cache_errors;   /* failed attempts (logged) */
     struct segw_stats seg;   /* the writer's, as of the last commit or tick */
     uint64_t ticks;          /* heartbeat refreshes (segw_tick): advances while the thread runs */
+    uint64_t rejected;       /* local changes refused (segment full or bad record) */
+    uint64_t dropped_remote; /* remote changes the segment could not take (logged) */
 };
 
 /*
@@ -62,6 +87,17 @@ void publisher_stop(struct publisher *p, bool unlink);
  * report the writer dead while the daemon is still shutting down;
  * publisher_stop does it too. Thread-safe. */
 void publisher_announce_stop(struct publisher *p);
+/*
+ * Set the listener told about progress and rejected local changes
+ * (NULL: none; the publisher then removes rejected local instances from the
+ * registry itself). Thread-safe.
+ *
+ * Arena full: a batch that does not fit is published in smaller prefixes
+ * (in change order); a local put that does not fit even alone is rejected.
+ * If even the non-local changes do not fit, every local put still queued is
+ * rejected, the rest is kept and retried every tick (stuck_seq).
+ */
+void publisher_set_listener(struct publisher *p, publisher_listener_fn fn, void *arg);
 
 /* Fill *st. Thread-safe. */
 void publisher_get_stats(struct publisher *p, struct publisher_stats *st);
