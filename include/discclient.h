@@ -199,6 +199,20 @@ int disc_client_register(disc_client *cl, const struct disc_instance_desc *inst,
 /* Remove instance id (registered by this uid, or any as root). */
 int disc_client_deregister(disc_client *cl, const char *id);
 
+/*
+ * Read-your-writes: discd answers register and deregister only once the
+ * change is published in the shared-memory segment, and its reply carries
+ * the segment generation that contains it. This returns that generation
+ * for the last successful register/deregister on cl (0 if none yet, or if
+ * discd said the change is kept but not visible yet because the segment is
+ * full). A reader sees the change once disc_status(h).generation is at
+ * least this value: the reply already waited for that, so a lookup made
+ * after the call returns sees it. Processes that read through an already
+ * open handle can wait with disc_wait_change until the generation is
+ * reached (discctl register does this unless --no-wait).
+ */
+uint64_t disc_client_generation(disc_client *cl);
+
 /* Report that a DISC_CHECK_TTL instance is alive (call every < ttl_ms). */
 int disc_client_pass(disc_client *cl, const char *id);
 

@@ -58,6 +58,7 @@ struct disc_client {
     char *buf;     /* received bytes not yet consumed: [start, len) */
     size_t start, len, cap;
     char err[ERR_MAX];
+    uint64_t generation; /* from the last register/deregister reply (io) */
 };
 
 static int64_t mono_ms(void)
@@ -264,7 +265,7 @@ static int code_to_errno(const char *code)
     } map[] = {
         {"bad_json", EINVAL}, {"bad_request", EINVAL}, {"unknown_op", EOPNOTSUPP},
         {"too_large", E2BIG}, {"not_found", ENOENT},   {"forbidden", EPERM},
-        {"limit", ENOSPC},    {"internal", EIO},
+        {"limit", ENOSPC},    {"internal", EIO},       {"segment_full", ENOSPC},
     };
     for (size_t i = 0; code && i < sizeof(map) / sizeof(map[0]); i++)
         if (strcmp(code, map[i].code) == 0)
@@ -300,9 +301,14 @@ static int json_request(struct disc_client *cl, json_t *req, json_t **out)
                 snprintf(cl->err, sizeof(cl->err), "%s: %s", code ? code : "error",
                          message ? message : "");
             rc = code_to_errno(code);
-        } else if (out) {
-            *out = r;
-            r = NULL;
+        } else {
+            json_t *g = json_object_get(r, "generation");
+            if (json_object_get(r, "id") || json_is_integer(g) || json_object_get(r, "published"))
+                cl->generation = json_is_integer(g) ? (uint64_t)json_integer_value(g) : 0;
+            if (out) {
+                *out = r;
+                r = NULL;
+            }
         }
         json_decref(r);
     }
@@ -790,6 +796,16 @@ DISC_CLIENT_API int disc_client_deregister(disc_client *cl, const char *id)
 DISC_CLIENT_API int disc_client_pass(disc_client *cl, const char *id)
 {
     return id_request(cl, "pass", id);
+}
+
+DISC_CLIENT_API uint64_t disc_client_generation(disc_client *cl)
+{
+    if (!cl)
+        return 0;
+    pthread_mutex_lock(&cl->io);
+    uint64_t g = cl->generation;
+    pthread_mutex_unlock(&cl->io);
+    return g;
 }
 
 DISC_CLIENT_API int disc_client_request(disc_client *cl, const char *request, char **response)

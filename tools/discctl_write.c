@@ -29,6 +29,58 @@ static int request_failed(const struct ctl *ctl, disc_client *cl, const char *wh
     return EXIT_ERR;
 }
 
+/* How long register/deregister wait for their change to show in the segment. */
+#define VISIBLE_WAIT_MS 5000
+
+/*
+ * Read-your-writes: wait until the segment's generation reaches the one
+ * discd's reply named (disc_client_generation), with libdiscshm's futex wait.
+ * discd replies only after publishing, so this normally returns at once; it
+ * makes `discctl register ... && discctl get SERVICE` hold even for a reader
+ * that looks at the segment through another path. Returns EXIT_OK, or
+ * EXIT_UNAVAILABLE after printing why.
+ */
+static int wait_visible(const struct ctl *ctl, disc_client *cl, const char *what)
+{
+    uint64_t want = disc_client_generation(cl);
+    if (want == 0) {
+        ctl_err(ctl,
+                "%s: done, but discd could not publish it yet (segment full); "
+                "readers do not see it yet",
+                what);
+        return EXIT_UNAVAILABLE;
+    }
+    disc_handle *h = NULL;
+    int ec = ctl_open(ctl, &h);
+    if (ec)
+        return ec;
+    long long deadline = ctl_now_ms() + VISIBLE_WAIT_MS;
+    struct disc_status st;
+    int rc;
+    for (;;) {
+        if ((rc = disc_status(h, &st)) < 0 || st.generation >= want)
+            break;
+        long long left = deadline - ctl_now_ms();
+        if (left <= 0) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        /* change_seq was read with the generation: a publish in between
+         * makes the wait return at once. */
+        uint32_t seen = st.change_seq;
+        rc = disc_wait_change(h, &seen, (int)(left < 100 ? left : 100));
+        if (rc < 0 && rc != -ETIMEDOUT)
+            break;
+    }
+    disc_close(h);
+    if (rc == 0 && st.generation >= want)
+        return EXIT_OK;
+    ctl_err(ctl, "%s: discd acknowledged generation %llu but the segment %s", what,
+            (unsigned long long)want,
+            rc == -ETIMEDOUT ? "did not reach it within 5 s" : disc_strerror(rc));
+    return EXIT_UNAVAILABLE;
+}
+
 /* NAME[,request=T][,response=T][,mean_us=N][,p95_us=N] — edits spec. */
 static int parse_endpoint(char *spec, struct disc_endpoint_desc *ep)
 {
@@ -136,7 +188,7 @@ int cmd_register(struct ctl *ctl, int argc, char **argv)
     struct disc_check_desc c = {.type = DISC_CHECK_NONE};
     struct disc_tag tags[DISC_TAGS_MAX];
     struct disc_endpoint_desc eps[DISC_ENDPOINTS_MAX];
-    bool hold = false;
+    bool hold = false, wait = true;
 
     static const char *const opts[] = {
         "--service",  "--address",          "--network", "--version",  "--host",
@@ -152,6 +204,10 @@ int cmd_register(struct ctl *ctl, int argc, char **argv)
         size_t k;
         if (strcmp(opt, "--hold") == 0) {
             hold = true;
+            continue;
+        }
+        if (strcmp(opt, "--no-wait") == 0) {
+            wait = false;
             continue;
         }
         for (k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
@@ -266,8 +322,13 @@ int cmd_register(struct ctl *ctl, int argc, char **argv)
         disc_client_close(cl);
         return ec;
     }
+    uint64_t gen = disc_client_generation(cl);
+    if (wait && (ec = wait_visible(ctl, cl, id)) != EXIT_OK) {
+        disc_client_close(cl);
+        return ec;
+    }
     if (ctl->json)
-        ctl_print_json(json_pack("{s:s}", "id", id));
+        ctl_print_json(json_pack("{s:s, s:I}", "id", id, "generation", (json_int_t)gen));
     else
         printf("%s\n", id);
     fflush(stdout);
@@ -279,7 +340,13 @@ int cmd_register(struct ctl *ctl, int argc, char **argv)
 int cmd_deregister(struct ctl *ctl, int argc, char **argv)
 {
     int n = 0;
+    bool wait = true;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--no-wait") == 0) {
+            wait = false;
+            argv[i] = "--";
+            continue;
+        }
         if (argv[i][0] == '-' && strcmp(argv[i], "--") != 0)
             return ctl_usage_error(ctl, "unknown option '%s'", argv[i]);
         if (strcmp(argv[i], "--") != 0)
@@ -306,6 +373,14 @@ int cmd_deregister(struct ctl *ctl, int argc, char **argv)
             if (e == EXIT_UNAVAILABLE)
                 break;
             continue;
+        }
+        if (wait) {
+            int e = wait_visible(ctl, cl, argv[i]);
+            if (e != EXIT_OK) {
+                if (first == EXIT_OK)
+                    first = e;
+                continue;
+            }
         }
         json_array_append_new(done, json_string(argv[i]));
         if (!ctl->json)
