@@ -28,6 +28,7 @@ add_library(discd_core STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/log.c
   ${CMAKE_CURRENT_SOURCE_DIR}/registry/instance.c
   ${CMAKE_CURRENT_SOURCE_DIR}/registry/registry.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/control/policy.c
 )
 target_include_directories(discd_core PUBLIC ${DISCD_PART_DIRS})
 target_link_libraries(discd_core PUBLIC discpub PkgConfig::URCU PkgConfig::JANSSON PkgConfig::UUID Threads::Threads)

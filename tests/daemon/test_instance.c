@@ -126,3 +126,30 @@ Test(instance, document_round_trip)
     cr_assert_str_eq(err.field, "instance.id");
     json_decref(bad);
 }
+
+/* owner_uid: carried by documents (ZooKeeper, file cache), unknown when a
+ * document does not say, never settable through a registration. */
+Test(instance, owner_uid_in_documents)
+{
+    struct instance_error err;
+    struct instance *i = parse("{\"service\":\"svc\",\"address\":\"h:1\"}", NULL, &err);
+    cr_assert(i);
+    i->owner_uid = 65534;
+    json_t *doc = instance_to_json(i, 0);
+    cr_assert_eq(json_integer_value(json_object_get(doc, "owner_uid")), 65534);
+    struct instance *back = NULL;
+    cr_assert_eq(instance_from_document(doc, &back, &err), 0);
+    cr_assert_eq(back->owner_uid, 65534u);
+    instance_unref(back);
+    json_object_del(doc, "owner_uid");
+    cr_assert_eq(instance_from_document(doc, &back, &err), 0);
+    cr_assert_eq(back->owner_uid, DISC_OWNER_UNKNOWN);
+    instance_unref(back);
+    json_object_set_new(doc, "owner_uid", json_integer((json_int_t)DISC_OWNER_UNKNOWN));
+    cr_assert_lt(instance_from_document(doc, &back, &err), 0);
+    cr_assert_str_eq(err.field, "instance.owner_uid");
+    json_decref(doc);
+    instance_unref(i);
+    /* A client cannot claim an owner. */
+    cr_assert_null(parse("{\"service\":\"svc\",\"address\":\"h:1\",\"owner_uid\":0}", NULL, &err));
+}

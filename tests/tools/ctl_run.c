@@ -31,15 +31,26 @@ const char *ctl_binary(void)
     return path;
 }
 
-/* argv for exec: binary, [--name N --socket S], args..., NULL (malloc'd). */
-static char **build_argv(const struct discd_proc *d, const char *const *args)
+/* argv for exec: [setpriv --reuid=U --regid=U --clear-groups] binary,
+ * [--name N --socket S], args..., NULL (malloc'd; the strings of the
+ * setpriv prefix live in ids, 2 x 32 bytes). */
+static char **build_argv_as(const struct discd_proc *d, uid_t uid, char ids[2][32],
+                            const char *const *args)
 {
     size_t n = 0;
     while (args[n])
         n++;
-    char **argv = calloc(n + 6, sizeof(*argv));
+    char **argv = calloc(n + 10, sizeof(*argv));
     cr_assert_not_null(argv);
     size_t k = 0;
+    if (uid != (uid_t)-1) {
+        snprintf(ids[0], 32, "--reuid=%u", (unsigned)uid);
+        snprintf(ids[1], 32, "--regid=%u", (unsigned)uid);
+        argv[k++] = "/usr/bin/setpriv";
+        argv[k++] = ids[0];
+        argv[k++] = ids[1];
+        argv[k++] = "--clear-groups";
+    }
     argv[k++] = (char *)ctl_binary();
     if (d) {
         argv[k++] = "--name";
@@ -50,6 +61,12 @@ static char **build_argv(const struct discd_proc *d, const char *const *args)
     for (size_t i = 0; i < n; i++)
         argv[k++] = (char *)args[i];
     return argv;
+}
+
+static char **build_argv(const struct discd_proc *d, const char *const *args)
+{
+    static char unused[2][32];
+    return build_argv_as(d, (uid_t)-1, unused, args);
 }
 
 static pid_t spawn(char **argv, int out_fd, int err_fd)
@@ -148,9 +165,16 @@ static void append(char **buf, size_t *len, size_t *cap, const char *data, size_
 
 struct ctl_result ctl_run(const struct discd_proc *d, int timeout_ms, const char *const *args)
 {
+    return ctl_run_as(d, (uid_t)-1, timeout_ms, args);
+}
+
+struct ctl_result ctl_run_as(const struct discd_proc *d, uid_t uid, int timeout_ms,
+                             const char *const *args)
+{
     int po[2], pe[2];
     cr_assert(pipe2(po, O_CLOEXEC) == 0 && pipe2(pe, O_CLOEXEC) == 0);
-    char **argv = build_argv(d, args);
+    char ids[2][32];
+    char **argv = build_argv_as(d, uid, ids, args);
     pid_t pid = spawn(argv, po[1], pe[1]);
     free(argv);
     close(po[1]);

@@ -29,6 +29,12 @@ struct ctl_result ctl_run(const struct discd_proc *d, int timeout_ms, const char
 /* Convenience: ctl_run with the arguments listed inline. */
 #define CTL(d, ...) ctl_run((d), 10000, (const char *const[]){__VA_ARGS__, NULL})
 
+/* ctl_run as another user: `setpriv --reuid=UID --regid=UID --clear-groups
+ * discctl ...` (the caller must be root; uid (uid_t)-1: as ourselves). */
+struct ctl_result ctl_run_as(const struct discd_proc *d, uid_t uid, int timeout_ms,
+                             const char *const *args);
+#define CTL_AS(d, uid, ...) ctl_run_as((d), (uid), 10000, (const char *const[]){__VA_ARGS__, NULL})
+
 /* Free the captured output. */
 void ctl_result_free(struct ctl_result *r);
 
