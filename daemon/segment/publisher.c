@@ -190,6 +190,26 @@ static size_t prefix_end(const struct publisher *p, size_t want)
     return p->n_carry;
 }
 
+/* Do the local puts of carry[0, upto) leave PUBLISHER_RESERVE of the arena
+ * free (counting retired memory as used: it is not allocatable yet)? */
+static bool fits_above_reserve(struct publisher *p, size_t upto)
+{
+    struct segw_stats st;
+    segw_stats(p->w, &st);
+    uint64_t reserve = st.arena_bytes / 32 > PUBLISHER_RESERVE_MIN ? st.arena_bytes / 32
+                                                                    : PUBLISHER_RESERVE_MIN;
+    uint64_t need = reserve;
+    for (size_t i = 0; i < upto; i++) {
+        if (!is_local_put(p->carry[i]))
+            continue;
+        struct segw_instance si;
+        instance_to_segw(p->carry[i]->put, &si);
+        long n = segw_record_size(&si);
+        need += n > 0 ? (uint64_t)n : 0;
+    }
+    return st.used_bytes + need <= st.arena_bytes;
+}
+
 /*
  * Publish the carry list, in order. When the arena cannot take it all,
  * publish the longest prefix (halving its local puts) that fits; a local put
@@ -213,7 +233,11 @@ static int publish_carry(struct publisher *p, int64_t *last_gen)
                 carry_remove(p, 0);
                 break;
             }
-            int64_t gen = stage_prefix(p, upto);
+            /* New registrations may not eat into the reserve that keeps
+             * removals (which need new tables) publishable. */
+            int64_t gen = want > 0 && !fits_above_reserve(p, upto) ? -ENOSPC : 0;
+            if (gen == 0)
+                gen = stage_prefix(p, upto);
             if (gen == 0)
                 gen = segw_pending(p->w) > 0 ? segw_commit(p->w) : 0;
             if (gen >= 0) {

@@ -31,6 +31,8 @@ struct publisher_config {
     struct segw_config segw;
 };
 
+#define PUBLISHER_RESERVE_MIN (64u * 1024u)
+
 /* What the publisher has done with the registry's changes (by seq, see
  * registry_last_seq), reported after every turn that changed something. */
 struct publisher_progress {
@@ -92,7 +94,10 @@ void publisher_announce_stop(struct publisher *p);
  * (NULL: none; the publisher then removes rejected local instances from the
  * registry itself). Thread-safe.
  *
- * Arena full: a batch that does not fit is published in smaller prefixes
+ * Arena full: new local registrations must leave a reserve free (1/32 of the
+ * arena, at least PUBLISHER_RESERVE_MIN bytes) so that removals, which need
+ * new table copies, can still be published; a batch that does not fit is
+ * published in smaller prefixes
  * (in change order); a local put that does not fit even alone is rejected.
  * If even the non-local changes do not fit, every local put still queued is
  * rejected, the rest is kept and retried every tick (stuck_seq).
