@@ -424,7 +424,10 @@ static void held_release(struct control *c, struct conn *cn)
     const struct publisher_progress *pr = &c->progress;
     while (cn->held) {
         struct held_reply *h = cn->held;
-        bool stuck = h->need_seq > pr->done_seq && h->need_seq <= pr->stuck_seq;
+        /* A removal the publisher keeps but cannot publish yet (segment
+         * full) is answered as such; a registration waits until it is
+         * published or refused. */
+        bool stuck = h->need_seq > pr->done_seq && h->need_seq <= pr->stuck_seq && !h->reg_id[0];
         if (h->need_seq > pr->done_seq && !stuck)
             break;
         int rc = 0;
