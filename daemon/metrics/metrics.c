@@ -174,8 +174,16 @@ static void render_publisher(struct metrics *m, FILE *f)
     family(f, "discd_publish_changes_total", "counter", "Registry changes staged for publishing.");
     sample_u(f, "discd_publish_changes_total", ps.changes);
     family(f, "discd_publish_errors_total", "counter",
-           "Failed commits (e.g. the arena was full); the changes are kept and retried.");
+           "Publisher turns that could not publish every queued change (e.g. the arena was "
+           "full); what is kept is retried.");
     sample_u(f, "discd_publish_errors_total", ps.commit_errors);
+    family(f, "discd_publish_rejected_total", "counter",
+           "Local registrations refused because the segment could not take them "
+           "(segment_full; the client was told, nothing was kept).");
+    sample_u(f, "discd_publish_rejected_total", ps.rejected);
+    family(f, "discd_publish_dropped_remote_total", "counter",
+           "Remote instances the segment could not take (logged).");
+    sample_u(f, "discd_publish_dropped_remote_total", ps.dropped_remote);
     histogram(f, "discd_publish_duration_seconds",
               "Time to stage and commit one snapshot (the publisher thread's work per publish).",
               publisher_latency(m->src.pub));

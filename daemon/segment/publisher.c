@@ -27,8 +27,8 @@ struct publisher {
     bool state_dirty, snap_dirty;
     uint32_t st_flags, st_reason, st_held, snap_flags;
     int64_t st_since, st_sync;
-    struct publisher_stats stats; /* mu */
-    struct metrics_hist latency;  /* stage+commit durations of publishes */
+    struct publisher_stats stats;   /* mu */
+    struct metrics_hist latency;    /* stage+commit durations of publishes */
     pthread_mutex_t lmu;            /* held while the listener runs */
     publisher_listener_fn listener; /* lmu */
     void *listener_arg;
@@ -196,8 +196,8 @@ static bool fits_above_reserve(struct publisher *p, size_t upto)
 {
     struct segw_stats st;
     segw_stats(p->w, &st);
-    uint64_t reserve = st.arena_bytes / 32 > PUBLISHER_RESERVE_MIN ? st.arena_bytes / 32
-                                                                    : PUBLISHER_RESERVE_MIN;
+    uint64_t reserve =
+        st.arena_bytes / 32 > PUBLISHER_RESERVE_MIN ? st.arena_bytes / 32 : PUBLISHER_RESERVE_MIN;
     uint64_t need = reserve;
     for (size_t i = 0; i < upto; i++) {
         if (!is_local_put(p->carry[i]))

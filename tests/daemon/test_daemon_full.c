@@ -111,6 +111,10 @@ Test(full, every_acknowledged_registration_is_visible_and_refusals_say_why)
     json_decref(q);
     cr_assert_eq(disc_count(h, "bulk"), n_ok);
     cr_assert_eq(dt_status_int(&d, "local_instances"), n_ok);
+    json_t *st = dt_callf(&d, "{\"op\":\"status\"}");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(st, "publisher"), "rejected")),
+                 n_full, "status does not count the refusals");
+    json_decref(st);
 
     /* Free half; the removals are acknowledged once invisible. */
     int freed = n_ok / 2;
