@@ -2104,7 +2104,8 @@ static int make_socket(struct control *c, const struct control_config *cfg, char
         return -e;
     }
 bound:
-    if ((cfg->socket_gid >= 0 && chown(cfg->socket_path, (uid_t)-1, (gid_t)cfg->socket_gid) < 0) ||
+    if ((cfg->socket_gid >= 0 && (gid_t)cfg->socket_gid != getegid() &&
+         chown(cfg->socket_path, (uid_t)-1, (gid_t)cfg->socket_gid) < 0) ||
         chmod(cfg->socket_path, cfg->socket_mode) < 0 || listen(fd, SOMAXCONN) < 0) {
         int e = errno;
         close(fd);
