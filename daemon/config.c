@@ -56,14 +56,15 @@ static const struct opt_def opts[] = {
     {"socket-group", OPT_STR, F(socket_group), 0, 0, "GROUP", "discd's group", false,
      "Group (name or number) the control socket is given, e.g. with socket-mode 0660 so only "
      "that group (and discd's uid) may connect."},
-    {"register-rule", OPT_RULE, F(register_rules), 0, 0, "'allow|deny WHO NAMES'",
-     "\"allow any *\"", false,
-     "Who may register which service names; repeatable, tried in order, the first rule whose "
+    {"register-rule", OPT_RULE, F(register_rules), 0, 0, "RULE", "\"allow any *\"", false,
+     "RULE is 'allow|deny WHO NAMES': who may register which service names; repeatable, tried "
+     "in order, the first rule whose "
      "WHO (any, uid:N, user:NAME, gid:N, group:NAME) and NAMES (a name, a prefix ending in "
      "'*', or '*') match decides; no match refuses. Root is never refused."},
-    {"register-limit", OPT_LIMIT, F(register_limits), 0, 0, "'WHO [instances=N] [bytes=N]'",
+    {"register-limit", OPT_LIMIT, F(register_limits), 0, 0, "LIMIT",
      "\"any instances=1024 bytes=1048576\" except root and discd's uid", false,
-     "Per-uid limits on local instances and their record bytes; repeatable, the first line "
+     "LIMIT is 'WHO [instances=N] [bytes=N]': per-uid limits on local instances and their "
+     "record bytes; repeatable, the first line "
      "whose WHO matches the registering peer applies to its uid; no match: no limit."},
     {"log-level", OPT_LEVEL, F(log_level), 0, 0, "LEVEL", "info", true,
      "error, warn, info or debug. Logs go to stderr, one line per message with a UTC "

@@ -208,6 +208,13 @@ class Instance:
         return self._c.registered_at_ms
 
     @property
+    def owner_uid(self) -> Optional[int]:
+        """The uid that registered the instance (on its own host for remote
+        instances); None if unknown."""
+        u = self._c.owner_uid
+        return None if u == _ffi.DISC_OWNER_UNKNOWN else u
+
+    @property
     def tags(self) -> Mapping[str, str]:
         if self._tags is None:
             tags = {}
@@ -233,7 +240,7 @@ class Instance:
         return self._eps
 
     FIELDS = ("id", "service", "version", "host", "az", "address", "addr_kind", "weight",
-              "health", "origin", "registered_at_ms", "tags", "endpoints")
+              "health", "origin", "registered_at_ms", "owner_uid", "tags", "endpoints")
 
     def asdict(self) -> dict:
         """Every field, decoded."""
@@ -333,7 +340,8 @@ HealthSpec = Union[int, Health, Iterable[Health], None]
 class Filter:
     """Conditions an instance must all meet (AND); unset fields match all.
     health: a mask (NOT_CRITICAL, ...), one Health, or several.
-    tags: key -> value, or key -> None for "has the key"."""
+    tags: key -> value, or key -> None for "has the key".
+    owners: uids; the instance's owner_uid must be one of them."""
     service: Optional[str] = None
     service_prefix: Optional[str] = None
     version: Optional[str] = None
@@ -343,6 +351,7 @@ class Filter:
     endpoint: Optional[str] = None
     health: HealthSpec = None
     tags: Mapping[str, Optional[str]] = field(default_factory=dict)
+    owners: Iterable[int] = ()
 
     def _c(self) -> tuple["_ffi.disc_filter", list]:
         """The C filter and the bytes objects it points into (keep both)."""
@@ -375,6 +384,8 @@ class Filter:
         f.health_mask = mask
         for k, v in self.tags.items():
             _check(lib.disc_filter_add_tag(byref(f), b(k), b(v)), "disc_filter_add_tag")
+        for uid in self.owners:
+            _check(lib.disc_filter_add_owner(byref(f), uid), "disc_filter_add_owner")
         _check(lib.disc_filter_check(byref(f)), "disc_filter_check")
         return f, keep
 

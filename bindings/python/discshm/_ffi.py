@@ -22,6 +22,8 @@ LIBRARY_ENV = "DISCSHM_LIBRARY"
 # Limits and constants (discshm.h).
 DISC_ID_LEN = 36
 DISC_FILTER_TAGS_MAX = 8
+DISC_FILTER_OWNERS_MAX = 8
+DISC_OWNER_UNKNOWN = 0xFFFFFFFF
 DISC_INSTANCE_BUF_MAX = 65536 + 256
 DISC_OPEN_VERIFY = 0x1
 DISC_OPEN_CACHE_FALLBACK = 0x2
@@ -43,6 +45,8 @@ class disc_instance(Structure):
         ("n_tags", c_uint16),
         ("n_endpoints", c_uint16),
         ("registered_at_ms", c_int64),
+        ("owner_uid", c_uint32),
+        ("reserved2_", c_uint32),
         ("rec_", c_void_p),
         ("rec_size_", c_uint32),
         ("rec_pad_", c_uint32),
@@ -105,6 +109,8 @@ class disc_filter(Structure):
         ("health_mask", c_uint32),
         ("n_tags", c_uint32),
         ("tags", disc_tag_match * DISC_FILTER_TAGS_MAX),
+        ("n_owners", c_uint32),
+        ("owners", c_uint32 * DISC_FILTER_OWNERS_MAX),
     ]
 
 
@@ -159,6 +165,7 @@ _PROTOTYPES = {
     "disc_instance_endpoint": (c_int, [POINTER(disc_instance), c_uint, POINTER(disc_endpoint)]),
     "disc_filter_init": (None, [POINTER(disc_filter)]),
     "disc_filter_add_tag": (c_int, [POINTER(disc_filter), c_char_p, c_char_p]),
+    "disc_filter_add_owner": (c_int, [POINTER(disc_filter), c_uint32]),
     "disc_filter_check": (c_int, [POINTER(disc_filter)]),
     "disc_version_cmp": (c_int, [c_char_p, c_char_p]),
     "disc_lookup_filtered": (c_int, [_handle_p, POINTER(disc_filter), c_void_p, c_size_t, _inst_pp,

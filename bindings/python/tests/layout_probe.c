@@ -41,7 +41,8 @@ int main(void)
     F(disc_instance, host), F(disc_instance, az), F(disc_instance, address);
     F(disc_instance, weight), F(disc_instance, addr_kind), F(disc_instance, health);
     F(disc_instance, origin), F(disc_instance, n_tags), F(disc_instance, n_endpoints);
-    F(disc_instance, registered_at_ms), F(disc_instance, rec_), F(disc_instance, rec_size_);
+    F(disc_instance, registered_at_ms), F(disc_instance, owner_uid);
+    F(disc_instance, rec_), F(disc_instance, rec_size_);
     end();
     S(disc_endpoint);
     F(disc_endpoint, name), F(disc_endpoint, request_type), F(disc_endpoint, response_type);
@@ -67,7 +68,7 @@ int main(void)
     F(disc_filter, service), F(disc_filter, service_prefix), F(disc_filter, version);
     F(disc_filter, min_version), F(disc_filter, az), F(disc_filter, host);
     F(disc_filter, endpoint), F(disc_filter, health_mask), F(disc_filter, n_tags);
-    F(disc_filter, tags);
+    F(disc_filter, tags), F(disc_filter, n_owners), F(disc_filter, owners);
     end();
     S(disc_version_count);
     F(disc_version_count, version), F(disc_version_count, n_instances);

@@ -114,6 +114,12 @@ def test_filtered_lookup(reg):
                                                           ids["payroll"]])
     assert byid(reg.find(Filter(service_prefix="pay", version="1"))) == [ids["payroll"]]
     assert reg.find(service="pay", health=Health.CRITICAL) == []
+    # Owners: discctl registered them as this process's uid.
+    me = os.geteuid()
+    assert {i.owner_uid for i in reg.find(service="pay")} == {me}
+    assert len(reg.find(service="pay", owners=[me])) == 3
+    assert reg.find(service="pay", owners=[me + 4242]) == []
+    assert len(reg.find(service="pay", owners=[me + 4242, me])) == 3
     assert len(reg.find(service="pay", health=discshm.NOT_CRITICAL)) == 3
     assert len(reg.find(service="pay", health=[Health.PASSING, Health.WARNING])) == 3
     with pytest.raises(NotFoundError):
