@@ -98,7 +98,8 @@ static json_t *put_record(const struct instance *inst)
     if (!doc)
         return NULL;
     json_t *check = json_incref(json_object_get(doc, "check"));
-    static const char *const drop[] = {"id", "registered_at_ms", "health", "origin", "check"};
+    static const char *const drop[] = {"id",    "registered_at_ms", "health", "origin",
+                                       "check", "owner_uid"};
     for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
         json_object_del(doc, drop[i]);
     return json_pack("{s:{s:s, s:I, s:I, s:o, s:o*}}", "put", "id", inst->id, "uid",
