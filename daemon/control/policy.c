@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* policy.c — the registration policy (see policy.h, docs/DAEMON.md). */
 #include "policy.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_daemon_full.c — a registration is acknowledged only once it is
  * published (issue 14): with a 1 MiB segment, a pipelined burst of large

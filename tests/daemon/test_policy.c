@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_policy.c — the registration policy in-process (daemon/control/policy.c):
  * rule syntax errors, first-match order, exact / prefix / any names, uid and

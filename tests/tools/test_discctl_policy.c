@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_discctl_policy.c — registrations have owners and limits (issue 14)
  * and read-your-writes (issue 10), against real discd processes.
