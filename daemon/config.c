@@ -14,6 +14,7 @@
 
 #include "discshm.h"
 #include "metrics.h"
+#include "regdir.h"
 
 enum opt_type {
     OPT_STR,
@@ -43,9 +44,17 @@ struct opt_def {
 
 static const struct opt_def opts[] = {
     {"name", OPT_STR, F(name), 1, 0, "NAME", "$DISCSHM_NAME, else \"discshm\"", false,
-     "Registry name: the shared-memory objects are /dev/shm/NAME, NAME.readers and "
-     "NAME.lock. Letters, digits, '.', '_', '-'; at most 200 bytes. Only one discd may "
-     "publish a given name."},
+     "Registry name: the objects are DIR/NAME (the data segment) and DIR/NAME.lock (the "
+     "one-writer lock), see --dir. Letters, digits, '.', '_', '-'; at most 200 bytes; not "
+     "starting with '.' nor ending in \".lock\". Only one discd may publish a given name."},
+    {"dir", OPT_STR, F(dir), 0, 0, "DIR",
+     "$DISCSHM_DIR, else /run/discshm for root, else "
+     "$XDG_RUNTIME_DIR/discshm",
+     false,
+     "Registry directory. Created (0755) if missing; it must be owned by discd's uid and "
+     "writable by nobody else, and sit in a directory owned by root or by discd's uid that "
+     "nobody else can write: discd refuses to start otherwise. Readers make the same checks "
+     "(libdiscshm looks in $DISCSHM_DIR, else the same defaults)."},
     {"socket", OPT_STR, F(socket), 1, 0, "PATH", "$RUNTIME_DIR/discd/NAME.sock", false,
      "Control socket path. RUNTIME_DIR is $XDG_RUNTIME_DIR, else /run for root, else /tmp. "
      "The directory is created (0755) if missing; a stale socket file is replaced."},
@@ -92,13 +101,19 @@ static const struct opt_def opts[] = {
      "How often the writer heartbeat in the segment header is refreshed (and retired memory "
      "reclaimed). Readers consider the writer dead after 8 heartbeats without one (at least 2000 "
      "ms), and at once after a clean shutdown."},
-    {"segment-bytes", OPT_U64, F(segment_bytes), 0, UINT64_C(1) << 40, "BYTES", "268435456", false,
-     "Size of the data segment (sparse on tmpfs; 0: the writer's default)."},
-    {"reader-slots", OPT_U32, F(reader_slots), 0, 1u << 20, "N", "1024", false,
-     "Reader slots (concurrent reader threads across all processes; 0: writer default)."},
+    {"segment-bytes", OPT_U64, F(segment_bytes), 0, UINT64_C(1) << 40, "BYTES", "67108864", false,
+     "Size of the data segment, 1 MiB to 4 GiB; 0: the writer's default. It is fully "
+     "allocated at start (a restart briefly needs it twice), so a full file system is "
+     "reported then, never met later."},
+    {"reclaim-after", OPT_U32, F(reclaim_after_ms), 1, 600000, "MS", "1000", false,
+     "Segment memory that a publish replaced is reused after MS (earlier only when replaced "
+     "records exceed a quarter of the segment). A reader section that lasts longer than "
+     "this is retried."},
     {"unlink-on-exit", OPT_BOOL, F(unlink_on_exit), 0, 1, NULL, "false", false,
-     "Remove the shared-memory objects on a clean shutdown. By default they stay so readers "
-     "keep the last picture and the next discd recycles them."},
+     "Remove every object (segment and lock, and the registry directory if discd created it "
+     "and it is empty) on a clean shutdown; open readers then report the registry as gone "
+     "(DISC_ST_GONE). By default they stay so readers keep the last picture and the next "
+     "discd recycles them."},
     {"zk", OPT_STR, F(zk), 0, 0, "CONNECT", "\"\" (standalone)", false,
      "ZooKeeper connect string (host:port,host:port[/chroot]). Empty: standalone mode, a "
      "host-local registry."},
@@ -181,6 +196,7 @@ void config_defaults(struct discd_config *cfg)
     cfg->publish_coalesce_ms = 2;
     cfg->publish_coalesce_max = 1024;
     cfg->heartbeat_ms = 250;
+    cfg->reclaim_after_ms = 1000;
     snprintf(cfg->zk_root, sizeof(cfg->zk_root), "/discshm");
     cfg->zk_session_timeout_ms = 10000;
     cfg->zk_audit_ms = 60000;
@@ -205,7 +221,7 @@ static int parse_u64(const char *s, int base, uint64_t *out)
 static bool valid_name(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 200 || s[0] == '.')
+    if (n == 0 || n > 200 || s[0] == '.' || (n >= 5 && strcmp(s + n - 5, ".lock") == 0))
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -256,7 +272,7 @@ int config_set(struct discd_config *cfg, const char *key, const char *value, cha
         if (strcmp(key, "name") == 0 && !valid_name(value)) {
             snprintf(err, CONFIG_ERR_MAX,
                      "name: '%s' is not a valid registry name (1..200 of A-Z a-z 0-9 . _ -, "
-                     "not starting with '.')",
+                     "not starting with '.', not ending in \".lock\")",
                      value);
             return -EINVAL;
         }
@@ -517,6 +533,17 @@ int config_finalize(struct discd_config *cfg, char *err)
             return -EINVAL;
         }
     }
+    if (!cfg->dir[0] && !disc__dir_candidate(0, cfg->dir, sizeof(cfg->dir))) {
+        snprintf(err, CONFIG_ERR_MAX,
+                 "no registry directory: set --dir (or $%s, or $XDG_RUNTIME_DIR for a user "
+                 "registry)",
+                 DISC_DIR_ENV);
+        return -ENOENT;
+    }
+    if (cfg->dir[0] != '/') {
+        snprintf(err, CONFIG_ERR_MAX, "dir: '%.200s' must be an absolute path", cfg->dir);
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -598,8 +625,9 @@ void config_usage(FILE *out)
          4, 78);
     fprintf(out, "\nENVIRONMENT\n");
     wrap(out,
-         "DISCSHM_NAME: default registry name. XDG_RUNTIME_DIR: base of the default socket "
-         "path.",
+         "DISCSHM_NAME: default registry name. DISCSHM_DIR: default registry directory. "
+         "XDG_RUNTIME_DIR: base of the default socket path and, for a non-root discd, of the "
+         "default registry directory.",
          4, 78);
     wrap(out,
          "NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID: set by systemd for a Type=notify "
@@ -609,8 +637,8 @@ void config_usage(FILE *out)
          4, 78);
     fprintf(out, "\nFILES\n");
     wrap(out,
-         "/dev/shm/NAME (data, 0644), /dev/shm/NAME.readers (reader slots), "
-         "/dev/shm/NAME.lock (one-writer lock), the control socket.",
+         "DIR/NAME (data segment, 0644, read-only to readers), DIR/NAME.lock (one-writer "
+         "lock, 0600), the control socket. DIR is /run/discshm for root.",
          4, 78);
     fprintf(out, "\nLOGS\n");
     wrap(out,
@@ -643,6 +671,9 @@ void config_log(const struct discd_config *cfg)
              cfg->heartbeat_ms);
     log_info("config: state-dir=%s services-dir=%s session-grace=%u", cfg->state_dir,
              cfg->services_dir, cfg->session_grace_ms);
+    log_info("config: dir=%s segment-bytes=%llu reclaim-after=%u unlink-on-exit=%s", cfg->dir,
+             (unsigned long long)cfg->segment_bytes, cfg->reclaim_after_ms,
+             cfg->unlink_on_exit ? "true" : "false");
     log_info("config: mode=%s zk=%s zk-root=%s host-id=%s az=%s",
              cfg->zk[0] ? "zookeeper" : "standalone", cfg->zk[0] ? cfg->zk : "-", cfg->zk_root,
              cfg->host_id, cfg->az[0] ? cfg->az : "-");

@@ -241,13 +241,18 @@ int main(int argc, char *argv[])
         .coalesce_max = d.cfg.publish_coalesce_max,
         .tick_ms = d.cfg.heartbeat_ms,
         .cache_file = d.cfg.cache_file, /* written after changes, at most every 2 s */
-        .segw = {.segment_bytes = d.cfg.segment_bytes, .nslots = d.cfg.reader_slots},
     };
+    char segerr[512] = "";
+    pcfg.segw = (struct segw_config){.segment_bytes = d.cfg.segment_bytes,
+                                     .reclaim_after_ms = d.cfg.reclaim_after_ms,
+                                     .dir = d.cfg.dir,
+                                     .err = segerr,
+                                     .errlen = sizeof(segerr)};
     int rc = publisher_start(d.reg, &pcfg, &d.pub);
     if (rc == -EBUSY) {
-        log_error("another discd is already publishing registry '%s' (its lock /dev/shm/%s.lock "
+        log_error("another discd is already publishing registry '%s' (its lock %s/%s.lock "
                   "is held); stop it first or start this one with a different --name",
-                  d.cfg.name, d.cfg.name);
+                  d.cfg.name, d.cfg.dir, d.cfg.name);
         fprintf(stderr,
                 "discd: another discd is already publishing registry '%s'; refusing to start\n",
                 d.cfg.name);
@@ -255,7 +260,14 @@ int main(int argc, char *argv[])
         return 1;
     }
     if (rc < 0) {
-        log_error("cannot open the shared-memory segment '%s': %s", d.cfg.name, strerror(-rc));
+        const char *why = segerr[0] ? segerr : strerror(-rc);
+        log_error("cannot create the segment of registry '%s' in %s: %s%s", d.cfg.name, d.cfg.dir,
+                  why,
+                  rc == -ENOSPC ? " (the file system is full: free space or lower "
+                                  "--segment-bytes)"
+                                : "");
+        fprintf(stderr, "discd: cannot create the segment of registry '%s' in %s: %s\n", d.cfg.name,
+                d.cfg.dir, why);
         registry_free(d.reg);
         return 1;
     }
@@ -263,7 +275,7 @@ int main(int argc, char *argv[])
     d.health = health_start(on_health_fail, &d);
     if (!d.health) {
         log_error("cannot start the health checker: %s", strerror(errno));
-        publisher_stop(d.pub, false);
+        publisher_stop(d.pub, true); /* a failed start leaves nothing behind */
         registry_free(d.reg);
         return 1;
     }
@@ -323,7 +335,7 @@ int main(int argc, char *argv[])
 #ifdef DISC_HAVE_HEALTH
             health_stop(d.health);
 #endif
-            publisher_stop(d.pub, false);
+            publisher_stop(d.pub, true); /* a failed start leaves nothing behind */
             registry_free(d.reg);
             state_loaded_free(&loaded);
             state_close(d.state);
@@ -370,7 +382,7 @@ int main(int argc, char *argv[])
 #ifdef DISC_HAVE_HEALTH
         health_stop(d.health);
 #endif
-        publisher_stop(d.pub, false);
+        publisher_stop(d.pub, true); /* a failed start leaves nothing behind */
         registry_free(d.reg);
         zk_bridge_free(d.zk);
         state_loaded_free(&loaded);
@@ -393,7 +405,7 @@ int main(int argc, char *argv[])
 #ifdef DISC_HAVE_HEALTH
         health_stop(d.health);
 #endif
-        publisher_stop(d.pub, false);
+        publisher_stop(d.pub, true); /* a failed start leaves nothing behind */
         registry_free(d.reg);
         zk_bridge_free(d.zk);
         metrics_free(d.metrics);
@@ -402,7 +414,7 @@ int main(int argc, char *argv[])
     }
     atomic_store(&d.control, ctl);
     zk_bridge_attach_control(d.zk, ctl); /* status op: "zookeeper" object */
-    log_info("ready: registry '%s', socket %s, %s mode", d.cfg.name, d.cfg.socket,
+    log_info("ready: registry '%s' in %s, socket %s, %s mode", d.cfg.name, d.cfg.dir, d.cfg.socket,
              d.cfg.zk[0] ? "zookeeper" : "standalone");
 
     service_ready("serving registry '%s' (%s mode), socket %s", d.cfg.name,

@@ -3,9 +3,11 @@
  * discshm.h — libdiscshm, the reader side of the discshm service registry.
  *
  * A discd daemon publishes the host's view of the region's service registry
- * into a POSIX shared-memory segment. This library maps that segment
- * read-only and answers queries with lock-free reads: no socket, no syscall
- * and no lock on the lookup path.
+ * into a shared-memory segment: a file on tmpfs in a registry directory only
+ * discd's uid can write (default /run/discshm). This library checks who
+ * owns it, maps it read-only and answers queries with lock-free reads: no
+ * socket, no syscall, no lock and no write to shared memory on the lookup
+ * path.
  *
  * Conventions
  *   - Every function that can fail returns 0 (or a count) on success and a
@@ -27,6 +29,10 @@
  *   -EINVAL           a bad argument
  *   -ENAMETOOLONG     a name longer than its DISC_*_MAX limit
  *   -ENOMEM           out of process memory (open only)
+ *   -EPERM            the registry's objects are not trustworthy: wrong
+ *                     owner, writable by others, not a regular file, a
+ *                     symlink, or in a directory others can write
+ *                     (disc_open_ex says which)
  */
 #ifndef DISCSHM_H
 #define DISCSHM_H
@@ -58,6 +64,28 @@ extern "C" {
 #define DISC_DEFAULT_NAME "discshm"
 /* The environment variable consulted by disc_open(NULL, ...). */
 #define DISC_NAME_ENV "DISCSHM_NAME"
+
+/*
+ * Where registries live. A registry NAME is the file DIR/NAME (the data
+ * segment) and DIR/NAME.lock (discd's one-writer lock). DIR is, in order:
+ * the `dir` open option; $DISCSHM_DIR; for root DISC_SYSTEM_DIR; for other
+ * users $XDG_RUNTIME_DIR/DISC_USER_SUBDIR (a registry of their own) and
+ * then DISC_SYSTEM_DIR. discd uses the same rule (its --dir, then
+ * $DISCSHM_DIR, then DISC_SYSTEM_DIR for root and
+ * $XDG_RUNTIME_DIR/DISC_USER_SUBDIR otherwise).
+ *
+ * Before trusting a byte a reader checks: DIR is a real directory owned by
+ * the expected owner and not writable by group or others; the directory
+ * holding DIR is owned by root or the expected owner and not writable by
+ * group or others; the object is a regular file (opened with O_NOFOLLOW)
+ * owned by the expected owner and not writable by group or others. The
+ * expected owner is the `owner` open option, else $DISCSHM_OWNER (a decimal
+ * uid), else the owner of DIR. Anything else is -EPERM.
+ */
+#define DISC_DIR_ENV     "DISCSHM_DIR"
+#define DISC_OWNER_ENV   "DISCSHM_OWNER"
+#define DISC_SYSTEM_DIR  "/run/discshm"
+#define DISC_USER_SUBDIR "discshm"
 
 /* ---- Instances ------------------------------------------------------------ */
 
@@ -160,25 +188,59 @@ typedef struct disc_handle disc_handle;
 #define DISC_DEFAULT_CACHE_DIR "/var/cache/discshm"
 
 /*
- * Map the registry `name` (NULL: $DISCSHM_NAME, else DISC_DEFAULT_NAME).
- * The data object is mapped PROT_READ; a reader slot object is opened for
- * grace-period bookkeeping. When the writer restarts, the handle follows
- * the new segment on its next read without being reopened. With
+ * Map the registry `name` (NULL: $DISCSHM_NAME, else DISC_DEFAULT_NAME)
+ * from its registry directory (see DISC_DIR_ENV), after the ownership
+ * checks described there. The data object is mapped PROT_READ; the reader
+ * writes nothing shared. When the writer restarts, the handle follows the
+ * new segment on its next read without being reopened. With
  * DISC_OPEN_CACHE_FALLBACK and no segment, the file cache is opened instead
  * (see disc_open_file); such a handle does not switch to the segment when
  * discd starts: check disc_status and reopen.
- * Returns 0 and sets *out, or -ENOENT (no segment), -EBADMSG,
- * -EPROTONOSUPPORT, -EACCES, -ENAMETOOLONG, -ENOMEM.
+ * Same as disc_open_ex with only name and flags set.
+ * Returns 0 and sets *out, or -ENOENT (no segment), -EPERM (untrusted
+ * object or directory), -EBADMSG, -EPROTONOSUPPORT, -EACCES, -EINVAL,
+ * -ENAMETOOLONG, -ENOMEM.
  */
 int disc_open(const char *name, unsigned flags, disc_handle **out);
+
+/* Options for disc_open_ex. A zeroed struct means "all defaults". */
+struct disc_open_opts {
+    const char *name; /* registry name; NULL: $DISCSHM_NAME, else DISC_DEFAULT_NAME */
+    unsigned flags;   /* DISC_OPEN_* */
+    /* Expected owner uid of the registry directory and its objects, used
+     * when owner_set is non-zero; otherwise $DISCSHM_OWNER, else the owner
+     * of the registry directory. */
+    uint32_t owner;
+    uint32_t owner_set;
+    uint32_t reserved_;
+    const char *dir;   /* registry directory; NULL: see DISC_DIR_ENV */
+    const char *file;  /* non-NULL: open this file-cache image instead of a
+                          registry (as disc_open_file); name and dir unused */
+    const char *cache; /* DISC_OPEN_CACHE_FALLBACK image; NULL: $DISCSHM_CACHE,
+                          else DISC_DEFAULT_CACHE_DIR/<name>.cache */
+    char *err;         /* optional: on failure a one-line message naming the
+                          path and cause (e.g. the owner found and expected) */
+    size_t errlen;     /* size of err */
+};
+
+/*
+ * Open a registry (or, with opts->file, a file-cache image) with explicit
+ * options; see disc_open and struct disc_open_opts. opts NULL = defaults.
+ * On failure, if opts->err is set it receives a message such as
+ * "/run/discshm/orders is owned by uid 65534, expected uid 0".
+ * Returns what disc_open returns.
+ */
+int disc_open_ex(const struct disc_open_opts *opts, disc_handle **out);
 
 /*
  * Open a file-cache image written by discd (see DISC_OPEN_CACHE_FALLBACK)
  * directly. Everything works as on a live segment except disc_wait_change,
  * which only times out: the file never changes. disc_status reports
  * DISC_ST_FROM_CACHE | DISC_ST_DEGRADED (the writer is not alive). A
- * truncated or corrupted file fails its checksum: -EBADMSG. flags:
- * DISC_OPEN_VERIFY only.
+ * truncated or corrupted file fails its checksum: -EBADMSG. The file and
+ * its directory get the same ownership checks as a registry (see
+ * DISC_DIR_ENV; the expected owner defaults to the directory's owner):
+ * -EPERM. flags: DISC_OPEN_VERIFY only.
  */
 int disc_open_file(const char *path, unsigned flags, disc_handle **out);
 
@@ -268,11 +330,15 @@ struct disc_service_view {
 };
 
 /* Open a read section on the current snapshot. Returns 0, -EBADMSG,
- * -EAGAIN (the segment was being replaced; try again). */
+ * -EAGAIN (the segment was being replaced; try again), -ENOENT (the
+ * registry is gone, see DISC_ST_GONE), -EPERM (its replacement failed the
+ * ownership checks). */
 int disc_read_begin(disc_handle *h, struct disc_read *rd);
 
 /* Close the section. 0: everything read in it was consistent.
- * -EAGAIN: the writer overtook it; discard what was read and retry. */
+ * -EAGAIN: the writer may have reused memory the section read (it lasted
+ * longer than the writer's reclaim delay, default 1 s, or the writer was
+ * short of memory); discard what was read and retry. */
 int disc_read_end(struct disc_read *rd);
 
 /* Generation of the snapshot the section reads. */
@@ -307,6 +373,14 @@ int disc_read_next_service(struct disc_read *rd, uint64_t *cursor, struct disc_s
 #define DISC_ST_HELD_CHANGES  0x80u /* protection is holding back removals */
 /* The writer shut down cleanly (see writer_dead_since_ms). */
 #define DISC_ST_WRITER_STOPPED 0x100u
+/* The registry's objects were removed (discd stopped with --unlink-on-exit,
+ * or its directory was cleaned) and no new discd replaced them. The data is
+ * the last picture and will not change; once the writer is also gone
+ * (dead or stopped, see DISC_WRITER_DEAD_MS, or it removed the objects
+ * itself) read sections and lookups fail with -ENOENT instead of serving
+ * it. degraded_reason is then DISC_DEG_REMOVED. Checked at every disc_status and every few thousand read sections;
+ * a new discd under the same name is followed as after a restart. */
+#define DISC_ST_GONE 0x200u
 
 /* Why the registry is degraded (disc_status.degraded_reason). */
 enum disc_degraded_reason {
@@ -318,12 +392,14 @@ enum disc_degraded_reason {
     DISC_DEG_WRITER_STOPPED = 5,  /* the writer shut down cleanly */
     DISC_DEG_ZK_SYNC_FAILING = 6, /* connected, but sync rounds fail (the daemon's status
                                    * says why: zookeeper.last_error) */
+    DISC_DEG_REMOVED = 7,         /* the registry's objects were removed (DISC_ST_GONE) */
 };
 
 /* A short, stable name for a disc_degraded_reason: "none",
  * "zookeeper-disconnected", "zookeeper-session-expired",
  * "zookeeper-unreachable", "writer-dead", "writer-stopped",
- * "zookeeper-sync-failing"; "unknown" for any other value. Never NULL. */
+ * "zookeeper-sync-failing", "registry-removed"; "unknown" for any other
+ * value. Never NULL. */
 const char *disc_status_reason_str(uint32_t reason);
 
 struct disc_status {
@@ -341,7 +417,8 @@ struct disc_status {
     uint32_t n_instances;
     uint64_t segment_bytes; /* size of the data object */
     uint64_t used_bytes;    /* arena bytes in use by live + retired records */
-    uint64_t overtakes;     /* times the writer overtook a stalled reader */
+    uint64_t overtakes;     /* times the writer reused memory before its
+                               reclaim delay (retired-bytes budget) */
     uint32_t held_changes;  /* removals held by protection */
     uint32_t reserved_;
     /* When the writer is not alive: CLOCK_REALTIME ms it shut down

@@ -7,25 +7,26 @@
  * 64-bit processes agree; every reference is a 32-bit offset from the start
  * of the data object (0 = none). Nothing here is a pointer.
  *
- * Two objects per registry name N (shm_open names):
- *   "/N"          data: header + arena. Mode 0644; only the writer maps it
- *                 writable. Readers map it PROT_READ.
- *   "/N.readers"  reader slots: one 64-byte line per slot, written by
- *                 readers, treated as untrusted by the writer.
- *   "/N.lock"     an OFD lock held by the one live writer.
+ * Objects per registry name N, in the registry directory D (a directory
+ * only the writer's uid can write, see regdir.h; default /run/discshm for
+ * root, $XDG_RUNTIME_DIR/discshm otherwise):
+ *   D/N        data: header + arena. Mode 0644, fully allocated
+ *              (posix_fallocate) before it is renamed into place; only the
+ *              writer maps it writable, readers map it PROT_READ.
+ *   D/N.lock   mode 0600: an OFD lock held by the one live writer.
+ * Readers write nothing shared: there is no reader-slot object (ABI 2).
  *
  * See docs/DESIGN.md for the protocol; the short version:
- *   writer publish: write records → store root (release) → store gen
- *                   (release) → bump change_seq + FUTEX_WAKE.
- *   reader begin:   a = load gen (acquire); CAS one of its slots 0 -> a
- *                   (seq_cst: the announcement); load root (seq_cst)
- *   reader end:     acquire fence; valid iff a >= reclaimed_upto; slot := 0
- *                   (release).
- *   writer reuse:   memory retired by publish t is reused only once every
- *                   live slot is idle or >= t — or, to overtake a stalled
- *                   reader, regardless; either way reclaimed_upto is raised
- *                   to t and fenced before any byte is reused, so a reader
- *                   that could have seen the reuse fails its end check.
+ *   writer publish: write records -> store root (release) -> store gen
+ *                   (release) -> bump change_seq + FUTEX_WAKE.
+ *   reader begin:   a = load gen (acquire); root = load root (acquire).
+ *   reader end:     acquire fence; valid iff a >= reclaimed_upto.
+ *   writer reuse:   memory retired by publish t is reused once it was
+ *                   retired at least T ago (--reclaim-after), or earlier
+ *                   when retired bytes exceed the budget; either way
+ *                   reclaimed_upto is raised to t and fenced before any
+ *                   byte is reused, so a section that could have seen the
+ *                   reuse fails its end check and is retried.
  */
 #ifndef DISCSHM_LAYOUT_H
 #define DISCSHM_LAYOUT_H
@@ -38,13 +39,10 @@
 
 #define DISC_MAGIC       0x31305348534944ULL   /* "DISHS01\0" little-endian */
 #define DISC_IMAGE_MAGIC 0x31304d4948534944ULL /* "DISHIM01": a file-cache image */
-#define DISC_SLOTS_MAGIC 0x31304c5348534944ULL /* "DISHSL01" */
-#define DISC_ABI_MAJOR   1
+#define DISC_ABI_MAJOR   2 /* 2: no reader slots; objects in a registry directory */
 #define DISC_ABI_MINOR   0
 #define DISC_HEADER_SIZE 4096u
-#define DISC_ALIGN       8u  /* every record starts 8-byte aligned */
-#define DISC_SLOT_SIZE   64u /* one cache line per reader slot */
-#define DISC_SLOTS_HDR   64u
+#define DISC_ALIGN       8u /* every record starts 8-byte aligned */
 
 /* Limits that bound every loop a reader runs over shared memory. */
 #define DISC_PAGE_BUCKETS 256u     /* buckets per hash page */
@@ -55,7 +53,8 @@
 
 enum disc_seg_status {
     DISC_SEG_ALIVE = 1,
-    DISC_SEG_RECYCLED = 2,
+    DISC_SEG_RECYCLED = 2, /* replaced: successor_id names the new segment */
+    DISC_SEG_GONE = 3,     /* the writer removed the objects and stopped */
 };
 
 /* Header feature bits. */
@@ -81,15 +80,16 @@ struct disc_hdr {
     uint16_t abi_minor;
     uint32_t header_size;
     uint64_t features;
-    uint64_t segment_size; /* bytes of the data object (== st_size) */
-    uint64_t segment_id;   /* random; the slots object carries the same */
-    uint64_t hash_seed;    /* random per segment */
-    uint32_t arena_off;    /* first arena byte */
-    uint32_t arena_end;    /* one past the last usable arena byte; the
-                              bytes from arena_end to segment_size are
-                              never written, so they stay zero and any
-                              string scan inside the mapping terminates */
-    uint32_t nslots;       /* reader slots in the slots object */
+    uint64_t segment_size;     /* bytes of the data object (== st_size) */
+    uint64_t segment_id;       /* random, never 0 */
+    uint64_t hash_seed;        /* random per segment */
+    uint32_t arena_off;        /* first arena byte */
+    uint32_t arena_end;        /* one past the last usable arena byte; the
+                                  bytes from arena_end to segment_size are
+                                  never written, so they stay zero and any
+                                  string scan inside the mapping terminates */
+    uint32_t reclaim_after_ms; /* informational: the writer's T (sections
+                                  longer than this may have to retry) */
     uint32_t writer_pid;
 
     /* --- line 1: what readers load on every read ------------------------ */
@@ -97,8 +97,8 @@ struct disc_hdr {
     _Atomic uint64_t gen;              /* generation of the newest snapshot */
     _Atomic uint64_t reclaimed_upto;   /* memory retired by publishes <= this
                                           may have been reused */
-    _Atomic uint64_t overtaken_upto;   /* informational: highest generation
-                                          reclaimed past a live, stalled slot */
+    _Atomic uint64_t early_upto;       /* informational: highest generation
+                                          reclaimed before T (budget) */
     _Atomic uint32_t status;           /* enum disc_seg_status */
     _Atomic uint32_t change_seq;       /* futex word: bumped on every publish */
     uint8_t pad1_[64 - 8 * 4 - 4 * 2];
@@ -129,24 +129,6 @@ _Static_assert(offsetof(struct disc_hdr, root) == 64, "root on line 1");
 _Static_assert(offsetof(struct disc_hdr, heartbeat_mono_ns) == 128, "heartbeat on line 2");
 _Static_assert(sizeof(struct disc_hdr) <= DISC_HEADER_SIZE, "header fits its page");
 _Static_assert(sizeof(_Atomic uint64_t) == 8 && alignof(_Atomic uint64_t) == 8, "64-bit atomics");
-
-/* The slots object: a small header, then nslots lines. A slot is owned by
- * whoever holds an OFD write lock on byte <index> of this object (the
- * kernel drops it when the owner dies, so pids are never trusted). */
-struct disc_slots_hdr {
-    uint64_t magic;
-    uint64_t segment_id;
-    uint32_t nslots;
-    uint32_t slot_size;
-    uint8_t pad_[DISC_SLOTS_HDR - 24];
-};
-_Static_assert(sizeof(struct disc_slots_hdr) == DISC_SLOTS_HDR, "slots header size");
-
-struct disc_slot {
-    _Atomic uint64_t gen; /* 0 = idle, else the generation announced */
-    uint8_t pad_[DISC_SLOT_SIZE - 8];
-};
-_Static_assert(sizeof(struct disc_slot) == DISC_SLOT_SIZE, "slot is one line");
 
 /* Snapshot: what root points to. */
 struct disc_snapshot {
@@ -297,6 +279,6 @@ static inline uint32_t disc_align_up(uint32_t v)
 }
 
 /* Serial number comparison is not needed: generations are 64-bit and start
- * at 1; 0 in a slot means idle. */
+ * at 1. */
 
 #endif /* DISCSHM_LAYOUT_H */

@@ -15,42 +15,52 @@
 
 #define DISC_API __attribute__((visibility("default")))
 
-/* Reader slots a handle may claim: one per thread concurrently inside a
- * read section on this handle. Beyond that, sections run slotless (see
- * reader.c). */
-#define DISC_LOCAL_SLOTS 64
+/* Process-local pins: a thread inside a read section on a map holds one
+ * line (CAS 0 -> 1), chosen by a hash of its thread id; with all probed
+ * lines busy it counts itself in `overflow`. A retired map is unmapped only
+ * when every line is 0 and overflow is 0. Nothing here is shared with
+ * other processes. */
+#define DISC_PIN_LINES 16
+#define DISC_PIN_PROBE 4
+/* Every this many sections on a pin line, the section start also checks
+ * (fstat) whether the data object was removed: see DISC_ST_GONE. */
+#define DISC_GONE_CHECK_EVERY 4096u
+
+struct disc_pin {
+    _Atomic uint32_t busy;
+    uint32_t sections; /* written only by the thread holding the line */
+    unsigned char pad_[56];
+};
 
 /* One mapping of one segment. A handle replaces its map when the segment is
  * RECYCLED; the old map is unmapped once no section uses it, but the struct
  * itself stays allocated until disc_close, so a thread that loaded the old
- * pointer can still look at its retired word safely. */
+ * pointer can still pin it and see its `retired` word safely. */
 struct disc_map {
-    const unsigned char *base; /* PROT_READ mapping of the data object */
+    struct disc_pin pins[DISC_PIN_LINES]; /* first: 64-byte aligned */
+    _Atomic uint32_t overflow;            /* sections/waits pinned without a line */
+    _Atomic int retired;                  /* replaced by a newer map */
+    _Atomic int gone;                     /* object removed, no successor found */
+    int unmapped;                         /* retired and unmapped (struct kept until close) */
+    const unsigned char *base;            /* PROT_READ mapping of the data object */
     uint64_t size;
     const struct disc_hdr *hdr;
     uint32_t arena_off, arena_end; /* validated copies: never re-read */
     uint64_t seed;
     uint64_t segment_id;
-    int slots_fd;
-    void *slots_map;         /* mapping of the slots object (header + lines) */
-    struct disc_slot *slots; /* reader-writable slot lines */
-    uint64_t slots_bytes;
-    uint32_t nslots;
-    _Atomic int nlocal;          /* local slots claimed so far */
-    int local[DISC_LOCAL_SLOTS]; /* index into slots[] of local slot i */
-    _Atomic uint32_t slotless;   /* sections running without a slot */
-    _Atomic int retired;         /* replaced by a newer map */
-    int unmapped;                /* retired and unmapped (struct kept until close) */
-    struct disc_map *next;       /* retired list */
+    int fd;                /* the data object, for staleness checks (-1: image) */
+    int64_t next_retry_ns; /* gone: earliest next reopen attempt (under lock) */
+    struct disc_map *next; /* retired list */
 };
 
 struct disc_handle {
     _Atomic(struct disc_map *) cur;
-    pthread_mutex_t lock; /* reopen and slot claims; never on the read path */
+    pthread_mutex_t lock; /* reopen and unmapping; never on the read path */
     struct disc_map *retired;
     unsigned flags;
-    uint32_t rng;
+    uint32_t owner; /* the expected owner, fixed at open */
     char name[256];
+    char dir[4096];
 };
 
 /*

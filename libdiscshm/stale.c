@@ -94,6 +94,8 @@ DISC_API const char *disc_status_reason_str(uint32_t reason)
         return "writer-stopped";
     case DISC_DEG_ZK_SYNC_FAILING:
         return "zookeeper-sync-failing";
+    case DISC_DEG_REMOVED:
+        return "registry-removed";
     default:
         return "unknown";
     }

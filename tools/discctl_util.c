@@ -86,17 +86,23 @@ int ctl_exit_code(int rc)
 
 int ctl_open(const struct ctl *ctl, disc_handle **h)
 {
-    int rc = disc_open(ctl->name, 0, h);
+    char why[512] = "";
+    struct disc_open_opts o = {.name = ctl->name, .err = why, .errlen = sizeof(why)};
+    int rc = disc_open_ex(&o, h);
     if (rc == 0)
         return 0;
     const char *name = ctl->name ? ctl->name : getenv(DISC_NAME_ENV);
     if (!name || !*name)
         name = DISC_DEFAULT_NAME;
     if (rc == -ENOENT) {
-        ctl_err(ctl, "no registry '%s' (no segment /dev/shm/%s: is discd running?)", name, name);
+        ctl_err(ctl, "no registry '%s' (%s: is discd running?)", name, why[0] ? why : "no segment");
         return EXIT_UNAVAILABLE;
     }
-    ctl_err(ctl, "cannot open registry '%s': %s", name, disc_strerror(rc));
+    if (rc == -EPERM) {
+        ctl_err(ctl, "registry '%s' refused: %s", name, why[0] ? why : disc_strerror(rc));
+        return EXIT_UNAVAILABLE;
+    }
+    ctl_err(ctl, "cannot open registry '%s': %s", name, why[0] ? why : disc_strerror(rc));
     return rc == -EBADMSG || rc == -EPROTONOSUPPORT || rc == -EACCES ? EXIT_UNAVAILABLE : EXIT_ERR;
 }
 

@@ -8,12 +8,17 @@
  *             -> gen   (release)   a reader that loads gen=g then root
  *                                  finds a snapshot >= g
  *             -> change_seq++ and FUTEX_WAKE
- *   reclaim:  seq_cst fence after the publish, then read every slot. A
- *             reader either announced before the fence (we see it and wait)
- *             or loads root after it (and cannot reach what we retired).
- *             Before any retired block is reused, reclaimed_upto (and, when
- *             overtaking, overtaken_upto) is raised and fenced, so a reader
- *             that saw a reused byte also sees the raised word at its end.
+ *   reclaim:  a batch retired by publish t is reused once it has been
+ *             retired for reclaim_after_ms, or earlier (oldest first) while
+ *             retired bytes exceed the budget. Before any retired block is
+ *             reused, reclaimed_upto is raised to t and fenced, so a reader
+ *             that saw a reused byte also sees the raised word at its end
+ *             and retries. Readers announce nothing: no reader-writable
+ *             object exists.
+ *   files:    <dir>/<name> (data, 0644, fully allocated) and
+ *             <dir>/<name>.lock (0600), in a directory only our uid can
+ *             write (regdir.h); a new segment is built as a hidden
+ *             temporary in the same directory and renamed into place.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,16 +34,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "regdir.h"
 #include "seg_internal.h"
 
-#define DEFAULT_SEGMENT_BYTES (256ull << 20)
+#define DEFAULT_SEGMENT_BYTES (64ull << 20)
 #define MIN_SEGMENT_BYTES     (1ull << 20)
 #define MAX_SEGMENT_BYTES     (4ull << 30) - 4096
-#define DEFAULT_NSLOTS        1024u
-#define MAX_NSLOTS            65536u
-#define DEFAULT_STALL_MS      1000u
+#define DEFAULT_RECLAIM_MS    1000u
 #define INITIAL_BUCKETS       256u
-#define SHM_DIR               "/dev/shm/"
 
 /* One staged change, keyed by instance id. rec_off == 0 means delete. */
 struct pending {
@@ -49,14 +52,13 @@ struct pending {
 
 struct seg_writer {
     char name[216];
+    char dir[4096];
     struct segw_config cfg;
-    int lock_fd, slots_fd;
+    int lock_fd, dir_fd;
+    bool made_dir, made_lock; /* created by this writer: removed again on failure / unlink */
     unsigned char *base;
     uint64_t size;
     struct disc_hdr *hdr;
-    struct disc_slots_hdr *slots_hdr;
-    struct disc_slot *slots;
-    uint64_t slots_bytes;
     struct sega a;
     struct wtab svc, ids;
     uint64_t seed;
@@ -68,7 +70,7 @@ struct seg_writer {
     uint32_t pend_cap, npend;
     uint32_t *order;
     /* counters */
-    uint64_t commits, overtakes, dead_slots, reclaimed_upto, overtaken_upto;
+    uint64_t commits, overtakes, reclaimed_upto;
     uint64_t reclaimed_bytes; /* in total (segw_stats) */
 };
 
@@ -84,20 +86,6 @@ static int64_t real_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int valid_name(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > 200 || name[0] == '.')
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.'))
-            return 0;
-    }
-    return 1;
 }
 
 /* ---- record keys ----------------------------------------------------------- */
@@ -626,70 +614,37 @@ fail:
 
 /* ---- grace periods ------------------------------------------------------------------ */
 
-/* Is reader slot i owned by a live reader? The owner holds an OFD lock on
- * byte i of the slots object; the kernel drops it when the owner dies. */
-static int slot_alive(struct seg_writer *w, uint32_t i)
-{
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = i, .l_len = 1};
-    if (fcntl(w->slots_fd, F_OFD_GETLK, &fl) < 0)
-        return 1; /* cannot tell: assume alive (the stall bound still applies) */
-    return fl.l_type != F_UNLCK;
-}
-
 static void reclaim(struct seg_writer *w)
 {
     struct sega *a = &w->a;
     if (a->nbatches == 0)
         return;
-    uint64_t newest = a->batches[a->nbatches - 1].tag;
-    /* Pairs with the reader's xchg on its slot: after this fence, a reader
-     * we do not see announced will load a root at least as new as ours. */
-    atomic_thread_fence(memory_order_seq_cst);
-    uint64_t min_live = UINT64_MAX;
-    for (uint32_t i = 0; i < w->cfg.nslots; i++) {
-        uint64_t v = atomic_load(&w->slots[i].gen); /* seq_cst: see the fence above */
-        if (v == 0 || v >= newest || v >= min_live)
-            continue;
-        if (slot_alive(w, i))
-            min_live = v;
-        else
-            w->dead_slots++;
+    /* Batches are oldest first. Reuse what was retired at least T ago. */
+    int64_t now = mono_ns(), after = (int64_t)w->cfg.reclaim_after_ms * 1000000;
+    uint64_t upto = w->reclaimed_upto, pinned = 0;
+    uint32_t i = 0;
+    for (; i < a->nbatches && now - a->batches[i].retired_ns >= after; i++)
+        upto = a->batches[i].tag;
+    for (uint32_t k = i; k < a->nbatches; k++)
+        pinned += a->batches[k].bytes;
+    /* Short of memory: reuse younger batches too, oldest first, until the
+     * rest fits the budget. A section that spans this retries. */
+    bool early = false;
+    for (; i < a->nbatches && pinned > w->cfg.retired_budget; i++) {
+        upto = a->batches[i].tag;
+        pinned -= a->batches[i].bytes;
+        early = true;
     }
-    uint64_t upto = min_live == UINT64_MAX ? newest : min_live;
-
-    /* Overtake readers that pin memory too long, or that pin more than the
-     * budget: reclaim up to `force` even though a live slot is older. */
-    int64_t now = mono_ns(), stall = (int64_t)w->cfg.stall_timeout_ms * 1000000;
-    uint64_t force = 0, pinned = 0;
-    for (uint32_t i = 0; i < a->nbatches; i++) {
-        const struct sega_batch *b = &a->batches[i];
-        if (b->tag > upto && now - b->retired_ns > stall)
-            force = b->tag;
+    if (upto <= w->reclaimed_upto)
+        return;
+    if (early) {
+        w->overtakes++;
+        atomic_store_explicit(&w->hdr->early_upto, upto, memory_order_relaxed);
+        atomic_store_explicit(&w->hdr->overtakes, w->overtakes, memory_order_relaxed);
     }
-    for (uint32_t i = 0; i < a->nbatches; i++)
-        if (a->batches[i].tag > upto && a->batches[i].tag > force)
-            pinned += a->batches[i].bytes;
-    for (uint32_t i = 0; i < a->nbatches && pinned > w->cfg.retired_budget / 2; i++) {
-        const struct sega_batch *b = &a->batches[i];
-        if (b->tag > upto && b->tag > force && pinned > w->cfg.retired_budget) {
-            force = b->tag;
-            pinned -= b->bytes;
-        }
-    }
-    if (force > upto) {
-        upto = force;
-        if (upto > w->overtaken_upto) {
-            w->overtaken_upto = upto;
-            atomic_store_explicit(&w->hdr->overtaken_upto, upto, memory_order_seq_cst);
-            w->overtakes++;
-            atomic_store_explicit(&w->hdr->overtakes, w->overtakes, memory_order_relaxed);
-        }
-    }
-    if (upto > w->reclaimed_upto) {
-        w->reclaimed_upto = upto;
-        atomic_store_explicit(&w->hdr->reclaimed_upto, upto, memory_order_seq_cst);
-    }
-    /* The raised words are visible before any reused byte is written. */
+    w->reclaimed_upto = upto;
+    atomic_store_explicit(&w->hdr->reclaimed_upto, upto, memory_order_seq_cst);
+    /* The raised word is visible before any reused byte is written. */
     atomic_thread_fence(memory_order_seq_cst);
     w->reclaimed_bytes += sega_reclaim(a, upto);
     atomic_store_explicit(&w->hdr->used_bytes, sega_used(a), memory_order_relaxed);
@@ -703,34 +658,79 @@ void segw_tick(struct seg_writer *w)
 
 /* ---- creation and recycling ------------------------------------------------------------ */
 
-static int take_lock(const char *name, int *fd_out)
+/* Take the one-writer lock <dir>/<name>.lock (mode 0600: nobody else can
+ * even open it to read-lock it). The lock is an OFD write lock on byte 0;
+ * after taking it we check the name still refers to the locked file (a
+ * writer that removes it on exit does so while holding the lock). */
+static int take_lock(struct seg_writer *w)
 {
-    char path[NAME_MAX + 32];
-    snprintf(path, sizeof(path), "/%s.lock", name);
-    int fd = shm_open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-    if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
-        int e = errno;
-        close(fd);
-        return (e == EAGAIN || e == EACCES) ? -EBUSY : -e;
+    char lname[NAME_MAX + 1];
+    snprintf(lname, sizeof(lname), "%s.lock", w->name);
+    for (int attempt = 0; attempt < 8; attempt++) {
+        bool made = false;
+        int fd = openat(w->dir_fd, lname, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+            fd = openat(w->dir_fd, lname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+            made = fd >= 0;
+            if (fd < 0 && errno == EEXIST)
+                continue;
+        }
+        if (fd < 0) {
+            int e = errno;
+            disc__msg(w->cfg.err, w->cfg.errlen, "lock %s/%s: %s", w->dir, lname,
+                      e == ELOOP ? "is a symbolic link" : strerror(e));
+            return e == ELOOP ? -EPERM : -e;
+        }
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+            disc__msg(w->cfg.err, w->cfg.errlen,
+                      "lock %s/%s is not a regular file owned by uid %u (owner uid %u)", w->dir,
+                      lname, (unsigned)geteuid(), (unsigned)st.st_uid);
+            close(fd);
+            return -EPERM;
+        }
+        if ((st.st_mode & 07777) != 0600)
+            fchmod(fd, 0600); /* an older discd made it 0644: nobody else may lock it */
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+        if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+            int e = errno;
+            close(fd);
+            if (made)
+                unlinkat(w->dir_fd, lname, 0); /* cannot happen: nobody locks what we just made */
+            disc__msg(w->cfg.err, w->cfg.errlen, "lock %s/%s is held by another writer", w->dir,
+                      lname);
+            return (e == EAGAIN || e == EACCES) ? -EBUSY : -e;
+        }
+        struct stat now;
+        if (fstatat(w->dir_fd, lname, &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_ino == st.st_ino &&
+            now.st_dev == st.st_dev) {
+            w->lock_fd = fd;
+            w->made_lock = made;
+            return 0;
+        }
+        close(fd); /* removed by its previous holder meanwhile: try again */
     }
-    *fd_out = fd;
-    return 0;
+    return -EAGAIN;
 }
 
-static int create_object(const char *shm_name, uint64_t size, mode_t mode, int *fd_out)
+/* Create <dir>/<tmp> of `size` bytes, fully allocated: a full file system
+ * fails here (-ENOSPC), never later with SIGBUS on a write into a hole. */
+static int create_object(struct seg_writer *w, const char *tmp, uint64_t size, mode_t mode,
+                         int *fd_out)
 {
-    int fd = shm_open(shm_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    int fd = openat(w->dir_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return -errno;
     /* fchmod: the umask must not narrow what readers need */
-    if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t)size) < 0) {
-        int e = errno;
+    int rc = 0;
+    if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t)size) < 0)
+        rc = -errno;
+    else
+        rc = -posix_fallocate(fd, 0, (off_t)size);
+    if (rc < 0) {
         close(fd);
-        shm_unlink(shm_name);
-        return -e;
+        unlinkat(w->dir_fd, tmp, 0);
+        return rc;
     }
     *fd_out = fd;
     return 0;
@@ -743,7 +743,8 @@ static void recycle_old(int fd, uint64_t successor)
     if (fd < 0)
         return;
     struct stat st;
-    if (fstat(fd, &st) == 0 && st.st_size >= (off_t)DISC_HEADER_SIZE) {
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+        st.st_size >= (off_t)DISC_HEADER_SIZE) {
         struct disc_hdr *h =
             mmap(NULL, DISC_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (h != MAP_FAILED) {
@@ -759,30 +760,60 @@ static void recycle_old(int fd, uint64_t successor)
     close(fd);
 }
 
-static int shm_rename(const char *from, const char *to)
+/* Open (creating it 0755 if missing) and check the registry directory: ours,
+ * not writable by others, in a directory only root or we can write. */
+static int open_dir(struct seg_writer *w)
 {
-    char a[NAME_MAX + 16], b[NAME_MAX + 16];
-    snprintf(a, sizeof(a), SHM_DIR "%s", from + 1);
-    snprintf(b, sizeof(b), SHM_DIR "%s", to + 1);
-    return rename(a, b) < 0 ? -errno : 0;
+    uint32_t me = (uint32_t)geteuid();
+    if (mkdir(w->dir, 0755) == 0) {
+        w->made_dir = true;
+        chmod(w->dir, 0755); /* the umask must not hide it from readers */
+    } else if (errno != EEXIST) {
+        int e = errno;
+        disc__msg(w->cfg.err, w->cfg.errlen, "cannot create registry directory %s: %s", w->dir,
+                  strerror(e));
+        return -e;
+    }
+    int fd = disc__open_dir(w->dir, &me, 1, w->cfg.err, w->cfg.errlen);
+    if (fd < 0) {
+        if (w->made_dir) {
+            rmdir(w->dir);
+            w->made_dir = false;
+        }
+        return fd;
+    }
+    w->dir_fd = fd;
+    return 0;
+}
+
+/* Remove the lock file (held) and the directory if we made them. */
+static void remove_own(struct seg_writer *w, bool lock_too)
+{
+    if (w->dir_fd < 0)
+        return;
+    if (lock_too && w->lock_fd >= 0) {
+        char lname[NAME_MAX + 1];
+        snprintf(lname, sizeof(lname), "%s.lock", w->name);
+        unlinkat(w->dir_fd, lname, 0); /* still locked: a racing writer re-checks the name */
+    }
+    if (w->made_dir)
+        rmdir(w->dir); /* only if empty: other registries may live there */
 }
 
 int segw_open(const char *name, const struct segw_config *cfg_in, struct seg_writer **out)
 {
-    if (!name || !valid_name(name) || !out)
+    if (!name || !disc__name_ok(name) || !out)
         return -EINVAL;
     struct segw_config cfg = cfg_in ? *cfg_in : (struct segw_config){0};
+    if (cfg.err && cfg.errlen)
+        cfg.err[0] = 0;
     if (!cfg.segment_bytes)
         cfg.segment_bytes = DEFAULT_SEGMENT_BYTES;
     if (cfg.segment_bytes < MIN_SEGMENT_BYTES || cfg.segment_bytes > MAX_SEGMENT_BYTES)
         return -EINVAL;
     cfg.segment_bytes &= ~4095ull;
-    if (!cfg.nslots)
-        cfg.nslots = DEFAULT_NSLOTS;
-    if (cfg.nslots > MAX_NSLOTS)
-        return -EINVAL;
-    if (!cfg.stall_timeout_ms)
-        cfg.stall_timeout_ms = DEFAULT_STALL_MS;
+    if (!cfg.reclaim_after_ms)
+        cfg.reclaim_after_ms = DEFAULT_RECLAIM_MS;
     uint32_t arena_end = (uint32_t)(cfg.segment_bytes - 4096); /* last page stays zero */
     if (!cfg.retired_budget)
         cfg.retired_budget = (arena_end - DISC_HEADER_SIZE) / 4;
@@ -790,20 +821,33 @@ int segw_open(const char *name, const struct segw_config *cfg_in, struct seg_wri
     struct seg_writer *w = calloc(1, sizeof(*w));
     if (!w)
         return -ENOMEM;
-    w->lock_fd = w->slots_fd = -1;
+    w->lock_fd = w->dir_fd = -1;
     snprintf(w->name, sizeof(w->name), "%s", name);
     w->cfg = cfg;
+    w->cfg.dir = NULL; /* not kept: w->dir is our copy */
     int rc = 0, data_fd = -1;
-    char tmp_data[NAME_MAX], tmp_slots[NAME_MAX], fin_data[NAME_MAX], fin_slots[NAME_MAX];
-    snprintf(tmp_data, sizeof(tmp_data), "/%s.new-%d", name, (int)getpid());
-    snprintf(tmp_slots, sizeof(tmp_slots), "/%s.readers.new-%d", name, (int)getpid());
-    snprintf(fin_data, sizeof(fin_data), "/%s", name);
-    snprintf(fin_slots, sizeof(fin_slots), "/%s.readers", name);
-
-    if (!cfg.no_lock && (rc = take_lock(name, &w->lock_fd)) < 0)
+    if (cfg.dir && *cfg.dir) {
+        if (snprintf(w->dir, sizeof(w->dir), "%s", cfg.dir) >= (int)sizeof(w->dir)) {
+            free(w);
+            return -ENAMETOOLONG;
+        }
+    } else if (!disc__dir_candidate(0, w->dir, sizeof(w->dir))) {
+        disc__msg(cfg.err, cfg.errlen,
+                  "no registry directory: set --dir or $%s (or $XDG_RUNTIME_DIR for a "
+                  "non-root user)",
+                  DISC_DIR_ENV);
+        free(w);
+        return -ENOENT;
+    }
+    if ((rc = open_dir(w)) < 0)
         goto fail;
-    shm_unlink(tmp_data); /* leftovers of a writer with our pid that crashed */
-    shm_unlink(tmp_slots);
+    char tmp_data[NAME_MAX + 1];
+    /* hidden (registry names never start with '.'), unique to this writer */
+    snprintf(tmp_data, sizeof(tmp_data), ".%s.new-%d", name, (int)getpid());
+
+    if (!cfg.no_lock && (rc = take_lock(w)) < 0)
+        goto fail;
+    unlinkat(w->dir_fd, tmp_data, 0); /* leftovers of a writer with our pid that crashed */
 
     uint64_t ids[2];
     if (getrandom(ids, sizeof(ids), 0) != sizeof(ids)) {
@@ -812,23 +856,11 @@ int segw_open(const char *name, const struct segw_config *cfg_in, struct seg_wri
     }
     ids[0] |= 1; /* never 0 */
 
-    w->slots_bytes = DISC_SLOTS_HDR + (uint64_t)cfg.nslots * DISC_SLOT_SIZE;
-    if ((rc = create_object(tmp_slots, w->slots_bytes, 0666, &w->slots_fd)) < 0)
+    if ((rc = create_object(w, tmp_data, cfg.segment_bytes, 0644, &data_fd)) < 0) {
+        disc__msg(cfg.err, cfg.errlen, "cannot create a %llu-byte segment in %s: %s",
+                  (unsigned long long)cfg.segment_bytes, w->dir, strerror(-rc));
         goto fail;
-    w->slots_hdr = mmap(NULL, w->slots_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, w->slots_fd, 0);
-    if (w->slots_hdr == MAP_FAILED) {
-        w->slots_hdr = NULL;
-        rc = -errno;
-        goto fail_unlink;
     }
-    w->slots_hdr->magic = DISC_SLOTS_MAGIC;
-    w->slots_hdr->segment_id = ids[0];
-    w->slots_hdr->nslots = cfg.nslots;
-    w->slots_hdr->slot_size = DISC_SLOT_SIZE;
-    w->slots = (struct disc_slot *)((unsigned char *)w->slots_hdr + DISC_SLOTS_HDR);
-
-    if ((rc = create_object(tmp_data, cfg.segment_bytes, 0644, &data_fd)) < 0)
-        goto fail_unlink;
     w->size = cfg.segment_bytes;
     w->base = mmap(NULL, w->size, PROT_READ | PROT_WRITE, MAP_SHARED, data_fd, 0);
     close(data_fd);
@@ -850,7 +882,7 @@ int segw_open(const char *name, const struct segw_config *cfg_in, struct seg_wri
     h->hash_seed = w->seed;
     h->arena_off = DISC_HEADER_SIZE;
     h->arena_end = arena_end;
-    h->nslots = cfg.nslots;
+    h->reclaim_after_ms = cfg.reclaim_after_ms;
     h->writer_pid = (uint32_t)getpid();
     h->created_ms = real_ms();
     atomic_store(&h->status, DISC_SEG_ALIVE);
@@ -868,22 +900,26 @@ int segw_open(const char *name, const struct segw_config *cfg_in, struct seg_wri
     wtab_commit_done(&w->ids);
     publish(w, w->snap_off, w->gen);
 
-    /* Slots first, then data: a reader that pairs new data with old slots
-     * (or the reverse) sees mismatched segment ids and retries. */
-    int old_fd = shm_open(fin_data, O_RDWR | O_CLOEXEC, 0);
-    if ((rc = shm_rename(tmp_slots, fin_slots)) < 0 || (rc = shm_rename(tmp_data, fin_data)) < 0) {
+    /* Atomic replace: a reader always finds a complete segment. */
+    int old_fd = openat(w->dir_fd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (renameat(w->dir_fd, tmp_data, w->dir_fd, name) < 0) {
+        rc = -errno;
+        disc__msg(cfg.err, cfg.errlen, "cannot rename the new segment into %s/%s: %s", w->dir, name,
+                  strerror(-rc));
         if (old_fd >= 0)
             close(old_fd);
         goto fail_unlink;
     }
     recycle_old(old_fd, ids[0]);
+    w->cfg.err = NULL; /* the caller's buffer: only for segw_open */
+    w->cfg.errlen = 0;
     *out = w;
     return 0;
 
 fail_unlink:
-    shm_unlink(tmp_data);
-    shm_unlink(tmp_slots);
+    unlinkat(w->dir_fd, tmp_data, 0);
 fail:
+    remove_own(w, w->made_lock);
     segw_close(w, false);
     return rc;
 }
@@ -892,28 +928,32 @@ void segw_close(struct seg_writer *w, bool unlink)
 {
     if (!w)
         return;
-    if (unlink && w->hdr) {
-        char path[NAME_MAX + 32];
-        /* Readers that still map it keep their picture; new opens find nothing. */
-        snprintf(path, sizeof(path), "/%s", w->name);
-        shm_unlink(path);
-        snprintf(path, sizeof(path), "/%s.readers", w->name);
-        shm_unlink(path);
+    if (unlink && w->hdr && w->dir_fd >= 0) {
+        /* Readers that still map it learn it is gone (DISC_ST_GONE); new
+         * opens find nothing. */
+        atomic_store_explicit(&w->hdr->status, DISC_SEG_GONE, memory_order_release);
+        atomic_fetch_add_explicit(&w->hdr->change_seq, 1, memory_order_release);
+        futex_wake_all(&w->hdr->change_seq);
+        unlinkat(w->dir_fd, w->name, 0);
+        remove_own(w, true);
     }
     sega_destroy(&w->a);
     wtab_destroy(&w->svc);
     wtab_destroy(&w->ids);
     if (w->base)
         munmap(w->base, w->size);
-    if (w->slots_hdr)
-        munmap(w->slots_hdr, w->slots_bytes);
-    if (w->slots_fd >= 0)
-        close(w->slots_fd);
     if (w->lock_fd >= 0)
         close(w->lock_fd);
+    if (w->dir_fd >= 0)
+        close(w->dir_fd);
     free(w->pend);
     free(w->order);
     free(w);
+}
+
+const char *segw_dir(const struct seg_writer *w)
+{
+    return w->dir;
 }
 
 /* ---- state and stats --------------------------------------------------------------------- */
@@ -975,7 +1015,6 @@ void segw_stats(const struct seg_writer *w, struct segw_stats *st)
     st->reclaimed_upto = w->reclaimed_upto;
     st->reclaimed_bytes = w->reclaimed_bytes;
     st->overtakes = w->overtakes;
-    st->dead_slots = w->dead_slots;
     st->n_services = wtab_count(&w->a, &w->svc);
     st->n_instances = wtab_count(&w->a, &w->ids);
 }
@@ -1138,7 +1177,7 @@ int64_t segw_export(struct seg_writer *w, const char *path)
     h->hash_seed = w->seed;
     h->arena_off = DISC_HEADER_SIZE;
     h->arena_end = (uint32_t)arena_end;
-    h->nslots = 1;
+    h->reclaim_after_ms = 0;
     h->writer_pid = (uint32_t)getpid();
     h->created_ms = real_ms();
     atomic_store(&h->root, ((w->gen & 0xffffffffull) << 32) | snap);

@@ -7,7 +7,8 @@
  * thread (discd's publisher) may call into a given writer. Changes are staged
  * with segw_put / segw_del and become visible to readers all at once at
  * segw_commit (one root swap). Memory of replaced records is reused only
- * after a grace period over the reader slots (see docs/DESIGN.md).
+ * after it was retired for reclaim_after_ms, or earlier when the retired
+ * bytes exceed the budget (see docs/DESIGN.md).
  */
 #ifndef DISC_SEGWRITER_H
 #define DISC_SEGWRITER_H
@@ -21,13 +22,16 @@
 struct seg_writer;
 
 struct segw_config {
-    uint64_t segment_bytes;    /* data object size; 0 = 256 MiB (sparse) */
-    uint32_t nslots;           /* reader slots; 0 = 1024 */
-    uint32_t stall_timeout_ms; /* overtake a reader pinning memory longer; 0 = 1000 */
-    uint64_t retired_budget;   /* overtake when retired bytes exceed; 0 = arena/4 */
+    uint64_t segment_bytes;    /* data object size; 0 = 64 MiB, fully allocated */
+    uint32_t reclaim_after_ms; /* reuse retired memory after this; 0 = 1000 */
+    uint64_t retired_budget;   /* reuse earlier when retired bytes exceed; 0 = arena/4 */
+    const char *dir;           /* registry directory; NULL = $DISCSHM_DIR, else
+                                  /run/discshm (root) or $XDG_RUNTIME_DIR/discshm */
     bool poison;               /* fill reclaimed memory with 0xDB (test builds) */
     bool no_lock;              /* skip the one-writer lock (tests that fake restarts) */
     uint32_t dead_after_ms;    /* heartbeat age readers call dead; 0 = DISC_WRITER_DEAD_MS */
+    char *err;                 /* optional: why segw_open failed, one line */
+    size_t errlen;
 };
 
 /* A tag and an endpoint as the writer receives them. */
@@ -73,8 +77,7 @@ struct segw_stats {
     uint64_t used_bytes;     /* live + retired, not yet reusable */
     uint64_t retired_bytes;  /* waiting for a grace period */
     uint64_t reclaimed_upto; /* generation */
-    uint64_t overtakes;      /* times a stalled reader was overtaken */
-    uint64_t dead_slots;     /* slot announcements ignored: owner gone */
+    uint64_t overtakes;      /* reclaims before reclaim_after_ms (budget exceeded) */
     uint32_t n_services;
     uint32_t n_instances;
     /* retired bytes made reusable, in total */
@@ -82,16 +85,22 @@ struct segw_stats {
 };
 
 /*
- * Create a fresh segment for `name` (shm name without the leading '/'),
- * rename it into place, and mark any predecessor RECYCLED so its readers
- * follow. Takes the one-writer lock "/<name>.lock": -EBUSY if another live
- * writer holds it. -EINVAL for a bad name, other -errno from the system.
+ * Create a fresh segment for registry `name` in the registry directory
+ * (cfg->dir; created 0755 if missing, its parent must exist), fully
+ * allocated (posix_fallocate: -ENOSPC if the file system is full), rename
+ * it into place as <dir>/<name>, and mark any predecessor RECYCLED so its
+ * readers follow. Takes the one-writer lock <dir>/<name>.lock (mode 0600):
+ * -EBUSY if another live writer holds it. -EPERM if the directory is not
+ * one only this uid can write (cfg->err says why), -EINVAL for a bad
+ * name, other -errno from the system. A failed open removes everything it
+ * created (temporary object, lock file, directory).
  */
 int segw_open(const char *name, const struct segw_config *cfg, struct seg_writer **out);
 
-/* Close the writer. unlink=true removes the shm objects (readers that have
- * them mapped keep reading the last picture); false leaves them for the next
- * writer to recycle. */
+/* Close the writer. unlink=true marks the segment GONE (open readers then
+ * report DISC_ST_GONE and stop serving it) and removes every object,
+ * including the lock (and the directory if this writer created it and it
+ * is empty); false leaves them for the next writer to recycle. */
 void segw_close(struct seg_writer *w, bool unlink);
 
 /* Stage an add or replace of an instance (by id). Validates it; nothing is
@@ -155,6 +164,9 @@ void segw_stats(const struct seg_writer *w, struct segw_stats *st);
  * Returns the file size or -errno; the previous image is untouched on error.
  */
 int64_t segw_export(struct seg_writer *w, const char *path);
+
+/* The registry directory in use (absolute or as configured). */
+const char *segw_dir(const struct seg_writer *w);
 
 /* Generation of the last commit. */
 uint64_t segw_generation(const struct seg_writer *w);

@@ -63,9 +63,9 @@ Test(daemon_cache, written_after_changes_and_used_without_a_segment, .fini = tea
     /* discd gone and its segment with it (a reboot): the fallback serves the
      * last picture, flagged as coming from the cache. */
     cr_assert_eq(discd_proc_stop(&d, 5000), 0);
-    char shm[200];
-    snprintf(shm, sizeof(shm), "/%s", d.name);
-    shm_unlink(shm);
+    char seg[4400];
+    snprintf(seg, sizeof(seg), "%s/%s", getenv("DISCSHM_DIR"), d.name);
+    cr_assert_eq(unlink(seg), 0);
     disc_handle *h;
     cr_assert_eq(disc_open(d.name, 0, &h), -ENOENT);
     setenv(DISC_CACHE_ENV, cache, 1);

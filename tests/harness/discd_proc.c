@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -48,8 +47,15 @@ int discd_proc_init(struct discd_proc *d, const char *tag)
 {
     static atomic_uint counter;
     memset(d, 0, sizeof(*d));
+    /* Beside the test executable's registry directory when there is one
+     * (tests/common/registry_dir.c): removed with it, and a directory that
+     * readers trust for a file cache (nobody else can write its parent). */
+    const char *reg = getenv("DISCSHM_DIR");
     const char *tmp = getenv("TMPDIR");
-    snprintf(d->dir, sizeof(d->dir), "%s/discd-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (reg && *reg)
+        snprintf(d->dir, sizeof(d->dir), "%s/../discd-test-XXXXXX", reg);
+    else
+        snprintf(d->dir, sizeof(d->dir), "%s/discd-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(d->dir))
         return -errno;
     /* Other uids (permission tests) must be able to reach the socket. */
@@ -124,12 +130,15 @@ void discd_proc_cleanup(struct discd_proc *d)
     if (!d->dir[0])
         return;
     proc_kill(&d->proc);
-    if (d->name[0]) {
-        static const char *const suffixes[] = {"", ".readers", ".lock"};
+    const char *reg = getenv("DISCSHM_DIR");
+    if (d->name[0] && reg && *reg) {
+        /* The registry's objects (the directory itself belongs to the test
+         * executable: tests/common/registry_dir.c). */
+        static const char *const suffixes[] = {"", ".lock"};
         for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-            char shm[200];
-            snprintf(shm, sizeof(shm), "/%s%s", d->name, suffixes[i]);
-            shm_unlink(shm);
+            char p[4400];
+            snprintf(p, sizeof(p), "%s/%s%s", reg, d->name, suffixes[i]);
+            unlink(p);
         }
     }
     remove_tree(d->dir, 2);

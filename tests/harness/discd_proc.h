@@ -8,12 +8,15 @@
  *   char *r = discd_proc_request(&d, "{\"op\":\"status\"}", 2000);
  *   ...
  *   free(r);
- *   discd_proc_cleanup(&d);   // teardown: kill if running, unlink shm, rm dir
+ *   discd_proc_cleanup(&d);   // teardown: kill if running, remove objects, rm dir
  *
  * The binary is $DISC_BUILD_DIR/daemon/discd. The daemon runs in the
  * foreground with --name <unique> --socket <dir>/discd.sock
  * --state-dir <dir>/state --services-dir <dir>/services.d and logs to
- * <dir>/discd.log (later extra args override these). A restart on the same
+ * <dir>/discd.log (later extra args override these). Its registry directory
+ * is $DISCSHM_DIR, which every test executable gets set to a private
+ * directory (tests/common/registry_dir.c), so readers in the test find it
+ * with a plain disc_open(d.name, ...). A restart on the same
  * d restores what the previous discd registered, as in production. The harness has no JSON
  * dependency: replies are returned as raw lines (without the trailing newline) for the test to
  * parse.
@@ -63,7 +66,8 @@ int discd_proc_stop(struct discd_proc *d, int timeout_ms);
 /* SIGKILL and reap (simulates a crash). */
 void discd_proc_kill(struct discd_proc *d);
 
-/* Kill if running, unlink the registry's shm objects, remove the dir. */
+/* Kill if running, remove the registry's objects ($DISCSHM_DIR/<name> and
+ * <name>.lock), remove the dir. */
 void discd_proc_cleanup(struct discd_proc *d);
 
 /* A buffered client connection to the control socket. */

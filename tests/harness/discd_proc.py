@@ -3,7 +3,7 @@
 
 Runs a real discd with a unique registry name in a temporary directory, talks
 to its control socket, runs discctl against it, and cleans up (stopping the
-process by pid, removing its shared-memory objects and directory). Used by
+process by pid, removing its directory, registry directory included). Used by
 the pytest suites (tests/metrics, bindings/python) and the Python benchmark.
 
     with Discd("mytest") as d:           # started; stopped (must exit 0) and cleaned
@@ -52,6 +52,11 @@ class Discd:
         base = os.environ.get("TMPDIR") or "/tmp"
         self.dir = tempfile.mkdtemp(prefix="discd-test-", dir=base)
         os.chmod(self.dir, 0o755)
+        # A private registry directory: readers trust it (ours, 0755, inside
+        # a directory nobody else can write) and cleanup removes it.
+        self.regdir = os.path.join(self.dir, "reg")
+        os.mkdir(self.regdir, 0o755)
+        os.chmod(self.regdir, 0o755)
         self.name = f"py{os.getpid()}_{_counter}_{tag}"[:60]
         self.sock = os.path.join(self.dir, "discd.sock")
         self.log = os.path.join(self.dir, "discd.log")
@@ -66,13 +71,14 @@ class Discd:
         """Environment for readers of this registry (libdiscshm, bindings)."""
         e = dict(os.environ)
         e["DISCSHM_NAME"] = self.name
+        e["DISCSHM_DIR"] = self.regdir
         return e
 
     def argv(self) -> list[str]:
         """discd's command line: this registry, socket and private dirs, then
         the extra arguments (for tests that run discd themselves)."""
         # never the system's /var/lib/discd or /etc/discd/services.d
-        return [self.discd, "--name", self.name, "--socket", self.sock,
+        return [self.discd, "--name", self.name, "--dir", self.regdir, "--socket", self.sock,
                 "--log-level", "debug",
                 "--state-dir", os.path.join(self.dir, "state"),
                 "--services-dir", os.path.join(self.dir, "services.d"), *self.extra_args]
@@ -114,12 +120,7 @@ class Discd:
 
     def cleanup(self) -> None:
         self.kill()
-        for suffix in ("", ".readers", ".lock"):
-            try:
-                os.unlink(f"/dev/shm/{self.name}{suffix}")
-            except FileNotFoundError:
-                pass
-        shutil.rmtree(self.dir, ignore_errors=True)
+        shutil.rmtree(self.dir, ignore_errors=True)  # registry directory included
 
     def __enter__(self) -> "Discd":
         try:

@@ -296,6 +296,8 @@ def test_port_in_use_stops_start_up():
         r = subprocess.run(d.argv(), capture_output=True, text=True, timeout=10 * slow())
         assert r.returncode == 1
         assert f"127.0.0.1:{port}" in r.stderr and "in use" in r.stderr, r.stderr
+        # a failed start removes what it created (segment, lock)
+        assert os.listdir(d.regdir) == [], os.listdir(d.regdir)
     finally:
         taken.close()
         d.cleanup()

@@ -305,15 +305,17 @@ static void churn_for(struct seg_writer *w, struct model *m, unsigned *seed, int
     }
 }
 
-Test(stress, killed_reader_does_not_pin_memory, .timeout = 60)
+/* No reader announces anything (ABI 2): retired memory comes back after
+ * reclaim_after_ms whatever readers do — not before, and without any
+ * early (budget) reclaim. A reader killed inside a section changes
+ * nothing. */
+Test(stress, retired_memory_returns_after_reclaim_delay, .timeout = 60)
 {
     char name[64];
-    seg_name(name, sizeof(name), "killed");
+    seg_name(name, sizeof(name), "delay");
     struct seg_writer *w;
-    /* A stall bound far beyond the test: only dead-reader detection can
-     * explain memory coming back. */
     struct segw_config cfg = {
-        .segment_bytes = 64ull << 20, .poison = true, .stall_timeout_ms = 600000};
+        .segment_bytes = 64ull << 20, .poison = true, .reclaim_after_ms = 400};
     cr_assert_eq(segw_open(name, &cfg, &w), 0);
     static struct model m;
     memset(&m, 0, sizeof(m));
@@ -337,21 +339,22 @@ Test(stress, killed_reader_does_not_pin_memory, .timeout = 60)
     }
     char c;
     cr_assert_eq(read(p[0], &c, 1), 1);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
 
-    /* While it lives, its announcement pins what we retire. */
+    long long t0 = seg_now_ms();
     churn_for(w, &m, &seed, 100);
     struct segw_stats st;
     segw_stats(w, &st);
-    cr_assert_gt(st.retired_bytes, 0, "a live reader in a section pins retired memory");
-
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    churn_for(w, &m, &seed, 100);
+    if (seg_now_ms() - t0 < 350) /* a heavily loaded machine may take longer */
+        cr_assert_gt(st.retired_bytes, 0, "memory retired < 400 ms ago is not reused yet");
+    struct timespec ts = {0, 450000000};
+    nanosleep(&ts, NULL);
     segw_tick(w);
     segw_stats(w, &st);
-    cr_assert_eq(st.retired_bytes, 0, "memory pinned by the dead reader is reclaimed");
-    cr_assert_eq(st.overtakes, 0, "reclaimed by detecting the dead reader, not by overtaking");
-    cr_assert_gt(st.dead_slots, 0);
+    cr_assert_eq(st.retired_bytes, 0, "memory retired >= 400 ms ago is reclaimed");
+    cr_assert_eq(st.overtakes, 0, "by the delay, not by the budget");
+    cr_assert_eq(st.reclaimed_upto, st.generation);
     segw_close(w, true);
 }
 
@@ -363,7 +366,7 @@ Test(stress, stopped_reader_is_overtaken_and_recovers, .timeout = 60)
     const uint64_t budget = 2u << 20;
     struct segw_config cfg = {.segment_bytes = 64ull << 20,
                               .poison = true,
-                              .stall_timeout_ms = 200,
+                              .reclaim_after_ms = 200,
                               .retired_budget = budget};
     cr_assert_eq(segw_open(name, &cfg, &w), 0);
     static struct model m;
@@ -414,6 +417,7 @@ Test(stress, stopped_reader_is_overtaken_and_recovers, .timeout = 60)
     uint64_t max_used = 0, live_used;
     struct segw_stats ss;
     segw_stats(w, &ss);
+    uint64_t gen_stopped = ss.generation;
     live_used = ss.used_bytes;
     long long end = seg_now_ms() + 1500;
     while (seg_now_ms() < end) {
@@ -425,7 +429,8 @@ Test(stress, stopped_reader_is_overtaken_and_recovers, .timeout = 60)
         if (ss.used_bytes > max_used)
             max_used = ss.used_bytes;
     }
-    cr_assert_gt(ss.overtakes, 0, "the stalled reader was overtaken");
+    cr_assert_gt(ss.reclaimed_upto, gen_stopped + 1,
+                 "memory the stalled reader could reach was reused (it announces nothing)");
     cr_log_info("stalled reader: live %lu, max used %lu, budget %lu", (unsigned long)live_used,
                 (unsigned long)max_used, (unsigned long)budget);
     cr_assert_lt(max_used, live_used * 2 + budget, "memory stays within the budget");

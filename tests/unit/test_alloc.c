@@ -133,7 +133,7 @@ Test(layout, header_and_records)
 {
     cr_assert_eq(offsetof(struct disc_hdr, root) % 64, 0);
     cr_assert_eq(offsetof(struct disc_hdr, change_seq) % 4, 0);
-    cr_assert_eq(sizeof(struct disc_slot), 64);
+    cr_assert_eq(offsetof(struct disc_hdr, heartbeat_mono_ns) % 64, 0);
     cr_assert_eq(sizeof(struct disc_inst_rec) % 8, 0);
     cr_assert_eq(sizeof(struct disc_service_rec) % 8, 0);
     cr_assert_eq(sizeof(struct disc_snapshot) % 8, 0);

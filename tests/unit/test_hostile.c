@@ -25,11 +25,13 @@
 #define SVC_NAME   "c"
 #define INST_ID    "00000000-0000-4000-8000-000000000001"
 
-static char dir[64], path[128];
+static char dir[4200], path[4300];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/disc-hostile-XXXXXX");
+    /* beside the registry directory: readers refuse files in a directory
+     * others can write, such as /tmp (tests/common/registry_dir.c) */
+    snprintf(dir, sizeof(dir), "%s/../disc-hostile-XXXXXX", getenv("DISCSHM_DIR"));
     cr_assert_not_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/img.cache", dir);
 }
@@ -179,7 +181,6 @@ static void finish(struct img *im, uint32_t svc_tab, uint32_t id_tab, uint32_t n
     h->hash_seed = SEED;
     h->arena_off = DISC_HEADER_SIZE;
     h->arena_end = arena_end;
-    h->nslots = 1;
     atomic_store(&h->root, (1ull << 32) | snap);
     atomic_store(&h->gen, 1);
     atomic_store(&h->status, DISC_SEG_ALIVE);

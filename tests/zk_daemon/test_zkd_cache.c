@@ -15,13 +15,16 @@
 
 static struct zk_cluster zk;
 static struct zkd a, b, b2;
-static char root[128], cache[256], arg[300];
+static char root[128], cache[4400], arg[4500];
 
 static void setup(void)
 {
     cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0);
     zkd_root(root, sizeof(root), "cache");
-    snprintf(cache, sizeof(cache), "/tmp/disc-zkcache-%d.cache", (int)getpid());
+    /* in the registry directory: readers refuse a cache in /tmp, which
+     * others can write (tests/common/registry_dir.c) */
+    snprintf(cache, sizeof(cache), "%s/disc-zkcache-%d.cache", getenv("DISCSHM_DIR"),
+             (int)getpid());
     unlink(cache);
     snprintf(arg, sizeof(arg), "--cache-file=%s", cache);
     zkd_start(&a, "zkca", zk.connect, root);
