@@ -617,8 +617,10 @@ fail:
 static void reclaim(struct seg_writer *w)
 {
     struct sega *a = &w->a;
-    if (a->nbatches == 0)
+    if (a->nbatches == 0) {
+        atomic_store_explicit(&w->hdr->used_bytes, sega_used(a), memory_order_relaxed);
         return;
+    }
     /* Batches are oldest first. Reuse what was retired at least T ago. */
     int64_t now = mono_ns(), after = (int64_t)w->cfg.reclaim_after_ms * 1000000;
     uint64_t upto = w->reclaimed_upto, pinned = 0;
@@ -635,8 +637,10 @@ static void reclaim(struct seg_writer *w)
         pinned -= a->batches[i].bytes;
         early = true;
     }
-    if (upto <= w->reclaimed_upto)
+    if (upto <= w->reclaimed_upto) {
+        atomic_store_explicit(&w->hdr->used_bytes, sega_used(a), memory_order_relaxed);
         return;
+    }
     if (early) {
         w->overtakes++;
         atomic_store_explicit(&w->hdr->early_upto, upto, memory_order_relaxed);

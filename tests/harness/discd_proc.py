@@ -3,7 +3,7 @@
 
 Runs a real discd with a unique registry name in a temporary directory, talks
 to its control socket, runs discctl against it, and cleans up (stopping the
-process by pid, removing its directory, registry directory included). Used by
+process by pid, removing its registry objects and directory). Used by
 the pytest suites (tests/metrics, bindings/python) and the Python benchmark.
 
     with Discd("mytest") as d:           # started; stopped (must exit 0) and cleaned
@@ -16,6 +16,7 @@ the repository's build/ directory.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import json
 import os
@@ -28,6 +29,28 @@ import time
 from typing import Any, Sequence
 
 _counter = 0
+_regdir_top: str | None = None
+
+
+def registry_dir() -> str:
+    """This process's registry directory, $DISCSHM_DIR: created on first use
+    (TMPDIR/discshm-test-XXXXXX/reg, as the C tests' tests/common/registry_dir.c)
+    and exported, so discd, discctl and in-process readers (the bindings) all
+    use it; removed with everything in it when the process exits. An
+    explicitly set $DISCSHM_DIR is used as it is."""
+    global _regdir_top
+    cur = os.environ.get("DISCSHM_DIR")
+    if cur:
+        return cur
+    base = os.environ.get("TMPDIR") or "/tmp"
+    _regdir_top = tempfile.mkdtemp(prefix="discshm-test-", dir=base)
+    os.chmod(_regdir_top, 0o755)  # readers require: nobody else can write it
+    reg = os.path.join(_regdir_top, "reg")
+    os.mkdir(reg, 0o755)
+    os.chmod(reg, 0o755)
+    os.environ["DISCSHM_DIR"] = reg
+    atexit.register(shutil.rmtree, _regdir_top, True)
+    return reg
 
 
 def build_dir() -> str:
@@ -52,11 +75,7 @@ class Discd:
         base = os.environ.get("TMPDIR") or "/tmp"
         self.dir = tempfile.mkdtemp(prefix="discd-test-", dir=base)
         os.chmod(self.dir, 0o755)
-        # A private registry directory: readers trust it (ours, 0755, inside
-        # a directory nobody else can write) and cleanup removes it.
-        self.regdir = os.path.join(self.dir, "reg")
-        os.mkdir(self.regdir, 0o755)
-        os.chmod(self.regdir, 0o755)
+        self.regdir = registry_dir()
         self.name = f"py{os.getpid()}_{_counter}_{tag}"[:60]
         self.sock = os.path.join(self.dir, "discd.sock")
         self.log = os.path.join(self.dir, "discd.log")
@@ -120,7 +139,12 @@ class Discd:
 
     def cleanup(self) -> None:
         self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)  # registry directory included
+        for suffix in ("", ".lock"):
+            try:
+                os.unlink(os.path.join(self.regdir, self.name + suffix))
+            except FileNotFoundError:
+                pass
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> "Discd":
         try:

@@ -46,7 +46,7 @@ struct shared {
     } r[NREADERS];
 };
 
-static char dir[64], path[128];
+static char dir[4200], path[4300];
 
 /* The registry the owner publishes and then damages. */
 static size_t make_image(void)
@@ -203,7 +203,9 @@ static void flip(unsigned char *m, const struct recs *r, unsigned *seed)
 
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/disc-mut-XXXXXX");
+    /* beside the registry directory: readers refuse files in a directory
+     * others can write, such as /tmp (tests/common/registry_dir.c) */
+    snprintf(dir, sizeof(dir), "%s/../disc-mut-XXXXXX", getenv("DISCSHM_DIR"));
     cr_assert_not_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/reg.cache", dir);
 }

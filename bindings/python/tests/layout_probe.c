@@ -30,7 +30,7 @@ static void end(void)
     printf("}}");
 }
 
-#define S(T) begin(#T, sizeof(struct T))
+#define S(T)    begin(#T, sizeof(struct T))
 #define F(T, f) field(#f, offsetof(struct T, f))
 
 int main(void)
