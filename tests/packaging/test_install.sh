@@ -9,6 +9,9 @@
 source "$(dirname "$0")/lib.sh"
 
 tmp=$(mktemp -d /tmp/discshm-install.XXXXXX)
+# a private registry directory (readers trust it: ours, in a 0700 directory)
+export DISCSHM_DIR=$tmp/reg
+mkdir -m 0755 "$DISCSHM_DIR"
 # On failure, show discd's log too.
 fail() {
     echo "FAIL: $*" >&2
@@ -22,8 +25,7 @@ cleanup() {
         kill "$discd_pid" 2>/dev/null || true
         wait "$discd_pid" 2>/dev/null || true
     fi
-    rm -rf "$tmp"
-    rm -f "/dev/shm/$name" "/dev/shm/$name".*
+    rm -rf "$tmp" # the registry directory with it
 }
 trap cleanup EXIT
 

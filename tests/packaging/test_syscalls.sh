@@ -12,14 +12,16 @@ command -v strace >/dev/null || fail "strace is not installed (scripts/setup.sh)
 unit=$build/packaging/discd.service
 [[ -f $unit ]] || fail "no $unit"
 tmp=$(mktemp -d /tmp/discshm-sys.XXXXXX)
+# a private registry directory (readers trust it: ours, in a 0700 directory)
+export DISCSHM_DIR=$tmp/reg
+mkdir -m 0755 "$DISCSHM_DIR"
 name=sysc$$
 pid=
 spid=
 cleanup() {
     [[ -z $pid ]] || kill "$pid" 2>/dev/null || true
     [[ -z $spid ]] || wait "$spid" 2>/dev/null || true
-    rm -rf "$tmp"
-    rm -f "/dev/shm/$name" "/dev/shm/$name".*
+    rm -rf "$tmp" # the registry directory with it
 }
 trap cleanup EXIT
 
