@@ -378,8 +378,8 @@ int disc_read_next_service(struct disc_read *rd, uint64_t *cursor, struct disc_s
  * the last picture and will not change; once the writer is also gone
  * (dead or stopped, see DISC_WRITER_DEAD_MS, or it removed the objects
  * itself) read sections and lookups fail with -ENOENT instead of serving
- * it. degraded_reason is then DISC_DEG_REMOVED. Checked at every disc_status and every few thousand read sections;
- * a new discd under the same name is followed as after a restart. */
+ * it. degraded_reason is then DISC_DEG_REMOVED. Checked at every disc_status and every few thousand
+ * read sections; a new discd under the same name is followed as after a restart. */
 #define DISC_ST_GONE 0x200u
 
 /* Why the registry is degraded (disc_status.degraded_reason). */

@@ -602,15 +602,27 @@ DISC_API int disc_status(disc_handle *h, struct disc_status *st)
         return -EINVAL;
     memset(st, 0, sizeof(*st));
     struct disc_read rd;
-    int rc, tries = 0;
+    int rc, tries = 0, followed = 0;
     do {
         if ((rc = read_begin(h, &rd, 1)) < 0)
             return rc;
         struct disc_map *m = rd.map_;
-        if (!atomic_load(&m->gone) && object_removed(m)) {
-            /* removed under us: look for a successor (read_begin) first */
+        /* loaded once: another thread may mark m gone meanwhile, after it
+         * followed to a successor that this section does not read */
+        int gone = atomic_load(&m->gone);
+        if (!gone && object_removed(m)) {
             atomic_store(&m->gone, 1);
+            gone = 1;
+        }
+        if (gone && followed != 1) {
+            /* Removed (or another thread found it so after our begin):
+             * look for a successor before reporting it gone. Gone is
+             * reported only when follow finds none (-ENOENT). */
             disc_read_end(&rd);
+            int frc = follow(h, m);
+            if (frc < 0 && frc != -ENOENT && frc != -EAGAIN)
+                return frc;
+            followed = frc == -ENOENT;
             tries++;
             continue;
         }
@@ -652,7 +664,7 @@ DISC_API int disc_status(disc_handle *h, struct disc_status *st)
             st->degraded_reason =
                 live == DISC_WRITER_STOPPED_ ? DISC_DEG_WRITER_STOPPED : DISC_DEG_WRITER_DEAD;
         }
-        if (atomic_load(&m->gone)) {
+        if (gone) {
             /* removed: the strongest reason there is */
             flags |= DISC_ST_GONE | DISC_ST_DEGRADED;
             st->degraded_reason = DISC_DEG_REMOVED;

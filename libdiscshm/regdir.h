@@ -103,9 +103,11 @@ static inline int disc__open_dir(const char *path, uint32_t *owner, int owner_se
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
+        struct stat lst;
         if (e == ELOOP || e == ENOTDIR) {
+            int link = e == ELOOP || (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode));
             disc__msg(err, errlen, "registry directory %s is %s", path,
-                      e == ELOOP ? "a symbolic link" : "not a directory");
+                      link ? "a symbolic link" : "not a directory");
             return -EPERM;
         }
         disc__msg(err, errlen, "registry directory %s: %s", path, strerror(e));

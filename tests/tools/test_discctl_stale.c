@@ -249,9 +249,10 @@ Test(discctl_stale, reason_strings)
                                        "zookeeper-unreachable",
                                        "writer-dead",
                                        "writer-stopped",
-                                       "zookeeper-sync-failing"};
-    for (uint32_t i = 0; i < 7; i++)
+                                       "zookeeper-sync-failing",
+                                       "registry-removed"};
+    for (uint32_t i = 0; i < 8; i++)
         cr_assert_str_eq(disc_status_reason_str(i), want[i]);
-    cr_assert_str_eq(disc_status_reason_str(7), "unknown");
+    cr_assert_str_eq(disc_status_reason_str(8), "unknown");
     cr_assert_str_eq(disc_status_reason_str(UINT32_MAX), "unknown");
 }
