@@ -73,7 +73,7 @@ extern const char ctl_help_confirm[];
 
 int cmd_metrics(struct ctl *ctl, int argc, char **argv); /* discctl_metrics.c */
 extern const char ctl_help_metrics[];                    /* as ctl_help_confirm */
-int cmd_reload(struct ctl *ctl, int argc, char **argv); /* discctl_reload.c */
+int cmd_reload(struct ctl *ctl, int argc, char **argv);  /* discctl_reload.c */
 extern const char ctl_help_reload[];
 
 /* ---- help (discctl_help.c) ---- */

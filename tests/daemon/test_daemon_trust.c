@@ -28,11 +28,29 @@
 
 static struct discd_proc d, d2;
 static char buf[1 << 16];
+static char mounted[4400]; /* a tmpfs this test mounted */
 
 static void teardown(void)
 {
     dt_finish(&d2);
     dt_finish(&d);
+    if (mounted[0]) {
+        umount2(mounted, MNT_DETACH);
+        rmdir(mounted);
+        mounted[0] = 0;
+    }
+}
+
+/* A fresh --state-dir for the next start of p: these tests restart discd
+ * to get a fresh, empty registry (restoring registrations across restarts
+ * is tested elsewhere). */
+static char *fresh_state(const struct discd_proc *p)
+{
+    static char paths[8][400];
+    static int n;
+    char *b = paths[n++ % 8];
+    snprintf(b, 400, "%s/state-%d", p->dir, n);
+    return b;
 }
 
 static const char *regdir(void)
@@ -225,8 +243,11 @@ static void *storm_reader(void *arg)
 Test(trust, restart_storm_threaded_readers, .fini = teardown, .timeout = 900)
 {
     const int restarts = getenv("DISC_SANITIZE") && *getenv("DISC_SANITIZE") ? 25 : 100;
-    char *extra[] = {"--segment-bytes", "4194304", "--publish-coalesce", "0", NULL};
-    dt_start(&d, "storm", extra);
+    char *extra[] = {
+        "--segment-bytes", "4194304", "--publish-coalesce", "0", "--state-dir", NULL, NULL};
+    cr_assert_eq(discd_proc_init(&d, "storm"), 0);
+    extra[5] = fresh_state(&d);
+    cr_assert_eq(discd_proc_start(&d, extra, 10000 * dt_slow()), 0);
     char id[DISC_ID_LEN + 1], addr[32];
     for (int k = 0; k < STORM_INST; k++) {
         snprintf(addr, sizeof(addr), "127.0.0.1:%d", 9100 + k);
@@ -246,6 +267,7 @@ Test(trust, restart_storm_threaded_readers, .fini = teardown, .timeout = 900)
             discd_proc_kill(&d); /* a crash */
         else
             cr_assert_eq(discd_proc_stop(&d, 10000 * dt_slow()), 0);
+        extra[5] = fresh_state(&d);
         int rc = discd_proc_start(&d, extra, 10000 * dt_slow());
         if (rc)
             proc_dump_log(&d.proc);
@@ -303,7 +325,8 @@ Test(trust, unlink_on_exit_leaves_nothing_and_readers_see_gone, .fini = teardown
     cr_assert_eq(disc_read_begin(h, &rd), -ENOENT);
 
     /* A new discd under the name: the same handle follows it. */
-    cr_assert_eq(discd_proc_start(&d, NULL, 10000 * dt_slow()), 0);
+    char *fresh[] = {"--state-dir", fresh_state(&d), NULL};
+    cr_assert_eq(discd_proc_start(&d, fresh, 10000 * dt_slow()), 0);
     reg_none(&d, "svc", "127.0.0.1:7002", id);
     cr_assert_eq(dt_wait_count(h, "svc", 1, 5000 * dt_slow()), 1);
     cr_assert_eq(disc_status(h, &st), 0);
@@ -395,6 +418,7 @@ Test(trust, second_uid_cannot_touch_the_objects, .fini = teardown, .timeout = 18
 
     char *extra[] = {"--segment-bytes", "4194304", NULL};
     cr_assert_eq(discd_proc_start(&d, extra, 10000 * dt_slow()), 0, "discd starts regardless");
+    char *restart[] = {"--segment-bytes", "4194304", "--state-dir", fresh_state(&d), NULL};
     char id[DISC_ID_LEN + 1], addr[32];
     for (int k = 0; k < 3; k++) {
         snprintf(addr, sizeof(addr), "10.1.0.%d:80", k);
@@ -431,7 +455,7 @@ Test(trust, second_uid_cannot_touch_the_objects, .fini = teardown, .timeout = 18
     cr_assert_eq(proc_spawn(&holder, full, NULL, log), 0);
     proc_sleep_ms(300);
     discd_proc_kill(&d);
-    cr_assert_eq(discd_proc_start(&d, extra, 10000 * dt_slow()), 0,
+    cr_assert_eq(discd_proc_start(&d, restart, 10000 * dt_slow()), 0,
                  "a read lock on the data object does not block a restart");
     reg_none(&d, "svc", "10.1.0.99:80", id);
     cr_assert_eq(dt_wait_count(h, "svc", 1, 5000 * dt_slow()), 1, "readers follow the restart");
@@ -453,8 +477,14 @@ Test(trust, squatter_discd_is_refused, .fini = teardown, .timeout = 180)
     snprintf(log, sizeof(log), "%s/squatter.log", d.dir);
     snprintf(sock, sizeof(sock), "%s/squat.sock", d.dir);
     chmod(d.dir, 0777); /* so only the registry directory stands in its way */
-    const char *in_honest[] = {discd_binary(), "--name", d.name, "--socket", sock, NULL};
+    char sqstate[600], sqsvc[600], cmd[800];
+    snprintf(sqstate, sizeof(sqstate), "%s/sqstate", d.dir);
+    snprintf(sqsvc, sizeof(sqsvc), "%s/sqsvc", d.dir);
+    const char *in_honest[] = {discd_binary(), "--name", d.name,           "--socket", sock,
+                               "--state-dir",  sqstate,  "--services-dir", sqsvc,      NULL};
     cr_assert_eq(as_nobody(in_honest, log), 1, "the squatter cannot start in our directory");
+    snprintf(cmd, sizeof(cmd), "grep -q 'owned by uid 0, expected uid 65534' %s", log);
+    cr_assert_eq(system(cmd), 0, "it is told why (see %s)", log);
 
     /* In a directory of its own, under the same name. */
     char sqdir[4400], sqsock[4500], msg[512];
@@ -462,6 +492,9 @@ Test(trust, squatter_discd_is_refused, .fini = teardown, .timeout = 180)
     cr_assert_eq(mkdir(sqdir, 0755), 0);
     cr_assert_eq(chown(sqdir, NOBODY, NOBODY), 0);
     snprintf(sqsock, sizeof(sqsock), "%s/sq.sock", sqdir);
+    char sqs[4500], sqv[4500];
+    snprintf(sqs, sizeof(sqs), "%s/state", sqdir);
+    snprintf(sqv, sizeof(sqv), "%s/services.d", sqdir);
     char *full[] = {"/usr/bin/setpriv",
                     "--reuid=65534",
                     "--regid=65534",
@@ -473,6 +506,10 @@ Test(trust, squatter_discd_is_refused, .fini = teardown, .timeout = 180)
                     sqdir,
                     "--socket",
                     sqsock,
+                    "--state-dir",
+                    sqs,
+                    "--services-dir",
+                    sqv,
                     NULL};
     cr_assert_eq(proc_spawn(&d2.proc, full, NULL, log), 0);
     struct discd_conn c;
@@ -574,6 +611,7 @@ Test(trust, full_tmpfs_keeps_serving_and_refuses_a_new_segment, .fini = teardown
                      "CAP_SYS_ADMIN",
                      strerror(e));
     }
+    snprintf(mounted, sizeof(mounted), "%s", fs);
     /* like /run/lock on /run: a world-writable directory on the same tmpfs */
     snprintf(pub, sizeof(pub), "%s/lock", fs);
     snprintf(reg, sizeof(reg), "%s/reg", fs);
@@ -619,11 +657,10 @@ Test(trust, full_tmpfs_keeps_serving_and_refuses_a_new_segment, .fini = teardown
 
     /* Space back: discd starts, readers follow. */
     cr_assert_eq(unlink(fill), 0);
-    cr_assert_eq(discd_proc_start(&d, extra, 10000 * dt_slow()), 0);
+    char *again[] = {"--dir",         reg, "--segment-bytes", "4194304", "--state-dir",
+                     fresh_state(&d), NULL};
+    cr_assert_eq(discd_proc_start(&d, again, 10000 * dt_slow()), 0);
     reg_none(&d, "svc", "10.3.1.1:80", id);
     cr_assert_eq(dt_wait_count(h, "svc", 1, 5000 * dt_slow()), 1);
     disc_close(h);
-    dt_finish(&d);
-    umount2(fs, MNT_DETACH);
-    rmdir(fs);
 }
