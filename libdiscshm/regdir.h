@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * regdir.h — where a registry's objects live and when a reader may trust
  * them (internal; shared by libdiscshm and the writer library discpub).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * registry_dir.c — linked into every test executable (see disc_test in
  * tests/CMakeLists.txt): before any test runs, create a private registry

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * attack.c — what a hostile local user tries against a registry's objects
  * (run by test_daemon_trust under a second uid with setpriv).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_daemon_trust.c — the host trust boundary with real processes: a
  * second uid (65534, via setpriv) attacks a live registry's objects, runs a
