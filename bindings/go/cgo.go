@@ -53,6 +53,7 @@ func instanceFromC(c *C.struct_disc_instance) (Instance, error) {
 		Health:         Health(c.health),
 		Origin:         Origin(c.origin),
 		RegisteredAtMs: int64(c.registered_at_ms),
+		OwnerUID:       uint32(c.owner_uid),
 	}
 	if c.n_tags > 0 {
 		in.Tags = make(map[string]string, int(c.n_tags))
@@ -201,6 +202,12 @@ func newCFilter(f *Filter) (*cFilter, error) {
 		if rc := C.disc_filter_add_tag(cf.f, cf.cstr(t.Key), v); rc < 0 {
 			cf.release()
 			return nil, newError("disc_filter_add_tag", rc)
+		}
+	}
+	for _, uid := range f.Owners {
+		if rc := C.disc_filter_add_owner(cf.f, C.uint32_t(uid)); rc < 0 {
+			cf.release()
+			return nil, newError("disc_filter_add_owner", rc)
 		}
 	}
 	if rc := C.disc_filter_check(cf.f); rc < 0 {

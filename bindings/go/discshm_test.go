@@ -130,6 +130,9 @@ func TestLookupMatchesDiscctl(t *testing.T) {
 			g.Weight != w.Weight || g.Host != w.Host || g.AZ != w.AZ {
 			t.Errorf("instance %s: binding %+v, discctl %+v", w.ID, g, w)
 		}
+		if g.OwnerUID != uint32(os.Getuid()) {
+			t.Errorf("instance %s: owner %d, registered by uid %d", w.ID, g.OwnerUID, os.Getuid())
+		}
 		if g.Origin != OriginLocal || g.Health != HealthPassing || g.AddrKind != AddrTCP {
 			t.Errorf("instance %s: origin %v health %v kind %v", w.ID, g.Origin, g.Health,
 				g.AddrKind)
@@ -210,6 +213,9 @@ func TestFind(t *testing.T) {
 		{&Filter{ServicePrefix: "pay"},
 			sorted(ids["pay1"], ids["pay2"], ids["pay3"], ids["payroll"])},
 		{&Filter{Service: "pay", Health: HealthBit(HealthCritical)}, []string{}},
+		{&Filter{Service: "pay", Owners: []uint32{uint32(os.Getuid())}},
+			sorted(ids["pay1"], ids["pay2"], ids["pay3"])},
+		{&Filter{Service: "pay", Owners: []uint32{uint32(os.Getuid()) + 1}}, []string{}},
 		{&Filter{Service: "pay", Health: NotCritical},
 			sorted(ids["pay1"], ids["pay2"], ids["pay3"])},
 	}

@@ -105,8 +105,11 @@ type Instance struct {
 	Health         Health
 	Origin         Origin
 	RegisteredAtMs int64 // CLOCK_REALTIME milliseconds
-	Tags           map[string]string
-	Endpoints      []Endpoint
+	// OwnerUID is the uid that registered the instance (on its own host for
+	// remote instances); OwnerUnknown if not known.
+	OwnerUID  uint32
+	Tags      map[string]string
+	Endpoints []Endpoint
 }
 
 // TagMatch is one tag condition: the instance has tag Key with value *Value
@@ -132,7 +135,11 @@ type Filter struct {
 	Endpoint      string     // serves an endpoint with this name
 	Health        HealthMask // 0: any health
 	Tags          []TagMatch // at most 8
+	Owners        []uint32   // OwnerUID must be one of these (empty: any); at most 8
 }
+
+// OwnerUnknown is Instance.OwnerUID when the owner is not known.
+const OwnerUnknown = ^uint32(0)
 
 // VersionCount is one version of a service and how many instances run it.
 type VersionCount struct {
