@@ -421,3 +421,23 @@ func TestConcurrentReaders(t *testing.T) {
 		t.Errorf("reader: %v", e)
 	}
 }
+
+func TestOpenOptions(t *testing.T) {
+	populated(t)
+	r, err := Open(d.name, WithDir(os.Getenv("DISCSHM_DIR")), WithOwner(uint32(os.Getuid())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Count("pay"); n != 3 || err != nil {
+		t.Errorf("Count via WithDir: %d %v", n, err)
+	}
+	r.Close()
+	if _, err := Open(d.name, WithDir(t.TempDir()+"/none")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing dir: %v", err)
+	}
+	_, err = Open(d.name, WithOwner(uint32(os.Getuid())+1))
+	var de *Error
+	if !errors.Is(err, syscall.EPERM) || !errors.As(err, &de) || de.Detail == "" {
+		t.Errorf("wrong owner: %v", err)
+	}
+}

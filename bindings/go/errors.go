@@ -15,12 +15,16 @@ import (
 // errors.Is(err, discshm.ErrNotFound) (or fs.ErrNotExist, syscall.ENOENT)
 // works.
 type Error struct {
-	Op    string        // the C function, e.g. "disc_lookup"
-	Errno syscall.Errno // e.g. syscall.ENOENT
+	Op     string        // the C function, e.g. "disc_lookup"
+	Errno  syscall.Errno // e.g. syscall.ENOENT
+	Detail string        // libdiscshm's explanation when it gives one (open), else ""
 }
 
 func (e *Error) Error() string {
 	msg := C.GoString(C.disc_strerror(-C.int(e.Errno)))
+	if e.Detail != "" {
+		return fmt.Sprintf("discshm: %s: %s: %s", e.Op, msg, e.Detail)
+	}
 	return fmt.Sprintf("discshm: %s: %s", e.Op, msg)
 }
 

@@ -40,8 +40,21 @@ type Registry struct {
 type Option func(*openOpts)
 
 type openOpts struct {
-	flags C.uint
-	path  string
+	flags    C.uint
+	path     string
+	dir      string
+	owner    uint32
+	ownerSet bool
+}
+
+// WithDir opens the registry in dir instead of the default registry
+// directory ($DISCSHM_DIR, else /run/discshm for root).
+func WithDir(dir string) Option { return func(o *openOpts) { o.dir = dir } }
+
+// WithOwner expects the registry's directory and objects to be owned by uid
+// (default: $DISCSHM_OWNER, else the directory's owner).
+func WithOwner(uid uint32) Option {
+	return func(o *openOpts) { o.owner, o.ownerSet = uid, true }
 }
 
 // WithVerify checks every record's checksum on every read.
@@ -69,14 +82,26 @@ func Open(name string, opts ...Option) (*Registry, error) {
 			return nil, newError("disc_open_file", rc)
 		}
 	} else {
-		var p *C.char
+		var opts C.struct_disc_open_opts
 		if name != "" {
-			p = C.CString(name)
-			defer C.free(unsafe.Pointer(p))
+			opts.name = C.CString(name)
+			defer C.free(unsafe.Pointer(opts.name))
 		}
-		rc = C.disc_open(p, o.flags, &h)
+		if o.dir != "" {
+			opts.dir = C.CString(o.dir)
+			defer C.free(unsafe.Pointer(opts.dir))
+		}
+		opts.flags = o.flags
+		if o.ownerSet {
+			opts.owner, opts.owner_set = C.uint32_t(o.owner), 1
+		}
+		errbuf := (*C.char)(C.calloc(1, 512))
+		defer C.free(unsafe.Pointer(errbuf))
+		opts.err, opts.errlen = errbuf, 512
+		rc = C.disc_open_ex(&opts, &h)
 		if rc < 0 {
-			return nil, newError("disc_open", rc)
+			return nil, &Error{Op: "disc_open_ex", Errno: syscall.Errno(-rc),
+				Detail: C.GoString(errbuf)}
 		}
 	}
 	r := &Registry{h: h, pickers: map[PickPolicy]*Picker{}}
