@@ -73,6 +73,8 @@ func startDiscd(tag string) (*discd, error) {
 		"--state-dir", filepath.Join(dir, "state"),
 		"--services-dir", filepath.Join(dir, "services.d"))
 	d.cmd.Stdout, d.cmd.Stderr = log, log
+	// A killed test must not leave discd behind.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
 		d.cleanup()
 		return nil, err

@@ -17,6 +17,7 @@ the repository's build/ directory.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import glob
 import json
 import os
@@ -51,6 +52,12 @@ def registry_dir() -> str:
     os.environ["DISCSHM_DIR"] = reg
     atexit.register(shutil.rmtree, _regdir_top, True)
     return reg
+
+
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGKILL when the test process dies, so a
+    killed test leaves no discd (or ZooKeeper) behind (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def build_dir() -> str:
@@ -106,7 +113,7 @@ class Discd:
         argv = self.argv()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout * slow()
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -21,6 +21,8 @@ import subprocess
 import tempfile
 import time
 
+from discd_proc import die_with_parent
+
 JAVA = "/usr/bin/java"
 CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
@@ -72,7 +74,8 @@ class ZkServer:
                      "-Dzookeeper.jmx.log4j.disable=true",
                      "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
                      "-Dznode.container.checkIntervalMs=1000", "-cp", cp, MAIN, cfg],
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    preexec_fn=die_with_parent)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.proc.poll() is None:
                 try:
