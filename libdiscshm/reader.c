@@ -676,8 +676,9 @@ DISC_API int disc_status(disc_handle *h, struct disc_status *st)
             break;
     } while (++tries < BEGIN_TRIES);
     /* a good moment to unmap what other threads left pinned at the last follow */
-    if (h->retired && pthread_mutex_trylock(&h->lock) == 0) {
-        sweep_retired(h);
+    if (pthread_mutex_trylock(&h->lock) == 0) { /* h->retired is the lock's */
+        if (h->retired)
+            sweep_retired(h);
         pthread_mutex_unlock(&h->lock);
     }
     return rc;
