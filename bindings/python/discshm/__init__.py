@@ -442,23 +442,63 @@ class Picker:
 
 
 class Registry:
-    """An open registry (libdiscshm handle).
+    """An open registry (libdiscshm handle, opened with disc_open_ex).
 
     name: registry name (None: $DISCSHM_NAME, else "discshm").
+    dir: registry directory (None: $DISCSHM_DIR, else /run/discshm for root,
+        $XDG_RUNTIME_DIR/discshm otherwise).
+    owner: uid the registry directory and its objects must belong to (None:
+        $DISCSHM_OWNER, else the directory's owner). Anything else is refused
+        with a PermissionError-like DiscError (EPERM) naming the path and the
+        owners found and expected.
     verify: check every record's checksum on every read (DISC_OPEN_VERIFY).
     cache_fallback: no segment -> open discd's file cache (check status()).
+    cache: the file-cache image used by cache_fallback (None: $DISCSHM_CACHE,
+        else the default cache directory's <name>.cache).
     path: open a file-cache image instead of a live segment.
+
+    On failure the DiscError's message is libdiscshm's own one-line
+    explanation (e.g. "/run/discshm/orders is owned by uid 65534, expected
+    uid 0") when it gives one.
     """
 
-    def __init__(self, name: Optional[str] = None, *, verify: bool = False,
-                 cache_fallback: bool = False, path: Optional[str] = None):
+    def __init__(self, name: Optional[str] = None, *, dir: Optional[str] = None,
+                 owner: Optional[int] = None, verify: bool = False,
+                 cache_fallback: bool = False, cache: Optional[str] = None,
+                 path: Optional[str] = None):
         flags = (_ffi.DISC_OPEN_VERIFY if verify else 0) | \
             (_ffi.DISC_OPEN_CACHE_FALLBACK if cache_fallback else 0)
+        opts = _ffi.disc_open_opts()
+        keep = []  # the encoded strings must outlive the call
+
+        def cstr(v: Optional[str]) -> Optional[bytes]:
+            if v is None:
+                return None
+            b = v.encode()
+            keep.append(b)
+            return b
+
+        opts.name = cstr(name or None)
+        opts.flags = flags
+        if owner is not None:
+            if not 0 <= owner < 0xFFFFFFFF:
+                raise ValueError(f"owner must be a uid (0 .. 4294967294), not {owner}")
+            opts.owner = owner
+            opts.owner_set = 1
+        opts.dir = cstr(dir)
+        opts.file = cstr(path)
+        opts.cache = cstr(cache)
+        err = ctypes.create_string_buffer(512)
+        opts.err = ctypes.cast(err, c_void_p)
+        opts.errlen = len(err)
         h = c_void_p()
-        if path is not None:
-            _check(lib.disc_open_file(path.encode(), flags, byref(h)), "disc_open_file")
-        else:
-            _check(lib.disc_open(name.encode() if name else None, flags, byref(h)), "disc_open")
+        call = "disc_open_file" if path is not None else "disc_open"
+        rc = lib.disc_open_ex(byref(opts), byref(h))
+        if rc < 0:
+            e = _error(rc, call)
+            if err.value:
+                e.strerror = err.value.decode(errors="replace")
+            raise e
         self._h: Optional[c_void_p] = h
         self._tls = threading.local()
         self._pickers: dict = {}

@@ -127,6 +127,21 @@ class disc_service_summary(Structure):
     ]
 
 
+class disc_open_opts(Structure):
+    _fields_ = [
+        ("name", c_char_p),
+        ("flags", c_uint),
+        ("owner", c_uint32),
+        ("owner_set", c_uint32),
+        ("reserved_", c_uint32),
+        ("dir", c_char_p),
+        ("file", c_char_p),
+        ("cache", c_char_p),
+        ("err", c_void_p),
+        ("errlen", c_size_t),
+    ]
+
+
 # Every mirrored struct, by C name (tests/test_layout.py checks them all).
 MIRRORS = {
     "disc_instance": disc_instance,
@@ -137,6 +152,7 @@ MIRRORS = {
     "disc_filter": disc_filter,
     "disc_version_count": disc_version_count,
     "disc_service_summary": disc_service_summary,
+    "disc_open_opts": disc_open_opts,
 }
 
 _handle_p = c_void_p
@@ -147,6 +163,7 @@ _inst_pp = POINTER(POINTER(disc_instance))
 _PROTOTYPES = {
     "disc_open": (c_int, [c_char_p, c_uint, POINTER(_handle_p)]),
     "disc_open_file": (c_int, [c_char_p, c_uint, POINTER(_handle_p)]),
+    "disc_open_ex": (c_int, [POINTER(disc_open_opts), POINTER(_handle_p)]),
     "disc_close": (None, [_handle_p]),
     "disc_lookup": (c_int, [_handle_p, c_char_p, c_void_p, c_size_t, _inst_pp,
                             POINTER(c_size_t)]),

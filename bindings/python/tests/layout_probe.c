@@ -77,6 +77,11 @@ int main(void)
     F(disc_service_summary, name), F(disc_service_summary, versions);
     F(disc_service_summary, n_versions), F(disc_service_summary, n_instances);
     end();
+    S(disc_open_opts);
+    F(disc_open_opts, name), F(disc_open_opts, flags), F(disc_open_opts, owner);
+    F(disc_open_opts, owner_set), F(disc_open_opts, dir), F(disc_open_opts, file);
+    F(disc_open_opts, cache), F(disc_open_opts, err), F(disc_open_opts, errlen);
+    end();
     printf("}\n");
     return 0;
 }

@@ -282,3 +282,29 @@ def test_version_cmp():
     assert discshm.version_cmp("1.10", "1.9") > 0
     assert discshm.version_cmp("2.0-rc.1", "2.0") < 0
     assert discshm.version_cmp("1.2", "1.2.0") == 0
+
+
+def test_open_options_dir_and_owner(discd, reg):
+    """dir= and owner= reach disc_open_ex: the right owner opens the same
+    registry from an explicit directory (with $DISCSHM_DIR pointing elsewhere),
+    a wrong owner is refused with EPERM and libdiscshm's message naming the
+    path and both uids, and a wrong directory is ENOENT."""
+    regdir = os.environ["DISCSHM_DIR"]
+    me = os.getuid()
+    other = 65534 if me != 65534 else 65533
+    saved = os.environ.pop("DISCSHM_DIR")
+    try:
+        with Registry(discd.name, dir=regdir, owner=me) as r:
+            assert sorted(i.id for i in r.lookup("pay")) == \
+                sorted(reg.ids[k] for k in ("pay1", "pay2", "pay3"))
+        with pytest.raises(discshm.DiscError) as e:
+            Registry(discd.name, dir=regdir, owner=other)
+        assert e.value.errno == errno.EPERM
+        assert f"uid {me}" in str(e.value) and f"uid {other}" in str(e.value), str(e.value)
+        assert regdir in str(e.value), str(e.value)
+        with pytest.raises(NotFoundError):
+            Registry(discd.name, dir=os.path.join(regdir, "no-such-dir"))
+        with pytest.raises(ValueError):
+            Registry(discd.name, dir=regdir, owner=-1)
+    finally:
+        os.environ["DISCSHM_DIR"] = saved
