@@ -142,13 +142,26 @@ static void reload(struct discd *d, int argc, char *const argv[])
     fill_defaults(&d->cfg, &def);
     control_set_defaults(atomic_load(&d->control), &def);
     control_request_reload(atomic_load(&d->control)); /* static definitions */
+    /* The registration policy: validated by config_finalize already. */
+    char perr[256];
+    if (control_set_policy(
+            atomic_load(&d->control), (const char(*)[POLICY_TEXT_MAX])ncfg.register_rules,
+            ncfg.n_register_rules, (const char(*)[POLICY_TEXT_MAX])ncfg.register_limits,
+            ncfg.n_register_limits, perr) < 0) {
+        log_error("SIGHUP: registration policy not reloaded (the previous one stays): %s", perr);
+    } else {
+        memcpy(d->cfg.register_rules, ncfg.register_rules, sizeof(ncfg.register_rules));
+        memcpy(d->cfg.register_limits, ncfg.register_limits, sizeof(ncfg.register_limits));
+        d->cfg.n_register_rules = ncfg.n_register_rules;
+        d->cfg.n_register_limits = ncfg.n_register_limits;
+    }
     if (memcmp(&ncfg, &d->cfg, sizeof(ncfg)) != 0)
-        log_warn("SIGHUP: settings other than log-level and check-* changed; restart discd to "
-                 "apply them");
+        log_warn("SIGHUP: settings other than log-level, check-* and register-rule/limit "
+                 "changed; restart discd to apply them");
     log_info("SIGHUP: reloaded: log-level=%s check-interval=%u check-timeout=%u "
-             "check-misses=%u",
+             "check-misses=%u register-rules=%u register-limits=%u",
              log_level_name(ncfg.log_level), ncfg.check_interval_ms, ncfg.check_timeout_ms,
-             ncfg.check_misses);
+             ncfg.check_misses, ncfg.n_register_rules, ncfg.n_register_limits);
 }
 
 /* Main-thread state for the service manager (service.h). */

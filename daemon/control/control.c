@@ -822,7 +822,9 @@ static bool policy_allows(struct req *r, const struct instance *inst)
     struct policy_peer peer = {
         .uid = cn->uid, .gid = cn->gid, .groups = cn->groups, .n_groups = cn->n_groups};
     struct policy_decision d;
+    pthread_mutex_lock(&r->c->mu); /* control_set_policy may swap it (SIGHUP) */
     policy_check(r->c->policy, &peer, inst->service, &d);
+    pthread_mutex_unlock(&r->c->mu);
     if (!d.allowed) {
         reply_refused(r, "forbidden", d.rule, "uid %u may not register service '%s': %s",
                       (unsigned)cn->uid, inst->service, d.rule);
@@ -2276,6 +2278,24 @@ void control_set_defaults(struct control *c, const struct instance_defaults *def
     pthread_mutex_lock(&c->mu);
     set_defaults_locked(c, def);
     pthread_mutex_unlock(&c->mu);
+}
+
+int control_set_policy(struct control *c, const char (*rules)[POLICY_TEXT_MAX], size_t n_rules,
+                       const char (*limits)[POLICY_TEXT_MAX], size_t n_limits, char *err)
+{
+    char perr[POLICY_ERR_MAX];
+    struct policy *np = policy_new(rules, n_rules, limits, n_limits, (uint32_t)geteuid(), perr);
+    if (!np) {
+        snprintf(err, 256, "registration policy: %.200s", perr);
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&c->mu);
+    struct policy *old = c->policy;
+    c->policy = np;
+    pthread_mutex_unlock(&c->mu);
+    policy_free(old);
+    policy_log(np);
+    return 0;
 }
 
 void control_request_removal(struct control *c, const char *id, const char *reason)

@@ -84,6 +84,16 @@ void control_stop(struct control *c);
 void control_set_defaults(struct control *c, const struct instance_defaults *def);
 
 /*
+ * Replace the registration policy (SIGHUP) with one built from these
+ * register-rule / register-limit lines (see policy.h; none = the built-in
+ * defaults). Registrations already accepted stay; the new rules and limits
+ * apply from the next request on. Thread-safe. 0, or -EINVAL with a message
+ * in err (256 bytes) and the old policy kept.
+ */
+int control_set_policy(struct control *c, const char (*rules)[POLICY_TEXT_MAX], size_t n_rules,
+                       const char (*limits)[POLICY_TEXT_MAX], size_t n_limits, char *err);
+
+/*
  * Ask the control thread to remove local instance `id` (e.g. the health
  * checker's on_fail). Thread-safe, never blocks on the control thread.
  * The removal is done asynchronously; unknown ids are ignored.

@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,4 +355,77 @@ Test(policy, register_then_get_always_finds_it)
     r = CTL(&d, "register", "--no-wait", "--service", "ryw-nw", "--address", "127.0.0.1:7998");
     cr_assert_eq(r.code, 0, "%s", r.err);
     ctl_result_free(&r);
+}
+
+/* Write the config file at path (a tmpfile the test owns). */
+static void write_config(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* SIGHUP discd and wait until it logged the n-th "SIGHUP received". */
+static void hup_and_wait(int n)
+{
+    cr_assert_eq(kill(d.proc.pid, SIGHUP), 0);
+    for (int i = 0; i < 1000 * dt_slow(); i++) {
+        FILE *f = fopen(d.log, "r");
+        cr_assert_not_null(f);
+        char line[2048];
+        int seen = 0, done = 0;
+        while (fgets(line, sizeof(line), f)) {
+            seen += strstr(line, "SIGHUP received") != NULL;
+            done += strstr(line, "SIGHUP: reloaded") != NULL ||
+                    strstr(line, "SIGHUP: configuration not reloaded") != NULL;
+        }
+        fclose(f);
+        if (seen >= n && done >= n)
+            return;
+        usleep(10000);
+    }
+    cr_assert_fail("discd did not finish reload %d", n);
+}
+
+Test(policy, sighup_reloads_the_registration_policy)
+{
+    need_root();
+    char conf[] = "/tmp/discshm-policy-XXXXXX.conf";
+    int fd = mkstemps(conf, 5);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    write_config(conf, "register-rule = deny uid:65534 app.*\n"
+                       "register-rule = allow any *\n"
+                       "register-limit = uid:65534 instances=1\n");
+    start((char *const[]){"--config", conf, NULL});
+    struct ctl_result r = REG_AS(NOBODY, "--service", "app.web", "--address", "127.0.0.1:1100");
+    expect_refused(&r, "register-rule 1 (deny uid:65534 app.*)", "uid 65534");
+
+    /* The operator edits the rules and reloads: the new rule and limit apply at once. */
+    write_config(conf, "register-rule = allow any *\n"
+                       "register-limit = uid:65534 instances=2\n");
+    hup_and_wait(1);
+    char a[DISC_ID_LEN + 1], b[DISC_ID_LEN + 1];
+    REG_OK(NOBODY, a, "--service", "app.web", "--address", "127.0.0.1:1101");
+    REG_OK(NOBODY, b, "--service", "app.web", "--address", "127.0.0.1:1102");
+    r = REG_AS(NOBODY, "--service", "app.web", "--address", "127.0.0.1:1103");
+    expect_refused(&r, "register-limit 1 (uid:65534 instances=2)", "uid 65534");
+    cr_assert_eq(count_service("app.web"), 2);
+    cr_assert(dt_log_has(&d, "register-rules=1 register-limits=1"));
+    cr_assert(!dt_log_has(&d, "settings other than"), "a policy change is not a restart-only one");
+
+    /* A bad line: the reload is refused naming it, and the policy in force stays. */
+    write_config(conf, "register-rule = deny uid:65534 app.*\n"
+                       "register-rule = perhaps any *\n");
+    hup_and_wait(2);
+    cr_assert(dt_log_has(&d, "configuration not reloaded"));
+    cr_assert(dt_log_has(&d, "perhaps"), "the error does not name the bad line");
+    r = CTL(&d, "deregister", a);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    ctl_result_free(&r);
+    char c2[DISC_ID_LEN + 1];
+    REG_OK(NOBODY, c2, "--service", "app.web", "--address", "127.0.0.1:1104");
+    cr_assert_eq(count_service("app.web"), 2);
+    unlink(conf);
 }
