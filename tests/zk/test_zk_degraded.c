@@ -29,32 +29,14 @@ static char tmp[64];
 
 static void setup(void)
 {
-    snprintf(tmp, sizeof(tmp), "/tmp/disc-zkdeg-%d-XXXXXX", (int)getpid());
-    cr_assert(mkdtemp(tmp));
-    int rc = zk_cluster_start(&zk, 1, 30000);
+    int rc = agents_setup(&zk, 1, 30000, "zkdeg", tmp, sizeof(tmp));
     cr_assert_eq(rc, 0, "zookeeper did not start: %s", strerror(-rc));
 }
 
 static void teardown(void)
 {
-    for (int i = 0; i < 3; i++) {
-        if (getenv("DISC_TEST_VERBOSE")) {
-            agent_dump_log(&ag[i]);
-        }
-        bool running = ag[i].pid > 0;
-        int code = agent_stop(&ag[i]);
-        if (running && code != 0) {
-            agent_dump_log(&ag[i]);
-        }
-        cr_expect(!running || code == 0, "agent %s exited with %d (see its log above)", ag[i].host,
-                  code);
-    }
-    zk_cluster_destroy(&zk);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-    if (tmp[0] && system(cmd) != 0) {
-        fprintf(stderr, "could not remove %s\n", tmp);
-    }
+    cr_expect_eq(agents_teardown(&zk, ag, sizeof(ag) / sizeof(ag[0]), tmp), 0,
+                 "an agent exited badly (see its log above)");
 }
 
 TestSuite(zk_degraded, .init = setup, .fini = teardown, .timeout = 120);

@@ -4,6 +4,8 @@
  */
 #include "zk_agent_client.h"
 
+#include "zk_server.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -263,4 +265,35 @@ void agent_uuid(char out[37])
     uuid_t u;
     uuid_generate_random(u);
     uuid_unparse_lower(u, out);
+}
+
+int agents_setup(struct zk_cluster *zk, int nodes, int timeout_ms, const char *tag, char *tmp,
+                 size_t tmplen)
+{
+    snprintf(tmp, tmplen, "/tmp/disc-%s-%d-XXXXXX", tag, (int)getpid());
+    if (!mkdtemp(tmp))
+        return -errno;
+    return zk_cluster_start(zk, nodes, timeout_ms);
+}
+
+int agents_teardown(struct zk_cluster *zk, struct agent *ag, size_t n, const char *tmp)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (getenv("DISC_TEST_VERBOSE"))
+            agent_dump_log(&ag[i]);
+        bool running = ag[i].pid > 0;
+        int code = agent_stop(&ag[i]);
+        if (running && code != 0) {
+            agent_dump_log(&ag[i]);
+            fprintf(stderr, "agent %s exited with %d (its log is above)\n", ag[i].host, code);
+            bad++;
+        }
+    }
+    zk_cluster_destroy(zk);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+    if (tmp[0] && system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmp);
+    return bad;
 }

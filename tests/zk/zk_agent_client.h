@@ -55,6 +55,19 @@ int agent_stop(struct agent *a);
 /* Print the agent's stderr log. */
 void agent_dump_log(const struct agent *a);
 
+/*
+ * Suite fixture shared by the zk tests. agents_setup makes the log
+ * directory (/tmp/disc-<tag>-<pid>-XXXXXX, into tmp) and starts a ZooKeeper
+ * of `nodes` servers (1 = standalone); 0 or -errno. agents_teardown stops
+ * every running agent of ag[0..n) (printing the log of any that exited
+ * badly, or of all with $DISC_TEST_VERBOSE), destroys the cluster and removes
+ * tmp; it returns how many agents exited badly (a sanitizer report, a crash).
+ */
+struct zk_cluster;
+int agents_setup(struct zk_cluster *zk, int nodes, int timeout_ms, const char *tag, char *tmp,
+                 size_t tmplen);
+int agents_teardown(struct zk_cluster *zk, struct agent *ag, size_t n, const char *tmp);
+
 /* A random lowercase UUID. */
 void agent_uuid(char out[37]);
 
