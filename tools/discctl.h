@@ -116,8 +116,30 @@ int ctl_open(const struct ctl *ctl, disc_handle **h);
  * the exit code, else 0. */
 int ctl_connect(const struct ctl *ctl, disc_client **cl, bool quiet);
 
+/*
+ * One request/response with discd: send req (a JSON object, consumed; NULL
+ * = out of memory), and on {"ok":true} return EXIT_OK with the parsed
+ * response in *resp (caller decrefs). Otherwise print why, naming `what`
+ * ("confirm", "reload", ...) and discd's error code and message, and return
+ * the exit code: EXIT_UNAVAILABLE (no answer), EXIT_NOTFOUND (not_found),
+ * EXIT_ERR (any other refusal).
+ */
+int ctl_call(const struct ctl *ctl, json_t *req, const char *what, json_t **resp);
+
 /* Exit code for a negative errno from libdiscshm / libdiscclient. */
 int ctl_exit_code(int rc);
+
+/* A copy-out call of the disc_services / disc_endpoints / disc_lookup_filtered
+ * kind, with its list type erased. */
+typedef int (*ctl_view_fn)(disc_handle *h, const struct disc_filter *f, void *buf, size_t len,
+                           void **list, size_t *needed);
+
+/* Run fn with a malloc'd buffer, growing it on -ENOBUFS and retrying on
+ * -EAGAIN (a section overtaken by the writer), at most 16 times. Returns
+ * fn's count and sets *list and *buf (free(*buf) when done), or a negative
+ * errno (-EAGAIN if it never settled). */
+int ctl_view_all(disc_handle *h, const struct disc_filter *f, ctl_view_fn fn, void **list,
+                 void **buf);
 
 /*
  * Copy out every instance matching f (NULL: all) into a malloc'd buffer

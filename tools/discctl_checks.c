@@ -12,51 +12,6 @@
 
 #include "discctl.h"
 
-/* Send req (a JSON object, consumed) and return the parsed "ok" response in
- * *resp, or an exit code after printing the daemon's reason. */
-static int call(const struct ctl *ctl, json_t *req, const char *what, json_t **resp)
-{
-    *resp = NULL;
-    char *line = req ? json_dumps(req, JSON_COMPACT) : NULL;
-    json_decref(req);
-    if (!line) {
-        ctl_err(ctl, "out of memory");
-        return EXIT_ERR;
-    }
-    disc_client *cl;
-    int ec = ctl_connect(ctl, &cl, false);
-    if (ec) {
-        free(line);
-        return ec;
-    }
-    char *out = NULL;
-    int rc = disc_client_request(cl, line, &out);
-    free(line);
-    disc_client_close(cl);
-    if (rc < 0) {
-        ctl_err(ctl, "%s: %s", what, disc_client_strerror(rc));
-        return EXIT_UNAVAILABLE;
-    }
-    json_t *j = json_loads(out, 0, NULL);
-    free(out);
-    if (!j) {
-        ctl_err(ctl, "%s: unreadable answer from discd", what);
-        return EXIT_ERR;
-    }
-    if (json_is_true(json_object_get(j, "ok"))) {
-        *resp = j;
-        return EXIT_OK;
-    }
-    json_t *err = json_object_get(j, "error");
-    const char *code = json_string_value(json_object_get(err, "code"));
-    const char *msg = json_string_value(json_object_get(err, "message"));
-    ctl_err(ctl, "%s refused: %s%s%s", what, code ? code : "error", msg ? ": " : "",
-            msg ? msg : "");
-    ec = code && strcmp(code, "not_found") == 0 ? EXIT_NOTFOUND : EXIT_ERR;
-    json_decref(j);
-    return ec;
-}
-
 /* pass, warn, fail */
 int cmd_ttl(struct ctl *ctl, int argc, char **argv)
 {
@@ -86,7 +41,7 @@ int cmd_ttl(struct ctl *ctl, int argc, char **argv)
     json_t *resp;
     char what[96];
     snprintf(what, sizeof(what), "%s %.40s", ctl->cmd, id);
-    int ec = call(ctl, req, what, &resp);
+    int ec = ctl_call(ctl, req, what, &resp);
     if (ec)
         return ec;
     if (ctl->json)
@@ -138,7 +93,7 @@ int cmd_maint(struct ctl *ctl, int argc, char **argv)
     if (req && reason)
         json_object_set_new(req, "reason", json_string(reason));
     json_t *resp;
-    int ec = call(ctl, req, "maint", &resp);
+    int ec = ctl_call(ctl, req, "maint", &resp);
     if (ec)
         return ec;
     json_t *ids = json_object_get(resp, "ids");

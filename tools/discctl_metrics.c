@@ -41,29 +41,13 @@ int cmd_metrics(struct ctl *ctl, int argc, char **argv)
             return ctl_usage_error(ctl, "unexpected argument '%s' (discctl metrics takes none)",
                                    argv[i]);
     }
-    disc_client *cl;
-    int ec = ctl_connect(ctl, &cl, false);
+    json_t *r;
+    int ec = ctl_call(ctl, json_pack("{s:s}", "op", "metrics"), "metrics", &r);
     if (ec)
         return ec;
-    char *resp = NULL;
-    int rc = disc_client_request(cl, "{\"op\":\"metrics\"}", &resp);
-    if (rc < 0) {
-        char msg[512];
-        if (disc_client_error(cl, msg, sizeof(msg)) == 0)
-            snprintf(msg, sizeof(msg), "%s", disc_client_strerror(rc));
-        ctl_err(ctl, "%s", msg);
-        disc_client_close(cl);
-        return ctl_exit_code(rc);
-    }
-    json_t *r = json_loads(resp, 0, NULL);
-    free(resp);
     json_t *text = json_object_get(r, "text");
-    ec = EXIT_OK;
-    if (!json_is_true(json_object_get(r, "ok")) || !json_is_string(text)) {
-        char msg[512];
-        if (disc_client_error(cl, msg, sizeof(msg)) == 0)
-            snprintf(msg, sizeof(msg), "discd answered the metrics request without metrics");
-        ctl_err(ctl, "%s", msg);
+    if (!json_is_string(text)) {
+        ctl_err(ctl, "discd answered the metrics request without metrics");
         ec = EXIT_ERR;
     } else if (ctl->json) {
         json_object_del(r, "ok");
@@ -73,6 +57,5 @@ int cmd_metrics(struct ctl *ctl, int argc, char **argv)
         fwrite(json_string_value(text), 1, json_string_length(text), stdout);
     }
     json_decref(r);
-    disc_client_close(cl);
     return ec;
 }

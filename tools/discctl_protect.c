@@ -42,44 +42,16 @@ int cmd_confirm(struct ctl *ctl, int argc, char **argv)
     }
     json_t *req = service ? json_pack("{s:s, s:s}", "op", "confirm", "service", service)
                           : json_pack("{s:s}", "op", "confirm");
-    char *line = req ? json_dumps(req, JSON_COMPACT) : NULL;
-    json_decref(req);
-    if (!line) {
-        ctl_err(ctl, "out of memory");
-        return EXIT_ERR;
-    }
-    disc_client *cl;
-    int ec = ctl_connect(ctl, &cl, false);
-    if (ec) {
-        free(line);
+    json_t *r;
+    int ec = ctl_call(ctl, req, "confirm", &r);
+    if (ec)
         return ec;
-    }
-    char *resp = NULL;
-    int rc = disc_client_request(cl, line, &resp);
-    free(line);
-    if (rc < 0) {
-        ctl_err(ctl, "%s", disc_client_strerror(rc));
-        disc_client_close(cl);
-        return ctl_exit_code(rc);
-    }
-    json_t *r = json_loads(resp, 0, NULL);
-    free(resp);
-    ec = EXIT_OK;
-    if (!r || !json_is_true(json_object_get(r, "ok"))) {
-        char msg[512];
-        if (disc_client_error(cl, msg, sizeof(msg)) == 0)
-            snprintf(msg, sizeof(msg), "the daemon refused the request");
-        ctl_err(ctl, "%s", msg);
-        ec = EXIT_ERR;
-    } else {
-        json_int_t n = json_integer_value(json_object_get(r, "confirmed"));
-        if (ctl->json)
-            ctl_print_json(json_pack("{s:s?, s:I}", "service", service, "confirmed", n));
-        else
-            printf("%lld held removal(s) of %s applied\n", (long long)n,
-                   service ? service : "all services");
-    }
+    json_int_t n = json_integer_value(json_object_get(r, "confirmed"));
+    if (ctl->json)
+        ctl_print_json(json_pack("{s:s?, s:I}", "service", service, "confirmed", n));
+    else
+        printf("%lld held removal(s) of %s applied\n", (long long)n,
+               service ? service : "all services");
     json_decref(r);
-    disc_client_close(cl);
-    return ec;
+    return EXIT_OK;
 }

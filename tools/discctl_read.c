@@ -10,10 +10,6 @@
 
 #include "discctl.h"
 
-/* Run a disc_services / disc_endpoints style call with a growing buffer. */
-typedef int (*view_fn)(disc_handle *h, const struct disc_filter *f, void *buf, size_t len,
-                       void **list, size_t *needed);
-
 static int call_services(disc_handle *h, const struct disc_filter *f, void *buf, size_t len,
                          void **list, size_t *needed)
 {
@@ -24,30 +20,6 @@ static int call_endpoints(disc_handle *h, const struct disc_filter *f, void *buf
                           void **list, size_t *needed)
 {
     return disc_endpoints(h, f, buf, len, (struct disc_endpoint_info **)list, needed);
-}
-
-static int view_all(disc_handle *h, const struct disc_filter *f, view_fn fn, void **list,
-                    void **buf)
-{
-    size_t len = 64 * 1024;
-    *buf = NULL;
-    for (int attempt = 0; attempt < 16; attempt++) {
-        void *b = malloc(len);
-        if (!b)
-            return -ENOMEM;
-        size_t needed = 0;
-        int n = fn(h, f, b, len, list, &needed);
-        if (n >= 0) {
-            *buf = b;
-            return n;
-        }
-        free(b);
-        if (n != -ENOBUFS && n != -EAGAIN)
-            return n;
-        if (n == -ENOBUFS)
-            len = needed > len ? needed + needed / 4 : len * 2;
-    }
-    return -EAGAIN;
 }
 
 /* Collect up to max operands into out (*n of them); anything else is a
@@ -95,7 +67,7 @@ int cmd_ls(struct ctl *ctl, int argc, char **argv)
         return ec;
     struct disc_service_summary *list;
     void *buf;
-    int n = view_all(h, &f, call_services, (void **)&list, &buf);
+    int n = ctl_view_all(h, &f, call_services, (void **)&list, &buf);
     if (n < 0) {
         ctl_err(ctl, "%s", disc_strerror(n));
         disc_close(h);
@@ -309,7 +281,7 @@ int cmd_endpoints(struct ctl *ctl, int argc, char **argv)
         return ec;
     struct disc_endpoint_info *list;
     void *buf;
-    int n = view_all(h, &f, call_endpoints, (void **)&list, &buf);
+    int n = ctl_view_all(h, &f, call_endpoints, (void **)&list, &buf);
     if (n < 0) {
         if (n == -ENOENT)
             ctl_err(ctl, "no service '%s' in the registry", f.service);

@@ -41,27 +41,10 @@ int cmd_reload(struct ctl *ctl, int argc, char **argv)
         return ctl_usage_error(ctl, "unexpected argument '%s' (discctl reload takes none)",
                                argv[i]);
     }
-    disc_client *cl;
-    int ec = ctl_connect(ctl, &cl, false);
+    json_t *r;
+    int ec = ctl_call(ctl, json_pack("{s:s}", "op", "reload"), "reload", &r);
     if (ec)
         return ec;
-    char *resp = NULL;
-    int rc = disc_client_request(cl, "{\"op\":\"reload\"}", &resp);
-    if (rc < 0) {
-        ctl_err(ctl, "%s", disc_client_strerror(rc));
-        disc_client_close(cl);
-        return ctl_exit_code(rc);
-    }
-    json_t *r = json_loads(resp, 0, NULL);
-    free(resp);
-    if (!r || !json_is_true(json_object_get(r, "ok"))) {
-        json_t *e = json_object_get(r, "error");
-        const char *m = json_string_value(json_object_get(e, "message"));
-        ctl_err(ctl, "reload refused: %s", m ? m : "the daemon refused the request");
-        json_decref(r);
-        disc_client_close(cl);
-        return EXIT_ERR;
-    }
     json_t *errors = json_object_get(r, "errors");
     if (ctl->json) {
         ctl_print_json(json_incref(r));
@@ -80,6 +63,5 @@ int cmd_reload(struct ctl *ctl, int argc, char **argv)
     json_array_foreach(errors, i, v) ctl_err(ctl, "%s", json_string_value(v));
     ec = json_array_size(errors) > 0 ? EXIT_ERR : EXIT_OK;
     json_decref(r);
-    disc_client_close(cl);
     return ec;
 }

@@ -127,8 +127,8 @@ int ctl_connect(const struct ctl *ctl, disc_client **cl, bool quiet)
     return rc == -ENAMETOOLONG || rc == -EINVAL ? EXIT_USAGE : EXIT_UNAVAILABLE;
 }
 
-int ctl_lookup_all(disc_handle *h, const struct disc_filter *f, struct disc_instance **list,
-                   void **buf)
+int ctl_view_all(disc_handle *h, const struct disc_filter *f, ctl_view_fn fn, void **list,
+                 void **buf)
 {
     size_t len = 64 * 1024;
     *buf = NULL;
@@ -137,7 +137,7 @@ int ctl_lookup_all(disc_handle *h, const struct disc_filter *f, struct disc_inst
         if (!b)
             return -ENOMEM;
         size_t needed = 0;
-        int n = disc_lookup_filtered(h, f, b, len, list, &needed);
+        int n = fn(h, f, b, len, list, &needed);
         if (n >= 0) {
             *buf = b;
             return n;
@@ -149,6 +149,18 @@ int ctl_lookup_all(disc_handle *h, const struct disc_filter *f, struct disc_inst
             len = needed > len ? needed + needed / 4 : len * 2; /* it may grow meanwhile */
     }
     return -EAGAIN;
+}
+
+static int call_lookup(disc_handle *h, const struct disc_filter *f, void *buf, size_t len,
+                       void **list, size_t *needed)
+{
+    return disc_lookup_filtered(h, f, buf, len, (struct disc_instance **)list, needed);
+}
+
+int ctl_lookup_all(disc_handle *h, const struct disc_filter *f, struct disc_instance **list,
+                   void **buf)
+{
+    return ctl_view_all(h, f, call_lookup, (void **)list, buf);
 }
 
 const char *ctl_health_name(unsigned health)
@@ -327,4 +339,48 @@ void ctl_age(long long then_ms, char *buf, size_t len)
         snprintf(buf, len, "%lldh", s / 3600);
     else
         snprintf(buf, len, "%lldd", s / 86400);
+}
+
+/* See discctl.h. */
+int ctl_call(const struct ctl *ctl, json_t *req, const char *what, json_t **resp)
+{
+    *resp = NULL;
+    char *line = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    if (!line) {
+        ctl_err(ctl, "out of memory");
+        return EXIT_ERR;
+    }
+    disc_client *cl;
+    int ec = ctl_connect(ctl, &cl, false);
+    if (ec) {
+        free(line);
+        return ec;
+    }
+    char *out = NULL;
+    int rc = disc_client_request(cl, line, &out);
+    free(line);
+    disc_client_close(cl);
+    if (rc < 0) {
+        ctl_err(ctl, "%s: %s", what, disc_client_strerror(rc));
+        return EXIT_UNAVAILABLE;
+    }
+    json_t *j = json_loads(out, 0, NULL);
+    free(out);
+    if (!j) {
+        ctl_err(ctl, "%s: unreadable answer from discd", what);
+        return EXIT_ERR;
+    }
+    if (json_is_true(json_object_get(j, "ok"))) {
+        *resp = j;
+        return EXIT_OK;
+    }
+    json_t *err = json_object_get(j, "error");
+    const char *code = json_string_value(json_object_get(err, "code"));
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    ctl_err(ctl, "%s refused: %s%s%s", what, code ? code : "error", msg ? ": " : "",
+            msg ? msg : "");
+    ec = code && strcmp(code, "not_found") == 0 ? EXIT_NOTFOUND : EXIT_ERR;
+    json_decref(j);
+    return ec;
 }
