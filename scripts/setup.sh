@@ -16,6 +16,7 @@ PACKAGES=(
     libmicrohttpd-dev python3-prometheus-client    # discd metrics listener; its test's Prometheus parser
     python3-pytest python3-kazoo                   # pytest suites (metrics, Python binding); a ZooKeeper client for them
     golang-go                                      # the Go binding's tests (bindings/go)
+    openjdk-17-jdk-headless libcurator-discovery-java libcurator-recipes-java # Curator interop tests (javac; ServiceDiscovery needs recipes' CuratorCache)
     scdoc man-db strace debhelper lintian fakeroot dpkg-dev # man pages; packaging tests (tests/packaging, debian/)
 )
 

@@ -79,9 +79,18 @@ if [[ "${DISC_NO_ASLR:-0}" == 1 || (-n "$sanitize" && "$rnd_bits" -gt 28) ]]; th
     echo "test.sh: vm.mmap_rnd_bits=$rnd_bits: running the tests with ASLR disabled"
 fi
 
+# Tests labelled `heavy` (Java peers, large scales) run in the plain build
+# only: under a sanitizer they would cost CI minutes for code the plain run
+# already covers (DISC_TEST_HEAVY=1 runs them anyway).
+heavy_filter=()
+if [[ -n "$sanitize" && "${DISC_TEST_HEAVY:-0}" != 1 ]]; then
+    heavy_filter=(-LE heavy)
+    echo "test.sh: sanitizer build: leaving out tests labelled heavy"
+fi
+
 rc=0
 "${run_prefix[@]}" ctest --test-dir "$build_dir" --output-on-failure --no-tests=error \
-    -j "${TEST_JOBS:-2}" "${ctest_extra[@]}" || rc=$?
+    -j "${TEST_JOBS:-2}" "${heavy_filter[@]}" "${ctest_extra[@]}" || rc=$?
 
 if [[ -n "$sanitize" ]] && compgen -G "$san_logs/*" >/dev/null; then
     echo "test.sh: sanitizer reports found:" >&2
