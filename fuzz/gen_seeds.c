@@ -3,8 +3,10 @@
  * gen_seeds.c — writes the fuzzers' seed corpora from real artefacts:
  * file-cache images exported by the segment writer (fuzz_segment,
  * fuzz_cache_load), instance documents as discd writes them to ZooKeeper
- * (fuzz_instance_doc), and the request lines of docs/PROTOCOL.md
- * (fuzz_control). Run by scripts/fuzz-seeds.sh; usage: gen_seeds OUT_DIR.
+ * (fuzz_instance_doc), the request lines of docs/PROTOCOL.md
+ * (fuzz_control), and aggregate snapshots of those documents as zk_sync
+ * writes them (fuzz_zk_snapshot: a flags byte, then the chunks). Run by scripts/fuzz-seeds.sh;
+ * usage: gen_seeds OUT_DIR.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include "instance.h"
 #include "log.h"
 #include "segwriter.h"
+#include "zk_snapshot.h"
 
 static const char *out;
 
@@ -154,6 +157,54 @@ static void documents_and_requests(void)
     }
 }
 
+/* Snapshots of n documents in chunks of chunk_max bytes, in the harness's
+ * input format (flags byte: chunk count - 1; bit 2 set in the "fix" copies). */
+static void snapshots(void)
+{
+    static const size_t sizes[] = {0, 1, 5, 12};
+    static const size_t chunk_max[] = {4096, 4096, 4096, 700};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        struct zk_snap_entry e[16];
+        char names[16][64], docs[16][200];
+        for (size_t i = 0; i < sizes[k]; i++) {
+            snprintf(names[i], sizeof(names[i]), "%08zx-0000-4000-8000-%012zx-%zu", i, i,
+                     1700000000000 + i);
+            snprintf(docs[i], sizeof(docs[i]),
+                     "{\"id\":\"%08zx-0000-4000-8000-%012zx\",\"service\":\"svc-%zu\","
+                     "\"address\":\"10.0.0.%zu:80\",\"host\":\"host-a\"}",
+                     i, i, i % 3, i);
+            e[i] = (struct zk_snap_entry){names[i], strlen(names[i]), docs[i], strlen(docs[i])};
+        }
+        struct zk_snap_chunks c;
+        if (zk_snap_encode(e, sizes[k], 1 + k, chunk_max[k], &c) != 0 || c.count > 4) {
+            fprintf(stderr, "zk_snap_encode failed\n");
+            exit(1);
+        }
+        size_t len = 1;
+        for (size_t i = 0; i < c.count; i++) {
+            len += c.len[i];
+        }
+        char *buf = malloc(len);
+        if (!buf) {
+            exit(1);
+        }
+        buf[0] = (char)(c.count - 1);
+        size_t off = 1;
+        for (size_t i = 0; i < c.count; i++) {
+            memcpy(buf + off, c.data[i], c.len[i]);
+            off += c.len[i];
+        }
+        char f[32];
+        snprintf(f, sizeof(f), "snapshot-%zu", sizes[k]);
+        put_file("zk_snapshot", f, buf, len);
+        buf[0] |= 4;
+        snprintf(f, sizeof(f), "snapshot-%zu-fix", sizes[k]);
+        put_file("zk_snapshot", f, buf, len);
+        free(buf);
+        zk_snap_chunks_free(&c);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -165,5 +216,6 @@ int main(int argc, char **argv)
     mkdir(out, 0755);
     segments();
     documents_and_requests();
+    snapshots();
     return 0;
 }

@@ -15,6 +15,7 @@ PACKAGES=(
     libfuzzer-14-dev                               # libFuzzer for fuzz/ (scripts/fuzz.sh)
     libmicrohttpd-dev python3-prometheus-client    # discd metrics listener; its test's Prometheus parser
     python3-pytest python3-kazoo                   # pytest suites (metrics, Python binding); a ZooKeeper client for them
+    zlib1g-dev                                     # CRC-32 of the ZooKeeper aggregate snapshots (daemon/zk/zk_snapshot.c)
     golang-go                                      # the Go binding's tests (bindings/go)
     openjdk-17-jdk-headless libcurator-discovery-java libcurator-recipes-java # Curator interop tests (javac; ServiceDiscovery needs recipes' CuratorCache)
     scdoc man-db strace debhelper lintian fakeroot dpkg-dev # man pages; packaging tests (tests/packaging, debian/)
