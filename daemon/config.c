@@ -93,8 +93,9 @@ static const struct opt_def opts[] = {
     {"max-instances", OPT_U32, F(max_instances), 1, 10000000, "N", "100000", false,
      "Local registrations held at once; beyond it register fails with \"limit\"."},
     {"publish-coalesce", OPT_U32, F(publish_coalesce_ms), 0, 1000, "MS", "2", false,
-     "After a change, wait up to MS for more changes so a burst is published as one "
-     "snapshot (0: publish at once)."},
+     "A change that finds the publisher idle (no commit for the last MS) is published at "
+     "once; later changes of a stream are published together, MS after the previous "
+     "commit (0: never wait)."},
     {"publish-coalesce-max", OPT_U32, F(publish_coalesce_max), 1, 1000000, "N", "1024", false,
      "Publish without waiting once N changes are queued."},
     {"heartbeat", OPT_U32, F(heartbeat_ms), 10, 2000, "MS", "250", false,

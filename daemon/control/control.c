@@ -1414,12 +1414,13 @@ static void op_status(struct req *r)
     json_object_set_new(resp, "version", json_string(c->version));
     json_object_set_new(resp, "pid", json_integer(getpid()));
     json_object_set_new(resp, "host_id", json_string(host));
-    json_object_set_new(resp, "publisher",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "commits", (json_int_t)ps.commits,
-                                  "changes", (json_int_t)ps.changes, "commit_errors",
-                                  (json_int_t)ps.commit_errors, "last_commit_us",
-                                  (json_int_t)ps.last_commit_us, "rejected",
-                                  (json_int_t)ps.rejected));
+    json_object_set_new(
+        resp, "publisher",
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "commits", (json_int_t)ps.commits,
+                  "idle_commits", (json_int_t)ps.idle_commits, "coalesced_commits",
+                  (json_int_t)ps.coalesced_commits, "changes", (json_int_t)ps.changes,
+                  "commit_errors", (json_int_t)ps.commit_errors, "last_commit_us",
+                  (json_int_t)ps.last_commit_us, "rejected", (json_int_t)ps.rejected));
     json_decref(set);
     send_json(r->cn, resp);
 }

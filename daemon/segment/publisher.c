@@ -356,19 +356,24 @@ static void *publisher_main(void *arg)
 {
     struct publisher *p = arg;
     int64_t next_tick = mono_us() + (int64_t)p->tick_ms * 1000;
+    /* A change that finds the publisher idle — nothing committed for the
+     * last coalesce_ms — is published at once. One that comes sooner is
+     * part of a stream: it joins the next commit, made coalesce_ms after
+     * the previous one ended (or once coalesce_max changes are queued). */
+    const int64_t window_us = (int64_t)p->coalesce_ms * 1000;
+    int64_t last_commit_us = mono_us() - window_us;
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!p->stop && !p->state_dirty && !p->snap_dirty &&
                registry_pending_changes(p->reg) == 0 && mono_us() < next_tick)
             wait_until_us(p, next_tick);
-        /* Coalesce: let a burst complete before publishing it. */
-        if (!p->stop && p->coalesce_ms > 0) {
-            size_t pending = registry_pending_changes(p->reg);
-            int64_t until = mono_us() + (int64_t)p->coalesce_ms * 1000;
-            while (!p->stop && pending > 0 && pending < p->coalesce_max && mono_us() < until) {
-                wait_until_us(p, until);
-                pending = registry_pending_changes(p->reg);
-            }
+        size_t pending = registry_pending_changes(p->reg);
+        int64_t until = last_commit_us + window_us;
+        bool coalesced = pending > 0 && mono_us() < until; /* not idle: part of a stream */
+        while (coalesced && !p->stop && pending > 0 && pending < p->coalesce_max &&
+               mono_us() < until) {
+            wait_until_us(p, until);
+            pending = registry_pending_changes(p->reg);
         }
         bool stopping = p->stop;
         pthread_mutex_unlock(&p->mu);
@@ -383,10 +388,16 @@ static void *publisher_main(void *arg)
         if (n > 0 || commits > 0 || p->n_rej > 0)
             report(p);
         int64_t t1 = mono_us();
+        if (commits > 0)
+            last_commit_us = t1;
         pthread_mutex_lock(&p->mu);
         p->stats.changes += n;
         if (gen > 0) {
             p->stats.commits += (uint64_t)commits;
+            if (coalesced)
+                p->stats.coalesced_commits += (uint64_t)commits;
+            else
+                p->stats.idle_commits += (uint64_t)commits;
             p->stats.generation = (uint64_t)gen;
             p->stats.last_commit_us = (uint64_t)(t1 - t0);
         }

@@ -3,11 +3,13 @@
  * publisher.h — the thread that owns the shared-memory segment writer.
  *
  * It opens the segment (segw_open) for the registry name, then loops:
- * wait for registry changes, let a burst accumulate for up to coalesce_ms
- * (or until coalesce_max changes are queued), stage them all with
- * segw_put / segw_del and publish them with one segw_commit. It calls
- * segw_tick at least every tick_ms (writer heartbeat + reclaim) even when
- * nothing changes.
+ * wait for registry changes, stage them all with segw_put / segw_del and
+ * publish them with one segw_commit. A change that finds the publisher idle
+ * (nothing committed for the last coalesce_ms) is published at once; one
+ * that comes sooner is part of a stream and joins the next commit, made
+ * coalesce_ms after the previous one (or once coalesce_max changes are
+ * queued). It calls segw_tick at least every tick_ms (writer heartbeat +
+ * reclaim) even when nothing changes.
  */
 #ifndef DISC_PUBLISHER_H
 #define DISC_PUBLISHER_H
@@ -23,7 +25,7 @@ struct publisher;
 
 struct publisher_config {
     const char *name;           /* registry (shm) name */
-    uint32_t coalesce_ms;       /* max wait for a burst to complete; 0 = publish at once */
+    uint32_t coalesce_ms;       /* min time between commits of a stream; 0 = never wait */
     uint32_t coalesce_max;      /* publish at once when this many changes are queued; 0 = 1024 */
     uint32_t tick_ms;           /* heartbeat period; 0 = 250 */
     const char *cache_file;     /* file-cache image path (segw_export); NULL/"" = none */
@@ -60,12 +62,14 @@ typedef void (*publisher_listener_fn)(void *arg, const struct publisher_progress
 struct publisher_stats {
     uint64_t generation;
     uint64_t commits;
-    uint64_t changes;        /* changes staged in total */
-    uint64_t commit_errors;  /* failed segw_commit calls (e.g. -ENOSPC) */
-    uint64_t last_commit_us; /* duration of the last stage+commit */
-    uint64_t cache_writes;   /* file-cache images written */
-    uint64_t cache_errors;   /* failed attempts (logged) */
-    struct segw_stats seg;   /* the writer's, as of the last commit or tick */
+    uint64_t idle_commits;      /* of those, made at once (the publisher was idle) */
+    uint64_t coalesced_commits; /* made for changes of a stream (committed within coalesce_ms) */
+    uint64_t changes;           /* changes staged in total */
+    uint64_t commit_errors;     /* failed segw_commit calls (e.g. -ENOSPC) */
+    uint64_t last_commit_us;    /* duration of the last stage+commit */
+    uint64_t cache_writes;      /* file-cache images written */
+    uint64_t cache_errors;      /* failed attempts (logged) */
+    struct segw_stats seg;      /* the writer's, as of the last commit or tick */
     uint64_t ticks;          /* heartbeat refreshes (segw_tick): advances while the thread runs */
     uint64_t rejected;       /* local changes refused (segment full or bad record) */
     uint64_t dropped_remote; /* remote changes the segment could not take (logged) */
