@@ -10,9 +10,10 @@
  * and reader throughput while a publisher process churns at 0, 1k, 10k
  * and 100k changes/s.
  *
- * usage: bench_lookup [--quick] [--out FILE]
+ * usage: bench_lookup [--quick] [--md FILE] [--json FILE]  (bench_report.h)
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_report.h"
 #include "discshm.h"
 #include "layout.h"
 #include "segwriter.h"
@@ -267,19 +269,19 @@ static void churn_loop(unsigned nsvc, unsigned rate)
 
 int main(int argc, char **argv)
 {
-    int quick = 0;
-    const char *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick"))
-            quick = 1;
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
-            out = argv[++i];
-        else {
-            fprintf(stderr, "usage: %s [--quick] [--out FILE]\n", argv[0]);
-            return 2;
-        }
+    int argc0 = argc;
+    char **argv0 = malloc(sizeof(char *) * (size_t)(argc + 1));
+    memcpy(argv0, argv, sizeof(char *) * (size_t)(argc + 1));
+    struct bench_opts opts;
+    if (bench_parse_args(&argc, argv, &opts) < 0 || argc != 1) {
+        fprintf(stderr, "usage: %s [--quick] [--md FILE] [--json FILE]\n", argv[0]);
+        return 2;
     }
-    FILE *o = out ? fopen(out, "w") : NULL;
+    int quick = opts.quick;
+    struct bench_report *rep =
+        bench_report_open("bench_lookup", "Lookups: libdiscshm vs baselines", &opts, argc0, argv0);
+    if (!rep)
+        return 1;
     int batches = quick ? 5000 : 40000;
     int tput_ms = quick ? 300 : 1000;
     unsigned sizes[2] = {1000, 10000};
@@ -288,10 +290,9 @@ int main(int argc, char **argv)
 
     printf("%-26s %-6s %-7s %10s %10s %14s\n", "operation", "svcs", "keys", "median ns", "p99 ns",
            "lookups/s");
-    if (o)
-        fprintf(o,
-                "| operation | services x 10 | keys | median ns | p99 ns | lookups/s (1 thread) |\n"
-                "|---|---|---|---|---|---|\n");
+    bench_md(rep,
+             "| operation | services x 10 | keys | median ns | p99 ns | lookups/s (1 thread) |\n"
+             "|---|---|---|---|---|---|\n");
     double hot_floor = 0, hot_shm = 0;
     for (int si = 0; si < 2; si++) {
         unsigned nsvc = sizes[si];
@@ -317,9 +318,12 @@ int main(int argc, char **argv)
                 double tp = throughput(&c, (enum op)op, tput_ms);
                 printf("%-26s %-6u %-7s %10.1f %10.1f %14.0f\n", op_name[op], nsvc,
                        hot ? "hot" : "random", med, p99, tp);
-                if (o)
-                    fprintf(o, "| %s | %u | %s | %.1f | %.1f | %.0f |\n", op_name[op], nsvc,
-                            hot ? "hot" : "random", med, p99, tp);
+                bench_md(rep, "| %s | %u | %s | %.1f | %.1f | %.0f |\n", op_name[op], nsvc,
+                         hot ? "hot" : "random", med, p99, tp);
+                char rn[128];
+                snprintf(rn, sizeof(rn), "%s, %u services, %s", op_name[op], nsvc,
+                         hot ? "hot" : "random");
+                bench_row(rep, rn, "ns", med, p99, "\"lookups_per_s\": %.0f", tp);
                 if (si == 0 && hot && op == OP_FLOOR)
                     hot_floor = med;
                 if (si == 0 && hot && op == OP_SHM)
@@ -332,9 +336,8 @@ int main(int argc, char **argv)
             double idle = 0;
             printf("\n%-22s %14s %10s %12s\n", "publisher churn", "lookups/s", "vs idle",
                    "commits");
-            if (o)
-                fprintf(o, "\n| publisher churn (changes/s) | reader lookups/s | vs idle |\n"
-                           "|---|---|---|\n");
+            bench_md(rep, "\n| publisher churn (changes/s) | reader lookups/s | vs idle |\n"
+                          "|---|---|---|\n");
             for (int r = 0; r < 4; r++) {
                 /* The churning child takes over the writer's state; each run
                  * starts from a fresh segment so the parent's copy is never
@@ -359,10 +362,15 @@ int main(int argc, char **argv)
                     idle = tp;
                 printf("%-22u %14.0f %9.1f%% %12lu\n", rates[r], tp, 100.0 * tp / idle,
                        (unsigned long)(st1.generation - st0.generation));
-                if (o)
-                    fprintf(o, "| %u | %.0f | %.1f%% |\n", rates[r], tp, 100.0 * tp / idle);
+                bench_md(rep, "| %u | %.0f | %.1f%% |\n", rates[r], tp, 100.0 * tp / idle);
+                char rn[128];
+                snprintf(rn, sizeof(rn), "zero-copy reader, publisher churning %u changes/s",
+                         rates[r]);
+                bench_row(rep, rn, "ops/s", tp, NAN, "\"vs_idle\": %.4f", tp / idle);
             }
             printf("\n");
+            bench_md(rep, "\n| operation | services x 10 | keys | median ns | p99 ns | "
+                          "lookups/s (1 thread) |\n|---|---|---|---|---|---|\n");
         }
         disc_close(c.h);
         segw_close(g_writer, true);
@@ -371,9 +379,9 @@ int main(int argc, char **argv)
         free(c.buf);
     }
     printf("hot lookup: libdiscshm zero-copy / in-process floor = %.2fx\n", hot_shm / hot_floor);
-    if (o) {
-        fprintf(o, "\nHot lookup, zero-copy vs in-process floor: %.2fx\n", hot_shm / hot_floor);
-        fclose(o);
-    }
-    return 0;
+    bench_md(rep, "\nHot lookup, zero-copy vs in-process floor: %.2fx\n\n", hot_shm / hot_floor);
+    bench_target(rep, "zero-copy hot lookup / in-process pointer lookup (1000 services)",
+                 hot_shm / hot_floor, "<=", 1.3);
+    free(argv0);
+    return bench_report_close(rep) < 0 ? 1 : 0;
 }

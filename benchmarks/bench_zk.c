@@ -4,6 +4,8 @@
  * baselines measured in the same run on the same server.
  *
  *   bench_zk [-n instances] [-i initial-instances] [-H initial-hosts]
+ *            [--quick] [--md FILE] [--json FILE]   (bench_report.h)
+ * --quick: -n 100 -i 1000 -H 10 unless given.
  *
  * Starts its own standalone ZooKeeper (tests/harness/zk_server.c) and
  * measures, one operation at a time:
@@ -18,13 +20,16 @@
  *      (time, lists, reads).
  * Prints a markdown table (microseconds).
  */
+#include "bench_report.h"
 #include "discshm.h"
 #include "segwriter.h"
 #include "zk_server.h"
 #include "zk_sync.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +47,22 @@ static double now_us(void)
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
+static struct bench_report *rep;
+
+/* printf to stdout and to the --md section alike. */
+static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void out(const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fputs(line, stdout);
+    if (rep)
+        bench_md(rep, "%s", line);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -55,8 +76,10 @@ static void report(const char *what, double *v, int n)
     for (int i = 0; i < n; i++) {
         sum += v[i];
     }
-    printf("| %-58s | %6d | %8.0f | %8.0f | %8.0f | %8.0f |\n", what, n, v[n / 2],
-           v[(int)((double)n * 0.99)], v[n - 1], sum / n);
+    out("| %-58s | %6d | %8.0f | %8.0f | %8.0f | %8.0f |\n", what, n, v[n / 2],
+        v[(int)((double)n * 0.99)], v[n - 1], sum / n);
+    bench_row(rep, what, "us", v[n / 2], v[(int)((double)n * 0.99)],
+              "\"n\": %d, \"max\": %.1f, \"mean\": %.1f", n, v[n - 1], sum / n);
     fflush(stdout);
 }
 
@@ -264,10 +287,10 @@ static void bench_sync(const char *connect, int n)
     }
     zk_sync_get_status(b, &st1);
     report("zk_sync: publish_local on A -> on_remote_upsert on B", lat, n);
-    printf("|   B per propagated instance: %.2f lists, %.2f reads, %.2f watch events |\n",
-           (double)(st1.counters.lists - st0.counters.lists) / n,
-           (double)(st1.counters.reads - st0.counters.reads) / n,
-           (double)(st1.counters.watches_fired - st0.counters.watches_fired) / n);
+    out("|   B per propagated instance: %.2f lists, %.2f reads, %.2f watch events |\n",
+        (double)(st1.counters.lists - st0.counters.lists) / n,
+        (double)(st1.counters.reads - st0.counters.reads) / n,
+        (double)(st1.counters.watches_fired - st0.counters.watches_fired) / n);
     zk_sync_stop(b);
     zk_sync_stop(a);
     free(lat);
@@ -375,11 +398,14 @@ static void bench_shm(int n, int total)
         lat[i] = (now_us() - t0) / 100;
     }
     qsort(lat, (size_t)n, sizeof(*lat), cmp_double);
-    printf("| %-58s | %6d | %8.2f | %8.2f | %8.2f | %8s |\n",
-           "libdiscshm disc_lookup of one service (10 instances)", n, lat[n / 2],
-           lat[(int)((double)n * 0.99)], lat[n - 1], "-");
-    printf("|   segment: %d instances in %d services, %.0f bytes/instance in use |\n", total,
-           total / 10, (double)st.used_bytes / total);
+    out("| %-58s | %6d | %8.2f | %8.2f | %8.2f | %8s |\n",
+        "libdiscshm disc_lookup of one service (10 instances)", n, lat[n / 2],
+        lat[(int)((double)n * 0.99)], lat[n - 1], "-");
+    bench_row(rep, "libdiscshm disc_lookup of one service (10 instances)", "us", lat[n / 2],
+              lat[(int)((double)n * 0.99)], "\"n\": %d, \"bytes_per_instance\": %.0f", n,
+              (double)st.used_bytes / total);
+    out("|   segment: %d instances in %d services, %.0f bytes/instance in use |\n", total,
+        total / 10, (double)st.used_bytes / total);
     free(lat);
     disc_close(h);
     segw_close(w, true);
@@ -438,10 +464,16 @@ static void bench_initial(const char *connect, int total, int hosts)
     pthread_mutex_lock(&sig.mu);
     int seen = initial_seen;
     pthread_mutex_unlock(&sig.mu);
-    printf("| initial sync: %d instances / %d hosts (written in %.0f ms) | seen %d | %.0f ms total,"
-           " %.1f us/instance | %llu lists | %llu reads |\n",
-           total, hosts, created / 1000, seen, synced / 1000, synced / total,
-           (unsigned long long)st.counters.lists, (unsigned long long)st.counters.reads);
+    out("| initial sync: %d instances / %d hosts (written in %.0f ms) | seen %d | %.0f ms total,"
+        " %.1f us/instance | %llu lists | %llu reads |\n",
+        total, hosts, created / 1000, seen, synced / 1000, synced / total,
+        (unsigned long long)st.counters.lists, (unsigned long long)st.counters.reads);
+    char rn[128];
+    snprintf(rn, sizeof(rn), "initial sync: %d instances / %d hosts", total, hosts);
+    bench_row(rep, rn, "ms", synced / 1000, NAN,
+              "\"seen\": %d, \"us_per_instance\": %.1f, \"lists\": %llu, \"reads\": %llu", seen,
+              synced / total, (unsigned long long)st.counters.lists,
+              (unsigned long long)st.counters.reads);
     zk_sync_stop(c);
     zookeeper_close(zh); /* its ephemeral nodes go with it */
 }
@@ -457,6 +489,18 @@ static void cleanup(void)
 int main(int argc, char **argv)
 {
     int n = 1000, initial = 10000, hosts = 100, opt;
+    int argc0 = argc;
+    char **argv0 = malloc(sizeof(char *) * (size_t)(argc + 1));
+    memcpy(argv0, argv, sizeof(char *) * (size_t)(argc + 1));
+    struct bench_opts opts;
+    if (bench_parse_args(&argc, argv, &opts) < 0) {
+        return 2;
+    }
+    if (opts.quick) {
+        n = 100;
+        initial = 1000;
+        hosts = 10;
+    }
     while ((opt = getopt(argc, argv, "n:i:H:")) != -1) {
         if (opt == 'n') {
             n = atoi(optarg);
@@ -465,7 +509,10 @@ int main(int argc, char **argv)
         } else if (opt == 'H') {
             hosts = atoi(optarg);
         } else {
-            fprintf(stderr, "usage: %s [-n instances] [-i initial] [-H hosts]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [-n instances] [-i initial] [-H hosts] [--quick] [--md FILE] "
+                    "[--json FILE]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -479,23 +526,29 @@ int main(int argc, char **argv)
         return 1;
     }
     atexit(cleanup);
+    rep = bench_report_open("bench_zk", "ZooKeeper layer: propagation, reads, initial sync", &opts,
+                            argc0, argv0);
+    if (!rep) {
+        return 1;
+    }
     zhandle_t *zh = connect_raw(zk.connect);
     mkpath(zh, ROOT);
     zookeeper_close(zh);
-    printf("ZooKeeper 3.8 standalone on 127.0.0.1 (JVM started by the benchmark), C client "
-           "(THREADED), %ld CPUs\n\n",
-           sysconf(_SC_NPROCESSORS_ONLN));
-    printf("| %-58s | %6s | %8s | %8s | %8s | %8s |\n", "operation (microseconds)", "n", "p50",
-           "p99", "max", "mean");
-    printf("|%s|--------|----------|----------|----------|----------|\n",
-           "------------------------------------------------------------");
+    out("ZooKeeper 3.8 standalone on 127.0.0.1 (JVM started by the benchmark), C client "
+        "(THREADED), %ld CPUs\n\n",
+        sysconf(_SC_NPROCESSORS_ONLN));
+    out("| %-58s | %6s | %8s | %8s | %8s | %8s |\n", "operation (microseconds)", "n", "p50", "p99",
+        "max", "mean");
+    out("|%s|--------|----------|----------|----------|----------|\n",
+        "------------------------------------------------------------");
     bench_raw(zk.connect, n);
     bench_sync(zk.connect, n);
     bench_reads(zk.connect, n);
     bench_shm(n, initial > 1000 ? initial : 10000);
     if (initial > 0) {
-        printf("\n");
+        out("\n");
         bench_initial(zk.connect, initial, hosts);
     }
-    return 0;
+    free(argv0);
+    return bench_report_close(rep) < 0 ? 1 : 0;
 }

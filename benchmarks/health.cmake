@@ -4,4 +4,4 @@
 add_executable(bench_health ${CMAKE_CURRENT_SOURCE_DIR}/bench_health.c
   ${CMAKE_SOURCE_DIR}/daemon/checks/health.c)
 target_include_directories(bench_health PRIVATE ${DISCD_PART_DIRS})
-target_link_libraries(bench_health PRIVATE PkgConfig::CURL Threads::Threads)
+target_link_libraries(bench_health PRIVATE bench_report PkgConfig::CURL Threads::Threads)
