@@ -18,6 +18,7 @@ PACKAGES=(
     zlib1g-dev                                     # CRC-32 of the ZooKeeper aggregate snapshots (daemon/zk/zk_snapshot.c)
     golang-go                                      # the Go binding's tests (bindings/go)
     openjdk-17-jdk-headless libcurator-discovery-java libcurator-recipes-java # Curator interop tests (javac; ServiceDiscovery needs recipes' CuratorCache)
+    valgrind                                       # callgrind instruction counts (benchmarks/, scripts/bench.sh)
     scdoc man-db strace debhelper lintian fakeroot dpkg-dev # man pages; packaging tests (tests/packaging, debian/)
 )
 
