@@ -298,11 +298,22 @@ int main(int argc, char **argv)
               atomic_load(&fails), t_add * 1000);
     snprintf(rn, sizeof(rn), "CPU per check, %s", kind);
     bench_row(rep, rn, "us", per_check, NAN, NULL);
+    /* The CPU figure stands for the target only if the checks really ran at
+     * the rate and every instance stayed healthy (a listener that falls
+     * behind on a loaded machine makes connects time out: fewer checks). */
+    bool at_rate =
+        checks / wall >= 0.95 * (double)n_inst * 1000.0 / interval && atomic_load(&fails) == 0;
+    if (!at_rate)
+        bench_md(rep,
+                 "The checks did not run at the intended rate here (%.0f/s of %.0f/s, %u "
+                 "instances reported failed: the listener process fell behind on a loaded "
+                 "machine), so the CPU figure is not a measurement of that rate.\n\n",
+                 checks / wall, (double)n_inst * 1000.0 / interval, atomic_load(&fails));
     if (!http && !ttl && n_inst == 10000 && interval == 1000)
-        bench_target(rep, "10k tcp checks/s at a 1 s interval: checker CPU, % of one core", pct,
-                     "<=", 10.0);
+        bench_target(rep, "10k tcp checks/s at a 1 s interval: checker CPU, % of one core",
+                     at_rate ? pct : NAN, "<=", 10.0);
     free(argv0);
     if (bench_report_close(rep) < 0)
         return 1;
-    return atomic_load(&fails) && !opts.quick ? 1 : 0; /* quick (CI): reported, not fatal */
+    return 0; /* failures are reported in the results, not as a crash */
 }
