@@ -105,6 +105,8 @@ struct zk_sync {
     enum zk_sync_log_level log_level;
     struct zk_sync_callbacks cb;
     void *arg;
+    struct zk_sync_ext ext[ZK_SYNC_EXT_MAX]; /* extensions (zk_sync.h), worker thread */
+    size_t n_ext;
     pthread_t thread;
 
     /* shared, under mu */
@@ -1874,6 +1876,15 @@ static void close_session(struct zk_sync *zs)
     zs->connected = false;
 }
 
+static void ext_session(struct zk_sync *zs, bool new_session)
+{
+    for (size_t i = 0; i < zs->n_ext; i++) {
+        if (zs->ext[i].on_session) {
+            zs->ext[i].on_session(zs->ext[i].arg, zs->state, new_session);
+        }
+    }
+}
+
 static void on_session_event(struct zk_sync *zs, int state)
 {
     if (state == ZOO_CONNECTED_STATE) {
@@ -1883,6 +1894,7 @@ static void on_session_event(struct zk_sync *zs, int state)
         zs->connected = true;
         zs->disconnected_at = 0;
         zs->local_dirty = true;
+        bool new_session = zs->session_fresh;
         if (zs->session_fresh) {
             zs->session_fresh = false;
             zs->c.sessions++;
@@ -1909,6 +1921,7 @@ static void on_session_event(struct zk_sync *zs, int state)
         }
         zs->ever_connected = true;
         set_state(zs, ZK_SYNC_CONNECTED);
+        ext_session(zs, new_session);
     } else if (state == ZOO_EXPIRED_SESSION_STATE) {
         zs->c.expirations++;
         zlog(zs, ZK_SYNC_LOG_WARN, "session expired; opening a new one");
@@ -1916,6 +1929,7 @@ static void on_session_event(struct zk_sync *zs, int state)
         zs->new_session_at = mono_ms() + jitter(zs);
         zs->resync_at = 0;
         set_state(zs, ZK_SYNC_EXPIRED);
+        ext_session(zs, false);
     } else if (state == ZOO_AUTH_FAILED_STATE) {
         zlog(zs, ZK_SYNC_LOG_ERROR,
              "zookeeper authentication failed (digest credentials refused); new session in %d ms",
@@ -1929,6 +1943,7 @@ static void on_session_event(struct zk_sync *zs, int state)
         zs->resync_at = 0;
         set_state(zs, ZK_SYNC_CONNECTING);
         report_state(zs);
+        ext_session(zs, false);
     } else {
         if (zs->connected) {
             zs->disconnected_at = mono_ms();
@@ -1936,6 +1951,7 @@ static void on_session_event(struct zk_sync *zs, int state)
         zs->connected = false;
         if (zs->state == ZK_SYNC_CONNECTED) {
             set_state(zs, ZK_SYNC_DISCONNECTED);
+            ext_session(zs, false);
         }
     }
 }
@@ -1946,6 +1962,18 @@ static bool is_own_node_path(struct zk_sync *zs, const char *path)
     return strncmp(path, zs->own.path, n) == 0 && path[n] == '/';
 }
 
+/* Offer a watch event to every extension; true if one of them owns the path. */
+static bool ext_watch(struct zk_sync *zs, int type, const char *path)
+{
+    bool mine = false;
+    for (size_t i = 0; i < zs->n_ext; i++) {
+        if (zs->ext[i].on_watch && zs->ext[i].on_watch(zs->ext[i].arg, type, path)) {
+            mine = true; /* every extension sees it: they may share a base path */
+        }
+    }
+    return mine;
+}
+
 static void handle_events(struct zk_sync *zs, struct zevent *ev)
 {
     while (ev) {
@@ -1953,6 +1981,8 @@ static void handle_events(struct zk_sync *zs, struct zevent *ev)
         if (ev->zh == zs->zh && zs->zh) {
             if (ev->type == ZOO_SESSION_EVENT) {
                 on_session_event(zs, ev->state);
+            } else if (ext_watch(zs, ev->type, ev->path)) {
+                zs->c.watches_fired++;
             } else if (is_own_node_path(zs, ev->path)) {
                 /* data watch on an own node: rewritten in place, or deleted */
                 zs->c.watches_fired++;
@@ -2232,6 +2262,13 @@ static void sync_round(struct zk_sync *zs)
             }
         }
     }
+    struct zk_sync_round xr = {
+        .zh = zs->zh, .full = full, .cooling = cooling(zs), .acl = &zs->acl_node_v};
+    for (size_t i = 0; i < zs->n_ext; i++) {
+        if (zs->ext[i].round) {
+            zs->ext[i].round(zs->ext[i].arg, zs, &xr);
+        }
+    }
     if (zs->local_dirty) {
         int rc = reconcile_local(zs);
         if (rc == ZOK && zs->own.dirty) {
@@ -2269,6 +2306,12 @@ static int64_t next_deadline(struct zk_sync *zs)
             t = cand[i];
         }
     }
+    for (size_t i = 0; i < zs->n_ext; i++) {
+        int64_t d = zs->connected && zs->ext[i].deadline ? zs->ext[i].deadline(zs->ext[i].arg) : 0;
+        if (d > 0 && d < t) {
+            t = d;
+        }
+    }
     return t;
 }
 
@@ -2286,6 +2329,11 @@ static bool work_pending(struct zk_sync *zs)
     }
     if (zs->hosts_dirty || zs->own.dirty || zs->local_dirty) {
         return true;
+    }
+    for (size_t i = 0; i < zs->n_ext; i++) {
+        if (zs->ext[i].pending && zs->ext[i].pending(zs->ext[i].arg)) {
+            return true;
+        }
     }
     for (size_t i = 0; i < zs->nhosts; i++) {
         if (zs->hosts[i]->dirty && !zs->hosts[i]->bad) {
@@ -2416,6 +2464,8 @@ int zk_sync_start(const struct zk_sync_config *cfg, const struct zk_sync_callbac
     } else if (cfg->auth &&
                (!strchr(cfg->auth, ':') || cfg->auth[0] == ':' || strlen(cfg->auth) > 1000)) {
         bad = "credentials must be \"user:password\" (a non-empty user)";
+    } else if (cfg->n_ext > ZK_SYNC_EXT_MAX || (cfg->n_ext && !cfg->ext)) {
+        bad = "too many extensions";
     }
     if (bad) {
         if (cb && cb->log) {
@@ -2442,6 +2492,10 @@ int zk_sync_start(const struct zk_sync_config *cfg, const struct zk_sync_callbac
         zs->cb = *cb;
     }
     zs->arg = arg;
+    for (size_t i = 0; i < cfg->n_ext; i++) {
+        zs->ext[i] = cfg->ext[i];
+    }
+    zs->n_ext = cfg->n_ext;
     zs->session_timeout_ms = cfg->session_timeout_ms ? cfg->session_timeout_ms : 10000;
     zs->cooloff_ms = cfg->cooloff_ms < 0 ? 2000 : cfg->cooloff_ms;
     zs->jitter_ms = cfg->jitter_ms >= 0
@@ -2643,6 +2697,18 @@ int zk_sync_withdraw_local(struct zk_sync *zs, const char *id)
     pthread_cond_signal(&zs->wake);
     pthread_mutex_unlock(&zs->mu);
     return 0;
+}
+
+void zk_sync_wake(struct zk_sync *zs)
+{
+    pthread_mutex_lock(&zs->mu);
+    pthread_cond_signal(&zs->wake);
+    pthread_mutex_unlock(&zs->mu);
+}
+
+void zk_sync_round_error(struct zk_sync *zs, const char *what, const char *path, int rc)
+{
+    round_fail(zs, what, path, rc);
 }
 
 int zk_sync_get_session(struct zk_sync *zs, struct zk_sync_session *out)

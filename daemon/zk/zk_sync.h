@@ -128,6 +128,62 @@ struct zk_sync_callbacks {
     void (*log)(void *arg, enum zk_sync_log_level level, const char *msg);
 };
 
+/*
+ * Extensions: other trees synced on the SAME session and worker thread as
+ * the native tree (one session per host), e.g. the import of foreign
+ * registries (daemon/zk/import.h) and the Curator export. Each is a table
+ * of hooks, all optional, all called on the worker thread, never
+ * concurrently with each other or with the callbacks above:
+ *
+ *   on_watch   a watch event (child, data, created, deleted) on `path`,
+ *              offered to every extension in turn (two may share a base
+ *              path, e.g. Curator import and export). An extension returns
+ *              true when the path is one of its own (it armed the watch);
+ *              the native tree then ignores it. It should only note the
+ *              work and do it in `round`.
+ *   on_session the connection state changed; new_session is true when a
+ *              session was just established (the previous one's ephemeral
+ *              nodes and watches are gone), false on a reconnect of the
+ *              same session or when not connected.
+ *   round      one sync round while connected, after the native listings
+ *              and before the local reconcile; zh is the session's handle
+ *              (ZooKeeper calls may be made on it, synchronously or async
+ *              and awaited before returning). full: the jittered full
+ *              resync after a (re)connect (re-list everything). cooling:
+ *              inside the cooling-off period (hold removals). acl: the ACL
+ *              zk_sync creates its own nodes with. Report a failure with
+ *              zk_sync_round_error (the round is retried after 500 ms); an
+ *              extension's bad nodes are its own business, not errors.
+ *   pending    true when the extension has work now (events noted, local
+ *              changes): the worker runs a round without waiting.
+ *   deadline   the earliest CLOCK_MONOTONIC ms the extension needs a round
+ *              at (0: none); the worker runs at least once a second anyway.
+ *              pending and deadline are called with zk_sync's lock held:
+ *              read flags (atomics), take no lock another thread holds
+ *              while it calls into zk_sync.
+ * From other threads an extension wakes the worker with zk_sync_wake.
+ */
+struct _zhandle;
+struct ACL_vector;
+
+struct zk_sync_round {
+    struct _zhandle *zh;
+    bool full;
+    bool cooling;
+    const struct ACL_vector *acl;
+};
+
+struct zk_sync_ext {
+    void *arg;
+    bool (*on_watch)(void *arg, int type, const char *path);
+    void (*on_session)(void *arg, enum zk_sync_state state, bool new_session);
+    void (*round)(void *arg, struct zk_sync *zs, const struct zk_sync_round *r);
+    bool (*pending)(void *arg);
+    int64_t (*deadline)(void *arg);
+};
+
+#define ZK_SYNC_EXT_MAX 4
+
 /* A ZooKeeper session's credentials (the C client's clientid_t), to resume
  * the session from another process (a restarted daemon). */
 struct zk_sync_session {
@@ -164,6 +220,9 @@ struct zk_sync_config {
      * ZOO_EXPIRED_SESSION_STATE and opens a new session as after any expiry.
      * Ephemeral nodes of a resumed session stay in place. */
     const struct zk_sync_session *resume;
+    /* Extensions (see struct zk_sync_ext), at most ZK_SYNC_EXT_MAX; copied. */
+    const struct zk_sync_ext *ext;
+    size_t n_ext;
 };
 
 /*
@@ -217,6 +276,16 @@ void zk_sync_get_status(struct zk_sync *zs, struct zk_sync_status *out);
  * benchmarks and orderly shutdown; not from a callback.
  */
 int zk_sync_wait_local_applied(struct zk_sync *zs, int timeout_ms);
+
+/* Wake the worker (e.g. an extension has new work); any thread. */
+void zk_sync_wake(struct zk_sync *zs);
+
+/*
+ * From an extension's round only: the round failed at `what` on `path` with
+ * ZooKeeper error rc (zerror names it). The first error of a round becomes
+ * status.last_error and the round is retried after 500 ms.
+ */
+void zk_sync_round_error(struct zk_sync *zs, const char *what, const char *path, int rc);
 
 /* "connecting", "connected", "disconnected", "expired". */
 const char *zk_sync_state_name(enum zk_sync_state state);
