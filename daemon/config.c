@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "discshm.h"
+#include "format.h"
 #include "metrics.h"
 #include "regdir.h"
 
@@ -24,8 +25,9 @@ enum opt_type {
     OPT_LEVEL,
     OPT_BOOL,
     OPT_FRACTION,
-    OPT_RULE,  /* repeatable: appended to register_rules */
-    OPT_LIMIT, /* repeatable: appended to register_limits */
+    OPT_RULE,   /* repeatable: appended to register_rules */
+    OPT_LIMIT,  /* repeatable: appended to register_limits */
+    OPT_IMPORT, /* repeatable: appended to imports */
 };
 
 struct opt_def {
@@ -132,6 +134,14 @@ static const struct opt_def opts[] = {
     {"zk-audit-interval", OPT_U32, F(zk_audit_ms), 0, 86400000, "MS", "60000", false,
      "How often every remote instance node's stat is checked, so a node another ZooKeeper "
      "client changed in place is read again (one exists per node; 0: off)."},
+    {"import", OPT_IMPORT, F(imports), 0, 0, "SOURCE", "none", false,
+     "SOURCE is 'FORMAT [BASE] [name=NAME] [service=NAME]': read a registry another framework "
+     "keeps in ZooKeeper (needs --zk), read-only, beside discd's own tree; repeatable, one "
+     "line per source (at most 16). FORMAT: dubbo (BASE default /dubbo: "
+     "BASE/<interface>/providers/<URL>), serverset (BASE required, one service: "
+     "BASE/member_<seq>; service= names it, default the last component of BASE), kitex "
+     "(Kitex/Hertz, BASE default /: BASE/<service>/<ip>:<port>). NAME (default FORMAT) is "
+     "the value of the \"source\" tag of its instances. See docs/IMPORT.md."},
     {"zk-session-timeout", OPT_U32, F(zk_session_timeout_ms), 1000, 600000, "MS", "10000", false,
      "ZooKeeper session timeout requested."},
     {"host-id", OPT_STR, F(host_id), 1, 0, "ID", "the hostname", false,
@@ -243,6 +253,32 @@ int config_set(struct discd_config *cfg, const char *key, const char *value, cha
     uint64_t v = 0;
     char sub[POLICY_ERR_MAX];
     switch (o->type) {
+    case OPT_IMPORT: {
+        struct fmt_source src, prev;
+        char sub2[CONFIG_ERR_MAX];
+        if (fmt_source_parse(value, &src, sub2, sizeof(sub2)) < 0) {
+            snprintf(err, CONFIG_ERR_MAX, "%s", sub2);
+            return -EINVAL;
+        }
+        if (cfg->n_imports >= CONFIG_IMPORT_MAX || strlen(value) >= CONFIG_IMPORT_LEN) {
+            snprintf(err, CONFIG_ERR_MAX, "import: more than %d sources", CONFIG_IMPORT_MAX);
+            return -EINVAL;
+        }
+        for (uint32_t i = 0; i < cfg->n_imports; i++) {
+            if (fmt_source_parse(cfg->imports[i], &prev, sub2, sizeof(sub2)) == 0 &&
+                (strcmp(prev.name, src.name) == 0 ||
+                 (prev.fmt == src.fmt && strcmp(prev.base, src.base) == 0))) {
+                snprintf(
+                    err, CONFIG_ERR_MAX,
+                    "import: source '%s' (%s %.150s) repeats import '%.150s': give each source "
+                    "its own base and name=",
+                    src.name, src.fmt->name, src.base, cfg->imports[i]);
+                return -EINVAL;
+            }
+        }
+        snprintf(cfg->imports[cfg->n_imports++], CONFIG_IMPORT_LEN, "%s", value);
+        return 0;
+    }
     case OPT_RULE:
     case OPT_LIMIT: {
         bool rule = o->type == OPT_RULE;
@@ -516,6 +552,25 @@ int config_finalize(struct discd_config *cfg, char *err)
     }
     if (cfg->check_timeout_ms >= cfg->check_interval_ms)
         cfg->check_timeout_ms = cfg->check_interval_ms / 2;
+    if (cfg->n_imports > 0) {
+        struct fmt_source src[CONFIG_IMPORT_MAX];
+        char sub[CONFIG_ERR_MAX];
+        if (!cfg->zk[0]) {
+            snprintf(err, CONFIG_ERR_MAX, "import '%.300s' needs ZooKeeper: set zk",
+                     cfg->imports[0]);
+            return -EINVAL;
+        }
+        for (uint32_t i = 0; i < cfg->n_imports; i++) {
+            if (fmt_source_parse(cfg->imports[i], &src[i], sub, sizeof(sub)) < 0) {
+                snprintf(err, CONFIG_ERR_MAX, "%s", sub);
+                return -EINVAL;
+            }
+        }
+        if (fmt_sources_check(src, cfg->n_imports, cfg->zk_root, sub, sizeof(sub)) < 0) {
+            snprintf(err, CONFIG_ERR_MAX, "%s", sub);
+            return -EINVAL;
+        }
+    }
     char merr[256];
     if (metrics_check_listen(cfg->metrics_listen, merr) < 0) {
         snprintf(err, CONFIG_ERR_MAX, "metrics-listen: %s", merr);
@@ -675,6 +730,8 @@ void config_log(const struct discd_config *cfg)
     log_info("config: dir=%s segment-bytes=%llu reclaim-after=%u unlink-on-exit=%s", cfg->dir,
              (unsigned long long)cfg->segment_bytes, cfg->reclaim_after_ms,
              cfg->unlink_on_exit ? "true" : "false");
+    for (uint32_t i = 0; i < cfg->n_imports; i++)
+        log_info("config: import = %s", cfg->imports[i]);
     log_info("config: mode=%s zk=%s zk-root=%s host-id=%s az=%s",
              cfg->zk[0] ? "zookeeper" : "standalone", cfg->zk[0] ? cfg->zk : "-", cfg->zk_root,
              cfg->host_id, cfg->az[0] ? cfg->az : "-");

@@ -20,7 +20,9 @@
 #include "policy.h"
 
 #define CONFIG_ERR_MAX    512
-#define CONFIG_POLICY_MAX 64 /* register-rule / register-limit lines each */
+#define CONFIG_POLICY_MAX 64   /* register-rule / register-limit lines each */
+#define CONFIG_IMPORT_MAX 16   /* import lines (FMT_SOURCES_MAX) */
+#define CONFIG_IMPORT_LEN 1024 /* bytes of one import line */
 
 struct discd_config {
     char config_file[4096]; /* --config: the file that was loaded ("" none) */
@@ -68,6 +70,12 @@ struct discd_config {
     uint32_t n_register_rules;
     char register_limits[CONFIG_POLICY_MAX][POLICY_TEXT_MAX];
     uint32_t n_register_limits;
+    /* Foreign registries read from ZooKeeper (daemon/zk/import.h): repeatable
+     * "FORMAT [BASE] [name=NAME] [service=NAME]" lines, each checked when
+     * set (fmt_source_parse) and against each other and zk-root by
+     * config_finalize. */
+    char imports[CONFIG_IMPORT_MAX][CONFIG_IMPORT_LEN];
+    uint32_t n_imports;
 };
 
 /* Fill *cfg with the built-in defaults (name from $DISCSHM_NAME). */

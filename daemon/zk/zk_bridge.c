@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "discshm.h"
+#include "import.h"
 #include "instance.h"
 #include "cache_load.h"
 #include "log.h"
@@ -38,6 +39,7 @@ struct zk_bridge {
     int64_t st_since_ms, st_last_sync_ms;
     struct zk_bridge_persist persist; /* resume pointer not kept */
     int64_t saved_session;            /* session id last passed to persist.save */
+    struct zk_import *import;         /* foreign registries (import = ...), NULL: none */
     bool purged;        /* file-cache entries not confirmed by the region dropped once */
     bool authenticated; /* digest credentials configured (zk-auth-file) */
 };
@@ -104,6 +106,68 @@ static void cb_remote_upsert(void *arg, const char *host_id, const char *id, con
         log_debug("zk: instance %s of host %s ignored: a local instance has that id", id, host_id);
     else if (rc < 0)
         log_warn("zk: instance %s of host %s not stored: %s", id, host_id, strerror(-rc));
+}
+
+/* ---- import (daemon/zk/import.h), on zk_sync's worker thread ---------------- */
+
+static int cb_import_upsert(void *arg, const struct fmt_source *src, const char *id, json_t *doc)
+{
+    struct zk_bridge *zb = arg;
+    struct instance *inst = NULL;
+    struct instance_error ierr = {0};
+    int rc = instance_from_document(doc, &inst, &ierr);
+    if (rc < 0) {
+        log_warn("zk: import %s: instance %s skipped: %s%s%s", src->name, id, ierr.message,
+                 ierr.field[0] ? " at " : "", ierr.field);
+        return rc;
+    }
+    inst->origin = DISC_ORIGIN_REMOTE;
+    rc = registry_put_remote(zb->reg, inst);
+    instance_unref(inst);
+    protect_seen(zb->prot, id);
+    if (rc == -EPERM)
+        log_debug("zk: import %s: instance %s ignored: a local instance has that id", src->name,
+                  id);
+    else if (rc < 0)
+        log_warn("zk: import %s: instance %s not stored: %s", src->name, id, strerror(-rc));
+    return rc == -EPERM ? 0 : rc;
+}
+
+static void cb_import_remove(void *arg, const struct fmt_source *src, const char *id)
+{
+    struct zk_bridge *zb = arg;
+    protect_remove(zb->prot, src->name, id); /* applied now, later, or held */
+}
+
+/* Parse the import lines (config_finalize checked them) and make the engine. */
+static int start_import(struct zk_bridge *zb, const struct discd_config *cfg,
+                        struct zk_sync_ext *ext)
+{
+    struct fmt_source src[CONFIG_IMPORT_MAX];
+    char err[CONFIG_ERR_MAX];
+    for (uint32_t i = 0; i < cfg->n_imports; i++) {
+        if (fmt_source_parse(cfg->imports[i], &src[i], err, sizeof(err)) < 0) {
+            log_error("zk: %s", err);
+            return -EINVAL;
+        }
+    }
+    if (fmt_sources_check(src, cfg->n_imports, cfg->zk_root, err, sizeof(err)) < 0) {
+        log_error("zk: %s", err);
+        return -EINVAL;
+    }
+    const char *own[] = {cfg->zk_root};
+    struct zk_import_callbacks icb = {
+        .on_upsert = cb_import_upsert,
+        .on_remove = cb_import_remove,
+        .log = cb_log,
+        .arg = zb,
+    };
+    int rc = zk_import_new(src, cfg->n_imports, own, 1, 0, &icb, &zb->import, ext);
+    if (rc < 0)
+        return rc;
+    for (uint32_t i = 0; i < cfg->n_imports; i++)
+        log_info("zk: import %s: %s under %s", src[i].name, src[i].fmt->name, src[i].base);
+    return 0;
 }
 
 static void cb_remote_remove(void *arg, const char *host_id, const char *id)
@@ -248,6 +312,8 @@ static json_t *status_json(void *arg)
             out, json_pack("{s:b, s:b, s:s, s:I, s:b}", "synced", st.synced, "rebuilding",
                            st.rebuilding, "last_error", st.last_error, "error_since_ms",
                            (json_int_t)st.error_since_ms, "authenticated", zb->authenticated));
+    if (out && zb->import)
+        json_object_set_new(out, "import", zk_import_status_json(zb->import));
     return out;
 }
 
@@ -361,6 +427,21 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
     publisher_set_state(pub, DISC_ST_ZK_CONFIGURED | DISC_ST_DEGRADED, DISC_DEG_ZK_UNREACHABLE, 0,
                         0, 0);
 
+    /* Extensions on the same session and worker thread (zk_sync.h). */
+    struct zk_sync_ext ext[ZK_SYNC_EXT_MAX];
+    size_t n_ext = 0;
+    if (cfg->n_imports > 0) {
+        int irc = start_import(zb, cfg, &ext[n_ext]);
+        if (irc < 0) {
+            explicit_bzero(auth, sizeof(auth));
+            protect_free(zb->prot);
+            pthread_mutex_destroy(&zb->st_mu);
+            pthread_mutex_destroy(&zb->mu);
+            free(zb);
+            return irc;
+        }
+        n_ext++;
+    }
     struct zk_sync_config zc = {
         .connect = cfg->zk,
         .root = cfg->zk_root,
@@ -373,6 +454,8 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
         .resume = persist ? persist->resume : NULL,
         .auth = auth[0] ? auth : NULL,
         .audit_ms = cfg->zk_audit_ms ? (int)cfg->zk_audit_ms : -1,
+        .ext = ext,
+        .n_ext = n_ext,
     };
     struct zk_sync_callbacks cb = {
         .on_remote_upsert = cb_remote_upsert,
@@ -389,6 +472,7 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
     pthread_mutex_unlock(&zb->mu);
     explicit_bzero(auth, sizeof(auth)); /* zk_sync keeps its own copy */
     if (rc < 0) {
+        zk_import_free(zb->import);
         protect_free(zb->prot);
         pthread_mutex_destroy(&zb->st_mu);
         pthread_mutex_destroy(&zb->mu);
@@ -403,6 +487,7 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
     rc = registry_add_listener(reg, &l);
     if (rc < 0) {
         zk_sync_stop(zb->zs);
+        zk_import_free(zb->import);
         protect_free(zb->prot);
         pthread_mutex_destroy(&zb->st_mu);
         pthread_mutex_destroy(&zb->mu);
@@ -440,10 +525,16 @@ void zk_bridge_free(struct zk_bridge *zb)
     if (!zb)
         return;
     zk_bridge_stop(zb);
+    zk_import_free(zb->import); /* after zk_sync_stop: no hook runs any more */
     protect_free(zb->prot);
     pthread_mutex_destroy(&zb->st_mu);
     pthread_mutex_destroy(&zb->mu);
     free(zb);
+}
+
+struct zk_import *zk_bridge_import(struct zk_bridge *zb)
+{
+    return zb ? zb->import : NULL;
 }
 
 uint64_t zk_bridge_rejected(struct zk_bridge *zb)

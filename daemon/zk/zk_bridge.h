@@ -59,6 +59,11 @@ void zk_bridge_free(struct zk_bridge *zb);
 struct zk_sync_status;
 int zk_bridge_get_status(struct zk_bridge *zb, struct zk_sync_status *st);
 
+/* The import engine (import = ... lines), NULL when none is configured;
+ * valid until zk_bridge_free. */
+struct zk_import;
+struct zk_import *zk_bridge_import(struct zk_bridge *zb);
+
 /* Remote documents refused by the instance model so far. */
 uint64_t zk_bridge_rejected(struct zk_bridge *zb);
 
