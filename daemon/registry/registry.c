@@ -36,6 +36,12 @@ struct registry {
     size_t n_owners, cap_owners;
     void (*notify)(void *);
     void *notify_arg;
+    /* An open batch (registry_batch_begin): changes with seq > batch_seq0
+     * are held from the publisher until registry_batch_end. */
+    bool batch_open;
+    pthread_t batch_owner;
+    uint64_t batch_seq0;
+    size_t batch_held; /* queued changes with seq > batch_seq0 */
     struct registry_listener listeners[REGISTRY_LISTENERS_MAX];
     int n_listeners;
 };
@@ -203,6 +209,7 @@ static void queue_put(struct registry *r, struct registry_change *c, struct inst
         r->q_head = c;
     r->q_tail = c;
     r->q_len++;
+    r->batch_held += r->batch_open;
 }
 
 static void queue_del(struct registry *r, struct registry_change *c, const char *id)
@@ -218,6 +225,7 @@ static void queue_del(struct registry *r, struct registry_change *c, const char 
         r->q_head = c;
     r->q_tail = c;
     r->q_len++;
+    r->batch_held += r->batch_open;
 }
 
 /* ---- per-owner usage (wlock held) ---- */
@@ -266,11 +274,14 @@ static void owner_account(struct registry *r, const struct instance *inst, int s
     }
 }
 
-/* Unlock the writer lock and poke the publisher. */
+/* Unlock the writer lock and poke the publisher (not inside the calling
+ * thread's own batch: registry_batch_end does it once). */
 static void unlock_and_notify(struct registry *r)
 {
     void (*notify)(void *) = r->notify;
     void *arg = r->notify_arg;
+    if (r->batch_open && pthread_equal(r->batch_owner, pthread_self()))
+        notify = NULL;
     pthread_mutex_unlock(&r->wlock);
     if (notify)
         notify(arg);
@@ -565,10 +576,22 @@ struct registry_change *registry_take_changes(struct registry *r, size_t *n)
 {
     pthread_mutex_lock(&r->wlock);
     struct registry_change *list = r->q_head;
+    size_t take = r->q_len - r->batch_held;
     if (n)
-        *n = r->q_len;
-    r->q_head = r->q_tail = NULL;
-    r->q_len = 0;
+        *n = take;
+    if (take == 0) {
+        list = NULL;
+    } else if (r->batch_held == 0) {
+        r->q_head = r->q_tail = NULL;
+        r->q_len = 0;
+    } else { /* a batch is open: keep its changes (the queue's tail) */
+        struct registry_change *last = list;
+        for (size_t i = 1; i < take; i++)
+            last = last->next;
+        r->q_head = last->next;
+        last->next = NULL;
+        r->q_len -= take;
+    }
     pthread_mutex_unlock(&r->wlock);
     return list;
 }
@@ -576,9 +599,34 @@ struct registry_change *registry_take_changes(struct registry *r, size_t *n)
 size_t registry_pending_changes(struct registry *r)
 {
     pthread_mutex_lock(&r->wlock);
-    size_t n = r->q_len;
+    size_t n = r->q_len - r->batch_held;
     pthread_mutex_unlock(&r->wlock);
     return n;
+}
+
+void registry_batch_begin(struct registry *r)
+{
+    pthread_mutex_lock(&r->wlock);
+    if (!r->batch_open) {
+        r->batch_open = true;
+        r->batch_owner = pthread_self();
+        r->batch_seq0 = r->last_seq;
+        r->batch_held = 0;
+    }
+    pthread_mutex_unlock(&r->wlock);
+}
+
+void registry_batch_end(struct registry *r)
+{
+    pthread_mutex_lock(&r->wlock);
+    bool any = r->batch_open && r->batch_held > 0;
+    void (*notify)(void *) = r->notify;
+    void *arg = r->notify_arg;
+    r->batch_open = false;
+    r->batch_held = 0;
+    pthread_mutex_unlock(&r->wlock);
+    if (any && notify)
+        notify(arg);
 }
 
 void registry_free_changes(struct registry_change *list)

@@ -145,8 +145,21 @@ void registry_count_by(struct registry *r, uint32_t out[4][5]);
 /* Detach the queued changes (oldest first); *n receives their number. */
 struct registry_change *registry_take_changes(struct registry *r, size_t *n);
 
-/* Number of queued changes not yet taken. */
+/* Number of queued changes not yet taken (and not held by an open batch). */
 size_t registry_pending_changes(struct registry *r);
+
+/*
+ * Batches (the ZooKeeper layer's remote changes): every change queued after
+ * registry_batch_begin, by any thread, is held from the publisher (neither
+ * taken nor counted as pending) until registry_batch_end, which notifies
+ * the publisher once; so a batch becomes visible in one segment commit and
+ * costs one wake-up of the publisher. Changes are still published in queue
+ * order. The table itself (registry_get, foreach) sees each change at once.
+ * Batches do not nest (a second begin is ignored); keep them short: no
+ * waiting inside one. Call begin and end on the same thread.
+ */
+void registry_batch_begin(struct registry *r);
+void registry_batch_end(struct registry *r);
 
 /* Free a list returned by registry_take_changes. */
 void registry_free_changes(struct registry_change *list);
