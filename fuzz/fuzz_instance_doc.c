@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_instance_doc.c — libFuzzer harness: a ZooKeeper instance document
- * (the bytes of a node under <root>/hosts/<host>/) through what the
- * ZooKeeper bridge does with it (zk_bridge.c cb_remote_upsert): json_loadb
- * with JSON_REJECT_DUPLICATES, instance_from_document; an accepted
+ * (the bytes of a node under <root>/hosts/<host>/) through what discd
+ * does with it: zk_sync parses and checks it once (zk_sync_parse_doc, as
+ * for every node it reads), the bridge (zk_bridge.c cb_remote_upsert)
+ * hands that parsed document to instance_from_document; an accepted
  * instance is turned back into a document and into a segment record, as
  * discd then does.
  */
@@ -12,6 +13,7 @@
 #include "instance.h"
 #include "log.h"
 #include "segwriter.h"
+#include "zk_sync.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -22,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         log_set_level(LOG_LVL_ERROR);
         quiet = 1;
     }
-    json_error_t jerr;
-    json_t *doc = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *doc = NULL;
+    (void)zk_sync_parse_doc((const char *)data, size, NULL, 65536, &doc, NULL);
     struct instance *inst = NULL;
     struct instance_error ierr = {0};
     if (doc && instance_from_document(doc, &inst, &ierr) == 0) {

@@ -303,6 +303,16 @@ static void render_zk(struct metrics *m, FILE *f)
            "Other hosts' instances added/changed or removed by sync.");
     sample_lu(f, "discd_zookeeper_remote_changes_total", "change", "upsert", k->upserts);
     sample_lu(f, "discd_zookeeper_remote_changes_total", "change", "remove", k->removes);
+    family(f, "discd_zookeeper_worker_wakeups_total", "counter",
+           "Times the ZooKeeper worker thread was woken (events or local changes, a batch of "
+           "async replies, or one synchronous request).");
+    sample_u(f, "discd_zookeeper_worker_wakeups_total", k->worker_wakeups);
+    family(f, "discd_zookeeper_batches_total", "counter",
+           "Batches of remote changes handed to the registry (one segment commit each).");
+    sample_u(f, "discd_zookeeper_batches_total", k->batches);
+    family(f, "discd_zookeeper_documents_parsed_total", "counter",
+           "Region documents parsed (once per read).");
+    sample_u(f, "discd_zookeeper_documents_parsed_total", k->docs_parsed);
     family(f, "discd_zookeeper_hosts", "gauge", "Host subtrees watched (this host included).");
     sample_u(f, "discd_zookeeper_hosts", k->hosts);
     family(f, "discd_zookeeper_held_removals", "gauge",

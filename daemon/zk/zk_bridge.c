@@ -81,20 +81,21 @@ static void cb_log(void *arg, enum zk_sync_log_level level, const char *msg)
     log_msg((enum log_level)level, "zk: %s", msg);
 }
 
-static void cb_remote_upsert(void *arg, const char *host_id, const char *id, const char *json,
-                             size_t len)
+/* doc: parsed and checked once by zk_sync (zk_sync_parse_doc); the
+ * instance model validates it fully here, without parsing it again. */
+static void cb_remote_upsert(void *arg, const char *host_id, const char *id, const json_t *doc,
+                             const char *json, size_t len)
 {
     struct zk_bridge *zb = arg;
-    json_error_t jerr;
-    json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    (void)json;
+    (void)len;
     struct instance *inst = NULL;
     struct instance_error ierr = {0};
-    int rc = doc ? instance_from_document(doc, &inst, &ierr) : -EINVAL;
-    json_decref(doc);
+    int rc = instance_from_document(doc, &inst, &ierr);
     if (rc < 0) {
         atomic_fetch_add(&zb->rejected, 1);
-        log_warn("zk: instance %s of host %s skipped: %s%s%s", id, host_id,
-                 doc ? ierr.message : "not JSON", ierr.field[0] ? " at " : "", ierr.field);
+        log_warn("zk: instance %s of host %s skipped: %s%s%s", id, host_id, ierr.message,
+                 ierr.field[0] ? " at " : "", ierr.field);
         return;
     }
     /* Whatever the document says, it came from the region. */
@@ -106,6 +107,19 @@ static void cb_remote_upsert(void *arg, const char *host_id, const char *id, con
         log_debug("zk: instance %s of host %s ignored: a local instance has that id", id, host_id);
     else if (rc < 0)
         log_warn("zk: instance %s of host %s not stored: %s", id, host_id, strerror(-rc));
+}
+
+/* One listing's changes reach the segment in one commit (registry batch). */
+static void cb_batch_begin(void *arg)
+{
+    struct zk_bridge *zb = arg;
+    registry_batch_begin(zb->reg);
+}
+
+static void cb_batch_end(void *arg)
+{
+    struct zk_bridge *zb = arg;
+    registry_batch_end(zb->reg);
 }
 
 /* ---- import (daemon/zk/import.h), on zk_sync's worker thread ---------------- */
@@ -302,6 +316,11 @@ static json_t *status_json(void *arg)
                                          (json_int_t)k->repairs, "audits", (json_int_t)k->audits,
                                          "audit_changed", (json_int_t)k->audit_changed,
                                          "sync_errors", (json_int_t)k->sync_errors));
+    json_object_update_new(
+        counters, json_pack("{s:I, s:I, s:I, s:I, s:I}", "upserts", (json_int_t)k->upserts,
+                            "removes", (json_int_t)k->removes, "docs_parsed",
+                            (json_int_t)k->docs_parsed, "worker_wakeups",
+                            (json_int_t)k->worker_wakeups, "batches", (json_int_t)k->batches));
     json_t *out = json_pack("{s:b, s:s, s:I, s:I, s:b, s:b, s:o*, s:o*}", "configured", 1, "state",
                             zk_sync_state_name(st.state), "since_ms", (json_int_t)st.since_ms,
                             "last_sync_ms", (json_int_t)st.last_sync_ms, "cooling", st.cooling,
@@ -458,7 +477,9 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
         .n_ext = n_ext,
     };
     struct zk_sync_callbacks cb = {
-        .on_remote_upsert = cb_remote_upsert,
+        .on_remote_upsert_doc = cb_remote_upsert,
+        .on_batch_begin = cb_batch_begin,
+        .on_batch_end = cb_batch_end,
         .on_remote_remove = cb_remote_remove,
         .on_state = cb_state,
         .on_thread_start = cb_thread_start,

@@ -53,6 +53,7 @@ struct rnode {
     int32_t aversion;
     char *tmp_json; /* fetched this round, freed at its end */
     size_t tmp_len;
+    json_t *tmp_doc; /* tmp_json parsed (once), freed with it */
 };
 
 struct rhost {
@@ -152,6 +153,7 @@ struct zk_sync {
     int64_t since_ms, last_sync_ms;
     int64_t session_since_ms; /* 0: no session established */
     unsigned rnd;
+    bool delivering; /* inside on_batch_begin .. on_batch_end */
 };
 
 /* ---------- small helpers ---------- */
@@ -284,13 +286,14 @@ static bool parse_node_name(const char *name, char id[UUID_LEN + 1], uint64_t *s
     return true;
 }
 
-int zk_sync_check_doc(const char *json, size_t len, const char *expect_id, size_t max,
+int zk_sync_parse_doc(const char *json, size_t len, const char *expect_id, size_t max, json_t **out,
                       const char **why)
 {
     const char *dummy;
     if (!why) {
         why = &dummy;
     }
+    *out = NULL;
     if (len > max) {
         *why = "document too large";
         return -E2BIG;
@@ -317,6 +320,19 @@ int zk_sync_check_doc(const char *json, size_t len, const char *expect_id, size_
         *why = "\"service\" missing or not a non-empty string";
         rc = -EINVAL;
     }
+    if (rc != 0) {
+        json_decref(doc);
+        return rc;
+    }
+    *out = doc;
+    return 0;
+}
+
+int zk_sync_check_doc(const char *json, size_t len, const char *expect_id, size_t max,
+                      const char **why)
+{
+    json_t *doc;
+    int rc = zk_sync_parse_doc(json, len, expect_id, max, &doc, why);
     json_decref(doc);
     return rc;
 }
@@ -499,6 +515,34 @@ static void set_state(struct zk_sync *zs, enum zk_sync_state s)
     report_state(zs);
 }
 
+/* ---------- batches of upserts / removes for the daemon ---------- */
+
+/* Open a batch before the first upsert or remove (lazily: a round that
+ * changes nothing costs the daemon nothing). */
+static void deliver_open(struct zk_sync *zs)
+{
+    if (zs->delivering) {
+        return;
+    }
+    zs->delivering = true;
+    if (zs->cb.on_batch_begin) {
+        zs->cb.on_batch_begin(zs->arg);
+    }
+}
+
+/* Close the open batch, if any: the daemon publishes it as one change. */
+static void deliver_close(struct zk_sync *zs)
+{
+    if (!zs->delivering) {
+        return;
+    }
+    zs->delivering = false;
+    zs->c.batches++;
+    if (zs->cb.on_batch_end) {
+        zs->cb.on_batch_end(zs->arg);
+    }
+}
+
 /* ---------- ZooKeeper watcher (client completion thread) ---------- */
 
 static void watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
@@ -516,12 +560,12 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path, void *
     memcpy(ev->path, path ? path : "", plen + 1);
     pthread_mutex_lock(&zs->mu);
     if (zs->ev_tail) {
-        zs->ev_tail->next = ev;
+        zs->ev_tail->next = ev; /* the worker has not taken the queue yet: no new wake-up */
     } else {
         zs->ev_head = ev;
+        pthread_cond_signal(&zs->wake); /* it drains everything queued per wake-up */
     }
     zs->ev_tail = ev;
-    pthread_cond_signal(&zs->wake);
     pthread_mutex_unlock(&zs->mu);
 }
 
@@ -565,9 +609,12 @@ static void batch_done(struct batch *b)
 
 /* The client completes every request (with ZCONNECTIONLOSS / ZCLOSING at the
  * latest), so this wait ends. */
-static void batch_wait(struct batch *b)
+static void batch_wait(struct zk_sync *zs, struct batch *b)
 {
     pthread_mutex_lock(&b->mu);
+    if (b->pending > 0) {
+        zs->c.worker_wakeups++; /* one for the whole batch: batch_done signals at 0 */
+    }
     while (b->pending > 0) {
         pthread_cond_wait(&b->cv, &b->mu);
     }
@@ -684,19 +731,26 @@ static int read_node(struct zk_sync *zs, const struct rhost *h, struct rnode *rn
     }
     struct Stat st;
     zs->c.reads++;
+    zs->c.worker_wakeups++; /* a synchronous call: one wake-up for its reply */
     int rc = zoo_get(zs->zh, path, 0, buf, &len, &st);
     if (rc == ZOK) {
         rn->mzxid = st.mzxid;
         rn->aversion = st.aversion;
     }
-    if (rc != ZOK || len < 0 || (size_t)len > zs->max_doc || st.dataLength != len ||
-        zk_sync_check_doc(buf, (size_t)len, NULL, zs->max_doc, NULL) != 0) {
+    json_t *doc = NULL;
+    bool ok = rc == ZOK && len >= 0 && (size_t)len <= zs->max_doc && st.dataLength == len;
+    if (ok) {
+        zs->c.docs_parsed++;
+        ok = zk_sync_parse_doc(buf, (size_t)len, NULL, zs->max_doc, &doc, NULL) == 0;
+    }
+    if (!ok) {
         free(buf);
         return rc != ZOK ? rc : ZBADARGUMENTS;
     }
     buf[len] = '\0';
     rn->tmp_json = buf;
     rn->tmp_len = (size_t)len;
+    rn->tmp_doc = doc;
     return ZOK;
 }
 
@@ -705,7 +759,10 @@ static void remote_upsert(struct zk_sync *zs, const struct rhost *h, const char 
 {
     zs->c.upserts++;
     zlog(zs, ZK_SYNC_LOG_DEBUG, "upsert %s/%s", h->name, rn->name);
-    if (zs->cb.on_remote_upsert) {
+    deliver_open(zs);
+    if (zs->cb.on_remote_upsert_doc) {
+        zs->cb.on_remote_upsert_doc(zs->arg, h->name, id, rn->tmp_doc, rn->tmp_json, rn->tmp_len);
+    } else if (zs->cb.on_remote_upsert) {
         zs->cb.on_remote_upsert(zs->arg, h->name, id, rn->tmp_json, rn->tmp_len);
     }
 }
@@ -733,6 +790,7 @@ static void remote_gone(struct zk_sync *zs, struct idrec *rec, bool host_absent)
     snprintf(host, sizeof(host), "%s", rec->host);
     idx_delete(zs, rec);
     zs->c.removes++;
+    deliver_open(zs);
     if (zs->cb.on_remote_remove) {
         zs->cb.on_remote_remove(zs->arg, host, id);
     }
@@ -804,6 +862,8 @@ static int hand_over(struct zk_sync *zs, struct idrec *rec, struct rhost *h, str
     if (fetched) {
         free(bn->tmp_json);
         bn->tmp_json = NULL;
+        json_decref(bn->tmp_doc);
+        bn->tmp_doc = NULL;
     }
     return ZOK;
 }
@@ -918,6 +978,7 @@ static void free_nodes(struct rnode *nodes, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(nodes[i].name);
         free(nodes[i].tmp_json);
+        json_decref(nodes[i].tmp_doc);
     }
     free(nodes);
 }
@@ -955,7 +1016,7 @@ static int fetch_new(struct zk_sync *zs, struct rhost *h)
             }
             ops[nops++] = op;
         }
-        batch_wait(&b);
+        batch_wait(zs, &b);
         batch_destroy(&b);
         for (size_t k = 0; k < nops; k++) {
             struct bop *op = ops[k];
@@ -990,14 +1051,19 @@ static int fetch_new(struct zk_sync *zs, struct rhost *h)
                 char id[UUID_LEN + 1];
                 memcpy(id, rn->name, UUID_LEN);
                 id[UUID_LEN] = '\0';
-                if (zk_sync_check_doc(op->data, op->len, id, zs->max_doc, &why) != 0) {
+                json_t *doc = NULL;
+                zs->c.docs_parsed++;
+                if (zk_sync_parse_doc(op->data, op->len, id, zs->max_doc, &doc, &why) != 0) {
                     rn->kind = RN_BAD;
                     zs->c.skipped_bad_data++;
                     zlog(zs, ZK_SYNC_LOG_WARN, "skip %s: %s", op->path, why);
                 } else {
                     rn->kind = RN_OK;
+                    free(rn->tmp_json); /* a refetch of a node read this round */
+                    json_decref(rn->tmp_doc);
                     rn->tmp_json = op->data;
                     rn->tmp_len = op->len;
+                    rn->tmp_doc = doc;
                     op->data = NULL;
                 }
             }
@@ -1026,12 +1092,15 @@ static int fetch_and_settle(struct zk_sync *zs, struct rhost *h, char (*touched)
             worst = src;
         }
     }
+    deliver_close(zs); /* everything this listing changed: one batch */
     /* drop transient failures (they look new again next time), free fetched data */
     size_t w = 0;
     for (size_t k = 0; k < h->n; k++) {
         struct rnode *rn = &h->nodes[k];
         free(rn->tmp_json);
         rn->tmp_json = NULL;
+        json_decref(rn->tmp_doc);
+        rn->tmp_doc = NULL;
         rn->refetch = false;
         if (rn->kind == RN_DROP) {
             free(rn->name);
@@ -1056,6 +1125,7 @@ static int sync_host(struct zk_sync *zs, struct rhost *h, bool own)
 {
     struct String_vector sv = {0, NULL};
     zs->c.lists++;
+    zs->c.worker_wakeups++;
     int rc = zoo_get_children(zs->zh, h->path, 1, &sv);
     if (rc == ZNOAUTH && !own) {
         h->dirty = false;
@@ -1108,6 +1178,7 @@ static int sync_host(struct zk_sync *zs, struct rhost *h, bool own)
             }
             free(rn->name);
             free(rn->tmp_json);
+            json_decref(rn->tmp_doc);
             changed = true;
         } else { /* never seen */
             struct rnode rn = {.name = sv.data[j], .kind = RN_NEW};
@@ -1200,6 +1271,7 @@ static int sync_hosts(struct zk_sync *zs)
     struct String_vector sv = {0, NULL};
     struct Stat st;
     zs->c.lists++;
+    zs->c.worker_wakeups++;
     int rc = zoo_get_children2(zs->zh, zs->hosts_path, 1, &sv, &st);
     if (rc == ZNONODE) {
         if (zs->hosts_czxid != 0) { /* we had seen it: someone deleted the tree */
@@ -1212,6 +1284,7 @@ static int sync_hosts(struct zk_sync *zs)
             return rc;
         }
         zs->c.lists++;
+        zs->c.worker_wakeups++;
         rc = zoo_get_children2(zs->zh, zs->hosts_path, 1, &sv, &st);
     }
     if (rc != ZOK) {
@@ -1281,6 +1354,7 @@ static int sync_hosts(struct zk_sync *zs)
     for (size_t k = 0; k < ngone; k++) {
         host_gone(zs, gone[k]);
     }
+    deliver_close(zs);
     for (size_t k = 0; k < ngone; k++) {
         host_free(gone[k]);
     }
@@ -1328,6 +1402,7 @@ static struct rhost *host_by_path(struct zk_sync *zs, const char *path)
 static int create_persistent(struct zk_sync *zs, const char *path, int flags,
                              struct ACL_vector *acl)
 {
+    zs->c.worker_wakeups++;
     int rc = zoo_create(zs->zh, path, NULL, -1, acl, flags, NULL, 0);
     return rc == ZNODEEXISTS ? ZOK : rc;
 }
@@ -1409,7 +1484,7 @@ static int run_writes(struct zk_sync *zs, struct lnode **creates, size_t nc, cha
             op->node = i;
             ops[nops++] = op;
         }
-        batch_wait(&b);
+        batch_wait(zs, &b);
         batch_destroy(&b);
         for (size_t k = 0; k < nops; k++) {
             struct bop *op = ops[k];
@@ -1462,6 +1537,7 @@ static int check_owners(struct zk_sync *zs, struct lnode **snap, size_t n, char 
         struct Stat st;
         snprintf(path, sizeof(path), "%s/%s", zs->own.path, snap[i]->name);
         zs->c.reads++;
+        zs->c.worker_wakeups++;
         int rc = zoo_exists(zs->zh, path, 0, &st);
         if (rc == ZOK && st.ephemeralOwner != me) {
             (*stale)[(*nstale)++] = snap[i]->name;
@@ -1537,6 +1613,7 @@ static int announce_atomic(struct zk_sync *zs, struct lnode **creates, size_t nc
         zoo_create_op_init(&ops[i], paths[i], creates[i]->json, (int)creates[i]->len,
                            &zs->acl_node_v, ZOO_EPHEMERAL, NULL, 0);
     }
+    zs->c.worker_wakeups++;
     rc = zoo_multi(zs->zh, (int)k, ops, res);
     free(ops);
     free(res);
@@ -2084,10 +2161,12 @@ static void release_held(struct zk_sync *zs)
         idx_delete(zs, r); /* backward shift may move another entry into slot i */
         zs->c.held_reported++;
         zs->c.removes++;
+        deliver_open(zs);
         if (zs->cb.on_remote_remove) {
             zs->cb.on_remote_remove(zs->arg, host, id);
         }
     }
+    deliver_close(zs);
 }
 
 /*
@@ -2141,7 +2220,7 @@ static int audit(struct zk_sync *zs)
                 }
                 ops[nops++] = op;
             }
-            batch_wait(&b);
+            batch_wait(zs, &b);
             batch_destroy(&b);
             for (size_t k = 0; k < nops; k++) {
                 struct bop *op = ops[k];
@@ -2361,6 +2440,7 @@ static void *worker_main(void *arg)
             int64_t dl = next_deadline(zs);
             struct timespec ts = {.tv_sec = dl / 1000, .tv_nsec = (dl % 1000) * 1000000};
             pthread_cond_timedwait(&zs->wake, &zs->mu, &ts);
+            zs->c.worker_wakeups++;
         }
         bool stop = zs->stop;
         struct zevent *ev = zs->ev_head;
@@ -2387,6 +2467,7 @@ static void *worker_main(void *arg)
             sync_round(zs);
             release_held(zs);
         }
+        deliver_close(zs); /* nothing stays open across a wait */
         bool now_cooling = cooling(zs);
         if (was_cooling && !now_cooling) {
             report_state(zs);

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 struct zk_sync;
+struct json_t; /* jansson's json_t */
 
 /* Log levels, same order as discd's log.h (error = 0 ... debug = 3). */
 enum zk_sync_log_level {
@@ -76,6 +77,13 @@ struct zk_sync_counters {
     uint64_t removes;            /* on_remote_remove calls */
     uint64_t sync_rounds;        /* listing rounds that completed (watch-driven or full) */
     uint64_t full_syncs;         /* of those, full resyncs of the whole tree */
+    uint64_t docs_parsed;        /* remote documents parsed (once per read: the parsed
+                                  * document is what on_remote_upsert_doc gets) */
+    uint64_t worker_wakeups;     /* times the worker thread blocked and was woken: for
+                                  * events or local changes (all queued ones are drained
+                                  * per wake-up), for a batch of async replies (one per
+                                  * batch of up to 256), or a synchronous client call */
+    uint64_t batches;            /* batches of upserts/removes delivered (on_batch_end) */
     /* current sizes */
     uint64_t hosts;            /* host subtrees watched (own included) */
     uint64_t remote_instances; /* remote ids currently reported (held ones included) */
@@ -114,6 +122,12 @@ struct zk_sync_callbacks {
      * (the daemon already has them; see counters.local_in_zk). */
     void (*on_remote_upsert)(void *arg, const char *host_id, const char *id, const char *json,
                              size_t len);
+    /* The same, with the document as zk_sync parsed it (jansson, JSON_REJECT_
+     * DUPLICATES; borrowed: valid for the call only, do not modify), so the
+     * daemon does not parse it again. When set, it is called instead of
+     * on_remote_upsert. */
+    void (*on_remote_upsert_doc)(void *arg, const char *host_id, const char *id,
+                                 const struct json_t *doc, const char *json, size_t len);
     /* An instance of another host is gone (node deleted, host subtree gone,
      * or session of that host expired). Held during cooling-off. */
     void (*on_remote_remove)(void *arg, const char *host_id, const char *id);
@@ -121,6 +135,14 @@ struct zk_sync_callbacks {
      * ended, or (at most once a second) a round completed: the status is
      * current every round. */
     void (*on_state)(void *arg, const struct zk_sync_status *status);
+    /* Around a batch of on_remote_upsert(_doc) / on_remote_remove calls: all
+     * the changes settled from one listing (or one audit, one release of
+     * held removals). The daemon may make a batch visible at once (one
+     * segment commit, one wake-up of its publisher). Never nested; no
+     * blocking ZooKeeper wait happens inside a batch except the rare
+     * fallback read of a conflict's next claimant. */
+    void (*on_batch_begin)(void *arg);
+    void (*on_batch_end)(void *arg);
     /* First and last thing the worker thread does (e.g. rcu_register_thread). */
     void (*on_thread_start)(void *arg);
     void (*on_thread_stop)(void *arg);
@@ -304,5 +326,14 @@ bool zk_sync_is_host_id(const char *s);
  */
 int zk_sync_check_doc(const char *json, size_t len, const char *expect_id, size_t max,
                       const char **why);
+
+/*
+ * The same checks, keeping the parsed document: on success *out is a new
+ * reference (json_decref it) to the JSON object. What zk_sync does with every
+ * remote node it reads (one parse per read); the fuzz harness
+ * fuzz_instance_doc goes through it. 0, -E2BIG or -EINVAL (*out NULL).
+ */
+int zk_sync_parse_doc(const char *json, size_t len, const char *expect_id, size_t max,
+                      struct json_t **out, const char **why);
 
 #endif /* DISC_ZK_SYNC_H */

@@ -57,6 +57,9 @@ EXPECTED = {
     "discd_zookeeper_operations": ("counter", {"op"}),
     "discd_zookeeper_remote_changes": ("counter", {"change"}),
     "discd_zookeeper_hosts": ("gauge", set()),
+    "discd_zookeeper_worker_wakeups": ("counter", set()),
+    "discd_zookeeper_batches": ("counter", set()),
+    "discd_zookeeper_documents_parsed": ("counter", set()),
     "discd_zookeeper_held_removals": ("gauge", set()),
     "discd_bad_documents": ("counter", {"reason"}),
 }

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_zkd_batch.c — region propagation in batches (issue 9, "Speed"),
+ * checked with counters, never with clocks. Real discd processes on a real
+ * ZooKeeper; a plain ZooKeeper client in the test (zkc.c) plays another
+ * host:
+ *   - a burst of N instances announced by one host at once (one zoo_multi,
+ *     as a re-announcing discd does) reaches discd B's segment in far fewer
+ *     than N zk worker wake-ups, batches and publisher commits; each
+ *     document is read once and parsed once (docs_parsed == reads == N);
+ *     the burst's removal (the host's session ends) is batched the same way;
+ *   - under churn (discd A registering and deregistering, the plain client
+ *     adding and deleting nodes of its own host, interleaved) B's segment
+ *     ends with exactly the live set of each host, by id.
+ * Plain build: about 15 s.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+#include <zookeeper/zookeeper.h>
+
+#include "zk_server.h"
+#include "zkc.h"
+#include "zkd_util.h"
+
+#define BURST 300
+
+static struct zk_cluster zk;
+static struct zkd a, b;
+static zhandle_t *cli;
+
+static void teardown(void)
+{
+    zkc_close(cli);
+    cli = NULL;
+    zkd_abort(&a);
+    zkd_abort(&b);
+    zk_cluster_destroy(&zk);
+}
+
+static void new_id(char out[37])
+{
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, out);
+}
+
+/* Counters from B's status: zookeeper.counters.<key> or publisher.<key>. */
+static long long counter(struct zkd *z, const char *obj, const char *key)
+{
+    json_t *r = dt_call1(&z->proc, "{\"op\":\"status\"}");
+    cr_assert(dt_ok(r), "status failed");
+    json_t *o = json_object_get(r, obj);
+    if (strcmp(obj, "zookeeper") == 0) {
+        o = json_object_get(o, "counters");
+    }
+    json_t *n = json_object_get(o, key);
+    cr_assert(json_is_integer(n), "status %s.%s missing", obj, key);
+    long long v = json_integer_value(n);
+    json_decref(r);
+    return v;
+}
+
+struct snap {
+    long long wakeups, batches, parsed, reads, upserts, removes, commits;
+};
+
+static struct snap snap_of(struct zkd *z)
+{
+    return (struct snap){
+        counter(z, "zookeeper", "worker_wakeups"), counter(z, "zookeeper", "batches"),
+        counter(z, "zookeeper", "docs_parsed"),    counter(z, "zookeeper", "reads"),
+        counter(z, "zookeeper", "upserts"),        counter(z, "zookeeper", "removes"),
+        counter(z, "publisher", "commits"),
+    };
+}
+
+static void setup(char *root, size_t len, const char *tag, bool with_a)
+{
+    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0, "ZooKeeper did not start");
+    zkd_root(root, len, tag);
+    struct disc_status st;
+    if (with_a) {
+        zkd_start(&a, "zkba", zk.connect, root);
+        cr_assert(zkd_wait_synced(&a, 15000, &st), "a: flags %#x", st.flags);
+    }
+    zkd_start(&b, "zkbb", zk.connect, root);
+    cr_assert(zkd_wait_synced(&b, 15000, &st), "b: flags %#x", st.flags);
+    /* a session of its own: its ephemeral nodes go when it closes */
+    cli = zkc_open(zk.connect, NULL, 10000);
+    cr_assert(cli, "plain ZooKeeper client did not connect");
+}
+
+static int doc_for(char *buf, size_t len, const char *id, const char *svc, int i)
+{
+    return snprintf(buf, len,
+                    "{\"id\":\"%s\",\"service\":\"%s\",\"host\":\"other\",\"address\":"
+                    "\"10.1.%d.%d:%d\"}",
+                    id, svc, (i / 250) % 250, i % 250, 1000 + i);
+}
+
+/* Announce n instances of svc under host `host` in one zoo_multi (container
+ * + ephemeral nodes). Fills ids. */
+static void announce(const char *root, const char *host, const char *svc, int n, char ids[][37])
+{
+    char hpath[256];
+    snprintf(hpath, sizeof(hpath), "%s/hosts/%s", root, host);
+    zoo_op_t *ops = calloc((size_t)n + 1, sizeof(*ops));
+    zoo_op_result_t *res = calloc((size_t)n + 1, sizeof(*res));
+    char(*paths)[320] = calloc((size_t)n + 1, sizeof(*paths));
+    char(*docs)[256] = calloc((size_t)n + 1, sizeof(*docs));
+    cr_assert(ops && res && paths && docs);
+    zoo_create_op_init(&ops[0], hpath, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, ZOO_CONTAINER, NULL, 0);
+    for (int i = 0; i < n; i++) {
+        new_id(ids[i]);
+        snprintf(paths[i + 1], sizeof(paths[0]), "%s/%.36s-1", hpath, ids[i]);
+        int len = doc_for(docs[i + 1], sizeof(docs[0]), ids[i], svc, i);
+        zoo_create_op_init(&ops[i + 1], paths[i + 1], docs[i + 1], len, &ZOO_OPEN_ACL_UNSAFE,
+                           ZOO_EPHEMERAL, NULL, 0);
+    }
+    int rc = zoo_multi(cli, n + 1, ops, res);
+    cr_assert_eq(rc, ZOK, "multi: %s", zerror(rc));
+    free(ops);
+    free(res);
+    free(paths);
+    free(docs);
+}
+
+Test(zkd_batch, burst_is_one_batch, .fini = teardown, .timeout = 120)
+{
+    char root[128];
+    setup(root, sizeof(root), "batch", false);
+    sleep(1); /* let B's start-up rounds settle before taking the counters */
+    struct snap s0 = snap_of(&b);
+    static char ids[BURST][37];
+    announce(root, "burst-host", "burst.svc", BURST, ids);
+    cr_assert(zkd_wait_count(&b, "burst.svc", BURST, 20000), "B has %d of %d",
+              zkd_count(&b, "burst.svc"), BURST);
+    struct snap s1 = snap_of(&b);
+    long long up = s1.upserts - s0.upserts, rd = s1.reads - s0.reads, pa = s1.parsed - s0.parsed,
+              wk = s1.wakeups - s0.wakeups, ba = s1.batches - s0.batches,
+              co = s1.commits - s0.commits;
+    cr_log_info("burst of %d: %lld upserts, %lld reads, %lld parses, %lld worker wake-ups, %lld "
+                "batches, %lld commits",
+                BURST, up, rd, pa, wk, ba, co);
+    cr_expect_eq(up, BURST, "every instance upserted once");
+    cr_expect_eq(rd, BURST, "every node read once");
+    cr_expect_eq(pa, BURST, "every document parsed once (zk_sync), not again by the daemon");
+    /* One watch event, one listing of the hosts, one of the new host, two
+     * windows of async gets: a handful of wake-ups, not one per reply. The
+     * idle worker's 1 s tick and status requests add a few more. */
+    cr_expect_lt(wk, BURST / 10, "zk worker wake-ups: %lld for %d instances", wk, BURST);
+    cr_expect_lt(ba, BURST / 30, "batches: %lld for %d instances", ba, BURST);
+    cr_expect_lt(co, BURST / 30, "publisher commits: %lld for %d instances", co, BURST);
+    cr_expect_geq(co, 1);
+
+    /* The host goes away (session closed): its removals come as a batch too. */
+    zkc_close(cli);
+    cli = NULL;
+    cr_assert(zkd_wait_count(&b, "burst.svc", 0, 30000), "B still has %d",
+              zkd_count(&b, "burst.svc"));
+    struct snap s2 = snap_of(&b);
+    long long rm = s2.removes - s1.removes, co2 = s2.commits - s1.commits,
+              wk2 = s2.wakeups - s1.wakeups;
+    cr_log_info("removal of %d: %lld removes, %lld commits, %lld wake-ups", BURST, rm, co2, wk2);
+    cr_expect_eq(rm, BURST);
+    cr_expect_lt(co2, BURST / 30, "publisher commits for the removal: %lld", co2);
+    cr_expect_lt(wk2, BURST / 10, "zk worker wake-ups for the removal: %lld", wk2);
+}
+
+/* The ids of svc in z's segment, sorted, into out (at most max). */
+static int segment_ids(struct zkd *z, const char *svc, char out[][37], int max)
+{
+    static char buf[1 << 20];
+    struct disc_instance *list = NULL;
+    int n = disc_lookup(z->h, svc, buf, sizeof(buf), &list, NULL);
+    if (n == -ENOENT) {
+        return 0;
+    }
+    cr_assert_geq(n, 0, "lookup %s: %d", svc, n);
+    cr_assert_leq(n, max);
+    for (int i = 0; i < n; i++) {
+        snprintf(out[i], 37, "%s", list[i].id);
+    }
+    qsort(out, (size_t)n, 37, (int (*)(const void *, const void *))strcmp);
+    return n;
+}
+
+static int cmp_id(const void *x, const void *y)
+{
+    return strcmp(x, y);
+}
+
+/* Poll until svc's ids in z's segment equal want[0..n) (sorted). */
+static bool wait_exact(struct zkd *z, const char *svc, char want[][37], int n, int timeout_ms)
+{
+    static char got[400][37];
+    qsort(want, (size_t)n, 37, cmp_id);
+    long long until = proc_now_ms() + (long long)timeout_ms * dt_slow();
+    for (;;) {
+        int m = segment_ids(z, svc, got, 400);
+        if (m == n && memcmp(got, want, (size_t)n * 37) == 0) {
+            return true;
+        }
+        if (proc_now_ms() > until) {
+            cr_log_error("%s: segment has %d ids, want %d", svc, m, n);
+            return false;
+        }
+        proc_sleep_ms(50);
+    }
+}
+
+Test(zkd_batch, churn_delivers_exact_set, .fini = teardown, .timeout = 150)
+{
+    char root[128];
+    setup(root, sizeof(root), "churn", true);
+    char hpath[256];
+    snprintf(hpath, sizeof(hpath), "%s/hosts/churn-host", root);
+    cr_assert_eq(zkc_create_parents(cli, hpath), 0);
+    static char a_ids[400][37], z_ids[400][37];
+    int na = 0, nz = 0;
+    srand(4242);
+    for (int round = 0; round < 200; round++) {
+        int op = rand() % 4;
+        if (op == 0 && na > 0) { /* A deregisters one */
+            int k = rand() % na;
+            zkd_deregister(&a, a_ids[k]);
+            memcpy(a_ids[k], a_ids[--na], 37);
+        } else if (op == 1 && na < 300) { /* A registers one */
+            char id[DISC_ID_LEN + 1], addr[64];
+            snprintf(addr, sizeof(addr), "10.2.0.%d:%d", round % 250, 2000 + round);
+            zkd_register(&a, "churn.a", addr, id);
+            memcpy(a_ids[na++], id, 37);
+        } else if (op == 2 && nz > 0) { /* the other host deletes a few at once */
+            for (int j = 0; j < 3 && nz > 0; j++) {
+                int k = rand() % nz;
+                char node[512];
+                snprintf(node, sizeof(node), "%s/%s-1", hpath, z_ids[k]);
+                cr_assert_eq(zkc_delete(cli, node), 0);
+                memcpy(z_ids[k], z_ids[--nz], 37);
+            }
+        } else if (nz < 300) { /* the other host adds a few at once */
+            for (int j = 0; j < 4 && nz < 300; j++) {
+                char node[512], doc[256];
+                new_id(z_ids[nz]);
+                snprintf(node, sizeof(node), "%s/%s-1", hpath, z_ids[nz]);
+                doc_for(doc, sizeof(doc), z_ids[nz], "churn.z", round * 4 + j);
+                cr_assert_eq(zkc_create(cli, node, doc, ZOO_PERM_ALL, ZOO_EPHEMERAL), 0);
+                nz++;
+            }
+        }
+    }
+    cr_assert(wait_exact(&b, "churn.a", a_ids, na, 20000), "B: A's set");
+    cr_assert(wait_exact(&b, "churn.z", z_ids, nz, 20000), "B: the other host's set");
+    cr_assert(wait_exact(&a, "churn.z", z_ids, nz, 20000), "A: the other host's set");
+    long long parsed = counter(&b, "zookeeper", "docs_parsed"),
+              reads = counter(&b, "zookeeper", "reads");
+    cr_expect_leq(parsed, reads, "B parsed %lld documents for %lld reads", parsed, reads);
+}
