@@ -62,6 +62,14 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+const char *bench_jnum(char *buf, double v)
+{
+    if (!isfinite(v))
+        return "null";
+    snprintf(buf, BENCH_JNUM_LEN, "%.10g", v);
+    return buf;
+}
+
 static void json_num(FILE *f, double v)
 {
     if (isfinite(v))

@@ -59,6 +59,14 @@ void bench_row(struct bench_report *r, const char *name, const char *unit, doubl
                double p99, const char *extra, ...) __attribute__((format(printf, 6, 7)));
 
 /*
+ * v as a JSON number ("%.10g"), or "null" when it is not finite, in buf
+ * (at least BENCH_JNUM_LEN bytes); for the extra members of bench_row:
+ * bench_row(r, ..., "\"ratio\": %s", bench_jnum(b, x)).
+ */
+#define BENCH_JNUM_LEN 32
+const char *bench_jnum(char *buf, double v);
+
+/*
  * Add a target: met when value `op` limit holds (op "<=" or ">="). Writes a
  * line "- target: NAME: VALUE (limit OP LIMIT): met / NOT met" to the
  * section and a JSON target. A NAN value (not measured) is NOT met and

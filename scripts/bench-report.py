@@ -29,6 +29,10 @@ def number_or_null(v):
                          and math.isfinite(v))
 
 
+def reject_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def check(md_path, json_path):
     """Return a list of problems with a benchmark's two output files."""
     problems = []
@@ -41,7 +45,7 @@ def check(md_path, json_path):
         problems.append(f"{md_path}: {e}")
     try:
         with open(json_path, encoding="utf-8") as f:
-            doc = json.load(f)
+            doc = json.load(f, parse_constant=reject_constant)
     except (OSError, ValueError) as e:
         return problems + [f"{json_path}: {e}"]
     if not isinstance(doc, dict):
