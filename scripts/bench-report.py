@@ -72,7 +72,7 @@ def check(md_path, json_path):
     for i, t in enumerate(targets):
         if not isinstance(t, dict) or not isinstance(t.get("name"), str) \
                 or not isinstance(t.get("met"), bool) or not number_or_null(t.get("value")) \
-                or not number_or_null(t.get("limit")) or t.get("op") not in ("<=", ">="):
+                or not number_or_null(t.get("limit")) or t.get("op") not in (None, "<=", ">="):
             problems.append(f"{json_path}: target {i} is malformed")
     return problems
 
@@ -142,9 +142,9 @@ def assemble(work, out_md, out_json):
         md.append(f"{met} of {len(targets)} targets met in this run.\n")
         md.append("| target | benchmark | value | limit | result |\n|---|---|---|---|---|")
         for t in targets:
-            op = "≤" if t["op"] == "<=" else "≥"
+            op = {"<=": "≤ ", ">=": "≥ "}.get(t.get("op"), "")
             md.append(f"| {t['name']} | {t['benchmark']} | {fmt(t['value'])} | "
-                      f"{op} {fmt(t['limit'])} | {'met' if t['met'] else '**NOT met**'} |")
+                      f"{op}{fmt(t['limit'])} | {'met' if t['met'] else '**NOT met**'} |")
     else:
         md.append("No benchmark in this run reported a target.")
     md.append("")
