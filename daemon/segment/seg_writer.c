@@ -37,9 +37,9 @@
 #include "regdir.h"
 #include "seg_internal.h"
 
-#define DEFAULT_SEGMENT_BYTES (64ull << 20)
+#define DEFAULT_SEGMENT_BYTES (4ull << 20)
 #define MIN_SEGMENT_BYTES     (1ull << 20)
-#define MAX_SEGMENT_BYTES     (4ull << 30) - 4096
+#define MAX_SEGMENT_BYTES     SEGW_MAX_SEGMENT_BYTES
 #define DEFAULT_RECLAIM_MS    1000u
 #define INITIAL_BUCKETS       256u
 
@@ -56,6 +56,10 @@ struct seg_writer {
     struct segw_config cfg;
     int lock_fd, dir_fd;
     bool made_dir, made_lock; /* created by this writer: removed again on failure / unlink */
+    bool installed;           /* the segment is <dir>/<name> (else still under tmp) */
+    bool budget_auto;         /* retired_budget follows the arena (a quarter) */
+    uint64_t grows;           /* roll-overs to a larger segment */
+    char tmp[NAME_MAX + 1];   /* hidden name the segment was built under */
     unsigned char *base;
     uint64_t size;
     struct disc_hdr *hdr;
@@ -490,40 +494,52 @@ static void futex_wake_all(_Atomic uint32_t *word)
 }
 
 static void reclaim(struct seg_writer *w);
+static void mark_recycled(struct disc_hdr *h, uint64_t successor);
 
-static int write_snapshot(struct seg_writer *w, uint64_t gen, uint32_t *out)
+/* Write a snapshot of the tables svc/ids in arena a (not published yet). */
+static int write_snapshot_in(struct sega *a, struct wtab *svc, struct wtab *ids, uint32_t flags,
+                             uint64_t gen, uint32_t *out)
 {
-    uint32_t off = sega_alloc(&w->a, sizeof(struct disc_snapshot));
+    uint32_t off = sega_alloc(a, sizeof(struct disc_snapshot));
     if (!off)
         return -ENOSPC;
-    wtab_seal(&w->a, &w->svc);
-    wtab_seal(&w->a, &w->ids);
-    struct disc_snapshot *s = SEG_AT(&w->a, struct disc_snapshot, off);
+    wtab_seal(a, svc);
+    wtab_seal(a, ids);
+    struct disc_snapshot *s = SEG_AT(a, struct disc_snapshot, off);
     memset(s, 0, sizeof(*s));
     s->type = DISC_REC_SNAPSHOT;
     s->size = sizeof(*s);
     s->gen = gen;
     s->published_ms = real_ms();
-    s->svc_table = w->svc.off;
-    s->id_table = w->ids.off;
-    s->n_services = wtab_count(&w->a, &w->svc);
-    s->n_instances = wtab_count(&w->a, &w->ids);
-    s->flags = w->snap_flags;
+    s->svc_table = svc->off;
+    s->id_table = ids->off;
+    s->n_services = wtab_count(a, svc);
+    s->n_instances = wtab_count(a, ids);
+    s->flags = flags;
     s->checksum = disc_checksum(s, sizeof(*s), offsetof(struct disc_snapshot, checksum));
     *out = off;
     return 0;
 }
 
-/* Make snapshot `off` (generation gen) the one readers see. */
-static void publish(struct seg_writer *w, uint32_t off, uint64_t gen)
+static int write_snapshot(struct seg_writer *w, uint64_t gen, uint32_t *out)
 {
-    struct disc_hdr *h = w->hdr;
+    return write_snapshot_in(&w->a, &w->svc, &w->ids, w->snap_flags, gen, out);
+}
+
+/* Make snapshot `off` (generation gen) the one readers see. */
+static void publish_in(struct disc_hdr *h, uint32_t off, uint64_t gen)
+{
     /* Records are complete before root: release. */
     atomic_store_explicit(&h->root, ((gen & 0xffffffffull) << 32) | off, memory_order_release);
     /* gen after root: a reader that sees gen=g then loads root finds >= g. */
     atomic_store_explicit(&h->gen, gen, memory_order_release);
     atomic_fetch_add_explicit(&h->change_seq, 1, memory_order_release);
     futex_wake_all(&h->change_seq);
+}
+
+static void publish(struct seg_writer *w, uint32_t off, uint64_t gen)
+{
+    publish_in(w->hdr, off, gen);
 }
 
 int64_t segw_commit(struct seg_writer *w)
@@ -752,12 +768,8 @@ static void recycle_old(int fd, uint64_t successor)
         struct disc_hdr *h =
             mmap(NULL, DISC_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (h != MAP_FAILED) {
-            if (h->magic == DISC_MAGIC && h->segment_id != successor) {
-                atomic_store_explicit(&h->successor_id, successor, memory_order_relaxed);
-                atomic_store_explicit(&h->status, DISC_SEG_RECYCLED, memory_order_release);
-                atomic_fetch_add_explicit(&h->change_seq, 1, memory_order_release);
-                futex_wake_all(&h->change_seq);
-            }
+            if (h->magic == DISC_MAGIC && h->segment_id != successor)
+                mark_recycled(h, successor);
             munmap(h, DISC_HEADER_SIZE);
         }
     }
@@ -804,6 +816,77 @@ static void remove_own(struct seg_writer *w, bool lock_too)
         rmdir(w->dir); /* only if empty: other registries may live there */
 }
 
+/* Create <dir>/<tmp> of `bytes`, fully allocated, map it and write its
+ * header (id, seed, arena, the writer's settings); nothing is published.
+ * On error nothing is left behind. */
+static int newseg_create(struct seg_writer *w, const char *tmp, uint64_t bytes,
+                         unsigned char **base_out)
+{
+    uint64_t id;
+    if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+        return -EIO;
+    id |= 1; /* never 0 */
+    int fd = -1, rc;
+    unlinkat(w->dir_fd, tmp, 0); /* leftovers of a writer with our pid that crashed */
+    if ((rc = create_object(w, tmp, bytes, 0644, &fd)) < 0)
+        return rc;
+    unsigned char *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    rc = base == MAP_FAILED ? -errno : 0;
+    close(fd);
+    if (rc < 0) {
+        unlinkat(w->dir_fd, tmp, 0);
+        return rc;
+    }
+    struct disc_hdr *h = (struct disc_hdr *)base;
+    h->magic = DISC_MAGIC;
+    h->abi_major = DISC_ABI_MAJOR;
+    h->abi_minor = DISC_ABI_MINOR;
+    h->header_size = DISC_HEADER_SIZE;
+    h->features = DISC_FEAT_CHECKSUMS;
+    h->segment_size = bytes;
+    h->segment_id = id;
+    h->hash_seed = w->seed;
+    h->arena_off = DISC_HEADER_SIZE;
+    h->arena_end = (uint32_t)(bytes - 4096); /* last page stays zero */
+    h->reclaim_after_ms = w->cfg.reclaim_after_ms;
+    h->writer_pid = (uint32_t)getpid();
+    h->created_ms = real_ms();
+    atomic_store(&h->status, DISC_SEG_ALIVE);
+    atomic_store(&h->heartbeat_mono_ns, mono_ns());
+    h->dead_after_ms = w->cfg.dead_after_ms ? w->cfg.dead_after_ms : DISC_WRITER_DEAD_MS;
+    *base_out = base;
+    return 0;
+}
+
+/* Mark the segment mapped at h RECYCLED in favour of `successor` and wake
+ * its waiters: its readers move at their next section. */
+static void mark_recycled(struct disc_hdr *h, uint64_t successor)
+{
+    atomic_store_explicit(&h->successor_id, successor, memory_order_relaxed);
+    atomic_store_explicit(&h->status, DISC_SEG_RECYCLED, memory_order_release);
+    atomic_fetch_add_explicit(&h->change_seq, 1, memory_order_release);
+    futex_wake_all(&h->change_seq);
+}
+
+int segw_install(struct seg_writer *w)
+{
+    if (w->installed)
+        return 0;
+    /* Atomic replace: a reader always finds a complete segment. */
+    int old_fd = openat(w->dir_fd, w->name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (renameat(w->dir_fd, w->tmp, w->dir_fd, w->name) < 0) {
+        int rc = -errno;
+        disc__msg(w->cfg.err, w->cfg.errlen, "cannot rename the new segment into %s/%s: %s", w->dir,
+                  w->name, strerror(-rc));
+        if (old_fd >= 0)
+            close(old_fd);
+        return rc;
+    }
+    w->installed = true;
+    recycle_old(old_fd, w->hdr->segment_id);
+    return 0;
+}
+
 int segw_open(const char *name, const struct segw_config *cfg_in, struct seg_writer **out)
 {
     if (!name || !disc__name_ok(name) || !out)
@@ -819,7 +902,8 @@ int segw_open(const char *name, const struct segw_config *cfg_in, struct seg_wri
     if (!cfg.reclaim_after_ms)
         cfg.reclaim_after_ms = DEFAULT_RECLAIM_MS;
     uint32_t arena_end = (uint32_t)(cfg.segment_bytes - 4096); /* last page stays zero */
-    if (!cfg.retired_budget)
+    bool budget_auto = !cfg.retired_budget;
+    if (budget_auto)
         cfg.retired_budget = (arena_end - DISC_HEADER_SIZE) / 4;
 
     struct seg_writer *w = calloc(1, sizeof(*w));
@@ -829,7 +913,8 @@ int segw_open(const char *name, const struct segw_config *cfg_in, struct seg_wri
     snprintf(w->name, sizeof(w->name), "%s", name);
     w->cfg = cfg;
     w->cfg.dir = NULL; /* not kept: w->dir is our copy */
-    int rc = 0, data_fd = -1;
+    w->budget_auto = budget_auto;
+    int rc = 0;
     if (cfg.dir && *cfg.dir) {
         if (snprintf(w->dir, sizeof(w->dir), "%s", cfg.dir) >= (int)sizeof(w->dir)) {
             free(w);
@@ -845,53 +930,23 @@ int segw_open(const char *name, const struct segw_config *cfg_in, struct seg_wri
     }
     if ((rc = open_dir(w)) < 0)
         goto fail;
-    char tmp_data[NAME_MAX + 1];
     /* hidden (registry names never start with '.'), unique to this writer */
-    snprintf(tmp_data, sizeof(tmp_data), ".%s.new-%d", name, (int)getpid());
+    snprintf(w->tmp, sizeof(w->tmp), ".%s.new-%d", name, (int)getpid());
 
     if (!cfg.no_lock && (rc = take_lock(w)) < 0)
         goto fail;
-    unlinkat(w->dir_fd, tmp_data, 0); /* leftovers of a writer with our pid that crashed */
-
-    uint64_t ids[2];
-    if (getrandom(ids, sizeof(ids), 0) != sizeof(ids)) {
+    if (getrandom(&w->seed, sizeof(w->seed), 0) != sizeof(w->seed)) {
         rc = -EIO;
         goto fail;
     }
-    ids[0] |= 1; /* never 0 */
-
-    if ((rc = create_object(w, tmp_data, cfg.segment_bytes, 0644, &data_fd)) < 0) {
+    if ((rc = newseg_create(w, w->tmp, cfg.segment_bytes, &w->base)) < 0) {
         disc__msg(cfg.err, cfg.errlen, "cannot create a %llu-byte segment in %s: %s",
                   (unsigned long long)cfg.segment_bytes, w->dir, strerror(-rc));
+        w->base = NULL;
         goto fail;
     }
     w->size = cfg.segment_bytes;
-    w->base = mmap(NULL, w->size, PROT_READ | PROT_WRITE, MAP_SHARED, data_fd, 0);
-    close(data_fd);
-    if (w->base == MAP_FAILED) {
-        w->base = NULL;
-        rc = -errno;
-        goto fail_unlink;
-    }
     w->hdr = (struct disc_hdr *)w->base;
-    w->seed = ids[1];
-    struct disc_hdr *h = w->hdr;
-    h->magic = DISC_MAGIC;
-    h->abi_major = DISC_ABI_MAJOR;
-    h->abi_minor = DISC_ABI_MINOR;
-    h->header_size = DISC_HEADER_SIZE;
-    h->features = DISC_FEAT_CHECKSUMS;
-    h->segment_size = w->size;
-    h->segment_id = ids[0];
-    h->hash_seed = w->seed;
-    h->arena_off = DISC_HEADER_SIZE;
-    h->arena_end = arena_end;
-    h->reclaim_after_ms = cfg.reclaim_after_ms;
-    h->writer_pid = (uint32_t)getpid();
-    h->created_ms = real_ms();
-    atomic_store(&h->status, DISC_SEG_ALIVE);
-    atomic_store(&h->heartbeat_mono_ns, mono_ns());
-    h->dead_after_ms = cfg.dead_after_ms ? cfg.dead_after_ms : DISC_WRITER_DEAD_MS;
 
     if ((rc = sega_init(&w->a, w->base, DISC_HEADER_SIZE, arena_end, cfg.poison)) < 0 ||
         (rc = wtab_create(&w->a, &w->svc, INITIAL_BUCKETS)) < 0 ||
@@ -904,27 +959,138 @@ int segw_open(const char *name, const struct segw_config *cfg_in, struct seg_wri
     wtab_commit_done(&w->ids);
     publish(w, w->snap_off, w->gen);
 
-    /* Atomic replace: a reader always finds a complete segment. */
-    int old_fd = openat(w->dir_fd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (renameat(w->dir_fd, tmp_data, w->dir_fd, name) < 0) {
-        rc = -errno;
-        disc__msg(cfg.err, cfg.errlen, "cannot rename the new segment into %s/%s: %s", w->dir, name,
-                  strerror(-rc));
-        if (old_fd >= 0)
-            close(old_fd);
+    if (!cfg.defer_install && (rc = segw_install(w)) < 0)
         goto fail_unlink;
-    }
-    recycle_old(old_fd, ids[0]);
     w->cfg.err = NULL; /* the caller's buffer: only for segw_open */
     w->cfg.errlen = 0;
     *out = w;
     return 0;
 
 fail_unlink:
-    unlinkat(w->dir_fd, tmp_data, 0);
+    unlinkat(w->dir_fd, w->tmp, 0);
 fail:
     remove_own(w, w->made_lock);
+    w->installed = true; /* nothing of ours left under tmp */
     segw_close(w, false);
+    return rc;
+}
+
+/* Collect service offsets (wtab_foreach callback). */
+struct offs {
+    uint32_t *v;
+    uint32_t n, cap;
+};
+
+static void collect_cb(uint32_t off, void *arg)
+{
+    struct offs *o = arg;
+    if (o->n < o->cap)
+        o->v[o->n++] = off;
+}
+
+static uint32_t pow2_at_least(uint32_t n)
+{
+    uint32_t b = INITIAL_BUCKETS;
+    while (b < n && b < (DISC_MAX_PAGES * DISC_PAGE_BUCKETS))
+        b <<= 1;
+    return b;
+}
+
+static int export_service(struct seg_writer *w, struct sega *a2, struct wtab *svc2,
+                          struct wtab *ids2, uint32_t s_off);
+
+/* Copy the published registry of w into the empty arena a2 as fresh,
+ * compact tables svc2 / ids2 (sized for what they hold). */
+static int copy_registry(struct seg_writer *w, struct sega *a2, struct wtab *svc2,
+                         struct wtab *ids2)
+{
+    uint32_t nsvc = wtab_count(&w->a, &w->svc), ninst = wtab_count(&w->a, &w->ids);
+    struct offs svcs = {malloc((size_t)(nsvc + 1) * sizeof(uint32_t)), 0, nsvc};
+    if (!svcs.v)
+        return -ENOMEM;
+    int rc;
+    if ((rc = wtab_create(a2, svc2, pow2_at_least(nsvc))) < 0 ||
+        (rc = wtab_create(a2, ids2, pow2_at_least(ninst))) < 0)
+        goto out;
+    wtab_foreach(&w->a, &w->svc, collect_cb, &svcs);
+    for (uint32_t i = 0; i < svcs.n; i++)
+        if ((rc = export_service(w, a2, svc2, ids2, svcs.v[i])) < 0)
+            goto out;
+out:
+    free(svcs.v);
+    return rc;
+}
+
+int segw_grow(struct seg_writer *w, uint64_t bytes)
+{
+    if (w->npend)
+        return -EBUSY;
+    bytes &= ~4095ull;
+    if (bytes <= w->size || bytes > MAX_SEGMENT_BYTES)
+        return -EINVAL;
+    char tmp[NAME_MAX + 1];
+    snprintf(tmp, sizeof(tmp), ".%s.grow-%d", w->name, (int)getpid());
+    unsigned char *base;
+    int rc = newseg_create(w, tmp, bytes, &base);
+    if (rc < 0)
+        return rc;
+    struct disc_hdr *nh = (struct disc_hdr *)base, *oh = w->hdr;
+    struct sega a2;
+    struct wtab svc2 = {0}, ids2 = {0};
+    uint32_t snap = 0;
+    uint64_t gen = w->gen + 1;
+    if ((rc = sega_init(&a2, base, DISC_HEADER_SIZE, nh->arena_end, w->cfg.poison)) < 0 ||
+        (rc = copy_registry(w, &a2, &svc2, &ids2)) < 0 ||
+        (rc = write_snapshot_in(&a2, &svc2, &ids2, w->snap_flags, gen, &snap)) < 0)
+        goto fail;
+    wtab_commit_done(&svc2);
+    wtab_commit_done(&ids2);
+    /* What the writer said about itself carries over. */
+    atomic_store(&nh->state_flags, atomic_load(&oh->state_flags));
+    atomic_store(&nh->degraded_reason, atomic_load(&oh->degraded_reason));
+    atomic_store(&nh->degraded_since_ms, atomic_load(&oh->degraded_since_ms));
+    atomic_store(&nh->last_sync_ms, atomic_load(&oh->last_sync_ms));
+    atomic_store(&nh->held_changes, atomic_load(&oh->held_changes));
+    atomic_store(&nh->overtakes, atomic_load(&oh->overtakes));
+    atomic_store(&nh->stopped_ms, atomic_load(&oh->stopped_ms));
+    atomic_store(&nh->used_bytes, sega_used(&a2));
+    /* Generations go on from the old segment's, so a client waiting for the
+     * generation its reply named finds it (or a later one) here. */
+    publish_in(nh, snap, gen);
+    /* Into place: the complete segment replaces the old name atomically
+     * (an uninstalled writer's temporary, which nobody reads, likewise). */
+    if (renameat(w->dir_fd, tmp, w->dir_fd, w->installed ? w->name : w->tmp) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    /* The old segment is never written again but this mark: its readers
+     * keep a valid last snapshot until they move. */
+    if (w->installed)
+        mark_recycled(oh, nh->segment_id);
+    sega_destroy(&w->a);
+    wtab_destroy(&w->svc);
+    wtab_destroy(&w->ids);
+    munmap(w->base, w->size);
+    w->a = a2;
+    w->svc = svc2;
+    w->ids = ids2;
+    w->base = base;
+    w->hdr = nh;
+    w->size = bytes;
+    w->gen = gen;
+    w->snap_off = snap;
+    w->commits++;
+    w->grows++;
+    if (w->budget_auto)
+        w->cfg.retired_budget = (nh->arena_end - DISC_HEADER_SIZE) / 4;
+    return 0;
+
+fail:
+    sega_destroy(&a2);
+    wtab_destroy(&svc2);
+    wtab_destroy(&ids2);
+    munmap(base, bytes);
+    unlinkat(w->dir_fd, tmp, 0);
     return rc;
 }
 
@@ -932,15 +1098,18 @@ void segw_close(struct seg_writer *w, bool unlink)
 {
     if (!w)
         return;
-    if (unlink && w->hdr && w->dir_fd >= 0) {
+    if (!w->installed && w->dir_fd >= 0)
+        unlinkat(w->dir_fd, w->tmp, 0); /* never visible: nobody maps it */
+    if (unlink && w->installed && w->hdr && w->dir_fd >= 0) {
         /* Readers that still map it learn it is gone (DISC_ST_GONE); new
          * opens find nothing. */
         atomic_store_explicit(&w->hdr->status, DISC_SEG_GONE, memory_order_release);
         atomic_fetch_add_explicit(&w->hdr->change_seq, 1, memory_order_release);
         futex_wake_all(&w->hdr->change_seq);
         unlinkat(w->dir_fd, w->name, 0);
-        remove_own(w, true);
     }
+    if (unlink && w->dir_fd >= 0)
+        remove_own(w, true);
     sega_destroy(&w->a);
     wtab_destroy(&w->svc);
     wtab_destroy(&w->ids);
@@ -1014,6 +1183,8 @@ void segw_stats(const struct seg_writer *w, struct segw_stats *st)
     st->generation = w->gen;
     st->commits = w->commits;
     st->arena_bytes = w->a.arena_end - w->a.arena_off;
+    st->segment_bytes = w->size;
+    st->grows = w->grows;
     st->used_bytes = sega_used(&w->a);
     st->retired_bytes = w->a.retired_bytes;
     st->reclaimed_upto = w->reclaimed_upto;
@@ -1029,26 +1200,6 @@ uint64_t segw_generation(const struct seg_writer *w)
 }
 
 /* ---- file-cache image ------------------------------------------------------------ */
-
-struct offs {
-    uint32_t *v;
-    uint32_t n, cap;
-};
-
-static void collect_cb(uint32_t off, void *arg)
-{
-    struct offs *o = arg;
-    if (o->n < o->cap)
-        o->v[o->n++] = off;
-}
-
-static uint32_t pow2_at_least(uint32_t n)
-{
-    uint32_t b = INITIAL_BUCKETS;
-    while (b < n && b < (DISC_MAX_PAGES * DISC_PAGE_BUCKETS))
-        b <<= 1;
-    return b;
-}
 
 /* Copy service s_off and its instances from w's arena into the image. */
 static int export_service(struct seg_writer *w, struct sega *a2, struct wtab *svc2,
@@ -1135,22 +1286,15 @@ int64_t segw_export(struct seg_writer *w, const char *path)
     if (cap > MAX_SEGMENT_BYTES)
         return -E2BIG;
     unsigned char *buf = calloc(1, cap);
-    uint32_t nsvc = wtab_count(&w->a, &w->svc), ninst = wtab_count(&w->a, &w->ids);
-    struct offs svcs = {malloc((size_t)(nsvc + 1) * sizeof(uint32_t)), 0, nsvc};
     struct sega a2;
     struct wtab svc2 = {0}, ids2 = {0};
     int64_t rc = -ENOMEM;
-    if (!buf || !svcs.v)
+    if (!buf)
         goto out;
     if ((rc = sega_init(&a2, buf, DISC_HEADER_SIZE, (uint32_t)(cap - 4096), false)) < 0)
         goto out;
-    if ((rc = wtab_create(&a2, &svc2, pow2_at_least(nsvc))) < 0 ||
-        (rc = wtab_create(&a2, &ids2, pow2_at_least(ninst))) < 0)
+    if ((rc = copy_registry(w, &a2, &svc2, &ids2)) < 0)
         goto out_a2;
-    wtab_foreach(&w->a, &w->svc, collect_cb, &svcs);
-    for (uint32_t i = 0; i < svcs.n; i++)
-        if ((rc = export_service(w, &a2, &svc2, &ids2, svcs.v[i])) < 0)
-            goto out_a2;
     wtab_seal(&a2, &svc2);
     wtab_seal(&a2, &ids2);
     uint32_t snap = sega_alloc(&a2, sizeof(struct disc_snapshot));
@@ -1200,7 +1344,6 @@ out_a2:
 out:
     wtab_destroy(&svc2);
     wtab_destroy(&ids2);
-    free(svcs.v);
     free(buf);
     return rc;
 }

@@ -22,7 +22,8 @@
 struct seg_writer;
 
 struct segw_config {
-    uint64_t segment_bytes;    /* data object size; 0 = 64 MiB, fully allocated */
+    uint64_t segment_bytes;    /* initial data object size; 0 = 4 MiB, fully allocated
+                                  (segw_grow rolls to a larger one) */
     uint32_t reclaim_after_ms; /* reuse retired memory after this; 0 = 1000 */
     uint64_t retired_budget;   /* reuse earlier when retired bytes exceed; 0 = arena/4 */
     const char *dir;           /* registry directory; NULL = $DISCSHM_DIR, else
@@ -30,6 +31,8 @@ struct segw_config {
     bool poison;               /* fill reclaimed memory with 0xDB (test builds) */
     bool no_lock;              /* skip the one-writer lock (tests that fake restarts) */
     uint32_t dead_after_ms;    /* heartbeat age readers call dead; 0 = DISC_WRITER_DEAD_MS */
+    bool defer_install;        /* segw_open builds the segment but leaves it under its
+                                  hidden name; segw_install puts it in place */
     char *err;                 /* optional: why segw_open failed, one line */
     size_t errlen;
 };
@@ -82,6 +85,8 @@ struct segw_stats {
     uint32_t n_instances;
     /* retired bytes made reusable, in total */
     uint64_t reclaimed_bytes;
+    uint64_t segment_bytes; /* size of the current data object */
+    uint64_t grows;         /* roll-overs to a larger segment (segw_grow) */
 };
 
 /*
@@ -96,6 +101,34 @@ struct segw_stats {
  * created (temporary object, lock file, directory).
  */
 int segw_open(const char *name, const struct segw_config *cfg, struct seg_writer **out);
+
+/*
+ * With cfg->defer_install, segw_open leaves the new segment under its hidden
+ * temporary name, so readers keep the predecessor (e.g. the last picture of
+ * a discd that crashed) until the state restored into the new one is
+ * committed. segw_install renames it into place and marks the predecessor
+ * RECYCLED. 0 (also when installed already) or -errno. Until then commits
+ * and segw_grow work as usual, unseen.
+ */
+int segw_install(struct seg_writer *w);
+
+/*
+ * Roll over to a larger segment of `bytes` (rounded down to pages, at most
+ * 4 GiB - 4096): create it fully allocated under a hidden name in the
+ * registry directory (same mode and owner rules as segw_open), copy the
+ * published registry into it (compact, fresh tables), publish it as the
+ * next generation, rename it over <dir>/<name> and mark the old one
+ * RECYCLED with the new id, so readers follow at their next section. The
+ * old segment is never written again: readers still in it read a valid
+ * last snapshot. Nothing may be staged (-EBUSY; segw_unstage first).
+ * -EINVAL if bytes is not larger than the current size or too large,
+ * -ENOSPC when the file system cannot hold the new one (the old one keeps
+ * serving), other -errno. Costs one copy of every live record.
+ */
+int segw_grow(struct seg_writer *w, uint64_t bytes);
+
+/* Largest segment the format allows (32-bit offsets). */
+#define SEGW_MAX_SEGMENT_BYTES ((4ull << 30) - 4096)
 
 /* Close the writer. unlink=true marks the segment GONE (open readers then
  * report DISC_ST_GONE and stop serving it) and removes every object,
