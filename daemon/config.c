@@ -104,10 +104,19 @@ static const struct opt_def opts[] = {
      "How often the writer heartbeat in the segment header is refreshed (and retired memory "
      "reclaimed). Readers consider the writer dead after 8 heartbeats without one (at least 2000 "
      "ms), and at once after a clean shutdown."},
-    {"segment-bytes", OPT_U64, F(segment_bytes), 0, UINT64_C(1) << 40, "BYTES", "67108864", false,
-     "Size of the data segment, 1 MiB to 4 GiB; 0: the writer's default. It is fully "
-     "allocated at start (a restart briefly needs it twice), so a full file system is "
-     "reported then, never met later."},
+    {"segment-bytes", OPT_U64, F(segment_bytes), 0, UINT64_C(1) << 40, "BYTES", "4194304", false,
+     "Initial size of the data segment, 1 MiB to 4 GiB; 0: the writer's default. It is fully "
+     "allocated (a restart briefly needs it twice), so a full file system is reported then, "
+     "never met later. When registrations need more, discd rolls over to a segment twice as "
+     "large (see max-segment-size)."},
+    {"max-segment-size", OPT_U64, F(max_segment_bytes), UINT64_C(1) << 20, UINT64_C(4294963200),
+     "BYTES", "1073741824", false,
+     "Largest segment discd grows to. A full segment is replaced by one twice as large "
+     "(built beside it, fully allocated, then renamed into place; readers move to it at their "
+     "next read, and a roll briefly needs both). Only at this size, or when the file system "
+     "cannot hold the larger segment, is a registration refused with segment_full (logged "
+     "with the cause). At most 4294963200 (offsets are 32-bit); not above segment-bytes: "
+     "never grow."},
     {"reclaim-after", OPT_U32, F(reclaim_after_ms), 1, 600000, "MS", "1000", false,
      "Segment memory that a publish replaced is reused after MS (earlier only when replaced "
      "records exceed a quarter of the segment). A reader section that lasts longer than "
@@ -208,6 +217,7 @@ void config_defaults(struct discd_config *cfg)
     cfg->publish_coalesce_max = 1024;
     cfg->heartbeat_ms = 250;
     cfg->reclaim_after_ms = 1000;
+    cfg->max_segment_bytes = UINT64_C(1) << 30;
     snprintf(cfg->zk_root, sizeof(cfg->zk_root), "/discshm");
     cfg->zk_session_timeout_ms = 10000;
     cfg->zk_audit_ms = 60000;
@@ -727,8 +737,10 @@ void config_log(const struct discd_config *cfg)
              cfg->heartbeat_ms);
     log_info("config: state-dir=%s services-dir=%s session-grace=%u", cfg->state_dir,
              cfg->services_dir, cfg->session_grace_ms);
-    log_info("config: dir=%s segment-bytes=%llu reclaim-after=%u unlink-on-exit=%s", cfg->dir,
-             (unsigned long long)cfg->segment_bytes, cfg->reclaim_after_ms,
+    log_info("config: dir=%s segment-bytes=%llu max-segment-size=%llu reclaim-after=%u "
+             "unlink-on-exit=%s",
+             cfg->dir, (unsigned long long)cfg->segment_bytes,
+             (unsigned long long)cfg->max_segment_bytes, cfg->reclaim_after_ms,
              cfg->unlink_on_exit ? "true" : "false");
     for (uint32_t i = 0; i < cfg->n_imports; i++)
         log_info("config: import = %s", cfg->imports[i]);

@@ -39,10 +39,11 @@ struct discd_config {
     uint32_t max_instances; /* local registrations */
     uint32_t publish_coalesce_ms;
     uint32_t publish_coalesce_max;
-    uint32_t heartbeat_ms;     /* segment writer tick */
-    uint64_t segment_bytes;    /* 0 = writer default */
-    uint32_t reclaim_after_ms; /* reuse retired segment memory after this long */
-    char dir[4096];            /* registry directory (resolved by config_finalize) */
+    uint32_t heartbeat_ms;      /* segment writer tick */
+    uint64_t segment_bytes;     /* initial size; 0 = writer default */
+    uint64_t max_segment_bytes; /* roll over to larger segments up to this */
+    uint32_t reclaim_after_ms;  /* reuse retired segment memory after this long */
+    char dir[4096];             /* registry directory (resolved by config_finalize) */
     bool unlink_on_exit;
     /* ZooKeeper (stored for the ZooKeeper layer; standalone when zk is "") */
     char zk[1024];

@@ -254,11 +254,14 @@ int main(int argc, char *argv[])
         .coalesce_max = d.cfg.publish_coalesce_max,
         .tick_ms = d.cfg.heartbeat_ms,
         .cache_file = d.cfg.cache_file, /* written after changes, at most every 2 s */
+        .max_segment_bytes = d.cfg.max_segment_bytes,
     };
     char segerr[512] = "";
     pcfg.segw = (struct segw_config){.segment_bytes = d.cfg.segment_bytes,
                                      .reclaim_after_ms = d.cfg.reclaim_after_ms,
                                      .dir = d.cfg.dir,
+                                     /* in place once the restored state is committed */
+                                     .defer_install = true,
                                      .err = segerr,
                                      .errlen = sizeof(segerr)};
     int rc = publisher_start(d.reg, &pcfg, &d.pub);
@@ -425,6 +428,10 @@ int main(int argc, char *argv[])
         state_close(d.state);
         return 1;
     }
+    /* Readers keep the previous discd's picture until the new segment holds
+     * everything restored (state file, static definitions, file cache): only
+     * then is it renamed into place. */
+    publisher_install(d.pub);
     atomic_store(&d.control, ctl);
     zk_bridge_attach_control(d.zk, ctl); /* status op: "zookeeper" object */
     log_info("ready: registry '%s' in %s, socket %s, %s mode", d.cfg.name, d.cfg.dir, d.cfg.socket,

@@ -1416,11 +1416,14 @@ static void op_status(struct req *r)
     json_object_set_new(resp, "host_id", json_string(host));
     json_object_set_new(
         resp, "publisher",
-        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "commits", (json_int_t)ps.commits,
-                  "idle_commits", (json_int_t)ps.idle_commits, "coalesced_commits",
-                  (json_int_t)ps.coalesced_commits, "changes", (json_int_t)ps.changes,
-                  "commit_errors", (json_int_t)ps.commit_errors, "last_commit_us",
-                  (json_int_t)ps.last_commit_us, "rejected", (json_int_t)ps.rejected));
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "commits",
+                  (json_int_t)ps.commits, "idle_commits", (json_int_t)ps.idle_commits,
+                  "coalesced_commits", (json_int_t)ps.coalesced_commits, "changes",
+                  (json_int_t)ps.changes, "commit_errors", (json_int_t)ps.commit_errors,
+                  "last_commit_us", (json_int_t)ps.last_commit_us, "rejected",
+                  (json_int_t)ps.rejected, "segment_bytes", (json_int_t)ps.seg.segment_bytes,
+                  "grows", (json_int_t)ps.grows, "grow_errors", (json_int_t)ps.grow_errors,
+                  "last_grow_us", (json_int_t)ps.last_grow_us));
     json_decref(set);
     send_json(r->cn, resp);
 }
@@ -1912,7 +1915,9 @@ static void handle_reject(struct control *c, const struct publisher_reject *rj)
             snprintf(msg, sizeof(msg),
                      "instance %s was not registered: %s (%s); nothing was kept%s", rj->id, why,
                      strerror(-rj->error),
-                     rj->error == -ENOSPC ? "; the operator can raise --segment-bytes" : "");
+                     rj->error == -ENOSPC ? "; it cannot grow (discd's log says why: "
+                                            "--max-segment-size or a full file system)"
+                                          : "");
             json_object_set_new(err, "message", json_string(msg));
             json_t *resp = json_pack("{s:b, s:o}", "ok", 0, "error", err);
             if (resp && h->seq)
@@ -2161,6 +2166,26 @@ int control_start(const struct control_config *cfg, struct registry *reg, struct
         goto fail;
     }
     policy_log(c->policy);
+    if (pub) { /* before the thread starts: progress reaches it from the first turn */
+        struct publisher_stats ps;
+        publisher_get_stats(pub, &ps);
+        c->progress.generation = ps.generation;
+        publisher_set_listener(pub, on_publish, c);
+    }
+    /* Restored and static instances are registered before any request. */
+    restore_all(c, cfg);
+    if (cfg->services_dir && (c->services = services_new(cfg->services_dir, geteuid()))) {
+        struct services_result res = {0};
+        reload_static(c, &res);
+        json_decref(res.errors);
+    }
+    if (c->sync)
+        c->sync(c->sync_arg);
+    /* The segment goes into place (when discd deferred it) holding what was
+     * just restored, and before the socket exists: whoever waits for the
+     * socket finds the segment complete. */
+    if (pub)
+        publisher_install(pub);
     rc = make_socket(c, cfg, err);
     if (rc < 0)
         goto fail;
@@ -2180,32 +2205,17 @@ int control_start(const struct control_config *cfg, struct registry *reg, struct
         snprintf(err, 256, "epoll_ctl: %s", strerror(errno));
         goto fail;
     }
-    if (pub) { /* before the thread starts: progress reaches it from the first turn */
-        struct publisher_stats ps;
-        publisher_get_stats(pub, &ps);
-        c->progress.generation = ps.generation;
-        publisher_set_listener(pub, on_publish, c);
-    }
-    /* Restored and static instances are registered before any request. */
-    restore_all(c, cfg);
-    if (cfg->services_dir && (c->services = services_new(cfg->services_dir, geteuid()))) {
-        struct services_result res = {0};
-        reload_static(c, &res);
-        json_decref(res.errors);
-    }
-    if (c->sync)
-        c->sync(c->sync_arg);
     rc = pthread_create(&c->thread, NULL, control_main, c);
     if (rc != 0) {
         rc = -rc;
         snprintf(err, 256, "pthread_create: %s", strerror(-rc));
-        if (pub)
-            publisher_set_listener(pub, NULL, NULL);
         goto fail;
     }
     *out = c;
     return 0;
 fail:
+    if (pub)
+        publisher_set_listener(pub, NULL, NULL);
     policy_free(c->policy);
     if (c->lfd >= 0) {
         close(c->lfd);

@@ -40,6 +40,15 @@ struct publisher {
     bool stuck_logged;
     struct publisher_reject *rej; /* refusals of this turn */
     size_t n_rej, cap_rej;
+    /* growth (publisher thread only) */
+    uint64_t max_bytes;
+    int64_t grow_retry_us; /* no roll-over attempt before this (file system full) */
+    char full_cause[160];  /* why the segment cannot grow, for refusals */
+    /* deferred install (mu) */
+    bool installed, install_req;
+    bool report_owed; /* publisher thread: progress not told yet (not installed) */
+    int install_rc;
+    pthread_cond_t done; /* CLOCK_MONOTONIC: install finished */
 };
 
 static int64_t mono_us(void)
@@ -90,8 +99,10 @@ static void add_reject(struct publisher *p, const struct registry_change *c, int
     r->seq = c->seq;
     r->error = error;
     snprintf(r->id, sizeof(r->id), "%s", c->put->id);
-    log_error("publisher: instance %s (%s) not published: %s", c->put->id, c->put->service,
-              error == -ENOSPC ? "the segment is full" : strerror(-error));
+    log_error("publisher: instance %s (%s) not published: %s%s%s", c->put->id, c->put->service,
+              error == -ENOSPC ? "the segment is full" : strerror(-error),
+              error == -ENOSPC && p->full_cause[0] ? ": " : "",
+              error == -ENOSPC ? p->full_cause : "");
     pthread_mutex_lock(&p->mu);
     p->stats.rejected++;
     pthread_mutex_unlock(&p->mu);
@@ -211,6 +222,66 @@ static bool fits_above_reserve(struct publisher *p, size_t upto)
 }
 
 /*
+ * The arena cannot take carry[0, upto): roll over to a larger segment.
+ * The new size doubles the current one, and doubles again while the live
+ * records plus the batch plus the reserve would fill more than half of it
+ * (so one roll is enough for the batch and leaves room to grow), capped
+ * at max_bytes. 0 when grown; -ENOSPC (with full_cause set) when it cannot.
+ */
+static int try_grow(struct publisher *p, size_t upto)
+{
+    struct segw_stats st;
+    segw_stats(p->w, &st);
+    if (st.segment_bytes >= p->max_bytes) {
+        snprintf(p->full_cause, sizeof(p->full_cause), "it is at --max-segment-size (%llu bytes)",
+                 (unsigned long long)p->max_bytes);
+        return -ENOSPC;
+    }
+    int64_t t0 = mono_us();
+    if (t0 < p->grow_retry_us)
+        return -ENOSPC; /* full_cause still says why the last attempt failed */
+    uint64_t need = st.used_bytes - st.retired_bytes + PUBLISHER_RESERVE_MIN;
+    for (size_t i = 0; i < upto; i++) {
+        if (!p->carry[i]->put)
+            continue;
+        struct segw_instance si;
+        instance_to_segw(p->carry[i]->put, &si);
+        long n = segw_record_size(&si);
+        need += n > 0 ? (uint64_t)n + 64 : 0; /* + its share of tables and service records */
+    }
+    uint64_t size = st.segment_bytes * 2;
+    while (size < p->max_bytes && size / 2 < need + size / 32)
+        size *= 2;
+    if (size > p->max_bytes)
+        size = p->max_bytes;
+    int rc = segw_grow(p->w, size);
+    int64_t t1 = mono_us();
+    pthread_mutex_lock(&p->mu);
+    if (rc == 0) {
+        p->stats.grows++;
+        p->stats.last_grow_us = (uint64_t)(t1 - t0);
+    } else {
+        p->stats.grow_errors++;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (rc == 0) {
+        log_info("publisher: segment grown from %llu to %llu bytes (%u instances copied in %lld "
+                 "us); readers move to it at their next read",
+                 (unsigned long long)st.segment_bytes, (unsigned long long)size, st.n_instances,
+                 (long long)(t1 - t0));
+        p->full_cause[0] = 0;
+        return 0;
+    }
+    snprintf(p->full_cause, sizeof(p->full_cause),
+             "cannot grow it from %llu to %llu bytes in %s: %s",
+             (unsigned long long)st.segment_bytes, (unsigned long long)size, segw_dir(p->w),
+             strerror(-rc));
+    log_error("publisher: %s; the current segment keeps serving", p->full_cause);
+    p->grow_retry_us = t1 + 5000000; /* a full file system: do not copy again at once */
+    return -ENOSPC;
+}
+
+/*
  * Publish the carry list, in order. When the arena cannot take it all,
  * publish the longest prefix (halving its local puts) that fits; a local put
  * that does not fit alone is refused; if changes that are not local puts do
@@ -252,6 +323,8 @@ static int publish_carry(struct publisher *p, int64_t *last_gen)
                 break;
             }
             segw_unstage(p->w);
+            if (gen == -ENOSPC && try_grow(p, upto) == 0)
+                continue; /* the same batch again, in the larger segment */
             if (gen != -ENOSPC) {
                 p->stuck_error = (int)gen;
                 log_error("publisher: commit of %zu changes failed: %s (kept, will retry)", upto,
@@ -274,8 +347,8 @@ static int publish_carry(struct publisher *p, int64_t *last_gen)
             if (!p->stuck_logged)
                 log_error("publisher: the segment is full: %zu removals/remote changes cannot be "
                           "published (kept, retried every tick); registrations are refused "
-                          "until space is free (raise --segment-bytes)",
-                          p->n_carry);
+                          "until space is free (%s)",
+                          p->n_carry, p->full_cause[0] ? p->full_cause : "it cannot grow");
             p->stuck_logged = true;
             return commits;
         }
@@ -295,6 +368,7 @@ static void report(struct publisher *p)
         .stuck_seq = p->n_carry ? p->taken_seq : 0,
         .stuck_error = p->n_carry ? (p->stuck_error ? p->stuck_error : -EAGAIN) : 0,
     };
+    p->report_owed = false;
     pthread_mutex_lock(&p->lmu);
     if (p->listener) {
         p->listener(p->listener_arg, &pr, p->rej, p->n_rej);
@@ -352,6 +426,21 @@ static void maybe_export(struct publisher *p, int64_t now, bool final)
               (unsigned long long)segw_generation(p->w));
 }
 
+/* Put the deferred segment in place (after this turn's commit) and tell
+ * publisher_install. */
+static void install(struct publisher *p)
+{
+    int rc = segw_install(p->w);
+    if (rc < 0)
+        log_error("publisher: cannot put the segment in place in %s: %s", segw_dir(p->w),
+                  strerror(-rc));
+    pthread_mutex_lock(&p->mu);
+    p->installed = true; /* even on error: nothing is held back forever */
+    p->install_rc = rc;
+    pthread_cond_broadcast(&p->done);
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void *publisher_main(void *arg)
 {
     struct publisher *p = arg;
@@ -365,7 +454,8 @@ static void *publisher_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!p->stop && !p->state_dirty && !p->snap_dirty &&
-               registry_pending_changes(p->reg) == 0 && mono_us() < next_tick)
+               !(p->install_req && !p->installed) && registry_pending_changes(p->reg) == 0 &&
+               mono_us() < next_tick)
             wait_until_us(p, next_tick);
         size_t pending = registry_pending_changes(p->reg);
         int64_t until = last_commit_us + window_us;
@@ -375,7 +465,7 @@ static void *publisher_main(void *arg)
             wait_until_us(p, until);
             pending = registry_pending_changes(p->reg);
         }
-        bool stopping = p->stop;
+        bool stopping = p->stop, want_install = p->install_req && !p->installed;
         pthread_mutex_unlock(&p->mu);
 
         apply_state(p);
@@ -385,8 +475,12 @@ static void *publisher_main(void *arg)
         int commits = 0;
         if (p->n_carry > 0)
             commits = publish_carry(p, &gen);
-        if (n > 0 || commits > 0 || p->n_rej > 0)
+        if (want_install)
+            install(p);
+        if ((n > 0 || commits > 0 || p->n_rej > 0 || p->report_owed) && p->installed)
             report(p);
+        else if (n > 0 || commits > 0 || p->n_rej > 0)
+            p->report_owed = true; /* told once the segment is in place */
         int64_t t1 = mono_us();
         if (commits > 0)
             last_commit_us = t1;
@@ -441,6 +535,9 @@ int publisher_start(struct registry *reg, const struct publisher_config *cfg,
     p->coalesce_ms = cfg->coalesce_ms;
     p->coalesce_max = cfg->coalesce_max ? cfg->coalesce_max : 1024;
     p->tick_ms = cfg->tick_ms ? cfg->tick_ms : 250;
+    p->max_bytes = cfg->max_segment_bytes ? cfg->max_segment_bytes : SEGW_MAX_SEGMENT_BYTES;
+    if (p->max_bytes > SEGW_MAX_SEGMENT_BYTES)
+        p->max_bytes = SEGW_MAX_SEGMENT_BYTES;
     /* Readers call the writer dead after 8 missed ticks, at least 2 s
      * (documented with DISC_WRITER_DEAD_MS in discshm.h). */
     struct segw_config scfg = cfg->segw;
@@ -458,10 +555,12 @@ int publisher_start(struct registry *reg, const struct publisher_config *cfg,
     }
     p->stats.generation = segw_generation(p->w);
     segw_stats(p->w, &p->stats.seg);
+    p->installed = !scfg.defer_install;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->cond, &ca);
+    pthread_cond_init(&p->done, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->lmu, NULL);
@@ -471,6 +570,7 @@ int publisher_start(struct registry *reg, const struct publisher_config *cfg,
         registry_set_notify(reg, NULL, NULL);
         segw_close(p->w, false);
         pthread_cond_destroy(&p->cond);
+        pthread_cond_destroy(&p->done);
         pthread_mutex_destroy(&p->mu);
         pthread_mutex_destroy(&p->lmu);
         free(p->cache_file);
@@ -498,10 +598,23 @@ void publisher_stop(struct publisher *p, bool unlink)
     free(p->rej);
     segw_close(p->w, unlink);
     pthread_cond_destroy(&p->cond);
+    pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->lmu);
     free(p->cache_file);
     free(p);
+}
+
+int publisher_install(struct publisher *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->install_req = true;
+    pthread_cond_signal(&p->cond);
+    while (!p->installed && !p->stop)
+        pthread_cond_wait(&p->done, &p->mu);
+    int rc = p->installed ? p->install_rc : -ECANCELED;
+    pthread_mutex_unlock(&p->mu);
+    return rc;
 }
 
 void publisher_announce_stop(struct publisher *p)

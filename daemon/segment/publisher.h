@@ -30,7 +30,9 @@ struct publisher_config {
     uint32_t tick_ms;           /* heartbeat period; 0 = 250 */
     const char *cache_file;     /* file-cache image path (segw_export); NULL/"" = none */
     uint32_t cache_interval_ms; /* at most one export per interval after changes; 0 = 2000 */
-    struct segw_config segw;
+    uint64_t max_segment_bytes; /* roll over to larger segments up to this; 0 =
+                                   SEGW_MAX_SEGMENT_BYTES; <= segw.segment_bytes: never */
+    struct segw_config segw;    /* segw.defer_install: see publisher_install */
 };
 
 #define PUBLISHER_RESERVE_MIN (64u * 1024u)
@@ -72,6 +74,9 @@ struct publisher_stats {
     struct segw_stats seg;      /* the writer's, as of the last commit or tick */
     uint64_t ticks;          /* heartbeat refreshes (segw_tick): advances while the thread runs */
     uint64_t rejected;       /* local changes refused (segment full or bad record) */
+    uint64_t grows;          /* roll-overs to a larger segment */
+    uint64_t grow_errors;    /* roll-overs that failed (at the maximum, file system full) */
+    uint64_t last_grow_us;   /* duration of the last roll-over (copy + rename) */
     uint64_t dropped_remote; /* remote changes the segment could not take (logged) */
 };
 
@@ -84,6 +89,16 @@ struct publisher_stats {
  */
 int publisher_start(struct registry *reg, const struct publisher_config *cfg,
                     struct publisher **out);
+
+/*
+ * With cfg->segw.defer_install the segment stays under its hidden name (so
+ * readers keep the predecessor's picture) and nothing is reported to the
+ * listener until this call: the publisher then commits everything queued
+ * so far (e.g. the restored state) and renames the segment into place.
+ * Returns once it is in place: 0, or the -errno of the rename (logged).
+ * Thread-safe; a no-op without defer_install or when done already.
+ */
+int publisher_install(struct publisher *p);
 
 /* Publish what is still queued, stop the thread, close the writer
  * (unlink: remove the shm objects) and free. NULL is a no-op. */
@@ -98,7 +113,12 @@ void publisher_announce_stop(struct publisher *p);
  * (NULL: none; the publisher then removes rejected local instances from the
  * registry itself). Thread-safe.
  *
- * Arena full: new local registrations must leave a reserve free (1/32 of the
+ * Arena full: the publisher first rolls over to a larger segment (double
+ * the size, more if the batch needs it, up to max_segment_bytes; see
+ * segw_grow), so registrations fail only at the maximum or when the file
+ * system cannot hold the larger segment (logged with the cause; a failed
+ * roll is not retried for a few seconds unless the maximum was reached).
+ * Then: new local registrations must leave a reserve free (1/32 of the
  * arena, at least PUBLISHER_RESERVE_MIN bytes) so that removals, which need
  * new table copies, can still be published; a batch that does not fit is
  * published in smaller prefixes

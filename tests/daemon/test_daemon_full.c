@@ -62,7 +62,8 @@ static bool visible(disc_handle *h, const char *id)
 
 Test(full, every_acknowledged_registration_is_visible_and_refusals_say_why)
 {
-    dt_start(&d, "full", (char *const[]){"--segment-bytes", "1048576", NULL});
+    dt_start(&d, "full",
+             (char *const[]){"--segment-bytes", "1048576", "--max-segment-size", "1048576", NULL});
     struct discd_conn c;
     cr_assert_eq(discd_conn_open(&d, &c), 0);
     for (int i = 0; i < N_REG; i++) {
