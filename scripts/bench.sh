@@ -38,6 +38,7 @@ BENCHMARKS=(
     "health-http|bench_health|--kind http --instances 5000 --interval 1000 --seconds 10|--kind http"
     "publish|bench_publish||"
     "zk|bench_zk|-n 1000 -i 10000 -H 100|"
+    "zk-prop|bench_zk_prop|-n 1000|"
 )
 
 usage() {
