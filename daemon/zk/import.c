@@ -1141,7 +1141,7 @@ json_t *zk_import_status_json(struct zk_import *im)
         struct zk_import_counters c;
         zk_import_get(im, i, &s, &c);
         json_t *o = json_pack(
-            "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "source",
+            "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "source",
             s.name, "format", s.fmt->name, "base", s.base, "services", (json_int_t)c.services,
             "instances", (json_int_t)c.instances, "lists", (json_int_t)c.lists, "reads",
             (json_int_t)c.reads, "watches_fired", (json_int_t)c.watches_fired, "upserts",
