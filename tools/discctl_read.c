@@ -512,6 +512,22 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
                 else
                     printf("  zk sync:       not synced (%s)\n",
                            json_string_value(json_object_get(v, "state")));
+                size_t ii;
+                json_t *src;
+                json_array_foreach(json_object_get(v, "import"), ii, src)
+                {
+#define IMP_N(k) ((long long)json_integer_value(json_object_get(src, k)))
+                    printf("  import %s: %s %s: %lld instances in %lld services; skipped %lld "
+                           "(bad name %lld, bad data %lld, too large %lld, unreadable %lld); "
+                           "held %lld\n",
+                           json_string_value(json_object_get(src, "source")),
+                           json_string_value(json_object_get(src, "format")),
+                           json_string_value(json_object_get(src, "base")), IMP_N("instances"),
+                           IMP_N("services"), IMP_N("bad_now"), IMP_N("skipped_bad_name"),
+                           IMP_N("skipped_bad_data"), IMP_N("skipped_too_large"),
+                           IMP_N("skipped_unreadable"), IMP_N("held_now"));
+#undef IMP_N
+                }
                 char *z = json_dumps(v, JSON_COMPACT);
                 if (z)
                     printf("  zookeeper:     %s\n", z);

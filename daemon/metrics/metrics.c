@@ -21,6 +21,7 @@
 #include "log.h"
 #include "publisher.h"
 #include "registry.h"
+#include "import.h"
 #include "zk_bridge.h"
 #include "zk_sync.h"
 
@@ -252,6 +253,68 @@ static void render_control(struct control *ctl, FILE *f)
     sample_u(f, "discd_control_connections", control_connections(ctl));
 }
 
+/* One sample with labels source="..." and a second label. */
+static void sample_src(FILE *f, const char *name, const char *source, const char *label,
+                       const char *value, uint64_t v)
+{
+    fprintf(f, "%s{source=\"", name);
+    label_value(f, source);
+    if (label) {
+        fprintf(f, "\",%s=\"", label);
+        label_value(f, value);
+    }
+    fprintf(f, "\"} %llu\n", (unsigned long long)v);
+}
+
+/* Foreign registries (import = ...), one set of samples per source. The
+ * families are there without samples when nothing is imported. */
+static void render_import(struct metrics *m, FILE *f)
+{
+    struct zk_import *im = m->src.zk ? zk_bridge_import(m->src.zk) : NULL;
+    size_t n = zk_import_sources(im);
+    family(f, "discd_import_instances", "gauge",
+           "Instances imported from a foreign registry now, by source (import = ...).");
+    struct fmt_source s;
+    struct zk_import_counters c;
+    for (size_t i = 0; i < n && zk_import_get(im, i, &s, &c) == 0; i++)
+        sample_src(f, "discd_import_instances", s.name, NULL, NULL, c.instances);
+    family(f, "discd_import_operations_total", "counter",
+           "ZooKeeper requests and events of an import source, by kind.");
+    for (size_t i = 0; i < n && zk_import_get(im, i, &s, &c) == 0; i++) {
+        sample_src(f, "discd_import_operations_total", s.name, "op", "list", c.lists);
+        sample_src(f, "discd_import_operations_total", s.name, "op", "read", c.reads);
+        sample_src(f, "discd_import_operations_total", s.name, "op", "watch_fired",
+                   c.watches_fired);
+        sample_src(f, "discd_import_operations_total", s.name, "op", "error", c.errors);
+    }
+    family(f, "discd_import_changes_total", "counter",
+           "Imported instances added/changed or removed, by source.");
+    for (size_t i = 0; i < n && zk_import_get(im, i, &s, &c) == 0; i++) {
+        sample_src(f, "discd_import_changes_total", s.name, "change", "upsert", c.upserts);
+        sample_src(f, "discd_import_changes_total", s.name, "change", "remove", c.removes);
+        sample_src(f, "discd_import_changes_total", s.name, "change", "changed_in_place",
+                   c.changed_in_place);
+    }
+    family(f, "discd_import_skipped_total", "counter",
+           "Foreign nodes skipped, by source and reason (bad_name: not the format's instance "
+           "node; bad_data: cannot be mapped or refused by the instance model; too_large; "
+           "unreadable: ZooKeeper refused the read).");
+    for (size_t i = 0; i < n && zk_import_get(im, i, &s, &c) == 0; i++) {
+        sample_src(f, "discd_import_skipped_total", s.name, "reason", "bad_name",
+                   c.skipped_bad_name);
+        sample_src(f, "discd_import_skipped_total", s.name, "reason", "bad_data",
+                   c.skipped_bad_data);
+        sample_src(f, "discd_import_skipped_total", s.name, "reason", "too_large",
+                   c.skipped_too_large);
+        sample_src(f, "discd_import_skipped_total", s.name, "reason", "unreadable",
+                   c.skipped_unreadable);
+    }
+    family(f, "discd_import_held_removals", "gauge",
+           "Removals of imported instances held by the cooling-off period, by source.");
+    for (size_t i = 0; i < n && zk_import_get(im, i, &s, &c) == 0; i++)
+        sample_src(f, "discd_import_held_removals", s.name, NULL, NULL, c.held_now);
+}
+
 static void render_zk(struct metrics *m, FILE *f)
 {
     struct zk_sync_status st;
@@ -328,6 +391,7 @@ static void render_zk(struct metrics *m, FILE *f)
     sample_lu(f, "discd_bad_documents_total", "reason", "invalid",
               m->src.zk ? zk_bridge_rejected(m->src.zk) : 0);
     sample_lu(f, "discd_bad_documents_total", "reason", "conflict", k->conflicts);
+    render_import(m, f);
 }
 
 char *metrics_render(struct metrics *m, struct control *ctl, size_t *len)

@@ -61,6 +61,11 @@ EXPECTED = {
     "discd_zookeeper_batches": ("counter", set()),
     "discd_zookeeper_documents_parsed": ("counter", set()),
     "discd_zookeeper_held_removals": ("gauge", set()),
+    "discd_import_instances": ("gauge", {"source"}),
+    "discd_import_operations": ("counter", {"source", "op"}),
+    "discd_import_changes": ("counter", {"source", "change"}),
+    "discd_import_skipped": ("counter", {"source", "reason"}),
+    "discd_import_held_removals": ("gauge", {"source"}),
     "discd_bad_documents": ("counter", {"reason"}),
 }
 
