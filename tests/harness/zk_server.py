@@ -53,9 +53,14 @@ class ZkServer:
     def connect(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> "ZkServer":
+    def start(self, timeout: float = 60.0, port: int = 0, empty: bool = False) -> "ZkServer":
+        """Start the server (again, after kill). port: reuse this port (so
+        clients' connect strings stay valid); empty: with a fresh data
+        directory, as a ZooKeeper that lost its data."""
+        if empty:
+            shutil.rmtree(os.path.join(self.dir, "data"), ignore_errors=True)
         for _attempt in range(3):  # a port taken between probing and binding: retry
-            self.port = _free_port()
+            self.port = port or _free_port()
             data = os.path.join(self.dir, "data")
             os.makedirs(data, exist_ok=True)
             cfg = os.path.join(self.dir, "zoo.cfg")
