@@ -205,6 +205,47 @@ static void snapshots(void)
     }
 }
 
+/* Foreign registry nodes (fuzz_formats): "<format>\n<node name>\0<data>",
+ * the formats' documented examples and malformed ones. */
+static void formats(void)
+{
+    static const struct {
+        const char *fmt, *name, *data;
+    } seeds[] = {
+        {"dubbo",
+         "dubbo%3A%2F%2F192.168.1.100%3A20880%2Forg.apache.dubbo.demo.DemoService%3Fanyhost%3Dtrue"
+         "%26application%3Ddemo-provider%26dubbo%3D2.0.2%26interface%3Dorg.apache.dubbo.demo."
+         "DemoService%26methods%3DsayHello%2CsayHelloAsync%26pid%3D2828%26side%3Dprovider"
+         "%26timestamp%3D1600000000000",
+         ""},
+        {"dubbo",
+         "tri%3A%2F%2F%5Bfe80%3A%3A1%5D%3A50051%2Fx%3Fgroup%3Dg1%26version%3D1.0.0%26weight%3D200"
+         "%26disabled%3Dtrue",
+         ""},
+        {"dubbo", "dubbo%3A%2F%2F192.168.1.102%3A20880%2Fx%3Fa%3D%ZZ", ""},
+        {"dubbo", "dubbo%3A%2F%2F192.168.1.103%2Fx%3Fside%3Dprovider", ""},
+        {"serverset", "member_0000000000",
+         "{\"serviceEndpoint\":{\"host\":\"10.1.2.3\",\"port\":31181},\"additionalEndpoints\":"
+         "{\"aurora\":{\"host\":\"10.1.2.3\",\"port\":31181},\"http\":{\"host\":\"10.1.2.3\","
+         "\"port\":31182}},\"status\":\"ALIVE\",\"shard\":0}"},
+        {"serverset", "member_0000000001",
+         "{\"serviceEndpoint\":{\"host\":\"10.1.2.4\",\"port\":31181},\"status\":\"STARTING\"}"},
+        {"serverset", "member_0000000002",
+         "{\"serviceEndpoint\": {\"host\": \"10.1.2.5\", \"port\": 3"},
+        {"kitex", "10.0.0.9:8888", "{\"Weight\":10,\"Tags\":{\"idc\":\"hl\",\"cluster\":\"a\"}}"},
+        {"kitex", "[::1]:8888", ""},
+        {"kitex", "10.0.0.11:8888", "{\"Weight\": \"ten\"}"},
+    };
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+        char buf[2048], fname[64];
+        int n = snprintf(buf, sizeof(buf), "%s\n%s", seeds[i].fmt, seeds[i].name);
+        size_t dl = strlen(seeds[i].data);
+        memcpy(buf + n + 1, seeds[i].data, dl); /* after the NUL snprintf wrote */
+        snprintf(fname, sizeof(fname), "%s-%zu", seeds[i].fmt, i);
+        put_file("formats", fname, buf, (size_t)n + 1 + dl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -217,5 +258,6 @@ int main(int argc, char **argv)
     segments();
     documents_and_requests();
     snapshots();
+    formats();
     return 0;
 }

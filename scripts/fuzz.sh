@@ -5,7 +5,7 @@
 #
 #   scripts/fuzz.sh [SECONDS] [HARNESS...]
 #
-# HARNESS: segment, control, instance_doc, cache_load, zk_snapshot (default: all).
+# HARNESS: segment, control, instance_doc, cache_load, zk_snapshot, formats (default: all).
 # Each starts from its checked-in seeds (fuzz/corpus/<harness>) plus what
 # earlier runs found (build-fuzz/corpus/<harness>, not checked in). A crash,
 # sanitizer report, leak or timeout (-timeout=10 s per input) fails the
@@ -19,7 +19,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 secs=${1:-60}
 shift || true
 harnesses=("$@")
-[[ ${#harnesses[@]} -gt 0 ]] || harnesses=(segment control instance_doc cache_load zk_snapshot)
+[[ ${#harnesses[@]} -gt 0 ]] || harnesses=(segment control instance_doc cache_load zk_snapshot formats)
 build=${FUZZ_BUILD:-build-fuzz}
 [[ "$build" == /* ]] || build="$root/$build"
 
@@ -30,7 +30,7 @@ for h in "${harnesses[@]}"; do
 done
 CC=${CC:-clang} "$root/scripts/build.sh" "$build" -DDISC_FUZZ=ON -- "${targets[@]}" >/dev/null
 
-declare -A max_len=([segment]=65536 [cache_load]=65536 [control]=8192 [instance_doc]=8192 [zk_snapshot]=65536)
+declare -A max_len=([segment]=65536 [cache_load]=65536 [control]=8192 [instance_doc]=8192 [zk_snapshot]=65536 [formats]=8192)
 run_one() {
     local h=$1 work="$build/corpus/$1" art="$build/artifacts/$1/" log="$build/fuzz-$1.log"
     mkdir -p "$work" "$art"
