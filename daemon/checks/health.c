@@ -7,8 +7,15 @@
  * next check, or, while a check is in flight, its deadline. So a tick costs
  * O(due * log n), not O(n).
  *
- *   tcp   non-blocking connect(); EPOLLOUT + SO_ERROR says how it went; the
- *         socket is closed with a reset (SO_LINGER 0) to leave no TIME_WAIT.
+ *   tcp   non-blocking connect(); EPOLLOUT says it succeeded, EPOLLERR (and
+ *         SO_ERROR) why it failed. The connection is then reset, which
+ *         leaves no TIME_WAIT. IPv4/IPv6 sockets are not closed but kept in
+ *         a small pool, registered in the epoll set once (edge-triggered),
+ *         and reused: connect(AF_UNSPEC) resets the connection and makes
+ *         the socket connectable again. So a passing check costs two system
+ *         calls (connect, the resetting connect) plus its share of one
+ *         epoll_wait, instead of six (socket, connect, epoll_ctl, SO_ERROR,
+ *         SO_LINGER, close), and no socket is allocated and freed per check.
  *   http  a libcurl easy handle per instance (reused), driven by one multi handle through
  *         curl_multi_socket_action (curl's sockets live in the same epoll set).
  *   ttl   no I/O: at each examination the instance fails if its last pass is
@@ -51,6 +58,8 @@
 #define HEALTH_RETRY_MS 50u
 #define HEALTH_TICK_MS  5u
 #define HEALTH_EVENTS   256
+/* Idle sockets kept per address family for reuse by tcp checks. */
+#define HEALTH_POOL_MAX 1024
 #define HEALTH_REASON   160
 #define HEALTH_URL_MAX  (DISC_ADDRESS_MAX + HEALTH_PATH_MAX + 16)
 
@@ -60,6 +69,16 @@
 #define TAG_CURL   1u
 #define TAG_WAKEUP 2u
 #define TAG_MASK   3u
+
+/* A tcp check's socket: registered in the epoll set (data: the slot) from
+ * its creation until it is closed; owner is the instance whose check it
+ * carries, NULL while it waits in the pool. Checker thread only. */
+struct tslot {
+    int fd;
+    int family;
+    struct hinst *owner;
+    struct tslot *next; /* pool */
+};
 
 enum inst_state {
     ST_IDLE = 0,
@@ -88,7 +107,7 @@ struct hinst {
     /* Checker thread only: */
     enum inst_state state;
     bool in_heap;
-    int fd;              /* ST_TCP */
+    struct tslot *slot;  /* ST_TCP */
     CURL *easy;          /* http: made at the first check, attached while ST_HTTP */
     uint64_t started_ms; /* start of the current / last check */
     uint32_t fails;
@@ -139,6 +158,8 @@ struct health {
     struct heap_ent *heap; /* min-heap on key */
     size_t heap_len, heap_cap;
     uint32_t inflight, max_inflight;
+    struct tslot *pool[2]; /* idle sockets: [0] AF_INET, [1] AF_INET6 */
+    uint32_t pool_len[2];
     struct hinst *unscheduled; /* added, but heap_push failed (ENOMEM) */
     struct hevent *events;     /* judgement changes of one loop, newest first */
     struct curl_done *done;    /* finished transfers of one loop */
@@ -412,17 +433,85 @@ static void wake(struct health *h)
     (void)r; /* EAGAIN: a wakeup is already pending */
 }
 
+static int pool_index(int family)
+{
+    return family == AF_INET ? 0 : family == AF_INET6 ? 1 : -1;
+}
+
+/* A socket of `family` for a tcp check: from the pool, or a new one added
+ * to the epoll set. NULL and errno on failure. */
+static struct tslot *slot_get(struct health *h, int family)
+{
+    int pi = pool_index(family);
+    if (pi >= 0 && h->pool[pi]) {
+        struct tslot *s = h->pool[pi];
+        h->pool[pi] = s->next;
+        h->pool_len[pi]--;
+        return s;
+    }
+    struct tslot *s = malloc(sizeof(*s));
+    if (!s)
+        return NULL;
+    s->fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    s->family = family;
+    s->owner = NULL;
+    /* Edge-triggered: a pooled socket (state CLOSE) polls as EPOLLHUP, which
+     * level-triggering would report on every wait. */
+    struct epoll_event ev = {.events = EPOLLOUT | EPOLLET,
+                             .data.u64 = (uint64_t)(uintptr_t)s | TAG_TCP};
+    if (s->fd < 0 || epoll_ctl(h->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0) {
+        int err = errno;
+        if (s->fd >= 0)
+            close(s->fd);
+        free(s);
+        errno = err;
+        return NULL;
+    }
+    return s;
+}
+
+/* Close a slot's socket with a reset, not a FIN: thousands of checks a
+ * second would otherwise pile up TIME_WAIT sockets and ephemeral ports.
+ * close() also drops it from the epoll set (the fd is never dup'ed). */
+static void slot_close(struct tslot *s)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(s->fd);
+    free(s);
+}
+
+/* The check on s is over: reset its connection and pool it (or close it). */
+static void slot_put(struct health *h, struct tslot *s)
+{
+    s->owner = NULL;
+    int pi = pool_index(s->family);
+    if (pi < 0 || h->pool_len[pi] >= HEALTH_POOL_MAX) {
+        slot_close(s);
+        return;
+    }
+    /* connect(AF_UNSPEC): an established connection is reset (RST, no
+     * TIME_WAIT), one in progress abandoned; the socket is unconnected
+     * again. The reset leaves ECONNRESET pending, which the next connect()
+     * clears (tcp_connect_init), so that check sees only its own errors;
+     * an event of the pooled socket in between has no owner and is
+     * ignored. */
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    if (connect(s->fd, &unspec, sizeof(unspec)) < 0) {
+        slot_close(s);
+        return;
+    }
+    s->next = h->pool[pi];
+    h->pool[pi] = s;
+    h->pool_len[pi]++;
+}
+
 /* Close whatever the in-flight check holds. Checker thread only. */
 static void release_check(struct health *h, struct hinst *e)
 {
     if (e->state == ST_TCP) {
-        /* close() also drops it from the epoll set (the fd is never dup'ed).
-         * Close with a reset, not a FIN: thousands of checks a second
-         * would otherwise pile up TIME_WAIT sockets and ephemeral ports. */
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        setsockopt(e->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        close(e->fd);
-        e->fd = -1;
+        slot_put(h, e->slot);
+        e->slot = NULL;
         h->inflight--;
     } else if (e->state == ST_HTTP) {
         curl_multi_remove_handle(h->multi, e->easy); /* the handle is kept for the next check */
@@ -526,23 +615,19 @@ static size_t http_discard(char *ptr, size_t size, size_t nmemb, void *ud)
 
 static int start_tcp(struct health *h, struct hinst *e, char *err, size_t errlen)
 {
-    int fd = socket(e->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    struct tslot *s = slot_get(h, e->addr.ss_family);
+    if (!s)
         return -errno;
-    if (connect(fd, (struct sockaddr *)&e->addr, e->addrlen) < 0 && errno != EINPROGRESS) {
+    if (connect(s->fd, (struct sockaddr *)&e->addr, e->addrlen) < 0 && errno != EINPROGRESS) {
         int rc = -errno;
-        close(fd);
+        slot_put(h, s);
         snprintf(err, errlen, "tcp connect: %s", strerror(-rc));
         return rc == -EAGAIN ? -ECONNREFUSED : rc; /* unix sockets: backlog full */
     }
-    /* Even an immediate success is reported through epoll: one code path. */
-    struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = (uint64_t)(uintptr_t)e | TAG_TCP};
-    if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        int rc = -errno;
-        close(fd);
-        return rc;
-    }
-    e->fd = fd;
+    /* Even an immediate success is reported through epoll (the socket's
+     * edge-triggered registration sees the state change): one code path. */
+    s->owner = e;
+    e->slot = s;
     e->state = ST_TCP;
     return 0;
 }
@@ -729,14 +814,20 @@ static void handle_curl_done(struct health *h, struct hinst **failed, uint64_t n
         finish_http(h, h->done[i].easy, h->done[i].result, failed, now);
 }
 
-static void handle_tcp_event(struct health *h, struct hinst *e, struct hinst **failed, uint64_t now)
+static void handle_tcp_event(struct health *h, struct tslot *s, uint32_t events,
+                             struct hinst **failed, uint64_t now)
 {
-    if (e->state != ST_TCP)
-        return; /* stale event from this batch */
+    struct hinst *e = s->owner;
+    if (!e || e->state != ST_TCP || e->slot != s)
+        return; /* a pooled socket's own reset, or a stale event from this batch */
     int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(e->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
+    if (events & (EPOLLERR | EPOLLHUP)) { /* why (also clears it) */
+        socklen_t len = sizeof(err);
+        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            err = errno;
+    } else if (!(events & EPOLLOUT)) {
+        return; /* not decided yet */
+    }
     char what[HEALTH_REASON] = "tcp connect: ok";
     if (err) /* formatted only when needed: this is the per-check hot path */
         snprintf(what, sizeof(what), "tcp connect: %s", strerror(err));
@@ -885,6 +976,7 @@ static void *checker_main(void *arg)
         int n = epoll_wait(h->epfd, evs, HEALTH_EVENTS, next_timeout(h, now_ms()));
         uint64_t now = now_ms();
         struct hinst *failed = NULL;
+    more:
         for (int i = 0; i < n; i++) {
             uint64_t d = evs[i].data.u64;
             switch (d & TAG_MASK) {
@@ -895,7 +987,7 @@ static void *checker_main(void *arg)
                 break;
             }
             case TAG_TCP:
-                handle_tcp_event(h, (struct hinst *)(uintptr_t)d, &failed, now);
+                handle_tcp_event(h, (struct tslot *)(uintptr_t)d, evs[i].events, &failed, now);
                 break;
             case TAG_CURL: {
                 int mask = 0;
@@ -909,6 +1001,13 @@ static void *checker_main(void *arg)
                 break;
             }
             }
+        }
+        /* A full batch: take every result that is ready before run_due
+         * judges in-flight checks by their deadlines (after a stall, a
+         * connect that succeeded must not be counted as timed out). */
+        if (n == HEALTH_EVENTS) {
+            n = epoll_wait(h->epfd, evs, HEALTH_EVENTS, 0);
+            goto more;
         }
         if (h->curl_due_ms >= 0 && (uint64_t)h->curl_due_ms <= now) {
             h->curl_due_ms = -1;
@@ -962,6 +1061,12 @@ static void health_free(struct health *h)
         release_check(h, e);
         inst_free(e);
     }
+    for (int pi = 0; pi < 2; pi++)
+        while (h->pool[pi]) {
+            struct tslot *s = h->pool[pi];
+            h->pool[pi] = s->next;
+            slot_close(s);
+        }
     if (h->multi)
         curl_multi_cleanup(h->multi);
     if (h->curl_inited)
@@ -1030,6 +1135,7 @@ struct health *health_start(health_fail_fn on_fail, void *arg)
     err = pthread_create(&h->thread, NULL, checker_main, h);
     if (err)
         goto fail;
+    pthread_setname_np(h->thread, "disc-health"); /* for top, perf and bench_health */
     return h;
 fail:
     health_free(h);
@@ -1061,7 +1167,6 @@ int health_add(struct health *h, const char *id, const struct health_check_def *
         return -ENOMEM;
     strcpy(e->id, id);
     e->def = *def;
-    e->fd = -1;
     if (def->kind == HEALTH_TCP) {
         /* May block on DNS for a host name: it runs in the caller's thread,
          * never in the checker's. */

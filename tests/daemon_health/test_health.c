@@ -545,3 +545,74 @@ Test(health, concurrent_add_remove_from_several_threads)
     cr_assert_eq(rep.n, 0, "a live instance was reported: %s", rep.n ? rep.reasons[0] : "");
     server_stop(&s);
 }
+
+/* ---- at scale -------------------------------------------------------------------- */
+
+/* 10,000 tcp instances on four live listeners and one dead target, all
+ * sharing the checker's pooled sockets (a socket whose connect was refused
+ * is reset and reused for a live target, and the other way round): the
+ * dead instance is reported with its reason, and no check of a live one
+ * ever misses — each live instance is reported at its first miss
+ * (misses 1), so one wrong result would show. */
+Test(health, ten_thousand_tcp_checks_remove_the_dead_and_keep_the_live, .timeout = 120)
+{
+    enum { N = 10000, NS = 4 };
+    struct server s[NS];
+    for (int k = 0; k < NS; k++) {
+        server_start(&s[k], false, 0);
+        cr_assert(listen(s[k].lfd, 4096) == 0); /* room for a slow accept thread */
+    }
+    uint16_t dead_port;
+    close(listen_on(0, &dead_port)); /* nothing listens there any more */
+
+    struct health_check_def dd = tcp_def(dead_port, 100, 2);
+    cr_assert_eq(health_add(rep.h, "dead", &dd), 0);
+    for (int i = 0; i < N; i++) {
+        struct health_check_def d = tcp_def(s[i % NS].port, 4000, 1);
+        d.timeout_ms = 2000;
+        char id[32];
+        snprintf(id, sizeof(id), "live-%05d", i);
+        cr_assert_eq(health_add(rep.h, id, &d), 0);
+    }
+
+    int i = wait_report("dead", 30000);
+    cr_assert(i >= 0, "the dead instance was not reported");
+    cr_assert(strstr(rep.reasons[i], "refused"), "reason: %s", rep.reasons[i]);
+
+    /* Wait until every live instance has been checked at least once (the
+     * first checks are spread over one interval). */
+    int64_t end = mono_ms() + 90000;
+    int accepted = 0;
+    for (;;) {
+        accepted = 0;
+        for (int k = 0; k < NS; k++)
+            accepted += atomic_load(&s[k].accepted);
+        struct health_stats st;
+        health_get_stats(rep.h, &st);
+        if ((accepted >= N && st.run[HEALTH_TCP] >= (uint64_t)N + 2) || mono_ms() > end)
+            break;
+        sleep_ms(50);
+    }
+    cr_assert_geq(accepted, N, "only %d connects reached the listeners", accepted);
+
+    struct health_stats st;
+    health_get_stats(rep.h, &st);
+    pthread_mutex_lock(&rep.mu);
+    int n = rep.n;
+    char first[64] = "", why[256] = "";
+    for (int k = 0; k < rep.n; k++)
+        if (strcmp(rep.ids[k], "dead") != 0) {
+            snprintf(first, sizeof(first), "%s", rep.ids[k]);
+            snprintf(why, sizeof(why), "%s", rep.reasons[k]);
+            break;
+        }
+    pthread_mutex_unlock(&rep.mu);
+    cr_assert_eq(n, 1, "%d instances reported; first live one: %s (%s)", n, first, why);
+    cr_assert_eq(st.failed[HEALTH_TCP], 2, "misses: %llu (the dead instance's 2 only)",
+                 (unsigned long long)st.failed[HEALTH_TCP]);
+    cr_assert_geq(st.run[HEALTH_TCP], (uint64_t)N + 2);
+    cr_assert_eq(st.reported, 1);
+    cr_assert_eq(health_count(rep.h), N);
+    for (int k = 0; k < NS; k++)
+        server_stop(&s[k]);
+}
