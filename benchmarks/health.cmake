@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: MIT
-# bench_health: CPU of the one health-checker thread with 10k instances.
-# Run: build-*/benchmarks/bench_health --instances 10000 --interval 1000 --seconds 15
+# bench_health: CPU of a real discd's health checks (10k tcp checks/s, http,
+# ttl) beside the bare connect floor. Run: build/benchmarks/bench_health
+# [--kind tcp|http|ttl|all] [--quick] [--md F] [--json F]; see
+# benchmarks/RESULTS_health.md.
 add_executable(bench_health ${CMAKE_CURRENT_SOURCE_DIR}/bench_health.c
-  ${CMAKE_SOURCE_DIR}/daemon/checks/health.c)
-target_include_directories(bench_health PRIVATE ${DISCD_PART_DIRS})
-target_link_libraries(bench_health PRIVATE bench_report PkgConfig::CURL Threads::Threads)
+  ${CMAKE_SOURCE_DIR}/tests/harness/discd_proc.c ${CMAKE_SOURCE_DIR}/tests/harness/proc.c)
+target_include_directories(bench_health PRIVATE ${CMAKE_SOURCE_DIR}/tests/harness)
+target_link_libraries(bench_health PRIVATE bench_report Threads::Threads)
+add_dependencies(bench_health discd)
