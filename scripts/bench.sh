@@ -35,7 +35,7 @@ BENCHMARKS=(
     "pick|bench_pick|--services 1000 --instances 10 --ops 200000|--services 1000 --instances 10"
     "health-tcp|bench_health|--kind tcp --instances 10000 --interval 1000 --seconds 15|--kind tcp"
     "health-ttl|bench_health|--kind ttl --instances 10000 --interval 1000 --seconds 10|--kind ttl"
-    "health-http|bench_health|--kind http --instances 5000 --interval 1000 --seconds 10|--kind http"
+    "health-http|bench_health|--kind http --instances 1000 --interval 1000 --seconds 10|--kind http"
     "publish|bench_publish||"
     "zk|bench_zk|-n 1000 -i 10000 -H 100|"
     "zk-prop|bench_zk_prop|-n 1000|"
