@@ -36,7 +36,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -55,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_discd.h"
 #include "bench_report.h"
 #include "discd_proc.h"
 
@@ -409,56 +409,12 @@ static struct result run_floor(double rate, double seconds, unsigned n_lis)
     return r;
 }
 
-static char regtop[PATH_MAX];
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP || flag == FTW_D)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_health [--quick] [--md FILE] [--json FILE] "
                     "[--kind tcp|http|ttl|all] [--instances N] [--interval MS] [--seconds S] "
                     "[--http-instances N] [--listeners K]\n");
     exit(2);
-}
-
-/* A private registry (and state) directory on tmpfs; discd of this build. */
-static void setup_env(void)
-{
-    if (!getenv("DISC_BUILD_DIR")) {
-        char exe[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-        if (n <= 0)
-            die("readlink /proc/self/exe", errno);
-        exe[n] = '\0';
-        for (int k = 0; k < 2; k++) /* build/benchmarks/bench_health -> build */
-            *strrchr(exe, '/') = '\0';
-        setenv("DISC_BUILD_DIR", exe, 1);
-    }
-    snprintf(regtop, sizeof(regtop), "/dev/shm/discshm-bench-XXXXXX");
-    if (!mkdtemp(regtop))
-        die("mkdtemp", errno);
-    chmod(regtop, 0755);
-    char reg[PATH_MAX + 8];
-    snprintf(reg, sizeof(reg), "%s/reg", regtop);
-    if (mkdir(reg, 0755) < 0)
-        die("mkdir", errno);
-    setenv("DISCSHM_DIR", reg, 1);
-    setenv("TMPDIR", regtop, 1);
-    /* Thousands of checks in flight at once must fit in the descriptor limit. */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
 }
 
 static void md_row(struct bench_report *rep, const char *what, const struct result *r, unsigned n)
@@ -534,7 +490,9 @@ int main(int argc, char **argv)
     struct bench_report *rep = bench_report_open("bench_health", title, &opts, argc0, argv0);
     if (!rep)
         return 1;
-    setup_env();
+    int erc = bench_discd_env();
+    if (erc < 0)
+        die("setting up a registry directory", erc);
 
     bench_md(rep,
              "discd: `%s/daemon/discd` (default settings), %u local listeners in another "
@@ -569,7 +527,7 @@ int main(int argc, char **argv)
         snprintf(what, sizeof(what), "discd, %u ttl instances", n_inst);
         md_row(rep, what, &ttl, n_inst);
     }
-    nftw(regtop, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    bench_discd_env_cleanup();
     bench_md(rep, "\n");
 
     if (do_tcp) {

@@ -24,13 +24,13 @@
  *
  * discd is $DISC_BUILD_DIR/daemon/discd (default: the build directory this
  * executable is in), started with tests/harness/discd_proc.c in a private
- * registry directory on /dev/shm (so its state-file syncs cost no disk
- * I/O: the numbers are the daemon's, not the disk's).
+ * registry directory on /dev/shm (bench_discd.h: its state-file syncs cost
+ * no disk I/O, the numbers are the daemon's, not the disk's).
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
+#include <math.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
@@ -47,6 +47,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_discd.h"
+#include "bench_report.h"
 #include "discd_proc.h"
 #include "discshm.h"
 
@@ -338,19 +340,6 @@ static struct tput throughput(const struct discd_proc *d, unsigned n, int nc)
 
 /* ---- main ------------------------------------------------------------------------ */
 
-static char regtop[PATH_MAX];
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP || flag == FTW_D)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_publish [--quick] [--md FILE] [--json FILE] [--samples N] "
@@ -367,50 +356,38 @@ int main(int argc, char **argv)
 {
     int samples = 600;
     unsigned burst = 20000;
-    bool quick = false;
-    const char *md = NULL, *json = NULL;
+    int argc0 = argc;
+    char **argv0 = malloc(sizeof(char *) * (size_t)(argc + 1));
+    if (!argv0)
+        die("malloc", ENOMEM);
+    memcpy(argv0, argv, sizeof(char *) * (size_t)(argc + 1));
+    struct bench_opts opts;
+    if (bench_parse_args(&argc, argv, &opts) < 0)
+        usage();
+    if (!opts.md)
+        opts.md = "/dev/stdout"; /* the section is the program's output */
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick"))
-            quick = true;
-        else if (!strcmp(argv[i], "--md") && i + 1 < argc)
-            md = argv[++i];
-        else if (!strcmp(argv[i], "--json") && i + 1 < argc)
-            json = argv[++i];
-        else if (!strcmp(argv[i], "--samples") && i + 1 < argc)
+        if (!strcmp(argv[i], "--samples") && i + 1 < argc)
             samples = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--burst") && i + 1 < argc)
             burst = (unsigned)strtoul(argv[++i], NULL, 10);
         else
             usage();
     }
-    if (quick) {
+    if (opts.quick) {
         samples = 100;
         burst = 4000;
     }
     if (samples < 10 || burst < 64)
         usage();
-
-    /* discd of this build, a private registry directory on tmpfs */
-    if (!getenv("DISC_BUILD_DIR")) {
-        char exe[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-        if (n <= 0)
-            die("readlink /proc/self/exe", errno);
-        exe[n] = '\0';
-        for (int k = 0; k < 2; k++) /* build/benchmarks/bench_publish -> build */
-            *strrchr(exe, '/') = '\0';
-        setenv("DISC_BUILD_DIR", exe, 1);
-    }
-    snprintf(regtop, sizeof(regtop), "/dev/shm/discshm-bench-XXXXXX");
-    if (!mkdtemp(regtop))
-        die("mkdtemp", errno);
-    chmod(regtop, 0755);
-    char reg[PATH_MAX + 8];
-    snprintf(reg, sizeof(reg), "%s/reg", regtop);
-    if (mkdir(reg, 0755) < 0)
-        die("mkdir", errno);
-    setenv("DISCSHM_DIR", reg, 1);
-    setenv("TMPDIR", regtop, 1);
+    struct bench_report *rep = bench_report_open(
+        "bench_publish", "Publish latency: control socket -> visible in the segment", &opts, argc0,
+        argv0);
+    if (!rep)
+        return 1;
+    int erc = bench_discd_env();
+    if (erc < 0)
+        die("setting up a registry directory", erc);
 
     struct discd_proc d;
     int rc = discd_proc_init(&d, "pub");
@@ -502,10 +479,10 @@ int main(int argc, char **argv)
         char req[260];
         memset(req, 'x', sizeof(req));
         req[sizeof(req) - 1] = '\n';
-        char rep[160];
+        char reply[160];
         int64_t t0 = now_ns();
         full_write(sp[0], req, sizeof(req));
-        full_read(sp[0], rep, sizeof(rep));
+        full_read(sp[0], reply, sizeof(reply));
         vb[s] = now_ns() - t0;
         /* (c) futex wake-up */
         rng = rng * 1103515245u + 12345u;
@@ -530,7 +507,6 @@ int main(int argc, char **argv)
     };
     struct dist a = rows[0].d, b = rows[3].d, cc = rows[4].d;
     double lim50 = b.p50 + cc.p50, lim99 = b.p99 + cc.p99;
-    bool met50 = a.p50 <= lim50, met99 = a.p99 <= lim99;
 
     int nconn = 4;
     struct tput t = throughput(&d, burst, nconn);
@@ -541,86 +517,53 @@ int main(int argc, char **argv)
     }
     rc = discd_proc_stop(&d, 10000);
     discd_proc_cleanup(&d);
-    nftw(regtop, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    bench_discd_env_cleanup();
 
     /* ---- report ---- */
-    char cmdline[512] = "";
-    for (int i = 0; i < argc; i++) {
-        strncat(cmdline, i ? " " : "", sizeof(cmdline) - strlen(cmdline) - 1);
-        strncat(cmdline, argv[i], sizeof(cmdline) - strlen(cmdline) - 1);
+    bench_md(rep,
+             "discd: `%s/daemon/discd` (pid %lld, default settings; registry and state on "
+             "/dev/shm). (a) is a `register` on its control socket until a reader process "
+             "blocked in `disc_wait_change` has returned and sees the instance; (b) a Unix-socket "
+             "round trip between two processes (260-byte request, 160-byte reply); (c) a futex "
+             "wake-up between two processes (shared mapping). %d samples of each, interleaved, "
+             "each after an idle gap of 3-5 ms (longer than the 2 ms coalescing window). "
+             "Microseconds.\n\n| what | p50 | p99 | mean |\n|---|---:|---:|---:|\n",
+             getenv("DISC_BUILD_DIR"), discd_pid, samples);
+    const char *jn[] = {"(a) register -> visible", "(a') deregister -> gone",
+                        "register -> reply received", "(b) unix-socket round trip",
+                        "(c) futex wake-up"};
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        bench_md(rep, "| %s | %.1f | %.1f | %.1f |\n", rows[i].name, rows[i].d.p50, rows[i].d.p99,
+                 rows[i].d.mean);
+        char m[BENCH_JNUM_LEN];
+        bench_row(rep, jn[i], "us", rows[i].d.p50, rows[i].d.p99, "\"mean\": %s, \"samples\": %d",
+                  bench_jnum(m, rows[i].d.mean), rows[i].d.n);
     }
-    FILE *out[2] = {stdout, md ? fopen(md, "w") : NULL};
-    if (md && !out[1])
-        die(md, errno);
-    for (int o = 0; o < 2; o++) {
-        FILE *f = out[o];
-        if (!f)
-            continue;
-        fprintf(f, "## Publish latency: control socket -> visible in the segment\n\n");
-        fprintf(f, "Command: `%s` (discd pid %lld: %s/daemon/discd, default settings)\n\n", cmdline,
-                discd_pid, getenv("DISC_BUILD_DIR"));
-        fprintf(f,
-                "%d samples of each, interleaved, each after an idle gap of 3-5 ms "
-                "(longer than the 2 ms coalescing window). Microseconds.\n\n",
-                samples);
-        fprintf(f, "| what | p50 | p99 | mean |\n|---|---:|---:|---:|\n");
-        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-            fprintf(f, "| %s | %.1f | %.1f | %.1f |\n", rows[i].name, rows[i].d.p50, rows[i].d.p99,
-                    rows[i].d.mean);
-        fprintf(f, "| (b)+(c) | %.1f | %.1f | |\n\n", lim50, lim99);
-        fprintf(f,
-                "Ratio (a) / ((b)+(c)): p50 %.2f, p99 %.2f. Isolated changes: %d, commits "
-                "%lld, of which published at once (idle) %lld; reader wake-ups that did not "
-                "yet show the change: %ld.\n\n",
-                a.p50 / lim50, a.p99 / lim99, 2 * samples, commits_iso, idle_iso, spurious);
-        fprintf(f, "- target (a) <= (b)+(c) at p50: %s (%.1f vs %.1f us)\n",
-                met50 ? "met" : "NOT met", a.p50, lim50);
-        fprintf(f, "- target (a) <= (b)+(c) at p99: %s (%.1f vs %.1f us)\n\n",
-                met99 ? "met" : "NOT met", a.p99, lim99);
-        fprintf(f,
-                "Throughput: %d connections pipeline %u registrations, then deregister "
-                "them (at most 256 unanswered per connection; a reply is sent once the "
-                "change is published).\n\n",
-                nconn, burst);
-        fprintf(f, "| what | changes/s | commits | changes per commit | at once (idle) | "
-                   "after a wait (busy) |\n|---|---:|---:|---:|---:|---:|\n");
-        fprintf(f, "| register + deregister | reg %.0f, dereg %.0f | %lld | %.1f | %lld | %lld |\n",
-                t.reg_per_s, t.dereg_per_s, t.commits,
-                t.commits ? (double)t.changes / (double)t.commits : 0.0, t.idle_commits,
-                t.coalesced_commits);
-        fprintf(f, "\n");
-    }
-    if (out[1])
-        fclose(out[1]);
-    if (json) {
-        FILE *f = fopen(json, "w");
-        if (!f)
-            die(json, errno);
-        fprintf(f, "{\"benchmark\": \"publish\", \"rows\": [");
-        const char *jn[] = {"register_visible", "deregister_visible", "register_reply",
-                            "unix_socket_rtt", "futex_wake"};
-        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-            fprintf(f,
-                    "%s{\"name\": \"%s\", \"unit\": \"us\", \"median\": %.2f, \"p99\": %.2f, "
-                    "\"mean\": %.2f, \"samples\": %d}",
-                    i ? ", " : "", jn[i], rows[i].d.p50, rows[i].d.p99, rows[i].d.mean,
-                    rows[i].d.n);
-        fprintf(f, ", {\"name\": \"register_throughput\", \"unit\": \"ops/s\", \"median\": %.0f}",
-                t.reg_per_s);
-        fprintf(f,
-                ", {\"name\": \"deregister_throughput\", \"unit\": \"ops/s\", \"median\": %.0f, "
-                "\"commits\": %lld, \"changes\": %lld}",
-                t.dereg_per_s, t.commits, t.changes);
-        fprintf(f, "], \"targets\": [");
-        fprintf(f,
-                "{\"name\": \"publish_visible_p50_le_rtt_plus_futex\", \"value\": %.2f, "
-                "\"limit\": %.2f, \"met\": %s}, ",
-                a.p50, lim50, met50 ? "true" : "false");
-        fprintf(f,
-                "{\"name\": \"publish_visible_p99_le_rtt_plus_futex\", \"value\": %.2f, "
-                "\"limit\": %.2f, \"met\": %s}]}\n",
-                a.p99, lim99, met99 ? "true" : "false");
-        fclose(f);
-    }
+    bench_md(rep, "| (b)+(c) | %.1f | %.1f | |\n\n", lim50, lim99);
+    bench_md(rep,
+             "Ratio (a) / ((b)+(c)): p50 %.2f, p99 %.2f. Isolated changes: %d, commits %lld, of "
+             "which published at once (idle) %lld; reader wake-ups that did not yet show the "
+             "change: %ld.\n\n",
+             a.p50 / lim50, a.p99 / lim99, 2 * samples, commits_iso, idle_iso, spurious);
+    bench_target(rep, "publish: (a) p50, us, at most (b)+(c) p50", a.p50, "<=", lim50);
+    bench_target(rep, "publish: (a) p99, us, at most (b)+(c) p99", a.p99, "<=", lim99);
+    bench_md(rep,
+             "\nThroughput: %d connections pipeline %u registrations, then deregister them (at "
+             "most 256 unanswered per connection; a reply is sent once the change is "
+             "published).\n\n| what | changes/s | commits | changes per commit | at once (idle) "
+             "| coalesced (stream) |\n|---|---:|---:|---:|---:|---:|\n"
+             "| registrations | %.0f | %lld | %.1f | %lld | %lld |\n| deregistrations | %.0f | "
+             "| | | |\n\n",
+             nconn, burst, t.reg_per_s, t.commits,
+             t.commits ? (double)t.changes / (double)t.commits : 0.0, t.idle_commits,
+             t.coalesced_commits, t.dereg_per_s);
+    char b1[BENCH_JNUM_LEN];
+    bench_row(rep, "register throughput", "ops/s", t.reg_per_s, NAN, NULL);
+    bench_row(rep, "deregister throughput", "ops/s", t.dereg_per_s, NAN,
+              "\"commits\": %lld, \"changes\": %lld, \"changes_per_commit\": %s", t.commits,
+              t.changes, bench_jnum(b1, t.commits ? (double)t.changes / (double)t.commits : NAN));
+    free(argv0);
+    if (bench_report_close(rep) < 0)
+        return 1;
     return rc == 0 ? 0 : 1;
 }

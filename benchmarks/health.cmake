@@ -4,6 +4,7 @@
 # [--kind tcp|http|ttl|all] [--quick] [--md F] [--json F]; see
 # benchmarks/RESULTS_health.md.
 add_executable(bench_health ${CMAKE_CURRENT_SOURCE_DIR}/bench_health.c
+  ${CMAKE_CURRENT_LIST_DIR}/bench_discd.c
   ${CMAKE_SOURCE_DIR}/tests/harness/discd_proc.c ${CMAKE_SOURCE_DIR}/tests/harness/proc.c)
 target_include_directories(bench_health PRIVATE ${CMAKE_SOURCE_DIR}/tests/harness)
 target_link_libraries(bench_health PRIVATE bench_report Threads::Threads)

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/* bench_discd.c — see bench_discd.h. */
+#include "bench_discd.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char top[PATH_MAX]; /* this benchmark process's directory */
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP || flag == FTW_D)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+int bench_discd_env(void)
+{
+    if (!getenv("DISC_BUILD_DIR")) {
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n <= 0)
+            return -errno;
+        exe[n] = '\0';
+        for (int k = 0; k < 2; k++) { /* BUILD/benchmarks/NAME -> BUILD */
+            char *slash = strrchr(exe, '/');
+            if (!slash)
+                return -EINVAL;
+            *slash = '\0';
+        }
+        setenv("DISC_BUILD_DIR", exe, 1);
+    }
+    snprintf(top, sizeof(top), "/dev/shm/discshm-bench-XXXXXX");
+    if (!mkdtemp(top))
+        return -errno;
+    char reg[PATH_MAX + 8];
+    snprintf(reg, sizeof(reg), "%s/reg", top);
+    if (chmod(top, 0755) < 0 || mkdir(reg, 0755) < 0 || chmod(reg, 0755) < 0) {
+        int rc = -errno;
+        bench_discd_env_cleanup();
+        return rc;
+    }
+    setenv("DISCSHM_DIR", reg, 1);
+    setenv("TMPDIR", top, 1);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return 0;
+}
+
+void bench_discd_env_cleanup(void)
+{
+    if (top[0])
+        nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    top[0] = '\0';
+}
