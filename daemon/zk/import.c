@@ -32,6 +32,7 @@ struct inode {
     enum in_kind kind;
     bool bad_name; /* not an instance node of the format: never read */
     bool refetch;  /* data changed in place (or an id twin went): read again */
+    bool ignored;  /* IN_BAD because the format does not import it (not bad data) */
     int64_t mzxid; /* stat of the last read (0 unknown) */
     char id[ID_LEN + 1];
 };
@@ -675,7 +676,18 @@ static void settle_node(struct zk_import *im, struct source *s, struct svc *v, s
     };
     char why[FMT_WHY_MAX] = "";
     json_t *doc = NULL;
+    in->ignored = false;
     int rc = s->cfg.fmt->parse(&fn, &doc, why);
+    if (rc == 0 && !doc) { /* not imported by the format's rule (format.h), not bad */
+        node_release(im, s, in, cooling);
+        in->kind = IN_BAD;
+        in->ignored = true;
+        s->c.ignored++;
+        ilog(im, ZK_SYNC_LOG_DEBUG, "import %s: %s not imported: %s", s->cfg.name, path,
+             why[0] ? why : "the format's rule");
+        free(path);
+        return;
+    }
     if (rc == -ENOMEM) {
         if (in->kind == IN_OK) {
             in->refetch = true; /* keep what it stood for; try again */
@@ -779,6 +791,7 @@ static void fetch_svc(struct zk_import *im, struct source *s, struct svc *v, str
                 struct aop *op = ops[k];
                 struct inode *in = &v->nodes[op->node];
                 in->refetch = false;
+                in->ignored = false;
                 if (op->rc == ZOK)
                     in->mzxid = op->mzxid;
                 if (op->rc == ZNONODE) {
@@ -957,13 +970,16 @@ static void publish(struct zk_import *im)
     pthread_mutex_lock(&im->mu);
     for (size_t i = 0; i < im->nsrc; i++) {
         struct source *s = &im->src[i];
-        uint64_t inst = 0, bad = 0;
+        uint64_t inst = 0, bad = 0, ign = 0;
         for (size_t k = 0; k < s->nsvc; k++) {
             for (size_t j = 0; j < s->svcs[k]->n; j++) {
-                inst += s->svcs[k]->nodes[j].kind == IN_OK;
-                bad += s->svcs[k]->nodes[j].kind == IN_BAD;
+                const struct inode *in = &s->svcs[k]->nodes[j];
+                inst += in->kind == IN_OK;
+                bad += in->kind == IN_BAD && !in->ignored;
+                ign += in->kind == IN_BAD && in->ignored;
             }
         }
+        s->c.ignored_now = ign;
         s->c.services = s->cfg.fmt->layout == FMT_LAYOUT_SINGLE ? 1 : s->nsvc;
         s->c.instances = inst + s->nheld;
         s->c.bad_now = bad;
@@ -1151,10 +1167,11 @@ json_t *zk_import_status_json(struct zk_import *im)
             (json_int_t)c.skipped_too_large);
         if (o)
             json_object_update_new(
-                o, json_pack("{s:I, s:I, s:I, s:I, s:I}", "skipped_unreadable",
-                             (json_int_t)c.skipped_unreadable, "bad_now", (json_int_t)c.bad_now,
-                             "held_removals", (json_int_t)c.held_removals, "held_now",
-                             (json_int_t)c.held_now, "errors", (json_int_t)c.errors));
+                o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "ignored",
+                             (json_int_t)c.ignored, "ignored_now", (json_int_t)c.ignored_now,
+                             "skipped_unreadable", (json_int_t)c.skipped_unreadable, "bad_now",
+                             (json_int_t)c.bad_now, "held_removals", (json_int_t)c.held_removals,
+                             "held_now", (json_int_t)c.held_now, "errors", (json_int_t)c.errors));
         if (s.fmt->layout == FMT_LAYOUT_SINGLE && o)
             json_object_set_new(o, "service", json_string(s.service));
         if (!o || json_array_append_new(arr, o)) {

@@ -44,11 +44,13 @@ struct zk_import_counters {
     uint64_t skipped_unreadable; /* nodes or service nodes we may not read (ZNOAUTH) */
     uint64_t held_removals;      /* removals held by the cooling-off period */
     uint64_t errors;             /* listings / reads that failed (retried) */
+    uint64_t ignored; /* nodes the format does not import (Curator: discd's own export) */
     /* current */
-    uint64_t services;  /* service nodes watched */
-    uint64_t instances; /* instances reported now (held ones included) */
-    uint64_t bad_now;   /* nodes currently skipped (bad name, data or unreadable) */
-    uint64_t held_now;  /* removals held now */
+    uint64_t services;    /* service nodes watched */
+    uint64_t instances;   /* instances reported now (held ones included) */
+    uint64_t bad_now;     /* nodes currently skipped (bad name, data or unreadable) */
+    uint64_t ignored_now; /* nodes currently not imported by the format's rule */
+    uint64_t held_now;    /* removals held now */
 };
 
 struct zk_import_callbacks {

@@ -23,6 +23,7 @@ static const struct fmt_ops *const formats[] = {
     &fmt_dubbo,
     &fmt_serverset,
     &fmt_kitex,
+    &fmt_curator,
 };
 
 #define N_FORMATS (sizeof(formats) / sizeof(formats[0]))

@@ -98,6 +98,10 @@ struct fmt_ops {
      * new reference), or -EINVAL with a reason in why[FMT_WHY_MAX]
      * ("bad URL encoding in the node name", "no port", ...): the engine
      * skips the node and counts it. -ENOMEM on out-of-memory.
+     * 0 with *doc NULL: a valid node this format does not import by rule
+     * (Curator: a document discd exported itself, which the native tree
+     * already carries); the engine ignores it and counts it in `ignored`,
+     * not as bad data.
      */
     int (*parse)(const struct fmt_node *node, json_t **doc, char *why);
 };
@@ -106,6 +110,7 @@ struct fmt_ops {
 extern const struct fmt_ops fmt_dubbo;
 extern const struct fmt_ops fmt_serverset;
 extern const struct fmt_ops fmt_kitex;
+extern const struct fmt_ops fmt_curator;
 
 /* The format called name, or NULL. */
 const struct fmt_ops *fmt_find(const char *name);

@@ -7,6 +7,7 @@ if(NOT TARGET discfmt)
     ${CMAKE_CURRENT_LIST_DIR}/dubbo.c
     ${CMAKE_CURRENT_LIST_DIR}/serverset.c
     ${CMAKE_CURRENT_LIST_DIR}/kitex.c
+    ${CMAKE_CURRENT_LIST_DIR}/curator.c
   )
   target_include_directories(discfmt PUBLIC ${CMAKE_CURRENT_LIST_DIR})
   target_link_libraries(discfmt PUBLIC PkgConfig::JANSSON PkgConfig::UUID)
