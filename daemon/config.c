@@ -151,6 +151,14 @@ static const struct opt_def opts[] = {
      "BASE/member_<seq>; service= names it, default the last component of BASE), kitex "
      "(Kitex/Hertz, BASE default /: BASE/<service>/<ip>:<port>). NAME (default FORMAT) is "
      "the value of the \"source\" tag of its instances. See docs/IMPORT.md."},
+    {"export-curator", OPT_STR, F(export_curator), 0, 0, "BASE", "none", false,
+     "Publish this host's local instances in Apache Curator x-discovery form (needs --zk), so "
+     "Java ServiceDiscovery clients find them: BASE/<service>/<instance id>, ephemeral on "
+     "discd's session, JSON name, id (= the node name), address, port, serviceType DYNAMIC, "
+     "enabled true. Removed on deregistration, when a check fails (critical) and in "
+     "maintenance; instances with a unix-socket address are not exported. Curator's own "
+     "default BASE is /services. With 'import = curator' on the same BASE, discd does not "
+     "import its own exports again (the native tree carries them). See docs/IMPORT.md."},
     {"zk-session-timeout", OPT_U32, F(zk_session_timeout_ms), 1000, 600000, "MS", "10000", false,
      "ZooKeeper session timeout requested."},
     {"host-id", OPT_STR, F(host_id), 1, 0, "ID", "the hostname", false,
@@ -562,6 +570,23 @@ int config_finalize(struct discd_config *cfg, char *err)
     }
     if (cfg->check_timeout_ms >= cfg->check_interval_ms)
         cfg->check_timeout_ms = cfg->check_interval_ms / 2;
+    if (cfg->export_curator[0]) {
+        struct fmt_source ex;
+        char line[sizeof(cfg->export_curator) + 16], sub[CONFIG_ERR_MAX];
+        snprintf(line, sizeof(line), "curator %s", cfg->export_curator);
+        if (!cfg->zk[0]) {
+            snprintf(err, CONFIG_ERR_MAX, "export-curator needs ZooKeeper: set zk");
+            return -EINVAL;
+        }
+        if (cfg->export_curator[0] != '/' || fmt_source_parse(line, &ex, sub, sizeof(sub)) < 0 ||
+            fmt_sources_check(&ex, 1, cfg->zk_root, sub, sizeof(sub)) < 0) {
+            snprintf(err, CONFIG_ERR_MAX,
+                     "export-curator: '%.200s' is not an absolute ZooKeeper path outside "
+                     "zk-root %.100s (no empty, '.' or '..' component, no trailing '/')",
+                     cfg->export_curator, cfg->zk_root);
+            return -EINVAL;
+        }
+    }
     if (cfg->n_imports > 0) {
         struct fmt_source src[CONFIG_IMPORT_MAX];
         char sub[CONFIG_ERR_MAX];
@@ -744,6 +769,8 @@ void config_log(const struct discd_config *cfg)
              cfg->unlink_on_exit ? "true" : "false");
     for (uint32_t i = 0; i < cfg->n_imports; i++)
         log_info("config: import = %s", cfg->imports[i]);
+    if (cfg->export_curator[0])
+        log_info("config: export-curator = %s", cfg->export_curator);
     log_info("config: mode=%s zk=%s zk-root=%s host-id=%s az=%s",
              cfg->zk[0] ? "zookeeper" : "standalone", cfg->zk[0] ? cfg->zk : "-", cfg->zk_root,
              cfg->host_id, cfg->az[0] ? cfg->az : "-");

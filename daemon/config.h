@@ -77,6 +77,8 @@ struct discd_config {
      * config_finalize. */
     char imports[CONFIG_IMPORT_MAX][CONFIG_IMPORT_LEN];
     uint32_t n_imports;
+    /* export-curator: base path of the Curator export (daemon/zk/export.h), "" off. */
+    char export_curator[512];
 };
 
 /* Fill *cfg with the built-in defaults (name from $DISCSHM_NAME). */

@@ -449,12 +449,14 @@ int registry_replace_local(struct registry *r, struct instance *inst, bool tell)
     }
     queue_put(r, c, inst);
     struct registry_listener ls[REGISTRY_LISTENERS_MAX];
-    int nl = tell ? r->n_listeners : 0;
+    int nl = r->n_listeners;
     memcpy(ls, r->listeners, sizeof(ls));
     unlock_and_notify(r);
     for (int i = 0; i < nl; i++) {
-        if (ls[i].local_replaced)
+        if (tell && ls[i].local_replaced)
             ls[i].local_replaced(inst, ls[i].arg);
+        if (ls[i].local_health)
+            ls[i].local_health(inst, ls[i].arg);
     }
     return 0;
 }

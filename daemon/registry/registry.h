@@ -58,6 +58,10 @@ struct registry_listener {
     /* A local instance was replaced by a copy whose maintenance state
      * changed (registry_replace_local with tell); e.g. to persist it. */
     void (*local_replaced)(struct instance *inst, void *arg);
+    /* Every registry_replace_local (with or without tell): the instance's
+     * health or maintenance state may have changed; e.g. to stop exporting
+     * an instance whose check fails. Optional. */
+    void (*local_health)(struct instance *inst, void *arg);
     void *arg;
 };
 

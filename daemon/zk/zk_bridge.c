@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "discshm.h"
+#include "export.h"
 #include "import.h"
 #include "instance.h"
 #include "cache_load.h"
@@ -40,6 +41,7 @@ struct zk_bridge {
     struct zk_bridge_persist persist; /* resume pointer not kept */
     int64_t saved_session;            /* session id last passed to persist.save */
     struct zk_import *import;         /* foreign registries (import = ...), NULL: none */
+    struct zk_export *export;         /* Curator export (export-curator = BASE), NULL: none */
     bool purged;        /* file-cache entries not confirmed by the region dropped once */
     bool authenticated; /* digest credentials configured (zk-auth-file) */
 };
@@ -244,6 +246,8 @@ static void cb_state(void *arg, const struct zk_sync_status *st)
 
 /* ---- registry listener (control / health threads) ---------------------- */
 
+static void export_local(struct zk_bridge *zb, struct instance *inst);
+
 static void on_local_added(struct instance *inst, void *arg)
 {
     struct zk_bridge *zb = arg;
@@ -268,6 +272,7 @@ static void on_local_added(struct instance *inst, void *arg)
     if (rc < 0)
         log_error("zk: cannot publish instance %s: %s", inst->id, strerror(-rc));
     free(s);
+    export_local(zb, inst);
 }
 
 static void on_local_removed(struct instance *inst, const char *reason, void *arg)
@@ -278,9 +283,62 @@ static void on_local_removed(struct instance *inst, const char *reason, void *ar
     pthread_mutex_lock(&zb->mu);
     if (zb->zs)
         rc = zk_sync_withdraw_local(zb->zs, inst->id);
+    if (zb->zs && zb->export)
+        zk_export_remove(zb->export, inst->id);
     pthread_mutex_unlock(&zb->mu);
     if (rc < 0 && rc != -ENOENT)
         log_warn("zk: cannot withdraw instance %s: %s", inst->id, strerror(-rc));
+}
+
+/*
+ * Curator export (export.h): a local instance is exported while it has a
+ * tcp address and its health is not critical or maintenance (a failed
+ * check or `discctl maint` takes it out, as deregistration does). A unix
+ * socket cannot be written as Curator's address and port: not exported,
+ * logged once per instance.
+ */
+static void export_local(struct zk_bridge *zb, struct instance *inst)
+{
+    if (!zb->export)
+        return;
+    bool out_of_rotation =
+        inst->health == DISC_HEALTH_CRITICAL || inst->health == DISC_HEALTH_MAINTENANCE;
+    char host[DISC_ADDRESS_MAX + 1] = "";
+    long port = 0;
+    if (inst->addr_kind == DISC_ADDR_TCP) {
+        const char *a = inst->address, *colon = strrchr(a, ':');
+        size_t hl = colon ? (size_t)(colon - a) : 0;
+        if (hl >= 2 && a[0] == '[' && a[hl - 1] == ']') { /* [v6]:port */
+            a++;
+            hl -= 2;
+        }
+        if (colon && hl > 0 && hl < sizeof(host)) {
+            memcpy(host, a, hl);
+            host[hl] = '\0';
+            port = strtol(colon + 1, NULL, 10);
+        }
+    }
+    int rc = 0;
+    pthread_mutex_lock(&zb->mu);
+    if (zb->zs) {
+        if (out_of_rotation || !host[0])
+            zk_export_remove(zb->export, inst->id);
+        else
+            rc = zk_export_put(zb->export, inst->id, inst->service, host, (unsigned)port,
+                               inst->registered_at_ms);
+    }
+    pthread_mutex_unlock(&zb->mu);
+    if (!host[0] && inst->origin == DISC_ORIGIN_LOCAL)
+        log_debug("zk: export: instance %s (%s) not exported: address %s is not host:port",
+                  inst->id, inst->service, inst->address);
+    if (rc < 0)
+        log_warn("zk: export: instance %s (%s) not exported: %s", inst->id, inst->service,
+                 strerror(-rc));
+}
+
+static void on_local_export(struct instance *inst, void *arg)
+{
+    export_local(arg, inst);
 }
 
 /* ---- status --------------------------------------------------------------- */
@@ -333,6 +391,8 @@ static json_t *status_json(void *arg)
                            (json_int_t)st.error_since_ms, "authenticated", zb->authenticated));
     if (out && zb->import)
         json_object_set_new(out, "import", zk_import_status_json(zb->import));
+    if (out && zb->export)
+        json_object_set_new(out, "export", zk_export_status_json(zb->export));
     return out;
 }
 
@@ -461,6 +521,22 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
         }
         n_ext++;
     }
+    if (cfg->export_curator[0]) {
+        int erc = zk_export_new(cfg->export_curator, cfg->host_id, &zb->export, &ext[n_ext]);
+        if (erc < 0) {
+            log_error("zk: export-curator %s: %s", cfg->export_curator, strerror(-erc));
+            explicit_bzero(auth, sizeof(auth));
+            zk_import_free(zb->import);
+            protect_free(zb->prot);
+            pthread_mutex_destroy(&zb->st_mu);
+            pthread_mutex_destroy(&zb->mu);
+            free(zb);
+            return erc;
+        }
+        n_ext++;
+        log_info("zk: export: local instances in Curator x-discovery form under %s",
+                 cfg->export_curator);
+    }
     struct zk_sync_config zc = {
         .connect = cfg->zk,
         .root = cfg->zk_root,
@@ -490,9 +566,12 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
     int rc = zk_sync_start(&zc, &cb, zb, &zs);
     pthread_mutex_lock(&zb->mu); /* the worker's callbacks may already run */
     zb->zs = zs;
+    if (zb->export && zs)
+        zk_export_attach(zb->export, zs);
     pthread_mutex_unlock(&zb->mu);
     explicit_bzero(auth, sizeof(auth)); /* zk_sync keeps its own copy */
     if (rc < 0) {
+        zk_export_free(zb->export);
         zk_import_free(zb->import);
         protect_free(zb->prot);
         pthread_mutex_destroy(&zb->st_mu);
@@ -503,11 +582,13 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
     struct registry_listener l = {
         .local_added = on_local_added,
         .local_removed = on_local_removed,
+        .local_health = zb->export ? on_local_export : NULL,
         .arg = zb,
     };
     rc = registry_add_listener(reg, &l);
     if (rc < 0) {
         zk_sync_stop(zb->zs);
+        zk_export_free(zb->export);
         zk_import_free(zb->import);
         protect_free(zb->prot);
         pthread_mutex_destroy(&zb->st_mu);
@@ -534,6 +615,8 @@ void zk_bridge_stop(struct zk_bridge *zb)
     pthread_mutex_lock(&zb->mu);
     struct zk_sync *zs = zb->zs;
     zb->zs = NULL;
+    if (zb->export)
+        zk_export_attach(zb->export, NULL); /* no more wake-ups of zs */
     pthread_mutex_unlock(&zb->mu);
     /* Outside the lock: stopping waits for the worker, whose callbacks
      * never take zb->mu, but keep the listener path free anyway. */
@@ -547,6 +630,7 @@ void zk_bridge_free(struct zk_bridge *zb)
         return;
     zk_bridge_stop(zb);
     zk_import_free(zb->import); /* after zk_sync_stop: no hook runs any more */
+    zk_export_free(zb->export);
     protect_free(zb->prot);
     pthread_mutex_destroy(&zb->st_mu);
     pthread_mutex_destroy(&zb->mu);
