@@ -339,7 +339,8 @@ struct line {
 struct ctl {
     struct line count[MAX_READERS]; /* lookups done by each reader process */
     struct line changes;            /* changes made by the writer process */
-    struct line stop;               /* children exit when set (never holding a lock) */
+    struct line stop_readers;       /* reader processes exit when set */
+    struct line stop_writer;        /* the writer process exits when set */
 };
 static struct ctl *g_ctl;
 
@@ -355,7 +356,8 @@ static void child_setup(void)
  * inside it would leave it locked for good). SIGKILL after 10 s. */
 static void stop_children(const pid_t *pid, int n)
 {
-    atomic_store(&g_ctl->stop.v, 1);
+    atomic_store(&g_ctl->stop_readers.v, 1);
+    atomic_store(&g_ctl->stop_writer.v, 1);
     int64_t deadline = now_ns() + 10000000000LL;
     for (int i = 0; i < n; i++) {
         if (pid[i] <= 0)
@@ -369,7 +371,18 @@ static void stop_children(const pid_t *pid, int n)
             sleep_ms(1);
         }
     }
-    atomic_store(&g_ctl->stop.v, 0);
+    atomic_store(&g_ctl->stop_readers.v, 0);
+    atomic_store(&g_ctl->stop_writer.v, 0);
+}
+
+/* Stop reader processes only (a writer keeps going). */
+static void stop_readers(const pid_t *pid, int n)
+{
+    atomic_store(&g_ctl->stop_readers.v, 1);
+    for (int i = 0; i < n; i++)
+        if (pid[i] > 0)
+            waitpid(pid[i], NULL, 0); /* they exit after at most 64 lookups */
+    atomic_store(&g_ctl->stop_readers.v, 0);
 }
 
 static void stop_child(pid_t pid)
@@ -437,7 +450,7 @@ static void shm_churn_loop(unsigned nsvc, unsigned rate)
             segw_commit(g_writer);
         segw_tick(g_writer);
         atomic_store_explicit(&g_ctl->changes.v, done, memory_order_relaxed);
-        if (atomic_load_explicit(&g_ctl->stop.v, memory_order_relaxed))
+        if (atomic_load_explicit(&g_ctl->stop_writer.v, memory_order_relaxed))
             return;
         sleep_ms(1);
     }
@@ -460,7 +473,7 @@ static void rw_churn_loop(struct b_table *t, unsigned rate)
             done++;
         }
         atomic_store_explicit(&g_ctl->changes.v, done, memory_order_relaxed);
-        if (atomic_load_explicit(&g_ctl->stop.v, memory_order_relaxed))
+        if (atomic_load_explicit(&g_ctl->stop_writer.v, memory_order_relaxed))
             return;
         sleep_ms(1);
     }
@@ -506,7 +519,7 @@ static pid_t start_reader(struct ctx *c, enum op op, int idx)
             do_op(c, op, c->keys[rand_r(&seed) % c->nkeys]);
         n += 64;
         atomic_store_explicit(&g_ctl->count[idx].v, n, memory_order_relaxed);
-        if (atomic_load_explicit(&g_ctl->stop.v, memory_order_relaxed))
+        if (atomic_load_explicit(&g_ctl->stop_readers.v, memory_order_relaxed))
             _exit(0);
     }
 }
@@ -787,7 +800,7 @@ static double aggregate(struct ctx *c, enum op op, int n, int window_ms)
     for (int i = 0; i < n; i++)
         s1 += atomic_load(&g_ctl->count[i].v);
     int64_t t1 = now_ns();
-    stop_children(pid, n);
+    stop_readers(pid, n);
     return (double)(s1 - s0) / ((double)(t1 - t0) / 1e9);
 }
 
