@@ -8,6 +8,10 @@
   bench-report.py assemble WORKDIR RESULTS_MD RESULTS_JSON
       write the generated RESULTS.md and results.json from WORKDIR
       (machine.env, runs.tsv, <id>.md, <id>.json written by bench.sh).
+  bench-report.py compare OLD_JSON NEW_JSON
+      print every row both runs have (median old, new, new/old) and every
+      target whose verdict changed, as markdown; e.g. against the committed
+      file: git show HEAD~5:benchmarks/results.json > /tmp/old.json
 """
 import json
 import math
@@ -205,12 +209,54 @@ def assemble(work, out_md, out_json):
         f.write("\n")
 
 
+def rows_by_key(doc):
+    out = {}
+    for b in doc.get("benchmarks", []):
+        for r in (b.get("result") or {}).get("rows", []):
+            out[(b["id"], r["name"])] = r
+    return out
+
+
+def compare(old_path, new_path):
+    with open(old_path, encoding="utf-8") as f:
+        old = json.load(f)
+    with open(new_path, encoding="utf-8") as f:
+        new = json.load(f)
+    print(f"Old: {old.get('generated')} commit {str(old.get('commit'))[:12]}, load "
+          f"{old.get('machine', {}).get('load_before')}; new: {new.get('generated')} commit "
+          f"{str(new.get('commit'))[:12]}, load {new.get('machine', {}).get('load_before')}\n")
+    o, n = rows_by_key(old), rows_by_key(new)
+    print("| benchmark | row | unit | old median | new median | new / old |")
+    print("|---|---|---|---|---|---|")
+    for key in n:
+        if key not in o:
+            continue
+        a, b = o[key].get("median"), n[key].get("median")
+        ratio = f"{b / a:.2f}" if a and b is not None else "—"
+        print(f"| {key[0]} | {key[1]} | {n[key]['unit']} | {fmt(a)} | {fmt(b)} | {ratio} |")
+    only_new = [k for k in n if k not in o]
+    if only_new:
+        print(f"\n{len(only_new)} rows only in the new run, "
+              f"{len([k for k in o if k not in n])} only in the old one.")
+    ot = {(t["benchmark"], t["name"]): t for t in old.get("targets", [])}
+    changed = [t for t in new.get("targets", [])
+               if (t["benchmark"], t["name"]) in ot
+               and ot[(t["benchmark"], t["name"])]["met"] != t["met"]]
+    for t in changed:
+        print(f"\ntarget {t['name']!r} ({t['benchmark']}): "
+              f"{'now met' if t['met'] else 'no longer met'} "
+              f"({fmt(ot[(t['benchmark'], t['name'])]['value'])} -> {fmt(t['value'])})")
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "check":
         problems = check(argv[2], argv[3])
         for p in problems:
             print("invalid benchmark output: " + p, file=sys.stderr)
         return 1 if problems else 0
+    if len(argv) == 4 and argv[1] == "compare":
+        compare(argv[2], argv[3])
+        return 0
     if len(argv) == 5 and argv[1] == "assemble":
         assemble(argv[2], argv[3], argv[4])
         return 0
