@@ -379,6 +379,7 @@ static json_t *status_json(void *arg)
                             "removes", (json_int_t)k->removes, "docs_parsed",
                             (json_int_t)k->docs_parsed, "worker_wakeups",
                             (json_int_t)k->worker_wakeups, "batches", (json_int_t)k->batches));
+    json_object_set_new(counters, "early_creates", json_integer((json_int_t)k->early_creates));
     json_t *out = json_pack("{s:b, s:s, s:I, s:I, s:b, s:b, s:o*, s:o*}", "configured", 1, "state",
                             zk_sync_state_name(st.state), "since_ms", (json_int_t)st.since_ms,
                             "last_sync_ms", (json_int_t)st.last_sync_ms, "cooling", st.cooling,

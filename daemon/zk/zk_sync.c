@@ -84,8 +84,14 @@ struct lnode {
     char name[MAX_NAME_LEN + 1];
     size_t len;
     int refs;
-    char json[]; /* len bytes + NUL */
+    /* early create (zk_sync_publish_local), under zs->mu: */
+    int early;          /* EARLY_NONE / _PENDING / _OK / _FAILED */
+    uint64_t early_gen; /* zs->early_gen when issued: valid in that session only */
+    bool early_created; /* worker only: its early create succeeded (this reconcile) */
+    char json[];        /* len bytes + NUL */
 };
+
+enum { EARLY_NONE = 0, EARLY_PENDING, EARLY_OK, EARLY_FAILED };
 
 struct zevent {
     struct zevent *next;
@@ -121,6 +127,13 @@ struct zk_sync {
     uint64_t local_gen;   /* bumped by every effective publish/withdraw */
     uint64_t applied_gen; /* local_gen last seen fully applied */
     uint64_t last_seq;
+    /* The session's handle while early creates are safe (connected, own
+     * subtree exists, first reconcile done), else NULL. Set and cleared by
+     * the worker under mu, and cleared before the handle is closed, so a
+     * publisher holding mu may issue an async create on it. */
+    zhandle_t *early_zh;
+    uint64_t early_gen; /* bumped when a session's handle is closed */
+    uint64_t early_creates;
     struct zk_sync_status status;
     clientid_t session; /* last established session (zk_sync_get_session), id 0: none */
 
@@ -476,6 +489,7 @@ static void publish_status_locked(struct zk_sync *zs)
     st->error_since_ms = zs->error_since_ms;
     snprintf(st->last_error, sizeof(st->last_error), "%s", zs->last_error);
     st->counters = zs->c;
+    st->counters.early_creates = zs->early_creates;
     st->counters.local_desired = desired;
     st->counters.hosts = zs->nhosts + 1;
     st->counters.remote_instances = zs->idx_count;
@@ -1730,6 +1744,25 @@ static int reconcile_local(struct zk_sync *zs)
         snap[i] = zs->local[i];
         snap[i]->refs++;
     }
+    /* Early creates of these nodes still on their way: wait for their
+     * replies (the client completes every request), one wake-up for all. */
+    for (;;) {
+        bool pending = false;
+        for (size_t i = 0; i < n && !pending; i++) {
+            pending = snap[i]->early == EARLY_PENDING;
+        }
+        if (!pending) {
+            break;
+        }
+        zs->c.worker_wakeups++;
+        pthread_cond_wait(&zs->wake, &zs->mu);
+    }
+    /* Those that succeeded in this session are created; the flag is consumed
+     * (later reconciles trust the listing). */
+    for (size_t i = 0; i < n; i++) {
+        snap[i]->early_created = snap[i]->early == EARLY_OK && snap[i]->early_gen == zs->early_gen;
+        snap[i]->early = EARLY_NONE;
+    }
     pthread_mutex_unlock(&zs->mu);
     zs->local_dirty = false;
 
@@ -1757,7 +1790,7 @@ static int reconcile_local(struct zk_sync *zs)
             }
         }
     }
-    size_t i = 0, j = 0, in_zk = 0;
+    size_t i = 0, j = 0, in_zk = 0, nearly = 0;
     while (i < n || j < zs->own.n) {
         int c = i >= n ? 1 : j >= zs->own.n ? -1 : strcmp(snap[i]->name, zs->own.nodes[j].name);
         if (c == 0) {
@@ -1773,16 +1806,27 @@ static int reconcile_local(struct zk_sync *zs)
             i++;
             j++;
         } else if (c < 0) {
-            creates[nc++] = snap[i++];
+            if (snap[i]->early_created) {
+                nearly++; /* created early, not listed yet: not again */
+                i++;
+            } else {
+                creates[nc++] = snap[i++];
+            }
         } else {
             deletes[nd++] = zs->own.nodes[j++].name;
         }
     }
     zs->c.local_in_zk = in_zk;
+    bool watch_armed = zs->own_exists; /* the last own listing found the subtree */
     if (nc == 0 && nd == 0) {
+        if (nearly > 0 && own_set_names(zs, snap, n) == 0) {
+            /* the early creates made the subtree equal the snapshot; the own
+             * child watch they fired confirms it */
+            zs->c.local_in_zk = n;
+            zs->own.dirty = zs->own.dirty || !watch_armed;
+        }
         goto out;
     }
-    bool watch_armed = zs->own_exists; /* the last own listing found the subtree */
     if (nc > 0 && !zs->own_exists) {
         size_t done = 0;
         rc = announce_atomic(zs, creates, nc, &done);
@@ -1932,9 +1976,24 @@ static void open_session(struct zk_sync *zs)
     zs->session_fresh = true;
 }
 
+/* Early creates (zk_sync_publish_local) on the current handle: allowed only
+ * while connected to a session whose first reconcile is done and whose own
+ * subtree exists (a missing subtree is announced atomically by the worker). */
+static void update_early(struct zk_sync *zs)
+{
+    zhandle_t *zh = zs->connected && !zs->session_new && zs->own_exists ? zs->zh : NULL;
+    pthread_mutex_lock(&zs->mu);
+    zs->early_zh = zh;
+    pthread_mutex_unlock(&zs->mu);
+}
+
 static void close_session(struct zk_sync *zs)
 {
     zs->session_since_ms = 0;
+    pthread_mutex_lock(&zs->mu);
+    zs->early_zh = NULL; /* no publisher uses the handle from here on */
+    zs->early_gen++;     /* early creates of this session say nothing about the next */
+    pthread_mutex_unlock(&zs->mu);
     if (zs->zh) {
         zookeeper_close(zs->zh);
         zs->zh = NULL;
@@ -2468,6 +2527,7 @@ static void *worker_main(void *arg)
             release_held(zs);
         }
         deliver_close(zs); /* nothing stays open across a wait */
+        update_early(zs);
         bool now_cooling = cooling(zs);
         if (was_cooling && !now_cooling) {
             report_state(zs);
@@ -2700,6 +2760,26 @@ static size_t local_find(struct zk_sync *zs, const char *id, bool *found)
     return lo;
 }
 
+struct early_op {
+    struct zk_sync *zs;
+    struct lnode *ln;
+};
+
+/* Completion of an early create (client completion thread): record the
+ * result for the worker's reconcile and wake it. */
+static void early_done(int rc, const char *value, const void *data)
+{
+    (void)value;
+    struct early_op *eo = (struct early_op *)data;
+    struct zk_sync *zs = eo->zs;
+    pthread_mutex_lock(&zs->mu);
+    eo->ln->early = rc == ZOK || rc == ZNODEEXISTS ? EARLY_OK : EARLY_FAILED;
+    lnode_unref_locked(eo->ln);
+    pthread_cond_signal(&zs->wake);
+    pthread_mutex_unlock(&zs->mu);
+    free(eo);
+}
+
 int zk_sync_publish_local(struct zk_sync *zs, const char *id, const char *json, size_t len)
 {
     if (!zs || !zk_sync_is_uuid(id) || !json) {
@@ -2754,6 +2834,27 @@ int zk_sync_publish_local(struct zk_sync *zs, const char *id, const char *json, 
         zs->nlocal++;
     }
     zs->local_gen++;
+    struct early_op *eo = zs->early_zh ? malloc(sizeof(*eo)) : NULL;
+    if (eo) {
+        /* Early create: the node is on its way before the worker wakes (the
+         * client copies the data now). The worker's reconcile waits for its
+         * reply instead of creating the node again. */
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", zs->own.path, ln->name);
+        eo->zs = zs;
+        eo->ln = ln;
+        ln->refs++;
+        ln->early = EARLY_PENDING;
+        ln->early_gen = zs->early_gen;
+        if (zoo_acreate(zs->early_zh, path, ln->json, (int)ln->len, &zs->acl_node_v, ZOO_EPHEMERAL,
+                        early_done, eo) == ZOK) {
+            zs->early_creates++;
+        } else {
+            ln->early = EARLY_NONE;
+            ln->refs--;
+            free(eo);
+        }
+    }
     pthread_cond_signal(&zs->wake);
     pthread_mutex_unlock(&zs->mu);
     return 0;

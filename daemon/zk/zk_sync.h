@@ -84,6 +84,8 @@ struct zk_sync_counters {
                                   * per wake-up), for a batch of async replies (one per
                                   * batch of up to 256), or a synchronous client call */
     uint64_t batches;            /* batches of upserts/removes delivered (on_batch_end) */
+    uint64_t early_creates;      /* creates issued at once by zk_sync_publish_local (the
+                                  * worker's reconcile then confirms them) */
     /* current sizes */
     uint64_t hosts;            /* host subtrees watched (own included) */
     uint64_t remote_instances; /* remote ids currently reported (held ones included) */
@@ -270,6 +272,10 @@ void zk_sync_stop(struct zk_sync *zs);
  * document again is a no-op; a different document for the same id replaces
  * it under a new node name <id>-<seq>, seq = max(previous + 1, CLOCK_REALTIME
  * ms), so a restarted daemon never reuses a name that readers have cached.
+ * While the session is up and this host's subtree exists, the create of the
+ * new node is issued at once from the calling thread (async, never waits:
+ * "early create", counters.early_creates), saving the hand-over to the worker
+ * on the propagation path; the worker's reconcile confirms it as usual.
  * -EINVAL if id is not a UUID or json is not an object with "id" == id and a
  * "service" string; -E2BIG above max_doc_bytes; -ENOMEM.
  */
