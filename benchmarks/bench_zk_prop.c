@@ -29,6 +29,7 @@
  * Target (issue 9): p99 of the discd row <= p99 of the raw list+get row
  * + 2 ms.
  */
+#include "bench_discd.h"
 #include "bench_report.h"
 #include "discd_proc.h"
 #include "discshm.h"
@@ -36,15 +37,12 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <libgen.h>
-#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
@@ -372,39 +370,6 @@ static void deregister_all(struct discd_conn *ca, char ids[][DISC_ID_LEN + 1], i
     }
 }
 
-/* ---- environment: build dir and a private registry directory ---- */
-
-static char regtop[PATH_MAX];
-
-static void setup_env(const char *argv0)
-{
-    if (!getenv("DISC_BUILD_DIR")) {
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n <= 0) {
-            die("cannot find the build directory; set DISC_BUILD_DIR");
-        }
-        self[n] = '\0';
-        char *dir = dirname(dirname(self)); /* <build>/benchmarks/bench_zk_prop */
-        setenv("DISC_BUILD_DIR", dir, 1);
-    }
-    (void)argv0;
-    if (!getenv("DISCSHM_DIR")) {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(regtop, sizeof(regtop), "%s/discshm-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(regtop)) {
-            die("mkdtemp failed");
-        }
-        chmod(regtop, 0755);
-        char reg[PATH_MAX + 8];
-        snprintf(reg, sizeof(reg), "%s/reg", regtop);
-        if (mkdir(reg, 0755) != 0) {
-            die("mkdir failed");
-        }
-        setenv("DISCSHM_DIR", reg, 1);
-    }
-}
-
 static struct zk_cluster zk;
 static struct discd_proc da, db;
 
@@ -419,12 +384,7 @@ static void cleanup(void)
     discd_proc_cleanup(&da);
     discd_proc_cleanup(&db);
     zk_cluster_destroy(&zk);
-    if (regtop[0]) {
-        char reg[PATH_MAX + 8];
-        snprintf(reg, sizeof(reg), "%s/reg", regtop);
-        rmdir(reg);
-        rmdir(regtop);
-    }
+    bench_discd_env_cleanup();
 }
 
 /* ---- output ---- */
@@ -469,7 +429,9 @@ int main(int argc, char **argv)
     if (n < 10) {
         return 2;
     }
-    setup_env(argv[0]);
+    if (bench_discd_env() != 0) {
+        die("cannot prepare the registry directory");
+    }
     zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
     int rc = zk_cluster_start(&zk, 1, 60000);
     if (rc != 0) {

@@ -3,6 +3,7 @@
 # loopback ZooKeeper) beside raw ZooKeeper baselines in the same run (issue 9).
 # Run: build-*/benchmarks/bench_zk_prop [-n N] [--quick] [--md FILE] [--json FILE]
 add_executable(bench_zk_prop ${CMAKE_CURRENT_LIST_DIR}/bench_zk_prop.c
+  ${CMAKE_CURRENT_LIST_DIR}/bench_discd.c
   ${CMAKE_SOURCE_DIR}/tests/harness/zk_server.c
   ${CMAKE_SOURCE_DIR}/tests/harness/discd_proc.c
   ${CMAKE_SOURCE_DIR}/tests/harness/proc.c)
