@@ -249,11 +249,7 @@ static int try_grow(struct publisher *p, size_t upto)
         long n = segw_record_size(&si);
         need += n > 0 ? (uint64_t)n + 64 : 0; /* + its share of tables and service records */
     }
-    uint64_t size = st.segment_bytes * 2;
-    while (size < p->max_bytes && size / 2 < need + size / 32)
-        size *= 2;
-    if (size > p->max_bytes)
-        size = p->max_bytes;
+    uint64_t size = segw_grow_size(st.segment_bytes, need, p->max_bytes);
     int rc = segw_grow(p->w, size);
     int64_t t1 = mono_us();
     pthread_mutex_lock(&p->mu);

@@ -1021,6 +1021,18 @@ out:
     return rc;
 }
 
+uint64_t segw_grow_size(uint64_t cur, uint64_t need, uint64_t max)
+{
+    if (max > MAX_SEGMENT_BYTES)
+        max = MAX_SEGMENT_BYTES;
+    if (cur >= max)
+        return cur;
+    uint64_t size = cur * 2;
+    while (size < max && size / 2 < need + size / 32)
+        size *= 2;
+    return size < max ? size : max;
+}
+
 int segw_grow(struct seg_writer *w, uint64_t bytes)
 {
     if (w->npend)

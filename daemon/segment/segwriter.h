@@ -127,6 +127,14 @@ int segw_install(struct seg_writer *w);
  */
 int segw_grow(struct seg_writer *w, uint64_t bytes);
 
+/*
+ * The growth policy: the size to roll over to from a segment of `cur` bytes
+ * when `need` bytes must fit (live records plus what is to be added):
+ * double, and double again while need plus a reserve of 1/32 would fill
+ * more than half of it, capped at max. Returns cur when cur >= max.
+ */
+uint64_t segw_grow_size(uint64_t cur, uint64_t need, uint64_t max);
+
 /* Largest segment the format allows (32-bit offsets). */
 #define SEGW_MAX_SEGMENT_BYTES ((4ull << 30) - 4096)
 
