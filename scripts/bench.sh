@@ -37,6 +37,7 @@ BENCHMARKS=(
     "health-ttl|bench_health|--kind ttl --instances 10000 --interval 1000 --seconds 10|--kind ttl"
     "health-http|bench_health|--kind http --instances 1000 --interval 1000 --seconds 10|--kind http"
     "publish|bench_publish||"
+    "grow|bench_grow||"
     "zk|bench_zk|-n 1000 -i 10000 -H 100|"
     "zk-prop|bench_zk_prop|-n 1000|"
 )

@@ -599,13 +599,17 @@ Test(trust, untrusted_directories_are_refused, .fini = teardown, .timeout = 120)
 
 /* ---- a full tmpfs ---------------------------------------------------------------- */
 
-Test(trust, full_tmpfs_keeps_serving_and_refuses_a_new_segment, .fini = teardown, .timeout = 180)
+/* Mount a small tmpfs (`leaf` under the test's top directory) with a
+ * world-writable directory on it, like /run/lock on /run: reg (for discd)
+ * and fill (a file uid 65534 may create there). Skips without CAP_SYS_ADMIN. */
+static void small_tmpfs(const char *leaf, const char *size, char *reg, char *fill, size_t len)
 {
-    need_root_and_setpriv();
-    char fs[4400], reg[4500], pub[4500], fill[4600], list[512];
-    top_path(fs, sizeof(fs), "fs");
+    char fs[4400], pub[4500];
+    top_path(fs, sizeof(fs), leaf);
     cr_assert_eq(mkdir(fs, 0755), 0);
-    if (mount("tmpfs", fs, "tmpfs", 0, "size=12m,mode=0755") < 0) {
+    char opts[64];
+    snprintf(opts, sizeof(opts), "size=%s,mode=0755", size);
+    if (mount("tmpfs", fs, "tmpfs", 0, opts) < 0) {
         int e = errno;
         rmdir(fs);
         cr_skip_test("cannot mount a small tmpfs here (%s): the full-tmpfs test needs "
@@ -613,12 +617,18 @@ Test(trust, full_tmpfs_keeps_serving_and_refuses_a_new_segment, .fini = teardown
                      strerror(e));
     }
     snprintf(mounted, sizeof(mounted), "%s", fs);
-    /* like /run/lock on /run: a world-writable directory on the same tmpfs */
     snprintf(pub, sizeof(pub), "%s/lock", fs);
-    snprintf(reg, sizeof(reg), "%s/reg", fs);
-    snprintf(fill, sizeof(fill), "%s/fill", pub);
+    snprintf(reg, len, "%s/reg", fs);
+    snprintf(fill, len, "%s/fill", pub);
     cr_assert_eq(mkdir(pub, 0755), 0);
     cr_assert_eq(chmod(pub, 01777), 0);
+}
+
+Test(trust, full_tmpfs_keeps_serving_and_refuses_a_new_segment, .fini = teardown, .timeout = 180)
+{
+    need_root_and_setpriv();
+    char reg[4600], fill[4600], list[512];
+    small_tmpfs("fs", "12m", reg, fill, sizeof(reg));
 
     char *extra[] = {"--dir", reg, "--segment-bytes", "4194304", NULL};
     dt_start(&d, "full", extra);
@@ -663,5 +673,82 @@ Test(trust, full_tmpfs_keeps_serving_and_refuses_a_new_segment, .fini = teardown
     cr_assert_eq(discd_proc_start(&d, again, 10000 * dt_slow()), 0);
     reg_none(&d, "svc", "10.3.1.1:80", id);
     cr_assert_eq(dt_wait_count(h, "svc", 1, 5000 * dt_slow()), 1);
+    disc_close(h);
+}
+
+/* A registration of ~8 KB (32 tags of 250 bytes) on c; returns the reply. */
+static json_t *reg_big(struct discd_conn *c, int i)
+{
+    static char line[12000];
+    char val[251];
+    memset(val, 'a' + i % 26, 250);
+    val[250] = 0;
+    int at = snprintf(line, sizeof(line),
+                      "{\"op\":\"register\",\"instance\":{\"service\":\"big\",\"address\":"
+                      "\"10.4.%d.%d:80\",\"tags\":{",
+                      i / 200, i % 200 + 1);
+    for (int t = 0; t < 32; t++)
+        at += snprintf(line + at, sizeof(line) - (size_t)at, "%s\"k%02d\":\"%s\"", t ? "," : "", t,
+                       val);
+    snprintf(line + at, sizeof(line) - (size_t)at, "}},\"check\":{\"type\":\"none\"}}");
+    json_t *r = dt_call(c, line);
+    cr_assert_not_null(r);
+    return r;
+}
+
+Test(trust, full_tmpfs_stops_growth_not_serving, .fini = teardown, .timeout = 180)
+{
+    need_root_and_setpriv();
+    char reg[4600], fill[4600];
+    small_tmpfs("fs-grow", "16m", reg, fill, sizeof(reg));
+    char *extra[] = {"--dir", reg, "--segment-bytes", "1048576", "--max-segment-size", "67108864",
+                     NULL};
+    dt_start(&d, "growfull", extra);
+    struct disc_open_opts o = {.name = d.name, .dir = reg};
+    disc_handle *h;
+    cr_assert_eq(disc_open_ex(&o, &h), 0);
+
+    /* uid 65534 fills the file system: the segment cannot grow any more. */
+    cr_assert_eq(attack("fill", fill), ENOSPC, "uid 65534 fills the tmpfs");
+    struct discd_conn c;
+    cr_assert_eq(discd_conn_open(&d, &c), 0);
+    int ok = 0, full = 0;
+    for (int i = 0; i < 400 && !full; i++) {
+        json_t *r = reg_big(&c, i);
+        if (dt_ok(r))
+            ok++;
+        else if (strcmp(dt_err_code(r), "segment_full") == 0)
+            full++;
+        else
+            cr_assert_fail("unexpected reply %s", json_dumps(r, 0));
+        json_decref(r);
+    }
+    cr_assert_eq(full, 1, "a 1 MiB segment on a full tmpfs took %d registrations", ok);
+    cr_assert_gt(ok, 10);
+    cr_assert_geq(dt_log_has(&d, "No space left on device; the current segment keeps serving"), 1,
+                  "the log names the cause");
+    cr_assert(proc_alive(&d.proc), "no SIGBUS");
+    cr_assert_eq(disc_count(h, "big"), ok, "readers keep every acknowledged registration");
+
+    /* Space back: the next registrations roll over to a larger segment
+     * (after the retry pause) and readers follow it. */
+    cr_assert_eq(unlink(fill), 0);
+    long long deadline = proc_now_ms() + 15000LL * dt_slow();
+    int again = 0;
+    while (again < 20 && proc_now_ms() < deadline) {
+        json_t *r = reg_big(&c, 1000 + again);
+        if (dt_ok(r))
+            again++;
+        else
+            proc_sleep_ms(200);
+        json_decref(r);
+    }
+    discd_conn_close(&c);
+    cr_assert_eq(again, 20, "registrations resume once the file system has room");
+    cr_assert_geq(dt_log_has(&d, "publisher: segment grown from 1048576"), 1);
+    cr_assert_eq(dt_wait_count(h, "big", ok + again, 5000), ok + again);
+    struct disc_status st;
+    cr_assert_eq(disc_status(h, &st), 0);
+    cr_assert_gt(st.segment_bytes, 1048576, "the reader is on the larger segment");
     disc_close(h);
 }
