@@ -404,16 +404,17 @@ Test(trust, second_uid_cannot_touch_the_objects, .fini = teardown, .timeout = 18
 {
     need_root_and_setpriv();
     cr_assert_eq(discd_proc_init(&d, "attacked"), 0);
-    char data[4400], lock[4400], tmp[4400], log[500];
+    char data[4400], lock[4400], tmp[4400], grow[4400], log[500];
     snprintf(data, sizeof(data), "%s/%s", regdir(), d.name);
     snprintf(lock, sizeof(lock), "%s/%s.lock", regdir(), d.name);
     snprintf(tmp, sizeof(tmp), "%s/.%s.new-1", regdir(), d.name);
+    snprintf(grow, sizeof(grow), "%s/.%s.grow-1", regdir(), d.name); /* a roll-over's */
     snprintf(log, sizeof(log), "%s/attack.log", d.dir);
 
     /* Before discd: pre-create every name, as a file, a directory, a symlink. */
-    const char *names[] = {data, lock, tmp};
+    const char *names[] = {data, lock, tmp, grow};
     const char *kinds[] = {"mkfile", "mkdir", "symlink"};
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         for (int k = 0; k < 3; k++)
             cr_assert_eq(attack(kinds[k], names[i]), EACCES, "%s %s", kinds[k], names[i]);
 
