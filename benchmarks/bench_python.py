@@ -17,6 +17,10 @@ over interleaved rounds, and the ratio B/A.
 
     DISC_BUILD_DIR=build DISCSHM_LIBRARY=build/libdiscshm/libdiscshm.so \\
         /usr/bin/python3 benchmarks/bench_python.py [--instances N] [--calls N]
+            [--quick] [--md FILE] [--json FILE]
+
+--quick, --md and --json follow benchmarks/bench_report.h (scripts/bench.sh
+runs it); --quick makes 2000 calls per method.
 """
 
 from __future__ import annotations
@@ -70,7 +74,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--instances", type=int, default=5, help="instances of the looked-up service")
     ap.add_argument("--calls", type=int, default=20000, help="calls per method")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 2000 calls per method")
+    ap.add_argument("--md", help="write this benchmark's section of RESULTS.md here")
+    ap.add_argument("--json", help="write its rows as JSON here")
+    command = " ".join(["bench_python.py"] + [
+        a for i, a in enumerate(sys.argv[1:])
+        if a not in ("--md", "--json") and sys.argv[i] not in ("--md", "--json")])
     args = ap.parse_args()
+    if args.quick:
+        args.calls = 2000
 
     with Discd("pybench") as d:
         for k in range(args.instances):
@@ -165,6 +177,33 @@ def main() -> None:
     print(f"ratio socket/discshm: median {rows[1][1] / rows[0][1]:.1f}x, "
           f"p99 {rows[1][2] / rows[0][2]:.1f}x; socket/discshm-all-fields: median "
           f"{rows[1][1] / rows[2][1]:.1f}x")
+    if args.md:
+        with open(args.md, "w", encoding="utf-8") as f:
+            f.write("## Python binding: lookup vs a local Unix-socket service (issue 11)\n\n")
+            f.write(f"Command{' (quick smoke run)' if args.quick else ''}:\n\n"
+                    f"```\n{command}\n```\n\n")
+            f.write(f"Python {sys.version.split()[0]}; a live discd holds {args.instances} "
+                    "instances of the looked-up service (2 tags, 1 endpoint each) and 50 other "
+                    "services. The socket service is a Python server in another process "
+                    "answering one request line with one JSON line over a persistent "
+                    f"connection. {len(ta)} calls of each, interleaved in 20 rounds; "
+                    "time.perf_counter_ns per call.\n\n")
+            f.write("| method | median us | p99 us | mean us |\n|---|---:|---:|---:|\n")
+            for r in rows:
+                f.write(f"| {r[0]} | {r[1]:.1f} | {r[2]:.1f} | {r[3]:.1f} |\n")
+            f.write(f"\nSocket service / discshm lookup (address+weight): median "
+                    f"{rows[1][1] / rows[0][1]:.1f}x, p99 {rows[1][2] / rows[0][2]:.1f}x; "
+                    f"socket / discshm with every field decoded: median "
+                    f"{rows[1][1] / rows[2][1]:.1f}x.\n\n")
+    if args.json:
+        doc = {"benchmark": "bench_python", "title": "Python binding lookup vs a Unix-socket "
+               "service", "command": command, "quick": args.quick,
+               "rows": [{"name": r[0], "unit": "us", "median": r[1], "p99": r[2], "mean": r[3],
+                         "calls": len(ta)} for r in rows],
+               "targets": []}
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
 
 
 if __name__ == "__main__":

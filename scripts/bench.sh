@@ -29,7 +29,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # id | program | arguments of a full run | arguments of a --quick run
-# (--quick, --md and --json are added by this script)
+# (--quick, --md and --json are added by this script). A program ending in
+# .py is benchmarks/<program>, run by Debian's python3 against this build.
 BENCHMARKS=(
     "lookup|bench_lookup||"
     "pick|bench_pick|--services 1000 --instances 10 --ops 200000|--services 1000 --instances 10"
@@ -40,6 +41,7 @@ BENCHMARKS=(
     "grow|bench_grow||"
     "zk|bench_zk|-n 1000 -i 10000 -H 100|"
     "zk-prop|bench_zk_prop|-n 1000|"
+    "python|bench_python.py||"
 )
 
 usage() {
@@ -101,7 +103,12 @@ for entry in "${BENCHMARKS[@]}"; do
         continue
     fi
     selected+=("$entry")
-    [[ " ${programs[*]} " == *" $prog "* ]] || programs+=("$prog")
+    if [[ "$prog" == *.py ]]; then
+        prog="discd discctl discshm" # what the Python benchmarks load and run
+    fi
+    for p in $prog; do
+        [[ " ${programs[*]} " == *" $p "* ]] || programs+=("$p")
+    done
 done
 if [[ ${#selected[@]} -eq 0 ]]; then
     echo "bench.sh: no benchmark id matches '$only'" >&2
@@ -141,7 +148,11 @@ for entry in "${selected[@]}"; do
     IFS='|' read -r id prog full_args quick_args <<<"$entry"
     args=$full_args
     [[ $quick -eq 1 ]] && args="$quick_args --quick"
-    bin="$build/benchmarks/$prog"
+    cmd=("$build/benchmarks/$prog")
+    if [[ "$prog" == *.py ]]; then
+        cmd=(env "DISC_BUILD_DIR=$build" "DISCSHM_LIBRARY=$build/libdiscshm/libdiscshm.so"
+            "$py" "$root/benchmarks/$prog")
+    fi
     md="$work/$id.md"
     json="$work/$id.json"
     log="$logs/$id.log"
@@ -150,7 +161,7 @@ for entry in "${selected[@]}"; do
     start=$(date +%s.%N)
     rc=0
     # shellcheck disable=SC2086 # args are word lists on purpose
-    (cd "$work" && timeout --kill-after=10 "$timeout_s" "$bin" $args --md "$md" --json "$json") \
+    (cd "$work" && timeout --kill-after=10 "$timeout_s" "${cmd[@]}" $args --md "$md" --json "$json") \
         >"$log" 2>&1 || rc=$?
     end=$(date +%s.%N)
     after=$(loadavg)
