@@ -204,34 +204,32 @@ static uint32_t ids_get(struct source *s, const char *id)
 
 /* ---------- held removals ---------- */
 
-static void held_add(struct source *s, const char *id)
+/* Hold the removal of id; false if it cannot be held (out of memory). */
+static bool held_add(struct source *s, const char *id)
 {
     for (size_t i = 0; i < s->nheld; i++) {
         if (strcmp(s->held[i].id, id) == 0)
-            return;
+            return true;
     }
     if (s->nheld == s->cap_held) {
         size_t nc = s->cap_held ? s->cap_held * 2 : 16;
         struct held *n = realloc(s->held, nc * sizeof(*n));
         if (!n)
-            return; /* reported at once instead: see report_gone */
+            return false;
         s->held = n;
         s->cap_held = nc;
     }
     memcpy(s->held[s->nheld++].id, id, ID_LEN + 1);
     s->c.held_removals++;
+    return true;
 }
 
 /* ---------- reporting ---------- */
 
 static void report_gone(struct zk_import *im, struct source *s, const char *id, bool cooling)
 {
-    if (cooling) {
-        size_t before = s->nheld;
-        held_add(s, id);
-        if (s->nheld > before || s->nheld == s->cap_held)
-            return;
-    }
+    if (cooling && held_add(s, id))
+        return; /* (if it cannot be held, it is reported now) */
     s->c.removes++;
     ilog(im, ZK_SYNC_LOG_DEBUG, "import %s: %s gone", s->cfg.name, id);
     if (im->cb.on_remove)
