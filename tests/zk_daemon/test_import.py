@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.security import make_digest_acl
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
 from discd_proc import Discd, slow  # noqa: E402
@@ -56,6 +57,7 @@ KITEX_GOOD = {"/echo/10.0.0.9:8888": {"Weight": 10, "Tags": {"idc": "hl", "clust
               "/echo/10.0.0.10:8888": {"Weight": 30, "Tags": {}}}
 KITEX_BAD_DATA = "/echo/10.0.0.11:8888"
 KITEX_NO_PORT = "/echo/10.0.0.12"
+KITEX_UNREADABLE = "/echo/10.0.0.13:8888"
 
 
 def wait_for(pred, what: str, timeout: float = 10.0):
@@ -97,6 +99,10 @@ def write_fixtures(kz: KazooClient) -> None:
         kz.create(path, json.dumps(doc).encode(), makepath=True)
     kz.create(KITEX_BAD_DATA, b"{\"Weight\": \"ten\"}", makepath=True)
     kz.create(KITEX_NO_PORT, b"{}", makepath=True)
+    # nodes only another identity may read: a Kitex node and a whole service
+    mallory = [make_digest_acl("mallory", "secret", all=True)]
+    kz.create(KITEX_UNREADABLE, b'{"Weight": 1}', acl=mallory)
+    kz.create("/locked", b"", acl=mallory)
 
 
 @pytest.fixture(scope="module")
@@ -172,9 +178,11 @@ def test_documented_examples_show_up_and_bad_nodes_are_skipped_and_counted(zk):
         assert src["aurora"]["skipped_bad_name"] == 1  # "leader"
         assert src["aurora"]["instances"] == 2
         assert src["kitex"]["skipped_bad_data"] == 1 and src["kitex"]["skipped_bad_name"] == 1
+        # unreadable: the node and the service /locked, skipped and counted, blocking nothing
+        assert src["kitex"]["skipped_unreadable"] == 2
         # Kitex reads "/": the other sources' bases, ZooKeeper's own node and discd's
-        # own tree are never taken for Kitex services
-        assert src["kitex"]["services"] == 1 and src["kitex"]["instances"] == 2
+        # own tree are never taken for Kitex services (echo and the locked one are)
+        assert src["kitex"]["services"] == 2 and src["kitex"]["instances"] == 2
         st = d.ctl("status").stdout
         assert "import dubbo: dubbo /dubbo: 2 instances in 1 services" in st
         assert "bad data 2" in st
