@@ -433,18 +433,20 @@ static int merge_listing(struct zk_import *im, struct source *s, struct svc *v, 
                          size_t nk, bool cooling)
 {
     struct inode *out = calloc(nk + 1, sizeof(*out));
-    if (!out)
+    struct inode *gone = calloc(v->n + 1, sizeof(*gone));
+    if (!out || !gone) {
+        free(out);
+        free(gone);
         return ZSYSTEMERROR;
-    size_t no = 0, i = 0, j = 0;
+    }
+    size_t no = 0, ng = 0, i = 0, j = 0;
     while (i < v->n || j < nk) {
         int c = i >= v->n ? 1 : j >= nk ? -1 : strcmp(v->nodes[i].name, kids[j]);
         if (c == 0) {
             out[no++] = v->nodes[i++];
             j++;
-        } else if (c < 0) { /* gone */
-            node_release(im, s, &v->nodes[i], cooling);
-            free(v->nodes[i].name);
-            i++;
+        } else if (c < 0) { /* gone: released once the new list is in place */
+            gone[ng++] = v->nodes[i++];
         } else { /* new */
             struct inode *in = &out[no];
             memset(in, 0, sizeof(*in));
@@ -466,6 +468,11 @@ static int merge_listing(struct zk_import *im, struct source *s, struct svc *v, 
     free(v->nodes);
     v->nodes = out;
     v->n = no;
+    for (size_t k = 0; k < ng; k++) { /* a twin of a gone id is found in the new list */
+        node_release(im, s, &gone[k], cooling);
+        free(gone[k].name);
+    }
+    free(gone);
     return ZOK;
 }
 
