@@ -235,6 +235,34 @@ static void formats(void)
         {"kitex", "10.0.0.9:8888", "{\"Weight\":10,\"Tags\":{\"idc\":\"hl\",\"cluster\":\"a\"}}"},
         {"kitex", "[::1]:8888", ""},
         {"kitex", "10.0.0.11:8888", "{\"Weight\": \"ten\"}"},
+        {"curator", "e769edef-fdb8-4ad6-abae-697537f0aa7c",
+         "{\"name\":\"org.example.Svc\",\"id\":\"e769edef-fdb8-4ad6-abae-697537f0aa7c\","
+         "\"address\":\"10.0.0.1\",\"port\":8080,\"sslPort\":8443,\"payload\":{\"@class\":\"java."
+         "util.LinkedHashMap\",\"zone\":\"a\",\"n\":3},\"registrationTimeUTC\":1796061799095,"
+         "\"serviceType\":\"DYNAMIC\",\"uriSpec\":{\"parts\":[{\"value\":\"scheme\",\"variable\":"
+         "true},{\"value\":\"://"
+         "\",\"variable\":false},{\"value\":\"address\",\"variable\":true},{\"value\":\":\","
+         "\"variable\":false},{\"value\":\"port\",\"variable\":true}]},\"enabled\":true}"},
+        {"curator", "old-1",
+         "{\"name\":\"org.example.Svc\",\"id\":\"old-1\",\"address\":\"10.0.0.3\",\"port\":82,"
+         "\"sslPort\":null,\"payload\":null,\"registrationTimeUTC\":1796061800410,\"serviceType\":"
+         "\"DYNAMIC\",\"uriSpec\":null}"},
+        {"curator", "pay-2",
+         "{\"name\":\"org.example.Svc\",\"id\":\"pay-2\",\"address\":\"fd00::2\",\"port\":null,"
+         "\"sslPort\":443,\"payload\":{\"@class\":\"org.springframework.cloud.zookeeper.discovery."
+         "ZookeeperInstance\",\"id\":\"app-1\",\"name\":\"app\",\"metadata\":{\"version\":\"1.2\"}}"
+         ",\"enabled\":false}"},
+        {"curator", "w0000000003",
+         "{\"name\":\"org.example.Svc\",\"id\":\"w\",\"address\":\"h\",\"port\":5,\"serviceType\":"
+         "\"DYNAMIC_SEQUENTIAL\",\"payload\":\"text\"}"},
+        {"curator", "0d3c8a1e-5b1f-4c1a-9f59-2a8f1e9b7c11",
+         "{\"name\":\"org.example.Svc\",\"id\":\"0d3c8a1e-5b1f-4c1a-9f59-2a8f1e9b7c11\","
+         "\"address\":\"10.0.0.7\",\"port\":7000,\"sslPort\":null,\"payload\":null,"
+         "\"registrationTimeUTC\":1700000000000,\"serviceType\":\"DYNAMIC\",\"uriSpec\":null,"
+         "\"enabled\":true,\"discshm\":{\"host\":\"host-a\",\"service\":\"org.example.Svc\"}}"},
+        {"curator", "x",
+         "{\"name\":\"org.example.Svc\",\"id\":\"x\",\"address\":\"h\",\"port\":\"80\",\"enabled\":"
+         "\"yes\",\"uriSpec\":{\"parts\":[{\"value\":3}]}}"},
     };
     for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
         char buf[2048], fname[64];
