@@ -42,6 +42,7 @@ BENCHMARKS=(
     "zk|bench_zk|-n 1000 -i 10000 -H 100|"
     "zk-prop|bench_zk_prop|-n 1000|"
     "python|bench_python.py||"
+    "import|bench_import|-n 10000 -s 1000 -H 100 -r 3|"
 )
 
 usage() {

@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_import.c — initial sync of a fresh discd from a foreign Apache
+ * Curator x-discovery tree (import = curator), beside the native tree of
+ * the same size measured in the same run on the same ZooKeeper (issue 12).
+ *
+ *   bench_import [-n instances] [-s services] [-H hosts] [-r runs]
+ *                [--quick] [--md FILE] [--json FILE]   (bench_report.h)
+ * Defaults: 10000 instances, 1000 services (Curator), 100 hosts (native),
+ * 3 runs; --quick: 1000 / 100 / 10, 1 run.
+ *
+ * Writes both trees once with a plain pipelined C client (persistent
+ * nodes, so they outlive this session): Curator documents as Curator's
+ * JsonInstanceSerializer writes them under /services/<service>/<uuid>, and
+ * native documents under <root>/hosts/<host>/<uuid>-1. Then, per run, starts
+ * a fresh discd (new registry, new session) on each tree and measures from
+ * the spawn until its segment holds every instance (a libdiscshm reader
+ * waiting on the futex), and the ZooKeeper lists and reads discd made
+ * (its status counters).
+ */
+#include "bench_discd.h"
+#include "bench_report.h"
+#include "discd_proc.h"
+#include "discshm.h"
+#include "zk_server.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+#include <zookeeper/zookeeper.h>
+
+#define NATIVE_ROOT "/bench-native"
+#define EMPTY_ROOT  "/bench-empty"
+#define CURATOR     "/services"
+#define INFLIGHT    1000
+
+static struct zk_cluster zk;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_import: %s\n", what);
+    exit(1);
+}
+
+/* ---- writing the trees: pipelined async creates ---- */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int inflight, failed;
+} pipe_ = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+static void created(int rc, const char *value, const void *data)
+{
+    (void)value;
+    (void)data;
+    pthread_mutex_lock(&pipe_.mu);
+    pipe_.inflight--;
+    if (rc != ZOK && rc != ZNODEEXISTS)
+        pipe_.failed++;
+    pthread_cond_signal(&pipe_.cv);
+    pthread_mutex_unlock(&pipe_.mu);
+}
+
+static void create_async(zhandle_t *zh, const char *path, const char *data)
+{
+    pthread_mutex_lock(&pipe_.mu);
+    while (pipe_.inflight >= INFLIGHT)
+        pthread_cond_wait(&pipe_.cv, &pipe_.mu);
+    pipe_.inflight++;
+    pthread_mutex_unlock(&pipe_.mu);
+    if (zoo_acreate(zh, path, data, data ? (int)strlen(data) : -1, &ZOO_OPEN_ACL_UNSAFE, 0, created,
+                    NULL) != ZOK)
+        die("zoo_acreate failed");
+}
+
+static void drain(void)
+{
+    pthread_mutex_lock(&pipe_.mu);
+    while (pipe_.inflight > 0)
+        pthread_cond_wait(&pipe_.cv, &pipe_.mu);
+    int failed = pipe_.failed;
+    pthread_mutex_unlock(&pipe_.mu);
+    if (failed)
+        die("some creates failed");
+}
+
+static void new_id(char out[37])
+{
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, out);
+}
+
+static double write_curator(zhandle_t *zh, int n, int services)
+{
+    double t0 = now_ms();
+    char path[512], doc[1024], id[37];
+    create_async(zh, CURATOR, NULL);
+    drain();
+    for (int s = 0; s < services; s++) {
+        snprintf(path, sizeof(path), CURATOR "/svc-%04d", s);
+        create_async(zh, path, NULL);
+    }
+    drain();
+    for (int i = 0; i < n; i++) {
+        new_id(id);
+        int s = i % services;
+        snprintf(path, sizeof(path), CURATOR "/svc-%04d/%s", s, id);
+        snprintf(doc, sizeof(doc),
+                 "{\"name\":\"svc-%04d\",\"id\":\"%s\",\"address\":\"10.%d.%d.%d\",\"port\":8080,"
+                 "\"sslPort\":null,\"payload\":{\"@class\":\"java.util.LinkedHashMap\","
+                 "\"zone\":\"az%d\"},\"registrationTimeUTC\":1700000000000,\"serviceType\":"
+                 "\"DYNAMIC\",\"uriSpec\":{\"parts\":[{\"value\":\"scheme\",\"variable\":true},"
+                 "{\"value\":\"://\",\"variable\":false},{\"value\":\"address\",\"variable\":true},"
+                 "{\"value\":\":\",\"variable\":false},{\"value\":\"port\",\"variable\":true}]},"
+                 "\"enabled\":true}",
+                 s, id, (i >> 16) & 255, (i >> 8) & 255, i & 255, i % 3);
+        create_async(zh, path, doc);
+    }
+    drain();
+    return now_ms() - t0;
+}
+
+static double write_native(zhandle_t *zh, int n, int hosts, int services)
+{
+    double t0 = now_ms();
+    char path[512], doc[1024], id[37];
+    create_async(zh, NATIVE_ROOT, NULL);
+    create_async(zh, EMPTY_ROOT, NULL);
+    drain();
+    create_async(zh, NATIVE_ROOT "/hosts", NULL);
+    drain();
+    for (int h = 0; h < hosts; h++) {
+        snprintf(path, sizeof(path), NATIVE_ROOT "/hosts/h%03d", h);
+        create_async(zh, path, NULL);
+    }
+    drain();
+    for (int i = 0; i < n; i++) {
+        new_id(id);
+        int h = i % hosts;
+        snprintf(path, sizeof(path), NATIVE_ROOT "/hosts/h%03d/%s-1", h, id);
+        snprintf(doc, sizeof(doc),
+                 "{\"id\":\"%s\",\"service\":\"svc-%04d\",\"host\":\"h%03d\",\"az\":\"az%d\","
+                 "\"address\":\"10.%d.%d.%d:8080\",\"weight\":10,\"registered_at_ms\":"
+                 "1700000000000}",
+                 id, i % services, h, i % 3, (i >> 16) & 255, (i >> 8) & 255, i & 255);
+        create_async(zh, path, doc);
+    }
+    drain();
+    return now_ms() - t0;
+}
+
+/* ---- one fresh discd ---- */
+
+struct run {
+    double ms;
+    long long lists, reads;
+};
+
+static json_t *status_of(const struct discd_proc *d)
+{
+    char *r = discd_proc_request(d, "{\"op\":\"status\"}", 5000);
+    json_t *v = r ? json_loads(r, 0, NULL) : NULL;
+    free(r);
+    if (!v)
+        die("status failed");
+    return v;
+}
+
+static struct run sync_once(const char *tag, int n, bool curator)
+{
+    struct discd_proc d;
+    char a_zk[512], a_root[300], a_host[96];
+    snprintf(a_zk, sizeof(a_zk), "--zk=%s", zk.connect);
+    snprintf(a_root, sizeof(a_root), "--zk-root=%s", curator ? EMPTY_ROOT : NATIVE_ROOT);
+    snprintf(a_host, sizeof(a_host), "--host-id=%s-%d", tag, (int)getpid());
+    char *const args[] = {a_zk,
+                          a_root,
+                          a_host,
+                          "--log-level",
+                          "warn",
+                          "--protect-shrink=0",
+                          curator ? "--import=curator" : NULL,
+                          NULL};
+    if (discd_proc_init(&d, tag) != 0)
+        die("discd_proc_init");
+    double t0 = now_ms();
+    if (discd_proc_start(&d, args, 20000) != 0)
+        die("discd did not start (is DISC_BUILD_DIR right?)");
+    disc_handle *h = NULL;
+    if (disc_open(d.name, 0, &h) != 0)
+        die("cannot open discd's segment");
+    struct disc_status st;
+    uint32_t seen = 0;
+    for (;;) {
+        if (disc_status(h, &st) != 0)
+            die("disc_status");
+        if ((int)st.n_instances >= n)
+            break;
+        if (now_ms() - t0 > 120000)
+            die("discd did not see every instance in 120 s");
+        disc_wait_change(h, &seen, 100);
+    }
+    struct run r = {.ms = now_ms() - t0};
+    /* the status counters are published by the worker after its round */
+    json_t *s = NULL;
+    for (int tries = 0; tries < 100; tries++) {
+        json_decref(s);
+        s = status_of(&d);
+        json_t *z = json_object_get(s, "zookeeper");
+        json_t *c = curator ? json_array_get(json_object_get(z, "import"), 0)
+                            : json_object_get(z, "counters");
+        r.lists = json_integer_value(json_object_get(c, "lists"));
+        r.reads = json_integer_value(json_object_get(c, "reads"));
+        if (r.reads >= n)
+            break;
+        usleep(50000);
+    }
+    json_decref(s);
+    disc_close(h);
+    discd_proc_stop(&d, 10000);
+    discd_proc_cleanup(&d);
+    return r;
+}
+
+static int cmp_run(const void *a, const void *b)
+{
+    double x = ((const struct run *)a)->ms, y = ((const struct run *)b)->ms;
+    return x < y ? -1 : x > y;
+}
+
+static void cleanup(void)
+{
+    zk_cluster_destroy(&zk);
+    bench_discd_env_cleanup();
+}
+
+int main(int argc, char **argv)
+{
+    int argc0 = argc;
+    char **argv0 = malloc(sizeof(char *) * (size_t)(argc + 1));
+    memcpy(argv0, argv, sizeof(char *) * (size_t)(argc + 1));
+    struct bench_opts bo;
+    if (bench_parse_args(&argc, argv, &bo) != 0)
+        return 2;
+    int n = 0, services = 0, hosts = 0, runs = 0, opt;
+    while ((opt = getopt(argc, argv, "n:s:H:r:")) != -1) {
+        switch (opt) {
+        case 'n':
+            n = atoi(optarg);
+            break;
+        case 's':
+            services = atoi(optarg);
+            break;
+        case 'H':
+            hosts = atoi(optarg);
+            break;
+        case 'r':
+            runs = atoi(optarg);
+            break;
+        default:
+            fprintf(stderr, "usage: bench_import [-n N] [-s S] [-H H] [-r R] [--quick] [--md F] "
+                            "[--json F]\n");
+            return 2;
+        }
+    }
+    n = n > 0 ? n : bo.quick ? 1000 : 10000;
+    services = services > 0 ? services : bo.quick ? 100 : 1000;
+    hosts = hosts > 0 ? hosts : bo.quick ? 10 : 100;
+    runs = runs > 0 ? runs : bo.quick ? 1 : 3;
+    if (runs > 16)
+        runs = 16;
+
+    if (bench_discd_env() != 0)
+        die("cannot prepare the benchmark directory");
+    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+    if (zk_cluster_start(&zk, 1, 60000) != 0)
+        die("ZooKeeper did not start");
+    atexit(cleanup);
+    zhandle_t *zh = zookeeper_init(zk.connect, NULL, 30000, NULL, NULL, 0);
+    for (int i = 0; zh && i < 500 && zoo_state(zh) != ZOO_CONNECTED_STATE; i++)
+        usleep(10000);
+    if (!zh || zoo_state(zh) != ZOO_CONNECTED_STATE)
+        die("cannot connect to ZooKeeper");
+    double w_cur = write_curator(zh, n, services);
+    double w_nat = write_native(zh, n, hosts, services);
+    zookeeper_close(zh); /* the trees are persistent */
+
+    struct run nat[16], cur[16];
+    for (int i = 0; i < runs; i++) { /* interleaved: load changes hit both alike */
+        nat[i] = sync_once("native", n, false);
+        cur[i] = sync_once("curator", n, true);
+    }
+    qsort(nat, (size_t)runs, sizeof(nat[0]), cmp_run);
+    qsort(cur, (size_t)runs, sizeof(cur[0]), cmp_run);
+    struct run mn = nat[runs / 2], mc = cur[runs / 2];
+
+    struct bench_report *rep = bench_report_open(
+        "bench_import", "Curator import: initial sync of a fresh discd (issue 12)", &bo, argc0,
+        argv0);
+    if (!rep)
+        return 1;
+    char title[160];
+    snprintf(title, sizeof(title), "%d instances", n);
+    printf("initial sync into a fresh discd, %s, median of %d runs (spawn to every instance in "
+           "the segment)\n",
+           title, runs);
+    bench_md(rep,
+             "A fresh discd (new registry, new session) started on a tree already in ZooKeeper; "
+             "time from its spawn until its segment holds every instance (libdiscshm reader on "
+             "the futex), median of %d runs, interleaved; ZooKeeper calls from discd's status "
+             "counters. Both trees were written once by a pipelined C client (Curator tree "
+             "%.0f ms, native tree %.0f ms).\n\n",
+             runs, w_cur, w_nat);
+    bench_md(rep, "| tree | instances | parents | sync (median) | min | max | lists | reads |\n");
+    bench_md(rep, "|---|---|---|---|---|---|---|---|\n");
+    bench_md(rep,
+             "| native `<root>/hosts/<host>/<uuid>-<seq>` (baseline) | %d | %d hosts | %.0f ms "
+             "| %.0f ms | %.0f ms | %lld | %lld |\n",
+             n, hosts, mn.ms, nat[0].ms, nat[runs - 1].ms, mn.lists, mn.reads);
+    bench_md(rep,
+             "| Curator `/services/<service>/<id>` (import = curator) | %d | %d services | %.0f "
+             "ms | %.0f ms | %.0f ms | %lld | %lld |\n",
+             n, services, mc.ms, cur[0].ms, cur[runs - 1].ms, mc.lists, mc.reads);
+    double ratio = mn.ms > 0 ? mc.ms / mn.ms : 0;
+    bench_md(rep,
+             "\nCurator / native sync time: %.2f. Reads per instance: native %.2f, Curator %.2f "
+             "(every node is read once; a Curator tree costs one list per service node plus the "
+             "base, the native tree one per host plus `hosts`).\n",
+             ratio, (double)mn.reads / n, (double)mc.reads / n);
+    printf("native  %d / %d hosts:    %.0f ms, %lld lists, %lld reads\n", n, hosts, mn.ms, mn.lists,
+           mn.reads);
+    printf("curator %d / %d services: %.0f ms, %lld lists, %lld reads (ratio %.2f)\n", n, services,
+           mc.ms, mc.lists, mc.reads, ratio);
+    char jn[BENCH_JNUM_LEN];
+    bench_row(rep, "native initial sync", "ms", mn.ms, nat[runs - 1].ms,
+              "\"instances\": %d, \"hosts\": %d, \"lists\": %lld, \"reads\": %lld", n, hosts,
+              mn.lists, mn.reads);
+    bench_row(rep, "curator import initial sync", "ms", mc.ms, cur[runs - 1].ms,
+              "\"instances\": %d, \"services\": %d, \"lists\": %lld, \"reads\": %lld, "
+              "\"ratio_to_native\": %s",
+              n, services, mc.lists, mc.reads, bench_jnum(jn, ratio));
+    /* issue 12 sets no time target; every node must be read exactly once */
+    bench_target(rep, "curator import reads per instance", (double)mc.reads / n, "<=", 1.0);
+    return bench_report_close(rep) == 0 ? 0 : 1;
+}
