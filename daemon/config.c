@@ -149,7 +149,9 @@ static const struct opt_def opts[] = {
      "line per source (at most 16). FORMAT: dubbo (BASE default /dubbo: "
      "BASE/<interface>/providers/<URL>), serverset (BASE required, one service: "
      "BASE/member_<seq>; service= names it, default the last component of BASE), kitex "
-     "(Kitex/Hertz, BASE default /: BASE/<service>/<ip>:<port>). NAME (default FORMAT) is "
+     "(Kitex/Hertz, BASE default /: BASE/<service>/<ip>:<port>), curator (Apache Curator "
+     "x-discovery, also Spring Cloud Zookeeper and Dubbo 3; BASE default /services: "
+     "BASE/<service>/<id>). NAME (default FORMAT) is "
      "the value of the \"source\" tag of its instances. See docs/IMPORT.md."},
     {"export-curator", OPT_STR, F(export_curator), 0, 0, "BASE", "none", false,
      "Publish this host's local instances in Apache Curator x-discovery form (needs --zk), so "
