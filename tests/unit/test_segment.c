@@ -390,6 +390,99 @@ Test(segment, restart_reader_follows)
     cr_assert_eq(disc_count(h, "after"), 1, "the same handle follows the new segment");
 }
 
+Test(segment, grow_moves_readers_and_keeps_everything)
+{
+    struct seg_inst s;
+    for (unsigned i = 0; i < 300; i++)
+        cr_assert_eq(segw_put(w, seg_make(&s, i, i % 2 ? "odd" : "even", 1)), 0);
+    int64_t g = segw_commit(w);
+    cr_assert_gt(g, 0);
+    /* a section open on the old segment across the roll-over */
+    struct disc_read rd;
+    cr_assert_eq(disc_read_begin(h, &rd), 0);
+    uint32_t seen;
+    struct disc_status st;
+    cr_assert_eq(disc_status(h, &st), 0);
+    seen = st.change_seq;
+    cr_assert_eq(st.segment_bytes, 64ull << 20);
+
+    segw_put(w, seg_make(&s, 999, "staged", 0));
+    cr_assert_eq(segw_grow(w, 128ull << 20), -EBUSY, "nothing may be staged");
+    segw_unstage(w);
+    cr_assert_eq(segw_grow(w, 64ull << 20), -EINVAL, "not larger");
+    cr_assert_eq(segw_grow(w, 8ull << 30), -EINVAL, "beyond 32-bit offsets");
+    cr_assert_eq(segw_grow(w, 128ull << 20), 0);
+    struct segw_stats ws;
+    segw_stats(w, &ws);
+    cr_assert_eq(ws.segment_bytes, 128ull << 20);
+    cr_assert_eq(ws.grows, 1);
+    cr_assert_eq(ws.generation, (uint64_t)g + 1, "generations go on");
+    cr_assert_eq(ws.n_instances, 300);
+
+    cr_assert_eq(disc_read_end(&rd), 0, "a section on the old segment stays valid");
+    cr_assert_eq(disc_wait_change(h, &seen, 1000), 0, "waiters wake at the roll-over");
+    cr_assert_eq(disc_count(h, "odd"), 150);
+    cr_assert_eq(disc_count(h, "even"), 150);
+    struct disc_instance *list;
+    int n = disc_lookup(h, "odd", buf, sizeof(buf), &list, NULL);
+    cr_assert_eq(n, 150);
+    for (int i = 0; i < n; i++)
+        cr_assert(seg_check(&list[i], "odd"));
+    cr_assert_eq(disc_status(h, &st), 0);
+    cr_assert_eq(st.segment_bytes, 128ull << 20, "the reader is on the new segment");
+    cr_assert_eq(st.generation, (uint64_t)g + 1);
+
+    /* Publishing goes on in the new one. */
+    segw_put(w, seg_make(&s, 1000, "after", 0));
+    cr_assert_eq(segw_commit(w), g + 2);
+    cr_assert_eq(disc_count(h, "after"), 1);
+    cr_assert_eq(segw_grow_size(1 << 20, 100, 64 << 20), 2 << 20, "double");
+    cr_assert_eq(segw_grow_size(1 << 20, 3 << 20, 64 << 20), 8 << 20, "room for twice the need");
+    cr_assert_eq(segw_grow_size(1 << 20, 3 << 20, 4 << 20), 4 << 20, "capped");
+    cr_assert_eq(segw_grow_size(4 << 20, 1, 4 << 20), 4 << 20, "at the maximum");
+}
+
+Test(segment, deferred_install_keeps_the_predecessor_until_installed)
+{
+    struct seg_inst s;
+    segw_put(w, seg_make(&s, 1, "old", 0));
+    segw_commit(w);
+    segw_close(w, false); /* a writer that is gone; its segment stays */
+    struct segw_config cfg = {.segment_bytes = 1u << 20, .defer_install = true};
+    cr_assert_eq(segw_open(name, &cfg, &w), 0);
+    for (unsigned i = 10; i < 20; i++)
+        segw_put(w, seg_make(&s, i, "restored", 0));
+    cr_assert_gt(segw_commit(w), 0);
+    cr_assert_eq(segw_grow(w, 2u << 20), 0, "growing before the install works too");
+    cr_assert_eq(disc_count(h, "old"), 1, "readers keep the predecessor");
+    cr_assert_eq(disc_count(h, "restored"), 0);
+    cr_assert_eq(segw_install(w), 0);
+    cr_assert_eq(segw_install(w), 0, "once");
+    cr_assert_eq(disc_count(h, "restored"), 10, "then follow to the new segment");
+    cr_assert_eq(disc_count(h, "old"), 0);
+    struct disc_status st;
+    cr_assert_eq(disc_status(h, &st), 0);
+    cr_assert_eq(st.segment_bytes, 2u << 20);
+}
+
+Test(segment, deferred_segment_never_installed_leaves_nothing)
+{
+    segw_close(w, true);
+    disc_close(h);
+    h = NULL;
+    struct segw_config cfg = {.segment_bytes = 1u << 20, .defer_install = true};
+    cr_assert_eq(segw_open(name, &cfg, &w), 0);
+    disc_handle *h2;
+    cr_assert_eq(disc_open(name, 0, &h2), -ENOENT, "not visible before segw_install");
+    segw_close(w, true);
+    w = NULL;
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s", getenv("DISCSHM_DIR"));
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "ls -a %s | grep -q -- '%s'", dir, name);
+    cr_assert_neq(system(cmd), 0, "nothing of %s left in %s", name, dir);
+}
+
 Test(segment, data_object_is_read_only_for_readers)
 {
     char path[4400];
