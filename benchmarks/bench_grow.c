@@ -210,8 +210,8 @@ int main(int argc, char **argv)
              "segment writer in commits of 8192 from a 4 MiB segment: %.1f s, %d roll-overs, "
              "final segment %llu MiB. Baseline: the same on a 1,000-instance registry, same "
              "run. %d samples of one change.\n\n",
-             n, sb.n_services, B.build_s, B.grows,
-             (unsigned long long)(sb.segment_bytes >> 20), samples);
+             n, sb.n_services, B.build_s, B.grows, (unsigned long long)(sb.segment_bytes >> 20),
+             samples);
     bench_md(rep, "| row | %u instances | 1,000 instances | ratio |\n|---|---|---|---|\n", n);
     bench_md(rep, "| bytes per instance (live, after a roll) | %.0f | %.0f | %.2f |\n", bpi,
              bpi_small, bpi / bpi_small);
@@ -219,14 +219,13 @@ int main(int argc, char **argv)
              s50 / 1e3, c50 / s50);
     bench_md(rep, "| one change: put + commit, p99 (us) | %.1f | %.1f | %.1f |\n", c99 / 1e3,
              s99 / 1e3, c99 / s99);
-    bench_md(rep, "| full republish: roll-over to 2x (ms) | %.1f | %.2f | %.0f |\n",
-             roll_big / 1e6, roll_small / 1e6, (double)roll_big / (double)roll_small);
-    bench_md(rep,
-             "\nOne change costs a copy of one bucket, one page of each table, the table "
-             "directories and the service record (its 100 offsets), so it grows only with the "
-             "directory (4 bytes per 256 buckets). A roll-over copies every live record and "
-             "rebuilds the tables (fallocate of the new file included); it happens only when "
-             "the segment doubles.\n\n");
+    bench_md(rep, "| full republish: roll-over to 2x (ms) | %.1f | %.2f | %.0f |\n", roll_big / 1e6,
+             roll_small / 1e6, (double)roll_big / (double)roll_small);
+    bench_md(rep, "\nOne change costs a copy of one bucket, one page of each table, the table "
+                  "directories and the service record (its 100 offsets), so it grows only with the "
+                  "directory (4 bytes per 256 buckets). A roll-over copies every live record and "
+                  "rebuilds the tables (fallocate of the new file included); it happens only when "
+                  "the segment doubles.\n\n");
     char b1[BENCH_JNUM_LEN], b2[BENCH_JNUM_LEN];
     bench_row(rep, "bytes_per_instance", "bytes", bpi, NAN,
               "\"instances\": %u, \"baseline_1k\": %s, \"segment_bytes\": %llu", n,

@@ -702,8 +702,8 @@ Test(trust, full_tmpfs_stops_growth_not_serving, .fini = teardown, .timeout = 18
     need_root_and_setpriv();
     char reg[4600], fill[4600];
     small_tmpfs("fs-grow", "16m", reg, fill, sizeof(reg));
-    char *extra[] = {"--dir", reg, "--segment-bytes", "1048576", "--max-segment-size", "67108864",
-                     NULL};
+    char *extra[] = {"--dir",    reg, "--segment-bytes", "1048576", "--max-segment-size",
+                     "67108864", NULL};
     dt_start(&d, "growfull", extra);
     struct disc_open_opts o = {.name = d.name, .dir = reg};
     disc_handle *h;
