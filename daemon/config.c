@@ -161,6 +161,11 @@ static const struct opt_def opts[] = {
      "maintenance; instances with a unix-socket address are not exported. Curator's own "
      "default BASE is /services. With 'import = curator' on the same BASE, discd does not "
      "import its own exports again (the native tree carries them). See docs/IMPORT.md."},
+    {"zk-snapshots", OPT_BOOL, F(zk_snapshots), 0, 1, NULL, "true", false,
+     "Keep an aggregate snapshot of this host's instances in ZooKeeper (<root>/snap/HOST) and "
+     "read other hosts' snapshots on a first sync, instead of one read per instance. A read "
+     "accelerator only: the instance nodes stay the truth (docs/ZOOKEEPER.md, Aggregate "
+     "snapshots). false: neither, as discd before snapshots."},
     {"zk-session-timeout", OPT_U32, F(zk_session_timeout_ms), 1000, 600000, "MS", "10000", false,
      "ZooKeeper session timeout requested."},
     {"host-id", OPT_STR, F(host_id), 1, 0, "ID", "the hostname", false,
@@ -231,6 +236,7 @@ void config_defaults(struct discd_config *cfg)
     snprintf(cfg->zk_root, sizeof(cfg->zk_root), "/discshm");
     cfg->zk_session_timeout_ms = 10000;
     cfg->zk_audit_ms = 60000;
+    cfg->zk_snapshots = true;
     cfg->protect_shrink = 0.5;
     snprintf(cfg->services_dir, sizeof(cfg->services_dir), "/etc/discd/services.d");
     cfg->session_grace_ms = 15000;

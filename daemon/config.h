@@ -52,6 +52,7 @@ struct discd_config {
     uint32_t zk_cooloff_ms;  /* 0: 2 x check-interval */
     char zk_auth_file[4096]; /* digest credentials "user:password" ("" none) */
     uint32_t zk_audit_ms;    /* re-check remote nodes' stats this often; 0 off */
+    bool zk_snapshots;       /* write and read aggregate snapshots (default true) */
     char host_id[256];
     char az[65];
     char cache_file[4096];

@@ -380,6 +380,14 @@ static json_t *status_json(void *arg)
                             (json_int_t)k->docs_parsed, "worker_wakeups",
                             (json_int_t)k->worker_wakeups, "batches", (json_int_t)k->batches));
     json_object_set_new(counters, "early_creates", json_integer((json_int_t)k->early_creates));
+    if (counters)
+        json_object_update_new(counters, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "snap_writes",
+                                                   (json_int_t)k->snap_writes, "snap_chunk_reads",
+                                                   (json_int_t)k->snap_chunk_reads, "snap_used",
+                                                   (json_int_t)k->snap_used, "snap_skipped",
+                                                   (json_int_t)k->snap_skipped, "snap_bad_entries",
+                                                   (json_int_t)k->snap_bad_entries, "read_bytes",
+                                                   (json_int_t)k->read_bytes));
     json_t *out = json_pack("{s:b, s:s, s:I, s:I, s:b, s:b, s:o*, s:o*}", "configured", 1, "state",
                             zk_sync_state_name(st.state), "since_ms", (json_int_t)st.since_ms,
                             "last_sync_ms", (json_int_t)st.last_sync_ms, "cooling", st.cooling,
@@ -552,6 +560,7 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
         .audit_ms = cfg->zk_audit_ms ? (int)cfg->zk_audit_ms : -1,
         .ext = ext,
         .n_ext = n_ext,
+        .snapshots = cfg->zk_snapshots ? 0 : -1,
     };
     struct zk_sync_callbacks cb = {
         .on_remote_upsert_doc = cb_remote_upsert,

@@ -9,6 +9,7 @@
  * is touched by the worker thread only.
  */
 #include "zk_sync.h"
+#include "zk_snapshot.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -34,6 +35,11 @@
 #define CLIENT_LOG_WINDOW 10000        /* client log rate limit: window ... */
 #define CLIENT_LOG_LINES  10           /* ... and lines per window */
 #define MULTI_MAX_BYTES   (512 * 1024) /* one atomic announce (zoo_multi), below jute.maxbuffer */
+#define HOST_WINDOW       256          /* host subtrees listed and read concurrently */
+#define SNAP_MIN_NEW      8    /* read a known host's snapshot when a listing brings this many */
+#define SNAP_QUIET_MS     100  /* own snapshot: written once the set is this long unchanged ... */
+#define SNAP_MAX_DELAY_MS 1000 /* ... or this long after its first change, whichever is first */
+#define SNAP_RETRY_MS     5000 /* after a failed snapshot write */
 
 enum rn_kind {
     RN_OK,   /* valid document, eligible to be reported */
@@ -51,7 +57,9 @@ struct rnode {
     bool watched;  /* own node: data watch armed (tamper detection) */
     int64_t mzxid; /* stat of the last read or audit (0 = unknown) */
     int32_t aversion;
-    char *tmp_json; /* fetched this round, freed at its end */
+    int64_t snap_owner; /* taken from a snapshot written by this session (0: read itself);
+                         * the audit checks the node's ephemeralOwner against it */
+    char *tmp_json;     /* fetched this round, freed at its end */
     size_t tmp_len;
     json_t *tmp_doc; /* tmp_json parsed (once), freed with it */
 };
@@ -65,6 +73,7 @@ struct rhost {
     bool bad;        /* not a valid host id: ignored */
     bool unreadable; /* listing refused (ZNOAUTH): skipped until the audit or a change */
     bool missing;    /* listed under <root>/hosts but its subtree is gone (ZNONODE) */
+    bool listed;     /* listed at least once (its snapshot is read with the first listing) */
 };
 
 enum id_state { ID_EMPTY = 0, ID_LIVE, ID_HELD };
@@ -109,6 +118,8 @@ struct zk_sync {
     struct ACL acl_node[2], acl_hosts[2];
     struct ACL_vector acl_node_v, acl_hosts_v; /* what we create nodes with */
     size_t max_doc;
+    bool snapshots;                  /* write and read aggregate snapshots */
+    char *snap_path, *own_snap_path; /* <root>/snap, <root>/snap/<host> */
     enum zk_sync_log_level log_level;
     struct zk_sync_callbacks cb;
     void *arg;
@@ -166,7 +177,15 @@ struct zk_sync {
     int64_t since_ms, last_sync_ms;
     int64_t session_since_ms; /* 0: no session established */
     unsigned rnd;
-    bool delivering; /* inside on_batch_begin .. on_batch_end */
+    bool delivering;    /* inside on_batch_begin .. on_batch_end */
+    bool delivery_held; /* sync_hosts_batch: one delivery batch for a window of hosts */
+    /* own aggregate snapshot (worker-private) */
+    bool snap_dirty;               /* the confirmed own set changed since the last write */
+    bool snap_session_ok;          /* written in this session */
+    int64_t snap_first, snap_last; /* monotonic ms of the first and last change unwritten */
+    uint64_t snap_gen;             /* generation last written */
+    size_t snap_nchunks;           /* chunks written in this session (they exist) */
+    char snap_error[160];          /* last write error logged ("" none) */
 };
 
 /* ---------- small helpers ---------- */
@@ -547,7 +566,7 @@ static void deliver_open(struct zk_sync *zs)
 /* Close the open batch, if any: the daemon publishes it as one change. */
 static void deliver_close(struct zk_sync *zs)
 {
-    if (!zs->delivering) {
+    if (!zs->delivering || zs->delivery_held) {
         return;
     }
     zs->delivering = false;
@@ -601,7 +620,11 @@ struct bop {
     int64_t mzxid; /* get / exists: the node's stat */
     int32_t aversion;
     int32_t version;
-    size_t node; /* index into the node array this op belongs to */
+    int64_t czxid, owner;    /* get / exists: creation zxid, ephemeralOwner */
+    size_t max;              /* get: largest value copied (0: max_doc) */
+    struct String_vector sv; /* list: the children (owned) */
+    struct rhost *host;      /* the host this op belongs to */
+    size_t node;             /* index into the node array this op belongs to */
     char path[];
 };
 
@@ -649,10 +672,12 @@ static void get_done(int rc, const char *value, int value_len, const struct Stat
     if (rc == ZOK && stat) {
         op->mzxid = stat->mzxid;
         op->aversion = stat->aversion;
+        op->czxid = stat->czxid;
+        op->owner = stat->ephemeralOwner;
     }
     if (rc == ZOK) {
         op->stat_len = stat ? stat->dataLength : value_len;
-        if (value && value_len >= 0 && (size_t)value_len <= op->zs->max_doc &&
+        if (value && value_len >= 0 && (size_t)value_len <= (op->max ? op->max : op->zs->max_doc) &&
             op->stat_len == value_len) {
             op->data = malloc((size_t)value_len + 1);
             if (op->data) {
@@ -675,6 +700,31 @@ static void exists_done(int rc, const struct Stat *stat, const void *data)
         op->mzxid = stat->mzxid;
         op->aversion = stat->aversion;
         op->version = stat->version;
+        op->czxid = stat->czxid;
+        op->owner = stat->ephemeralOwner;
+    }
+    batch_done(op->b);
+}
+
+static void list_done(int rc, const struct String_vector *strings, const struct Stat *stat,
+                      const void *data)
+{
+    (void)stat;
+    struct bop *op = (struct bop *)data;
+    op->rc = rc;
+    if (rc == ZOK && strings && strings->count > 0) {
+        op->sv.data = calloc((size_t)strings->count, sizeof(char *));
+        for (int32_t i = 0; op->sv.data && i < strings->count; i++) {
+            op->sv.data[i] = strdup(strings->data[i]);
+            if (!op->sv.data[i]) {
+                op->rc = ZSYSTEMERROR;
+                break;
+            }
+            op->sv.count = i + 1;
+        }
+        if (!op->sv.data) {
+            op->rc = ZSYSTEMERROR;
+        }
     }
     batch_done(op->b);
 }
@@ -997,28 +1047,37 @@ static void free_nodes(struct rnode *nodes, size_t n)
     free(nodes);
 }
 
-/* Fetch every RN_NEW node of h, in windows of BATCH_MAX async gets. */
-static int fetch_new(struct zk_sync *zs, struct rhost *h)
+/* Fetch every RN_NEW node of hosts hs[0..nh), in windows of BATCH_MAX async
+ * gets that span hosts. A host with a failed read is left dirty. */
+static int fetch_new_hosts(struct zk_sync *zs, struct rhost **hs, size_t nh)
 {
     int worst = ZOK;
-    size_t i = 0;
-    while (i < h->n) {
+    size_t hi = 0, i = 0;
+    while (hi < nh) {
         struct batch b;
         batch_init(&b);
         struct bop *ops[BATCH_MAX];
         size_t nops = 0;
-        for (; i < h->n && nops < BATCH_MAX; i++) {
-            struct rnode *rn = &h->nodes[i];
+        while (hi < nh && nops < BATCH_MAX) {
+            struct rhost *h = hs[hi];
+            if (i >= h->n) {
+                hi++;
+                i = 0;
+                continue;
+            }
+            struct rnode *rn = &h->nodes[i++];
             if (rn->kind != RN_NEW) {
                 continue;
             }
             struct bop *op = bop_new(zs, &b, h->path, rn->name);
             if (!op) {
                 rn->kind = RN_DROP;
+                h->dirty = true;
                 worst = ZSYSTEMERROR;
                 continue;
             }
-            op->node = i;
+            op->node = i - 1;
+            op->host = h;
             pthread_mutex_lock(&b.mu);
             b.pending++;
             pthread_mutex_unlock(&b.mu);
@@ -1034,11 +1093,12 @@ static int fetch_new(struct zk_sync *zs, struct rhost *h)
         batch_destroy(&b);
         for (size_t k = 0; k < nops; k++) {
             struct bop *op = ops[k];
-            struct rnode *rn = &h->nodes[op->node];
+            struct rnode *rn = &op->host->nodes[op->node];
             const char *why = NULL;
             if (op->rc == ZOK) {
                 rn->mzxid = op->mzxid;
                 rn->aversion = op->aversion;
+                zs->c.read_bytes += op->len;
             }
             if (op->rc == ZNONODE) {
                 rn->kind = RN_DROP; /* deleted between list and get */
@@ -1048,6 +1108,7 @@ static int fetch_new(struct zk_sync *zs, struct rhost *h)
                 zlog(zs, ZK_SYNC_LOG_WARN, "skip %s: not readable (%s)", op->path, zerror(op->rc));
             } else if (op->rc != ZOK) {
                 rn->kind = RN_DROP; /* retried on the next listing */
+                op->host->dirty = true;
                 if (worst == ZOK) {
                     round_fail(zs, "read", op->path, op->rc);
                 }
@@ -1086,6 +1147,11 @@ static int fetch_new(struct zk_sync *zs, struct rhost *h)
         }
     }
     return worst;
+}
+
+static int fetch_new(struct zk_sync *zs, struct rhost *h)
+{
+    return fetch_new_hosts(zs, &h, 1);
 }
 
 /* Fetch h's RN_NEW nodes and settle the ids in touched[0..nt) (sorted or not). */
@@ -1130,17 +1196,24 @@ static int fetch_and_settle(struct zk_sync *zs, struct rhost *h, char (*touched)
 }
 
 /*
- * List host h (re-arming its child watch), diff against memory, fetch only
- * names never seen, settle every touched id. For the own host only the list
- * is kept (it drives the local reconcile). ZOK or the ZooKeeper error; a
- * subtree we may not list (ZNOAUTH) is skipped and counted, not an error.
+ * Apply host h's listing (rc and *svp from get_children, which re-armed its
+ * child watch; *svp is taken over): diff against memory, new names become
+ * RN_NEW. For the own host only the list is kept (it drives the local
+ * reconcile). For another host, *touched_out (if the listing applied) gets
+ * the ids to settle once the new names are read; the caller frees it. ZOK
+ * or the ZooKeeper error; a subtree we may not list (ZNOAUTH) is skipped and
+ * counted, not an error.
  */
-static int sync_host(struct zk_sync *zs, struct rhost *h, bool own)
+static int apply_listing(struct zk_sync *zs, struct rhost *h, bool own, int rc,
+                         struct String_vector *svp, char (**touched_out)[UUID_LEN + 1],
+                         size_t *nt_out)
 {
-    struct String_vector sv = {0, NULL};
-    zs->c.lists++;
-    zs->c.worker_wakeups++;
-    int rc = zoo_get_children(zs->zh, h->path, 1, &sv);
+    struct String_vector sv = *svp;
+    *svp = (struct String_vector){0, NULL};
+    if (touched_out) {
+        *touched_out = NULL;
+        *nt_out = 0;
+    }
     if (rc == ZNOAUTH && !own) {
         h->dirty = false;
         if (!h->unreadable) {
@@ -1159,6 +1232,7 @@ static int sync_host(struct zk_sync *zs, struct rhost *h, bool own)
     }
     h->unreadable = false;
     h->missing = rc == ZNONODE;
+    h->listed = true;
     if (own) {
         zs->own_exists = rc == ZOK;
     }
@@ -1224,9 +1298,394 @@ static int sync_host(struct zk_sync *zs, struct rhost *h, bool own)
         }
         return ZOK;
     }
+    *touched_out = touched;
+    *nt_out = nt;
+    return ZOK;
+}
+
+/*
+ * List host h (re-arming its child watch), diff against memory, fetch only
+ * names never seen, settle every touched id (apply_listing). Used for the
+ * own host and single hosts; many hosts go through sync_hosts_batch.
+ */
+static int sync_host(struct zk_sync *zs, struct rhost *h, bool own)
+{
+    struct String_vector sv = {0, NULL};
+    zs->c.lists++;
+    zs->c.worker_wakeups++;
+    int rc = zoo_get_children(zs->zh, h->path, 1, &sv);
+    char(*touched)[UUID_LEN + 1] = NULL;
+    size_t nt = 0;
+    rc = apply_listing(zs, h, own, rc, &sv, own ? NULL : &touched, &nt);
+    if (rc != ZOK || !touched) {
+        free(touched);
+        return rc;
+    }
     int worst = fetch_and_settle(zs, h, touched, nt);
     free(touched);
     return worst;
+}
+
+/* ---------- many hosts at once, with their snapshots ---------- */
+
+/* One host of a sync_hosts_batch window. */
+struct hsync {
+    struct rhost *h;
+    struct bop *list;
+    struct bop **chunk; /* the snapshot's chunks, nchunk of them (chunk[0] first) */
+    size_t nchunk;
+    struct bop *probe; /* exists on one listed node: its ephemeralOwner */
+    int snap;          /* SNAP_NONE, SNAP_HEAD (chunk 0 asked), SNAP_ALL (all asked), SNAP_DONE */
+    size_t nnew;       /* names the listing brought (RN_NEW) */
+    char (*touched)[UUID_LEN + 1];
+    size_t nt;
+};
+
+enum { SNAP_NONE, SNAP_HEAD, SNAP_ALL, SNAP_DONE };
+
+static void op_issued(struct batch *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->pending++;
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* Async get of dir/name (values up to max bytes); NULL on ENOMEM. */
+static struct bop *issue_get(struct zk_sync *zs, struct batch *b, const char *dir, const char *name,
+                             size_t max)
+{
+    struct bop *op = bop_new(zs, b, dir, name);
+    if (op) {
+        op->max = max;
+        op_issued(b);
+        int rc = zoo_aget(zs->zh, op->path, 0, get_done, op);
+        if (rc != ZOK) {
+            op->rc = rc;
+            batch_done(b);
+        }
+    }
+    return op;
+}
+
+static void bop_free(struct bop *op)
+{
+    if (op) {
+        deallocate_String_vector(&op->sv);
+        free(op->data);
+        free(op);
+    }
+}
+
+/* Ask for host hs's snapshot chunk 0 (SNAP_HEAD). */
+static void snap_ask_head(struct zk_sync *zs, struct batch *b, struct hsync *hs)
+{
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/%s", zs->snap_path, hs->h->name);
+    hs->chunk = calloc(1, sizeof(*hs->chunk));
+    if (hs->chunk) {
+        hs->nchunk = 1;
+        hs->chunk[0] = issue_get(zs, b, dir, "0", ZK_SNAP_CHUNK_MAX);
+        zs->c.snap_chunk_reads++;
+    }
+    hs->snap = hs->chunk && hs->chunk[0] ? SNAP_HEAD : SNAP_DONE;
+}
+
+static void snap_skip(struct zk_sync *zs, struct hsync *hs, const char *why)
+{
+    zs->c.snap_skipped++;
+    zlog(zs, ZK_SYNC_LOG_WARN,
+         "snapshot of host %s not used (%s): reading its %zu nodes one by one", hs->h->name, why,
+         hs->nnew);
+    hs->snap = SNAP_DONE;
+}
+
+/*
+ * Advance host hs's snapshot read by one step; returns the requests issued.
+ * Chunk 0 is asked for when the listing brought enough new names (or with
+ * the listing, for a host never listed); its header says how many chunks
+ * follow. With them goes one exists on a listed node: the snapshot is used
+ * only if its chunks belong to the session that owns the host's nodes.
+ */
+static size_t snap_step(struct zk_sync *zs, struct batch *b, struct hsync *hs)
+{
+    if (hs->snap == SNAP_NONE) {
+        if (hs->nnew < SNAP_MIN_NEW) {
+            hs->snap = SNAP_DONE;
+            return 0;
+        }
+        snap_ask_head(zs, b, hs);
+        return hs->snap == SNAP_HEAD ? 1 : 0;
+    }
+    if (hs->snap != SNAP_HEAD) {
+        return 0;
+    }
+    struct bop *head = hs->chunk[0];
+    if (hs->nnew == 0 || head->rc == ZNONODE) {
+        hs->snap = SNAP_DONE; /* nothing to read, or a writer without snapshots */
+        return 0;
+    }
+    if (head->rc != ZOK || !head->data) {
+        snap_skip(zs, hs, head->rc != ZOK ? zerror(head->rc) : "chunk 0 too large");
+        return 0;
+    }
+    struct zk_snap_hdr hdr;
+    const char *why = NULL;
+    if (zk_snap_parse_chunk(head->data, head->len, &hdr, &why) != 0) {
+        snap_skip(zs, hs, why);
+        return 0;
+    }
+    size_t issued = 0;
+    struct rnode *sample = NULL;
+    for (size_t i = 0; i < hs->h->n && !sample; i++) {
+        if (hs->h->nodes[i].kind == RN_NEW) {
+            sample = &hs->h->nodes[i];
+        }
+    }
+    if (!sample) {
+        hs->snap = SNAP_DONE;
+        return 0;
+    }
+    hs->probe = bop_new(zs, b, hs->h->path, sample->name);
+    if (!hs->probe) {
+        snap_skip(zs, hs, "out of memory");
+        return 0;
+    }
+    op_issued(b);
+    zs->c.reads++;
+    if (zoo_aexists(zs->zh, hs->probe->path, 0, exists_done, hs->probe) != ZOK) {
+        hs->probe->rc = ZSYSTEMERROR;
+        batch_done(b);
+    }
+    issued++;
+    if (hdr.count > 1) {
+        struct bop **more = realloc(hs->chunk, hdr.count * sizeof(*more));
+        if (!more) {
+            snap_skip(zs, hs, "out of memory");
+            return issued;
+        }
+        hs->chunk = more;
+        char dir[1024], name[16];
+        snprintf(dir, sizeof(dir), "%s/%s", zs->snap_path, hs->h->name);
+        for (uint32_t i = 1; i < hdr.count; i++) {
+            snprintf(name, sizeof(name), "%u", i);
+            hs->chunk[i] = issue_get(zs, b, dir, name, ZK_SNAP_CHUNK_MAX);
+            hs->nchunk = i + 1;
+            zs->c.snap_chunk_reads++;
+            issued++;
+            if (!hs->chunk[i]) {
+                snap_skip(zs, hs, "out of memory");
+                return issued;
+            }
+        }
+    }
+    hs->snap = SNAP_ALL;
+    return issued;
+}
+
+/*
+ * Use host hs's snapshot, read in full: every chunk created (never set) by
+ * the session that owns the sampled node, decoded and checked
+ * (zk_snap_decode); then every new listed name it holds gets its document
+ * from it (checked as a read one would be) instead of a read. Names it does
+ * not hold stay RN_NEW and are read one by one; entries for names not
+ * listed are ignored.
+ */
+static void snap_use(struct zk_sync *zs, struct hsync *hs)
+{
+    if (hs->snap != SNAP_ALL) {
+        return;
+    }
+    hs->snap = SNAP_DONE;
+    const void **data = calloc(hs->nchunk, sizeof(*data));
+    size_t *lens = calloc(hs->nchunk, sizeof(*lens));
+    if (!data || !lens) {
+        free(data);
+        free(lens);
+        snap_skip(zs, hs, "out of memory");
+        return;
+    }
+    const char *why = NULL;
+    int64_t owner = hs->probe->rc == ZOK ? hs->probe->owner : 0;
+    if (hs->probe->rc != ZOK) {
+        why = "sampled node not readable";
+    } else if (owner == 0) {
+        why = "the host's nodes are not ephemeral";
+    }
+    for (size_t i = 0; i < hs->nchunk; i++) {
+        zs->c.read_bytes += hs->chunk[i]->rc == ZOK ? hs->chunk[i]->len : 0;
+    }
+    for (size_t i = 0; i < hs->nchunk && !why; i++) {
+        struct bop *op = hs->chunk[i];
+        if (op->rc != ZOK || !op->data) {
+            why = op->rc == ZNONODE ? "a chunk is missing" : "a chunk is not readable";
+        } else if (op->owner != owner) {
+            why = "a chunk does not belong to the session of the host's nodes";
+        } else if (op->mzxid != op->czxid) {
+            why = "a chunk was changed in place";
+        }
+        data[i] = op->data;
+        lens[i] = op->len;
+    }
+    struct zk_snap snap = {0};
+    if (!why) {
+        (void)zk_snap_decode(data, lens, hs->nchunk, &snap, &why);
+    }
+    free(data);
+    free(lens);
+    if (why) {
+        snap_skip(zs, hs, why);
+        return;
+    }
+    zs->c.snap_bad_entries += snap.bad_entries;
+    size_t used = 0;
+    for (size_t i = 0; i < hs->h->n; i++) {
+        struct rnode *rn = &hs->h->nodes[i];
+        if (rn->kind != RN_NEW) {
+            continue;
+        }
+        const struct zk_snap_entry *e = zk_snap_find(&snap, rn->name);
+        if (!e) {
+            continue;
+        }
+        char id[UUID_LEN + 1];
+        memcpy(id, rn->name, UUID_LEN);
+        id[UUID_LEN] = '\0';
+        char *doc = malloc(e->doc_len + 1);
+        if (!doc) {
+            break;
+        }
+        memcpy(doc, e->doc, e->doc_len);
+        doc[e->doc_len] = '\0';
+        json_t *parsed = NULL;
+        zs->c.docs_parsed++;
+        if (zk_sync_parse_doc(doc, e->doc_len, id, zs->max_doc, &parsed, NULL) != 0) {
+            free(doc); /* read it one by one: the node itself decides */
+            zs->c.snap_bad_entries++;
+            continue;
+        }
+        rn->kind = RN_OK;
+        rn->tmp_json = doc;
+        rn->tmp_len = e->doc_len;
+        rn->tmp_doc = parsed;
+        rn->snap_owner = owner;
+        rn->mzxid = 0; /* unknown: the audit records it (and checks the owner) */
+        used++;
+    }
+    zs->c.snap_used += used;
+    if (snap.bad_entries) {
+        zlog(zs, ZK_SYNC_LOG_WARN, "snapshot of host %s: %zu entries with a wrong checksum skipped",
+             hs->h->name, snap.bad_entries);
+    }
+    zlog(zs, ZK_SYNC_LOG_DEBUG, "host %s: %zu of %zu new nodes from its snapshot (generation %llu)",
+         hs->h->name, used, hs->nnew, (unsigned long long)snap.gen);
+    zk_snap_free(&snap);
+}
+
+/*
+ * Sync hosts hs[0..n) (dirty, valid) HOST_WINDOW at a time, pipelined: all
+ * listings of a window in flight at once (with chunk 0 of the snapshot of
+ * a host never listed before), then the snapshots' other chunks and owner
+ * probes, then every name no snapshot covered as async gets spanning the
+ * hosts; finally each host's ids are settled, in host order, and handed to
+ * the daemon as one delivery batch per window.
+ */
+static void sync_hosts_batch(struct zk_sync *zs, struct rhost **hosts, size_t n)
+{
+    for (size_t w0 = 0; w0 < n; w0 += HOST_WINDOW) {
+        size_t wn = n - w0 < HOST_WINDOW ? n - w0 : HOST_WINDOW;
+        struct hsync hs[HOST_WINDOW];
+        struct rhost *win[HOST_WINDOW];
+        memset(hs, 0, sizeof(hs));
+        struct batch b;
+        batch_init(&b);
+        for (size_t k = 0; k < wn; k++) {
+            struct rhost *h = hosts[w0 + k];
+            hs[k].h = h;
+            win[k] = h;
+            hs[k].list = bop_new(zs, &b, h->path, "");
+            if (!hs[k].list) {
+                continue;
+            }
+            hs[k].list->path[strlen(hs[k].list->path) - 1] = '\0'; /* the host's own path */
+            op_issued(&b);
+            zs->c.lists++;
+            int rc = zoo_aget_children2(zs->zh, h->path, 1, list_done, hs[k].list);
+            if (rc != ZOK) {
+                hs[k].list->rc = rc;
+                batch_done(&b);
+            }
+            if (zs->snapshots && !h->listed) {
+                snap_ask_head(zs, &b, &hs[k]); /* a host never listed: read it with the list */
+            }
+        }
+        batch_wait(zs, &b);
+        for (size_t k = 0; k < wn; k++) {
+            struct hsync *x = &hs[k];
+            if (!x->list) {
+                x->h->dirty = true;
+                round_fail(zs, "list", x->h->path, ZSYSTEMERROR);
+                x->snap = SNAP_DONE;
+                continue;
+            }
+            (void)apply_listing(zs, x->h, false, x->list->rc, &x->list->sv, &x->touched, &x->nt);
+            for (size_t i = 0; i < x->h->n; i++) {
+                x->nnew += x->h->nodes[i].kind == RN_NEW;
+            }
+            if (!zs->snapshots || !x->touched) {
+                x->snap = SNAP_DONE;
+            }
+        }
+        for (;;) {
+            size_t issued = 0;
+            for (size_t k = 0; k < wn; k++) {
+                issued += snap_step(zs, &b, &hs[k]);
+            }
+            if (issued == 0) {
+                break;
+            }
+            batch_wait(zs, &b);
+        }
+        for (size_t k = 0; k < wn; k++) {
+            snap_use(zs, &hs[k]);
+        }
+        batch_destroy(&b);
+        for (size_t k = 0; k < wn; k++) {
+            bop_free(hs[k].list);
+            bop_free(hs[k].probe);
+            for (size_t i = 0; i < hs[k].nchunk; i++) {
+                bop_free(hs[k].chunk[i]);
+            }
+            free(hs[k].chunk);
+        }
+        (void)fetch_new_hosts(zs, win, wn);
+        zs->delivery_held = true; /* the whole window's changes: one batch */
+        for (size_t k = 0; k < wn; k++) {
+            if (hs[k].touched) {
+                (void)fetch_and_settle(zs, hs[k].h, hs[k].touched, hs[k].nt);
+                free(hs[k].touched);
+            }
+        }
+        zs->delivery_held = false;
+        deliver_close(zs);
+    }
+}
+
+/* Sync every dirty, valid host subtree (sync_hosts_batch). */
+static void sync_dirty_hosts(struct zk_sync *zs)
+{
+    struct rhost **todo = calloc(zs->nhosts + 1, sizeof(*todo));
+    if (!todo) {
+        round_fail(zs, "list", zs->hosts_path, ZSYSTEMERROR);
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < zs->nhosts; i++) {
+        if (zs->hosts[i]->dirty && !zs->hosts[i]->bad) {
+            todo[n++] = zs->hosts[i];
+        }
+    }
+    sync_hosts_batch(zs, todo, n);
+    free(todo);
 }
 
 static void host_free(struct rhost *h)
@@ -1447,6 +1906,7 @@ static int ensure_tree(struct zk_sync *zs)
 }
 
 static size_t local_find(struct zk_sync *zs, const char *id, bool *found);
+static void snap_mark_dirty(struct zk_sync *zs);
 
 static void lnode_unref_locked(struct lnode *ln)
 {
@@ -1839,6 +2299,9 @@ static int reconcile_local(struct zk_sync *zs)
         nc -= done;
     }
     rc = run_writes(zs, creates, nc, deletes, nd);
+    if (rc == ZOK) {
+        snap_mark_dirty(zs); /* the set in ZooKeeper changed */
+    }
     if (rc == ZOK && own_set_names(zs, snap, n) == 0) {
         /* every write succeeded: the subtree now equals the snapshot. Our own
          * child watch fires for these writes and the listing it triggers
@@ -1851,6 +2314,9 @@ static int reconcile_local(struct zk_sync *zs)
 out:
     if (rc == ZOK) {
         zs->session_new = false;
+        if (!zs->snap_session_ok && !zs->snap_dirty) {
+            snap_mark_dirty(zs); /* no snapshot of this session yet */
+        }
     } else {
         zs->local_dirty = true;
         zs->retry_at = mono_ms() + RETRY_MS;
@@ -1870,6 +2336,200 @@ out:
     pthread_mutex_unlock(&zs->mu);
     free(snap);
     return rc;
+}
+
+/* ---------- own aggregate snapshot ---------- */
+
+/* The confirmed own set changed: write the snapshot once it settles
+ * (SNAP_QUIET_MS without change, at most SNAP_MAX_DELAY_MS after the first). */
+static void snap_mark_dirty(struct zk_sync *zs)
+{
+    if (!zs->snapshots) {
+        return;
+    }
+    int64_t now = mono_ms();
+    if (!zs->snap_dirty) {
+        zs->snap_dirty = true;
+        zs->snap_first = now;
+    }
+    zs->snap_last = now;
+}
+
+/* Monotonic ms the snapshot write is due, 0 = none. */
+static int64_t snap_due(struct zk_sync *zs)
+{
+    if (!zs->snap_dirty) {
+        return 0;
+    }
+    int64_t quiet = zs->snap_last + SNAP_QUIET_MS, latest = zs->snap_first + SNAP_MAX_DELAY_MS;
+    return quiet < latest ? quiet : latest;
+}
+
+/* Create <root>/snap (anyone may add a host's directory, like <root>/hosts)
+ * and our container <root>/snap/<host>. */
+static int snap_ensure_dirs(struct zk_sync *zs)
+{
+    int rc = create_persistent(zs, zs->snap_path, ZOO_PERSISTENT, &zs->acl_hosts_v);
+    if (rc == ZNONODE) {
+        rc = ensure_tree(zs); /* the whole root went */
+        if (rc == ZOK) {
+            rc = create_persistent(zs, zs->snap_path, ZOO_PERSISTENT, &zs->acl_hosts_v);
+        }
+    }
+    if (rc == ZOK) {
+        rc = create_persistent(zs, zs->own_snap_path, ZOO_CONTAINER, &zs->acl_node_v);
+    }
+    return rc;
+}
+
+/* Replace chunk path atomically (delete + create in one multi), so it is
+ * always a node created, never set, by this session. */
+static int snap_replace(struct zk_sync *zs, const char *path, const char *data, size_t len)
+{
+    zoo_op_t ops[2];
+    zoo_op_result_t res[2];
+    zoo_delete_op_init(&ops[0], path, -1);
+    zoo_create_op_init(&ops[1], path, data, (int)len, &zs->acl_node_v, ZOO_EPHEMERAL, NULL, 0);
+    return zoo_multi(zs->zh, 2, ops, res);
+}
+
+static int snap_write_chunk(struct zk_sync *zs, size_t i, const char *data, size_t len)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%zu", zs->own_snap_path, i);
+    bool exists = i < zs->snap_nchunks;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        int rc = exists ? snap_replace(zs, path, data, len)
+                        : zoo_create(zs->zh, path, data, (int)len, &zs->acl_node_v, ZOO_EPHEMERAL,
+                                     NULL, 0);
+        if (rc == ZOK) {
+            return ZOK;
+        }
+        if (rc == ZNODEEXISTS && !exists) {
+            exists = true; /* left by an older session, or by another client */
+        } else if (rc == ZNONODE && exists) {
+            exists = false; /* gone meanwhile (the multi's delete failed) */
+        } else if (rc == ZNONODE) {
+            rc = snap_ensure_dirs(zs); /* the container went away */
+            if (rc != ZOK) {
+                return rc;
+            }
+        } else {
+            return rc;
+        }
+    }
+    return ZSYSTEMERROR;
+}
+
+/*
+ * Write the own snapshot: every desired (and, at this point, applied)
+ * document, encoded in chunks; the chunks after 0 first, chunk 0 (whose
+ * header readers look at first) last; chunks left from a larger snapshot
+ * are deleted. A failure is logged and retried after SNAP_RETRY_MS; it is
+ * not a sync error: readers then read the nodes one by one.
+ */
+static void snap_write(struct zk_sync *zs)
+{
+    pthread_mutex_lock(&zs->mu);
+    if (zs->applied_gen != zs->local_gen) {
+        pthread_mutex_unlock(&zs->mu); /* the reconcile runs first and marks it again */
+        return;
+    }
+    size_t n = zs->nlocal;
+    struct lnode **ln = malloc((n + 1) * sizeof(*ln));
+    struct zk_snap_entry *e = malloc((n + 1) * sizeof(*e));
+    if (!ln || !e) {
+        pthread_mutex_unlock(&zs->mu);
+        free(ln);
+        free(e);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ln[i] = zs->local[i];
+        ln[i]->refs++;
+    }
+    pthread_mutex_unlock(&zs->mu);
+    qsort(ln, n, sizeof(*ln), cmp_lnode_name);
+    for (size_t i = 0; i < n; i++) {
+        e[i] = (struct zk_snap_entry){ln[i]->name, strlen(ln[i]->name), ln[i]->json, ln[i]->len};
+    }
+    uint64_t gen = (uint64_t)real_ms();
+    if (gen <= zs->snap_gen) {
+        gen = zs->snap_gen + 1;
+    }
+    struct zk_snap_chunks ch;
+    int erc = zk_snap_encode(e, n, gen, ZK_SNAP_CHUNK_MAX, &ch);
+    pthread_mutex_lock(&zs->mu);
+    for (size_t i = 0; i < n; i++) {
+        lnode_unref_locked(ln[i]);
+    }
+    pthread_mutex_unlock(&zs->mu);
+    free(ln);
+    free(e);
+    zs->snap_dirty = false;
+    if (erc != 0) {
+        zlog(zs, ZK_SYNC_LOG_WARN, "own snapshot not written: %s", strerror(-erc));
+        return;
+    }
+    int rc = zs->snap_session_ok ? ZOK : snap_ensure_dirs(zs);
+    for (size_t i = ch.count; rc == ZOK && i-- > 1;) {
+        rc = snap_write_chunk(zs, i, ch.data[i], ch.len[i]);
+    }
+    if (rc == ZOK) {
+        rc = snap_write_chunk(zs, 0, ch.data[0], ch.len[0]);
+    }
+    char path[1024];
+    for (size_t i = ch.count; rc == ZOK && i < zs->snap_nchunks; i++) {
+        snprintf(path, sizeof(path), "%s/%zu", zs->own_snap_path, i);
+        int drc = zoo_delete(zs->zh, path, -1);
+        if (drc != ZOK && drc != ZNONODE) {
+            rc = drc;
+        }
+    }
+    if (rc == ZOK) {
+        zs->snap_nchunks = ch.count;
+        zs->snap_gen = gen;
+        zs->snap_session_ok = true;
+        zs->c.snap_writes++;
+        if (zs->snap_error[0]) {
+            zlog(zs, ZK_SYNC_LOG_INFO, "own snapshot written again");
+            zs->snap_error[0] = '\0';
+        }
+        zlog(zs, ZK_SYNC_LOG_DEBUG, "own snapshot generation %llu: %zu documents, %zu chunks",
+             (unsigned long long)gen, n, ch.count);
+    } else {
+        char err[160];
+        snprintf(err, sizeof(err), "%s", zerror(rc));
+        zlog(zs, strcmp(err, zs->snap_error) != 0 ? ZK_SYNC_LOG_WARN : ZK_SYNC_LOG_DEBUG,
+             "own snapshot not written (%s): other hosts read this host's nodes one by one; "
+             "retrying in %d ms",
+             err, SNAP_RETRY_MS);
+        snprintf(zs->snap_error, sizeof(zs->snap_error), "%s", err);
+        zs->snap_dirty = true;
+        zs->snap_first = zs->snap_last = mono_ms() + SNAP_RETRY_MS - SNAP_QUIET_MS;
+    }
+    zk_snap_chunks_free(&ch);
+}
+
+/* Audit of the own snapshot: chunk 0 must exist, belong to this session and
+ * be unchanged since created; otherwise it is written again. */
+static void snap_audit_own(struct zk_sync *zs)
+{
+    if (!zs->snapshots || !zs->snap_session_ok || zs->snap_dirty) {
+        return;
+    }
+    char path[1024];
+    struct Stat st;
+    snprintf(path, sizeof(path), "%s/0", zs->own_snap_path);
+    int rc = zoo_exists(zs->zh, path, 0, &st);
+    const clientid_t *cid = zoo_client_id(zs->zh);
+    if (rc == ZNONODE ||
+        (rc == ZOK && ((cid && st.ephemeralOwner != cid->client_id) || st.mzxid != st.czxid))) {
+        zlog(zs, ZK_SYNC_LOG_WARN, "own snapshot %s was %s by another client; writing it again",
+             path, rc == ZNONODE ? "deleted" : "changed");
+        zs->c.repairs++;
+        snap_mark_dirty(zs);
+    }
 }
 
 /* ---------- session ---------- */
@@ -2038,6 +2698,8 @@ static void on_session_event(struct zk_sync *zs, int state)
             for (size_t i = 0; i < zs->own.n; i++) {
                 zs->own.nodes[i].watched = false; /* watches belong to the old session */
             }
+            zs->snap_session_ok = false; /* chunks of an older session: replaced */
+            zs->snap_nchunks = 0;
             const clientid_t *cid = zoo_client_id(zs->zh);
             zlog(zs, ZK_SYNC_LOG_INFO, "session 0x%llx established, timeout %d ms",
                  cid ? (unsigned long long)cid->client_id : 0ULL, zoo_recv_timeout(zs->zh));
@@ -2286,10 +2948,16 @@ static int audit(struct zk_sync *zs)
                 struct rnode *rn = &h->nodes[op->node];
                 if (op->rc == ZOK) {
                     bool known = rn->mzxid != 0;
-                    if (known && (op->mzxid != rn->mzxid || op->aversion != rn->aversion)) {
+                    /* a document taken from a snapshot: the node must belong to
+                     * the session that wrote the snapshot */
+                    bool foreign = rn->snap_owner != 0 && op->owner != rn->snap_owner;
+                    rn->snap_owner = 0;
+                    if (foreign ||
+                        (known && (op->mzxid != rn->mzxid || op->aversion != rn->aversion))) {
                         zs->c.audit_changed++;
-                        zlog(zs, ZK_SYNC_LOG_WARN, "%s changed in place; reading it again",
-                             op->path);
+                        zlog(zs, ZK_SYNC_LOG_WARN, "%s %s; reading it again", op->path,
+                             foreign ? "is not owned by the session of its host's snapshot"
+                                     : "changed in place");
                         rn->kind = RN_NEW;
                         rn->refetch = true;
                         memcpy(touched[nt], rn->name, UUID_LEN);
@@ -2384,21 +3052,12 @@ static void sync_round(struct zk_sync *zs)
     if (zs->own.dirty) {
         (void)sync_host(zs, &zs->own, true); /* on error: reconcile from the last listing */
     }
-    for (size_t i = 0; i < zs->nhosts; i++) {
-        struct rhost *h = zs->hosts[i];
-        if (h->dirty && !h->bad) {
-            (void)sync_host(zs, h, false);
-        }
-    }
+    sync_dirty_hosts(zs);
     if (zs->audit_ms > 0 && zs->next_audit_at && now >= zs->next_audit_at && hosts_ok) {
         zs->next_audit_at = now + zs->audit_ms;
         (void)audit(zs);
-        for (size_t i = 0; i < zs->nhosts; i++) { /* unreadable subtrees, listed again */
-            struct rhost *h = zs->hosts[i];
-            if (h->dirty && !h->bad) {
-                (void)sync_host(zs, h, false);
-            }
-        }
+        sync_dirty_hosts(zs); /* unreadable subtrees, listed again */
+        snap_audit_own(zs);
     }
     struct zk_sync_round xr = {
         .zh = zs->zh, .full = full, .cooling = cooling(zs), .acl = &zs->acl_node_v};
@@ -2419,6 +3078,9 @@ static void sync_round(struct zk_sync *zs)
             round_fail(zs, "write", zs->own.path, rc);
         }
     }
+    if (zs->snap_dirty && !zs->local_dirty && mono_ms() >= snap_due(zs)) {
+        snap_write(zs);
+    }
     arm_own_watches(zs);
     if (full && hosts_ok) { /* every host listed once; failures stay dirty */
         zs->resync_at = 0;
@@ -2438,6 +3100,7 @@ static int64_t next_deadline(struct zk_sync *zs)
                       zs->held_count ? zs->cool_until : 0,
                       zs->held_count ? zs->region_until : 0,
                       zs->connected && zs->audit_ms > 0 ? zs->next_audit_at : 0,
+                      zs->connected ? snap_due(zs) : 0,
                       give_up_at(zs)};
     for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
         if (cand[i] > 0 && cand[i] < t) {
@@ -2472,6 +3135,9 @@ static bool work_pending(struct zk_sync *zs)
         if (zs->ext[i].pending && zs->ext[i].pending(zs->ext[i].arg)) {
             return true;
         }
+    }
+    if (zs->snap_dirty && now >= snap_due(zs)) {
+        return true;
     }
     for (size_t i = 0; i < zs->nhosts; i++) {
         if (zs->hosts[i]->dirty && !zs->hosts[i]->bad) {
@@ -2570,6 +3236,8 @@ static void zs_free(struct zk_sync *zs)
     free(zs->root);
     free(zs->host_id);
     free(zs->hosts_path);
+    free(zs->snap_path);
+    free(zs->own_snap_path);
     if (zs->auth) {
         explicit_bzero(zs->auth, strlen(zs->auth));
         free(zs->auth);
@@ -2677,14 +3345,21 @@ int zk_sync_start(const struct zk_sync_config *cfg, const struct zk_sync_callbac
     zs->hosts_path = malloc(hp);
     zs->own.path = malloc(op + 1);
     zs->own.name = zs->host_id;
+    zs->snapshots = cfg->snapshots >= 0;
+    size_t sp = strlen(cfg->root) + sizeof("/snap");
+    zs->snap_path = malloc(sp);
+    zs->own_snap_path = malloc(sp + 1 + strlen(cfg->host_id));
     if (!zs->connect || !zs->root || !zs->host_id || !zs->hosts_path || !zs->own.path ||
-        (cfg->auth && !zs->auth)) {
+        !zs->snap_path || !zs->own_snap_path || (cfg->auth && !zs->auth)) {
         zs->own.name = NULL;
         zs_free(zs);
         return -ENOMEM;
     }
     snprintf(zs->hosts_path, hp, "%s/hosts", cfg->root);
     snprintf(zs->own.path, op + 1, "%s/%s", zs->hosts_path, cfg->host_id);
+    snprintf(zs->snap_path, sp, "%s/snap", cfg->root);
+    snprintf(zs->own_snap_path, sp + 1 + strlen(cfg->host_id), "%s/%s", zs->snap_path,
+             cfg->host_id);
     zs->state = ZK_SYNC_CONNECTING;
     zs->since_ms = real_ms();
     zs->status.state = ZK_SYNC_CONNECTING;

@@ -10,6 +10,8 @@
  *   <root>/hosts                 persistent
  *   <root>/hosts/<host-id>       container (the server deletes it once empty)
  *   <root>/hosts/<host-id>/<id>-<seq>   ephemeral, data = the instance JSON
+ *   <root>/snap/<host-id>/<i>    ephemeral chunks of the host's aggregate snapshot
+ *                                (zk_snapshot.h), a read accelerator only
  * <id> is a lowercase canonical UUID (36 chars). Instance documents are
  * immutable: publishing a changed document for the same id writes a new node
  * <id>-<seq'> (seq' > seq, see zk_sync_publish_local) and then deletes the
@@ -86,6 +88,15 @@ struct zk_sync_counters {
     uint64_t batches;            /* batches of upserts/removes delivered (on_batch_end) */
     uint64_t early_creates;      /* creates issued at once by zk_sync_publish_local (the
                                   * worker's reconcile then confirms them) */
+    /* aggregate snapshots (docs/ZOOKEEPER.md, "Aggregate snapshots") */
+    uint64_t snap_writes;      /* own snapshot generations written */
+    uint64_t snap_chunk_reads; /* snapshot chunks read (other hosts') */
+    uint64_t snap_used;        /* documents taken from snapshots instead of a read */
+    uint64_t snap_skipped;     /* snapshots not used: missing chunk, bad checksum, mixed
+                                * generations, unknown version, not owned by the host's
+                                * session, rewritten in place (each logged) */
+    uint64_t snap_bad_entries; /* snapshot entries not used: wrong CRC or bad document */
+    uint64_t read_bytes;       /* node data bytes read (documents and snapshot chunks) */
     /* current sizes */
     uint64_t hosts;            /* host subtrees watched (own included) */
     uint64_t remote_instances; /* remote ids currently reported (held ones included) */
@@ -247,6 +258,11 @@ struct zk_sync_config {
     /* Extensions (see struct zk_sync_ext), at most ZK_SYNC_EXT_MAX; copied. */
     const struct zk_sync_ext *ext;
     size_t n_ext;
+    /* Aggregate snapshots: 0 (default) write this host's snapshot under
+     * <root>/snap/<host> and read other hosts' snapshots on initial sync;
+     * < 0 neither (the layout of discd before snapshots, e.g. to stand in
+     * for an old version in a mixed-version region). */
+    int snapshots;
 };
 
 /*
