@@ -1800,7 +1800,13 @@ static int sync_hosts(struct zk_sync *zs)
         }
         int c = i >= zs->nhosts ? 1 : j >= nn ? -1 : strcmp(zs->hosts[i]->name, sv.data[j]);
         if (c == 0) {
-            out[no++] = zs->hosts[i++];
+            struct rhost *h = zs->hosts[i++];
+            if (h->missing) {
+                /* its subtree was gone when listed (no child watch could be set
+                 * on it): it is back under <root>/hosts, list it again */
+                h->dirty = true;
+            }
+            out[no++] = h;
             j++;
         } else if (c < 0) {
             struct rhost *h = zs->hosts[i++];
