@@ -39,15 +39,19 @@
 
 #define DISC_MAGIC       0x31305348534944ULL   /* "DISHS01\0" little-endian */
 #define DISC_IMAGE_MAGIC 0x31304d4948534944ULL /* "DISHIM01": a file-cache image */
-#define DISC_ABI_MAJOR   2 /* 2: no reader slots; objects in a registry directory */
+#define DISC_ABI_MAJOR                                                                             \
+    3 /* 2: no reader slots; objects in a registry directory;                                      \
+         3: open-addressed tables (no buckets), tables shrink */
 #define DISC_ABI_MINOR   0
 #define DISC_HEADER_SIZE 4096u
 #define DISC_ALIGN       8u /* every record starts 8-byte aligned */
 
 /* Limits that bound every loop a reader runs over shared memory. */
-#define DISC_PAGE_BUCKETS 256u     /* buckets per hash page */
-#define DISC_MAX_PAGES    65536u   /* => at most 16M buckets */
-#define DISC_BUCKET_MAX   4096u    /* entries in one bucket */
+#define DISC_PAGE_SLOTS 256u   /* slots per table page (2 KiB of slots) */
+#define DISC_MAX_PAGES  65536u /* => at most 16M slots */
+#define DISC_PROBE_MAX                                                                             \
+    1024u                          /* an entry sits fewer than this many slots                     \
+                                      after its home slot (writer-enforced) */
 #define DISC_SVC_INST_MAX 1000000u /* instances in one service */
 #define DISC_REC_MAX      65535u   /* instance record bytes */
 
@@ -66,7 +70,6 @@ enum disc_rec_type {
     DISC_REC_SNAPSHOT = 0x534e4150u, /* "SNAP" */
     DISC_REC_HTAB = 0x48544142u,     /* "HTAB" */
     DISC_REC_HPAGE = 0x48504147u,    /* "HPAG" */
-    DISC_REC_BUCKET = 0x424b5420u,   /* "BKT " */
     DISC_REC_SERVICE = 0x53564320u,  /* "SVC " */
     DISC_REC_INSTANCE = 0x494e5354u, /* "INST" */
 };
@@ -145,42 +148,50 @@ struct disc_snapshot {
 };
 _Static_assert(sizeof(struct disc_snapshot) == 48, "snapshot size");
 
-/* Hash table: a directory of pages of 256 bucket offsets. Copy-on-write
- * touches one bucket, its page and the directory. */
+/*
+ * Hash table (ABI 3): ONE open-addressed array of nslots slots, linear
+ * probing, each slot an inline (hash32, record offset) pair. The array is
+ * cut into pages of DISC_PAGE_SLOTS slots so the writer copies on write
+ * by page: a commit copies the directory once and each page it changes
+ * once. A lookup of key k with hash h reads slots h & (nslots - 1),
+ * +1, ... (wrapping) until it finds its key or an empty slot (off 0, or a
+ * whole page absent). The writer keeps every entry fewer than
+ * DISC_PROBE_MAX slots after its home slot (a longer run is damage), the
+ * load at most 1/2 (it doubles the table past that) and, after mass
+ * removals, at least 1/8 (it halves the table below that, down to one
+ * page). Removal shifts the following run back (no tombstones).
+ *
+ * A lookup therefore reads: snapshot -> table (header and one directory
+ * entry, one line for tables up to 10 pages) -> one slot line -> the
+ * record. With the snapshot and directory hot, the dependent misses of a
+ * random lookup are the slot line, the service record and the instance.
+ */
 struct disc_htab {
     uint32_t type; /* DISC_REC_HTAB */
     uint32_t size;
-    uint32_t nbuckets; /* power of two, multiple of DISC_PAGE_BUCKETS */
+    uint32_t nslots;   /* power of two, multiple of DISC_PAGE_SLOTS */
     uint32_t count;    /* entries */
-    uint32_t npages;   /* nbuckets / DISC_PAGE_BUCKETS */
+    uint32_t npages;   /* nslots / DISC_PAGE_SLOTS */
     uint32_t checksum; /* over the record (directory included), this field 0;
                           set when a commit seals the table */
     uint32_t pages[];  /* npages offsets of struct disc_hpage (0 = all empty) */
 };
 _Static_assert(sizeof(struct disc_htab) == 24, "htab size");
 
+struct disc_slot {
+    uint32_t hash; /* low 32 bits of the key hash */
+    uint32_t off;  /* record offset; 0 = empty slot */
+};
+_Static_assert(sizeof(struct disc_slot) == 8, "slot size");
+
 struct disc_hpage {
     uint32_t type; /* DISC_REC_HPAGE */
     uint32_t size;
     uint32_t checksum; /* over the page, this field 0; set when a commit seals it */
     uint32_t pad_;
-    uint32_t bucket[DISC_PAGE_BUCKETS]; /* offsets of struct disc_bucket, 0 = empty */
+    struct disc_slot slot[DISC_PAGE_SLOTS];
 };
-_Static_assert(sizeof(struct disc_hpage) == 16 + 4 * DISC_PAGE_BUCKETS, "page size");
-
-struct disc_bucket_ent {
-    uint32_t hash; /* low 32 bits of the key hash */
-    uint32_t off;  /* record offset */
-};
-
-struct disc_bucket {
-    uint32_t type; /* DISC_REC_BUCKET */
-    uint32_t size;
-    uint32_t n;
-    uint32_t checksum; /* over the bucket, this field 0 */
-    struct disc_bucket_ent e[];
-};
-_Static_assert(sizeof(struct disc_bucket) == 16, "bucket size");
+_Static_assert(sizeof(struct disc_hpage) == 16 + 8 * DISC_PAGE_SLOTS, "page size");
 
 /* Service record: immutable; a change writes a new one. */
 struct disc_service_rec {

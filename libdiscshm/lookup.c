@@ -17,7 +17,7 @@
 #define RETRIES 64
 
 /* Work budget (see disc__charge): WORK_K honest walks + WORK_FLOOR, at most
- * WORK_CAP units. One unit is one record or bucket slot visited; verifying
+ * WORK_CAP units. One unit is one record or table slot visited; verifying
  * a checksum costs one more per 64 bytes hashed. */
 #define WORK_K     8u
 #define WORK_FLOOR 4096u
@@ -103,7 +103,7 @@ static int snap_load(const struct disc_read *rd, struct disc_snapshot *s)
 
 /* A hash table: its offset and validated geometry. */
 struct tabv {
-    uint32_t off, size, nbuckets, npages;
+    uint32_t off, size, nslots, npages;
 };
 
 static int tab_load(const struct disc_read *rd, uint32_t off, struct tabv *t)
@@ -113,13 +113,13 @@ static int tab_load(const struct disc_read *rd, uint32_t off, struct tabv *t)
         disc__rec_sz(rmap(rd), off, sizeof(struct disc_htab), DISC_REC_HTAB, &size);
     if (!h)
         return -EBADMSG;
-    uint32_t nb = disc__ld32(&h->nbuckets), np = disc__ld32(&h->npages);
-    if (nb < DISC_PAGE_BUCKETS || (nb & (nb - 1)) || np != nb / DISC_PAGE_BUCKETS ||
+    uint32_t ns = disc__ld32(&h->nslots), np = disc__ld32(&h->npages);
+    if (ns < DISC_PAGE_SLOTS || (ns & (ns - 1)) || np != ns / DISC_PAGE_SLOTS ||
         np > DISC_MAX_PAGES || size < sizeof(*h) + 4ull * np)
         return -EBADMSG;
     t->off = off;
     t->size = size;
-    t->nbuckets = nb;
+    t->nslots = ns;
     t->npages = np;
     return 0;
 }
@@ -141,7 +141,8 @@ static int table(struct disc_read *rd, uint32_t off, struct tabv *t, int verify)
     return rc;
 }
 
-/* Page pi of a table: 0 with *poff = 0 (no page), or its validated offset. */
+/* Page pi of a table: 0 with *poff = 0 (no page: all its slots empty), or
+ * its validated offset. */
 static int page(struct disc_read *rd, const struct tabv *t, uint32_t pi, uint32_t *poff)
 {
     uint32_t off = disc__ld32(rd->base_ + t->off + sizeof(struct disc_htab) + 4u * pi);
@@ -162,57 +163,13 @@ static int page(struct disc_read *rd, const struct tabv *t, uint32_t pi, uint32_
     return 0;
 }
 
-/* A bucket: offset and validated entry count. */
-struct bktv {
-    uint32_t off, n;
-};
-
-/* Bucket slot bi of the page at poff: 0 with b->n = 0 when empty. */
-static int bucket_at(struct disc_read *rd, uint32_t poff, uint32_t bi, struct bktv *b)
+/* Slot si of the (validated) page at poff, loaded once: hash and offset. */
+static inline struct disc_slot slot_at(const struct disc_read *rd, uint32_t poff, uint32_t si)
 {
-    uint32_t off = disc__ld32(rd->base_ + poff + offsetof(struct disc_hpage, bucket) + 4u * bi);
-    b->off = off;
-    b->n = 0;
-    if (!off)
-        return 0;
-    uint32_t size;
-    const struct disc_bucket *bk =
-        disc__rec_sz(rmap(rd), off, sizeof(struct disc_bucket), DISC_REC_BUCKET, &size);
-    if (!bk)
-        return -EBADMSG;
-    uint32_t n = disc__ld32(&bk->n);
-    if (n > DISC_BUCKET_MAX || size < sizeof(*bk) + (uint64_t)n * sizeof(struct disc_bucket_ent))
-        return -EBADMSG;
-    int rc = disc__charge(rd, 1 + verify_units(rd, size));
-    if (rc < 0)
-        return rc;
-    if (verifying(rd) && disc_checksum(bk, size, offsetof(struct disc_bucket, checksum)) !=
-                             disc__ld32(&bk->checksum))
-        return -EBADMSG;
-    b->n = n;
-    return 0;
-}
-
-/* The bucket for bucket number bn of a table. */
-static int bucket(struct disc_read *rd, const struct tabv *t, uint32_t bn, struct bktv *b)
-{
-    uint32_t poff;
-    int rc = page(rd, t, bn / DISC_PAGE_BUCKETS, &poff);
-    b->off = 0;
-    b->n = 0;
-    if (rc < 0 || !poff)
-        return rc;
-    return bucket_at(rd, poff, bn % DISC_PAGE_BUCKETS, b);
-}
-
-/* Entry i (< the validated n) of a bucket. */
-static void bucket_ent(const struct disc_read *rd, const struct bktv *b, uint32_t i, uint32_t *hash,
-                       uint32_t *off)
-{
-    const unsigned char *e = rd->base_ + b->off + sizeof(struct disc_bucket) +
-                             (size_t)i * sizeof(struct disc_bucket_ent);
-    *hash = disc__ld32(e);
-    *off = disc__ld32(e + 4);
+    uint64_t v = __atomic_load_n(
+        (const uint64_t *)(rd->base_ + poff + offsetof(struct disc_hpage, slot) + 8u * si),
+        __ATOMIC_RELAXED);
+    return (struct disc_slot){(uint32_t)v, (uint32_t)(v >> 32)};
 }
 
 /* A service record: offset and validated fields. */
@@ -281,12 +238,12 @@ static int view_service(const struct disc_read *rd, const struct disc_service_vi
  * service and instance of the snapshot costs, plus WORK_FLOOR, capped by
  * WORK_CAP. The counts are the snapshot's own, clamped to what can fit in
  * the arena (every instance takes a record of at least 64 bytes, and no
- * honest table has more buckets than twice the entries it ever held), so
+ * honest table has more slots than four times the entries it ever held), so
  * neither a lying count nor a record reused everywhere buys more work.
  *
  * It is granted in two parts so that a point lookup does not pay for
  * reading both tables: first the part from the snapshot's counts; the part
- * from the tables' bucket counts is added once, when the first part is
+ * from the tables' slot counts is added once, when the first part is
  * spent. work_ holds the units left + 1 in its low 31 bits (0: nothing
  * granted yet) and WORK_TABLES once the second part was added.
  */
@@ -312,10 +269,10 @@ static uint64_t budget_counts(const struct disc_read *rd, const struct disc_snap
     }
     uint64_t walk = 4 * S + 4 * I;
     if (verifying(rd)) {
-        /* each record hashed once, each page once per service found */
+        /* each record hashed once, each page (2 KiB) once per entry found */
         uint64_t bytes =
             S * (sizeof(struct disc_service_rec) + DISC_SERVICE_MAX + 1) + I * (4 + DISC_REC_MAX);
-        walk += 20 * (S + I) + clamp(bytes, arena) / 64;
+        walk += 40 * (S + I) + clamp(bytes, arena) / 64;
     }
     return WORK_FLOOR + WORK_K * walk;
 }
@@ -323,19 +280,19 @@ static uint64_t budget_counts(const struct disc_read *rd, const struct disc_snap
 static uint64_t budget_tables(const struct disc_read *rd)
 {
     const struct disc_map *m = rmap(rd);
-    uint64_t arena = m->arena_end - m->arena_off, nbmax = DISC_PAGE_BUCKETS + arena / 16;
+    uint64_t arena = m->arena_end - m->arena_off, nsmax = DISC_PAGE_SLOTS + arena / 16;
     struct disc_snapshot s;
     struct tabv t;
-    uint64_t nb = 0;
+    uint64_t ns = 0;
     if (snap_load(rd, &s) == 0) {
         if (tab_load(rd, s.svc_table, &t) == 0)
-            nb += clamp(t.nbuckets, nbmax);
+            ns += clamp(t.nslots, nsmax);
         if (tab_load(rd, s.id_table, &t) == 0)
-            nb += clamp(t.nbuckets, nbmax);
+            ns += clamp(t.nslots, nsmax);
     }
-    uint64_t walk = nb + nb / DISC_PAGE_BUCKETS;
+    uint64_t walk = ns + ns / DISC_PAGE_SLOTS;
     if (verifying(rd))
-        walk += 20 * (nb / DISC_PAGE_BUCKETS);
+        walk += 40 * (ns / DISC_PAGE_SLOTS);
     return WORK_K * walk;
 }
 
@@ -376,25 +333,34 @@ static int find(struct disc_read *rd, uint32_t tab_off, const char *key, size_t 
                 key_match_fn match, void *out)
 {
     struct tabv t;
-    struct bktv b;
     int rc = table(rd, tab_off, &t, 1);
     if (rc < 0)
         return rc;
-    uint32_t h = (uint32_t)disc_hash(key, len, rmap(rd)->seed);
-    if ((rc = bucket(rd, &t, h & (t.nbuckets - 1), &b)) < 0)
-        return rc;
-    for (uint32_t i = 0; i < b.n; i++) {
-        uint32_t eh, eoff;
+    uint32_t h = (uint32_t)disc_hash(key, len, rmap(rd)->seed), mask = t.nslots - 1;
+    uint32_t si = h & mask, pi = UINT32_MAX, poff = 0;
+    /* Linear probing from the home slot, over at most DISC_PROBE_MAX slots
+     * (the writer keeps every entry closer than that to its home). */
+    for (uint32_t d = 0; d < DISC_PROBE_MAX && d < t.nslots; d++, si = (si + 1) & mask) {
+        if (si / DISC_PAGE_SLOTS != pi) {
+            pi = si / DISC_PAGE_SLOTS;
+            if ((rc = page(rd, &t, pi, &poff)) < 0)
+                return rc;
+        }
+        if (!poff) /* an absent page: all its slots are empty */
+            return -ENOENT;
         if ((rc = disc__charge(rd, 1)) < 0)
             return rc;
-        bucket_ent(rd, &b, i, &eh, &eoff);
-        if (eh != h)
+        struct disc_slot e = slot_at(rd, poff, si % DISC_PAGE_SLOTS);
+        if (!e.off)
+            return -ENOENT;
+        if (e.hash != h)
             continue;
-        int m = match(rd, eoff, key, len, out);
+        int m = match(rd, e.off, key, len, out);
         if (m != 0)
             return m < 0 ? m : 0;
     }
-    return -ENOENT;
+    /* A run no honest writer makes (nor a full table: the load is <= 1/2). */
+    return -EBADMSG;
 }
 
 static int svc_match(struct disc_read *rd, uint32_t off, const char *key, size_t len, void *out)
@@ -535,8 +501,9 @@ DISC_API int disc_read_instance_by_id(struct disc_read *rd, const char *id,
     return rc < 0 ? rc : find(rd, s.id_table, id, len, id_match, out);
 }
 
-/* The next service from *cursor (bucket << 16 | entry): 1 and *v, 0 at the
- * end, or -errno. One page is validated per call, its slots scanned in turn. */
+/* The next service from *cursor (the next slot to look at): 1 and *v, 0
+ * at the end, or -errno. One page is validated per call, its slots scanned
+ * in turn. */
 static int next_service(struct disc_read *rd, uint64_t *cursor, struct svcv *v)
 {
     struct disc_snapshot s;
@@ -545,43 +512,37 @@ static int next_service(struct disc_read *rd, uint64_t *cursor, struct svcv *v)
     /* The directory is hashed once per walk (at cursor 0), not per call. */
     if (rc < 0 || (rc = table(rd, s.svc_table, &t, *cursor == 0)) < 0)
         return rc;
-    uint64_t b = *cursor >> 16, e = *cursor & 0xffff;
-    while (b < t.nbuckets) {
+    uint64_t si = *cursor;
+    uint32_t mask = t.nslots - 1;
+    while (si < t.nslots) {
         uint32_t poff;
-        if ((rc = page(rd, &t, (uint32_t)(b / DISC_PAGE_BUCKETS), &poff)) < 0)
+        if ((rc = page(rd, &t, (uint32_t)(si / DISC_PAGE_SLOTS), &poff)) < 0)
             return rc;
-        if (!poff) { /* an empty page: skip all of it */
+        if (!poff) { /* an absent page: skip all of it */
             if ((rc = disc__charge(rd, 1)) < 0)
                 return rc;
-            b = (b / DISC_PAGE_BUCKETS + 1) * DISC_PAGE_BUCKETS;
-            e = 0;
+            si = (si / DISC_PAGE_SLOTS + 1) * DISC_PAGE_SLOTS;
             continue;
         }
-        for (; b < t.nbuckets; b++, e = 0) {
-            struct bktv bk;
-            if ((rc = disc__charge(rd, 1)) < 0 ||
-                (rc = bucket_at(rd, poff, (uint32_t)(b % DISC_PAGE_BUCKETS), &bk)) < 0)
+        do {
+            if ((rc = disc__charge(rd, 1)) < 0)
                 return rc;
-            if (e < bk.n) {
-                uint32_t h, off;
-                bucket_ent(rd, &bk, (uint32_t)e, &h, &off);
-                /* An entry lives in the bucket its hash selects: a bucket
-                 * reused at other positions of the table is refused. */
-                if ((h & (t.nbuckets - 1)) != b)
+            struct disc_slot e = slot_at(rd, poff, (uint32_t)(si % DISC_PAGE_SLOTS));
+            if (e.off) {
+                /* An entry sits fewer than DISC_PROBE_MAX slots after its
+                 * home slot: a page reused at other positions of the table
+                 * is refused. */
+                if ((((uint32_t)si - (e.hash & mask)) & mask) >= DISC_PROBE_MAX)
                     return -EBADMSG;
-                if ((rc = service_rec(rd, off, v)) < 0)
+                if ((rc = service_rec(rd, e.off, v)) < 0)
                     return rc;
-                *cursor = (b << 16) | (e + 1);
+                *cursor = si + 1;
                 return 1;
             }
-            if ((b + 1) % DISC_PAGE_BUCKETS == 0) {
-                b++;
-                e = 0;
-                break; /* next page */
-            }
-        }
+            si++;
+        } while (si % DISC_PAGE_SLOTS != 0);
     }
-    *cursor = b << 16;
+    *cursor = si;
     return 0;
 }
 

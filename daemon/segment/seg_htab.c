@@ -1,12 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * seg_htab.c — copy-on-write hash tables in the arena.
+ * seg_htab.c — copy-on-write open-addressed hash tables in the arena.
  *
- * A table is a directory of pages; a page holds 256 bucket offsets; a bucket
- * is a small immutable array of (hash, record) pairs. Changing one key writes
- * a new bucket, and — once per commit — a new copy of its page and of the
- * directory. Everything a published snapshot can reach is left untouched and
- * retired instead, so readers walking an older snapshot never see a write.
+ * A table is one array of (hash32, record offset) slots with linear
+ * probing, cut into pages of DISC_PAGE_SLOTS slots reached through a
+ * directory (layout.h). Changing one key copies — once per commit — the
+ * directory and the page(s) whose slots change. Everything a published
+ * snapshot can reach is left untouched and retired instead, so readers
+ * walking an older snapshot never see a write.
+ *
+ * Invariants readers rely on (and check): every entry sits fewer than
+ * DISC_PROBE_MAX slots after its home slot (hash & (nslots - 1)) with no
+ * empty slot in between; the load is at most 1/2. Removal shifts the rest
+ * of the run back (Knuth's algorithm R), so there are no tombstones. The
+ * table doubles past load 1/2 and halves below load 1/8 (never below one
+ * page): the gap between the two is the hysteresis that keeps a table
+ * that hovers around one size from resizing on every change.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -14,6 +23,8 @@
 #include <string.h>
 
 #include "seg_internal.h"
+
+#define MIN_SLOTS DISC_PAGE_SLOTS
 
 static inline struct disc_htab *tab_at(const struct sega *a, uint32_t off)
 {
@@ -23,11 +34,6 @@ static inline struct disc_htab *tab_at(const struct sega *a, uint32_t off)
 static uint32_t tab_bytes(uint32_t npages)
 {
     return (uint32_t)sizeof(struct disc_htab) + 4u * npages;
-}
-
-static uint32_t bucket_bytes(uint32_t n)
-{
-    return (uint32_t)sizeof(struct disc_bucket) + n * (uint32_t)sizeof(struct disc_bucket_ent);
 }
 
 static int fresh_reset(struct wtab *t, uint32_t npages)
@@ -43,11 +49,11 @@ static int fresh_reset(struct wtab *t, uint32_t npages)
     return 0;
 }
 
-int wtab_create(struct sega *a, struct wtab *t, uint32_t nbuckets)
+int wtab_create(struct sega *a, struct wtab *t, uint32_t nslots)
 {
-    if (nbuckets < DISC_PAGE_BUCKETS || (nbuckets & (nbuckets - 1)))
+    if (nslots < MIN_SLOTS || (nslots & (nslots - 1)))
         return -EINVAL;
-    uint32_t npages = nbuckets / DISC_PAGE_BUCKETS;
+    uint32_t npages = nslots / DISC_PAGE_SLOTS;
     if (npages > DISC_MAX_PAGES)
         return -E2BIG;
     if (fresh_reset(t, npages) < 0)
@@ -59,7 +65,7 @@ int wtab_create(struct sega *a, struct wtab *t, uint32_t nbuckets)
     memset(h, 0, tab_bytes(npages));
     h->type = DISC_REC_HTAB;
     h->size = tab_bytes(npages);
-    h->nbuckets = nbuckets;
+    h->nslots = nslots;
     h->npages = npages;
     t->off = off;
     t->tab_fresh = true;
@@ -147,29 +153,43 @@ static int cow_page(struct sega *a, struct wtab *t, uint32_t pi, struct disc_hpa
     return 0;
 }
 
-static const struct disc_bucket *bucket_of(const struct sega *a, const struct wtab *t,
-                                           uint32_t hash32, uint32_t *bidx)
+/* Slot s of table h as it is now (an absent page reads as empty slots). */
+static struct disc_slot slot_get(const struct sega *a, const struct disc_htab *h, uint32_t s)
 {
-    const struct disc_htab *h = tab_at(a, t->off);
-    uint32_t b = hash32 & (h->nbuckets - 1);
-    *bidx = b;
-    uint32_t poff = h->pages[b / DISC_PAGE_BUCKETS];
+    uint32_t poff = h->pages[s / DISC_PAGE_SLOTS];
     if (!poff)
-        return NULL;
-    uint32_t boff = SEG_AT(a, struct disc_hpage, poff)->bucket[b % DISC_PAGE_BUCKETS];
-    return boff ? SEG_AT(a, struct disc_bucket, boff) : NULL;
+        return (struct disc_slot){0, 0};
+    return SEG_AT(a, const struct disc_hpage, poff)->slot[s % DISC_PAGE_SLOTS];
 }
 
-static int find_in_bucket(const struct sega *a, const struct disc_bucket *bk, uint32_t hash32,
-                          wtab_key_fn keyf, const char *key, uint32_t len)
+static int slot_put(struct sega *a, struct wtab *t, uint32_t s, struct disc_slot v)
 {
-    for (uint32_t i = 0; bk && i < bk->n; i++) {
-        if (bk->e[i].hash != hash32)
+    struct disc_hpage *p;
+    int rc = cow_page(a, t, s / DISC_PAGE_SLOTS, &p);
+    if (rc == 0)
+        p->slot[s % DISC_PAGE_SLOTS] = v;
+    return rc;
+}
+
+/* The slot holding key, or -1; *empty gets the first empty slot of the
+ * run (or UINT32_MAX when the run is DISC_PROBE_MAX long). */
+static int64_t probe(const struct sega *a, const struct disc_htab *h, uint32_t hash32,
+                     wtab_key_fn keyf, const char *key, uint32_t len, uint32_t *empty)
+{
+    uint32_t mask = h->nslots - 1, s = hash32 & mask;
+    *empty = UINT32_MAX;
+    for (uint32_t d = 0; d < DISC_PROBE_MAX && d < h->nslots; d++, s = (s + 1) & mask) {
+        struct disc_slot e = slot_get(a, h, s);
+        if (!e.off) {
+            *empty = s;
+            return -1;
+        }
+        if (e.hash != hash32 || !keyf)
             continue;
         uint32_t klen;
-        const char *k = keyf(a->base, bk->e[i].off, &klen);
+        const char *k = keyf(a->base, e.off, &klen);
         if (klen == len && memcmp(k, key, len) == 0)
-            return (int)i;
+            return s;
     }
     return -1;
 }
@@ -177,15 +197,20 @@ static int find_in_bucket(const struct sega *a, const struct disc_bucket *bk, ui
 uint32_t wtab_find(const struct sega *a, const struct wtab *t, uint64_t seed, wtab_key_fn keyf,
                    const char *key, uint32_t len)
 {
-    uint32_t h32 = (uint32_t)disc_hash(key, len, seed), b;
-    const struct disc_bucket *bk = bucket_of(a, t, h32, &b);
-    int i = find_in_bucket(a, bk, h32, keyf, key, len);
-    return i < 0 ? 0 : bk->e[i].off;
+    const struct disc_htab *h = tab_at(a, t->off);
+    uint32_t h32 = (uint32_t)disc_hash(key, len, seed), empty;
+    int64_t s = probe(a, h, h32, keyf, key, len, &empty);
+    return s < 0 ? 0 : slot_get(a, h, (uint32_t)s).off;
 }
 
 uint32_t wtab_count(const struct sega *a, const struct wtab *t)
 {
     return tab_at(a, t->off)->count;
+}
+
+uint32_t wtab_slots(const struct sega *a, const struct wtab *t)
+{
+    return tab_at(a, t->off)->nslots;
 }
 
 void wtab_foreach(const struct sega *a, const struct wtab *t, void (*fn)(uint32_t, void *),
@@ -196,183 +221,113 @@ void wtab_foreach(const struct sega *a, const struct wtab *t, void (*fn)(uint32_
         if (!h->pages[pi])
             continue;
         const struct disc_hpage *p = SEG_AT(a, struct disc_hpage, h->pages[pi]);
-        for (uint32_t bi = 0; bi < DISC_PAGE_BUCKETS; bi++) {
-            if (!p->bucket[bi])
-                continue;
-            const struct disc_bucket *bk = SEG_AT(a, struct disc_bucket, p->bucket[bi]);
-            for (uint32_t i = 0; i < bk->n; i++)
-                fn(bk->e[i].off, arg);
-        }
+        for (uint32_t i = 0; i < DISC_PAGE_SLOTS; i++)
+            if (p->slot[i].off)
+                fn(p->slot[i].off, arg);
     }
 }
 
-/* Replace bucket b with a copy that drops entry `drop` (-1: none) and
- * appends `add` (when add.off != 0). */
-static int rewrite_bucket(struct sega *a, struct wtab *t, uint32_t b, const struct disc_bucket *old,
-                          int drop, struct disc_bucket_ent add)
-{
-    uint32_t n_old = old ? old->n : 0;
-    uint32_t n = n_old - (drop >= 0 ? 1 : 0) + (add.off ? 1 : 0);
-    if (n > DISC_BUCKET_MAX)
-        return -E2BIG;
-    uint32_t old_off = 0;
-    if (old)
-        old_off = (uint32_t)((const unsigned char *)old - a->base);
-    struct disc_hpage *p;
-    int rc = cow_page(a, t, b / DISC_PAGE_BUCKETS, &p);
-    if (rc < 0)
-        return rc;
-    uint32_t noff = 0;
-    if (n) {
-        noff = sega_alloc(a, bucket_bytes(n));
-        if (!noff)
-            return -ENOSPC;
-        struct disc_bucket *nb = SEG_AT(a, struct disc_bucket, noff);
-        const struct disc_bucket *ob = old_off ? SEG_AT(a, struct disc_bucket, old_off) : NULL;
-        nb->type = DISC_REC_BUCKET;
-        nb->size = bucket_bytes(n);
-        uint32_t j = 0;
-        for (uint32_t i = 0; i < n_old; i++)
-            if ((int)i != drop)
-                nb->e[j++] = ob->e[i];
-        if (add.off)
-            nb->e[j++] = add;
-        nb->n = j;
-        nb->checksum = disc_checksum(nb, nb->size, offsetof(struct disc_bucket, checksum));
-    }
-    if (old_off && sega_retire(a, old_off, bucket_bytes(n_old)) < 0)
-        return -ENOMEM;
-    p->bucket[b % DISC_PAGE_BUCKETS] = noff;
-    return 0;
-}
-
-struct grow_ent {
-    uint32_t bucket;
-    struct disc_bucket_ent e;
-};
-
-static int cmp_grow(const void *x, const void *y)
-{
-    const struct grow_ent *a = x, *b = y;
-    return a->bucket < b->bucket ? -1 : a->bucket > b->bucket;
-}
-
-struct collect {
-    struct grow_ent *v;
-    uint32_t n;
-    const struct sega *a;
-};
-
-/* Rebuild the table with twice the buckets; every old part is retired. */
-static int grow(struct sega *a, struct wtab *t)
+/* Rebuild the table with nslots slots; every old part is retired. */
+static int resize(struct sega *a, struct wtab *t, uint32_t nslots)
 {
     const struct disc_htab *oh = tab_at(a, t->off);
-    uint32_t nb = oh->nbuckets * 2, count = oh->count, old_off = t->off;
-    if (nb / DISC_PAGE_BUCKETS > DISC_MAX_PAGES)
-        return 0; /* at the size limit: keep the load factor higher */
-    struct grow_ent *v = malloc((size_t)(count ? count : 1) * sizeof(*v));
-    if (!v)
-        return -ENOMEM;
-    uint32_t n = 0;
-    for (uint32_t pi = 0; pi < oh->npages; pi++) {
-        if (!oh->pages[pi])
-            continue;
-        const struct disc_hpage *p = SEG_AT(a, struct disc_hpage, oh->pages[pi]);
-        for (uint32_t bi = 0; bi < DISC_PAGE_BUCKETS; bi++) {
-            if (!p->bucket[bi])
-                continue;
-            const struct disc_bucket *bk = SEG_AT(a, struct disc_bucket, p->bucket[bi]);
-            for (uint32_t i = 0; i < bk->n && n < count; i++) {
-                v[n].bucket = bk->e[i].hash & (nb - 1);
-                v[n].e = bk->e[i];
-                n++;
-            }
-        }
-    }
-    qsort(v, n, sizeof(*v), cmp_grow);
-
+    uint32_t old_off = t->off;
     struct wtab nt = {0};
-    int rc = wtab_create(a, &nt, nb);
+    int rc = wtab_create(a, &nt, nslots);
     if (rc < 0)
         goto out;
-    struct disc_htab *nh = tab_at(a, nt.off);
-    for (uint32_t i = 0; i < n;) {
-        uint32_t j = i;
-        while (j < n && v[j].bucket == v[i].bucket)
-            j++;
-        struct disc_hpage *p;
-        if ((rc = cow_page(a, &nt, v[i].bucket / DISC_PAGE_BUCKETS, &p)) < 0)
-            goto out;
-        uint32_t boff = sega_alloc(a, bucket_bytes(j - i));
-        if (!boff) {
-            rc = -ENOSPC;
-            goto out;
-        }
-        struct disc_bucket *bk = SEG_AT(a, struct disc_bucket, boff);
-        bk->type = DISC_REC_BUCKET;
-        bk->size = bucket_bytes(j - i);
-        bk->n = j - i;
-        for (uint32_t k = i; k < j; k++)
-            bk->e[k - i] = v[k].e;
-        bk->checksum = disc_checksum(bk, bk->size, offsetof(struct disc_bucket, checksum));
-        p->bucket[v[i].bucket % DISC_PAGE_BUCKETS] = boff;
-        i = j;
-    }
-    nh->count = n;
-
-    /* Retire the old table; its parts were published unless fresh. */
+    uint32_t n = 0, mask = nslots - 1;
     for (uint32_t pi = 0; pi < oh->npages; pi++) {
         if (!oh->pages[pi])
             continue;
         const struct disc_hpage *p = SEG_AT(a, struct disc_hpage, oh->pages[pi]);
-        for (uint32_t bi = 0; bi < DISC_PAGE_BUCKETS; bi++)
-            if (p->bucket[bi])
-                sega_retire(a, p->bucket[bi],
-                            bucket_bytes(SEG_AT(a, struct disc_bucket, p->bucket[bi])->n));
-        sega_retire(a, oh->pages[pi], sizeof(struct disc_hpage));
+        for (uint32_t i = 0; i < DISC_PAGE_SLOTS; i++) {
+            struct disc_slot e = p->slot[i];
+            if (!e.off)
+                continue;
+            const struct disc_htab *nh = tab_at(a, nt.off);
+            uint32_t s = e.hash & mask, d = 0;
+            while (slot_get(a, nh, s).off && d < DISC_PROBE_MAX) {
+                s = (s + 1) & mask;
+                d++;
+            }
+            if (d >= DISC_PROBE_MAX) {
+                rc = -E2BIG;
+                goto out;
+            }
+            if ((rc = slot_put(a, &nt, s, e)) < 0)
+                goto out;
+            n++;
+        }
     }
+    tab_at(a, nt.off)->count = n;
+
+    /* Retire the old table and its pages. */
+    for (uint32_t pi = 0; pi < oh->npages; pi++)
+        if (oh->pages[pi])
+            sega_retire(a, oh->pages[pi], sizeof(struct disc_hpage));
     sega_retire(a, old_off, tab_bytes(oh->npages));
     free(t->page_fresh);
     *t = nt;
-    rc = 0;
+    return 0;
 out:
-    if (rc < 0)
-        wtab_destroy(&nt); /* arena blocks are returned by sega_commit_fail */
-    free(v);
+    wtab_destroy(&nt); /* arena blocks are returned by sega_commit_fail */
     return rc;
 }
 
 int wtab_set(struct sega *a, struct wtab *t, uint64_t seed, wtab_key_fn keyf, const char *key,
              uint32_t len, uint32_t rec_off)
 {
-    uint32_t h32 = (uint32_t)disc_hash(key, len, seed), b;
-    const struct disc_bucket *bk = bucket_of(a, t, h32, &b);
-    int i = find_in_bucket(a, bk, h32, keyf, key, len);
-    struct disc_bucket_ent add = {h32, rec_off};
-    int rc = rewrite_bucket(a, t, b, bk, i, add);
+    uint32_t h32 = (uint32_t)disc_hash(key, len, seed), empty;
+    const struct disc_htab *h = tab_at(a, t->off);
+    int64_t s = probe(a, h, h32, keyf, key, len, &empty);
+    if (s >= 0)
+        return slot_put(a, t, (uint32_t)s, (struct disc_slot){h32, rec_off});
+    if (empty == UINT32_MAX) {
+        /* A run DISC_PROBE_MAX long: only keys chosen to collide make one
+         * (the seed is random per segment). Refused, like a full bucket. */
+        return -E2BIG;
+    }
+    int rc = slot_put(a, t, empty, (struct disc_slot){h32, rec_off});
     if (rc < 0)
         return rc;
-    if (i < 0) {
-        struct disc_htab *h = tab_at(a, t->off); /* fresh after rewrite_bucket */
-        h->count++;
-        if (h->count > h->nbuckets)
-            return grow(a, t);
-    }
+    struct disc_htab *nh = tab_at(a, t->off); /* fresh after slot_put */
+    nh->count++;
+    if (nh->count > nh->nslots / 2 && nh->npages < DISC_MAX_PAGES)
+        return resize(a, t, nh->nslots * 2);
     return 0;
 }
 
 int wtab_del(struct sega *a, struct wtab *t, uint64_t seed, wtab_key_fn keyf, const char *key,
              uint32_t len)
 {
-    uint32_t h32 = (uint32_t)disc_hash(key, len, seed), b;
-    const struct disc_bucket *bk = bucket_of(a, t, h32, &b);
-    int i = find_in_bucket(a, bk, h32, keyf, key, len);
-    if (i < 0)
+    uint32_t h32 = (uint32_t)disc_hash(key, len, seed), empty;
+    const struct disc_htab *h = tab_at(a, t->off);
+    int64_t found = probe(a, h, h32, keyf, key, len, &empty);
+    if (found < 0)
         return -ENOENT;
-    struct disc_bucket_ent none = {0, 0};
-    int rc = rewrite_bucket(a, t, b, bk, i, none);
-    if (rc < 0)
+    /* Shift the rest of the run back: an entry moves into the hole unless
+     * its home slot lies cyclically in (hole, its slot]. */
+    uint32_t mask = h->nslots - 1, hole = (uint32_t)found, j = hole;
+    int rc;
+    for (uint32_t d = 0; d < DISC_PROBE_MAX; d++) {
+        j = (j + 1) & mask;
+        struct disc_slot e = slot_get(a, tab_at(a, t->off), j);
+        if (!e.off)
+            break;
+        uint32_t home = e.hash & mask;
+        int stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (stays)
+            continue;
+        if ((rc = slot_put(a, t, hole, e)) < 0)
+            return rc;
+        hole = j;
+    }
+    if ((rc = slot_put(a, t, hole, (struct disc_slot){0, 0})) < 0)
         return rc;
-    tab_at(a, t->off)->count--;
+    struct disc_htab *nh = tab_at(a, t->off);
+    nh->count--;
+    if (nh->nslots > MIN_SLOTS && nh->count < nh->nslots / 8)
+        return resize(a, t, nh->nslots / 2);
     return 0;
 }

@@ -86,8 +86,10 @@ void sega_commit_fail(struct sega *a);
 uint64_t sega_reclaim(struct sega *a, uint64_t upto);
 uint64_t sega_used(const struct sega *a);
 
-/* ---- Copy-on-write hash tables (seg_htab.c) --------------------------------
- * The writer's handle on one table. `off` is the table as it will be in the
+/* ---- Copy-on-write open-addressed hash tables (seg_htab.c) ----------------
+ * One array of (hash, offset) slots, linear probing, copied on write by
+ * page; doubles past load 1/2, halves below 1/8. The writer's handle on
+ * one table. `off` is the table as it will be in the
  * next snapshot; fresh[] marks what this commit already copied (so it is
  * private and may be edited in place). */
 struct wtab {
@@ -101,11 +103,13 @@ struct wtab {
  * its length. */
 typedef const char *(*wtab_key_fn)(const unsigned char *base, uint32_t rec_off, uint32_t *len);
 
-int wtab_create(struct sega *a, struct wtab *t, uint32_t nbuckets);
+/* A new empty table of nslots slots (a power of two >= DISC_PAGE_SLOTS). */
+int wtab_create(struct sega *a, struct wtab *t, uint32_t nslots);
 /* Record offset stored under key, or 0. */
 uint32_t wtab_find(const struct sega *a, const struct wtab *t, uint64_t seed, wtab_key_fn keyf,
                    const char *key, uint32_t len);
-/* Insert or replace key -> rec_off. -ENOSPC, -ENOMEM. */
+/* Insert or replace key -> rec_off. -ENOSPC, -ENOMEM; -E2BIG when the
+ * key's probe run is already DISC_PROBE_MAX long (colliding keys). */
 int wtab_set(struct sega *a, struct wtab *t, uint64_t seed, wtab_key_fn keyf, const char *key,
              uint32_t len, uint32_t rec_off);
 /* Remove key; -ENOENT if absent. */
@@ -121,6 +125,7 @@ void wtab_commit_done(struct wtab *t);
 void wtab_foreach(const struct sega *a, const struct wtab *t, void (*fn)(uint32_t rec_off, void *),
                   void *arg);
 uint32_t wtab_count(const struct sega *a, const struct wtab *t);
+uint32_t wtab_slots(const struct sega *a, const struct wtab *t);
 void wtab_destroy(struct wtab *t);
 
 /* Typed access into the writer's own mapping. */

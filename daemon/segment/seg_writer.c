@@ -41,7 +41,7 @@
 #define MIN_SEGMENT_BYTES     (1ull << 20)
 #define MAX_SEGMENT_BYTES     SEGW_MAX_SEGMENT_BYTES
 #define DEFAULT_RECLAIM_MS    1000u
-#define INITIAL_BUCKETS       256u
+#define INITIAL_SLOTS         DISC_PAGE_SLOTS
 
 /* One staged change, keyed by instance id. rec_off == 0 means delete. */
 struct pending {
@@ -949,8 +949,8 @@ int segw_open(const char *name, const struct segw_config *cfg_in, struct seg_wri
     w->hdr = (struct disc_hdr *)w->base;
 
     if ((rc = sega_init(&w->a, w->base, DISC_HEADER_SIZE, arena_end, cfg.poison)) < 0 ||
-        (rc = wtab_create(&w->a, &w->svc, INITIAL_BUCKETS)) < 0 ||
-        (rc = wtab_create(&w->a, &w->ids, INITIAL_BUCKETS)) < 0)
+        (rc = wtab_create(&w->a, &w->svc, INITIAL_SLOTS)) < 0 ||
+        (rc = wtab_create(&w->a, &w->ids, INITIAL_SLOTS)) < 0)
         goto fail_unlink;
     w->gen = 1;
     if ((rc = write_snapshot(w, w->gen, &w->snap_off)) < 0)
@@ -990,8 +990,8 @@ static void collect_cb(uint32_t off, void *arg)
 
 static uint32_t pow2_at_least(uint32_t n)
 {
-    uint32_t b = INITIAL_BUCKETS;
-    while (b < n && b < (DISC_MAX_PAGES * DISC_PAGE_BUCKETS))
+    uint32_t b = INITIAL_SLOTS;
+    while (b < n && b < (DISC_MAX_PAGES * DISC_PAGE_SLOTS))
         b <<= 1;
     return b;
 }
@@ -1009,8 +1009,8 @@ static int copy_registry(struct seg_writer *w, struct sega *a2, struct wtab *svc
     if (!svcs.v)
         return -ENOMEM;
     int rc;
-    if ((rc = wtab_create(a2, svc2, pow2_at_least(nsvc))) < 0 ||
-        (rc = wtab_create(a2, ids2, pow2_at_least(ninst))) < 0)
+    if ((rc = wtab_create(a2, svc2, pow2_at_least(2 * nsvc))) < 0 ||
+        (rc = wtab_create(a2, ids2, pow2_at_least(2 * ninst))) < 0)
         goto out;
     wtab_foreach(&w->a, &w->svc, collect_cb, &svcs);
     for (uint32_t i = 0; i < svcs.n; i++)
@@ -1204,6 +1204,8 @@ void segw_stats(const struct seg_writer *w, struct segw_stats *st)
     st->overtakes = w->overtakes;
     st->n_services = wtab_count(&w->a, &w->svc);
     st->n_instances = wtab_count(&w->a, &w->ids);
+    st->svc_slots = wtab_slots(&w->a, &w->svc);
+    st->id_slots = wtab_slots(&w->a, &w->ids);
 }
 
 uint64_t segw_generation(const struct seg_writer *w)

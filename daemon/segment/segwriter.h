@@ -87,6 +87,10 @@ struct segw_stats {
     uint64_t reclaimed_bytes;
     uint64_t segment_bytes; /* size of the current data object */
     uint64_t grows;         /* roll-overs to a larger segment (segw_grow) */
+    /* slots of the service and id tables (they double past load 1/2 and
+     * halve below 1/8, see seg_htab.c) */
+    uint32_t svc_slots;
+    uint32_t id_slots;
 };
 
 /*

@@ -10,7 +10,7 @@
  * on every call that it returns a count or a documented error and that
  * every string it hands out is NUL-terminated within its limit. Meanwhile
  * the owner flips fields of live records — snapshot, tables, pages,
- * buckets, service and instance records, and the root offset — with random
+ * table slots, service and instance records, and the root offset — with random
  * bits and with hostile values (0, ~0, offsets of other records, huge
  * counts), restoring the pristine image now and then so readers also walk
  * valid data mid-change.
@@ -100,19 +100,15 @@ static void collect_table(const unsigned char *b, uint32_t tab, int ids, struct 
             continue;
         const struct disc_hpage *p = (const void *)(b + t->pages[pi]);
         add(r, t->pages[pi], p->size);
-        for (uint32_t bi = 0; bi < DISC_PAGE_BUCKETS; bi++) {
-            if (!p->bucket[bi])
+        for (uint32_t si = 0; si < DISC_PAGE_SLOTS; si++) {
+            uint32_t off = p->slot[si].off;
+            if (!off)
                 continue;
-            const struct disc_bucket *bk = (const void *)(b + p->bucket[bi]);
-            add(r, p->bucket[bi], bk->size);
-            for (uint32_t i = 0; i < bk->n; i++) {
-                uint32_t off = bk->e[i].off;
-                add(r, off, ((const uint32_t *)(b + off))[1]);
-                if (!ids) { /* and the service's instance records */
-                    const struct disc_service_rec *s = (const void *)(b + off);
-                    for (uint32_t k = 0; k < s->n_instances; k++)
-                        add(r, s->instances[k], ((const uint32_t *)(b + s->instances[k]))[1]);
-                }
+            add(r, off, ((const uint32_t *)(b + off))[1]);
+            if (!ids) { /* and the service's instance records */
+                const struct disc_service_rec *s = (const void *)(b + off);
+                for (uint32_t k = 0; k < s->n_instances; k++)
+                    add(r, s->instances[k], ((const uint32_t *)(b + s->instances[k]))[1]);
             }
         }
     }
@@ -186,7 +182,7 @@ static void flip(unsigned char *m, const struct recs *r, unsigned *seed)
         v = r->v[rnd(seed) % r->n].off;
         break;
     case 3: /* a count just above a limit */
-        v = (rnd(seed) & 1) ? DISC_BUCKET_MAX + 1 : DISC_SVC_INST_MAX;
+        v = (rnd(seed) & 1) ? DISC_MAX_PAGES * DISC_PAGE_SLOTS * 2 : DISC_SVC_INST_MAX;
         break;
     case 4: /* a string offset/length pair pointing at the record's end */
         v = (x->size - 1) | (rnd(seed) & 0xffff0000u);

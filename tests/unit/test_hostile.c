@@ -4,10 +4,10 @@
  * time, and corruption of each record kind under DISC_OPEN_VERIFY.
  *
  * The "centuries image" (about 4 MB) reuses one record everywhere: a
- * 16M-bucket table whose 65536 directory slots name one page, whose 256
- * slots name one bucket of 4096 entries, all naming one service record of
- * 950,000 instance offsets, all naming one instance record. Walked
- * naively that is 16M x 4096 services of 950,000 instances each. Every
+ * 16M-slot table whose 65536 directory entries name one page, whose 256
+ * slots all name one service record of 950,000 instance offsets, all
+ * naming one instance record. Walked naively that is 16M services of
+ * 950,000 instances each. Every
  * call must fail (or answer) after a bounded amount of work; each runs in
  * a child process with an alarm, so a hang fails the test instead of
  * stalling the suite. Work is asserted through what the zero-copy walks
@@ -111,28 +111,15 @@ static uint32_t put_service(struct img *im, const char *name, uint32_t n, uint32
     return off;
 }
 
-static uint32_t put_bucket(struct img *im, uint32_t n, uint32_t hash, uint32_t rec)
-{
-    uint32_t size = 16 + 8 * n, off = img_alloc(im, size);
-    struct disc_bucket *b = AT(im, struct disc_bucket, off);
-    b->type = DISC_REC_BUCKET;
-    b->size = size;
-    b->n = n;
-    for (uint32_t i = 0; i < n; i++)
-        b->e[i] = (struct disc_bucket_ent){hash, rec};
-    b->checksum = disc_checksum(b, size, offsetof(struct disc_bucket, checksum));
-    return off;
-}
-
-/* A page whose every slot names `bucket` (0: an empty page). */
-static uint32_t put_page(struct img *im, uint32_t bucket)
+/* A page whose every slot names (hash, rec) (rec 0: an empty page). */
+static uint32_t put_page(struct img *im, uint32_t hash, uint32_t rec)
 {
     uint32_t off = img_alloc(im, sizeof(struct disc_hpage));
     struct disc_hpage *p = AT(im, struct disc_hpage, off);
     p->type = DISC_REC_HPAGE;
     p->size = sizeof(*p);
-    for (unsigned i = 0; i < DISC_PAGE_BUCKETS; i++)
-        p->bucket[i] = bucket;
+    for (unsigned i = 0; i < DISC_PAGE_SLOTS; i++)
+        p->slot[i] = (struct disc_slot){rec ? hash : 0, rec};
     p->checksum = disc_checksum(p, sizeof(*p), offsetof(struct disc_hpage, checksum));
     return off;
 }
@@ -144,7 +131,7 @@ static uint32_t put_table(struct img *im, uint32_t page, uint32_t count)
     struct disc_htab *t = AT(im, struct disc_htab, off);
     t->type = DISC_REC_HTAB;
     t->size = size;
-    t->nbuckets = DISC_MAX_PAGES * DISC_PAGE_BUCKETS;
+    t->nslots = DISC_MAX_PAGES * DISC_PAGE_SLOTS;
     t->npages = DISC_MAX_PAGES;
     t->count = count;
     for (uint32_t i = 0; i < DISC_MAX_PAGES; i++)
@@ -208,8 +195,8 @@ static void build_centuries(uint32_t n_svc, uint32_t n_inst)
     uint32_t svc = put_service(&im, SVC_NAME, CENT_INSTS, inst);
     uint32_t hs = (uint32_t)disc_hash(SVC_NAME, strlen(SVC_NAME), SEED);
     uint32_t hi = (uint32_t)disc_hash(INST_ID, DISC_ID_LEN, SEED);
-    uint32_t st = put_table(&im, put_page(&im, put_bucket(&im, DISC_BUCKET_MAX, hs, svc)), 1);
-    uint32_t it = put_table(&im, put_page(&im, put_bucket(&im, DISC_BUCKET_MAX, hi, inst)), 1);
+    uint32_t st = put_table(&im, put_page(&im, hs, svc), 1);
+    uint32_t it = put_table(&im, put_page(&im, hi, inst), 1);
     finish(&im, st, it, n_svc, n_inst);
     free(im.b);
 }
@@ -313,7 +300,8 @@ static void check_centuries(unsigned flags)
     /* The one real record, found by its id, is a fine answer. */
     cr_expect(o->lookup_id == 0 || o->lookup_id == -EBADMSG, "lookup_id: %d", o->lookup_id);
     cr_expect_eq(o->walk_services_rc, -EBADMSG);
-    cr_expect_leq(o->walk_services, DISC_BUCKET_MAX, "services walked: %ld", o->walk_services);
+    /* an entry more than DISC_PROBE_MAX slots after its home is refused */
+    cr_expect_leq(o->walk_services, DISC_PROBE_MAX, "services walked: %ld", o->walk_services);
     cr_expect_eq(o->walk_instances_rc, -EBADMSG);
     cr_expect_leq(o->walk_instances, HONEST_MAX, "instances walked: %ld", o->walk_instances);
     munmap(o, sizeof(*o));
@@ -335,16 +323,16 @@ Test(hostile, centuries_image_with_huge_counts_fails_fast, .timeout = 120)
 
 /*
  * Structure that passes every check yet needs more work than any honest
- * registry of the image's size: a 16M-bucket table whose directory names
- * one empty page 65536 times (an honest table that large needs 64 MB of
+ * registry of the image's size: a 16M-slot table whose directory names
+ * one empty page 65536 times (an honest table that large needs 128 MB of
  * pages). Only the work budget stops it: without it the walk would end
  * after 16M steps with "no services"; with it, it must fail.
  */
 Test(hostile, work_budget_stops_a_walk_over_one_reused_page, .timeout = 120)
 {
     struct img im = img_new(2u << 20);
-    uint32_t st = put_table(&im, put_page(&im, 0), 0);
-    uint32_t it = put_table(&im, put_page(&im, 0), 0);
+    uint32_t st = put_table(&im, put_page(&im, 0, 0), 0);
+    uint32_t it = put_table(&im, put_page(&im, 0, 0), 0);
     finish(&im, st, it, 0, 0);
     free(im.b);
     for (unsigned flags = 0; flags <= DISC_OPEN_VERIFY; flags += DISC_OPEN_VERIFY) {
@@ -355,7 +343,7 @@ Test(hostile, work_budget_stops_a_walk_over_one_reused_page, .timeout = 120)
         cr_expect_eq(o->walk_services_rc, -EBADMSG);
         cr_expect_eq(o->walk_services, 0);
         cr_expect_eq(o->walk_instances_rc, -EBADMSG);
-        /* Point lookups touch one bucket: a plain "not found". */
+        /* Point lookups stop at the first empty slot: a plain "not found". */
         cr_expect_eq(o->lookup, -ENOENT, "lookup: %d", o->lookup);
         cr_expect_eq(o->lookup_id, -ENOENT, "lookup_id: %d", o->lookup_id);
         munmap(o, sizeof(*o));
@@ -392,9 +380,9 @@ static unsigned char *real_image(size_t *len)
 
 /* Where the records of one lookup path lie in an image. */
 struct path_offs {
-    uint32_t snap, tab, page, bucket, ent, rec; /* ent: entry index in the bucket */
-    uint32_t page_slot, bucket_slot;
-    uint32_t svc_inst; /* svc walks only: the service's first instance record */
+    uint32_t snap, tab, page, rec;
+    uint32_t page_slot, slot; /* directory entry of the page; slot in the page */
+    uint32_t svc_inst;        /* svc walks only: the service's first instance record */
     char key[256];
 };
 
@@ -406,22 +394,20 @@ static void find_path(const unsigned char *b, int id_table, struct path_offs *p)
     const struct disc_snapshot *s = (const void *)(b + p->snap);
     p->tab = id_table ? s->id_table : s->svc_table;
     const struct disc_htab *t = (const void *)(b + p->tab);
-    for (uint32_t pi = 0; pi < t->npages && !p->bucket; pi++) {
+    for (uint32_t pi = 0; pi < t->npages && !p->rec; pi++) {
         if (!t->pages[pi])
             continue;
         const struct disc_hpage *pg = (const void *)(b + t->pages[pi]);
-        for (uint32_t bi = 0; bi < DISC_PAGE_BUCKETS; bi++)
-            if (pg->bucket[bi]) {
+        for (uint32_t si = 0; si < DISC_PAGE_SLOTS; si++)
+            if (pg->slot[si].off) {
                 p->page = t->pages[pi];
                 p->page_slot = pi;
-                p->bucket = pg->bucket[bi];
-                p->bucket_slot = bi;
+                p->slot = si;
+                p->rec = pg->slot[si].off;
                 break;
             }
     }
-    cr_assert_neq(p->bucket, 0);
-    const struct disc_bucket *bk = (const void *)(b + p->bucket);
-    p->rec = bk->e[0].off;
+    cr_assert_neq(p->rec, 0);
     if (id_table) {
         const struct disc_inst_rec *r = (const void *)(b + p->rec);
         memcpy(p->key, b + p->rec + r->id.off, r->id.len);
@@ -475,8 +461,8 @@ static int walk_all(unsigned flags)
     return rc;
 }
 
-enum kind { K_SNAP, K_TAB, K_PAGE, K_BUCKET, K_SERVICE, K_INSTANCE };
-static const char *kind_name[] = {"snapshot", "table", "page", "bucket", "service", "instance"};
+enum kind { K_SNAP, K_TAB, K_PAGE, K_SLOT, K_SERVICE, K_INSTANCE };
+static const char *kind_name[] = {"snapshot", "table", "page", "slot hash", "service", "instance"};
 
 /* Damage one record of `kind` on the lookup path of one key, in a way the
  * structural checks accept; the result without VERIFY must differ from
@@ -499,11 +485,11 @@ static void corrupt_and_check(const unsigned char *orig, size_t len, int id_tabl
     case K_TAB: /* the key's page vanishes */
         ((struct disc_htab *)(b + p.tab))->pages[p.page_slot] = 0;
         break;
-    case K_PAGE: /* the key's bucket vanishes */
-        ((struct disc_hpage *)(b + p.page))->bucket[p.bucket_slot] = 0;
+    case K_PAGE: /* the key's slot is emptied */
+        ((struct disc_hpage *)(b + p.page))->slot[p.slot] = (struct disc_slot){0, 0};
         break;
-    case K_BUCKET: /* the key's hash changes above the bucket bits */
-        ((struct disc_bucket *)(b + p.bucket))->e[0].hash ^= 0x80000000u;
+    case K_SLOT: /* the key's hash changes above the slot bits */
+        ((struct disc_hpage *)(b + p.page))->slot[p.slot].hash ^= 0x80000000u;
         break;
     case K_SERVICE: /* the last instance vanishes (name stays in bounds) */
         ((struct disc_service_rec *)(b + p.rec))->n_instances--;
