@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "../unit/segtest.h"
+#include "layout.h"
 
 #define NSVC_MAX 2000
 
@@ -281,6 +282,130 @@ Test(stress, churn_with_reader_processes, .timeout = 240)
     cr_assert_gt(commits, 100, "writer made progress");
 
     /* Final picture equals the model exactly. */
+    disc_handle *h;
+    cr_assert_eq(disc_open(name, DISC_OPEN_VERIFY, &h), 0);
+    char svc[32];
+    for (unsigned s = 0; s < NSVC_MAX; s++) {
+        svc_name(svc, s);
+        cr_assert_eq(disc_count(h, svc), (int)m.count[s], "%s", svc);
+    }
+    disc_close(h);
+    segw_close(w, true);
+}
+
+/* ---- tables shrink after mass removals --------------------------------------- */
+
+/* The load invariants of seg_htab.c: at most 1/2, and at least 1/8 unless
+ * the table is at its one-page minimum. */
+static void check_load(uint32_t count, uint32_t slots, const char *which)
+{
+    cr_assert_leq((uint64_t)count * 2, slots, "%s: %u entries in %u slots", which, count, slots);
+    cr_assert(slots == DISC_PAGE_SLOTS || (uint64_t)count * 8 >= slots,
+              "%s: %u entries in %u slots (should have shrunk)", which, count, slots);
+}
+
+/* Grow both tables by registering NSVC_MAX services x 3 instances, remove
+ * all but 20 services, and again, while 4 reader processes (8 threads)
+ * check every read (DISC_OPEN_VERIFY, every instance's digest, ids,
+ * generations never going back). The tables must shrink each time, and
+ * the final picture must equal the model. */
+Test(stress, tables_shrink_after_mass_removals_with_readers, .timeout = 120)
+{
+    char name[64];
+    seg_name(name, sizeof(name), "shrink");
+    struct seg_writer *w;
+    struct segw_config cfg = {.segment_bytes = 128ull << 20, .poison = true};
+    cr_assert_eq(segw_open(name, &cfg, &w), 0);
+    static struct model m;
+    memset(&m, 0, sizeof(m));
+    struct segw_stats st;
+    segw_stats(w, &st);
+    const uint32_t svc_slots0 = st.svc_slots, id_slots0 = st.id_slots;
+
+    const int nreaders = 4, rounds = 2;
+    int fds[4][2];
+    pid_t pids[4];
+    long long deadline =
+        seg_now_ms() + 1000LL * (seg_stress_seconds() < 8 ? 8 : seg_stress_seconds());
+    fflush(NULL);
+    for (int r = 0; r < nreaders; r++) {
+        cr_assert_eq(pipe(fds[r]), 0);
+        pids[r] = fork();
+        if (pids[r] == 0) {
+            close(fds[r][0]);
+            reader_process(name, fds[r][1], deadline, r < 2 ? 1 : 3, 2000 + (unsigned)r);
+        }
+        close(fds[r][1]);
+    }
+
+    for (int round = 0; round < rounds; round++) {
+        /* grow: bursts of 200 registrations, one commit each */
+        for (unsigned s = 0; s < NSVC_MAX; s++) {
+            for (int k = m.count[s]; k < 3; k++)
+                model_add(w, &m, s);
+            if (s % 67 == 66)
+                cr_assert_gt(segw_commit(w), 0);
+        }
+        cr_assert_gt(segw_commit(w), 0);
+        segw_stats(w, &st);
+        const uint32_t grown_svc = st.svc_slots, grown_id = st.id_slots;
+        cr_assert_eq(st.n_services, NSVC_MAX);
+        cr_assert_geq(grown_svc, 2 * NSVC_MAX, "the service table grew: %u slots", grown_svc);
+        cr_assert_geq(grown_id, 6 * NSVC_MAX, "the id table grew: %u slots", grown_id);
+        check_load(st.n_services, st.svc_slots, "services");
+        check_load(st.n_instances, st.id_slots, "ids");
+
+        /* mass removal: all but 20 services, in bursts; the load invariant
+         * holds after every commit */
+        for (unsigned s = 20; s < NSVC_MAX; s++) {
+            while (m.count[s] > 0)
+                model_del(w, &m, s, 0);
+            if (s % 97 == 96) {
+                cr_assert_gt(segw_commit(w), 0);
+                segw_stats(w, &st);
+                check_load(st.n_services, st.svc_slots, "services");
+                check_load(st.n_instances, st.id_slots, "ids");
+                segw_tick(w);
+            }
+        }
+        cr_assert_gt(segw_commit(w), 0);
+        segw_tick(w);
+        segw_stats(w, &st);
+        cr_assert_eq(st.n_services, 20);
+        cr_assert_eq(st.n_instances, 60);
+        check_load(st.n_services, st.svc_slots, "services");
+        check_load(st.n_instances, st.id_slots, "ids");
+        cr_assert_leq(st.svc_slots * 8, grown_svc, "services: %u -> %u slots", grown_svc,
+                      st.svc_slots);
+        cr_assert_leq(st.id_slots * 8, grown_id, "ids: %u -> %u slots", grown_id, st.id_slots);
+        cr_assert_eq(st.svc_slots, svc_slots0, "back to one page");
+        cr_assert_leq(st.id_slots, 2 * id_slots0 > 512 ? 2 * id_slots0 : 512);
+        cr_log_info("round %d: service table %u -> %u slots, id table %u -> %u slots", round,
+                    grown_svc, st.svc_slots, grown_id, st.id_slots);
+    }
+    /* keep churning the small registry until the readers are done */
+    unsigned seed = 17;
+    while (seg_now_ms() < deadline) {
+        churn_one(w, &m, &seed, 20);
+        cr_assert_geq(segw_commit(w), 0); /* 0: nothing staged */
+        segw_tick(w);
+    }
+
+    uint64_t reads = 0, failures = 0;
+    for (int r = 0; r < nreaders; r++) {
+        struct reader_report rep = {0};
+        cr_assert_eq(read(fds[r][0], &rep, sizeof(rep)), (ssize_t)sizeof(rep));
+        close(fds[r][0]);
+        int wst;
+        waitpid(pids[r], &wst, 0);
+        cr_assert(WIFEXITED(wst), "reader %d crashed (signal %d)", r,
+                  WIFSIGNALED(wst) ? WTERMSIG(wst) : 0);
+        reads += rep.reads;
+        failures += rep.failures;
+    }
+    cr_assert_eq(failures, 0, "invariant violations seen by readers");
+    cr_assert_gt(reads, 1000, "readers made progress");
+
     disc_handle *h;
     cr_assert_eq(disc_open(name, DISC_OPEN_VERIFY, &h), 0);
     char svc[32];
