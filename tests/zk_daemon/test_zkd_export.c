@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_zkd_export — the Curator export (export-curator, daemon/zk/export.c)
+ * seen with a plain ZooKeeper client, real ZooKeeper and two real discd
+ * (no JVM, so it also runs under the sanitizers; the Java side is
+ * tests/interop/curator/test_curator_interop):
+ *
+ * - a registration appears as BASE/<service>/<id>, ephemeral, with the
+ *   Curator fields and id = node name; deregistration removes it;
+ * - a failing check (ttl, kept critical by deregister_after_ms) withdraws
+ *   it and a pass brings it back; maintenance withdraws it too;
+ * - a node another client deletes or rewrites is put back;
+ * - with import and export on one base, the other discd shows the instance
+ *   once (from the native tree) and counts the export as ignored.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon_util.h"
+#include "zk_server.h"
+#include "zkc.h"
+#include "zkd_util.h"
+
+static struct zk_cluster zk;
+static struct zkd a, b;
+static zhandle_t *cli;
+static char root[128], conf_dir[64], conf[128];
+
+static void setup(void)
+{
+    cr_assert_eq(zk_cluster_start(&zk, 1, 60000), 0, "ZooKeeper did not start");
+    zkd_root(root, sizeof(root), "export");
+    cli = zkc_open(zk.connect, NULL, 10000);
+    cr_assert(cli);
+}
+
+static void teardown(void)
+{
+    zkc_close(cli);
+    zkd_abort(&a);
+    zkd_abort(&b);
+    zk_cluster_destroy(&zk);
+    if (conf[0]) {
+        unlink(conf);
+        rmdir(conf_dir);
+        conf[0] = '\0';
+    }
+}
+
+TestSuite(zkd_export, .init = setup, .fini = teardown);
+
+/* Poll until path exists (want true) or not; returns whether reached. */
+static bool wait_node(const char *path, bool want, int timeout_ms)
+{
+    long long end = proc_now_ms() + (long long)timeout_ms * dt_slow();
+    for (;;) {
+        bool there = zoo_exists(cli, path, 0, NULL) == ZOK;
+        if (there == want)
+            return true;
+        if (proc_now_ms() > end)
+            return false;
+        proc_sleep_ms(50);
+    }
+}
+
+static json_t *node_doc(const char *path, struct Stat *st)
+{
+    char buf[4096];
+    cr_assert_eq(zkc_get(cli, path, buf, sizeof(buf), NULL), ZOK, "get %s", path);
+    cr_assert_eq(zoo_exists(cli, path, 0, st), ZOK);
+    json_t *d = json_loads(buf, 0, NULL);
+    cr_assert(d, "%s: not JSON: %s", path, buf);
+    return d;
+}
+
+static long long import_ignored_now(struct zkd *z)
+{
+    json_t *r = dt_call1(&z->proc, "{\"op\":\"status\"}");
+    cr_assert(dt_ok(r));
+    json_t *src = json_array_get(json_object_get(json_object_get(r, "zookeeper"), "import"), 0);
+    long long v = json_integer_value(json_object_get(src, "ignored_now"));
+    json_decref(r);
+    return v;
+}
+
+static void ok_call(struct zkd *z, const char *fmt, const char *id)
+{
+    json_t *r = dt_callf(&z->proc, fmt, id);
+    cr_assert(dt_ok(r), "request failed: %s", dt_err_code(r));
+    json_decref(r);
+}
+
+Test(zkd_export, exported_nodes_follow_registration_health_and_repairs)
+{
+    snprintf(conf_dir, sizeof(conf_dir), "/tmp/zkd-export-XXXXXX");
+    cr_assert(mkdtemp(conf_dir));
+    snprintf(conf, sizeof(conf), "%s/discd.conf", conf_dir);
+    FILE *f = fopen(conf, "w");
+    cr_assert(f);
+    fputs("import = curator /x/services\nexport-curator = /x/services\nzk-cooloff = 200\n", f);
+    fclose(f);
+    char extra[200];
+    snprintf(extra, sizeof(extra), "--config=%s", conf);
+    zkd_start_extra(&a, "a", zk.connect, root, extra);
+    zkd_start_extra(&b, "b", zk.connect, root, extra);
+    struct disc_status st;
+    cr_assert(zkd_wait_synced(&a, 20000, &st));
+    cr_assert(zkd_wait_synced(&b, 20000, &st));
+
+    /* registered: exported with Curator's fields, id = node name */
+    char id[DISC_ID_LEN + 1], path[300];
+    zkd_register(&a, "cpp", "127.0.0.1:7000", id);
+    snprintf(path, sizeof(path), "/x/services/cpp/%s", id);
+    cr_assert(wait_node(path, true, 10000), "%s not exported", path);
+    struct Stat zs;
+    json_t *d = node_doc(path, &zs);
+    cr_expect_neq(zs.ephemeralOwner, 0, "ephemeral");
+    cr_expect_str_eq(json_string_value(json_object_get(d, "name")), "cpp");
+    cr_expect_str_eq(json_string_value(json_object_get(d, "id")), id);
+    cr_expect_str_eq(json_string_value(json_object_get(d, "address")), "127.0.0.1");
+    cr_expect_eq(json_integer_value(json_object_get(d, "port")), 7000);
+    cr_expect_str_eq(json_string_value(json_object_get(d, "serviceType")), "DYNAMIC");
+    cr_expect(json_is_true(json_object_get(d, "enabled")));
+    cr_expect(json_is_null(json_object_get(d, "payload")));
+    cr_expect(json_is_object(json_object_get(d, "discshm")), "marked as discd's export");
+    json_decref(d);
+
+    /* nothing twice: b shows the native instance once, both ignore the export */
+    cr_assert(zkd_wait_count(&b, "cpp", 1, 10000));
+    long long end = proc_now_ms() + 10000LL * dt_slow();
+    while ((import_ignored_now(&a) < 1 || import_ignored_now(&b) < 1) && proc_now_ms() < end)
+        proc_sleep_ms(50);
+    cr_expect_eq(import_ignored_now(&a), 1);
+    cr_expect_eq(import_ignored_now(&b), 1);
+    cr_expect_eq(zkd_count(&a, "cpp"), 1);
+    cr_expect_eq(zkd_count(&b, "cpp"), 1);
+
+    /* another client deletes it: put back; rewrites it: rewritten back */
+    cr_assert_eq(zkc_delete(cli, path), ZOK);
+    cr_assert(wait_node(path, true, 10000), "deleted export not re-created");
+    cr_assert_eq(zkc_set(cli, path, "{\"garbage\":1}"), ZOK);
+    end = proc_now_ms() + 10000LL * dt_slow();
+    for (;;) {
+        d = node_doc(path, &zs);
+        bool fixed = json_is_string(json_object_get(d, "id"));
+        json_decref(d);
+        if (fixed || proc_now_ms() > end)
+            break;
+        proc_sleep_ms(50);
+    }
+    d = node_doc(path, &zs);
+    cr_expect_str_eq(json_string_value(json_object_get(d, "id")) ?: "", id,
+                     "rewritten export not restored");
+    json_decref(d);
+
+    /* maintenance withdraws, maint off restores */
+    ok_call(&a, "{\"op\":\"maint\",\"id\":\"%s\",\"enable\":true}", id);
+    cr_expect(wait_node(path, false, 10000), "export of an instance in maintenance stays");
+    ok_call(&a, "{\"op\":\"maint\",\"id\":\"%s\",\"enable\":false}", id);
+    cr_expect(wait_node(path, true, 10000), "export not back after maintenance");
+
+    /* a failing check (kept critical) withdraws; passing again restores */
+    json_t *r = dt_callf(&a.proc, "{\"op\":\"register\",\"instance\":{\"service\":\"ttl\","
+                                  "\"address\":\"127.0.0.1:7001\"},\"check\":{\"type\":\"ttl\","
+                                  "\"ttl_ms\":300,\"deregister_after_ms\":60000}}");
+    cr_assert(dt_ok(r));
+    char tid[64], tpath[300];
+    snprintf(tid, sizeof(tid), "%s", json_string_value(json_object_get(r, "id")));
+    json_decref(r);
+    snprintf(tpath, sizeof(tpath), "/x/services/ttl/%s", tid);
+    cr_expect(wait_node(tpath, true, 10000), "ttl instance not exported");
+    cr_expect(wait_node(tpath, false, 10000), "critical instance still exported");
+    cr_expect_eq(zkd_count(&a, "ttl"), 1, "critical, not removed: deregister_after_ms");
+    ok_call(&a, "{\"op\":\"pass\",\"id\":\"%s\"}", tid);
+    cr_expect(wait_node(tpath, true, 10000), "passing instance not exported again");
+
+    /* deregistration removes the node */
+    zkd_deregister(&a, id);
+    cr_expect(wait_node(path, false, 10000), "deregistered instance still exported");
+    cr_expect(zkd_wait_count(&b, "cpp", 0, 10000));
+    zkd_finish(&a);
+    cr_expect(wait_node(tpath, false, 10000), "exports of a stopped discd stay");
+    zkd_finish(&b);
+}
