@@ -286,7 +286,10 @@ Test(kitex, documented_node)
     struct fmt_source s = source("kitex");
     cr_assert_str_eq(s.base, "/");
     cr_assert(s.fmt->is_instance("10.0.0.9:8888"));
-    cr_assert(s.fmt->is_instance("[::1]:8888"));
+    cr_assert(s.fmt->is_instance("[::1]:8888"));   /* Hertz: net.JoinHostPort */
+    cr_assert(s.fmt->is_instance("fe80::1:8888")); /* Kitex: host + ":" + port */
+    cr_assert_not(s.fmt->is_instance("fe80::zz:8888"));
+    cr_assert_not(s.fmt->is_instance("a:b:8888"));
     cr_assert_not(s.fmt->is_instance("10.0.0.12"));
     cr_assert_not(s.fmt->is_instance("10.0.0.12:http"));
     cr_assert_not(s.fmt->is_service("zookeeper"));
@@ -302,6 +305,10 @@ Test(kitex, documented_node)
     cr_assert_str_eq(tag(in, "idc"), "hl");
     cr_assert_str_eq(tag(in, "foreign_id"), "10.0.0.9:8888");
     cr_assert_str_eq(tag(in, "source"), "kitex");
+    json_decref(doc);
+    instance_unref(in);
+    cr_assert_eq(parse(&s, "echo", "fe80::1:8888", "{}", &doc, &in, why), 0, "%s", why);
+    cr_assert_str_eq(in->address, "[fe80::1]:8888");
     json_decref(doc);
     instance_unref(in);
     /* no data, or Weight 0: Kitex's default weight */

@@ -6,20 +6,38 @@
  * is "/" (the "zookeeper" node, discd's own zk-root and other sources'
  * bases are not taken for services there).
  * Mapping (docs/IMPORT.md): service = the service node's name, address =
- * the node's name, weight = Weight (missing or 0: 10, Kitex's default),
- * every Tags entry a tag. Empty data means no weight and no tags.
+ * the node's name (IPv6: Hertz writes "[v6]:port", Kitex "v6:port"), weight = Weight (missing or 0:
+ * 10, Kitex's default), every Tags entry a tag. Empty data means no weight and no tags.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "format.h"
 
+/* "<ip>:<port>": Hertz writes IPv6 as "[v6]:port" (net.JoinHostPort), Kitex
+ * as "v6:port" (host + ":" + port); both are taken. */
+static int node_hostport(const char *name, char *host, size_t len, long *port)
+{
+    if (fmt_split_hostport(name, host, len, port) == 0)
+        return 0;
+    const char *colon = strrchr(name, ':');
+    if (!colon || colon == name || name[0] == '[' || (size_t)(colon - name) >= len)
+        return -EINVAL;
+    char bracketed[300];
+    snprintf(bracketed, sizeof(bracketed), "[%.*s]%s", (int)(colon - name), name, colon);
+    struct in6_addr a;
+    if (fmt_split_hostport(bracketed, host, len, port) < 0 || inet_pton(AF_INET6, host, &a) != 1)
+        return -EINVAL;
+    return 0;
+}
+
 static bool kitex_is_instance(const char *name)
 {
     char host[256];
     long port;
-    return fmt_split_hostport(name, host, sizeof(host), &port) == 0;
+    return node_hostport(name, host, sizeof(host), &port) == 0;
 }
 
 static bool kitex_is_service(const char *name)
@@ -32,7 +50,7 @@ static int kitex_parse(const struct fmt_node *node, json_t **out, char *why)
     *out = NULL;
     char host[256];
     long port;
-    if (fmt_split_hostport(node->name, host, sizeof(host), &port) < 0) {
+    if (node_hostport(node->name, host, sizeof(host), &port) < 0) {
         snprintf(why, FMT_WHY_MAX, "node name is not <ip>:<port>");
         return -EINVAL;
     }
