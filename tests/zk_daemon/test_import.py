@@ -175,6 +175,7 @@ def test_documented_examples_show_up_and_bad_nodes_are_skipped_and_counted(zk):
                        "the counters")
         assert src["dubbo"]["skipped_bad_data"] == 2  # bad encoding, no port
         assert src["dubbo"]["instances"] == 2 and src["dubbo"]["services"] == 1
+        assert src["dubbo"]["reads"] == 0  # everything is in the node names
         assert src["aurora"]["skipped_bad_name"] == 1  # "leader"
         assert src["aurora"]["instances"] == 2
         assert src["kitex"]["skipped_bad_data"] == 1 and src["kitex"]["skipped_bad_name"] == 1
@@ -199,9 +200,13 @@ def test_changes_removals_and_in_place_updates(zk):
     d = start(server, "imp2")
     try:
         wait_for(lambda: len(instances(d, "echo")) == 2, "kitex instances")
-        # a new node appears, then goes
+        before = wait_for(lambda: (k := sources(d)["kitex"])["instances"] == 2 and k,
+                          "the counters of the first sync")
+        # a new node appears, then goes: only the new name is read
         kz.create("/echo/10.0.0.20:8888", b'{"Weight": 5}')
         wait_for(lambda: len(instances(d, "echo")) == 3, "the new Kitex instance")
+        after = wait_for(lambda: (k := sources(d)["kitex"])["instances"] == 3 and k, "counters")
+        assert after["reads"] - before["reads"] == 1, (before, after)
         kz.delete("/echo/10.0.0.20:8888")
         wait_for(lambda: len(instances(d, "echo")) == 2, "its removal")
         # data changed in place (Curator-style updates): read again
