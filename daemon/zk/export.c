@@ -263,11 +263,14 @@ static bool ext_on_watch(void *arg, int type, const char *path)
     const char *svc = path + bl + 1, *slash = strchr(svc, '/');
     if (!slash || strchr(slash + 1, '/'))
         return false;
+    /* BASE/<service>/<id>: an instance node. Ours or not (a watch we armed
+     * may fire after we withdrew the node; the import may share the base),
+     * the native tree has nothing to do with it. */
     const char *id = slash + 1;
     json_t *have = json_object_get(ex->actual, id);
     const char *hs = json_string_value(json_object_get(have, "s"));
     if (!hs || strlen(hs) != (size_t)(slash - svc) || strncmp(hs, svc, (size_t)(slash - svc)) != 0)
-        return false;
+        return true;
     if (type == ZOO_DELETED_EVENT || type == ZOO_CHANGED_EVENT) {
         /* another client deleted or rewrote our node: make it right again */
         atomic_fetch_add(&ex->repairs, 1);
