@@ -157,7 +157,7 @@ def assemble(work, out_md, out_json):
     md.append("| benchmark | program and arguments | result | seconds | load before → after |")
     md.append("|---|---|---|---|---|")
     for r in runs:
-        md.append(f"| {r['id']} | `{r['program']} {r['args']}` | {r['status']} | "
+        md.append(f"| {r['id']} | `{(r['program'] + ' ' + r['args']).strip()}` | {r['status']} | "
                   f"{r['seconds']:.0f} | {r['load_before']} → {r['load_after']} |")
     md.append("")
 
