@@ -26,9 +26,9 @@ Test(zk_harness, standalone_start_stop_restart)
 {
     cr_assert_eq(zk_cluster_start(&cluster, 1, 30000), 0);
     char buf[1024];
-    cr_assert_gt(zk_four_letter(cluster.nodes[0].client_port, "ruok", buf, sizeof(buf), 1000), 0);
+    cr_assert_gt(zk_four_letter(cluster.nodes[0].client_port, "ruok", buf, sizeof(buf), 10000), 0);
     cr_assert_str_eq(buf, "imok");
-    cr_assert_eq(zk_cluster_leader(&cluster, 1000), 0, "srvr must say Mode: standalone");
+    cr_assert_eq(zk_cluster_leader(&cluster, 10000), 0, "srvr must say Mode: standalone");
 
     pid_t pid = cluster.nodes[0].pid;
     cr_assert_eq(zk_node_stop(&cluster, 0, 5000), 0);
@@ -57,7 +57,7 @@ Test(zk_harness, standalone_start_stop_restart)
 Test(zk_harness, ensemble_leader_failover)
 {
     cr_assert_eq(zk_cluster_start(&cluster, 3, 60000), 0);
-    int leader = zk_cluster_leader(&cluster, 5000);
+    int leader = zk_cluster_leader(&cluster, 20000);
     cr_assert_geq(leader, 0);
     cr_assert_eq(zk_node_kill(&cluster, leader), 0);
     int next = zk_cluster_leader(&cluster, 20000);
@@ -66,7 +66,7 @@ Test(zk_harness, ensemble_leader_failover)
     cr_assert_eq(zk_node_start(&cluster, leader), 0);
     cr_assert_eq(zk_node_wait_ready(&cluster, leader, 30000), 0);
     char buf[1024];
-    cr_assert_gt(zk_four_letter(cluster.nodes[leader].client_port, "srvr", buf, sizeof(buf), 1000),
+    cr_assert_gt(zk_four_letter(cluster.nodes[leader].client_port, "srvr", buf, sizeof(buf), 10000),
                  0);
     cr_assert(strstr(buf, "Mode: follower"), "restarted node: %s", buf);
 }
