@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -354,25 +355,32 @@ static void child_setup(void)
 /* Stop the given children: they see g_ctl->stop between two lookups or
  * changes and exit, so none dies holding the rwlock (a process killed
  * inside it would leave it locked for good). SIGKILL after 10 s. */
-static void stop_children(const pid_t *pid, int n)
+static double stop_children(const pid_t *pid, int n)
 {
     atomic_store(&g_ctl->stop_readers.v, 1);
     atomic_store(&g_ctl->stop_writer.v, 1);
     int64_t deadline = now_ns() + 10000000000LL;
+    double cpu = 0; /* CPU seconds (user + system) of the children reaped */
     for (int i = 0; i < n; i++) {
         if (pid[i] <= 0)
             continue;
-        while (waitpid(pid[i], NULL, WNOHANG) == 0) {
+        struct rusage ru;
+        pid_t r;
+        while ((r = wait4(pid[i], NULL, WNOHANG, &ru)) == 0) {
             if (now_ns() > deadline) {
                 kill(pid[i], SIGKILL);
-                waitpid(pid[i], NULL, 0);
+                r = wait4(pid[i], NULL, 0, &ru);
                 break;
             }
             sleep_ms(1);
         }
+        if (r == pid[i])
+            cpu += (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                   (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     }
     atomic_store(&g_ctl->stop_readers.v, 0);
     atomic_store(&g_ctl->stop_writer.v, 0);
+    return cpu;
 }
 
 /* Stop reader processes only (a writer keeps going). */
@@ -385,9 +393,10 @@ static void stop_readers(const pid_t *pid, int n)
     atomic_store(&g_ctl->stop_readers.v, 0);
 }
 
-static void stop_child(pid_t pid)
+/* Stop one child; its CPU seconds. */
+static double stop_child(pid_t pid)
 {
-    stop_children(&pid, 1);
+    return stop_children(&pid, 1);
 }
 
 static void put_inst(struct seg_writer *w, unsigned s, unsigned k, unsigned rev)
@@ -818,7 +827,7 @@ static void scaling(struct ctx *c)
     for (size_t i = 0; i < sizeof(tp) / sizeof(double); i++)
         (&tp[0][0][0][0])[i] = NAN;
     int nrates = quick ? 2 : 3, nreaders = quick ? 2 : 4;
-    double achieved[3][2] = {{0}};
+    double achieved[3][2] = {{0}}, writer_cpu[3][2] = {{0}};
     for (int ri = 0; ri < nrates; ri++) {
         for (int k = 0; k < 2; k++) {
             enum kind kind = k == 0 ? KIND_SHM : KIND_RWLOCK;
@@ -829,9 +838,9 @@ static void scaling(struct ctx *c)
                 for (int n = 0; n < nreaders; n++)
                     tp[pair][ri][n][k] =
                         aggregate(c, k == 0 ? shm_op[pair] : rw_op[pair], readers[n], window);
-            achieved[ri][k] =
-                (double)(atomic_load(&g_ctl->changes.v) - ch0) / ((double)(now_ns() - t0) / 1e9);
-            stop_child(w);
+            double secs = (double)(now_ns() - t0) / 1e9;
+            achieved[ri][k] = (double)(atomic_load(&g_ctl->changes.v) - ch0) / secs;
+            writer_cpu[ri][k] = stop_child(w) / secs;
             if (kind == KIND_SHM && rates[ri] && build(c->nkeys) < 0)
                 abort();
         }
@@ -869,10 +878,22 @@ static void scaling(struct ctx *c)
             }
         bench_md(rep, "\n");
     }
-    bench_md(rep, "Writer rate achieved (changes/s): ");
-    for (int ri = 1; ri < nrates; ri++)
-        bench_md(rep, "%s%u asked: libdiscshm %.0f, rwlock %.0f", ri > 1 ? "; " : "", rates[ri],
-                 achieved[ri][0], achieved[ri][1]);
+    bench_md(rep, "Writer rate achieved (changes/s) and the writer process's CPU (share of one "
+                  "core, user + system) over the phase: ");
+    for (int ri = 1; ri < nrates; ri++) {
+        bench_md(rep, "%s%u asked: libdiscshm %.0f (%.0f%% CPU), rwlock %.0f (%.0f%% CPU)",
+                 ri > 1 ? "; " : "", rates[ri], achieved[ri][0], 100 * writer_cpu[ri][0],
+                 achieved[ri][1], 100 * writer_cpu[ri][1]);
+        for (int k = 0; k < 2; k++) {
+            char name[128], b1[BENCH_JNUM_LEN], b2[BENCH_JNUM_LEN];
+            snprintf(name, sizeof(name), "scaling: %s writer asked %u changes/s",
+                     k ? "rwlock" : "libdiscshm", rates[ri]);
+            bench_row(rep, name, "changes/s", achieved[ri][k], NAN,
+                      "\"cpu_share\": %s, \"us_cpu_per_change\": %s",
+                      bench_jnum(b1, writer_cpu[ri][k]),
+                      bench_jnum(b2, 1e6 * writer_cpu[ri][k] / achieved[ri][k]));
+        }
+    }
     bench_md(rep, ".\n\n");
 
     /* Targets (issue 13). */
