@@ -2166,6 +2166,21 @@ int control_start(const struct control_config *cfg, struct registry *reg, struct
         goto fail;
     }
     policy_log(c->policy);
+    /* The wake-up eventfd first: the publisher's listener writes to it. */
+    c->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    c->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (c->efd < 0 || c->epfd < 0) {
+        rc = -errno;
+        snprintf(err, 256, "epoll/eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &event_tag};
+    if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->efd, &e2) < 0) {
+        rc = -errno;
+        snprintf(err, 256, "epoll_ctl: %s", strerror(errno));
+        goto fail;
+    }
     if (pub) { /* before the thread starts: progress reaches it from the first turn */
         struct publisher_stats ps;
         publisher_get_stats(pub, &ps);
@@ -2189,18 +2204,8 @@ int control_start(const struct control_config *cfg, struct registry *reg, struct
     rc = make_socket(c, cfg, err);
     if (rc < 0)
         goto fail;
-    c->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    c->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (c->efd < 0 || c->epfd < 0) {
-        rc = -errno;
-        snprintf(err, 256, "epoll/eventfd: %s", strerror(errno));
-        goto fail;
-    }
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = &listen_tag};
-    struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &event_tag};
-    if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->lfd, &e) < 0 ||
-        epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->efd, &e2) < 0) {
+    if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->lfd, &e) < 0) {
         rc = -errno;
         snprintf(err, 256, "epoll_ctl: %s", strerror(errno));
         goto fail;

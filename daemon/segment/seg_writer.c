@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,7 @@ struct seg_writer {
     bool installed;           /* the segment is <dir>/<name> (else still under tmp) */
     bool budget_auto;         /* retired_budget follows the arena (a quarter) */
     uint64_t grows;           /* roll-overs to a larger segment */
+    pthread_mutex_t hdr_mu;   /* segw_mark_stopped (any thread) vs. segw_grow's header swap */
     char tmp[NAME_MAX + 1];   /* hidden name the segment was built under */
     unsigned char *base;
     uint64_t size;
@@ -910,6 +912,7 @@ int segw_open(const char *name, const struct segw_config *cfg_in, struct seg_wri
     if (!w)
         return -ENOMEM;
     w->lock_fd = w->dir_fd = -1;
+    pthread_mutex_init(&w->hdr_mu, NULL);
     snprintf(w->name, sizeof(w->name), "%s", name);
     w->cfg = cfg;
     w->cfg.dir = NULL; /* not kept: w->dir is our copy */
@@ -1064,7 +1067,6 @@ int segw_grow(struct seg_writer *w, uint64_t bytes)
     atomic_store(&nh->last_sync_ms, atomic_load(&oh->last_sync_ms));
     atomic_store(&nh->held_changes, atomic_load(&oh->held_changes));
     atomic_store(&nh->overtakes, atomic_load(&oh->overtakes));
-    atomic_store(&nh->stopped_ms, atomic_load(&oh->stopped_ms));
     atomic_store(&nh->used_bytes, sega_used(&a2));
     /* Generations go on from the old segment's, so a client waiting for the
      * generation its reply named finds it (or a later one) here. */
@@ -1077,6 +1079,8 @@ int segw_grow(struct seg_writer *w, uint64_t bytes)
     }
     /* The old segment is never written again but this mark: its readers
      * keep a valid last snapshot until they move. */
+    pthread_mutex_lock(&w->hdr_mu);
+    atomic_store(&nh->stopped_ms, atomic_load(&oh->stopped_ms)); /* a shutdown under way */
     if (w->installed)
         mark_recycled(oh, nh->segment_id);
     sega_destroy(&w->a);
@@ -1095,6 +1099,7 @@ int segw_grow(struct seg_writer *w, uint64_t bytes)
     w->grows++;
     if (w->budget_auto)
         w->cfg.retired_budget = (nh->arena_end - DISC_HEADER_SIZE) / 4;
+    pthread_mutex_unlock(&w->hdr_mu);
     return 0;
 
 fail:
@@ -1133,6 +1138,7 @@ void segw_close(struct seg_writer *w, bool unlink)
         close(w->dir_fd);
     free(w->pend);
     free(w->order);
+    pthread_mutex_destroy(&w->hdr_mu);
     free(w);
 }
 
@@ -1159,11 +1165,16 @@ void segw_set_state(struct seg_writer *w, uint32_t flags, uint32_t degraded_reas
 
 void segw_mark_stopped(struct seg_writer *w)
 {
+    /* Under hdr_mu: a roll-over on the publisher thread swaps (and unmaps)
+     * the header, carrying stopped_ms over under the same lock. */
+    pthread_mutex_lock(&w->hdr_mu);
+    struct disc_hdr *h = w->hdr;
     int64_t zero = 0;
-    if (!atomic_compare_exchange_strong(&w->hdr->stopped_ms, &zero, real_ms()))
-        return; /* marked already */
-    atomic_fetch_add_explicit(&w->hdr->change_seq, 1, memory_order_release);
-    futex_wake_all(&w->hdr->change_seq);
+    if (atomic_compare_exchange_strong(&h->stopped_ms, &zero, real_ms())) {
+        atomic_fetch_add_explicit(&h->change_seq, 1, memory_order_release);
+        futex_wake_all(&h->change_seq);
+    } /* else marked already */
+    pthread_mutex_unlock(&w->hdr_mu);
 }
 
 void segw_set_snapshot_flags(struct seg_writer *w, uint32_t flags)

@@ -189,8 +189,9 @@ void segw_set_state(struct seg_writer *w, uint32_t flags, uint32_t degraded_reas
 
 /* Tell readers at once that this writer has shut down cleanly (they report
  * it dead: DISC_ST_WRITER_STOPPED) and wake waiters. Call before segw_close
- * on an orderly exit. Only header atomics are touched, so unlike the other
- * calls it is safe from any thread; a second call does nothing. */
+ * on an orderly exit. It touches only header atomics, under a lock it
+ * shares with segw_grow's swap of the header, so unlike the other calls it
+ * is safe from any thread; a second call does nothing. */
 void segw_mark_stopped(struct seg_writer *w);
 
 /* Mark the snapshots from now on with DISC_ST_FROM_CACHE (or not). When the

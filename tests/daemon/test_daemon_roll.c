@@ -212,22 +212,26 @@ static void sampler_finish(struct sampler *s, struct sampler_result *r)
 
 /* ---- growth -------------------------------------------------------------------- */
 
-/* A register request whose record takes ~1.2 KB (4 tags of 250 bytes). */
-static void reg_line(char *line, size_t len, int i)
+/* A register request whose record takes ~300 bytes per tag (ntags tags of
+ * 250 bytes). */
+static void reg_line(char *line, size_t len, int i, int ntags)
 {
     char val[251];
     memset(val, 'a' + i % 26, 250);
     val[250] = 0;
-    snprintf(
-        line, len,
-        "{\"op\":\"register\",\"seq\":%d,\"instance\":{\"service\":\"grow\",\"address\":"
-        "\"10.%d.%d.%d:80\",\"tags\":{\"t0\":\"%s\",\"t1\":\"%s\",\"t2\":\"%s\",\"t3\":\"%s\"}},"
-        "\"check\":{\"type\":\"none\"}}\n",
-        i, i / 65536, i / 256 % 256, i % 256, val, val, val, val);
+    int at = snprintf(line, len,
+                      "{\"op\":\"register\",\"seq\":%d,\"instance\":{\"service\":\"grow\","
+                      "\"address\":\"10.%d.%d.%d:80\",\"tags\":{",
+                      i, i / 65536, i / 256 % 256, i % 256);
+    for (int t = 0; t < ntags; t++)
+        at += snprintf(line + at, len - (size_t)at, "%s\"t%d\":\"%s\"", t ? "," : "", t, val);
+    snprintf(line + at, len - (size_t)at, "}},\"check\":{\"type\":\"none\"}}\n");
 }
 
-#define N_GROW  8000
-#define BATCH   400
+/* 6000 registrations of ~1.2 KB; under the sanitizers (3-6 times slower)
+ * the same bytes in fewer, larger registrations */
+#define N_GROW  6000
+#define BATCH   200
 #define READERS 3
 #define MIB     1048576ull
 
@@ -242,14 +246,15 @@ Test(roll, registering_past_the_segment_moves_readers_without_an_error)
 
     struct discd_conn c;
     cr_assert_eq(discd_conn_open(&d, &c), 0);
-    static char line[2048];
+    static char line[16384];
+    const int n_grow = N_GROW / dt_slow(), ntags = 4 * dt_slow();
     int n_ok = 0;
-    for (int b = 0; b < N_GROW; b += BATCH) {
-        for (int i = b; i < b + BATCH; i++) {
-            reg_line(line, sizeof(line), i);
+    for (int b = 0; b < n_grow; b += BATCH) {
+        for (int i = b; i < b + BATCH && i < n_grow; i++) {
+            reg_line(line, sizeof(line), i, ntags);
             cr_assert_eq(discd_conn_send(&c, line), 0);
         }
-        for (int i = b; i < b + BATCH; i++) {
+        for (int i = b; i < b + BATCH && i < n_grow; i++) {
             char *reply = NULL;
             cr_assert_geq(discd_conn_reply(&c, &reply, 20000 * dt_slow(), 1), 0, "reply %d", i);
             json_t *j = json_loads(reply, 0, NULL);
@@ -260,7 +265,7 @@ Test(roll, registering_past_the_segment_moves_readers_without_an_error)
         }
     }
     discd_conn_close(&c);
-    cr_assert_eq(n_ok, N_GROW);
+    cr_assert_eq(n_ok, n_grow);
 
     json_t *st = dt_callf(&d, "{\"op\":\"status\"}");
     json_t *pub = json_object_get(st, "publisher");
@@ -268,16 +273,19 @@ Test(roll, registering_past_the_segment_moves_readers_without_an_error)
     long long seg = json_integer_value(json_object_get(pub, "segment_bytes"));
     long long rejected = json_integer_value(json_object_get(pub, "rejected"));
     json_decref(st);
-    fprintf(stderr, "%d registrations: %lld roll-overs, segment now %lld bytes\n", N_GROW, grows,
+    fprintf(stderr, "%d registrations: %lld roll-overs, segment now %lld bytes\n", n_grow, grows,
             seg);
     cr_assert_eq(rejected, 0);
-    cr_assert_geq(grows, 3, "registered past the initial size several times: %lld rolls", grows);
+    /* How many roll-overs depends on how the publisher batches (it grows
+     * once by as much as a batch needs): 4-5 in the plain build, fewer
+     * under the slower sanitizers. */
+    cr_assert_geq(grows, 2, "registered past the initial size several times: %lld rolls", grows);
     cr_assert_geq((unsigned long long)seg, 8 * MIB);
-    cr_assert_geq(dt_log_has(&d, "publisher: segment grown from"), 3);
+    cr_assert_eq(dt_log_has(&d, "publisher: segment grown from"), grows);
 
     /* Readers on their next read are on the final segment, with everything. */
     disc_handle *h = dt_open_reader(&d);
-    cr_assert_eq(dt_wait_count(h, "grow", N_GROW, 5000), N_GROW);
+    cr_assert_eq(dt_wait_count(h, "grow", n_grow, 5000), n_grow);
     struct disc_status ds;
     cr_assert_eq(disc_status(h, &ds), 0);
     cr_assert_eq(ds.segment_bytes, (unsigned long long)seg);
@@ -289,7 +297,7 @@ Test(roll, registering_past_the_segment_moves_readers_without_an_error)
                 "reader %d: %lld reads (%lld full lookups), %d segment moves, %lld errors %s\n", k,
                 r.reads, r.full_reads, r.moves, r.errors, r.why);
         cr_assert_eq(r.errors, 0, "reader %d: %s", k, r.why);
-        cr_assert_eq(r.final_count, N_GROW, "reader %d", k);
+        cr_assert_eq(r.final_count, n_grow, "reader %d", k);
         cr_assert_eq(r.final_segment_bytes, (unsigned long long)seg, "reader %d ended elsewhere",
                      k);
         cr_assert_gt(r.full_reads, 1, "reader %d hardly read", k);
@@ -319,9 +327,9 @@ Test(roll, readers_never_see_fewer_than_the_persisted_set_across_restarts)
     dt_start(&d, "keep", NULL);
     struct discd_conn c;
     cr_assert_eq(discd_conn_open(&d, &c), 0);
-    static char line[2048];
+    static char line[4096];
     for (int i = 0; i < N_KEPT; i++) {
-        reg_line(line, sizeof(line), i);
+        reg_line(line, sizeof(line), i, 4);
         json_t *r = dt_call(&c, line);
         cr_assert(dt_ok(r));
         json_decref(r);
