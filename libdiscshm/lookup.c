@@ -58,29 +58,37 @@ static inline uint64_t id_chunk(const char *id, unsigned at)
 }
 
 /* 1 if id b sorts after id a (memcmp order), in five 8-byte steps (the
- * last overlaps: 36 bytes). */
+ * last overlaps: 36 bytes), unrolled. */
 static inline int id_above(const char *a, const char *b)
 {
-    static const unsigned at[] = {0, 8, 16, 24, 28};
-    for (unsigned k = 0; k < 5; k++) {
-        uint64_t x = id_chunk(a, at[k]), y = id_chunk(b, at[k]);
-        if (x != y)
-            return x < y;
-    }
+#define ID_STEP(at)                                                                                \
+    do {                                                                                           \
+        uint64_t x = id_chunk(a, at), y = id_chunk(b, at);                                         \
+        if (x != y)                                                                                \
+            return x < y;                                                                          \
+    } while (0)
+    ID_STEP(0);
+    ID_STEP(8);
+    ID_STEP(16);
+    ID_STEP(24);
+    ID_STEP(28);
+#undef ID_STEP
     return 0;
 }
 
-/* 1 if the DISC_ID_LEN bytes at id hold no NUL (word-wise, no call). */
+/* 1 if the DISC_ID_LEN bytes at id hold no NUL (word-wise, no call, no
+ * branch per word). */
 static inline int id_nul_free(const char *id)
 {
-    static const unsigned at[] = {0, 8, 16, 24, 28};
-    for (unsigned k = 0; k < 5; k++) {
-        uint64_t v;
-        memcpy(&v, id + at[k], 8);
-        if ((v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull)
-            return 0;
-    }
-    return 1;
+    uint64_t v[5], z = 0;
+    memcpy(&v[0], id, 8);
+    memcpy(&v[1], id + 8, 8);
+    memcpy(&v[2], id + 16, 8);
+    memcpy(&v[3], id + 24, 8);
+    memcpy(&v[4], id + 28, 8);
+    for (int k = 0; k < 5; k++)
+        z |= (v[k] - 0x0101010101010101ull) & ~v[k] & 0x8080808080808080ull;
+    return z == 0;
 }
 
 /* ---- validated local copies of records --------------------------------------------- */
@@ -659,48 +667,47 @@ static uint32_t copy_src(const struct disc_read *rd, const struct svcv *v, uint3
 }
 
 /* Copy n instance records (those of service v, or the one at `one`) into
- * buf as views + records. Each pass loads every offset and size once and
- * checks the copy, not the source: the second pass does not trust the first. */
+ * buf as views + records, in one pass: each record's offset and size are
+ * loaded once and checked, the record is copied, and the copy (not the
+ * source) is validated. When buf turns out too small the pass goes on only
+ * summing sizes for *needed and the call returns -ENOBUFS. */
 static int copy_out(struct disc_read *rd, const struct svcv *v, uint32_t one, uint32_t n, void *buf,
                     size_t buflen, struct disc_instance **list, size_t *needed)
 {
     const struct disc_map *m = rmap(rd);
-    size_t need = align8((size_t)n * sizeof(struct disc_instance));
-    uint32_t size;
+    const size_t head = align8((size_t)n * sizeof(struct disc_instance));
+    size_t need = head;
+    int fits = buf != NULL && head <= buflen;
+    struct disc_instance *views = buf;
+    uint32_t size, prev = 0;
     int rc;
-    uint32_t prev = 0;
     for (uint32_t i = 0; i < n; i++) {
         if ((rc = disc__charge(rd, 1)) < 0)
             return rc;
-        /* Only the record's header line here (the copy pass checks ids): a
-         * record named twice in a row is refused at once. */
+        /* a record named twice in a row is refused at once; the copies'
+         * ids must strictly ascend (checked below) */
         uint32_t off = copy_src(rd, v, one, i);
-        if (!disc__rec_sz(m, off, sizeof(struct disc_inst_rec), DISC_REC_INSTANCE, &size) ||
-            size > DISC_REC_MAX || (i > 0 && off == prev))
+        const struct disc_inst_rec *r =
+            disc__rec_sz(m, off, sizeof(struct disc_inst_rec), DISC_REC_INSTANCE, &size);
+        if (!r || size > DISC_REC_MAX || (i > 0 && off == prev))
             return -EBADMSG;
         prev = off;
+        if (fits && need + size <= buflen) {
+            unsigned char *at = (unsigned char *)buf + need;
+            memcpy(at, r, size);
+            if ((rc = fill_view(at, size, rd->flags_, &views[i])) < 0)
+                return rc;
+            if (i > 0 && !id_above(views[i - 1].id, views[i].id))
+                return -EBADMSG; /* the copies, in private memory, in order too */
+        } else {
+            fits = 0;
+        }
         need += align8(size);
     }
     if (needed)
         *needed = need;
-    if (need > buflen || !buf)
+    if (!fits || need > buflen)
         return -ENOBUFS;
-    struct disc_instance *views = buf;
-    unsigned char *at = (unsigned char *)buf + align8((size_t)n * sizeof(struct disc_instance));
-    for (uint32_t i = 0; i < n; i++) {
-        if ((rc = disc__charge(rd, 1)) < 0)
-            return rc;
-        const struct disc_inst_rec *r = disc__rec_sz(
-            m, copy_src(rd, v, one, i), sizeof(struct disc_inst_rec), DISC_REC_INSTANCE, &size);
-        if (!r || size > DISC_REC_MAX || (size_t)(at - (unsigned char *)buf) + size > buflen)
-            return -EBADMSG;
-        memcpy(at, r, size);
-        if ((rc = fill_view(at, size, rd->flags_, &views[i])) < 0)
-            return rc;
-        if (i > 0 && !id_above(views[i - 1].id, views[i].id))
-            return -EBADMSG; /* the copies, in private memory, in order too */
-        at += align8(size);
-    }
     *list = views;
     return (int)n;
 }
