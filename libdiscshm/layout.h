@@ -162,7 +162,7 @@ _Static_assert(sizeof(struct disc_snapshot) == 48, "snapshot size");
  * page). Removal shifts the following run back (no tombstones).
  *
  * A lookup therefore reads: snapshot -> table (header and one directory
- * entry, one line for tables up to 10 pages) -> one slot line -> the
+ * entry: often one line) -> one slot line -> the
  * record. With the snapshot and directory hot, the dependent misses of a
  * random lookup are the slot line, the service record and the instance.
  */
