@@ -39,7 +39,7 @@ BENCHMARKS=(
     "health-http|bench_health|--kind http --instances 1000 --interval 1000 --seconds 10|--kind http"
     "publish|bench_publish||"
     "grow|bench_grow||"
-    "zk|bench_zk|-n 1000 -i 10000 -H 100|"
+    "zk|bench_zk|-n 1000 -s 10000:100,100000:1000|"
     "zk-prop|bench_zk_prop|-n 1000|"
     "python|bench_python.py||"
     "import|bench_import|-n 10000 -s 1000 -H 100 -r 3|"

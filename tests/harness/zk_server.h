@@ -11,7 +11,8 @@
  * PR_SET_PDEATHSIG=SIGKILL so it dies with the test process.
  *
  * Environment overrides (optional): DISC_ZK_JAVA (java binary, default
- * /usr/bin/java), DISC_ZK_CLASSPATH (default the Debian jars below).
+ * /usr/bin/java), DISC_ZK_CLASSPATH (default the Debian jars below),
+ * DISC_ZK_HEAP (the JVM's -Xmx, default 128m).
  *
  * Functions return 0 (or a documented non-negative value) or a negative
  * errno value. Not thread-safe: use a cluster from one thread.
