@@ -818,6 +818,25 @@ static void remove_own(struct seg_writer *w, bool lock_too)
         rmdir(w->dir); /* only if empty: other registries may live there */
 }
 
+/* The first line of a header (a live segment's or an image's), alive. */
+static void hdr_init(struct disc_hdr *h, uint64_t magic, uint64_t size, uint64_t id, uint64_t seed,
+                     uint32_t arena_end)
+{
+    h->magic = magic;
+    h->abi_major = DISC_ABI_MAJOR;
+    h->abi_minor = DISC_ABI_MINOR;
+    h->header_size = DISC_HEADER_SIZE;
+    h->features = DISC_FEAT_CHECKSUMS;
+    h->segment_size = size;
+    h->segment_id = id;
+    h->hash_seed = seed;
+    h->arena_off = DISC_HEADER_SIZE;
+    h->arena_end = arena_end;
+    h->writer_pid = (uint32_t)getpid();
+    h->created_ms = real_ms();
+    atomic_store(&h->status, DISC_SEG_ALIVE);
+}
+
 /* Create <dir>/<tmp> of `bytes`, fully allocated, map it and write its
  * header (id, seed, arena, the writer's settings); nothing is published.
  * On error nothing is left behind. */
@@ -840,20 +859,8 @@ static int newseg_create(struct seg_writer *w, const char *tmp, uint64_t bytes,
         return rc;
     }
     struct disc_hdr *h = (struct disc_hdr *)base;
-    h->magic = DISC_MAGIC;
-    h->abi_major = DISC_ABI_MAJOR;
-    h->abi_minor = DISC_ABI_MINOR;
-    h->header_size = DISC_HEADER_SIZE;
-    h->features = DISC_FEAT_CHECKSUMS;
-    h->segment_size = bytes;
-    h->segment_id = id;
-    h->hash_seed = w->seed;
-    h->arena_off = DISC_HEADER_SIZE;
-    h->arena_end = (uint32_t)(bytes - 4096); /* last page stays zero */
+    hdr_init(h, DISC_MAGIC, bytes, id, w->seed, (uint32_t)(bytes - 4096)); /* last page: zero */
     h->reclaim_after_ms = w->cfg.reclaim_after_ms;
-    h->writer_pid = (uint32_t)getpid();
-    h->created_ms = real_ms();
-    atomic_store(&h->status, DISC_SEG_ALIVE);
     atomic_store(&h->heartbeat_mono_ns, mono_ns());
     h->dead_after_ms = w->cfg.dead_after_ms ? w->cfg.dead_after_ms : DISC_WRITER_DEAD_MS;
     *base_out = base;
@@ -1340,22 +1347,9 @@ int64_t segw_export(struct seg_writer *w, const char *path)
     uint64_t arena_end = (a2.top + 4095) & ~4095u;
     uint64_t size = arena_end + 4096; /* a zero tail page, as in live segments */
     struct disc_hdr *h = (struct disc_hdr *)buf;
-    h->magic = DISC_IMAGE_MAGIC;
-    h->abi_major = DISC_ABI_MAJOR;
-    h->abi_minor = DISC_ABI_MINOR;
-    h->header_size = DISC_HEADER_SIZE;
-    h->features = DISC_FEAT_CHECKSUMS;
-    h->segment_size = size;
-    h->segment_id = w->hdr->segment_id;
-    h->hash_seed = w->seed;
-    h->arena_off = DISC_HEADER_SIZE;
-    h->arena_end = (uint32_t)arena_end;
-    h->reclaim_after_ms = 0;
-    h->writer_pid = (uint32_t)getpid();
-    h->created_ms = real_ms();
+    hdr_init(h, DISC_IMAGE_MAGIC, size, w->hdr->segment_id, w->seed, (uint32_t)arena_end);
     atomic_store(&h->root, ((w->gen & 0xffffffffull) << 32) | snap);
     atomic_store(&h->gen, w->gen);
-    atomic_store(&h->status, DISC_SEG_ALIVE);
     atomic_store(&h->state_flags, DISC_ST_FROM_CACHE);
     h->image_bytes = size;
     h->image_checksum = 0;
