@@ -27,7 +27,8 @@
 static struct zk_cluster zk;
 static struct zkd a, b;
 static zhandle_t *cli;
-static char root[128], conf_dir[64], conf[128];
+static char root[128];
+static struct zkd_conf conf;
 
 static void setup(void)
 {
@@ -43,11 +44,7 @@ static void teardown(void)
     zkd_abort(&a);
     zkd_abort(&b);
     zk_cluster_destroy(&zk);
-    if (conf[0]) {
-        unlink(conf);
-        rmdir(conf_dir);
-        conf[0] = '\0';
-    }
+    zkd_conf_remove(&conf);
 }
 
 TestSuite(zkd_export, .init = setup, .fini = teardown);
@@ -95,15 +92,10 @@ static void ok_call(struct zkd *z, const char *fmt, const char *id)
 
 Test(zkd_export, exported_nodes_follow_registration_health_and_repairs)
 {
-    snprintf(conf_dir, sizeof(conf_dir), "/tmp/zkd-export-XXXXXX");
-    cr_assert(mkdtemp(conf_dir));
-    snprintf(conf, sizeof(conf), "%s/discd.conf", conf_dir);
-    FILE *f = fopen(conf, "w");
-    cr_assert(f);
-    fputs("import = curator /x/services\nexport-curator = /x/services\nzk-cooloff = 200\n", f);
-    fclose(f);
+    zkd_conf_write(
+        &conf, "import = curator /x/services\nexport-curator = /x/services\nzk-cooloff = 200\n");
     char extra[200];
-    snprintf(extra, sizeof(extra), "--config=%s", conf);
+    snprintf(extra, sizeof(extra), "--config=%s", conf.path);
     zkd_start_extra(&a, "a", zk.connect, root, extra);
     zkd_start_extra(&b, "b", zk.connect, root, extra);
     struct disc_status st;

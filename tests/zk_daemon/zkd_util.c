@@ -49,6 +49,26 @@ void zkd_restart(struct zkd *z, const char *connect, const char *root)
     cr_assert_eq(zkd_spawn(z, connect, root, NULL), 0, "discd %s did not restart", z->host_id);
 }
 
+void zkd_conf_write(struct zkd_conf *c, const char *text)
+{
+    snprintf(c->dir, sizeof(c->dir), "/tmp/zkd-conf-XXXXXX");
+    cr_assert(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
+    snprintf(c->path, sizeof(c->path), "%s/discd.conf", c->dir);
+    FILE *f = fopen(c->path, "w");
+    cr_assert(f, "%s: %s", c->path, strerror(errno));
+    fputs(text, f);
+    fclose(f);
+}
+
+void zkd_conf_remove(struct zkd_conf *c)
+{
+    if (c->path[0]) {
+        unlink(c->path);
+        rmdir(c->dir);
+        c->path[0] = '\0';
+    }
+}
+
 void zkd_finish(struct zkd *z)
 {
     if (z->h) {

@@ -34,6 +34,18 @@ void zkd_start(struct zkd *z, const char *tag, const char *connect, const char *
 void zkd_start_extra(struct zkd *z, const char *tag, const char *connect, const char *root,
                      const char *extra);
 
+/* A discd config file holding text, in a new temporary directory (for
+ * options zkd_start_extra's one argument cannot carry: pass
+ * "--config=<c->path>"). Asserts. */
+struct zkd_conf {
+    char dir[64];
+    char path[128];
+};
+void zkd_conf_write(struct zkd_conf *c, const char *text);
+
+/* Remove the file and its directory. Idempotent; no asserts. */
+void zkd_conf_remove(struct zkd_conf *c);
+
 /* Start z's discd again after a stop or kill, with the arguments zkd_start
  * gave it (same host id, registry name and state directory). Asserts. */
 void zkd_restart(struct zkd *z, const char *connect, const char *root);

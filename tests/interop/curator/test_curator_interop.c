@@ -30,18 +30,8 @@
 static struct zk_cluster zk;
 static struct cpeer peer;
 static struct zkd a, b;
-static char root[128], conf_dir[64], conf[128];
-
-static void write_conf(const char *text)
-{
-    snprintf(conf_dir, sizeof(conf_dir), "/tmp/curator-interop-XXXXXX");
-    cr_assert(mkdtemp(conf_dir));
-    snprintf(conf, sizeof(conf), "%s/discd.conf", conf_dir);
-    FILE *f = fopen(conf, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
-}
+static char root[128];
+static struct zkd_conf conf;
 
 static void setup(void)
 {
@@ -55,11 +45,7 @@ static void teardown(void)
     zkd_abort(&a);
     zkd_abort(&b);
     zk_cluster_destroy(&zk);
-    if (conf[0]) {
-        unlink(conf);
-        rmdir(conf_dir);
-        conf[0] = '\0';
-    }
+    zkd_conf_remove(&conf);
 }
 
 TestSuite(curator_interop, .init = setup, .fini = teardown);
@@ -133,9 +119,9 @@ static void discctl(struct zkd *z, const char *const *args)
 
 Test(curator_interop, java_instances_appear_in_discd_and_go_on_unregister_and_expiry)
 {
-    write_conf("import = curator\nzk-cooloff = 200\n");
+    zkd_conf_write(&conf, "import = curator\nzk-cooloff = 200\n");
     char extra[200];
-    snprintf(extra, sizeof(extra), "--config=%s", conf);
+    snprintf(extra, sizeof(extra), "--config=%s", conf.path);
     zkd_start_extra(&b, "b", zk.connect, root, extra);
     struct disc_status st;
     cr_assert(zkd_wait_synced(&b, 20000, &st));
@@ -194,9 +180,9 @@ Test(curator_interop, java_instances_appear_in_discd_and_go_on_unregister_and_ex
 
 Test(curator_interop, curator_finds_discd_exports_and_nothing_appears_twice)
 {
-    write_conf("import = curator\nexport-curator = /services\nzk-cooloff = 200\n");
+    zkd_conf_write(&conf, "import = curator\nexport-curator = /services\nzk-cooloff = 200\n");
     char extra[200];
-    snprintf(extra, sizeof(extra), "--config=%s", conf);
+    snprintf(extra, sizeof(extra), "--config=%s", conf.path);
     zkd_start_extra(&a, "a", zk.connect, root, extra);
     zkd_start_extra(&b, "b", zk.connect, root, extra);
     struct disc_status st;
