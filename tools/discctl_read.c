@@ -528,6 +528,16 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
                            IMP_N("skipped_unreadable"), IMP_N("held_now"));
 #undef IMP_N
                 }
+                json_t *ex = json_object_get(v, "export");
+                if (json_is_object(ex))
+                    printf("  export %s %s: %lld of %lld local instances exported; %lld "
+                           "repairs, %lld errors\n",
+                           json_string_value(json_object_get(ex, "format")),
+                           json_string_value(json_object_get(ex, "base")),
+                           (long long)json_integer_value(json_object_get(ex, "exported")),
+                           (long long)json_integer_value(json_object_get(ex, "desired")),
+                           (long long)json_integer_value(json_object_get(ex, "repairs")),
+                           (long long)json_integer_value(json_object_get(ex, "errors")));
                 char *z = json_dumps(v, JSON_COMPACT);
                 if (z)
                     printf("  zookeeper:     %s\n", z);

@@ -83,6 +83,36 @@ static long long import_ignored_now(struct zkd *z)
     return v;
 }
 
+/* `discctl status` of z contains want (polled: counters follow rounds). */
+static bool discctl_status_has(struct zkd *z, const char *want, int timeout_ms)
+{
+    char bin[4096], sock[400], name[200], log[400], out[16384];
+    snprintf(bin, sizeof(bin), "%s/tools/discctl", getenv("DISC_BUILD_DIR"));
+    snprintf(sock, sizeof(sock), "--socket=%s", z->proc.sock);
+    snprintf(name, sizeof(name), "--name=%s", z->proc.name);
+    snprintf(log, sizeof(log), "%s/discctl-status.out", z->proc.dir);
+    char *argv[] = {bin, sock, name, "status", NULL};
+    long long end = proc_now_ms() + (long long)timeout_ms * dt_slow();
+    for (;;) {
+        unlink(log);
+        struct proc p;
+        cr_assert_eq(proc_spawn(&p, argv, NULL, log), 0);
+        cr_assert_geq(proc_wait(&p, 10000 * dt_slow()), 0);
+        FILE *f = fopen(log, "r");
+        cr_assert(f);
+        size_t n = fread(out, 1, sizeof(out) - 1, f);
+        out[n] = '\0';
+        fclose(f);
+        if (strstr(out, want))
+            return true;
+        if (proc_now_ms() > end) {
+            fprintf(stderr, "discctl status:\n%s\n", out);
+            return false;
+        }
+        proc_sleep_ms(100);
+    }
+}
+
 static void ok_call(struct zkd *z, const char *fmt, const char *id)
 {
     json_t *r = dt_callf(&z->proc, fmt, id);
@@ -119,6 +149,9 @@ Test(zkd_export, exported_nodes_follow_registration_health_and_repairs)
     cr_expect(json_is_null(json_object_get(d, "payload")));
     cr_expect(json_is_object(json_object_get(d, "discshm")), "marked as discd's export");
     json_decref(d);
+
+    cr_expect(discctl_status_has(&a, "export curator /x/services: 1 of 1 local instances exported",
+                                 10000));
 
     /* nothing twice: b shows the native instance once, both ignore the export */
     cr_assert(zkd_wait_count(&b, "cpp", 1, 10000));
