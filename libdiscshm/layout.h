@@ -47,8 +47,8 @@
 #define DISC_ALIGN       8u /* every record starts 8-byte aligned */
 
 /* Limits that bound every loop a reader runs over shared memory. */
-#define DISC_PAGE_SLOTS 256u   /* slots per table page (2 KiB of slots) */
-#define DISC_MAX_PAGES  65536u /* => at most 16M slots */
+#define DISC_PAGE_SLOTS 128u    /* slots per table page (1 KiB of slots) */
+#define DISC_MAX_PAGES  131072u /* => at most 16M slots */
 #define DISC_PROBE_MAX                                                                             \
     1024u                          /* an entry sits fewer than this many slots                     \
                                       after its home slot (writer-enforced) */

@@ -277,7 +277,7 @@ static uint64_t budget_counts(const struct disc_read *rd, const struct disc_snap
     }
     uint64_t walk = 4 * S + 4 * I;
     if (verifying(rd)) {
-        /* each record hashed once, each page (2 KiB) once per entry found */
+        /* each record hashed once, each page (1 KiB) once per entry found */
         uint64_t bytes =
             S * (sizeof(struct disc_service_rec) + DISC_SERVICE_MAX + 1) + I * (4 + DISC_REC_MAX);
         walk += 40 * (S + I) + clamp(bytes, arena) / 64;

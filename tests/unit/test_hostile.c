@@ -4,7 +4,7 @@
  * time, and corruption of each record kind under DISC_OPEN_VERIFY.
  *
  * The "centuries image" (about 4 MB) reuses one record everywhere: a
- * 16M-slot table whose 65536 directory entries name one page, whose 256
+ * 16M-slot table whose 131072 directory entries name one page, whose 128
  * slots all name one service record of 950,000 instance offsets, all
  * naming one instance record. Walked naively that is 16M services of
  * 950,000 instances each. Every
@@ -324,7 +324,7 @@ Test(hostile, centuries_image_with_huge_counts_fails_fast, .timeout = 120)
 /*
  * Structure that passes every check yet needs more work than any honest
  * registry of the image's size: a 16M-slot table whose directory names
- * one empty page 65536 times (an honest table that large needs 128 MB of
+ * one empty page 131072 times (an honest table that large needs 128 MB of
  * pages). Only the work budget stops it: without it the walk would end
  * after 16M steps with "no services"; with it, it must fail.
  */
