@@ -205,8 +205,11 @@ static void ext_round(void *arg, struct zk_sync *zs, const struct zk_sync_round 
     json_object_foreach(todo, id, v)
     {
         json_t *w = json_object_get(ex->desired, id);
+        /* A private copy: the entries in desired are shared with the
+         * threads calling zk_export_put, and jansson's reference counts
+         * are read without atomics (TSan). */
         if (w)
-            json_object_set(wants, id, w);
+            json_object_set_new(wants, id, json_deep_copy(w));
     }
     pthread_mutex_unlock(&ex->mu);
     if (full) {
@@ -239,8 +242,9 @@ static void ext_round(void *arg, struct zk_sync *zs, const struct zk_sync_round 
             continue;
         node_path(ex, ws, id, path, sizeof(path));
         const char *what = "export";
-        int rc = ensure_node(ex, zh, r->acl, ws, path,
-                             json_string_value(json_object_get(want, "d")), have == want, &what);
+        int rc =
+            ensure_node(ex, zh, r->acl, ws, path, json_string_value(json_object_get(want, "d")),
+                        have && json_equal(have, want), &what);
         if (rc != ZOK) {
             json_object_del(ex->actual, id);
             failed(ex, zs, what, path, rc);
@@ -383,8 +387,8 @@ int zk_export_put(struct zk_export *ex, const char *id, const char *service, con
             rc = -ENOMEM;
     }
     atomic_store(&ex->n_desired, json_object_size(ex->desired));
+    json_decref(entry); /* under the lock: desired may hold it now */
     pthread_mutex_unlock(&ex->mu);
-    json_decref(entry);
     if (rc == 0 && !same)
         wake(ex);
     return rc;

@@ -328,6 +328,7 @@ Test(zkd_snapshot, forged_chunk_is_skipped, .fini = teardown)
     zkd_finish(&c);
 
     /* 2: replaced by a node of another session (delete + create) */
+    long long a_writes = counter(&a, "snap_writes");
     cr_assert_eq(zoo_delete(mallory, path, -1), ZOK);
     cr_assert_eq(zoo_create(mallory, path, ch.data[0], (int)ch.len[0], &ZOO_OPEN_ACL_UNSAFE,
                             ZOO_EPHEMERAL, NULL, 0),
@@ -336,8 +337,16 @@ Test(zkd_snapshot, forged_chunk_is_skipped, .fini = teardown)
     zkd_start(&d, "snfd", zk.connect, root);
     cr_assert(zkd_wait_count(&d, "snap-f", 5, 15000));
     expect_real(&d, ids, 5);
-    cr_assert_eq(counter(&d, "snap_skipped"), 1);
-    cr_assert_eq(counter(&d, "snap_used"), 0);
+    /* Either d met the forged chunk and skipped it, or a's audit had already
+     * put its own snapshot back (a slow machine) and d used that one. */
+    long long skipped = counter(&d, "snap_skipped");
+    if (skipped == 0) {
+        cr_assert_gt(counter(&a, "snap_writes"), a_writes,
+                     "d skipped nothing, yet a never rewrote its replaced snapshot");
+    } else {
+        cr_assert_eq(skipped, 1);
+        cr_assert_eq(counter(&d, "snap_used"), 0);
+    }
     zkd_finish(&d);
     zkd_finish(&a);
 }
