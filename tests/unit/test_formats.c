@@ -171,6 +171,17 @@ Test(dubbo, malformed_names_are_refused_with_a_reason)
     encode("dubbo://1.2.3.4:20880/x?weight=heavy", name, sizeof(name));
     cr_assert_eq(parse(&s, IFACE, name, NULL, &doc, &in, why), -EINVAL);
     cr_assert(strstr(why, "weight"), "%s", why);
+    /* escapes that decode to bytes which are not UTF-8 (found by fuzz_formats:
+     * they once came back as -ENOMEM from jansson's refusal) */
+    cr_assert_eq(parse(&s, IFACE, "tri%3A%2F%2F%5B%DA%DA%5D%3A6077%2Fx", NULL, &doc, &in, why),
+                 -EINVAL);
+    cr_assert(strstr(why, "not UTF-8"), "%s", why);
+    cr_assert_null(doc);
+    cr_assert_eq(parse(&s, IFACE, "dubbo%3A%2F%2Fh%3A1%2Fx%3Fk%3D%C3%A9", NULL, &doc, &in, why), 0,
+                 "%s", why);
+    cr_assert_str_eq(tag(in, "k"), "\xc3\xa9");
+    json_decref(doc);
+    instance_unref(in);
 }
 
 Test(dubbo, parameters_beyond_the_tag_limits_are_dropped_and_counted)
@@ -418,6 +429,13 @@ Test(parsers, url_decode_and_hostport)
     cr_assert_eq(fmt_url_decode("%", 1, out, sizeof(out)), -EINVAL);
     cr_assert_eq(fmt_url_decode("%g0", 3, out, sizeof(out)), -EINVAL);
     cr_assert_eq(fmt_url_decode("0123456789abcdef", 16, out, sizeof(out)), -E2BIG);
+    cr_assert_eq(fmt_url_decode("%C3%A9", 6, out, sizeof(out)), 2, "U+00E9");
+    cr_assert_eq(fmt_url_decode("%F0%9F%98%80", 12, out, sizeof(out)), 4, "U+1F600");
+    cr_assert_eq(fmt_url_decode("%DA", 3, out, sizeof(out)), -EILSEQ, "lone lead byte");
+    cr_assert_eq(fmt_url_decode("%80", 3, out, sizeof(out)), -EILSEQ, "lone continuation");
+    cr_assert_eq(fmt_url_decode("%C0%AF", 6, out, sizeof(out)), -EILSEQ, "overlong '/'");
+    cr_assert_eq(fmt_url_decode("%ED%A0%80", 9, out, sizeof(out)), -EILSEQ, "surrogate");
+    cr_assert_eq(fmt_url_decode("%F4%90%80%80", 12, out, sizeof(out)), -EILSEQ, "> U+10FFFF");
     char host[64];
     long port;
     cr_assert_eq(fmt_split_hostport("[::1]:80", host, sizeof(host), &port), 0);

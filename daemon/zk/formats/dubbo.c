@@ -34,11 +34,13 @@ static int dubbo_parse(const struct fmt_node *node, json_t **out, char *why)
     long n = fmt_url_decode(node->name, strlen(node->name), url, URL_MAX);
     if (n < 0) {
         snprintf(why, FMT_WHY_MAX,
-                 n == -E2BIG ? "provider URL too long" : "bad URL encoding in the node name");
+                 n == -E2BIG    ? "provider URL too long"
+                 : n == -EILSEQ ? "provider URL is not UTF-8 once decoded"
+                                : "bad URL encoding in the node name");
         goto out;
     }
     if (fmt_url_decode(node->service_dir, strlen(node->service_dir), iface, 1024) < 0) {
-        snprintf(why, FMT_WHY_MAX, "bad URL encoding in the interface node's name");
+        snprintf(why, FMT_WHY_MAX, "bad URL encoding (or not UTF-8) in the interface node's name");
         goto out;
     }
     char *sep = strstr(url, "://");

@@ -432,6 +432,45 @@ static int hexval(char c)
     return -1;
 }
 
+/* Strict UTF-8 (what jansson accepts): no overlong forms, no surrogates,
+ * nothing above U+10FFFF. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t more;
+        unsigned cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            more = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            more = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            more = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (n - i <= more)
+            return false;
+        for (size_t k = 1; k <= more; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((more == 2 && cp < 0x800) || (more == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += more + 1;
+    }
+    return true;
+}
+
 long fmt_url_decode(const char *src, size_t len, char *dst, size_t dstlen)
 {
     size_t o = 0;
@@ -457,6 +496,9 @@ long fmt_url_decode(const char *src, size_t len, char *dst, size_t dstlen)
     if (dstlen == 0)
         return -E2BIG;
     dst[o] = '\0';
+    /* escapes can spell any byte; the instance model holds UTF-8 only */
+    if (!utf8_valid((const unsigned char *)dst, o))
+        return -EILSEQ;
     return (long)o;
 }
 

@@ -186,7 +186,8 @@ void fmt_doc_abort(struct fmt_doc *d);
 /*
  * Percent-decode src[0..len) into dst[0..dstlen) (NUL-terminated; '+' is
  * kept). -EINVAL on a bad escape ("%" not followed by two hex digits) or an
- * encoded NUL, -E2BIG if it does not fit. Returns the decoded length.
+ * encoded NUL, -EILSEQ if the decoded bytes are not valid UTF-8, -E2BIG if
+ * it does not fit. Returns the decoded length.
  */
 long fmt_url_decode(const char *src, size_t len, char *dst, size_t dstlen);
 
