@@ -32,24 +32,25 @@ CC=${CC:-clang} "$root/scripts/build.sh" "$build" -DDISC_FUZZ=ON -- "${targets[@
 
 declare -A max_len=([segment]=65536 [cache_load]=65536 [control]=8192 [instance_doc]=8192 [zk_snapshot]=65536 [formats]=8192)
 run_one() {
-    local h=$1 work="$build/corpus/$1" art="$build/artifacts/$1/" log="$build/fuzz-$1.log"
+    # (rc is set with `|| rc=$?`: under set -e a bare failing command would
+    # end this background subshell before it could report the failure)
+    local h=$1 work="$build/corpus/$1" art="$build/artifacts/$1/" log="$build/fuzz-$1.log" rc=0
     mkdir -p "$work" "$art"
     # LSan needs ptrace-free operation; quiet discd's logs; no core files.
     ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
         "$build/fuzz/fuzz_$h" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
         -max_len="${max_len[$h]}" -artifact_prefix="$art" -print_final_stats=1 \
-        ${FUZZ_ARGS:-} "$work" "$root/fuzz/corpus/$h" >"$log" 2>&1
-    local rc=$?
+        ${FUZZ_ARGS:-} "$work" "$root/fuzz/corpus/$h" >"$log" 2>&1 || rc=$?
     local execs
-    execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
+    execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' || true)
     local cov
-    cov=$(grep -E '#[0-9]+.*cov:' "$log" | tail -1 | sed -E 's/.*cov: ([0-9]+).*/\1/')
+    cov=$(grep -E '#[0-9]+.*cov:' "$log" | tail -1 | sed -E 's/.*cov: ([0-9]+).*/\1/' || true)
     if [[ $rc -eq 0 ]]; then
         echo "fuzz.sh: $h: ok, ${execs:-?} executions in ${secs}s, coverage ${cov:-?} edges"
     else
         echo "fuzz.sh: $h: FAILED (exit $rc) after ${execs:-?} executions; see $log" >&2
-        grep -E 'ERROR|SUMMARY|artifact' "$log" | head -5 >&2
+        grep -E 'ERROR|SUMMARY|artifact' "$log" | head -5 >&2 || true
     fi
     return $rc
 }
