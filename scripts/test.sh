@@ -59,7 +59,7 @@ if [[ -n "$sanitize" ]]; then
     common="halt_on_error=1:abort_on_error=0:print_stacktrace=1"
     export ASAN_OPTIONS="${ASAN_OPTIONS:-$common:detect_leaks=1:log_path=$san_logs/asan}"
     export UBSAN_OPTIONS="${UBSAN_OPTIONS:-$common:log_path=$san_logs/ubsan}"
-    export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$root/tests/sanitizer/lsan.supp}"
+    export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$root/tests/sanitizer/lsan.supp:print_suppressions=0}"
     tsan_default="$common:second_deadlock_stack=1:log_path=$san_logs/tsan"
     if [[ -f "$root/tests/sanitizer/tsan.supp" ]]; then
         tsan_default+=":suppressions=$root/tests/sanitizer/tsan.supp"
