@@ -6,6 +6,7 @@
  * the published counters are copied under im->mu at the end of each round.
  */
 #include "import.h"
+#include "zk_batch.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -318,14 +319,8 @@ static struct svc *svc_new(const struct source *s, const char *name)
 
 /* ---------- async batches ---------- */
 
-struct batch {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    size_t pending;
-};
-
 struct aop {
-    struct batch *b;
+    struct zk_batch *b;
     size_t max_doc;
     int rc;
     char *data; /* get: copy of the value, NUL-terminated */
@@ -337,39 +332,6 @@ struct aop {
     size_t node;
 };
 
-static void batch_init(struct batch *b)
-{
-    pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->cv, NULL);
-    b->pending = 0;
-}
-
-static void batch_add(struct batch *b)
-{
-    pthread_mutex_lock(&b->mu);
-    b->pending++;
-    pthread_mutex_unlock(&b->mu);
-}
-
-static void batch_done(struct batch *b)
-{
-    pthread_mutex_lock(&b->mu);
-    if (--b->pending == 0)
-        pthread_cond_signal(&b->cv);
-    pthread_mutex_unlock(&b->mu);
-}
-
-/* The client completes every request (ZCONNECTIONLOSS / ZCLOSING at the latest). */
-static void batch_wait_destroy(struct batch *b)
-{
-    pthread_mutex_lock(&b->mu);
-    while (b->pending > 0)
-        pthread_cond_wait(&b->cv, &b->mu);
-    pthread_mutex_unlock(&b->mu);
-    pthread_mutex_destroy(&b->mu);
-    pthread_cond_destroy(&b->cv);
-}
-
 static void get_done(int rc, const char *value, int value_len, const struct Stat *stat,
                      const void *data)
 {
@@ -379,19 +341,9 @@ static void get_done(int rc, const char *value, int value_len, const struct Stat
         op->mzxid = stat->mzxid;
         op->ctime = stat->ctime;
         op->data_len = stat->dataLength;
-        if (value_len >= 0 && (size_t)value_len <= op->max_doc && stat->dataLength == value_len) {
-            op->data = malloc((size_t)value_len + 1);
-            if (op->data) {
-                if (value_len > 0)
-                    memcpy(op->data, value, (size_t)value_len);
-                op->data[value_len] = '\0';
-                op->len = (size_t)value_len;
-            } else {
-                op->rc = ZSYSTEMERROR;
-            }
-        }
+        op->rc = zk_batch_copy_value(value, value_len, stat, op->max_doc, &op->data, &op->len);
     }
-    batch_done(op->b);
+    zk_batch_done(op->b);
 }
 
 static void exists_done(int rc, const struct Stat *stat, const void *data)
@@ -400,29 +352,16 @@ static void exists_done(int rc, const struct Stat *stat, const void *data)
     op->rc = rc;
     if (rc == ZOK && stat)
         op->mzxid = stat->mzxid;
-    batch_done(op->b);
+    zk_batch_done(op->b);
 }
 
 static void list_done(int rc, const struct String_vector *strings, const void *data)
 {
     struct aop *op = (struct aop *)data;
     op->rc = rc;
-    if (rc == ZOK && strings && strings->count > 0) {
-        op->kids.data = calloc((size_t)strings->count, sizeof(char *));
-        if (!op->kids.data) {
-            op->rc = ZSYSTEMERROR;
-        } else {
-            for (int i = 0; i < strings->count; i++) {
-                op->kids.data[i] = strdup(strings->data[i]);
-                if (!op->kids.data[i]) {
-                    op->rc = ZSYSTEMERROR;
-                    break;
-                }
-                op->kids.count = i + 1;
-            }
-        }
-    }
-    batch_done(op->b);
+    if (rc == ZOK)
+        op->rc = zk_batch_copy_children(strings, &op->kids);
+    zk_batch_done(op->b);
 }
 
 /* ---------- listing ---------- */
@@ -496,8 +435,8 @@ static void list_services(struct zk_import *im, struct source *s, struct zk_sync
 {
     size_t k = 0;
     while (k < s->nsvc) {
-        struct batch b;
-        batch_init(&b);
+        struct zk_batch b;
+        zk_batch_init(&b);
         struct aop *ops[BATCH_MAX];
         size_t nops = 0;
         for (; k < s->nsvc && nops < BATCH_MAX; k++) {
@@ -512,16 +451,14 @@ static void list_services(struct zk_import *im, struct source *s, struct zk_sync
             }
             op->b = &b;
             op->svc = v;
-            batch_add(&b);
+            zk_batch_add(&b);
             s->c.lists++;
             int rc = zoo_aget_children(zh, v->path, 1, list_done, op);
-            if (rc != ZOK) {
-                op->rc = rc;
-                batch_done(&b);
-            }
+            zk_batch_issued(&b, rc, &op->rc);
             ops[nops++] = op;
         }
-        batch_wait_destroy(&b);
+        zk_batch_wait(&b);
+        zk_batch_destroy(&b);
         for (size_t n = 0; n < nops; n++) {
             struct aop *op = ops[n];
             struct svc *v = op->svc;
@@ -761,8 +698,8 @@ static void fetch_svc(struct zk_import *im, struct source *s, struct svc *v, str
     } else {
         size_t i = 0;
         while (i < v->n) {
-            struct batch b;
-            batch_init(&b);
+            struct zk_batch b;
+            zk_batch_init(&b);
             struct aop *ops[BATCH_MAX];
             char *paths[BATCH_MAX];
             size_t nops = 0;
@@ -781,17 +718,15 @@ static void fetch_svc(struct zk_import *im, struct source *s, struct svc *v, str
                 op->b = &b;
                 op->max_doc = im->max_doc;
                 op->node = i;
-                batch_add(&b);
+                zk_batch_add(&b);
                 s->c.reads++;
                 int rc = zoo_aget(zh, path, 1, get_done, op); /* arms a data watch */
-                if (rc != ZOK) {
-                    op->rc = rc;
-                    batch_done(&b);
-                }
+                zk_batch_issued(&b, rc, &op->rc);
                 paths[nops] = path;
                 ops[nops++] = op;
             }
-            batch_wait_destroy(&b);
+            zk_batch_wait(&b);
+            zk_batch_destroy(&b);
             for (size_t k = 0; k < nops; k++) {
                 struct aop *op = ops[k];
                 struct inode *in = &v->nodes[op->node];
@@ -852,8 +787,8 @@ static void check_stats(struct zk_import *im, struct source *s, struct svc *v, s
     (void)im;
     size_t i = 0;
     while (i < v->n) {
-        struct batch b;
-        batch_init(&b);
+        struct zk_batch b;
+        zk_batch_init(&b);
         struct aop *ops[BATCH_MAX];
         size_t nops = 0;
         for (; i < v->n && nops < BATCH_MAX; i++) {
@@ -870,16 +805,14 @@ static void check_stats(struct zk_import *im, struct source *s, struct svc *v, s
             }
             op->b = &b;
             op->node = i;
-            batch_add(&b);
+            zk_batch_add(&b);
             int rc = zoo_aexists(zh, path, 1, exists_done, op);
             free(path);
-            if (rc != ZOK) {
-                op->rc = rc;
-                batch_done(&b);
-            }
+            zk_batch_issued(&b, rc, &op->rc);
             ops[nops++] = op;
         }
-        batch_wait_destroy(&b);
+        zk_batch_wait(&b);
+        zk_batch_destroy(&b);
         for (size_t k = 0; k < nops; k++) {
             struct aop *op = ops[k];
             struct inode *in = &v->nodes[op->node];

@@ -9,6 +9,7 @@
  * is touched by the worker thread only.
  */
 #include "zk_sync.h"
+#include "zk_batch.h"
 #include "zk_snapshot.h"
 
 #include <errno.h>
@@ -604,14 +605,8 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path, void *
 
 /* ---------- async batches ---------- */
 
-struct batch {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    size_t pending;
-};
-
 struct bop {
-    struct batch *b;
+    struct zk_batch *b;
     struct zk_sync *zs;
     int rc;
     char *data; /* get: copy of the value (NUL-terminated) if <= max_doc */
@@ -628,40 +623,12 @@ struct bop {
     char path[];
 };
 
-static void batch_init(struct batch *b)
+/* One wake-up for the whole batch: zk_batch_done signals at 0. */
+static void batch_wait(struct zk_sync *zs, struct zk_batch *b)
 {
-    pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->cv, NULL);
-    b->pending = 0;
-}
-
-static void batch_done(struct batch *b)
-{
-    pthread_mutex_lock(&b->mu);
-    if (--b->pending == 0) {
-        pthread_cond_signal(&b->cv);
+    if (zk_batch_wait(b)) {
+        zs->c.worker_wakeups++;
     }
-    pthread_mutex_unlock(&b->mu);
-}
-
-/* The client completes every request (with ZCONNECTIONLOSS / ZCLOSING at the
- * latest), so this wait ends. */
-static void batch_wait(struct zk_sync *zs, struct batch *b)
-{
-    pthread_mutex_lock(&b->mu);
-    if (b->pending > 0) {
-        zs->c.worker_wakeups++; /* one for the whole batch: batch_done signals at 0 */
-    }
-    while (b->pending > 0) {
-        pthread_cond_wait(&b->cv, &b->mu);
-    }
-    pthread_mutex_unlock(&b->mu);
-}
-
-static void batch_destroy(struct batch *b)
-{
-    pthread_mutex_destroy(&b->mu);
-    pthread_cond_destroy(&b->cv);
 }
 
 static void get_done(int rc, const char *value, int value_len, const struct Stat *stat,
@@ -677,19 +644,10 @@ static void get_done(int rc, const char *value, int value_len, const struct Stat
     }
     if (rc == ZOK) {
         op->stat_len = stat ? stat->dataLength : value_len;
-        if (value && value_len >= 0 && (size_t)value_len <= (op->max ? op->max : op->zs->max_doc) &&
-            op->stat_len == value_len) {
-            op->data = malloc((size_t)value_len + 1);
-            if (op->data) {
-                memcpy(op->data, value, (size_t)value_len);
-                op->data[value_len] = '\0';
-                op->len = (size_t)value_len;
-            } else {
-                op->rc = ZSYSTEMERROR;
-            }
-        }
+        op->rc = zk_batch_copy_value(value, value_len, stat, op->max ? op->max : op->zs->max_doc,
+                                     &op->data, &op->len);
     }
-    batch_done(op->b);
+    zk_batch_done(op->b);
 }
 
 static void exists_done(int rc, const struct Stat *stat, const void *data)
@@ -703,7 +661,7 @@ static void exists_done(int rc, const struct Stat *stat, const void *data)
         op->czxid = stat->czxid;
         op->owner = stat->ephemeralOwner;
     }
-    batch_done(op->b);
+    zk_batch_done(op->b);
 }
 
 static void list_done(int rc, const struct String_vector *strings, const struct Stat *stat,
@@ -712,21 +670,10 @@ static void list_done(int rc, const struct String_vector *strings, const struct 
     (void)stat;
     struct bop *op = (struct bop *)data;
     op->rc = rc;
-    if (rc == ZOK && strings && strings->count > 0) {
-        op->sv.data = calloc((size_t)strings->count, sizeof(char *));
-        for (int32_t i = 0; op->sv.data && i < strings->count; i++) {
-            op->sv.data[i] = strdup(strings->data[i]);
-            if (!op->sv.data[i]) {
-                op->rc = ZSYSTEMERROR;
-                break;
-            }
-            op->sv.count = i + 1;
-        }
-        if (!op->sv.data) {
-            op->rc = ZSYSTEMERROR;
-        }
+    if (rc == ZOK) {
+        op->rc = zk_batch_copy_children(strings, &op->sv);
     }
-    batch_done(op->b);
+    zk_batch_done(op->b);
 }
 
 static void create_done(int rc, const char *value, const void *data)
@@ -734,17 +681,18 @@ static void create_done(int rc, const char *value, const void *data)
     (void)value;
     struct bop *op = (struct bop *)data;
     op->rc = rc;
-    batch_done(op->b);
+    zk_batch_done(op->b);
 }
 
 static void void_done(int rc, const void *data)
 {
     struct bop *op = (struct bop *)data;
     op->rc = rc;
-    batch_done(op->b);
+    zk_batch_done(op->b);
 }
 
-static struct bop *bop_new(struct zk_sync *zs, struct batch *b, const char *dir, const char *name)
+static struct bop *bop_new(struct zk_sync *zs, struct zk_batch *b, const char *dir,
+                           const char *name)
 {
     size_t need = strlen(dir) + 1 + strlen(name) + 1;
     struct bop *op = calloc(1, sizeof(*op) + need);
@@ -1054,8 +1002,8 @@ static int fetch_new_hosts(struct zk_sync *zs, struct rhost **hs, size_t nh)
     int worst = ZOK;
     size_t hi = 0, i = 0;
     while (hi < nh) {
-        struct batch b;
-        batch_init(&b);
+        struct zk_batch b;
+        zk_batch_init(&b);
         struct bop *ops[BATCH_MAX];
         size_t nops = 0;
         while (hi < nh && nops < BATCH_MAX) {
@@ -1078,19 +1026,14 @@ static int fetch_new_hosts(struct zk_sync *zs, struct rhost **hs, size_t nh)
             }
             op->node = i - 1;
             op->host = h;
-            pthread_mutex_lock(&b.mu);
-            b.pending++;
-            pthread_mutex_unlock(&b.mu);
+            zk_batch_add(&b);
             zs->c.reads++;
             int rc = zoo_aget(zs->zh, op->path, 0, get_done, op);
-            if (rc != ZOK) {
-                op->rc = rc;
-                batch_done(&b);
-            }
+            zk_batch_issued(&b, rc, &op->rc);
             ops[nops++] = op;
         }
         batch_wait(zs, &b);
-        batch_destroy(&b);
+        zk_batch_destroy(&b);
         for (size_t k = 0; k < nops; k++) {
             struct bop *op = ops[k];
             struct rnode *rn = &op->host->nodes[op->node];
@@ -1343,26 +1286,16 @@ struct hsync {
 
 enum { SNAP_NONE, SNAP_HEAD, SNAP_ALL, SNAP_DONE };
 
-static void op_issued(struct batch *b)
-{
-    pthread_mutex_lock(&b->mu);
-    b->pending++;
-    pthread_mutex_unlock(&b->mu);
-}
-
 /* Async get of dir/name (values up to max bytes); NULL on ENOMEM. */
-static struct bop *issue_get(struct zk_sync *zs, struct batch *b, const char *dir, const char *name,
-                             size_t max)
+static struct bop *issue_get(struct zk_sync *zs, struct zk_batch *b, const char *dir,
+                             const char *name, size_t max)
 {
     struct bop *op = bop_new(zs, b, dir, name);
     if (op) {
         op->max = max;
-        op_issued(b);
+        zk_batch_add(b);
         int rc = zoo_aget(zs->zh, op->path, 0, get_done, op);
-        if (rc != ZOK) {
-            op->rc = rc;
-            batch_done(b);
-        }
+        zk_batch_issued(b, rc, &op->rc);
     }
     return op;
 }
@@ -1377,7 +1310,7 @@ static void bop_free(struct bop *op)
 }
 
 /* Ask for host hs's snapshot chunk 0 (SNAP_HEAD). */
-static void snap_ask_head(struct zk_sync *zs, struct batch *b, struct hsync *hs)
+static void snap_ask_head(struct zk_sync *zs, struct zk_batch *b, struct hsync *hs)
 {
     char dir[1024];
     snprintf(dir, sizeof(dir), "%s/%s", zs->snap_path, hs->h->name);
@@ -1406,7 +1339,7 @@ static void snap_skip(struct zk_sync *zs, struct hsync *hs, const char *why)
  * follow. With them goes one exists on a listed node: the snapshot is used
  * only if its chunks belong to the session that owns the host's nodes.
  */
-static size_t snap_step(struct zk_sync *zs, struct batch *b, struct hsync *hs)
+static size_t snap_step(struct zk_sync *zs, struct zk_batch *b, struct hsync *hs)
 {
     if (hs->snap == SNAP_NONE) {
         if (hs->nnew < SNAP_MIN_NEW) {
@@ -1450,11 +1383,11 @@ static size_t snap_step(struct zk_sync *zs, struct batch *b, struct hsync *hs)
         snap_skip(zs, hs, "out of memory");
         return 0;
     }
-    op_issued(b);
+    zk_batch_add(b);
     zs->c.reads++;
     if (zoo_aexists(zs->zh, hs->probe->path, 0, exists_done, hs->probe) != ZOK) {
         hs->probe->rc = ZSYSTEMERROR;
-        batch_done(b);
+        zk_batch_done(b);
     }
     issued++;
     if (hdr.count > 1) {
@@ -1596,8 +1529,8 @@ static void sync_hosts_batch(struct zk_sync *zs, struct rhost **hosts, size_t n)
         struct hsync hs[HOST_WINDOW];
         struct rhost *win[HOST_WINDOW];
         memset(hs, 0, sizeof(hs));
-        struct batch b;
-        batch_init(&b);
+        struct zk_batch b;
+        zk_batch_init(&b);
         for (size_t k = 0; k < wn; k++) {
             struct rhost *h = hosts[w0 + k];
             hs[k].h = h;
@@ -1607,13 +1540,10 @@ static void sync_hosts_batch(struct zk_sync *zs, struct rhost **hosts, size_t n)
                 continue;
             }
             hs[k].list->path[strlen(hs[k].list->path) - 1] = '\0'; /* the host's own path */
-            op_issued(&b);
+            zk_batch_add(&b);
             zs->c.lists++;
             int rc = zoo_aget_children2(zs->zh, h->path, 1, list_done, hs[k].list);
-            if (rc != ZOK) {
-                hs[k].list->rc = rc;
-                batch_done(&b);
-            }
+            zk_batch_issued(&b, rc, &hs[k].list->rc);
             if (zs->snapshots && !h->listed) {
                 snap_ask_head(zs, &b, &hs[k]); /* a host never listed: read it with the list */
             }
@@ -1648,7 +1578,7 @@ static void sync_hosts_batch(struct zk_sync *zs, struct rhost **hosts, size_t n)
         for (size_t k = 0; k < wn; k++) {
             snap_use(zs, &hs[k]);
         }
-        batch_destroy(&b);
+        zk_batch_destroy(&b);
         for (size_t k = 0; k < wn; k++) {
             bop_free(hs[k].list);
             bop_free(hs[k].probe);
@@ -1933,8 +1863,8 @@ static int run_writes(struct zk_sync *zs, struct lnode **creates, size_t nc, cha
     int worst = ZOK;
     size_t total = nc + nd, i = 0;
     while (i < total) {
-        struct batch b;
-        batch_init(&b);
+        struct zk_batch b;
+        zk_batch_init(&b);
         struct bop *ops[BATCH_MAX];
         size_t nops = 0;
         for (; i < total && nops < BATCH_MAX; i++) {
@@ -1945,9 +1875,7 @@ static int run_writes(struct zk_sync *zs, struct lnode **creates, size_t nc, cha
                 worst = ZSYSTEMERROR;
                 continue;
             }
-            pthread_mutex_lock(&b.mu);
-            b.pending++;
-            pthread_mutex_unlock(&b.mu);
+            zk_batch_add(&b);
             int rc;
             if (create) {
                 zs->c.creates++;
@@ -1957,15 +1885,12 @@ static int run_writes(struct zk_sync *zs, struct lnode **creates, size_t nc, cha
                 zs->c.deletes++;
                 rc = zoo_adelete(zs->zh, op->path, -1, void_done, op);
             }
-            if (rc != ZOK) {
-                op->rc = rc;
-                batch_done(&b);
-            }
+            zk_batch_issued(&b, rc, &op->rc);
             op->node = i;
             ops[nops++] = op;
         }
         batch_wait(zs, &b);
-        batch_destroy(&b);
+        zk_batch_destroy(&b);
         for (size_t k = 0; k < nops; k++) {
             struct bop *op = ops[k];
             bool create = op->node < nc;
@@ -2922,8 +2847,8 @@ static int audit(struct zk_sync *zs)
         size_t nt = 0, i = 0;
         int hrc = ZOK;
         while (i < h->n && hrc == ZOK) {
-            struct batch b;
-            batch_init(&b);
+            struct zk_batch b;
+            zk_batch_init(&b);
             struct bop *ops[BATCH_MAX];
             size_t nops = 0;
             for (; i < h->n && nops < BATCH_MAX; i++) {
@@ -2937,18 +2862,13 @@ static int audit(struct zk_sync *zs)
                     break;
                 }
                 op->node = i;
-                pthread_mutex_lock(&b.mu);
-                b.pending++;
-                pthread_mutex_unlock(&b.mu);
+                zk_batch_add(&b);
                 int rc = zoo_aexists(zs->zh, op->path, 0, exists_done, op);
-                if (rc != ZOK) {
-                    op->rc = rc;
-                    batch_done(&b);
-                }
+                zk_batch_issued(&b, rc, &op->rc);
                 ops[nops++] = op;
             }
             batch_wait(zs, &b);
-            batch_destroy(&b);
+            zk_batch_destroy(&b);
             for (size_t k = 0; k < nops; k++) {
                 struct bop *op = ops[k];
                 struct rnode *rn = &h->nodes[op->node];
