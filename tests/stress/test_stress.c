@@ -8,9 +8,14 @@
  * digest of its own fields: a read that the library reports as consistent
  * but that saw reclaimed memory fails one of those checks.
  *
- * DISC_STRESS_SECONDS (default 5) sets the churn duration.
+ * DISC_STRESS_SECONDS (default 5) sets the least churn duration; the
+ * churn goes on past it until the writer and the readers have made a set
+ * amount of progress (a slow sanitizer build takes longer, it does not
+ * check less).
  */
 #include <pthread.h>
+#include <stdbool.h>
+#include <sys/prctl.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -18,14 +23,24 @@
 #include "layout.h"
 
 #define NSVC_MAX 2000
+/* progress the churn waits for (the tests assert more than half of it) */
+#define MIN_COMMITS 200
+#define MIN_READS   2000
 
 struct reader_report {
     uint64_t reads, retries, not_found, failures, max_gen;
 };
 
+/* Shared (MAP_SHARED) between the writer and its reader processes: the
+ * writer says when to stop, the readers publish how many reads they made. */
+struct reader_shared {
+    _Atomic int stop;
+    _Atomic uint64_t reads;
+};
+
 struct reader_ctx {
     disc_handle *h;
-    long long deadline;
+    struct reader_shared *sh;
     unsigned seed;
     struct reader_report r;
 };
@@ -39,7 +54,9 @@ static void *reader_thread(void *arg)
     char *buf = buf_for_thread[atomic_fetch_add(&next_buf, 1) % 8];
     char svc[32];
     uint64_t last_gen = 0;
-    while (seg_now_ms() < c->deadline) {
+    while (!atomic_load_explicit(&c->sh->stop, memory_order_relaxed)) {
+        if (c->r.reads % 64 == 63)
+            atomic_fetch_add_explicit(&c->sh->reads, 64, memory_order_relaxed);
         unsigned i = rand_r(&c->seed) % (rand_r(&c->seed) % 2 ? 300 : NSVC_MAX);
         snprintf(svc, sizeof(svc), "svc-%u", i);
         int mode = rand_r(&c->seed) % 3;
@@ -106,7 +123,8 @@ static void *reader_thread(void *arg)
 }
 
 /* A reader process with `threads` threads sharing one handle. */
-static void reader_process(const char *name, int fd, long long deadline, int threads, unsigned seed)
+static void reader_process(const char *name, int fd, struct reader_shared *sh, int threads,
+                           unsigned seed)
 {
     disc_handle *h;
     struct reader_report total = {0};
@@ -123,11 +141,11 @@ static void reader_process(const char *name, int fd, long long deadline, int thr
     if (san && strstr(san, "thread"))
         threads = 1;
     if (threads == 1) {
-        ctx[0] = (struct reader_ctx){.h = h, .deadline = deadline, .seed = seed * 31};
+        ctx[0] = (struct reader_ctx){.h = h, .sh = sh, .seed = seed * 31};
         reader_thread(&ctx[0]);
     }
     for (int t = 0; t < threads && threads > 1; t++) {
-        ctx[t] = (struct reader_ctx){.h = h, .deadline = deadline, .seed = seed * 31 + (unsigned)t};
+        ctx[t] = (struct reader_ctx){.h = h, .sh = sh, .seed = seed * 31 + (unsigned)t};
         pthread_create(&th[t], NULL, reader_thread, &ctx[t]);
     }
     for (int t = 0; t < threads; t++) {
@@ -143,6 +161,81 @@ static void reader_process(const char *name, int fd, long long deadline, int thr
     disc_close(h);
     (void)!write(fd, &total, sizeof(total));
     _exit(total.failures ? 1 : 0);
+}
+
+/* Four reader processes on one registry (two single-threaded, two with
+ * three threads), checking every read until readers_stop(). */
+struct readers {
+    int fds[4];
+    pid_t pids[4];
+    struct reader_shared *sh;
+};
+
+static void readers_start(struct readers *rs, const char *name, unsigned seed)
+{
+    rs->sh = mmap(NULL, sizeof(*rs->sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert(rs->sh != MAP_FAILED);
+    atomic_init(&rs->sh->stop, 0);
+    atomic_init(&rs->sh->reads, 0);
+    pid_t parent = getpid();
+    fflush(NULL);
+    for (int r = 0; r < 4; r++) {
+        int p[2];
+        cr_assert_eq(pipe(p), 0);
+        rs->pids[r] = fork();
+        cr_assert_geq(rs->pids[r], 0);
+        if (rs->pids[r] == 0) {
+            /* a writer that fails an assertion never says stop: go with it */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent)
+                _exit(1);
+            close(p[0]);
+            reader_process(name, p[1], rs->sh, r < 2 ? 1 : 3, seed + (unsigned)r);
+        }
+        close(p[1]);
+        rs->fds[r] = p[0];
+    }
+}
+
+/* Reads made so far by all the readers (published in steps of 64). */
+static uint64_t readers_reads(const struct readers *rs)
+{
+    return atomic_load(&rs->sh->reads);
+}
+
+/* Tell the readers to stop, reap them (each must exit, not crash) and
+ * return the sum of their reports. */
+static struct reader_report readers_stop(struct readers *rs)
+{
+    atomic_store(&rs->sh->stop, 1);
+    struct reader_report total = {0};
+    for (int r = 0; r < 4; r++) {
+        struct reader_report rep = {0};
+        cr_assert_eq(read(rs->fds[r], &rep, sizeof(rep)), (ssize_t)sizeof(rep));
+        close(rs->fds[r]);
+        int st;
+        waitpid(rs->pids[r], &st, 0);
+        cr_assert(WIFEXITED(st), "reader %d crashed (signal %d)", r,
+                  WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+        total.reads += rep.reads;
+        total.retries += rep.retries;
+        total.failures += rep.failures;
+        total.not_found += rep.not_found;
+    }
+    munmap(rs->sh, sizeof(*rs->sh));
+    return total;
+}
+
+/* Whether the writer should churn on: until `until` (ms) has passed, the
+ * writer's own progress is enough (`writer_done`) AND the readers have made
+ * MIN_READS reads; or until `give_up`, short of the test's timeout. Counts
+ * depend on progress, not on how fast this machine is now. */
+static bool churn_on(const struct readers *rs, long long until, bool writer_done, long long give_up)
+{
+    long long now = seg_now_ms();
+    if (now >= give_up)
+        return false;
+    return now < until || !writer_done || readers_reads(rs) < MIN_READS;
 }
 
 /* Writer-side model of what is published: per service, the instance
@@ -220,28 +313,14 @@ Test(stress, churn_with_reader_processes, .timeout = 240)
             model_add(w, &m, s);
     cr_assert_gt(segw_commit(w), 0);
 
-    const int nreaders = 4;
-    int fds[4][2];
-    pid_t pids[4];
-    long long deadline = seg_now_ms() + seg_stress_seconds() * 1000LL;
-    fflush(NULL);
-    for (int r = 0; r < nreaders; r++) {
-        cr_assert_eq(pipe(fds[r]), 0);
-        pids[r] = fork();
-        if (pids[r] == 0) {
-            close(fds[r][0]);
-            reader_process(name, fds[r][1], deadline, r < 2 ? 1 : 3, 1000 + (unsigned)r);
-        }
-        close(fds[r][1]);
-    }
+    struct readers rs;
+    readers_start(&rs, name, 1000);
 
     uint64_t changes = 0, commits = 0;
-    long long start = seg_now_ms();
-    while (seg_now_ms() < deadline) {
-        unsigned live = 100 + (unsigned)((seg_now_ms() - start) * (NSVC_MAX - 100) /
-                                         (seg_stress_seconds() * 1000LL));
-        if (live > NSVC_MAX)
-            live = NSVC_MAX;
+    long long start = seg_now_ms(), ms = seg_stress_seconds() * 1000LL;
+    while (churn_on(&rs, start + ms, commits >= MIN_COMMITS, start + 180000)) {
+        long long t = seg_now_ms() - start;
+        unsigned live = 100 + (unsigned)((t < ms ? t : ms) * (NSVC_MAX - 100) / ms);
         int burst = 1 + rand_r(&seed) % 40;
         for (int b = 0; b < burst; b++)
             churn_one(w, &m, &seed, live);
@@ -253,20 +332,9 @@ Test(stress, churn_with_reader_processes, .timeout = 240)
             segw_tick(w);
     }
 
-    uint64_t reads = 0, retries = 0, failures = 0, not_found = 0;
-    for (int r = 0; r < nreaders; r++) {
-        struct reader_report rep = {0};
-        cr_assert_eq(read(fds[r][0], &rep, sizeof(rep)), (ssize_t)sizeof(rep));
-        close(fds[r][0]);
-        int st;
-        waitpid(pids[r], &st, 0);
-        cr_assert(WIFEXITED(st), "reader %d crashed (signal %d)", r,
-                  WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-        reads += rep.reads;
-        retries += rep.retries;
-        failures += rep.failures;
-        not_found += rep.not_found;
-    }
+    struct reader_report rep = readers_stop(&rs);
+    uint64_t reads = rep.reads, retries = rep.retries, failures = rep.failures,
+             not_found = rep.not_found;
     struct segw_stats st;
     segw_stats(w, &st);
     cr_log_info("stress: %lu changes in %lu commits; readers: %lu reads, %lu retries, %lu not "
@@ -322,21 +390,11 @@ Test(stress, tables_shrink_after_mass_removals_with_readers, .timeout = 120)
     segw_stats(w, &st);
     const uint32_t svc_slots0 = st.svc_slots, id_slots0 = st.id_slots;
 
-    const int nreaders = 4, rounds = 2;
-    int fds[4][2];
-    pid_t pids[4];
-    long long deadline =
-        seg_now_ms() + 1000LL * (seg_stress_seconds() < 8 ? 8 : seg_stress_seconds());
-    fflush(NULL);
-    for (int r = 0; r < nreaders; r++) {
-        cr_assert_eq(pipe(fds[r]), 0);
-        pids[r] = fork();
-        if (pids[r] == 0) {
-            close(fds[r][0]);
-            reader_process(name, fds[r][1], deadline, r < 2 ? 1 : 3, 2000 + (unsigned)r);
-        }
-        close(fds[r][1]);
-    }
+    const int rounds = 2;
+    long long start = seg_now_ms();
+    long long until = start + 1000LL * (seg_stress_seconds() < 8 ? 8 : seg_stress_seconds());
+    struct readers rs;
+    readers_start(&rs, name, 2000);
 
     for (int round = 0; round < rounds; round++) {
         /* grow: bursts of 200 registrations, one commit each */
@@ -385,24 +443,14 @@ Test(stress, tables_shrink_after_mass_removals_with_readers, .timeout = 120)
     }
     /* keep churning the small registry until the readers are done */
     unsigned seed = 17;
-    while (seg_now_ms() < deadline) {
+    while (churn_on(&rs, until, true, start + 100000)) {
         churn_one(w, &m, &seed, 20);
         cr_assert_geq(segw_commit(w), 0); /* 0: nothing staged */
         segw_tick(w);
     }
 
-    uint64_t reads = 0, failures = 0;
-    for (int r = 0; r < nreaders; r++) {
-        struct reader_report rep = {0};
-        cr_assert_eq(read(fds[r][0], &rep, sizeof(rep)), (ssize_t)sizeof(rep));
-        close(fds[r][0]);
-        int wst;
-        waitpid(pids[r], &wst, 0);
-        cr_assert(WIFEXITED(wst), "reader %d crashed (signal %d)", r,
-                  WIFSIGNALED(wst) ? WTERMSIG(wst) : 0);
-        reads += rep.reads;
-        failures += rep.failures;
-    }
+    struct reader_report rep = readers_stop(&rs);
+    uint64_t reads = rep.reads, failures = rep.failures;
     cr_assert_eq(failures, 0, "invariant violations seen by readers");
     cr_assert_gt(reads, 1000, "readers made progress");
 
