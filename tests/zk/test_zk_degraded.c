@@ -123,14 +123,17 @@ Test(zk_degraded, empty_restart_holds_removals_for_the_cooloff_period)
 
     restart_empty();
     agent_kill(&ag[0]); /* host A dies while ZooKeeper is down: it will not re-announce */
+    /* B cannot hold anything before the server is back: the period starts
+     * after t0 (taken here, not when the test sees the hold, which a loaded
+     * machine may delay by seconds) */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     cr_assert_eq(zk_node_start(&zk, 0), 0);
     cr_assert_eq(zk_node_wait_ready(&zk, 0, 30000), 0);
 
     /* B's old session cannot be resumed on the empty server: new session,
      * full resync, both ids missing -> held, still visible */
     wait_stat(&ag[1], "held_now", 2, WAIT);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     char last[512];
     cr_assert_eq(agent_wait_ids(&ag[1], want, 0, last, sizeof(last)), 0, "%s", last);
     /* the empty server refuses the old session (newer zxid): B gave it up */
@@ -142,7 +145,7 @@ Test(zk_degraded, empty_restart_holds_removals_for_the_cooloff_period)
     expect_ids(&ag[1], "");
     clock_gettime(CLOCK_MONOTONIC, &t1);
     long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-    cr_assert_geq(ms, COOLOFF / 2, "held removals reported after only %ld ms", ms);
+    cr_assert_geq(ms, COOLOFF, "held removals reported after only %ld ms", ms);
     cr_assert_eq(agent_stat(&ag[1], "held_reported"), 2);
     cr_assert_eq(removed_count(&ag[1], a1), 1);
     cr_assert_eq(removed_count(&ag[1], a2), 1);
