@@ -83,6 +83,19 @@ def sources(d: Discd) -> dict:
     return {s["source"]: s for s in st["zookeeper"].get("import", [])}
 
 
+def first_sync_done(src: dict) -> bool:
+    """Every source has read every fixture node (the bad and unreadable ones
+    too): the counters that follow are final, not a snapshot mid-sync."""
+    try:
+        dub, ss, kx = src["dubbo"], src["aurora"], src["kitex"]
+    except KeyError:
+        return False
+    return (dub["instances"] + dub["skipped_bad_data"] == 4
+            and ss["instances"] + ss["skipped_bad_data"] + ss["skipped_bad_name"] == 5
+            and kx["instances"] + kx["skipped_bad_data"] + kx["skipped_bad_name"]
+            + kx["skipped_unreadable"] >= 6)
+
+
 def write_fixtures(kz: KazooClient) -> None:
     prov = f"/dubbo/{quote(DUBBO_IFACE, safe='')}/providers"
     for url in DUBBO_GOOD + [DUBBO_NO_PORT]:
@@ -120,8 +133,10 @@ ARGS = ["--import", "dubbo", "--import", f"serverset {SS_BASE} name=aurora", "--
         "--zk-cooloff", "300", "--protect-hold", "1000", "--zk-session-timeout", "2000"]
 
 
-def start(server: ZkServer, tag: str) -> Discd:
-    return Discd(tag, ["--zk", server.connect, *ARGS]).start()
+def start(server: ZkServer, tag: str, protect_hold_ms: int = 1000) -> Discd:
+    args = [str(protect_hold_ms) if a == "1000" and ARGS[i - 1] == "--protect-hold" else a
+            for i, a in enumerate(ARGS)]
+    return Discd(tag, ["--zk", server.connect, *args]).start()
 
 
 def test_documented_examples_show_up_and_bad_nodes_are_skipped_and_counted(zk):
@@ -171,8 +186,7 @@ def test_documented_examples_show_up_and_bad_nodes_are_skipped_and_counted(zk):
         assert instances(d, "echo", "--tag", "source=dubbo") == []
 
         # the bad ones: skipped and counted per source, nothing else imported
-        src = wait_for(lambda: (s := sources(d)) and s["aurora"]["skipped_bad_data"] == 2 and s,
-                       "the counters")
+        src = wait_for(lambda: (s := sources(d)) and first_sync_done(s) and s, "the counters")
         assert src["dubbo"]["skipped_bad_data"] == 2  # bad encoding, no port
         assert src["dubbo"]["instances"] == 2 and src["dubbo"]["services"] == 1
         assert src["dubbo"]["reads"] == 0  # everything is in the node names
@@ -200,7 +214,7 @@ def test_changes_removals_and_in_place_updates(zk):
     d = start(server, "imp2")
     try:
         wait_for(lambda: len(instances(d, "echo")) == 2, "kitex instances")
-        before = wait_for(lambda: (k := sources(d)["kitex"])["instances"] == 2 and k,
+        before = wait_for(lambda: (s := sources(d)) and first_sync_done(s) and s["kitex"],
                           "the counters of the first sync")
         # a new node appears, then goes: only the new name is read
         kz.create("/echo/10.0.0.20:8888", b'{"Weight": 5}')
@@ -238,7 +252,8 @@ def test_changes_removals_and_in_place_updates(zk):
 
 def test_kept_through_an_outage_and_protected_when_zookeeper_comes_back_empty(zk):
     server, kz = zk
-    d = start(server, "imp3")
+    # a hold long enough to be seen on a loaded machine
+    d = start(server, "imp3", protect_hold_ms=5000)
     try:
         wait_for(lambda: len(instances(d, "echo")) == 2 and len(instances(d, "hello")) == 2,
                  "the imports")
@@ -266,10 +281,18 @@ def test_kept_through_an_outage_and_protected_when_zookeeper_comes_back_empty(zk
         kz.stop()
         server.kill()
         server.start(port=server.port, empty=True)
-        wait_for(lambda: "held" in d.ctl("status").stdout and
-                 d.request({"op": "status"})["zookeeper"]["protection"]["held_now"] > 0,
-                 "protection holding the removals", 20)
-        now = {i["id"] for s in ("echo", "hello", DUBBO_IFACE) for i in instances(d, s)}
+        def holding() -> bool:
+            return (d.request({"op": "status"})["zookeeper"]["protection"]["held_now"] > 0
+                    and "held" in d.ctl("status").stdout)
+
+        def picture_while_held():
+            # held before and after the read: the read saw the held picture
+            if not holding():
+                return None
+            now = {i["id"] for s in ("echo", "hello", DUBBO_IFACE) for i in instances(d, s)}
+            return now if holding() else None
+
+        now = wait_for(picture_while_held, "protection holding the removals", 20)
         assert now == before, "protection let imported instances go at once"
         wait_for(lambda: all(instances(d, s) == [] for s in ("echo", "hello", DUBBO_IFACE)),
                  "the held removals applied after --protect-hold", 20)
