@@ -304,19 +304,65 @@ static void count_by(struct registry *r, const struct instance *inst, int delta)
     r->n_by[ok ? inst->origin : 0][ok ? inst->health : 0] += (uint32_t)delta;
 }
 
+/* A hash node holding a reference to inst, and the change record that will
+ * announce it: both, or neither and -ENOMEM. */
+static int node_prepare(struct instance *inst, struct reg_node **n, struct registry_change **c)
+{
+    *n = calloc(1, sizeof(**n));
+    *c = change_alloc();
+    if (!*n || !*c) {
+        free(*n);
+        free(*c);
+        return -ENOMEM;
+    }
+    (*n)->inst = instance_ref(inst);
+    return 0;
+}
+
+/* A write refused with rc (wlock held): unlock, drop what node_prepare
+ * made, return rc. */
+static int refuse_locked(struct registry *r, struct reg_node *n, struct registry_change *c, int rc)
+{
+    pthread_mutex_unlock(&r->wlock);
+    instance_unref(n->inst);
+    free(n);
+    free(c);
+    return rc;
+}
+
+/* Put n in the table in place of the node with its id, if any (wlock and
+ * the RCU read lock held); counts move to n's instance, the old node is
+ * freed after a grace period. True if a node was replaced. */
+static bool replace_node_locked(struct registry *r, struct reg_node *n)
+{
+    const char *id = n->inst->id;
+    struct cds_lfht_node *prev = cds_lfht_add_replace(r->ht, hash_id(id), match_id, id, &n->node);
+    if (prev) {
+        struct reg_node *pn = caa_container_of(prev, struct reg_node, node);
+        count_by(r, pn->inst, -1);
+        urcu_memb_call_rcu(&pn->rcu, free_node_rcu);
+    }
+    count_by(r, n->inst, 1);
+    return prev != NULL;
+}
+
+/* Copy the listeners (wlock held), to call them after unlocking; returns
+ * how many there are. */
+static int listeners_copy(struct registry *r, struct registry_listener *ls)
+{
+    memcpy(ls, r->listeners, sizeof(r->listeners));
+    return r->n_listeners;
+}
+
 int registry_add_local(struct registry *r, struct instance *inst)
 {
     if (!inst || !is_local(inst))
         return -EINVAL;
     registry_thread_online();
-    struct reg_node *n = calloc(1, sizeof(*n));
-    struct registry_change *c = change_alloc();
-    if (!n || !c) {
-        free(n);
-        free(c);
+    struct reg_node *n;
+    struct registry_change *c;
+    if (node_prepare(inst, &n, &c) < 0)
         return -ENOMEM;
-    }
-    n->inst = instance_ref(inst);
     pthread_mutex_lock(&r->wlock);
     int rc = 0;
     if (r->n_local >= r->max_local) {
@@ -331,20 +377,14 @@ int registry_add_local(struct registry *r, struct instance *inst)
         if (got != &n->node)
             rc = -EEXIST;
     }
-    if (rc < 0) {
-        pthread_mutex_unlock(&r->wlock);
-        instance_unref(n->inst);
-        free(n);
-        free(c);
-        return rc;
-    }
+    if (rc < 0)
+        return refuse_locked(r, n, c, rc);
     r->n_local++;
     count_by(r, inst, 1);
     owner_account(r, inst, +1);
     queue_put(r, c, inst);
     struct registry_listener ls[REGISTRY_LISTENERS_MAX];
-    int nl = r->n_listeners;
-    memcpy(ls, r->listeners, sizeof(ls));
+    int nl = listeners_copy(r, ls);
     unlock_and_notify(r);
     for (int i = 0; i < nl; i++) {
         if (ls[i].local_added)
@@ -387,8 +427,9 @@ static int remove_entry(struct registry *r, const char *id, bool want_local, con
     count_by(r, inst, -1);
     queue_del(r, c, inst->id);
     struct registry_listener ls[REGISTRY_LISTENERS_MAX];
-    int nl = want_local ? r->n_listeners : 0;
-    memcpy(ls, r->listeners, sizeof(ls));
+    int nl = listeners_copy(r, ls);
+    if (!want_local)
+        nl = 0;
     unlock_and_notify(r);
     for (int i = 0; i < nl; i++) {
         if (ls[i].local_removed)
@@ -417,40 +458,22 @@ int registry_replace_local(struct registry *r, struct instance *inst, bool tell)
     if (!inst || !is_local(inst))
         return -EINVAL;
     registry_thread_online();
-    struct reg_node *n = calloc(1, sizeof(*n));
-    struct registry_change *c = change_alloc();
-    if (!n || !c) {
-        free(n);
-        free(c);
+    struct reg_node *n;
+    struct registry_change *c;
+    if (node_prepare(inst, &n, &c) < 0)
         return -ENOMEM;
-    }
-    n->inst = instance_ref(inst);
     pthread_mutex_lock(&r->wlock);
     urcu_memb_read_lock();
     struct reg_node *old = lookup_locked(r, inst->id);
     int rc = !old ? -ENOENT : !is_local(old->inst) ? -EPERM : 0;
-    if (rc == 0) {
-        struct cds_lfht_node *prev =
-            cds_lfht_add_replace(r->ht, hash_id(inst->id), match_id, inst->id, &n->node);
-        if (prev) {
-            struct reg_node *pn = caa_container_of(prev, struct reg_node, node);
-            count_by(r, pn->inst, -1); /* e.g. a health transition */
-            count_by(r, inst, 1);
-            urcu_memb_call_rcu(&pn->rcu, free_node_rcu);
-        }
-    }
+    if (rc == 0)
+        replace_node_locked(r, n); /* e.g. a health transition */
     urcu_memb_read_unlock();
-    if (rc < 0) {
-        pthread_mutex_unlock(&r->wlock);
-        instance_unref(n->inst);
-        free(n);
-        free(c);
-        return rc;
-    }
+    if (rc < 0)
+        return refuse_locked(r, n, c, rc);
     queue_put(r, c, inst);
     struct registry_listener ls[REGISTRY_LISTENERS_MAX];
-    int nl = r->n_listeners;
-    memcpy(ls, r->listeners, sizeof(ls));
+    int nl = listeners_copy(r, ls);
     unlock_and_notify(r);
     for (int i = 0; i < nl; i++) {
         if (tell && ls[i].local_replaced)
@@ -466,14 +489,10 @@ int registry_put_remote(struct registry *r, struct instance *inst)
     if (!inst || is_local(inst))
         return -EINVAL;
     registry_thread_online();
-    struct reg_node *n = calloc(1, sizeof(*n));
-    struct registry_change *c = change_alloc();
-    if (!n || !c) {
-        free(n);
-        free(c);
+    struct reg_node *n;
+    struct registry_change *c;
+    if (node_prepare(inst, &n, &c) < 0)
         return -ENOMEM;
-    }
-    n->inst = instance_ref(inst);
     pthread_mutex_lock(&r->wlock);
     urcu_memb_read_lock();
     struct reg_node *old = lookup_locked(r, inst->id);
@@ -482,26 +501,11 @@ int registry_put_remote(struct registry *r, struct instance *inst)
         rc = -EPERM;
     else if (!old && r->n_remote >= r->max_remote)
         rc = -ENOSPC;
-    if (rc == 0) {
-        struct cds_lfht_node *prev =
-            cds_lfht_add_replace(r->ht, hash_id(inst->id), match_id, inst->id, &n->node);
-        if (prev) {
-            struct reg_node *pn = caa_container_of(prev, struct reg_node, node);
-            count_by(r, pn->inst, -1);
-            urcu_memb_call_rcu(&pn->rcu, free_node_rcu);
-        } else {
-            r->n_remote++;
-        }
-        count_by(r, inst, 1);
-    }
+    if (rc == 0 && !replace_node_locked(r, n))
+        r->n_remote++;
     urcu_memb_read_unlock();
-    if (rc < 0) {
-        pthread_mutex_unlock(&r->wlock);
-        instance_unref(n->inst);
-        free(n);
-        free(c);
-        return rc;
-    }
+    if (rc < 0)
+        return refuse_locked(r, n, c, rc);
     queue_put(r, c, inst);
     unlock_and_notify(r);
     return 0;
