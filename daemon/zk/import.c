@@ -86,6 +86,7 @@ struct zk_import {
     atomic_bool work; /* a watch event was noted: run a round now */
     bool full_done;   /* a full round completed since the last (re)connect */
     bool connected;
+    struct source *delivering; /* the source whose delivery batch is open, or NULL */
     pthread_mutex_t mu;
     struct zk_import_counters *pub; /* published copy, one per source */
 };
@@ -203,6 +204,45 @@ static uint32_t ids_get(struct source *s, const char *id)
     return r && r->id[0] ? r->n : 0;
 }
 
+/* ---------- delivery batches ---------- */
+
+/* Open a delivery batch for source s before its first upsert or removal
+ * (lazily: a round that changes nothing costs the daemon nothing). The
+ * daemon makes every change of one batch visible in one segment commit. */
+static void deliver_open(struct zk_import *im, struct source *s)
+{
+    if (im->delivering == s)
+        return;
+    if (im->delivering) {
+        im->delivering->c.batches++;
+        if (im->cb.on_batch_end)
+            im->cb.on_batch_end(im->cb.arg);
+    }
+    im->delivering = s;
+    if (im->cb.on_batch_begin)
+        im->cb.on_batch_begin(im->cb.arg);
+}
+
+/* Close the open delivery batch, if any. Called before every wait for
+ * ZooKeeper: a batch holds the daemon's publisher (local changes too), so
+ * it never spans a round trip. */
+static void deliver_close(struct zk_import *im)
+{
+    if (!im->delivering)
+        return;
+    im->delivering->c.batches++;
+    im->delivering = NULL;
+    if (im->cb.on_batch_end)
+        im->cb.on_batch_end(im->cb.arg);
+}
+
+/* zk_batch_wait after closing the delivery batch. */
+static void batch_wait(struct zk_import *im, struct zk_batch *b)
+{
+    deliver_close(im);
+    zk_batch_wait(b);
+}
+
 /* ---------- held removals ---------- */
 
 /* Hold the removal of id; false if it cannot be held (out of memory). */
@@ -233,6 +273,7 @@ static void report_gone(struct zk_import *im, struct source *s, const char *id, 
         return; /* (if it cannot be held, it is reported now) */
     s->c.removes++;
     ilog(im, ZK_SYNC_LOG_DEBUG, "import %s: %s gone", s->cfg.name, id);
+    deliver_open(im, s);
     if (im->cb.on_remove)
         im->cb.on_remove(im->cb.arg, &s->cfg, id);
 }
@@ -421,8 +462,8 @@ static int watch_creation(struct zk_import *im, struct source *s, zhandle_t *zh,
                           bool *exists_now)
 {
     struct Stat st;
-    (void)im;
     (void)s;
+    deliver_close(im); /* a round trip */
     int rc = zoo_exists(zh, path, 1, &st);
     *exists_now = rc == ZOK;
     return rc == ZNONODE ? ZOK : rc;
@@ -457,7 +498,7 @@ static void list_services(struct zk_import *im, struct source *s, struct zk_sync
             zk_batch_issued(&b, rc, &op->rc);
             ops[nops++] = op;
         }
-        zk_batch_wait(&b);
+        batch_wait(im, &b);
         zk_batch_destroy(&b);
         for (size_t n = 0; n < nops; n++) {
             struct aop *op = ops[n];
@@ -527,6 +568,7 @@ static void list_base(struct zk_import *im, struct source *s, struct zk_sync *zs
 {
     struct String_vector sv = {0, NULL};
     s->c.lists++;
+    deliver_close(im); /* a round trip */
     int rc = zoo_get_children(zh, s->cfg.base, 1, &sv);
     if (rc == ZNOAUTH) {
         s->base_dirty = false;
@@ -650,6 +692,7 @@ static void settle_node(struct zk_import *im, struct source *s, struct svc *v, s
         return;
     }
     const char *id = json_string_value(json_object_get(doc, "id"));
+    deliver_open(im, s);
     int urc = im->cb.on_upsert ? im->cb.on_upsert(im->cb.arg, &s->cfg, id, doc) : 0;
     bool same = in->kind == IN_OK && strcmp(in->id, id) == 0;
     if (urc < 0 || !same)
@@ -683,90 +726,9 @@ static bool wants_read(const struct inode *in)
     return !in->bad_name && (in->kind == IN_NEW || in->refetch);
 }
 
-/* Read (or, for name-only formats, parse) every new or changed node of v. */
-static void fetch_svc(struct zk_import *im, struct source *s, struct svc *v, struct zk_sync *zs,
-                      zhandle_t *zh, bool cooling)
+/* Forget v's transient failures: they look new at the next listing. */
+static void drop_failed(struct svc *v)
 {
-    if (!s->cfg.fmt->needs_data) {
-        for (size_t i = 0; i < v->n; i++) {
-            struct inode *in = &v->nodes[i];
-            if (wants_read(in)) {
-                in->refetch = false;
-                settle_node(im, s, v, in, NULL, 0, 0, cooling);
-            }
-        }
-    } else {
-        size_t i = 0;
-        while (i < v->n) {
-            struct zk_batch b;
-            zk_batch_init(&b);
-            struct aop *ops[BATCH_MAX];
-            char *paths[BATCH_MAX];
-            size_t nops = 0;
-            for (; i < v->n && nops < BATCH_MAX; i++) {
-                struct inode *in = &v->nodes[i];
-                if (!wants_read(in))
-                    continue;
-                struct aop *op = calloc(1, sizeof(*op));
-                char *path = op ? join(v->path, in->name) : NULL;
-                if (!path) {
-                    free(op);
-                    zk_sync_round_error(zs, "import read", v->path, ZSYSTEMERROR);
-                    i = v->n; /* the rest is read next round */
-                    break;
-                }
-                op->b = &b;
-                op->max_doc = im->max_doc;
-                op->node = i;
-                zk_batch_add(&b);
-                s->c.reads++;
-                int rc = zoo_aget(zh, path, 1, get_done, op); /* arms a data watch */
-                zk_batch_issued(&b, rc, &op->rc);
-                paths[nops] = path;
-                ops[nops++] = op;
-            }
-            zk_batch_wait(&b);
-            zk_batch_destroy(&b);
-            for (size_t k = 0; k < nops; k++) {
-                struct aop *op = ops[k];
-                struct inode *in = &v->nodes[op->node];
-                in->refetch = false;
-                in->ignored = false;
-                if (op->rc == ZOK)
-                    in->mzxid = op->mzxid;
-                if (op->rc == ZNONODE) {
-                    node_release(im, s, in, cooling);
-                    in->kind = IN_DROP; /* deleted meanwhile: the child watch lists it */
-                    v->dirty = true;
-                } else if (op->rc == ZNOAUTH) {
-                    node_release(im, s, in, cooling);
-                    in->kind = IN_BAD;
-                    s->c.skipped_unreadable++;
-                    ilog(im, ZK_SYNC_LOG_WARN, "import %s: skip %s: not readable", s->cfg.name,
-                         paths[k]);
-                } else if (op->rc != ZOK) {
-                    in->kind = in->kind == IN_OK ? IN_OK : IN_DROP;
-                    in->refetch = in->kind == IN_OK;
-                    v->dirty = true;
-                    s->c.errors++;
-                    zk_sync_round_error(zs, "import read", paths[k], op->rc);
-                } else if (op->data_len < 0 || (size_t)op->data_len > im->max_doc) {
-                    node_release(im, s, in, cooling);
-                    in->kind = IN_BAD;
-                    s->c.skipped_too_large++;
-                    ilog(im, ZK_SYNC_LOG_WARN, "import %s: skip %s: %d bytes > %zu", s->cfg.name,
-                         paths[k], (int)op->data_len, im->max_doc);
-                } else {
-                    settle_node(im, s, v, in, op->data ? op->data : "", op->len, op->ctime,
-                                cooling);
-                }
-                free(op->data);
-                free(op);
-                free(paths[k]);
-            }
-        }
-    }
-    /* forget transient failures: they look new at the next listing */
     size_t w = 0;
     for (size_t k = 0; k < v->n; k++) {
         if (v->nodes[k].kind == IN_DROP) {
@@ -779,12 +741,115 @@ static void fetch_svc(struct zk_import *im, struct source *s, struct svc *v, str
     v->n = w;
 }
 
+/* Settle the result of a read of node in of v (path: its znode). */
+static void settle_read(struct zk_import *im, struct source *s, struct svc *v, struct inode *in,
+                        const struct aop *op, const char *path, struct zk_sync *zs, bool cooling)
+{
+    in->refetch = false;
+    in->ignored = false;
+    if (op->rc == ZOK)
+        in->mzxid = op->mzxid;
+    if (op->rc == ZNONODE) {
+        node_release(im, s, in, cooling);
+        in->kind = IN_DROP; /* deleted meanwhile: the child watch lists it */
+        v->dirty = true;
+    } else if (op->rc == ZNOAUTH) {
+        node_release(im, s, in, cooling);
+        in->kind = IN_BAD;
+        s->c.skipped_unreadable++;
+        ilog(im, ZK_SYNC_LOG_WARN, "import %s: skip %s: not readable", s->cfg.name, path);
+    } else if (op->rc != ZOK) {
+        in->kind = in->kind == IN_OK ? IN_OK : IN_DROP;
+        in->refetch = in->kind == IN_OK;
+        v->dirty = true;
+        s->c.errors++;
+        zk_sync_round_error(zs, "import read", path, op->rc);
+    } else if (op->data_len < 0 || (size_t)op->data_len > im->max_doc) {
+        node_release(im, s, in, cooling);
+        in->kind = IN_BAD;
+        s->c.skipped_too_large++;
+        ilog(im, ZK_SYNC_LOG_WARN, "import %s: skip %s: %d bytes > %zu", s->cfg.name, path,
+             (int)op->data_len, im->max_doc);
+    } else {
+        settle_node(im, s, v, in, op->data ? op->data : "", op->len, op->ctime, cooling);
+    }
+}
+
+/* Read (or, for name-only formats, parse) every new or changed node of
+ * every service of s: windows of BATCH_MAX pipelined gets that span
+ * services, each window's results delivered as one batch. */
+static void fetch_source(struct zk_import *im, struct source *s, struct zk_sync *zs, zhandle_t *zh,
+                         bool cooling)
+{
+    if (!s->cfg.fmt->needs_data) {
+        for (size_t k = 0; k < s->nsvc; k++) {
+            struct svc *v = s->svcs[k];
+            for (size_t i = 0; i < v->n; i++) {
+                struct inode *in = &v->nodes[i];
+                if (wants_read(in)) {
+                    in->refetch = false;
+                    settle_node(im, s, v, in, NULL, 0, 0, cooling);
+                }
+            }
+        }
+    } else {
+        size_t k = 0, i = 0;
+        while (k < s->nsvc) {
+            struct zk_batch b;
+            zk_batch_init(&b);
+            struct aop *ops[BATCH_MAX];
+            char *paths[BATCH_MAX];
+            size_t nops = 0;
+            while (k < s->nsvc && nops < BATCH_MAX) {
+                struct svc *v = s->svcs[k];
+                if (i >= v->n) {
+                    k++;
+                    i = 0;
+                    continue;
+                }
+                struct inode *in = &v->nodes[i++];
+                if (!wants_read(in))
+                    continue;
+                struct aop *op = calloc(1, sizeof(*op));
+                char *path = op ? join(v->path, in->name) : NULL;
+                if (!path) {
+                    free(op);
+                    zk_sync_round_error(zs, "import read", v->path, ZSYSTEMERROR);
+                    k = s->nsvc; /* the rest is read next round */
+                    break;
+                }
+                op->b = &b;
+                op->max_doc = im->max_doc;
+                op->svc = v;
+                op->node = i - 1;
+                zk_batch_add(&b);
+                s->c.reads++;
+                int rc = zoo_aget(zh, path, 1, get_done, op); /* arms a data watch */
+                zk_batch_issued(&b, rc, &op->rc);
+                paths[nops] = path;
+                ops[nops++] = op;
+            }
+            batch_wait(im, &b);
+            zk_batch_destroy(&b);
+            for (size_t n = 0; n < nops; n++) {
+                struct aop *op = ops[n];
+                settle_read(im, s, op->svc, &op->svc->nodes[op->node], op, paths[n], zs, cooling);
+                free(op->data);
+                free(op);
+                free(paths[n]);
+            }
+            deliver_close(im); /* this window's changes: one commit */
+        }
+    }
+    for (size_t k = 0; k < s->nsvc; k++)
+        drop_failed(s->svcs[k]);
+}
+
 /* After a new session the data watches are gone: one pipelined exists per
  * read node re-arms them, and a node whose mzxid moved is read again. */
 static void check_stats(struct zk_import *im, struct source *s, struct svc *v, struct zk_sync *zs,
                         zhandle_t *zh)
 {
-    (void)im;
     size_t i = 0;
     while (i < v->n) {
         struct zk_batch b;
@@ -811,7 +876,7 @@ static void check_stats(struct zk_import *im, struct source *s, struct svc *v, s
             zk_batch_issued(&b, rc, &op->rc);
             ops[nops++] = op;
         }
-        zk_batch_wait(&b);
+        batch_wait(im, &b);
         zk_batch_destroy(&b);
         for (size_t k = 0; k < nops; k++) {
             struct aop *op = ops[k];
@@ -938,6 +1003,7 @@ static void release_held(struct zk_import *im, struct source *s)
         s->c.removes++;
         ilog(im, ZK_SYNC_LOG_DEBUG, "import %s: %s gone (held during cooling-off)", s->cfg.name,
              h.id);
+        deliver_open(im, s);
         if (im->cb.on_remove)
             im->cb.on_remove(im->cb.arg, &s->cfg, h.id);
     }
@@ -960,11 +1026,9 @@ static void ext_round(void *arg, struct zk_sync *zs, const struct zk_sync_round 
         list_services(im, s, zs, zh, r->cooling);
         bool stats = s->check_stats;
         s->check_stats = false;
-        for (size_t k = 0; k < s->nsvc; k++) {
-            if (stats)
-                check_stats(im, s, s->svcs[k], zs, zh);
-            fetch_svc(im, s, s->svcs[k], zs, zh, r->cooling);
-        }
+        for (size_t k = 0; stats && k < s->nsvc; k++)
+            check_stats(im, s, s->svcs[k], zs, zh);
+        fetch_source(im, s, zs, zh, r->cooling);
     }
     if (r->full)
         im->full_done = true;
@@ -972,6 +1036,7 @@ static void ext_round(void *arg, struct zk_sync *zs, const struct zk_sync_round 
         for (size_t i = 0; i < im->nsrc; i++)
             release_held(im, &im->src[i]);
     }
+    deliver_close(im);
     publish(im);
 }
 
@@ -1105,11 +1170,12 @@ json_t *zk_import_status_json(struct zk_import *im)
             (json_int_t)c.skipped_too_large);
         if (o)
             json_object_update_new(
-                o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "ignored",
-                             (json_int_t)c.ignored, "ignored_now", (json_int_t)c.ignored_now,
-                             "skipped_unreadable", (json_int_t)c.skipped_unreadable, "bad_now",
-                             (json_int_t)c.bad_now, "held_removals", (json_int_t)c.held_removals,
-                             "held_now", (json_int_t)c.held_now, "errors", (json_int_t)c.errors));
+                o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "batches",
+                             (json_int_t)c.batches, "ignored", (json_int_t)c.ignored, "ignored_now",
+                             (json_int_t)c.ignored_now, "skipped_unreadable",
+                             (json_int_t)c.skipped_unreadable, "bad_now", (json_int_t)c.bad_now,
+                             "held_removals", (json_int_t)c.held_removals, "held_now",
+                             (json_int_t)c.held_now, "errors", (json_int_t)c.errors));
         if (s.fmt->layout == FMT_LAYOUT_SINGLE && o)
             json_object_set_new(o, "service", json_string(s.service));
         if (!o || json_array_append_new(arr, o)) {

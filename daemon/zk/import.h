@@ -7,7 +7,8 @@
  * Per source (format + base path), the same watch discipline as the native
  * tree: one-shot child watches on the base and on every service node,
  * re-armed by the listing they trigger; only names never seen are read
- * (pipelined async gets); formats whose data matters get a data watch per
+ * (pipelined async gets, in windows that span services; each window's
+ * changes are delivered as one batch); formats whose data matters get a data watch per
  * node (an in-place change, as Curator's update makes, is read again) and,
  * after a new session, one pipelined exists per node to find changes made
  * while the watches were gone. Bad names, bad data and unreadable nodes are
@@ -44,6 +45,7 @@ struct zk_import_counters {
     uint64_t skipped_unreadable; /* nodes or service nodes we may not read (ZNOAUTH) */
     uint64_t held_removals;      /* removals held by the cooling-off period */
     uint64_t errors;             /* listings / reads that failed (retried) */
+    uint64_t batches;            /* delivery batches (on_batch_begin .. end) with changes */
     uint64_t ignored; /* nodes the format does not import (Curator: discd's own export) */
     /* current */
     uint64_t services;    /* service nodes watched */
@@ -61,6 +63,12 @@ struct zk_import_callbacks {
     int (*on_upsert)(void *arg, const struct fmt_source *src, const char *id, json_t *doc);
     /* Instance id of source src is gone (after cooling-off). */
     void (*on_remove)(void *arg, const struct fmt_source *src, const char *id);
+    /* Optional: upserts and removals come in batches, at most one window of
+     * pipelined reads (256) each, never open across a wait for ZooKeeper:
+     * on_batch_begin before the first change of a batch, on_batch_end after
+     * its last (the daemon publishes a batch in one segment commit). */
+    void (*on_batch_begin)(void *arg);
+    void (*on_batch_end)(void *arg);
     /* One log line, level as zk_sync_log_level. */
     void (*log)(void *arg, enum zk_sync_log_level level, const char *msg);
     void *arg;

@@ -175,6 +175,8 @@ static int start_import(struct zk_bridge *zb, const struct discd_config *cfg,
     struct zk_import_callbacks icb = {
         .on_upsert = cb_import_upsert,
         .on_remove = cb_import_remove,
+        .on_batch_begin = cb_batch_begin,
+        .on_batch_end = cb_batch_end,
         .log = cb_log,
         .arg = zb,
     };
