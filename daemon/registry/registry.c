@@ -304,10 +304,13 @@ static void count_by(struct registry *r, const struct instance *inst, int delta)
     r->n_by[ok ? inst->origin : 0][ok ? inst->health : 0] += (uint32_t)delta;
 }
 
-/* A hash node holding a reference to inst, and the change record that will
- * announce it: both, or neither and -ENOMEM. */
-static int node_prepare(struct instance *inst, struct reg_node **n, struct registry_change **c)
+/* Begin writing inst: a hash node holding a reference to it and the change
+ * record that will announce it, then wlock taken; or -ENOMEM, nothing made
+ * and no lock. */
+static int write_begin(struct registry *r, struct instance *inst, struct reg_node **n,
+                       struct registry_change **c)
 {
+    registry_thread_online();
     *n = calloc(1, sizeof(**n));
     *c = change_alloc();
     if (!*n || !*c) {
@@ -316,10 +319,11 @@ static int node_prepare(struct instance *inst, struct reg_node **n, struct regis
         return -ENOMEM;
     }
     (*n)->inst = instance_ref(inst);
+    pthread_mutex_lock(&r->wlock);
     return 0;
 }
 
-/* A write refused with rc (wlock held): unlock, drop what node_prepare
+/* A write refused with rc (wlock held): unlock, drop what write_begin
  * made, return rc. */
 static int refuse_locked(struct registry *r, struct reg_node *n, struct registry_change *c, int rc)
 {
@@ -358,12 +362,10 @@ int registry_add_local(struct registry *r, struct instance *inst)
 {
     if (!inst || !is_local(inst))
         return -EINVAL;
-    registry_thread_online();
     struct reg_node *n;
     struct registry_change *c;
-    if (node_prepare(inst, &n, &c) < 0)
+    if (write_begin(r, inst, &n, &c) < 0)
         return -ENOMEM;
-    pthread_mutex_lock(&r->wlock);
     int rc = 0;
     if (r->n_local >= r->max_local) {
         rc = -ENOSPC;
@@ -457,12 +459,10 @@ int registry_replace_local(struct registry *r, struct instance *inst, bool tell)
 {
     if (!inst || !is_local(inst))
         return -EINVAL;
-    registry_thread_online();
     struct reg_node *n;
     struct registry_change *c;
-    if (node_prepare(inst, &n, &c) < 0)
+    if (write_begin(r, inst, &n, &c) < 0)
         return -ENOMEM;
-    pthread_mutex_lock(&r->wlock);
     urcu_memb_read_lock();
     struct reg_node *old = lookup_locked(r, inst->id);
     int rc = !old ? -ENOENT : !is_local(old->inst) ? -EPERM : 0;
@@ -488,12 +488,10 @@ int registry_put_remote(struct registry *r, struct instance *inst)
 {
     if (!inst || is_local(inst))
         return -EINVAL;
-    registry_thread_online();
     struct reg_node *n;
     struct registry_change *c;
-    if (node_prepare(inst, &n, &c) < 0)
+    if (write_begin(r, inst, &n, &c) < 0)
         return -ENOMEM;
-    pthread_mutex_lock(&r->wlock);
     urcu_memb_read_lock();
     struct reg_node *old = lookup_locked(r, inst->id);
     int rc = 0;
