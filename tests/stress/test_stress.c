@@ -280,6 +280,19 @@ static void model_del(struct seg_writer *w, struct model *m, unsigned s, unsigne
     m->inst[s][k] = m->inst[s][--m->count[s]];
 }
 
+/* The final picture, read by a new reader, equals the model exactly. */
+static void expect_model(const char *name, const struct model *m)
+{
+    disc_handle *h;
+    cr_assert_eq(disc_open(name, DISC_OPEN_VERIFY, &h), 0);
+    char svc[32];
+    for (unsigned s = 0; s < NSVC_MAX; s++) {
+        svc_name(svc, s);
+        cr_assert_eq(disc_count(h, svc), (int)m->count[s], "%s", svc);
+    }
+    disc_close(h);
+}
+
 /* One random change; the live service range grows over time so tables
  * resize while readers read. */
 static void churn_one(struct seg_writer *w, struct model *m, unsigned *seed, unsigned live)
@@ -349,15 +362,7 @@ Test(stress, churn_with_reader_processes, .timeout = 240)
     cr_assert_gt(reads, 1000, "readers made progress");
     cr_assert_gt(commits, 100, "writer made progress");
 
-    /* Final picture equals the model exactly. */
-    disc_handle *h;
-    cr_assert_eq(disc_open(name, DISC_OPEN_VERIFY, &h), 0);
-    char svc[32];
-    for (unsigned s = 0; s < NSVC_MAX; s++) {
-        svc_name(svc, s);
-        cr_assert_eq(disc_count(h, svc), (int)m.count[s], "%s", svc);
-    }
-    disc_close(h);
+    expect_model(name, &m);
     segw_close(w, true);
 }
 
@@ -454,14 +459,7 @@ Test(stress, tables_shrink_after_mass_removals_with_readers, .timeout = 120)
     cr_assert_eq(failures, 0, "invariant violations seen by readers");
     cr_assert_gt(reads, 1000, "readers made progress");
 
-    disc_handle *h;
-    cr_assert_eq(disc_open(name, DISC_OPEN_VERIFY, &h), 0);
-    char svc[32];
-    for (unsigned s = 0; s < NSVC_MAX; s++) {
-        svc_name(svc, s);
-        cr_assert_eq(disc_count(h, svc), (int)m.count[s], "%s", svc);
-    }
-    disc_close(h);
+    expect_model(name, &m);
     segw_close(w, true);
 }
 
