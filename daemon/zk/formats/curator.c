@@ -161,20 +161,12 @@ static bool known_service_type(const char *s)
 static int curator_parse(const struct fmt_node *node, json_t **out, char *why)
 {
     *out = NULL;
-    json_error_t jerr;
-    json_t *root =
-        json_loadb(node->data ? node->data : "", node->len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        snprintf(why, FMT_WHY_MAX, "not JSON: %.100s", jerr.text);
+    json_t *root = fmt_json_object(node, why);
+    if (!root)
         return -EINVAL;
-    }
     int rc = -EINVAL;
     struct fmt_doc d = {0};
     bool begun = false;
-    if (!json_is_object(root)) {
-        snprintf(why, FMT_WHY_MAX, "not a JSON object");
-        goto out;
-    }
     if (json_object_get(root, CURATOR_EXPORT_MARK)) {
         rc = 0; /* discd's own export: the native tree carries it */
         goto out;
@@ -246,12 +238,8 @@ static int curator_parse(const struct fmt_node *node, json_t **out, char *why)
         goto out;
     if (uri[0] && fmt_doc_tag(&d, "uri_spec", uri) < 0)
         goto out;
-    if (ssl) {
-        char addr[300];
-        snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%.256s]:%ld" : "%.256s:%ld", host, ssl);
-        if (fmt_doc_endpoint(&d, "ssl") < 0 || fmt_doc_tag(&d, "endpoint.ssl", addr) < 0)
-            goto out;
-    }
+    if (ssl && fmt_doc_named_endpoint(&d, "ssl", host, ssl) < 0)
+        goto out;
     *out = fmt_doc_end(&d);
     begun = false;
     rc = *out ? 0 : -ENOMEM;

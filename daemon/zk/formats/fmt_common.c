@@ -387,6 +387,16 @@ int fmt_doc_endpoint(struct fmt_doc *d, const char *name)
     return json_array_append_new(d->eps, e) ? -ENOMEM : 0;
 }
 
+int fmt_doc_named_endpoint(struct fmt_doc *d, const char *name, const char *host, long port)
+{
+    char key[128], addr[300];
+    snprintf(key, sizeof(key), "endpoint.%.100s", name);
+    snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%.256s]:%ld" : "%.256s:%ld", host, port);
+    if (fmt_doc_endpoint(d, name) < 0 || fmt_doc_tag(d, key, addr) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
 json_t *fmt_doc_end(struct fmt_doc *d)
 {
     int bad = json_object_set_new(d->tags, "source", json_string(d->node->src->name));
@@ -537,4 +547,21 @@ int fmt_split_hostport(const char *s, char *host, size_t hostlen, long *port)
     host[hl] = '\0';
     *port = v;
     return 0;
+}
+
+json_t *fmt_json_object(const struct fmt_node *node, char *why)
+{
+    json_error_t jerr;
+    json_t *root =
+        json_loadb(node->data ? node->data : "", node->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(why, FMT_WHY_MAX, "not JSON: %.100s", jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        snprintf(why, FMT_WHY_MAX, "not a JSON object");
+        json_decref(root);
+        return NULL;
+    }
+    return root;
 }

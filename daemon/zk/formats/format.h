@@ -174,6 +174,10 @@ int fmt_doc_tag(struct fmt_doc *d, const char *key, const char *value);
  * and counted like tags). 0 or -ENOMEM. */
 int fmt_doc_endpoint(struct fmt_doc *d, const char *name);
 
+/* Add the endpoint `name` and the tag "endpoint.<name>" = host:port
+ * ([v6]:port for IPv6), as formats with named extra ports do. 0 or -ENOMEM. */
+int fmt_doc_named_endpoint(struct fmt_doc *d, const char *name, const char *host, long port);
+
 /* Finish: adds "source" and "tags_dropped", returns the document (the
  * builder's reference). */
 json_t *fmt_doc_end(struct fmt_doc *d);
@@ -182,6 +186,10 @@ json_t *fmt_doc_end(struct fmt_doc *d);
 void fmt_doc_abort(struct fmt_doc *d);
 
 /* ---- small shared parsers ----------------------------------------------- */
+
+/* node's data as a JSON object (duplicate keys refused); NULL with why
+ * ("not JSON: <jansson's reason>", "not a JSON object") if it is not one. */
+json_t *fmt_json_object(const struct fmt_node *node, char *why);
 
 /*
  * Percent-decode src[0..len) into dst[0..dstlen) (NUL-terminated; '+' is

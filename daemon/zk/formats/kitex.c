@@ -54,23 +54,13 @@ static int kitex_parse(const struct fmt_node *node, json_t **out, char *why)
         snprintf(why, FMT_WHY_MAX, "node name is not <ip>:<port>");
         return -EINVAL;
     }
-    json_t *root = NULL;
-    if (node->len > 0) {
-        json_error_t jerr;
-        root = json_loadb(node->data, node->len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!root) {
-            snprintf(why, FMT_WHY_MAX, "not JSON: %.100s", jerr.text);
-            return -EINVAL;
-        }
-    }
+    json_t *root = NULL; /* no data: weight and tags default */
+    if (node->len > 0 && !(root = fmt_json_object(node, why)))
+        return -EINVAL;
     int rc = -EINVAL;
     struct fmt_doc d = {0};
     json_t *w = root ? json_object_get(root, "Weight") : NULL;
     json_t *tags = root ? json_object_get(root, "Tags") : NULL;
-    if (root && !json_is_object(root)) {
-        snprintf(why, FMT_WHY_MAX, "not a JSON object");
-        goto out;
-    }
     if ((w && !json_is_integer(w)) || (tags && !json_is_object(tags) && !json_is_null(tags))) {
         snprintf(why, FMT_WHY_MAX, "Weight must be an integer and Tags an object");
         goto out;

@@ -40,21 +40,13 @@ static int endpoint_of(json_t *ep, const char **host, long *port)
 static int serverset_parse(const struct fmt_node *node, json_t **out, char *why)
 {
     *out = NULL;
-    json_error_t jerr;
-    json_t *root =
-        json_loadb(node->data ? node->data : "", node->len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        snprintf(why, FMT_WHY_MAX, "not JSON: %.100s", jerr.text);
+    json_t *root = fmt_json_object(node, why);
+    if (!root)
         return -EINVAL;
-    }
     int rc = -EINVAL;
     struct fmt_doc d = {0};
     const char *host = NULL;
     long port = 0;
-    if (!json_is_object(root)) {
-        snprintf(why, FMT_WHY_MAX, "not a JSON object");
-        goto out;
-    }
     json_t *se = json_object_get(root, "serviceEndpoint");
     if (!se) {
         snprintf(why, FMT_WHY_MAX, "no serviceEndpoint");
@@ -103,10 +95,7 @@ static int serverset_parse(const struct fmt_node *node, json_t **out, char *why)
             rc = -EINVAL;
             goto out;
         }
-        char key[128], addr[300];
-        snprintf(key, sizeof(key), "endpoint.%.100s", name);
-        snprintf(addr, sizeof(addr), strchr(eh, ':') ? "[%.256s]:%ld" : "%.256s:%ld", eh, epp);
-        if (fmt_doc_endpoint(&d, name) < 0 || fmt_doc_tag(&d, key, addr) < 0)
+        if (fmt_doc_named_endpoint(&d, name, eh, epp) < 0)
             goto out;
     }
     *out = fmt_doc_end(&d);
