@@ -347,6 +347,19 @@ static int resolve_target(const char *target, struct sockaddr_storage *ss, sockl
     memcpy(ss, res->ai_addr, res->ai_addrlen);
     *len = res->ai_addrlen;
     freeaddrinfo(res);
+    /* A v4-mapped IPv6 address is the IPv4 address it stands for. Connected
+     * to as such: an IPv6 socket that once connected to a mapped address
+     * keeps the kernel's IPv4 handling after its reset, so the pooled
+     * socket could never again connect to a real IPv6 address (its SYNs go
+     * nowhere and the check times out). */
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+        struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = s6->sin6_port};
+        memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+        memset(ss, 0, sizeof(*ss));
+        memcpy(ss, &s4, sizeof(s4));
+        *len = sizeof(s4);
+    }
     return 0;
 }
 
