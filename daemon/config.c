@@ -88,6 +88,14 @@ static const struct opt_def opts[] = {
      "interval when not below it."},
     {"check-misses", OPT_U32, F(check_misses), 1, 100, "N", "3", true,
      "Default number of consecutive missed checks after which an instance is removed."},
+    {"check-tcp-local", OPT_STR, F(check_tcp_local), 1, 0, "diag|connect", "diag", true,
+     "How tcp checks of targets local to discd's network namespace (loopback or an address "
+     "of a local interface) are made. diag: from one NETLINK_SOCK_DIAG listing of the "
+     "listening sockets per tick, shared by every check due in it; a check passes when the "
+     "listener the kernel would pick for the target exists and its accept queue is not full "
+     "(what a connect would find, at a fraction of its cost). Other targets, unix sockets and "
+     "listeners bound to a device are connected to, and so is every target when sock_diag "
+     "is unavailable (said by 'discctl status'). connect: every tcp check connects."},
     {"max-connections", OPT_U32, F(max_connections), 1, 1000000, "N", "4096", false,
      "Control connections served at once; one more is accepted, answered with a \"limit\" "
      "error and closed. Each connection uses one file descriptor: the soft RLIMIT_NOFILE is "
@@ -226,6 +234,7 @@ void config_defaults(struct discd_config *cfg)
     cfg->check_interval_ms = 1000;
     cfg->check_timeout_ms = 500;
     cfg->check_misses = 3;
+    snprintf(cfg->check_tcp_local, sizeof(cfg->check_tcp_local), "diag");
     cfg->max_connections = 4096;
     cfg->max_instances = 100000;
     cfg->publish_coalesce_ms = 2;
@@ -337,6 +346,11 @@ int config_set(struct discd_config *cfg, const char *key, const char *value, cha
                      "name: '%s' is not a valid registry name (1..200 of A-Z a-z 0-9 . _ -, "
                      "not starting with '.', not ending in \".lock\")",
                      value);
+            return -EINVAL;
+        }
+        if (strcmp(key, "check-tcp-local") == 0 && strcmp(value, "diag") != 0 &&
+            strcmp(value, "connect") != 0) {
+            snprintf(err, CONFIG_ERR_MAX, "check-tcp-local: '%s' is not diag or connect", value);
             return -EINVAL;
         }
         if (strcmp(key, "zk-root") == 0 && value[0] != '/') {
@@ -763,9 +777,10 @@ void config_log(const struct discd_config *cfg)
              cfg->name, cfg->socket, cfg->socket_mode,
              cfg->socket_group[0] ? cfg->socket_group : "(discd's)", log_level_name(cfg->log_level),
              cfg->config_file[0] ? cfg->config_file : "(none)");
-    log_info("config: check-interval=%u check-timeout=%u check-misses=%u max-connections=%u "
-             "max-instances=%u publish-coalesce=%u/%u heartbeat=%u",
-             cfg->check_interval_ms, cfg->check_timeout_ms, cfg->check_misses, cfg->max_connections,
+    log_info("config: check-interval=%u check-timeout=%u check-misses=%u check-tcp-local=%s "
+             "max-connections=%u max-instances=%u publish-coalesce=%u/%u heartbeat=%u",
+             cfg->check_interval_ms, cfg->check_timeout_ms, cfg->check_misses,
+             cfg->check_tcp_local, cfg->max_connections,
              cfg->max_instances, cfg->publish_coalesce_ms, cfg->publish_coalesce_max,
              cfg->heartbeat_ms);
     log_info("config: state-dir=%s services-dir=%s session-grace=%u", cfg->state_dir,

@@ -35,6 +35,7 @@ struct discd_config {
     uint32_t check_interval_ms;
     uint32_t check_timeout_ms;
     uint32_t check_misses;
+    char check_tcp_local[16]; /* "diag" or "connect": how tcp checks of local targets are made */
     uint32_t max_connections;
     uint32_t max_instances; /* local registrations */
     uint32_t publish_coalesce_ms;

@@ -13,6 +13,7 @@ set(DISCD_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/control/request.c
   ${CMAKE_CURRENT_SOURCE_DIR}/control/policy.c
   ${CMAKE_CURRENT_SOURCE_DIR}/checks/health.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/checks/sockdiag.c
   ${CMAKE_CURRENT_SOURCE_DIR}/zk/zk_bridge.c
   ${CMAKE_CURRENT_SOURCE_DIR}/metrics/metrics.c
   ${CMAKE_CURRENT_SOURCE_DIR}/service/service.c

@@ -137,6 +137,12 @@ static void reload(struct discd *d, int argc, char *const argv[])
     d->cfg.check_interval_ms = ncfg.check_interval_ms;
     d->cfg.check_timeout_ms = ncfg.check_timeout_ms;
     d->cfg.check_misses = ncfg.check_misses;
+    memcpy(d->cfg.check_tcp_local, ncfg.check_tcp_local, sizeof(ncfg.check_tcp_local));
+#ifdef DISC_HAVE_HEALTH
+    health_set_tcp_local(d->health, strcmp(ncfg.check_tcp_local, "connect") == 0
+                                        ? HEALTH_TCP_LOCAL_CONNECT
+                                        : HEALTH_TCP_LOCAL_DIAG);
+#endif
     log_set_level(ncfg.log_level);
     struct instance_defaults def;
     fill_defaults(&d->cfg, &def);
@@ -159,9 +165,9 @@ static void reload(struct discd *d, int argc, char *const argv[])
         log_warn("SIGHUP: settings other than log-level, check-* and register-rule/limit "
                  "changed; restart discd to apply them");
     log_info("SIGHUP: reloaded: log-level=%s check-interval=%u check-timeout=%u "
-             "check-misses=%u register-rules=%u register-limits=%u",
+             "check-misses=%u check-tcp-local=%s register-rules=%u register-limits=%u",
              log_level_name(ncfg.log_level), ncfg.check_interval_ms, ncfg.check_timeout_ms,
-             ncfg.check_misses, ncfg.n_register_rules, ncfg.n_register_limits);
+             ncfg.check_misses, ncfg.check_tcp_local, ncfg.n_register_rules, ncfg.n_register_limits);
 }
 
 /* Main-thread state for the service manager (service.h). */
@@ -296,6 +302,9 @@ int main(int argc, char *argv[])
         return 1;
     }
     health_set_state_cb(d.health, on_health_state, &d);
+    health_set_tcp_local(d.health, strcmp(d.cfg.check_tcp_local, "connect") == 0
+                                       ? HEALTH_TCP_LOCAL_CONNECT
+                                       : HEALTH_TCP_LOCAL_DIAG);
 #endif
     /* The state file: local registrations to restore, the ZooKeeper session. */
     struct state_loaded loaded;

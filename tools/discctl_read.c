@@ -500,6 +500,8 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
                 printf("  connections:   %lld\n", (long long)json_integer_value(v));
             if ((v = json_object_get(daemon, "local_instances")))
                 printf("  local:         %lld instances\n", (long long)json_integer_value(v));
+            if ((v = json_object_get(daemon, "tcp_checks_local")) && json_is_string(v))
+                printf("  local tcp checks: %s\n", json_string_value(v));
             if ((v = json_object_get(daemon, "zookeeper")) && json_is_object(v)) {
                 json_t *e = json_object_get(v, "last_error");
                 char esince[16];

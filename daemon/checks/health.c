@@ -16,6 +16,11 @@
  *         calls (connect, the resetting connect) plus its share of one
  *         epoll_wait, instead of six (socket, connect, epoll_ctl, SO_ERROR,
  *         SO_LINGER, close), and no socket is allocated and freed per check.
+ *         A target local to discd's network namespace is not connected to
+ *         (with check-tcp-local = diag, the default): the first such check
+ *         of a tick takes one NETLINK_SOCK_DIAG listing of the listening
+ *         sockets (sockdiag.h), and every local check of that tick is
+ *         judged from it at once, with no descriptor and no event.
  *   http  a libcurl easy handle per instance (reused), driven by one multi handle through
  *         curl_multi_socket_action (curl's sockets live in the same epoll set).
  *   ttl   no I/O: at each examination the instance fails if its last pass is
@@ -30,6 +35,7 @@
  * on_fail is called with no lock held (it may call health_remove & co).
  */
 #include "health.h"
+#include "sockdiag.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -101,6 +107,7 @@ struct hinst {
     _Atomic uint64_t last_pass_ms;  /* written by health_pass */
     _Atomic uint8_t ttl_health;     /* last ttl report: PASSING, WARNING or CRITICAL */
     _Atomic uint8_t cur_health;     /* the checker's judgement (written by the checker) */
+    _Atomic uint8_t via;            /* tcp: how the last check was made (VIA_*) */
     bool poked;                     /* in the poke inbox (examine now) */
     struct hinst *poke_next;        /* poke inbox */
     char note[HEALTH_NOTE_MAX + 1]; /* ttl note, or the last failure's output */
@@ -116,6 +123,8 @@ struct hinst {
     struct hinst *fail_next;    /* reported list */
     char reason[HEALTH_REASON + 48];
 };
+
+enum { VIA_NONE = 0, VIA_DIAG = 1, VIA_CONNECT = 2 };
 
 struct curl_done {
     CURL *easy;
@@ -165,8 +174,17 @@ struct health {
     struct curl_done *done;    /* finished transfers of one loop */
     size_t done_cap;
     uint32_t rng;
+    /* tcp checks of local targets (sockdiag.h) */
+    _Atomic int tcp_local;      /* enum health_tcp_local */
+    struct sockdiag *sd;        /* opened at the first local check */
+    bool sd_off;                /* sock_diag does not work here: connect from now on */
+    uint64_t round;             /* run_due calls */
+    uint64_t sd_round;          /* the round of the last refresh */
+    bool sd_ok;                 /* that refresh succeeded */
+    char sd_err[HEALTH_REASON]; /* why sd_off (under mu) */
     /* health_get_stats; written by the checker thread only */
     _Atomic uint64_t st_run[HEALTH_TTL + 1], st_failed[HEALTH_TTL + 1], st_reported;
+    _Atomic uint64_t st_tcp_diag, st_tcp_connect;
 };
 
 static uint64_t now_ms(void)
@@ -679,6 +697,49 @@ static int start_http(struct health *h, struct hinst *e)
     return 0;
 }
 
+/* sock_diag does not work in this process: say why (health_tcp_local_state)
+ * and connect from now on. */
+static void diag_off(struct health *h, const char *what, int err)
+{
+    h->sd_off = true;
+    pthread_mutex_lock(&h->mu);
+    snprintf(h->sd_err, sizeof(h->sd_err), "%s: %s", what, strerror(err < 0 ? -err : err));
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* Judge a tcp check from the listener listing of this round, if its target
+ * is local; SD_CONNECT when it must connect instead. */
+static enum sockdiag_verdict diag_verdict(struct health *h, struct hinst *e, uint64_t now,
+                                          char *why, size_t len)
+{
+    if (h->sd_off ||
+        atomic_load_explicit(&h->tcp_local, memory_order_relaxed) != HEALTH_TCP_LOCAL_DIAG ||
+        (e->addr.ss_family != AF_INET && e->addr.ss_family != AF_INET6))
+        return SD_CONNECT;
+    if (!h->sd) {
+        h->sd = sockdiag_open();
+        if (!h->sd) {
+            if (sockdiag_err_permanent(errno))
+                diag_off(h, "NETLINK_SOCK_DIAG socket", errno);
+            return SD_CONNECT;
+        }
+        h->sd_round = h->round - 1;
+    }
+    if (h->sd_round != h->round) { /* one listing per round, shared by its checks */
+        h->sd_round = h->round;
+        int rc = sockdiag_refresh(h->sd, now);
+        h->sd_ok = rc == 0;
+        if (rc < 0 && sockdiag_err_permanent(rc)) {
+            diag_off(h, "inet_diag dump of tcp listeners", rc);
+            sockdiag_close(h->sd);
+            h->sd = NULL;
+        }
+    }
+    if (!h->sd_ok)
+        return SD_CONNECT; /* this round only (a passing failure) */
+    return sockdiag_judge(h->sd, (const struct sockaddr *)&e->addr, why, len);
+}
+
 /* Begin e's check (tcp/http) or examine it (ttl). Returns true if e must be
  * reported. */
 static bool start_check(struct health *h, struct hinst *e, uint64_t now)
@@ -707,11 +768,27 @@ static bool start_check(struct health *h, struct hinst *e, uint64_t now)
         heap_rekey(h, e, now + e->def.interval_ms);
         return failed;
     }
+    char err[HEALTH_REASON] = "";
+    if (e->def.kind == HEALTH_TCP) {
+        enum sockdiag_verdict v = diag_verdict(h, e, now, err, sizeof(err));
+        if (v != SD_CONNECT) {
+            atomic_store_explicit(&e->via, VIA_DIAG, memory_order_relaxed);
+            atomic_fetch_add_explicit(&h->st_tcp_diag, 1, memory_order_relaxed);
+            bool failed = judge(h, e, v == SD_PASS, DISC_HEALTH_PASSING,
+                                v == SD_PASS ? "tcp listener: ok (sock_diag)" : err, now);
+            reschedule(h, e, now);
+            return failed;
+        }
+        err[0] = '\0';
+    }
     if (h->inflight >= h->max_inflight) {
         heap_rekey(h, e, now + HEALTH_RETRY_MS);
         return false;
     }
-    char err[HEALTH_REASON] = "";
+    if (e->def.kind == HEALTH_TCP) {
+        atomic_store_explicit(&e->via, VIA_CONNECT, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->st_tcp_connect, 1, memory_order_relaxed);
+    }
     int rc = e->def.kind == HEALTH_TCP ? start_tcp(h, e, err, sizeof(err)) : start_http(h, e);
     if (rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM) {
         /* Our problem, not the instance's: try again shortly. */
@@ -851,6 +928,7 @@ static void handle_tcp_event(struct health *h, struct tslot *s, uint32_t events,
 /* Start due checks and expire in-flight ones whose deadline passed. */
 static void run_due(struct health *h, struct hinst **failed, uint64_t now)
 {
+    h->round++; /* a new sock_diag listing for the local tcp checks due now */
     /* Bounded: each instance is handled at most once per call. */
     for (size_t budget = h->heap_len; budget > 0 && h->heap_len > 0; budget--) {
         if (h->heap[0].key > now)
@@ -1080,6 +1158,7 @@ static void health_free(struct health *h)
             h->pool[pi] = s->next;
             slot_close(s);
         }
+    sockdiag_close(h->sd);
     if (h->multi)
         curl_multi_cleanup(h->multi);
     if (h->curl_inited)
@@ -1347,4 +1426,42 @@ void health_get_stats(struct health *h, struct health_stats *st)
         st->failed[k] = atomic_load_explicit(&h->st_failed[k], memory_order_relaxed);
     }
     st->reported = atomic_load_explicit(&h->st_reported, memory_order_relaxed);
+    st->tcp_diag = atomic_load_explicit(&h->st_tcp_diag, memory_order_relaxed);
+    st->tcp_connect = atomic_load_explicit(&h->st_tcp_connect, memory_order_relaxed);
+}
+
+void health_set_tcp_local(struct health *h, enum health_tcp_local mode)
+{
+    if (h)
+        atomic_store_explicit(&h->tcp_local, (int)mode, memory_order_relaxed);
+}
+
+void health_tcp_local_state(struct health *h, char *buf, size_t len)
+{
+    if (!h || !len)
+        return;
+    if (atomic_load_explicit(&h->tcp_local, memory_order_relaxed) != HEALTH_TCP_LOCAL_DIAG) {
+        snprintf(buf, len, "connect (check-tcp-local = connect)");
+        return;
+    }
+    pthread_mutex_lock(&h->mu);
+    if (h->sd_err[0])
+        snprintf(buf, len, "connect (sock_diag unavailable: %s)", h->sd_err);
+    else
+        snprintf(buf, len, "sock_diag");
+    pthread_mutex_unlock(&h->mu);
+}
+
+int health_tcp_via(struct health *h, const char *id, const char **via)
+{
+    if (!h || !id || !via)
+        return -EINVAL;
+    pthread_mutex_lock(&h->mu);
+    struct hinst *e = *table_slot(h, id);
+    if (e) {
+        uint8_t v = atomic_load_explicit(&e->via, memory_order_relaxed);
+        *via = v == VIA_DIAG ? "sock_diag" : v == VIA_CONNECT ? "connect" : "";
+    }
+    pthread_mutex_unlock(&h->mu);
+    return e ? 0 : -ENOENT;
 }

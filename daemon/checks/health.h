@@ -14,6 +14,7 @@
 #ifndef DISC_HEALTH_H
 #define DISC_HEALTH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "discshm.h"
@@ -21,7 +22,7 @@
 enum health_kind {
     HEALTH_NONE = 0,    /* no check: the instance stays until deregistered */
     HEALTH_SESSION = 1, /* handled by the control connection, not here */
-    HEALTH_TCP = 2,     /* connect() to target succeeds within timeout */
+    HEALTH_TCP = 2,     /* connect() to target succeeds within timeout (local: see tcp_local) */
     HEALTH_HTTP = 3,    /* GET http://target<path> answers 2xx within timeout */
     HEALTH_TTL = 4,     /* the instance calls "pass" at least every ttl_ms */
 };
@@ -88,6 +89,31 @@ int health_ttl_report(struct health *h, const char *id, uint8_t health, const ch
  * last failed check ("" if none). -ENOENT. Thread-safe. */
 int health_status(struct health *h, const char *id, uint8_t *health, char *note, size_t len);
 
+/* How tcp checks of local targets are made (config key check-tcp-local).
+ * DIAG (the default): a target whose address is local to discd's network
+ * namespace (loopback or an address of a local interface) is judged from
+ * one NETLINK_SOCK_DIAG listing of the listening sockets per tick
+ * (sockdiag.h): it passes when the listener the kernel would pick exists
+ * and its accept queue is not full. Other targets, unix sockets, listeners
+ * bound to a device, and every target when sock_diag is unavailable, are
+ * connected to. CONNECT: every tcp check connects. */
+enum health_tcp_local {
+    HEALTH_TCP_LOCAL_DIAG = 0,
+    HEALTH_TCP_LOCAL_CONNECT = 1,
+};
+
+/* Set the mode for checks started from now on. Thread-safe. */
+void health_set_tcp_local(struct health *h, enum health_tcp_local mode);
+
+/* A sentence saying how local tcp checks are made now: "sock_diag",
+ * "connect (check-tcp-local = connect)" or "connect (sock_diag unavailable:
+ * REASON)". Thread-safe. */
+void health_tcp_local_state(struct health *h, char *buf, size_t len);
+
+/* How the last tcp check of `id` was made: "sock_diag", "connect", or ""
+ * (none yet, or not a tcp check). -ENOENT. Thread-safe. */
+int health_tcp_via(struct health *h, const char *id, const char **via);
+
 /* Number of instances being checked. */
 uint32_t health_count(struct health *h);
 
@@ -98,6 +124,8 @@ struct health_stats {
     uint64_t run[HEALTH_TTL + 1];    /* checks that produced a result */
     uint64_t failed[HEALTH_TTL + 1]; /* of those, misses */
     uint64_t reported;               /* instances reported to on_fail */
+    uint64_t tcp_diag;               /* tcp checks answered by sock_diag */
+    uint64_t tcp_connect;            /* tcp checks made by connecting */
 };
 
 /* Fill *st. Thread-safe. */

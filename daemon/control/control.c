@@ -1199,6 +1199,11 @@ static int collect_instance(struct instance *inst, void *arg)
         uint8_t h = check_health(col->c, inst, note, sizeof(note));
         json_object_set_new(chk, "status", json_string(instance_health_name(h)));
         json_object_set_new(chk, "note", json_string(note));
+#ifdef DISC_HAVE_HEALTH
+        const char *via = "";
+        if (col->c->health && health_tcp_via(col->c->health, inst->id, &via) == 0 && *via)
+            json_object_set_new(chk, "via", json_string(via)); /* tcp: sock_diag or connect */
+#endif
     }
     if (!o || json_array_append_new(col->arr, o) < 0)
         col->failed = 1;
@@ -1411,6 +1416,13 @@ static void op_status(struct req *r)
     json_object_set_new(resp, "connections", json_integer(atomic_load(&c->n_conns)));
     json_object_set_new(resp, "uptime_s", json_integer((now_ms() - c->started_ms) / 1000));
     json_object_set_new(resp, "zookeeper", zk);
+#ifdef DISC_HAVE_HEALTH
+    if (c->health) {
+        char tl[256];
+        health_tcp_local_state(c->health, tl, sizeof(tl));
+        json_object_set_new(resp, "tcp_checks_local", json_string(tl));
+    }
+#endif
     json_object_set_new(resp, "version", json_string(c->version));
     json_object_set_new(resp, "pid", json_integer(getpid()));
     json_object_set_new(resp, "host_id", json_string(host));

@@ -228,6 +228,11 @@ static void render_checks(struct metrics *m, struct control *ctl, FILE *f)
     sample_lu(f, "discd_check_failures_total", "kind", "session", sfail);
     for (size_t i = 0; i < 3; i++)
         sample_lu(f, "discd_check_failures_total", "kind", kinds[i].name, hs.failed[kinds[i].kind]);
+    family(f, "discd_tcp_checks_total", "counter",
+           "tcp checks by how they were made: sock_diag (a local target judged from the "
+           "listener listing, check-tcp-local = diag) or connect.");
+    sample_lu(f, "discd_tcp_checks_total", "via", "sock_diag", hs.tcp_diag);
+    sample_lu(f, "discd_tcp_checks_total", "via", "connect", hs.tcp_connect);
     if (m->src.health) {
         family(f, "discd_checked_instances", "gauge",
                "Instances with a tcp, http or ttl check being run.");

@@ -9,15 +9,19 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -289,10 +293,19 @@ static void teardown(void)
 
 TestSuite(health, .init = setup, .fini = teardown, .timeout = 60);
 
+/* The checker starts with check-tcp-local = diag (discd's default): local
+ * targets are judged from sock_diag, without a connection. Tests of the
+ * connect path (they count accepts) switch to connect first. */
+static void connect_mode(void)
+{
+    health_set_tcp_local(rep.h, HEALTH_TCP_LOCAL_CONNECT);
+}
+
 /* ---- tcp ------------------------------------------------------------------------ */
 
 Test(health, tcp_listener_that_stops_is_reported_live_one_is_not)
 {
+    connect_mode(); /* the connect path: counts the listeners' accepts */
     struct server live, dying;
     server_start(&live, false, 0);
     server_start(&dying, false, 0);
@@ -326,6 +339,7 @@ Test(health, tcp_listener_that_stops_is_reported_live_one_is_not)
 
 Test(health, tcp_short_outage_below_misses_is_not_reported)
 {
+    connect_mode(); /* the connect path: counts the listeners' accepts */
     struct server s;
     server_start(&s, false, 0);
     uint16_t port = s.port;
@@ -345,6 +359,7 @@ Test(health, tcp_short_outage_below_misses_is_not_reported)
 
 Test(health, tcp_timeout_counts_as_miss)
 {
+    connect_mode(); /* the connect path: counts the listeners' accepts */
     /* A listener whose accept queue is full drops SYNs: connect times out. */
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -465,6 +480,7 @@ Test(health, ttl_lapse_is_reported_and_passes_keep_it)
 
 Test(health, remove_stops_checks)
 {
+    connect_mode(); /* the connect path: counts the listeners' accepts */
     struct server s;
     server_start(&s, false, 0);
     struct health_check_def d = tcp_def(s.port, 50, 3);
@@ -583,6 +599,7 @@ static void *churn_main(void *p)
 
 Test(health, concurrent_add_remove_from_several_threads)
 {
+    connect_mode(); /* the connect path: counts the listeners' accepts */
     struct server s;
     server_start(&s, false, 0);
     enum { THREADS = 4 };
@@ -614,6 +631,7 @@ Test(health, concurrent_add_remove_from_several_threads)
  * (misses 1), so one wrong result would show. */
 Test(health, ten_thousand_tcp_checks_remove_the_dead_and_keep_the_live, .timeout = 120)
 {
+    connect_mode(); /* the connect path: counts the listeners' accepts */
     enum { N = 10000, NS = 4 };
     struct server s[NS];
     for (int k = 0; k < NS; k++) {
@@ -673,4 +691,354 @@ Test(health, ten_thousand_tcp_checks_remove_the_dead_and_keep_the_live, .timeout
     cr_assert_eq(health_count(rep.h), N);
     for (int k = 0; k < NS; k++)
         server_stop(&s[k]);
+}
+
+/* ---- tcp checks of local targets by sock_diag (check-tcp-local = diag) -------------- */
+
+/* A listening socket at addr:port (port 0: any), or -1 with errno. */
+static int listen_at(int family, const char *addr, uint16_t port, int backlog, bool v6only,
+                     uint16_t *out_port)
+{
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    if (family == AF_INET6) {
+        int on = v6only;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        inet_pton(AF_INET6, addr, &s6->sin6_addr);
+        len = sizeof(*s6);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        inet_pton(AF_INET, addr, &s4->sin_addr);
+        len = sizeof(*s4);
+    }
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, backlog) < 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    *out_port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                         : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+/* A port nothing listens on (bound, then closed). */
+static uint16_t closed_port(void)
+{
+    uint16_t p;
+    int fd = listen_at(AF_INET, "127.0.0.1", 0, 1, false, &p);
+    cr_assert(fd >= 0);
+    close(fd);
+    return p;
+}
+
+/* A non-loopback IPv4 address of a local interface, or false. */
+static bool iface_addr(char *out, size_t len)
+{
+    struct ifaddrs *ifa = NULL;
+    bool found = false;
+    if (getifaddrs(&ifa) < 0)
+        return false;
+    for (struct ifaddrs *i = ifa; i && !found; i = i->ifa_next)
+        if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && (i->ifa_flags & IFF_UP) &&
+            !(i->ifa_flags & IFF_LOOPBACK))
+            found = inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, out,
+                              (socklen_t)len) != NULL;
+    freeifaddrs(ifa);
+    return found;
+}
+
+struct verdict {
+    char target[80];
+    bool expect_pass;
+    const char *diag_reason; /* expected in the failure reason with sock_diag */
+    const char *conn_reason; /* ... and with connect */
+    bool passed;
+    char via[16];
+    char reason[256];
+};
+
+/* Check every target once or more in `mode` (misses 1: any failed check is
+ * reported at once) and record what the checker decided. */
+static void judge_all(enum health_tcp_local mode, struct verdict *v, int n)
+{
+    health_set_tcp_local(rep.h, mode);
+    for (int k = 0; k < n; k++) {
+        struct health_check_def d = {
+            .kind = HEALTH_TCP, .interval_ms = 200, .timeout_ms = 100, .misses = 1};
+        snprintf(d.target, sizeof(d.target), "%s", v[k].target);
+        char id[32];
+        snprintf(id, sizeof(id), "j%d-%d", (int)mode, k);
+        cr_assert_eq(health_add(rep.h, id, &d), 0, "add %s", v[k].target);
+    }
+    /* Every instance checked (first checks spread over one interval) and a
+     * connect's timeout passed. */
+    sleep_ms(900);
+    for (int k = 0; k < n; k++) {
+        char id[32];
+        snprintf(id, sizeof(id), "j%d-%d", (int)mode, k);
+        const char *via = "";
+        pthread_mutex_lock(&rep.mu);
+        int i = find_report(id);
+        if (i >= 0)
+            snprintf(v[k].reason, sizeof(v[k].reason), "%s", rep.reasons[i]);
+        pthread_mutex_unlock(&rep.mu);
+        v[k].passed = i < 0;
+        v[k].via[0] = '\0';
+        if (i < 0) {
+            cr_assert_eq(health_tcp_via(rep.h, id, &via), 0);
+            snprintf(v[k].via, sizeof(v[k].via), "%s", via);
+            cr_assert_eq(health_remove(rep.h, id), 0);
+        }
+    }
+}
+
+Test(health, sock_diag_judges_local_listeners_as_connect_does)
+{
+    uint16_t pa, pf, pw, pd, p6, px;
+    int la = listen_at(AF_INET, "127.0.0.1", 0, 64, false, &pa);
+    int lf = listen_at(AF_INET, "127.0.0.1", 0, 1, false, &pf);
+    int lw = listen_at(AF_INET, "0.0.0.0", 0, 64, false, &pw);
+    int ld = listen_at(AF_INET6, "::", 0, 64, false, &pd);
+    int l6 = listen_at(AF_INET6, "::", 0, 64, true, &p6);
+    int lx = listen_at(AF_INET, "127.0.0.2", 0, 64, false, &px);
+    cr_assert(la >= 0 && lf >= 0 && lw >= 0 && ld >= 0 && l6 >= 0 && lx >= 0, "listeners: %s",
+              strerror(errno));
+    uint16_t pc = closed_port();
+    /* Fill lf's accept queue (backlog 1: full with two waiting): the kernel
+     * drops further SYNs, so a connect would time out. */
+    struct sockaddr_in sf = {.sin_family = AF_INET, .sin_port = htons(pf)};
+    sf.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fill[4];
+    for (int k = 0; k < 4; k++) {
+        fill[k] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        connect(fill[k], (struct sockaddr *)&sf, sizeof(sf));
+    }
+    sleep_ms(100);
+
+    char ifa[INET_ADDRSTRLEN];
+    bool have_ifa = iface_addr(ifa, sizeof(ifa));
+    struct verdict v[16];
+    int n = 0;
+#define V(pass, dr, cr, ...)                                                                       \
+    do {                                                                                           \
+        v[n] = (struct verdict){.expect_pass = pass, .diag_reason = dr, .conn_reason = cr};        \
+        snprintf(v[n].target, sizeof(v[n].target), __VA_ARGS__);                                   \
+        n++;                                                                                       \
+    } while (0)
+    V(true, NULL, NULL, "127.0.0.1:%u", pa);
+    V(false, "nothing listens on 127.0.0.1", "refused", "127.0.0.1:%u", pc);
+    V(false, "accept queue of 127.0.0.1", "timed out", "127.0.0.1:%u", pf);
+    V(true, NULL, NULL, "127.0.0.1:%u", pw);                         /* v4 wildcard */
+    V(false, "nothing listens on [::1]", "refused", "[::1]:%u", pw); /* not for IPv6 */
+    V(true, NULL, NULL, "127.0.0.1:%u", pd);                         /* dual-stack :: */
+    V(true, NULL, NULL, "[::1]:%u", pd);
+    V(true, NULL, NULL, "[::ffff:127.0.0.1]:%u", pd);                        /* v4-mapped target */
+    V(false, "nothing listens on 127.0.0.1", "refused", "127.0.0.1:%u", p6); /* V6ONLY */
+    V(true, NULL, NULL, "[::1]:%u", p6);
+    V(false, "nothing listens on 127.0.0.1", "refused", "127.0.0.1:%u", px); /* 127.0.0.2 only */
+    V(false, "nothing listens on [::1]", "refused", "[::1]:%u", pa);
+    if (have_ifa)
+        V(true, NULL, NULL, "%s:%u", ifa, pw); /* a local interface's address */
+#undef V
+
+    struct health_stats st0, st1;
+    health_get_stats(rep.h, &st0);
+    judge_all(HEALTH_TCP_LOCAL_DIAG, v, n);
+    health_get_stats(rep.h, &st1);
+    for (int k = 0; k < n; k++) {
+        cr_assert_eq(v[k].passed, v[k].expect_pass, "sock_diag: %s %s (%s)", v[k].target,
+                     v[k].passed ? "passed" : "failed", v[k].reason);
+        if (v[k].passed)
+            cr_assert_str_eq(v[k].via, "sock_diag", "%s", v[k].target);
+        else
+            cr_assert(strstr(v[k].reason, v[k].diag_reason) && strstr(v[k].reason, "sock_diag"),
+                      "sock_diag: %s: reason '%s'", v[k].target, v[k].reason);
+    }
+    cr_assert_geq(st1.tcp_diag - st0.tcp_diag, (uint64_t)n);
+    cr_assert_eq(st1.tcp_connect, st0.tcp_connect, "a local target was connected to");
+    /* No connection reached a listener: nothing waits in its queue. */
+    int fl = fcntl(la, F_GETFL);
+    fcntl(la, F_SETFL, fl | O_NONBLOCK);
+    cr_assert(accept(la, NULL, NULL) < 0 && errno == EAGAIN, "sock_diag connected");
+
+    char why[256];
+    health_tcp_local_state(rep.h, why, sizeof(why));
+    cr_assert_str_eq(why, "sock_diag");
+
+    /* The same targets by connect: the same verdicts. */
+    judge_all(HEALTH_TCP_LOCAL_CONNECT, v, n);
+    for (int k = 0; k < n; k++) {
+        cr_assert_eq(v[k].passed, v[k].expect_pass, "connect: %s %s (%s)", v[k].target,
+                     v[k].passed ? "passed" : "failed", v[k].reason);
+        if (v[k].passed)
+            cr_assert_str_eq(v[k].via, "connect", "%s", v[k].target);
+        else
+            cr_assert(strstr(v[k].reason, v[k].conn_reason), "connect: %s: reason '%s'",
+                      v[k].target, v[k].reason);
+    }
+    health_tcp_local_state(rep.h, why, sizeof(why));
+    cr_assert(strstr(why, "connect"), "%s", why);
+    for (int k = 0; k < 4; k++)
+        close(fill[k]);
+    int fds[] = {la, lf, lw, ld, l6, lx};
+    for (int k = 0; k < 6; k++)
+        close(fds[k]);
+}
+
+Test(health, sock_diag_mode_connects_to_targets_that_are_not_local)
+{
+    /* TEST-NET-2: not an address of this host, whatever its interfaces. */
+    struct health_check_def d = {
+        .kind = HEALTH_TCP, .interval_ms = 100, .timeout_ms = 50, .misses = 1000};
+    snprintf(d.target, sizeof(d.target), "198.51.100.1:9");
+    cr_assert_eq(health_add(rep.h, "far", &d), 0);
+    const char *via = "";
+    int64_t end = mono_ms() + 5000;
+    while (mono_ms() < end && health_tcp_via(rep.h, "far", &via) == 0 && !*via)
+        sleep_ms(20);
+    cr_assert_str_eq(via, "connect");
+    struct health_stats st;
+    health_get_stats(rep.h, &st);
+    cr_assert_geq(st.tcp_connect, 1);
+    cr_assert_eq(st.tcp_diag, 0);
+}
+
+/* ---- another uid against a dead service's check -------------------------------------- */
+
+/* A listener owned by uid 65534 (setpriv), in its own process: FAMILY ADDR
+ * PORT OPT (v6only, dev=IFNAME or -). Returns its pid once it listens (or
+ * -1: *err says why); it exits when *stdin_w is closed. */
+static pid_t hostile_listener(const char *family, const char *addr, uint16_t port, const char *opt,
+                              int *stdin_w, char *err, size_t errlen)
+{
+    static const char script[] =
+        "import os, socket, sys\n"
+        "fam, addr, port, opt = sys.argv[1:5]\n"
+        "s = socket.socket(socket.AF_INET6 if fam == '6' else socket.AF_INET)\n"
+        "if opt == 'v6only': s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)\n"
+        "if opt.startswith('dev='):\n"
+        "    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, opt[4:].encode())\n"
+        "try:\n"
+        "    s.bind((addr, int(port))); s.listen(16)\n"
+        "except OSError as e:\n"
+        "    print('error', e, flush=True); sys.exit(1)\n"
+        "print('listening uid', os.getuid(), flush=True)\n"
+        "sys.stdin.read()\n";
+    char ports[16];
+    snprintf(ports, sizeof(ports), "%u", port);
+    int in[2], out[2];
+    cr_assert(pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        execl("/usr/bin/setpriv", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+              "/usr/bin/python3", "-c", script, family, addr, ports, opt, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    char line[256] = "";
+    size_t got = 0;
+    struct pollfd p = {.fd = out[0], .events = POLLIN};
+    while (got < sizeof(line) - 1 && !strchr(line, '\n') && poll(&p, 1, 10000) == 1) {
+        ssize_t r = read(out[0], line + got, sizeof(line) - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        line[got] = '\0';
+    }
+    close(out[0]);
+    *stdin_w = in[1];
+    if (strncmp(line, "listening uid 65534", 19) != 0) {
+        snprintf(err, errlen, "%s", line[0] ? line : "no answer");
+        close(in[1]);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    return pid;
+}
+
+static void hostile_stop(pid_t pid, int stdin_w)
+{
+    close(stdin_w);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
+/* The service's check targets 127.0.0.1:P and the service is gone. Another
+ * uid can listen on P anywhere else: on another loopback address, on ::
+ * with IPV6_V6ONLY, or on the wildcard bound to another interface. None of
+ * these makes the check pass, with sock_diag as with connect. (What it can
+ * do — listen on 127.0.0.1:P itself once P is free — passes any tcp check,
+ * connect included: docs/DESIGN.md, "tcp checks of local targets".) */
+Test(health, another_uid_cannot_make_a_dead_services_check_pass)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to run the attacker as uid 65534");
+    char ifname[IF_NAMESIZE] = "";
+    struct ifaddrs *ifa = NULL;
+    if (getifaddrs(&ifa) == 0) {
+        for (struct ifaddrs *i = ifa; i; i = i->ifa_next)
+            if (!(i->ifa_flags & IFF_LOOPBACK) && (i->ifa_flags & IFF_UP)) {
+                snprintf(ifname, sizeof(ifname), "%s", i->ifa_name);
+                break;
+            }
+        freeifaddrs(ifa);
+    }
+    char dev[32];
+    snprintf(dev, sizeof(dev), "dev=%s", ifname);
+    struct {
+        const char *family, *addr, *opt, *reason;
+    } attacks[] = {
+        {"4", "127.0.0.2", "-", "nothing listens on 127.0.0.1"},
+        {"6", "::", "v6only", "nothing listens on 127.0.0.1"},
+        {"4", "0.0.0.0", dev, "refused"}, /* bound to a device: connected to */
+    };
+    int n_attacks = ifname[0] ? 3 : 2;
+    for (int a = 0; a < n_attacks; a++) {
+        uint16_t port = closed_port();
+        int w;
+        char err[256];
+        pid_t pid = hostile_listener(attacks[a].family, attacks[a].addr, port, attacks[a].opt, &w,
+                                     err, sizeof(err));
+        cr_assert(pid > 0, "attacker %s %s: %s", attacks[a].addr, attacks[a].opt, err);
+        struct health_check_def d = tcp_def(port, 100, 2);
+        char id[32];
+        snprintf(id, sizeof(id), "victim-%d", a);
+        cr_assert_eq(health_add(rep.h, id, &d), 0);
+        int i = wait_report(id, 5000);
+        hostile_stop(pid, w);
+        cr_assert(i >= 0, "uid 65534 listening on %s:%u (%s) made the check pass", attacks[a].addr,
+                  port, attacks[a].opt);
+        cr_assert(strstr(rep.reasons[i], attacks[a].reason), "attack %d: reason '%s'", a,
+                  rep.reasons[i]);
+    }
+
+    /* The baseline every tcp check shares: the port itself, once free. */
+    uint16_t port = closed_port();
+    int w;
+    char err[256];
+    pid_t pid = hostile_listener("4", "127.0.0.1", port, "-", &w, err, sizeof(err));
+    cr_assert(pid > 0, "attacker: %s", err);
+    struct verdict v = {.expect_pass = true};
+    snprintf(v.target, sizeof(v.target), "127.0.0.1:%u", port);
+    judge_all(HEALTH_TCP_LOCAL_DIAG, &v, 1);
+    bool by_diag = v.passed;
+    judge_all(HEALTH_TCP_LOCAL_CONNECT, &v, 1);
+    hostile_stop(pid, w);
+    cr_assert(by_diag && v.passed, "the port's holder passes with sock_diag (%d) and connect (%d)",
+              by_diag, v.passed);
 }

@@ -43,6 +43,7 @@ EXPECTED = {
     "discd_checks": ("counter", {"kind"}),
     "discd_check_failures": ("counter", {"kind"}),
     "discd_checked_instances": ("gauge", set()),
+    "discd_tcp_checks": ("counter", {"via"}),
     "discd_control_requests": ("counter", {"op"}),
     "discd_control_errors": ("counter", {"op"}),
     "discd_control_connections": ("gauge", set()),
