@@ -26,7 +26,15 @@
  *
  *   bench_health [--quick] [--md FILE] [--json FILE] [--kind tcp|http|ttl|all]
  *                [--instances N] [--interval MS] [--seconds S]
- *                [--http-instances N] [--listeners K]
+ *                [--http-instances N] [--listeners K] [--tcp-mode diag|connect|both]
+ *
+ * The tcp checks target loopback listeners, so discd's check-tcp-local
+ * decides how they are made: diag (discd's default: one sock_diag listing
+ * of the listeners per tick) or connect. --tcp-mode both (the default) runs
+ * a discd of each, as two rows of the same run; the target is judged on
+ * discd's default (diag) when it ran. Each row also states the checks
+ * discd made each way (discd_tcp_checks_total), so a row can never
+ * silently measure the other path.
  *
  * --kind all (the default) runs tcp with --instances and http with
  * --http-instances; a single kind runs --instances of it.
@@ -296,18 +304,33 @@ static void register_all(const struct discd_proc *d, const struct listeners *L, 
 
 struct result {
     double wall, checks, misses, cpu, thread_cpu, per_check_us, share, thread_share;
+    double via_diag, via_connect; /* tcp checks of the window by path */
     long long remaining;
 };
 
+/* A sample of discd_tcp_checks_total{via="..."}; -1 if absent. */
+static double via_metric(const struct discd_proc *d, const char *via)
+{
+    char *line = discd_proc_request(d, "{\"op\":\"metrics\"}", 10000);
+    if (!line)
+        die("metrics", EIO);
+    char pat[160];
+    snprintf(pat, sizeof(pat), "\\ndiscd_tcp_checks_total{via=\\\"%s\\\"} ", via);
+    const char *p = strstr(line, pat);
+    double v = p ? strtod(p + strlen(pat), NULL) : -1;
+    free(line);
+    return v;
+}
+
 /* One discd, n instances of kind, measured over `seconds`. */
 static struct result run_discd(unsigned n, const char *kind, unsigned interval, double seconds,
-                               unsigned n_lis)
+                               unsigned n_lis, const char *tcp_mode)
 {
     struct listeners L;
     listeners_start(&L, n_lis);
     struct discd_proc d;
     int rc = discd_proc_init(&d, "health");
-    char *extra[] = {"--max-instances", "1000000", NULL};
+    char *extra[] = {"--max-instances", "1000000", "--check-tcp-local", (char *)tcp_mode, NULL};
     if (rc == 0)
         rc = discd_proc_start(&d, extra, 20000);
     if (rc < 0) {
@@ -322,12 +345,16 @@ static struct result run_discd(unsigned n, const char *kind, unsigned interval, 
     struct cpu_sample c0 = discd_cpu(pid);
     double k0 = metric(&d, "discd_checks_total", kind);
     double f0 = metric(&d, "discd_check_failures_total", kind);
+    double vd0 = via_metric(&d, "sock_diag"), vc0 = via_metric(&d, "connect");
     sleep_s(seconds);
     double w1 = now_s();
     struct cpu_sample c1 = discd_cpu(pid);
     double k1 = metric(&d, "discd_checks_total", kind);
     double f1 = metric(&d, "discd_check_failures_total", kind);
+    double vd1 = via_metric(&d, "sock_diag"), vc1 = via_metric(&d, "connect");
     struct result r = {0};
+    r.via_diag = vd1 - vd0;
+    r.via_connect = vc1 - vc0;
     r.misses = f1 - f0;
     r.remaining = status_int(&d, "local_instances");
     discd_proc_stop(&d, 20000);
@@ -413,7 +440,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench_health [--quick] [--md FILE] [--json FILE] "
                     "[--kind tcp|http|ttl|all] [--instances N] [--interval MS] [--seconds S] "
-                    "[--http-instances N] [--listeners K]\n");
+                    "[--http-instances N] [--listeners K] [--tcp-mode diag|connect|both]\n");
     exit(2);
 }
 
@@ -440,7 +467,7 @@ int main(int argc, char **argv)
 {
     unsigned n_inst = 10000, interval = 1000, n_lis = 16, n_http = 2000;
     double seconds = 15;
-    const char *kind = "all";
+    const char *kind = "all", *tcp_mode = "both";
     int argc0 = argc;
     char **argv0 = malloc(sizeof(char *) * (size_t)(argc + 1));
     if (!argv0)
@@ -468,12 +495,18 @@ int main(int argc, char **argv)
             n_lis = (unsigned)strtoul(v, NULL, 10);
         else if (!strcmp(a, "--kind"))
             kind = v;
+        else if (!strcmp(a, "--tcp-mode"))
+            tcp_mode = v;
         else
             usage();
     }
     bool all = !strcmp(kind, "all"), do_tcp = all || !strcmp(kind, "tcp"),
          do_http = all || !strcmp(kind, "http"), do_ttl = !strcmp(kind, "ttl");
     if (!do_tcp && !do_http && !do_ttl)
+        usage();
+    bool tcp_diag = !strcmp(tcp_mode, "both") || !strcmp(tcp_mode, "diag"),
+         tcp_conn = !strcmp(tcp_mode, "both") || !strcmp(tcp_mode, "connect");
+    if (!tcp_diag && !tcp_conn)
         usage();
     if (!all && do_http)
         n_http = n_inst;
@@ -504,25 +537,38 @@ int main(int argc, char **argv)
              "| what | checks/s | CPU, %% of one core | checker thread | CPU per check, us "
              "| misses | instances left |\n|---|---:|---:|---:|---:|---:|---:|\n",
              getenv("DISC_BUILD_DIR"), n_lis, interval, interval / 2, seconds);
-    struct result fl = {0}, tcp = {0}, http = {0}, ttl = {0};
+    struct result fl = {0}, tcp = {0}, tcpc = {0}, http = {0}, ttl = {0};
     if (do_tcp) {
         double rate = (double)n_inst * 1000.0 / interval;
         fl = run_floor(rate, seconds / 3 < 2 ? 2 : seconds / 3, n_lis);
         bench_md(rep, "| floor: bare connect + reset loop | %.0f | %.1f | | %.1f | | |\n",
                  fl.checks / fl.wall, fl.share, fl.per_check_us);
-        tcp = run_discd(n_inst, "tcp", interval, seconds, n_lis);
-        char what[96];
-        snprintf(what, sizeof(what), "discd, %u tcp instances", n_inst);
-        md_row(rep, what, &tcp, n_inst);
+        char what[160];
+        if (tcp_conn) {
+            tcpc = run_discd(n_inst, "tcp", interval, seconds, n_lis, "connect");
+            snprintf(what, sizeof(what),
+                     "discd, %u tcp instances, check-tcp-local = connect (%.0f by connect, %.0f "
+                     "by sock_diag)",
+                     n_inst, tcpc.via_connect, tcpc.via_diag);
+            md_row(rep, what, &tcpc, n_inst);
+        }
+        if (tcp_diag) {
+            tcp = run_discd(n_inst, "tcp", interval, seconds, n_lis, "diag");
+            snprintf(what, sizeof(what),
+                     "discd, %u tcp instances, check-tcp-local = diag (%.0f by sock_diag, %.0f "
+                     "by connect)",
+                     n_inst, tcp.via_diag, tcp.via_connect);
+            md_row(rep, what, &tcp, n_inst);
+        }
     }
     if (do_http) {
-        http = run_discd(n_http, "http", interval, seconds, n_lis);
+        http = run_discd(n_http, "http", interval, seconds, n_lis, "diag");
         char what[96];
         snprintf(what, sizeof(what), "discd, %u http instances (libcurl multi)", n_http);
         md_row(rep, what, &http, n_http);
     }
     if (do_ttl) {
-        ttl = run_discd(n_inst, "ttl", interval, seconds, n_lis);
+        ttl = run_discd(n_inst, "ttl", interval, seconds, n_lis, "diag");
         char what[96];
         snprintf(what, sizeof(what), "discd, %u ttl instances", n_inst);
         md_row(rep, what, &ttl, n_inst);
@@ -532,7 +578,19 @@ int main(int argc, char **argv)
 
     if (do_tcp) {
         json_row(rep, "floor: connect + reset, CPU per connect", &fl, 0);
-        json_row(rep, "discd tcp: CPU per check", &tcp, n_inst);
+        if (tcp_conn)
+            json_row(rep, "discd tcp (check-tcp-local = connect): CPU per check", &tcpc, n_inst);
+        if (tcp_diag)
+            json_row(rep, "discd tcp (check-tcp-local = diag): CPU per check", &tcp, n_inst);
+        if (tcp_conn && tcp_diag)
+            bench_md(rep,
+                     "sock_diag: %.2f us of CPU per check against %.2f us by connect in the same "
+                     "run (%.1f x less); %.2f x the connect floor.\n\n",
+                     tcp.per_check_us, tcpc.per_check_us,
+                     tcp.per_check_us > 0 ? tcpc.per_check_us / tcp.per_check_us : NAN,
+                     fl.per_check_us > 0 ? tcp.per_check_us / fl.per_check_us : NAN);
+        if (!tcp_diag)
+            tcp = tcpc; /* the target below is judged on what ran */
         /* The issue's target is 10,000 checks/s at a 1 s interval in 10 % of
          * one core, i.e. 10 us of CPU per check. The machine may not let
          * discd run that many (a shared VM): the CPU at 10,000 checks/s is
@@ -540,7 +598,9 @@ int main(int argc, char **argv)
         double achieved = tcp.wall > 0 ? tcp.checks / tcp.wall : 0;
         bool at_10k = achieved >= 9500 && tcp.misses == 0;
         double at_nominal = at_10k ? tcp.share : tcp.per_check_us * 10000 / 1e4;
-        bench_md(rep, "discd's CPU per tcp check is %.2f x the floor's. %s\n\n",
+        bench_md(rep,
+                 "discd's CPU per tcp check (check-tcp-local = %s) is %.2f x the floor's. %s\n\n",
+                 tcp_diag ? "diag" : "connect",
                  fl.per_check_us > 0 ? tcp.per_check_us / fl.per_check_us : NAN,
                  at_10k ? "It ran 10,000 checks/s: the CPU share is measured."
                         : "It did not run 10,000 checks/s here (the checks/s column), so the "
