@@ -47,6 +47,21 @@ static void free_docs(struct docs *d)
     free(d->e);
 }
 
+/* n documents (make_docs) encoded as generation gen in chunks of at most
+ * chunk bytes. */
+static void encode_docs(struct docs *d, size_t n, uint64_t gen, size_t chunk,
+                        struct zk_snap_chunks *c)
+{
+    make_docs(d, n);
+    cr_assert_eq(zk_snap_encode(d->e, d->n, gen, chunk, c), 0);
+}
+
+static void free_encoded(struct docs *d, struct zk_snap_chunks *c)
+{
+    zk_snap_chunks_free(c);
+    free_docs(d);
+}
+
 static int decode(struct zk_snap_chunks *c, struct zk_snap *s)
 {
     const char *why = NULL;
@@ -85,9 +100,8 @@ static void refresh_crcs(struct zk_snap_chunks *c)
 Test(zk_snapshot, round_trip_many_chunks)
 {
     struct docs d;
-    make_docs(&d, 1000);
     struct zk_snap_chunks c;
-    cr_assert_eq(zk_snap_encode(d.e, d.n, 42, 4096, &c), 0);
+    encode_docs(&d, 1000, 42, 4096, &c);
     cr_assert_gt(c.count, 10, "1000 documents should take many 4 KiB chunks, got %zu", c.count);
     for (size_t i = 0; i < c.count; i++) {
         cr_assert_leq(c.len[i], 4096);
@@ -106,16 +120,14 @@ Test(zk_snapshot, round_trip_many_chunks)
     cr_assert_null(zk_snap_find(&s, "00000000-0000-4000-8000-000000000000-1"));
     cr_assert_null(zk_snap_find(&s, "zzz"));
     zk_snap_free(&s);
-    zk_snap_chunks_free(&c);
-    free_docs(&d);
+    free_encoded(&d, &c);
 }
 
 Test(zk_snapshot, one_chunk_and_empty)
 {
     struct docs d;
-    make_docs(&d, 3);
     struct zk_snap_chunks c;
-    cr_assert_eq(zk_snap_encode(d.e, d.n, 1, ZK_SNAP_CHUNK_MAX, &c), 0);
+    encode_docs(&d, 3, 1, ZK_SNAP_CHUNK_MAX, &c);
     cr_assert_eq(c.count, 1);
     struct zk_snap s;
     cr_assert_eq(decode(&c, &s), 0);
@@ -130,8 +142,7 @@ Test(zk_snapshot, one_chunk_and_empty)
     cr_assert_eq(s.n, 0);
     cr_assert_eq(s.gen, 7);
     zk_snap_free(&s);
-    zk_snap_chunks_free(&c);
-    free_docs(&d);
+    free_encoded(&d, &c);
 }
 
 Test(zk_snapshot, encode_refuses_bad_input)
@@ -157,9 +168,8 @@ Test(zk_snapshot, encode_refuses_bad_input)
 Test(zk_snapshot, every_flipped_byte_is_refused)
 {
     struct docs d;
-    make_docs(&d, 40);
     struct zk_snap_chunks c;
-    cr_assert_eq(zk_snap_encode(d.e, d.n, 9, 1024, &c), 0);
+    encode_docs(&d, 40, 9, 1024, &c);
     cr_assert_gt(c.count, 2);
     for (size_t k = 0; k < c.count; k++) {
         for (size_t i = 0; i < c.len[k]; i++) {
@@ -174,8 +184,7 @@ Test(zk_snapshot, every_flipped_byte_is_refused)
     struct zk_snap s;
     cr_assert_eq(decode(&c, &s), 0, "restored chunks must decode again");
     zk_snap_free(&s);
-    zk_snap_chunks_free(&c);
-    free_docs(&d);
+    free_encoded(&d, &c);
 }
 
 Test(zk_snapshot, chunks_must_belong_together)
@@ -213,9 +222,8 @@ Test(zk_snapshot, chunks_must_belong_together)
 Test(zk_snapshot, newer_version_is_not_supported)
 {
     struct docs d;
-    make_docs(&d, 2);
     struct zk_snap_chunks c;
-    cr_assert_eq(zk_snap_encode(d.e, d.n, 1, 4096, &c), 0);
+    encode_docs(&d, 2, 1, 4096, &c);
     c.data[0][4] = 2; /* format version 2 */
     struct zk_snap_hdr h;
     const char *why = NULL;
@@ -223,16 +231,14 @@ Test(zk_snapshot, newer_version_is_not_supported)
     cr_assert(why && strstr(why, "version"), "reason: %s", why ? why : "(none)");
     struct zk_snap s;
     cr_assert_eq(decode(&c, &s), -ENOTSUP);
-    zk_snap_chunks_free(&c);
-    free_docs(&d);
+    free_encoded(&d, &c);
 }
 
 Test(zk_snapshot, forged_entry_under_valid_checksums_is_dropped)
 {
     struct docs d;
-    make_docs(&d, 5);
     struct zk_snap_chunks c;
-    cr_assert_eq(zk_snap_encode(d.e, d.n, 3, 4096, &c), 0);
+    encode_docs(&d, 5, 3, 4096, &c);
     /* change the third document's bytes in place, fix the chunk and whole CRCs
      * but not the entry's own CRC */
     char *at = memmem(c.data[0], c.len[0], d.docs[2], strlen(d.docs[2]));
@@ -246,16 +252,14 @@ Test(zk_snapshot, forged_entry_under_valid_checksums_is_dropped)
     cr_assert_null(zk_snap_find(&s, d.names[2]), "forged entry served");
     cr_assert_not_null(zk_snap_find(&s, d.names[3]));
     zk_snap_free(&s);
-    zk_snap_chunks_free(&c);
-    free_docs(&d);
+    free_encoded(&d, &c);
 }
 
 Test(zk_snapshot, malformed_payload_under_valid_checksums)
 {
     struct docs d;
-    make_docs(&d, 3);
     struct zk_snap_chunks c;
-    cr_assert_eq(zk_snap_encode(d.e, d.n, 3, 4096, &c), 0);
+    encode_docs(&d, 3, 3, 4096, &c);
     /* a document length that runs past the end */
     unsigned char *p = (unsigned char *)c.data[0] + ZK_SNAP_HDR_LEN;
     size_t nl = p[0] | (p[1] << 8);
@@ -272,6 +276,5 @@ Test(zk_snapshot, malformed_payload_under_valid_checksums)
     p[3] = 'f';
     refresh_crcs(&c);
     cr_assert_eq(decode(&c, &s), -EINVAL);
-    zk_snap_chunks_free(&c);
-    free_docs(&d);
+    free_encoded(&d, &c);
 }
