@@ -468,11 +468,6 @@ int main(int argc, char **argv)
     unsigned n_inst = 10000, interval = 1000, n_lis = 16, n_http = 2000;
     double seconds = 15;
     const char *kind = "all", *tcp_mode = "both";
-    int argc0 = argc;
-    char **argv0 = malloc(sizeof(char *) * (size_t)(argc + 1));
-    if (!argv0)
-        die("malloc", ENOMEM);
-    memcpy(argv0, argv, sizeof(char *) * (size_t)(argc + 1));
     struct bench_opts opts;
     if (bench_parse_args(&argc, argv, &opts) < 0)
         usage();
@@ -520,7 +515,7 @@ int main(int argc, char **argv)
     char title[128];
     snprintf(title, sizeof(title), "Health checks: CPU of a real discd, %s checks",
              all ? "tcp and http" : kind);
-    struct bench_report *rep = bench_report_open("bench_health", title, &opts, argc0, argv0);
+    struct bench_report *rep = bench_report_open("bench_health", title, &opts, 0, NULL);
     if (!rep)
         return 1;
     int erc = bench_discd_env();
@@ -622,6 +617,5 @@ int main(int argc, char **argv)
     }
     if (do_ttl)
         json_row(rep, "discd ttl: CPU per check", &ttl, n_inst);
-    free(argv0);
     return bench_report_close(rep) < 0 ? 1 : 0;
 }

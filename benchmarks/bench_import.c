@@ -255,9 +255,6 @@ static void cleanup(void)
 
 int main(int argc, char **argv)
 {
-    int argc0 = argc;
-    char **argv0 = malloc(sizeof(char *) * (size_t)(argc + 1));
-    memcpy(argv0, argv, sizeof(char *) * (size_t)(argc + 1));
     struct bench_opts bo;
     if (bench_parse_args(&argc, argv, &bo) != 0)
         return 2;
@@ -314,8 +311,7 @@ int main(int argc, char **argv)
     struct run mn = nat[runs / 2], mc = cur[runs / 2];
 
     struct bench_report *rep = bench_report_open(
-        "bench_import", "Curator import: initial sync of a fresh discd (issue 12)", &bo, argc0,
-        argv0);
+        "bench_import", "Curator import: initial sync of a fresh discd (issue 12)", &bo, 0, NULL);
     if (!rep)
         return 1;
     char title[160];
@@ -372,7 +368,7 @@ int main(int argc, char **argv)
     bench_target(rep, "curator import reads per instance", (double)mc.reads / n, "<=", 1.0);
     /* delivered in batches (one per window of pipelined reads), not one
      * registry notification per instance: at most one commit per 100 */
-    bench_target(rep, "curator import segment commits per instance", (double)mc.commits / n, "<=",
-                 0.01);
+    bench_target(rep, "curator import segment commits per instance", (double)mc.commits / n,
+                 "<=", 0.01);
     return bench_report_close(rep) == 0 ? 0 : 1;
 }

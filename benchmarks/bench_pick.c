@@ -190,9 +190,6 @@ static void bench(enum op op)
 
 int main(int argc, char **argv)
 {
-    int argc0 = argc;
-    char **argv0 = malloc(sizeof(char *) * (size_t)(argc + 1));
-    memcpy(argv0, argv, sizeof(char *) * (size_t)(argc + 1));
     struct bench_opts opts;
     if (bench_parse_args(&argc, argv, &opts) < 0)
         return 1;
@@ -277,8 +274,8 @@ int main(int argc, char **argv)
         disc_picker_create(DISC_PICK_ROUND_ROBIN, 0, (uint32_t)ninst, &p_rr[s]);
     disc_picker_create(DISC_PICK_HASH, 0, 0, &p_hash);
 
-    rep = bench_report_open("bench_pick", "Filtered lookup and pick latency (issue 6)", &opts,
-                            argc0, argv0);
+    rep = bench_report_open("bench_pick", "Filtered lookup and pick latency (issue 6)", &opts, 0,
+                            NULL);
     if (!rep)
         return 1;
     printf("registry: %d services x %d instances; one thread; per-op latency in ns\n\n", nsvc,
@@ -305,6 +302,5 @@ int main(int argc, char **argv)
     free(names);
     free(lat);
     free(buf);
-    free(argv0);
     return bench_report_close(rep) < 0 ? 1 : 0;
 }

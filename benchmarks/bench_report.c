@@ -21,10 +21,41 @@ struct bench_report {
     bool failed;
 };
 
+/* The command line without --md/--json and their files (where this run put
+ * its output is not part of the experiment), quoted where the shell would
+ * need it. */
+static char *join_command(int argc, char **argv)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "--md") || !strcmp(a, "--json")) && i + 1 < argc) {
+            i++;
+            continue;
+        }
+        if (i == 0) {
+            const char *slash = strrchr(a, '/');
+            a = slash ? slash + 1 : a; /* build directories differ */
+        }
+        bool plain = *a != '\0' && strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                             "0123456789-_=./,:+%") == strlen(a);
+        fprintf(f, plain ? "%s%s" : "%s'%s'", i ? " " : "", a);
+    }
+    fclose(f);
+    return buf;
+}
+
 int bench_parse_args(int *argc, char **argv, struct bench_opts *o)
 {
     int out = 1;
     *o = (struct bench_opts){0};
+    char *command = join_command(*argc, argv);
+    snprintf(o->command, sizeof(o->command), "%s", command ? command : argv[0]);
+    free(command);
     for (int i = 1; i < *argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
             o->quick = true;
@@ -78,34 +109,6 @@ static void json_num(FILE *f, double v)
         fputs("null", f);
 }
 
-/* The command line without --md/--json and their files (where this run put
- * its output is not part of the experiment), quoted where the shell would
- * need it. */
-static char *join_command(int argc, char **argv)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f)
-        return NULL;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if ((!strcmp(a, "--md") || !strcmp(a, "--json")) && i + 1 < argc) {
-            i++;
-            continue;
-        }
-        if (i == 0) {
-            const char *slash = strrchr(a, '/');
-            a = slash ? slash + 1 : a; /* build directories differ */
-        }
-        bool plain = *a != '\0' && strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                             "0123456789-_=./,:+%") == strlen(a);
-        fprintf(f, plain ? "%s%s" : "%s'%s'", i ? " " : "", a);
-    }
-    fclose(f);
-    return buf;
-}
-
 struct bench_report *bench_report_open(const char *name, const char *title,
                                        const struct bench_opts *o, int argc, char **argv)
 {
@@ -114,7 +117,7 @@ struct bench_report *bench_report_open(const char *name, const char *title,
         return NULL;
     r->name = strdup(name);
     r->title = strdup(title);
-    r->command = join_command(argc, argv);
+    r->command = argv ? join_command(argc, argv) : strdup(o->command);
     r->quick = o->quick;
     r->json_path = o->json ? strdup(o->json) : NULL;
     r->rows = open_memstream(&r->rows_buf, &r->rows_len);

@@ -25,14 +25,16 @@
 
 struct bench_opts {
     bool quick;
-    const char *md;   /* NULL: no markdown section */
-    const char *json; /* NULL: no JSON file */
+    const char *md;     /* NULL: no markdown section */
+    const char *json;   /* NULL: no JSON file */
+    char command[1024]; /* the command line as given (see bench_report_open) */
 };
 
 /*
  * Take --quick, --md FILE and --json FILE out of argv (argv is compacted,
- * *argc lowered; argv[0] stays). Returns 0, or -EINVAL with a message on
- * stderr when --md or --json lacks its file.
+ * *argc lowered; argv[0] stays), after recording the whole command line in
+ * o->command. Returns 0, or -EINVAL with a message on stderr when --md or
+ * --json lacks its file.
  */
 int bench_parse_args(int *argc, char **argv, struct bench_opts *o);
 
@@ -41,8 +43,8 @@ struct bench_report;
 /*
  * Start a report. name: the program's short name ("bench_lookup"); title:
  * the section heading; argv/argc: the original command line (recorded as
- * the exact command). Opens the --md file and writes "## title" and the
- * command. Returns NULL (message on stderr) if a file cannot be created.
+ * the exact command), or NULL/0: the one bench_parse_args recorded in o. Opens the --md file and
+ * writes "## title" and the command. Returns NULL (message on stderr) if a file cannot be created.
  */
 struct bench_report *bench_report_open(const char *name, const char *title,
                                        const struct bench_opts *o, int argc, char **argv);
