@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "discshm.h"
 #include "proc.h"
 
 const char *ctl_binary(void)
@@ -311,4 +312,19 @@ void ctl_bg_kill(struct ctl_bg *bg)
         close(bg->out_fd);
         bg->out_fd = -1;
     }
+}
+
+void ctl_register(const struct discd_proc *d, int timeout_ms, const char *const *args, char *id)
+{
+    const char *full[40] = {"register"};
+    size_t n = 1;
+    for (size_t k = 0; args[k] && n < 39; k++)
+        full[n++] = args[k];
+    full[n] = NULL;
+    struct ctl_result r = ctl_run(d, timeout_ms, full);
+    cr_assert_eq(r.code, 0, "register failed (%d): %s", r.code, r.err);
+    cr_assert_eq(strlen(r.out), DISC_ID_LEN + 1, "not an id line: '%s'", r.out);
+    memcpy(id, r.out, DISC_ID_LEN);
+    id[DISC_ID_LEN] = '\0';
+    ctl_result_free(&r);
 }

@@ -35,6 +35,11 @@ struct ctl_result ctl_run_as(const struct discd_proc *d, uid_t uid, int timeout_
                              const char *const *args);
 #define CTL_AS(d, uid, ...) ctl_run_as((d), (uid), 10000, (const char *const[]){__VA_ARGS__, NULL})
 
+/* `discctl register ARGS...` (NULL-terminated args, at most 38): asserts it
+ * succeeds and prints an id line, and copies the id to id (DISC_ID_LEN + 1
+ * bytes). */
+void ctl_register(const struct discd_proc *d, int timeout_ms, const char *const *args, char *id);
+
 /* Free the captured output. */
 void ctl_result_free(struct ctl_result *r);
 

@@ -40,17 +40,7 @@ TestSuite(discctl, .init = setup, .fini = teardown, .timeout = 120);
 /* Register via discctl; asserts success; copies the printed id. */
 static void reg(char id[DISC_ID_LEN + 1], const char *const *args)
 {
-    const char *full[32] = {"register"};
-    size_t n = 1;
-    for (; args[n - 1] && n < 31; n++)
-        full[n] = args[n - 1];
-    full[n] = NULL;
-    struct ctl_result r = ctl_run(&d, 10000 * dt_slow(), full);
-    cr_assert_eq(r.code, 0, "register failed (%d): %s", r.code, r.err);
-    cr_assert_eq(strlen(r.out), DISC_ID_LEN + 1, "not an id line: '%s'", r.out);
-    memcpy(id, r.out, DISC_ID_LEN);
-    id[DISC_ID_LEN] = '\0';
-    ctl_result_free(&r);
+    ctl_register(&d, 10000 * dt_slow(), args, id);
 }
 #define REG(id, ...) reg((id), (const char *const[]){__VA_ARGS__, NULL})
 

@@ -80,17 +80,7 @@ static int wait_health(const char *id, int want, int timeout_ms)
 /* discctl register ARGS...; asserts success; copies the id. */
 static void reg(char id[DISC_ID_LEN + 1], const char *const *args)
 {
-    const char *full[32] = {"register"};
-    size_t n = 1;
-    for (; args[n - 1] && n < 31; n++)
-        full[n] = args[n - 1];
-    full[n] = NULL;
-    struct ctl_result r = ctl_run(&d, 10000 * dt_slow(), full);
-    cr_assert_eq(r.code, 0, "register failed (%d): %s", r.code, r.err);
-    cr_assert_eq(strlen(r.out), DISC_ID_LEN + 1, "not an id line: '%s'", r.out);
-    memcpy(id, r.out, DISC_ID_LEN);
-    id[DISC_ID_LEN] = '\0';
-    ctl_result_free(&r);
+    ctl_register(&d, 10000 * dt_slow(), args, id);
     cr_assert_eq(wait_health(id, DISC_HEALTH_PASSING, 5000), DISC_HEALTH_PASSING);
 }
 #define REG(id, ...) reg((id), (const char *const[]){__VA_ARGS__, NULL})

@@ -27,17 +27,12 @@ static const char *const addrs[N_INST] = {"127.0.0.1:8001", "127.0.0.1:8002", "1
 
 static void reg(int which, const char *const *args)
 {
-    const char *full[40] = {"register", "--address", addrs[which]};
-    size_t n = 3;
+    const char *full[40] = {"--address", addrs[which]};
+    size_t n = 2;
     for (size_t k = 0; args[k] && n < 38; k++)
         full[n++] = args[k];
     full[n] = NULL;
-    struct ctl_result r = ctl_run(&d, 10000 * dt_slow(), full);
-    cr_assert_eq(r.code, 0, "register failed (%d): %s", r.code, r.err);
-    cr_assert_eq(strlen(r.out), DISC_ID_LEN + 1, "not an id line: '%s'", r.out);
-    memcpy(ids[which], r.out, DISC_ID_LEN);
-    ids[which][DISC_ID_LEN] = '\0';
-    ctl_result_free(&r);
+    ctl_register(&d, 10000 * dt_slow(), full, ids[which]);
 }
 #define REG(which, ...) reg((which), (const char *const[]){__VA_ARGS__, NULL})
 
