@@ -14,30 +14,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-build_dir=build
-if [[ $# -gt 0 && "$1" != -* ]]; then
-    build_dir=$1
-    shift
-fi
-[[ "$build_dir" == /* ]] || build_dir="$root/$build_dir"
-
-cmake_flags=()
-targets=()
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-    --)
-        shift
-        targets=("$@")
-        break
-        ;;
-    -D*) cmake_flags+=("$1") ;;
-    *)
-        echo "build.sh: unexpected argument '$1' (expected -DVAR=VALUE or -- targets)" >&2
-        exit 2
-        ;;
-    esac
-    shift
-done
+source "$root/scripts/build-args.sh"
+parse_build_args build.sh targets "$@"
+targets=("${rest[@]}")
 
 # A build dir configured with another generator cannot be reused by -G Ninja.
 cache="$build_dir/CMakeCache.txt"

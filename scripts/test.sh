@@ -20,30 +20,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-build_dir=build
-if [[ $# -gt 0 && "$1" != -* ]]; then
-    build_dir=$1
-    shift
-fi
-[[ "$build_dir" == /* ]] || build_dir="$root/$build_dir"
-
-cmake_flags=()
-ctest_extra=()
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-    --)
-        shift
-        ctest_extra=("$@")
-        break
-        ;;
-    -D*) cmake_flags+=("$1") ;;
-    *)
-        echo "test.sh: unexpected argument '$1' (expected -DVAR=VALUE or -- ctest args)" >&2
-        exit 2
-        ;;
-    esac
-    shift
-done
+source "$root/scripts/build-args.sh"
+parse_build_args test.sh "ctest args" "$@"
+ctest_extra=("${rest[@]}")
 
 "$root/scripts/setup.sh"
 "$root/scripts/build.sh" "$build_dir" -DDISC_WERROR=ON "${cmake_flags[@]}"
