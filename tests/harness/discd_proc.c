@@ -71,7 +71,7 @@ int discd_proc_init(struct discd_proc *d, const char *tag)
 
 int discd_proc_spawn(struct discd_proc *d, char *const extra_args[])
 {
-    const char *bin = discd_binary();
+    const char *bin = d->binary ? d->binary : discd_binary();
     if (!bin)
         return -ENOENT;
     char *argv[64];

@@ -10,7 +10,8 @@
  *   free(r);
  *   discd_proc_cleanup(&d);   // teardown: kill if running, remove objects, rm dir
  *
- * The binary is $DISC_BUILD_DIR/daemon/discd. The daemon runs in the
+ * The binary is $DISC_BUILD_DIR/daemon/discd unless d.binary names another
+ * (set it after discd_proc_init). The daemon runs in the
  * foreground with --name <unique> --socket <dir>/discd.sock
  * --state-dir <dir>/state --services-dir <dir>/services.d and logs to
  * <dir>/discd.log (later extra args override these). Its registry directory
@@ -38,6 +39,7 @@ struct discd_proc {
     char log[300];          /* discd's stdout+stderr */
     char state_dir[300];    /* --state-dir <dir>/state (created by discd) */
     char services_dir[300]; /* --services-dir <dir>/services.d (absent unless a test makes it) */
+    const char *binary;     /* discd to run (e.g. an older build); NULL: discd_binary() */
 };
 
 /* Path of the discd binary ($DISC_BUILD_DIR/daemon/discd), or NULL. */

@@ -44,6 +44,16 @@ void zkd_start_extra(struct zkd *z, const char *tag, const char *connect, const 
     z->h = dt_open_reader(&z->proc);
 }
 
+void zkd_start_binary(struct zkd *z, const char *bin, const char *tag, const char *connect,
+                      const char *root, const char *extra)
+{
+    memset(z, 0, sizeof(*z));
+    snprintf(z->host_id, sizeof(z->host_id), "%s-%d", tag, (int)getpid());
+    cr_assert_eq(discd_proc_init(&z->proc, tag), 0);
+    z->proc.binary = bin;
+    cr_assert_eq(zkd_spawn(z, connect, root, extra), 0, "discd %s (%s) did not start", tag, bin);
+}
+
 void zkd_restart(struct zkd *z, const char *connect, const char *root)
 {
     cr_assert_eq(zkd_spawn(z, connect, root, NULL), 0, "discd %s did not restart", z->host_id);
@@ -179,4 +189,15 @@ void zkd_zk_state(struct zkd *z, char *buf, size_t len)
     cr_assert(s, "status.zookeeper.state missing");
     snprintf(buf, len, "%s", s);
     json_decref(r);
+}
+
+long long zkd_counter(struct zkd *z, const char *key)
+{
+    json_t *r = dt_call1(&z->proc, "{\"op\":\"status\"}");
+    cr_assert(dt_ok(r), "%s: status failed", z->host_id);
+    json_t *n = json_object_get(json_object_get(json_object_get(r, "zookeeper"), "counters"), key);
+    cr_assert(json_is_integer(n), "%s: status.zookeeper.counters.%s missing", z->host_id, key);
+    long long v = json_integer_value(n);
+    json_decref(r);
+    return v;
 }

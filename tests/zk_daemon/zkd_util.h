@@ -34,6 +34,13 @@ void zkd_start(struct zkd *z, const char *tag, const char *connect, const char *
 void zkd_start_extra(struct zkd *z, const char *tag, const char *connect, const char *root,
                      const char *extra);
 
+/* The same with another discd binary (bin: e.g. an older version's build,
+ * test_mixed_version) and no reader: its segment may have a layout this
+ * tree's libdiscshm refuses (z->h stays NULL; read it with a program linked
+ * against the library of its own tree). zkd_restart runs bin again. Asserts. */
+void zkd_start_binary(struct zkd *z, const char *bin, const char *tag, const char *connect,
+                      const char *root, const char *extra);
+
 /* A discd config file holding text, in a new temporary directory (for
  * options zkd_start_extra's one argument cannot carry: pass
  * "--config=<c->path>"). Asserts. */
@@ -84,6 +91,9 @@ bool zkd_wait_synced(struct zkd *z, int timeout_ms, struct disc_status *st);
  * that its origin and host are as given. */
 void zkd_expect_instance(struct zkd *z, const char *svc, const char *id, uint8_t origin,
                          const char *host);
+
+/* status.zookeeper.counters.<key> of z's discd (asserts it is there). */
+long long zkd_counter(struct zkd *z, const char *key);
 
 /* status.zookeeper.state ("connected", ...) copied into buf. Asserts. */
 void zkd_zk_state(struct zkd *z, char *buf, size_t len);
