@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -599,6 +600,58 @@ static int put_uint(json_t *obj, const char *key, uint32_t val)
     return json_object_set_new(obj, key, json_integer((json_int_t)val)) == 0 ? 0 : -ENOMEM;
 }
 
+/* A member of a public description struct and its JSON key: a string
+ * (const char *, left out when NULL) or a number (uint32_t, left out when 0). */
+struct member {
+    const char *key;
+    size_t off;
+    bool num;
+};
+
+static const struct member instance_members[] = {
+    {"service", offsetof(struct disc_instance_desc, service), false},
+    {"version", offsetof(struct disc_instance_desc, version), false},
+    {"host", offsetof(struct disc_instance_desc, host), false},
+    {"az", offsetof(struct disc_instance_desc, az), false},
+    {"address", offsetof(struct disc_instance_desc, address), false},
+    {"network", offsetof(struct disc_instance_desc, network), false},
+    {"weight", offsetof(struct disc_instance_desc, weight), true},
+};
+
+static const struct member endpoint_members[] = {
+    {"name", offsetof(struct disc_endpoint_desc, name), false},
+    {"request", offsetof(struct disc_endpoint_desc, request_type), false},
+    {"response", offsetof(struct disc_endpoint_desc, response_type), false},
+    {"mean_us", offsetof(struct disc_endpoint_desc, mean_us), true},
+    {"p95_us", offsetof(struct disc_endpoint_desc, p95_us), true},
+};
+
+static const struct member check_members[] = {
+    {"interval_ms", offsetof(struct disc_check_desc, interval_ms), true},
+    {"timeout_ms", offsetof(struct disc_check_desc, timeout_ms), true},
+    {"misses", offsetof(struct disc_check_desc, misses), true},
+    {"ttl_ms", offsetof(struct disc_check_desc, ttl_ms), true},
+    {"path", offsetof(struct disc_check_desc, path), false},
+    {"target", offsetof(struct disc_check_desc, target), false},
+    {"deregister_after_ms", offsetof(struct disc_check_desc, deregister_after_ms), true},
+};
+
+/* Put the n members of desc listed in m into obj, in that order; the first
+ * error (-EINVAL: not UTF-8, -ENOMEM) stops it. */
+static int put_members(json_t *obj, const void *desc, const struct member *m, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        const char *p = (const char *)desc + m[i].off;
+        rc = m[i].num ? put_uint(obj, m[i].key, *(const uint32_t *)(const void *)p)
+                      : put_str(obj, m[i].key, *(const char *const *)(const void *)p);
+    }
+    return rc;
+}
+
+#define PUT_MEMBERS(obj, desc, table)                                                              \
+    put_members((obj), (desc), (table), sizeof(table) / sizeof((table)[0]))
+
 static json_t *build_instance(const struct disc_instance_desc *d, int *rc)
 {
     json_t *o = json_object();
@@ -606,21 +659,7 @@ static json_t *build_instance(const struct disc_instance_desc *d, int *rc)
         *rc = -ENOMEM;
         return NULL;
     }
-    *rc = 0;
-    if (!*rc)
-        *rc = put_str(o, "service", d->service);
-    if (!*rc)
-        *rc = put_str(o, "version", d->version);
-    if (!*rc)
-        *rc = put_str(o, "host", d->host);
-    if (!*rc)
-        *rc = put_str(o, "az", d->az);
-    if (!*rc)
-        *rc = put_str(o, "address", d->address);
-    if (!*rc)
-        *rc = put_str(o, "network", d->network);
-    if (!*rc)
-        *rc = put_uint(o, "weight", d->weight);
+    *rc = PUT_MEMBERS(o, d, instance_members);
     if (!*rc && d->n_tags) {
         json_t *tags = json_object();
         for (size_t i = 0; tags && !*rc && i < d->n_tags; i++)
@@ -631,21 +670,12 @@ static json_t *build_instance(const struct disc_instance_desc *d, int *rc)
     if (!*rc && d->n_endpoints) {
         json_t *eps = json_array();
         for (size_t i = 0; eps && !*rc && i < d->n_endpoints; i++) {
-            const struct disc_endpoint_desc *e = &d->endpoints[i];
             json_t *eo = json_object();
             if (!eo) {
                 *rc = -ENOMEM;
                 break;
             }
-            *rc = put_str(eo, "name", e->name);
-            if (!*rc)
-                *rc = put_str(eo, "request", e->request_type);
-            if (!*rc)
-                *rc = put_str(eo, "response", e->response_type);
-            if (!*rc)
-                *rc = put_uint(eo, "mean_us", e->mean_us);
-            if (!*rc)
-                *rc = put_uint(eo, "p95_us", e->p95_us);
+            *rc = PUT_MEMBERS(eo, &d->endpoints[i], endpoint_members);
             if (json_array_append_new(eps, eo) < 0 && !*rc)
                 *rc = -ENOMEM;
         }
@@ -669,19 +699,7 @@ static json_t *build_check(const struct disc_check_desc *c, int *rc)
     }
     *rc = json_object_set_new(o, "type", json_string(types[c->type])) ? -ENOMEM : 0;
     if (!*rc)
-        *rc = put_uint(o, "interval_ms", c->interval_ms);
-    if (!*rc)
-        *rc = put_uint(o, "timeout_ms", c->timeout_ms);
-    if (!*rc)
-        *rc = put_uint(o, "misses", c->misses);
-    if (!*rc)
-        *rc = put_uint(o, "ttl_ms", c->ttl_ms);
-    if (!*rc)
-        *rc = put_str(o, "path", c->path);
-    if (!*rc)
-        *rc = put_str(o, "target", c->target);
-    if (!*rc)
-        *rc = put_uint(o, "deregister_after_ms", c->deregister_after_ms);
+        *rc = PUT_MEMBERS(o, c, check_members);
     if (*rc) {
         json_decref(o);
         return NULL;
