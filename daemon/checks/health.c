@@ -64,6 +64,12 @@
 #define HEALTH_RETRY_MS 50u
 #define HEALTH_TICK_MS  5u
 #define HEALTH_EVENTS   256
+/* A sock_diag listing serves the checks of later ticks too while it is
+ * younger than HEALTH_DIAG_REUSE x the CPU its dump took (at most
+ * HEALTH_DIAG_AGE_MAX ms): the listing's cost stays under about 1/50 of a
+ * core however many listening sockets the host (or another uid) has. */
+#define HEALTH_DIAG_REUSE   50u
+#define HEALTH_DIAG_AGE_MAX 1000u
 /* Idle sockets kept per address family for reuse by tcp checks. */
 #define HEALTH_POOL_MAX 1024
 #define HEALTH_REASON   160
@@ -175,13 +181,16 @@ struct health {
     size_t done_cap;
     uint32_t rng;
     /* tcp checks of local targets (sockdiag.h) */
-    _Atomic int tcp_local;      /* enum health_tcp_local */
-    struct sockdiag *sd;        /* opened at the first local check */
-    bool sd_off;                /* sock_diag does not work here: connect from now on */
-    uint64_t round;             /* run_due calls */
-    uint64_t sd_round;          /* the round of the last refresh */
-    bool sd_ok;                 /* that refresh succeeded */
-    char sd_err[HEALTH_REASON]; /* why sd_off (under mu) */
+    _Atomic int tcp_local; /* enum health_tcp_local */
+    struct sockdiag *sd;   /* opened at the first local check */
+    bool sd_off;           /* sock_diag does not work here: connect from now on */
+    uint64_t round;        /* run_due calls */
+    uint64_t sd_round;     /* the round of the last refresh */
+    bool sd_ok;            /* that refresh succeeded */
+    uint64_t sd_until_ms;  /* the listing serves checks until then */
+    _Atomic uint32_t sd_listeners, sd_cost_us, sd_age_ms; /* last listing (status) */
+    _Atomic bool sd_listed;                               /* a listing was taken */
+    char sd_err[HEALTH_REASON];                           /* why sd_off (under mu) */
     /* health_get_stats; written by the checker thread only */
     _Atomic uint64_t st_run[HEALTH_TTL + 1], st_failed[HEALTH_TTL + 1], st_reported;
     _Atomic uint64_t st_tcp_diag, st_tcp_connect;
@@ -725,10 +734,26 @@ static enum sockdiag_verdict diag_verdict(struct health *h, struct hinst *e, uin
         }
         h->sd_round = h->round - 1;
     }
-    if (h->sd_round != h->round) { /* one listing per round, shared by its checks */
+    /* One listing per round, shared by its checks, and by later rounds'
+     * while it is young compared with its cost. */
+    if (h->sd_round != h->round && !(h->sd_ok && now < h->sd_until_ms)) {
         h->sd_round = h->round;
+        struct timespec c0, c1;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
         int rc = sockdiag_refresh(h->sd, now);
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+        uint64_t cost_us =
+            (uint64_t)((c1.tv_sec - c0.tv_sec) * 1000000 + (c1.tv_nsec - c0.tv_nsec) / 1000);
+        uint64_t age = cost_us * HEALTH_DIAG_REUSE / 1000u;
+        if (age > HEALTH_DIAG_AGE_MAX)
+            age = HEALTH_DIAG_AGE_MAX;
+        h->sd_until_ms = now + age;
         h->sd_ok = rc == 0;
+        atomic_store_explicit(&h->sd_listeners, (uint32_t)sockdiag_listeners(h->sd),
+                              memory_order_relaxed);
+        atomic_store_explicit(&h->sd_cost_us, (uint32_t)cost_us, memory_order_relaxed);
+        atomic_store_explicit(&h->sd_age_ms, (uint32_t)age, memory_order_relaxed);
+        atomic_store_explicit(&h->sd_listed, rc == 0, memory_order_relaxed);
         if (rc < 0 && sockdiag_err_permanent(rc)) {
             diag_off(h, "inet_diag dump of tcp listeners", rc);
             sockdiag_close(h->sd);
@@ -1447,8 +1472,14 @@ void health_tcp_local_state(struct health *h, char *buf, size_t len)
     pthread_mutex_lock(&h->mu);
     if (h->sd_err[0])
         snprintf(buf, len, "connect (sock_diag unavailable: %s)", h->sd_err);
+    else if (!atomic_load_explicit(&h->sd_listed, memory_order_relaxed))
+        snprintf(buf, len, "sock_diag (no listing taken yet)");
     else
-        snprintf(buf, len, "sock_diag");
+        snprintf(buf, len,
+                 "sock_diag (last listing: %u listeners, %u us of CPU, serves checks for %u ms)",
+                 atomic_load_explicit(&h->sd_listeners, memory_order_relaxed),
+                 atomic_load_explicit(&h->sd_cost_us, memory_order_relaxed),
+                 atomic_load_explicit(&h->sd_age_ms, memory_order_relaxed));
     pthread_mutex_unlock(&h->mu);
 }
 

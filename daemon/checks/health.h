@@ -105,9 +105,10 @@ enum health_tcp_local {
 /* Set the mode for checks started from now on. Thread-safe. */
 void health_set_tcp_local(struct health *h, enum health_tcp_local mode);
 
-/* A sentence saying how local tcp checks are made now: "sock_diag",
- * "connect (check-tcp-local = connect)" or "connect (sock_diag unavailable:
- * REASON)". Thread-safe. */
+/* A sentence saying how local tcp checks are made now: "sock_diag (...)"
+ * with the size and cost of the last listing and how long it serves
+ * checks, "connect (check-tcp-local = connect)" or "connect (sock_diag
+ * unavailable: REASON)". Thread-safe. */
 void health_tcp_local_state(struct health *h, char *buf, size_t len);
 
 /* How the last tcp check of `id` was made: "sock_diag", "connect", or ""
