@@ -313,7 +313,7 @@ struct disc_read {
     disc_handle *h_;
     void *map_;
     const unsigned char *base_;
-    uint64_t size_;
+    uint64_t root_; /* the root word the section loaded */
     uint64_t gen_;
     uint32_t snap_;
     int slot_;

@@ -23,9 +23,9 @@
 #define WORK_FLOOR 4096u
 #define WORK_CAP   (1u << 30)
 
-static inline const struct disc_map *rmap(const struct disc_read *rd)
+static inline struct disc_map *rmap(const struct disc_read *rd)
 {
-    return (const struct disc_map *)rd->map_;
+    return (struct disc_map *)rd->map_;
 }
 
 static inline int verifying(const struct disc_read *rd)
@@ -132,17 +132,20 @@ static int tab_load(const struct disc_read *rd, uint32_t off, struct tabv *t)
     return 0;
 }
 
-/* A table, charged; its checksum (over the whole directory) is verified
- * when `verify` is set and the handle verifies. */
-static int table(struct disc_read *rd, uint32_t off, struct tabv *t, int verify)
+/* A table of the section's geometry, charged: -EBADMSG if it failed
+ * validation; its checksum (over the whole directory) is verified when
+ * `verify` is set and the handle verifies (the header is loaded and
+ * checked again for that, and must say what the geometry says). */
+static int table(struct disc_read *rd, const struct disc_tabv *g, int verify)
 {
     int rc = disc__charge(rd, 1);
-    if (rc == 0)
-        rc = tab_load(rd, off, t);
-    if (rc == 0 && verify && verifying(rd) &&
-        (rc = disc__charge(rd, verify_units(rd, t->size))) == 0) {
-        const unsigned char *h = rd->base_ + off;
-        if (disc_checksum(h, t->size, offsetof(struct disc_htab, checksum)) !=
+    if (rc == 0 && !g->nslots)
+        rc = -EBADMSG;
+    struct tabv t;
+    if (rc == 0 && verify && verifying(rd) && (rc = tab_load(rd, g->off, &t)) == 0 &&
+        (rc = t.nslots == g->nslots ? disc__charge(rd, verify_units(rd, t.size)) : -EBADMSG) == 0) {
+        const unsigned char *h = rd->base_ + t.off;
+        if (disc_checksum(h, t.size, offsetof(struct disc_htab, checksum)) !=
             disc__ld32(h + offsetof(struct disc_htab, checksum)))
             rc = -EBADMSG;
     }
@@ -151,7 +154,7 @@ static int table(struct disc_read *rd, uint32_t off, struct tabv *t, int verify)
 
 /* Page pi of a table: 0 with *poff = 0 (no page: all its slots empty), or
  * its validated offset. */
-static int page(struct disc_read *rd, const struct tabv *t, uint32_t pi, uint32_t *poff)
+static int page(struct disc_read *rd, const struct disc_tabv *t, uint32_t pi, uint32_t *poff)
 {
     uint32_t off = disc__ld32(rd->base_ + t->off + sizeof(struct disc_htab) + 4u * pi);
     *poff = 0;
@@ -323,13 +326,49 @@ int disc__charge_slow(struct disc_read *rd, uint32_t units)
 
 /* ---- lookups ------------------------------------------------------------------------------ */
 
-/* The snapshot of the section, charged as one step. */
-static int snapshot(struct disc_read *rd, struct disc_snapshot *s)
+/* Validate the section's snapshot and both its tables' headers into *g.
+ * A table that fails is recorded as such (nslots 0), not an error: a
+ * lookup in the other table still works, as it did before the cache. */
+static int geo_fill(const struct disc_read *rd, struct disc_geo *g)
 {
-    int rc = snap_load(rd, s);
-    if (rc == 0 && rd->work_ == 0) /* the section's first step: grant its budget */
-        rd->work_ = (uint32_t)clamp(budget_counts(rd, s), WORK_CAP) + 1;
-    return rc < 0 ? rc : disc__charge(rd, 1);
+    struct disc_snapshot s;
+    int rc = snap_load(rd, &s);
+    if (rc < 0)
+        return rc;
+    struct tabv t;
+    g->gen = s.gen;
+    g->n_services = s.n_services;
+    g->svc = (struct disc_tabv){s.svc_table, tab_load(rd, s.svc_table, &t) < 0 ? 0 : t.nslots};
+    g->id = (struct disc_tabv){s.id_table, tab_load(rd, s.id_table, &t) < 0 ? 0 : t.nslots};
+    g->budget = (uint32_t)clamp(budget_counts(rd, &s), WORK_CAP) + 1;
+    return 0;
+}
+
+/*
+ * The snapshot of the section (its validated geometry), charged as one
+ * step. Without DISC_OPEN_VERIFY it comes from the map's geometry cache
+ * when a section already validated the snapshot of the same root word:
+ * every offset and count in it was checked against the arena, whose bounds
+ * never change, so using it is as safe as re-deriving it, and the records
+ * it describes cannot have changed while the root still names them (an
+ * honest writer never stores a root word twice; memory reused under this
+ * section is caught by its end check, as for every read). With
+ * DISC_OPEN_VERIFY every section re-reads and re-checksums the snapshot.
+ */
+static int snapshot(struct disc_read *rd, struct disc_geo *g)
+{
+    struct disc_map *m = rmap(rd);
+    if (verifying(rd) || !disc__geo_get(m, rd->root_, rd->gen_, g)) {
+        int rc = geo_fill(rd, g);
+        if (rc < 0)
+            return rc;
+        /* cached only when it is what the root word says it is */
+        if (!verifying(rd) && (uint32_t)g->gen == (uint32_t)(rd->root_ >> 32))
+            disc__geo_put(m, rd->root_, g);
+    }
+    if (rd->work_ == 0) /* the section's first step: grant its budget */
+        rd->work_ = g->budget;
+    return disc__charge(rd, 1);
 }
 
 /* Find `key` in the table at tab_off. match() validates the record at an
@@ -337,13 +376,13 @@ static int snapshot(struct disc_read *rd, struct disc_snapshot *s)
 typedef int (*key_match_fn)(struct disc_read *rd, uint32_t off, const char *key, size_t len,
                             void *out);
 
-static int find(struct disc_read *rd, uint32_t tab_off, const char *key, size_t len,
+static int find(struct disc_read *rd, const struct disc_tabv *tp, const char *key, size_t len,
                 key_match_fn match, void *out)
 {
-    struct tabv t;
-    int rc = table(rd, tab_off, &t, 1);
+    int rc = table(rd, tp, 1);
     if (rc < 0)
         return rc;
+    const struct disc_tabv t = *tp;
     uint32_t h = (uint32_t)disc_hash(key, len, rmap(rd)->seed), mask = t.nslots - 1;
     uint32_t si = h & mask, pi = UINT32_MAX, poff = 0;
     /* Linear probing from the home slot, over at most DISC_PROBE_MAX slots
@@ -460,9 +499,9 @@ static int read_service(struct disc_read *rd, const char *service, struct svcv *
     size_t len = strnlen(service, DISC_SERVICE_MAX + 1);
     if (len > DISC_SERVICE_MAX)
         return -ENAMETOOLONG;
-    struct disc_snapshot s;
-    int rc = snapshot(rd, &s);
-    return rc < 0 ? rc : find(rd, s.svc_table, service, len, svc_match, v);
+    struct disc_geo g;
+    int rc = snapshot(rd, &g);
+    return rc < 0 ? rc : find(rd, &g.svc, service, len, svc_match, v);
 }
 
 DISC_API int disc_read_service(struct disc_read *rd, const char *service,
@@ -504,9 +543,9 @@ DISC_API int disc_read_instance_by_id(struct disc_read *rd, const char *id,
     size_t len = strnlen(id, DISC_ID_LEN + 1);
     if (len != DISC_ID_LEN)
         return -ENOENT;
-    struct disc_snapshot s;
-    int rc = snapshot(rd, &s);
-    return rc < 0 ? rc : find(rd, s.id_table, id, len, id_match, out);
+    struct disc_geo g;
+    int rc = snapshot(rd, &g);
+    return rc < 0 ? rc : find(rd, &g.id, id, len, id_match, out);
 }
 
 /* The next service from *cursor (the next slot to look at): 1 and *v, 0
@@ -514,12 +553,12 @@ DISC_API int disc_read_instance_by_id(struct disc_read *rd, const char *id,
  * in turn. */
 static int next_service(struct disc_read *rd, uint64_t *cursor, struct svcv *v)
 {
-    struct disc_snapshot s;
-    struct tabv t;
-    int rc = snapshot(rd, &s);
+    struct disc_geo g;
+    int rc = snapshot(rd, &g);
     /* The directory is hashed once per walk (at cursor 0), not per call. */
-    if (rc < 0 || (rc = table(rd, s.svc_table, &t, *cursor == 0)) < 0)
+    if (rc < 0 || (rc = table(rd, &g.svc, *cursor == 0)) < 0)
         return rc;
+    const struct disc_tabv t = g.svc;
     uint64_t si = *cursor;
     uint32_t mask = t.nslots - 1;
     while (si < t.nslots) {
@@ -794,9 +833,9 @@ DISC_API int disc_list_services(disc_handle *h, void *buf, size_t buflen,
     for (int tries = 0; tries < RETRIES; tries++) {
         if ((rc = disc_read_begin(h, &rd)) < 0)
             return rc;
-        struct disc_snapshot s;
-        rc = snapshot(&rd, &s);
-        uint32_t n = rc == 0 ? s.n_services : 0;
+        struct disc_geo g;
+        rc = snapshot(&rd, &g);
+        uint32_t n = rc == 0 ? g.n_services : 0;
         /* first pass: size */
         size_t need = align8((size_t)n * sizeof(struct disc_service_info));
         uint64_t cur = 0;

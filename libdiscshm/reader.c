@@ -551,13 +551,18 @@ static int read_begin(disc_handle *h, struct disc_read *rd, int allow_gone)
         rd->h_ = h;
         rd->map_ = m;
         rd->base_ = m->base;
-        rd->size_ = m->size;
+        rd->root_ = root;
         rd->gen_ = a;
         rd->snap_ = (uint32_t)root;
         rd->slot_ = line;
         rd->flags_ = h->flags;
         rd->work_ = 0; /* the work budget is computed on first use (lookup.c) */
-        if (!disc__rec(m, rd->snap_, sizeof(struct disc_snapshot), DISC_REC_SNAPSHOT)) {
+        /* The snapshot's offset and type: checked here unless a section of
+         * this map already validated the snapshot of this very root word
+         * (the geometry cache holds it; the bounds of an offset never
+         * change, and the type cannot while the root still names it). */
+        if (!disc__geo_known(m, root) &&
+            !disc__rec(m, rd->snap_, sizeof(struct disc_snapshot), DISC_REC_SNAPSHOT)) {
             int rc = disc_read_end(rd);
             if (rc == -EAGAIN)
                 continue;

@@ -6,6 +6,7 @@
 #define DISCSHM_READER_INTERNAL_H
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -32,6 +33,40 @@ struct disc_pin {
     unsigned char pad_[56];
 };
 
+/* A hash table's offset and validated slot count (lookup.c): the record
+ * at off is a table whose directory holds nslots / DISC_PAGE_SLOTS page
+ * offsets in bounds. nslots 0: the table failed validation (every use of
+ * it is -EBADMSG). */
+struct disc_tabv {
+    uint32_t off, nslots;
+};
+
+/* What a read section needs of its snapshot, validated once (lookup.c,
+ * geo_fill): the snapshot's generation, its service count, both tables,
+ * and the first part of the work budget (units + 1). Four words. */
+struct disc_geo {
+    uint64_t gen;
+    struct disc_tabv svc, id;
+    uint32_t n_services;
+    uint32_t budget;
+};
+#define DISC_GEO_WORDS (sizeof(struct disc_geo) / 8)
+_Static_assert(sizeof(struct disc_geo) % 8 == 0, "geo is whole words");
+
+/* Per map, the geometry of the last snapshot a section validated, keyed by
+ * the root word it was read from (docs/DESIGN.md, "The geometry cache").
+ * Process-local, shared by the threads that share the handle: a seqlock
+ * (seq odd while one thread writes; a writer that loses the race to make it
+ * odd just does not store). Every field is an atomic, so a reader can never
+ * see a torn word, only a torn set, which the seq check rejects. Nothing in
+ * it is read from or written to shared memory. */
+struct disc_geo_cache {
+    _Atomic uint32_t seq;
+    uint32_t pad_;
+    _Atomic uint64_t root; /* 0: nothing cached */
+    _Atomic uint64_t w[DISC_GEO_WORDS];
+};
+
 /* One mapping of one segment. A handle replaces its map when the segment is
  * RECYCLED; the old map is unmapped once no section uses it, but the struct
  * itself stays allocated until disc_close, so a thread that loaded the old
@@ -51,6 +86,8 @@ struct disc_map {
     int fd;                /* the data object, for staleness checks (-1: image) */
     int64_t next_retry_ns; /* gone: earliest next reopen attempt (under lock) */
     struct disc_map *next; /* retired list */
+    /* its own line: written once per new snapshot, read by every lookup */
+    alignas(64) struct disc_geo_cache geo;
 };
 
 struct disc_handle {
@@ -110,6 +147,56 @@ static inline const void *disc__rec(const struct disc_map *m, uint32_t off, uint
                                     uint32_t type)
 {
     return disc__rec_sz(m, off, min, type, NULL);
+}
+
+/* The cached geometry of the snapshot at root word `root` of map m, for
+ * a section that loaded generation a: 1 and *g, or 0 (not cached). The
+ * generation check makes a root word that repeats after 2^32 publishes
+ * (the word holds the generation's low 32 bits) a miss. */
+static inline int disc__geo_get(struct disc_map *m, uint64_t root, uint64_t a, struct disc_geo *g)
+{
+    struct disc_geo_cache *c = &m->geo;
+    uint32_t s = atomic_load_explicit(&c->seq, memory_order_acquire);
+    uint64_t r = atomic_load_explicit(&c->root, memory_order_acquire);
+    _Static_assert(DISC_GEO_WORDS == 4, "unrolled by hand");
+    /* acquire loads (plain loads on x86-64): the second load of seq below
+     * cannot move above them, and one that sees a newer word's store sees
+     * the seq that preceded it */
+    uint64_t w[4] = {atomic_load_explicit(&c->w[0], memory_order_acquire),
+                     atomic_load_explicit(&c->w[1], memory_order_acquire),
+                     atomic_load_explicit(&c->w[2], memory_order_acquire),
+                     atomic_load_explicit(&c->w[3], memory_order_acquire)};
+    if ((s & 1) || r != root || atomic_load_explicit(&c->seq, memory_order_relaxed) != s)
+        return 0;
+    memcpy(g, w, sizeof(*g));
+    return g->gen >= a && g->gen - a <= UINT32_MAX;
+}
+
+/* Cache g as the geometry of root word `root` (unless another thread is
+ * storing right now: then this one does not). */
+static inline void disc__geo_put(struct disc_map *m, uint64_t root, const struct disc_geo *g)
+{
+    struct disc_geo_cache *c = &m->geo;
+    uint32_t s = atomic_load_explicit(&c->seq, memory_order_relaxed);
+    if ((s & 1) || !atomic_compare_exchange_strong_explicit(
+                       &c->seq, &s, s + 1, memory_order_relaxed, memory_order_relaxed))
+        return;
+    /* release stores (plain stores on x86-64): each is ordered after the
+     * CAS that made seq odd (no fence: ThreadSanitizer does not model
+     * fences, and the library's atomics stay visible to it) */
+    uint64_t w[DISC_GEO_WORDS];
+    memcpy(w, g, sizeof(*g));
+    atomic_store_explicit(&c->root, root, memory_order_release);
+    for (unsigned i = 0; i < DISC_GEO_WORDS; i++)
+        atomic_store_explicit(&c->w[i], w[i], memory_order_release);
+    atomic_store_explicit(&c->seq, s + 2, memory_order_release);
+}
+
+/* 1 if a section of m validated the snapshot record of root word `root`
+ * (its offset, alignment and type) before: the cache holds that root. */
+static inline int disc__geo_known(struct disc_map *m, uint64_t root)
+{
+    return atomic_load_explicit(&m->geo.root, memory_order_relaxed) == root;
 }
 
 /* Validate the instance record at rec (avail readable bytes) and fill a view
