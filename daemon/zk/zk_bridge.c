@@ -382,6 +382,7 @@ static json_t *status_json(void *arg)
                             (json_int_t)k->docs_parsed, "worker_wakeups",
                             (json_int_t)k->worker_wakeups, "batches", (json_int_t)k->batches));
     json_object_set_new(counters, "early_creates", json_integer((json_int_t)k->early_creates));
+    json_object_set_new(counters, "fast_listings", json_integer((json_int_t)k->fast_listings));
     if (counters)
         json_object_update_new(counters, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "snap_writes",
                                                    (json_int_t)k->snap_writes, "snap_chunk_reads",

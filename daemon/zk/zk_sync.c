@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,8 @@ struct rhost {
     bool unreadable; /* listing refused (ZNOAUTH): skipped until the audit or a change */
     bool missing;    /* listed under <root>/hosts but its subtree is gone (ZNONODE) */
     bool listed;     /* listed at least once (its snapshot is read with the first listing) */
+    int64_t pzxid;   /* pzxid of the last listing applied (0: unknown): an older fast
+                      * listing is not applied after a newer one */
 };
 
 enum id_state { ID_EMPTY = 0, ID_LIVE, ID_HELD };
@@ -103,11 +106,14 @@ struct lnode {
 
 enum { EARLY_NONE = 0, EARLY_PENDING, EARLY_OK, EARLY_FAILED };
 
+struct fastop;
+
 struct zevent {
     struct zevent *next;
     zhandle_t *zh;
     int type;
     int state;
+    struct fastop *fast; /* a fast listing (and its reads) done for this child event */
     char path[];
 };
 
@@ -127,6 +133,13 @@ struct zk_sync {
     struct zk_sync_ext ext[ZK_SYNC_EXT_MAX]; /* extensions (zk_sync.h), worker thread */
     size_t n_ext;
     pthread_t thread;
+
+    /* The remote picture's arrays (hosts, nhosts, and each host's nodes, n,
+     * listed, and the node names) are written by the worker only, under
+     * pic_lock held for writing; the client's completion thread reads them
+     * under it for reading, to find a child event's new names ("Fast path").
+     * The worker reads them without it. */
+    pthread_rwlock_t pic_lock;
 
     /* shared, under mu */
     pthread_mutex_t mu;
@@ -579,18 +592,22 @@ static void deliver_close(struct zk_sync *zs)
 
 /* ---------- ZooKeeper watcher (client completion thread) ---------- */
 
-static void watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+static bool fast_start(struct zk_sync *zs, zhandle_t *zh, const char *path);
+
+/* Queue an event for the worker (any thread); NULL if out of memory. */
+static struct zevent *queue_event(struct zk_sync *zs, zhandle_t *zh, int type, int state,
+                                  const char *path, struct fastop *fast)
 {
-    struct zk_sync *zs = ctx;
     size_t plen = path ? strlen(path) : 0;
     struct zevent *ev = malloc(sizeof(*ev) + plen + 1);
     if (!ev) {
-        return; /* the periodic resync after the next reconnect covers a lost event */
+        return NULL; /* the periodic resync after the next reconnect covers a lost event */
     }
     ev->next = NULL;
     ev->zh = zh;
     ev->type = type;
     ev->state = state;
+    ev->fast = fast;
     memcpy(ev->path, path ? path : "", plen + 1);
     pthread_mutex_lock(&zs->mu);
     if (zs->ev_tail) {
@@ -601,6 +618,16 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path, void *
     }
     zs->ev_tail = ev;
     pthread_mutex_unlock(&zs->mu);
+    return ev;
+}
+
+static void watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    struct zk_sync *zs = ctx;
+    if (type == ZOO_CHILD_EVENT && path && fast_start(zs, zh, path)) {
+        return; /* the fast listing's result is queued instead (fast_finish) */
+    }
+    (void)queue_event(zs, zh, type, state, path, NULL);
 }
 
 /* ---------- async batches ---------- */
@@ -616,6 +643,11 @@ struct bop {
     int32_t aversion;
     int32_t version;
     int64_t czxid, owner;    /* get / exists: creation zxid, ephemeralOwner */
+    int64_t pzxid;           /* list: the parent's pzxid */
+    json_t *doc;             /* fast get: data parsed in the completion thread ... */
+    const char *why;         /* ... or why it is not a valid document */
+    bool parsed;             /* fast get: zk_sync_parse_doc ran (doc or why set) */
+    struct fastop *fast;     /* fast get: the fast listing it belongs to */
     size_t max;              /* get: largest value copied (0: max_doc) */
     struct String_vector sv; /* list: the children (owned) */
     struct rhost *host;      /* the host this op belongs to */
@@ -631,10 +663,10 @@ static void batch_wait(struct zk_sync *zs, struct zk_batch *b)
     }
 }
 
-static void get_done(int rc, const char *value, int value_len, const struct Stat *stat,
-                     const void *data)
+/* Record a get's reply in op (a copy of the value, the stat). */
+static void get_fill(struct bop *op, int rc, const char *value, int value_len,
+                     const struct Stat *stat)
 {
-    struct bop *op = (struct bop *)data;
     op->rc = rc;
     if (rc == ZOK && stat) {
         op->mzxid = stat->mzxid;
@@ -647,6 +679,13 @@ static void get_done(int rc, const char *value, int value_len, const struct Stat
         op->rc = zk_batch_copy_value(value, value_len, stat, op->max ? op->max : op->zs->max_doc,
                                      &op->data, &op->len);
     }
+}
+
+static void get_done(int rc, const char *value, int value_len, const struct Stat *stat,
+                     const void *data)
+{
+    struct bop *op = (struct bop *)data;
+    get_fill(op, rc, value, value_len, stat);
     zk_batch_done(op->b);
 }
 
@@ -664,15 +703,24 @@ static void exists_done(int rc, const struct Stat *stat, const void *data)
     zk_batch_done(op->b);
 }
 
-static void list_done(int rc, const struct String_vector *strings, const struct Stat *stat,
-                      const void *data)
+/* Record a listing's reply in op (a copy of the names, the pzxid). */
+static void list_fill(struct bop *op, int rc, const struct String_vector *strings,
+                      const struct Stat *stat)
 {
-    (void)stat;
-    struct bop *op = (struct bop *)data;
     op->rc = rc;
+    if (rc == ZOK && stat) {
+        op->pzxid = stat->pzxid;
+    }
     if (rc == ZOK) {
         op->rc = zk_batch_copy_children(strings, &op->sv);
     }
+}
+
+static void list_done(int rc, const struct String_vector *strings, const struct Stat *stat,
+                      const void *data)
+{
+    struct bop *op = (struct bop *)data;
+    list_fill(op, rc, strings, stat);
     zk_batch_done(op->b);
 }
 
@@ -702,6 +750,16 @@ static struct bop *bop_new(struct zk_sync *zs, struct zk_batch *b, const char *d
         snprintf(op->path, need, "%s/%s", dir, name);
     }
     return op;
+}
+
+static void bop_free(struct bop *op)
+{
+    if (op) {
+        deallocate_String_vector(&op->sv);
+        free(op->data);
+        json_decref(op->doc);
+        free(op);
+    }
 }
 
 /* ---------- remote picture ---------- */
@@ -995,6 +1053,51 @@ static void free_nodes(struct rnode *nodes, size_t n)
     free(nodes);
 }
 
+/* A successful get (op->rc == ZOK) of node rn: its document (parsed here,
+ * or already by the fast path) or why it is skipped. op->data is taken
+ * over if the document is good. */
+static void take_read(struct zk_sync *zs, struct rnode *rn, struct bop *op)
+{
+    rn->mzxid = op->mzxid;
+    rn->aversion = op->aversion;
+    zs->c.read_bytes += op->len;
+    if (op->stat_len < 0 || (size_t)op->stat_len > zs->max_doc) {
+        rn->kind = RN_BAD;
+        zs->c.skipped_too_large++;
+        zlog(zs, ZK_SYNC_LOG_WARN, "skip %s: %d bytes > %zu", op->path, (int)op->stat_len,
+             zs->max_doc);
+        return;
+    }
+    if (!op->data) {
+        rn->kind = RN_BAD;
+        zs->c.skipped_bad_data++;
+        zlog(zs, ZK_SYNC_LOG_WARN, "skip %s: no data", op->path);
+        return;
+    }
+    if (!op->parsed) {
+        char id[UUID_LEN + 1];
+        memcpy(id, rn->name, UUID_LEN);
+        id[UUID_LEN] = '\0';
+        zs->c.docs_parsed++;
+        op->parsed = true;
+        (void)zk_sync_parse_doc(op->data, op->len, id, zs->max_doc, &op->doc, &op->why);
+    }
+    if (!op->doc) {
+        rn->kind = RN_BAD;
+        zs->c.skipped_bad_data++;
+        zlog(zs, ZK_SYNC_LOG_WARN, "skip %s: %s", op->path, op->why ? op->why : "bad document");
+        return;
+    }
+    rn->kind = RN_OK;
+    free(rn->tmp_json); /* a refetch of a node read this round */
+    json_decref(rn->tmp_doc);
+    rn->tmp_json = op->data;
+    rn->tmp_len = op->len;
+    rn->tmp_doc = op->doc;
+    op->data = NULL;
+    op->doc = NULL;
+}
+
 /* Fetch every RN_NEW node of hosts hs[0..nh), in windows of BATCH_MAX async
  * gets that span hosts. A host with a failed read is left dirty. */
 static int fetch_new_hosts(struct zk_sync *zs, struct rhost **hs, size_t nh)
@@ -1037,12 +1140,6 @@ static int fetch_new_hosts(struct zk_sync *zs, struct rhost **hs, size_t nh)
         for (size_t k = 0; k < nops; k++) {
             struct bop *op = ops[k];
             struct rnode *rn = &op->host->nodes[op->node];
-            const char *why = NULL;
-            if (op->rc == ZOK) {
-                rn->mzxid = op->mzxid;
-                rn->aversion = op->aversion;
-                zs->c.read_bytes += op->len;
-            }
             if (op->rc == ZNONODE) {
                 rn->kind = RN_DROP; /* deleted between list and get */
             } else if (op->rc == ZNOAUTH) {
@@ -1056,34 +1153,8 @@ static int fetch_new_hosts(struct zk_sync *zs, struct rhost **hs, size_t nh)
                     round_fail(zs, "read", op->path, op->rc);
                 }
                 worst = op->rc;
-            } else if (op->stat_len < 0 || (size_t)op->stat_len > zs->max_doc) {
-                rn->kind = RN_BAD;
-                zs->c.skipped_too_large++;
-                zlog(zs, ZK_SYNC_LOG_WARN, "skip %s: %d bytes > %zu", op->path, (int)op->stat_len,
-                     zs->max_doc);
-            } else if (!op->data) {
-                rn->kind = RN_BAD;
-                zs->c.skipped_bad_data++;
-                zlog(zs, ZK_SYNC_LOG_WARN, "skip %s: no data", op->path);
             } else {
-                char id[UUID_LEN + 1];
-                memcpy(id, rn->name, UUID_LEN);
-                id[UUID_LEN] = '\0';
-                json_t *doc = NULL;
-                zs->c.docs_parsed++;
-                if (zk_sync_parse_doc(op->data, op->len, id, zs->max_doc, &doc, &why) != 0) {
-                    rn->kind = RN_BAD;
-                    zs->c.skipped_bad_data++;
-                    zlog(zs, ZK_SYNC_LOG_WARN, "skip %s: %s", op->path, why);
-                } else {
-                    rn->kind = RN_OK;
-                    free(rn->tmp_json); /* a refetch of a node read this round */
-                    json_decref(rn->tmp_doc);
-                    rn->tmp_json = op->data;
-                    rn->tmp_len = op->len;
-                    rn->tmp_doc = doc;
-                    op->data = NULL;
-                }
+                take_read(zs, rn, op);
             }
             free(op->data);
             free(op);
@@ -1118,6 +1189,7 @@ static int fetch_and_settle(struct zk_sync *zs, struct rhost *h, char (*touched)
     deliver_close(zs); /* everything this listing changed: one batch */
     /* drop transient failures (they look new again next time), free fetched data */
     size_t w = 0;
+    pthread_rwlock_wrlock(&zs->pic_lock);
     for (size_t k = 0; k < h->n; k++) {
         struct rnode *rn = &h->nodes[k];
         free(rn->tmp_json);
@@ -1132,6 +1204,7 @@ static int fetch_and_settle(struct zk_sync *zs, struct rhost *h, char (*touched)
         h->nodes[w++] = *rn;
     }
     h->n = w;
+    pthread_rwlock_unlock(&zs->pic_lock);
     if (worst != ZOK) {
         h->dirty = true;
     }
@@ -1145,11 +1218,14 @@ static int fetch_and_settle(struct zk_sync *zs, struct rhost *h, char (*touched)
  * reconcile). For another host, *touched_out (if the listing applied) gets
  * the ids to settle once the new names are read; the caller frees it. ZOK
  * or the ZooKeeper error; a subtree we may not list (ZNOAUTH) is skipped and
- * counted, not an error.
+ * counted, not an error. pzxid: the listing's (0: unknown). A fast listing
+ * (fast) older than the last one applied (overtaken by the worker's) is
+ * dropped, and the host listed again by the worker to be sure; the worker's
+ * own listings always apply (a wiped server counts zxids from the start).
  */
 static int apply_listing(struct zk_sync *zs, struct rhost *h, bool own, int rc,
-                         struct String_vector *svp, char (**touched_out)[UUID_LEN + 1],
-                         size_t *nt_out)
+                         struct String_vector *svp, int64_t pzxid, bool fast,
+                         char (**touched_out)[UUID_LEN + 1], size_t *nt_out)
 {
     struct String_vector sv = *svp;
     *svp = (struct String_vector){0, NULL};
@@ -1173,9 +1249,14 @@ static int apply_listing(struct zk_sync *zs, struct rhost *h, bool own, int rc,
         round_fail(zs, "list", h->path, rc);
         return rc;
     }
+    if (fast && pzxid < h->pzxid) {
+        deallocate_String_vector(&sv);
+        h->dirty = true;
+        return ZOK;
+    }
     h->unreadable = false;
     h->missing = rc == ZNONODE;
-    h->listed = true;
+    h->pzxid = rc == ZOK ? pzxid : 0;
     if (own) {
         zs->own_exists = rc == ZOK;
     }
@@ -1196,6 +1277,8 @@ static int apply_listing(struct zk_sync *zs, struct rhost *h, bool own, int rc,
     }
     size_t no = 0, nt = 0, i = 0, j = 0;
     bool changed = false;
+    pthread_rwlock_wrlock(&zs->pic_lock); /* names are freed and the array replaced */
+    h->listed = true;
     while (i < h->n || j < nn) {
         int c = i >= h->n ? 1 : j >= nn ? -1 : strcmp(h->nodes[i].name, sv.data[j]);
         if (c == 0) {
@@ -1233,6 +1316,7 @@ static int apply_listing(struct zk_sync *zs, struct rhost *h, bool own, int rc,
     free(h->nodes);
     h->nodes = out;
     h->n = no;
+    pthread_rwlock_unlock(&zs->pic_lock);
     deallocate_String_vector(&sv);
     if (own) {
         free(touched);
@@ -1259,7 +1343,7 @@ static int sync_host(struct zk_sync *zs, struct rhost *h, bool own)
     int rc = zoo_get_children(zs->zh, h->path, 1, &sv);
     char(*touched)[UUID_LEN + 1] = NULL;
     size_t nt = 0;
-    rc = apply_listing(zs, h, own, rc, &sv, own ? NULL : &touched, &nt);
+    rc = apply_listing(zs, h, own, rc, &sv, 0, false, own ? NULL : &touched, &nt);
     if (rc != ZOK || !touched) {
         free(touched);
         return rc;
@@ -1267,6 +1351,250 @@ static int sync_host(struct zk_sync *zs, struct rhost *h, bool own)
     int worst = fetch_and_settle(zs, h, touched, nt);
     free(touched);
     return worst;
+}
+
+/* ---------- fast path: a child event listed and read in the completion thread ---------- */
+
+/*
+ * When the child watch of a known host subtree fires, the client's
+ * completion thread lists the subtree at once (re-arming the watch), reads
+ * the names the worker has never seen (at most FAST_MAX_NEW; more go the
+ * worker's way, with the snapshot) and parses them, and only then queues
+ * one event with all of it for the worker, which applies it like its own
+ * listing and reads (apply_listing, take_read, fetch_and_settle). So a
+ * propagated instance costs the worker one wake-up instead of three
+ * (event, listing, reads), and list and get follow each other without a
+ * thread hand-over. Anything unusual (a failed request, a host not listed
+ * yet, too many new names) falls back to the plain event: the host is
+ * marked dirty and listed by the worker.
+ */
+#define FAST_MAX_NEW (SNAP_MIN_NEW - 1)
+
+struct fastop {
+    struct zk_sync *zs;
+    zhandle_t *zh;
+    struct bop *list;  /* the listing (rc, names, pzxid) */
+    struct bop **gets; /* reads of the new names */
+    size_t ngets;
+    atomic_size_t pending; /* gets not completed yet, + 1 while they are issued */
+    size_t nsent;          /* gets sent */
+    bool plain;            /* hand over as a plain event (the worker lists) */
+    char path[];
+};
+
+static void fast_free(struct fastop *f)
+{
+    if (!f) {
+        return;
+    }
+    bop_free(f->list);
+    for (size_t i = 0; i < f->ngets; i++) {
+        bop_free(f->gets[i]);
+    }
+    free(f->gets);
+    free(f);
+}
+
+static struct rhost *host_by_name(struct zk_sync *zs, const char *name);
+
+/* The host named by path (<hosts_path>/<name>, not our own), under pic_lock. */
+static struct rhost *fast_host_locked(struct zk_sync *zs, const char *path)
+{
+    size_t hp = strlen(zs->hosts_path);
+    if (strncmp(path, zs->hosts_path, hp) != 0 || path[hp] != '/') {
+        return NULL;
+    }
+    const char *name = path + hp + 1;
+    if (strchr(name, '/') || strcmp(name, zs->host_id) == 0) {
+        return NULL;
+    }
+    struct rhost *h = host_by_name(zs, name);
+    return h && !h->bad && h->listed ? h : NULL;
+}
+
+/* Whether h has a node of that name (h->nodes is sorted), under pic_lock. */
+static bool fast_known_locked(const struct rhost *h, const char *name)
+{
+    size_t lo = 0, hi = h->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(h->nodes[mid].name, name);
+        if (c == 0) {
+            return true;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return false;
+}
+
+/* Everything done: hand it to the worker (one wake-up). */
+static void fast_finish(struct fastop *f)
+{
+    if (!queue_event(f->zs, f->zh, ZOO_CHILD_EVENT, ZOO_CONNECTED_STATE, f->path, f)) {
+        fast_free(f); /* lost like an event the watcher could not queue */
+    }
+}
+
+static void fast_get_done(int rc, const char *value, int value_len, const struct Stat *stat,
+                          const void *data)
+{
+    struct bop *op = (struct bop *)data;
+    struct fastop *f = op->fast;
+    get_fill(op, rc, value, value_len, stat);
+    if (op->rc == ZOK && op->data) { /* parsed here, once; take_read uses it */
+        char id[UUID_LEN + 1];
+        memcpy(id, op->path + strlen(f->path) + 1, UUID_LEN);
+        id[UUID_LEN] = '\0';
+        op->parsed = true;
+        (void)zk_sync_parse_doc(op->data, op->len, id, f->zs->max_doc, &op->doc, &op->why);
+    }
+    if (atomic_fetch_sub(&f->pending, 1) == 1) {
+        fast_finish(f);
+    }
+}
+
+static void fast_list_done(int rc, const struct String_vector *strings, const struct Stat *stat,
+                           const void *data)
+{
+    struct fastop *f = (struct fastop *)data;
+    struct zk_sync *zs = f->zs;
+    list_fill(f->list, rc, strings, stat);
+    if (f->list->rc != ZOK) {
+        f->plain = true;
+        fast_finish(f);
+        return;
+    }
+    /* the names the worker has not seen; a name it has seen but not read
+     * yet (RN_NEW) is its to read */
+    const char *fresh[FAST_MAX_NEW];
+    size_t nfresh = 0;
+    pthread_rwlock_rdlock(&zs->pic_lock);
+    struct rhost *h = fast_host_locked(zs, f->path);
+    for (int32_t i = 0; h && i < f->list->sv.count && !f->plain; i++) {
+        const char *name = f->list->sv.data[i];
+        char id[UUID_LEN + 1];
+        uint64_t seq;
+        if (!parse_node_name(name, id, &seq) || fast_known_locked(h, name)) {
+            continue; /* a bad name is the worker's to skip and count */
+        }
+        if (nfresh == FAST_MAX_NEW) {
+            f->plain = true; /* a burst: the worker reads it (with the host's snapshot) */
+        } else {
+            fresh[nfresh++] = name; /* f->list owns the string */
+        }
+    }
+    pthread_rwlock_unlock(&zs->pic_lock);
+    if (!h) {
+        f->plain = true; /* gone meanwhile: the worker sorts it out */
+    }
+    if (f->plain || nfresh == 0) {
+        fast_finish(f);
+        return;
+    }
+    f->gets = calloc(nfresh, sizeof(*f->gets));
+    if (!f->gets) {
+        f->plain = true;
+        fast_finish(f);
+        return;
+    }
+    atomic_store(&f->pending, nfresh + 1);
+    for (size_t i = 0; i < nfresh; i++) {
+        struct bop *op = bop_new(zs, NULL, f->path, fresh[i]);
+        if (!op) {
+            atomic_fetch_sub(&f->pending, 1); /* the worker reads it (still RN_NEW) */
+            continue;
+        }
+        op->fast = f;
+        f->gets[f->ngets++] = op;
+        if (zoo_aget(f->zh, op->path, 0, fast_get_done, op) != ZOK) {
+            op->rc = ZSYSTEMERROR; /* not sent: the worker reads it */
+            atomic_fetch_sub(&f->pending, 1);
+        } else {
+            f->nsent++;
+        }
+    }
+    if (atomic_fetch_sub(&f->pending, 1) == 1) {
+        fast_finish(f);
+    }
+}
+
+/* Watcher (completion thread): list a known host's subtree at once. False:
+ * not a case for the fast path, queue the plain event. */
+static bool fast_start(struct zk_sync *zs, zhandle_t *zh, const char *path)
+{
+    pthread_rwlock_rdlock(&zs->pic_lock);
+    bool known = fast_host_locked(zs, path) != NULL;
+    pthread_rwlock_unlock(&zs->pic_lock);
+    if (!known) {
+        return false;
+    }
+    size_t plen = strlen(path);
+    struct fastop *f = calloc(1, sizeof(*f) + plen + 1);
+    if (!f) {
+        return false;
+    }
+    f->zs = zs;
+    f->zh = zh;
+    memcpy(f->path, path, plen + 1);
+    f->list = bop_new(zs, NULL, path, "");
+    if (!f->list || zoo_aget_children2(zh, path, 1, fast_list_done, f) != ZOK) {
+        fast_free(f);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Worker: apply a fast listing and its reads as the worker's own listing
+ * would be (one batch), then read whatever it did not cover.
+ */
+static void fast_apply(struct zk_sync *zs, struct fastop *f)
+{
+    zs->c.watches_fired++;
+    zs->c.lists++;
+    zs->c.reads += f->nsent;
+    for (size_t i = 0; i < f->ngets; i++) {
+        zs->c.docs_parsed += f->gets[i]->parsed;
+    }
+    pthread_rwlock_rdlock(&zs->pic_lock);
+    struct rhost *h = fast_host_locked(zs, f->path);
+    pthread_rwlock_unlock(&zs->pic_lock);
+    if (!h) {
+        zs->hosts_dirty = true; /* as for a plain event on an unknown subtree */
+        return;
+    }
+    if (f->plain || !zs->connected || zs->resync_at) {
+        /* a full resync after a reconnect is due (jittered): it lists
+         * every host, this one included, as the plain event would wait for */
+        h->dirty = true;
+        return;
+    }
+    zs->c.fast_listings++;
+    char(*touched)[UUID_LEN + 1] = NULL;
+    size_t nt = 0;
+    int rc =
+        apply_listing(zs, h, false, f->list->rc, &f->list->sv, f->list->pzxid, true, &touched, &nt);
+    if (rc != ZOK || !touched) {
+        free(touched);
+        return;
+    }
+    for (size_t i = 0; i < f->ngets; i++) {
+        struct bop *op = f->gets[i];
+        const char *name = op->path + strlen(f->path) + 1;
+        size_t k = find_group(h, name);
+        for (; k < h->n && strncmp(h->nodes[k].name, name, UUID_LEN) == 0; k++) {
+            struct rnode *rn = &h->nodes[k];
+            if (strcmp(rn->name, name) == 0 && rn->kind == RN_NEW && op->rc == ZOK) {
+                take_read(zs, rn, op); /* else: still RN_NEW, fetch_and_settle reads it */
+            }
+        }
+    }
+    (void)fetch_and_settle(zs, h, touched, nt);
+    free(touched);
 }
 
 /* ---------- many hosts at once, with their snapshots ---------- */
@@ -1298,15 +1626,6 @@ static struct bop *issue_get(struct zk_sync *zs, struct zk_batch *b, const char 
         zk_batch_issued(b, rc, &op->rc);
     }
     return op;
-}
-
-static void bop_free(struct bop *op)
-{
-    if (op) {
-        deallocate_String_vector(&op->sv);
-        free(op->data);
-        free(op);
-    }
 }
 
 /* Ask for host hs's snapshot chunk 0 (SNAP_HEAD). */
@@ -1557,7 +1876,8 @@ static void sync_hosts_batch(struct zk_sync *zs, struct rhost **hosts, size_t n)
                 x->snap = SNAP_DONE;
                 continue;
             }
-            (void)apply_listing(zs, x->h, false, x->list->rc, &x->list->sv, &x->touched, &x->nt);
+            (void)apply_listing(zs, x->h, false, x->list->rc, &x->list->sv, x->list->pzxid, false,
+                                &x->touched, &x->nt);
             for (size_t i = 0; i < x->h->n; i++) {
                 x->nnew += x->h->nodes[i].kind == RN_NEW;
             }
@@ -1764,14 +2084,16 @@ static int sync_hosts(struct zk_sync *zs)
         host_gone(zs, gone[k]);
     }
     deliver_close(zs);
+    pthread_rwlock_wrlock(&zs->pic_lock);
     for (size_t k = 0; k < ngone; k++) {
         host_free(gone[k]);
     }
-    free(gone);
     free(zs->hosts);
     zs->hosts = out;
     zs->nhosts = no;
     zs->cap_hosts = nn + 1;
+    pthread_rwlock_unlock(&zs->pic_lock);
+    free(gone);
     deallocate_String_vector(&sv);
     if (zs->hosts_dirty) {
         round_fail(zs, "list", zs->hosts_path, ZSYSTEMERROR);
@@ -2708,7 +3030,9 @@ static void handle_events(struct zk_sync *zs, struct zevent *ev)
     while (ev) {
         struct zevent *next = ev->next;
         if (ev->zh == zs->zh && zs->zh) {
-            if (ev->type == ZOO_SESSION_EVENT) {
+            if (ev->fast) {
+                fast_apply(zs, ev->fast);
+            } else if (ev->type == ZOO_SESSION_EVENT) {
                 on_session_event(zs, ev->state);
             } else if (ext_watch(zs, ev->type, ev->path)) {
                 zs->c.watches_fired++;
@@ -2730,6 +3054,7 @@ static void handle_events(struct zk_sync *zs, struct zevent *ev)
                 }
             }
         }
+        fast_free(ev->fast);
         free(ev);
         ev = next;
     }
@@ -3103,6 +3428,7 @@ static void *worker_main(void *arg)
         if (stop) {
             while (ev) {
                 struct zevent *n = ev->next;
+                fast_free(ev->fast);
                 free(ev);
                 ev = n;
             }
@@ -3146,6 +3472,12 @@ static void zs_free(struct zk_sync *zs)
         host_free(zs->hosts[i]);
     }
     free(zs->hosts);
+    while (zs->ev_head) { /* queued after the worker's last drain (closing the session) */
+        struct zevent *n = zs->ev_head->next;
+        fast_free(zs->ev_head->fast);
+        free(zs->ev_head);
+        zs->ev_head = n;
+    }
     free_nodes(zs->own.nodes, zs->own.n);
     free(zs->own.path);
     for (size_t i = 0; i < zs->idx_cap; i++) {
@@ -3168,6 +3500,7 @@ static void zs_free(struct zk_sync *zs)
         explicit_bzero(zs->auth, strlen(zs->auth));
         free(zs->auth);
     }
+    pthread_rwlock_destroy(&zs->pic_lock);
     pthread_mutex_destroy(&zs->mu);
     pthread_cond_destroy(&zs->wake);
     pthread_cond_destroy(&zs->applied);
@@ -3217,6 +3550,7 @@ int zk_sync_start(const struct zk_sync_config *cfg, const struct zk_sync_callbac
         return -ENOMEM;
     }
     pthread_mutex_init(&zs->mu, NULL);
+    pthread_rwlock_init(&zs->pic_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -88,6 +88,9 @@ struct zk_sync_counters {
     uint64_t batches;            /* batches of upserts/removes delivered (on_batch_end) */
     uint64_t early_creates;      /* creates issued at once by zk_sync_publish_local (the
                                   * worker's reconcile then confirms them) */
+    uint64_t fast_listings;      /* child events of known hosts listed, and their new
+                                  * nodes read and parsed, from the client's completion
+                                  * thread before the worker woke ("Fast path") */
     /* aggregate snapshots (docs/ZOOKEEPER.md, "Aggregate snapshots") */
     uint64_t snap_writes;      /* own snapshot generations written */
     uint64_t snap_chunk_reads; /* snapshot chunks read (other hosts') */

@@ -13,6 +13,10 @@
  *     early from the control thread, the plain client adding and deleting
  *     nodes of its own host, interleaved) B's segment ends with exactly the
  *     live set of each host, by id;
+ *     then single registrations on A, each awaited in B's segment, take
+ *     B's fast path (listed, read and parsed in the client's completion
+ *     thread): one listing, one read, one parse and one worker wake-up
+ *     each, not three;
  *   - a fresh discd importing a Curator tree (import = curator) of N
  *     instances over N/10 services reads each node once and publishes the
  *     import in far fewer than N delivery batches and publisher commits
@@ -361,6 +365,36 @@ Test(zkd_batch, churn_delivers_exact_set, .fini = teardown, .timeout = 150)
      * control thread); the exact sets above show they converge like the
      * worker's own, deregistrations racing them included. */
     cr_expect_gt(counter(&a, "zookeeper", "early_creates"), 0);
+    /* B took the churn's events the fast way (the exact sets above: with
+     * deletes and creates racing its listings and reads) */
+    cr_expect_gt(counter(&b, "zookeeper", "fast_listings"), 0);
+
+    /* One at a time: each registration on A is one child event at B, taken
+     * by the fast path: one listing, one read, one parse, one wake-up of
+     * B's worker (the plain path took three: event, listing, read). */
+    enum { K = 20 };
+    struct snap s0 = snap_of(&b);
+    long long f0 = counter(&b, "zookeeper", "fast_listings"),
+              l0 = counter(&b, "zookeeper", "lists");
+    for (int i = 0; i < K; i++) {
+        char id[DISC_ID_LEN + 1], addr[64];
+        snprintf(addr, sizeof(addr), "10.3.0.%d:%d", i, 3000 + i);
+        zkd_register(&a, "single.a", addr, id);
+        cr_assert(zkd_wait_count(&b, "single.a", i + 1, 20000), "B has %d of %d",
+                  zkd_count(&b, "single.a"), i + 1);
+    }
+    struct snap s1 = snap_of(&b);
+    long long fast = counter(&b, "zookeeper", "fast_listings") - f0,
+              lists = counter(&b, "zookeeper", "lists") - l0, wk = s1.wakeups - s0.wakeups;
+    cr_log_info("%d single registrations: B %lld fast listings, %lld lists, %lld reads, %lld "
+                "parses, %lld worker wake-ups",
+                K, fast, lists, s1.reads - s0.reads, s1.parsed - s0.parsed, wk);
+    cr_expect_eq(fast, K, "fast listings: %lld for %d registrations", fast, K);
+    cr_expect_eq(lists, K, "B listed %lld times for %d registrations", lists, K);
+    cr_expect_eq(s1.reads - s0.reads, K, "one read each");
+    cr_expect_eq(s1.parsed - s0.parsed, K, "one parse each");
+    /* K wake-ups, plus the idle worker's 1 s tick; the plain path: 3 K */
+    cr_expect_lt(wk, 2 * K, "B's zk worker woke %lld times for %d registrations", wk, K);
 }
 
 /* Counter `key` of B's first import source (status.zookeeper.import[0]). */
