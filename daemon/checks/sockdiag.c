@@ -171,7 +171,9 @@ static int dump_family(struct sockdiag *sd, int family)
     if (sendto(sd->fd, &msg, sizeof(msg), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
         return -errno;
     for (;;) {
-        ssize_t n = recv(sd->fd, sd->buf, SD_BUF, 0);
+        struct sockaddr_nl from;
+        socklen_t fromlen = sizeof(from);
+        ssize_t n = recvfrom(sd->fd, sd->buf, SD_BUF, 0, (struct sockaddr *)&from, &fromlen);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -179,6 +181,8 @@ static int dump_family(struct sockdiag *sd, int family)
         }
         if (n == 0)
             return -EIO;
+        if (fromlen < sizeof(from) || from.nl_family != AF_NETLINK || from.nl_pid != 0)
+            continue; /* not from the kernel: another process's (root's) message */
         int left = (int)n;
         for (const struct nlmsghdr *nlh = (const struct nlmsghdr *)sd->buf; NLMSG_OK(nlh, left);
              nlh = NLMSG_NEXT(nlh, left)) {

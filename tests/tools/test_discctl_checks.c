@@ -236,6 +236,9 @@ Test(discctl_checks, tcp_check_critical_while_down_restored_when_back)
               "note: %s", json_string_value(json_object_get(chk, "note")));
     cr_assert_str_eq(json_string_value(json_object_get(chk, "via")), "sock_diag");
     json_decref(chk);
+    struct ctl_result r = CTL(&d, "status");
+    cr_assert(strstr(r.out, "local tcp checks: sock_diag (last listing: "), "%s", r.out);
+    ctl_result_free(&r);
     lfd = listen_on(&port);
     cr_assert_eq(wait_health(id, DISC_HEALTH_PASSING, 5000), DISC_HEALTH_PASSING);
     close(lfd);
