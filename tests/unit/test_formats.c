@@ -355,6 +355,10 @@ Test(kitex, malformed_nodes)
     struct instance *in = NULL;
     char why[FMT_WHY_MAX];
     cr_assert_eq(parse(&s, "echo", "10.0.0.12", "{}", &doc, &in, why), -EINVAL, "no port");
+    /* a node name whose host part is not UTF-8 (found by fuzz_formats) */
+    cr_assert_eq(parse(&s, "echo", "h\xe5\xe5st:8", "{}", &doc, &in, why), -EINVAL);
+    cr_assert(strstr(why, "host is not UTF-8"), "%s", why);
+    cr_assert_null(doc);
 }
 
 Test(builder, a_foreign_uuid_is_kept_lowercased)

@@ -268,6 +268,45 @@ static bool printable(const char *s)
     return true;
 }
 
+/* Strict UTF-8 (what jansson accepts): no overlong forms, no surrogates,
+ * nothing above U+10FFFF. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t more;
+        unsigned cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            more = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            more = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            more = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (n - i <= more)
+            return false;
+        for (size_t k = 1; k <= more; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((more == 2 && cp < 0x800) || (more == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += more + 1;
+    }
+    return true;
+}
+
 int fmt_doc_begin(struct fmt_doc *d, const struct fmt_node *node, const char *foreign_id,
                   const char *service, const char *host, long port, char *why)
 {
@@ -283,6 +322,18 @@ int fmt_doc_begin(struct fmt_doc *d, const struct fmt_node *node, const char *fo
     }
     if (port < 1 || port > 65535) {
         snprintf(why, FMT_WHY_MAX, "port %ld not in 1..65535", port);
+        return -EINVAL;
+    }
+    /* ZooKeeper hands names and data to the C client as bytes; the instance
+     * model (and jansson) hold UTF-8 only */
+    const char *not_utf8 =
+        !utf8_valid((const unsigned char *)service, strlen(service)) ? "service"
+        : !utf8_valid((const unsigned char *)host, strlen(host))     ? "host"
+        : foreign_id && !utf8_valid((const unsigned char *)foreign_id, strlen(foreign_id))
+            ? "foreign id"
+            : NULL;
+    if (not_utf8) {
+        snprintf(why, FMT_WHY_MAX, "%s is not UTF-8", not_utf8);
         return -EINVAL;
     }
     char id[37];
@@ -440,45 +491,6 @@ static int hexval(char c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
-}
-
-/* Strict UTF-8 (what jansson accepts): no overlong forms, no surrogates,
- * nothing above U+10FFFF. */
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t more;
-        unsigned cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            more = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            more = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            more = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (n - i <= more)
-            return false;
-        for (size_t k = 1; k <= more; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((more == 2 && cp < 0x800) || (more == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += more + 1;
-    }
-    return true;
 }
 
 long fmt_url_decode(const char *src, size_t len, char *dst, size_t dstlen)
