@@ -91,6 +91,28 @@ static inline int id_nul_free(const char *id)
     return z == 0;
 }
 
+/* Start loading the first `bytes` (a multiple of 64) of the record at off
+ * into the cache, if they are in the arena. Only a hint: nothing read here
+ * is used, a prefetch never faults, and the record is loaded and validated
+ * as usual when it is read. It turns the dependent misses of a random
+ * lookup (a record's header, then the lines its offsets point into; one
+ * instance record after another) into parallel ones. */
+static inline void prefetch_rec(const struct disc_read *rd, uint32_t off, uint32_t bytes)
+{
+    const struct disc_map *m = rmap(rd);
+    if (off >= m->arena_off && (uint64_t)off + bytes <= m->arena_end)
+        for (uint32_t b = 0; b < bytes; b += 64)
+            __builtin_prefetch(rd->base_ + off + b);
+}
+
+/* Bytes of a service record worth prefetching: header, a few instance
+ * offsets and a short name; of an instance record: header, tags and the
+ * strings of a typical one. */
+#define PREFETCH_SVC  128u
+#define PREFETCH_INST 256u
+/* Instance records prefetched at the start of a copy-out. */
+#define PREFETCH_COPY 16u
+
 /* ---- validated local copies of records --------------------------------------------- */
 
 /* The snapshot, copied whole (48 bytes), then checked: fields come only
@@ -152,9 +174,21 @@ static int table(struct disc_read *rd, const struct disc_tabv *g, int verify)
     return rc;
 }
 
+/* The header (type tag, size) of the page at poff, whose bounds page()
+ * checked: 0 or -EBADMSG. */
+static int page_hdr(const struct disc_read *rd, uint32_t poff)
+{
+    return disc__rec(rmap(rd), poff, sizeof(struct disc_hpage), DISC_REC_HPAGE) ? 0 : -EBADMSG;
+}
+
 /* Page pi of a table: 0 with *poff = 0 (no page: all its slots empty), or
- * its validated offset. */
-static int page(struct disc_read *rd, const struct disc_tabv *t, uint32_t pi, uint32_t *poff)
+ * its offset: in the arena, aligned, a whole page in bounds. Its header is
+ * checked too when `hdr` is set or the handle verifies (with the checksum);
+ * a point lookup (find) checks it only when it leaves the page without a
+ * hit, so a hit does not load the header's line: the record found is
+ * validated whatever the page is. */
+static int page(struct disc_read *rd, const struct disc_tabv *t, uint32_t pi, uint32_t *poff,
+                int hdr)
 {
     uint32_t off = disc__ld32(rd->base_ + t->off + sizeof(struct disc_htab) + 4u * pi);
     *poff = 0;
@@ -163,8 +197,15 @@ static int page(struct disc_read *rd, const struct disc_tabv *t, uint32_t pi, ui
     int rc = disc__charge(rd, 1 + verify_units(rd, sizeof(struct disc_hpage)));
     if (rc < 0)
         return rc;
-    const struct disc_hpage *p =
-        disc__rec(rmap(rd), off, sizeof(struct disc_hpage), DISC_REC_HPAGE);
+    const struct disc_map *m = rmap(rd);
+    if (!hdr && !verifying(rd)) {
+        if (off < m->arena_off || (off & (DISC_ALIGN - 1)) ||
+            (uint64_t)off + sizeof(struct disc_hpage) > m->arena_end)
+            return -EBADMSG;
+        *poff = off;
+        return 0;
+    }
+    const struct disc_hpage *p = disc__rec(m, off, sizeof(struct disc_hpage), DISC_REC_HPAGE);
     if (!p)
         return -EBADMSG;
     if (verifying(rd) && disc_checksum(p, sizeof(*p), offsetof(struct disc_hpage, checksum)) !=
@@ -389,8 +430,11 @@ static int find(struct disc_read *rd, const struct disc_tabv *tp, const char *ke
      * (the writer keeps every entry closer than that to its home). */
     for (uint32_t d = 0; d < DISC_PROBE_MAX && d < t.nslots; d++, si = (si + 1) & mask) {
         if (si / DISC_PAGE_SLOTS != pi) {
+            /* leaving a page without a hit: its header must be right */
+            if (poff && (rc = page_hdr(rd, poff)) < 0)
+                return rc;
             pi = si / DISC_PAGE_SLOTS;
-            if ((rc = page(rd, &t, pi, &poff)) < 0)
+            if ((rc = page(rd, &t, pi, &poff, 0)) < 0)
                 return rc;
         }
         if (!poff) /* an absent page: all its slots are empty */
@@ -398,10 +442,11 @@ static int find(struct disc_read *rd, const struct disc_tabv *tp, const char *ke
         if ((rc = disc__charge(rd, 1)) < 0)
             return rc;
         struct disc_slot e = slot_at(rd, poff, si % DISC_PAGE_SLOTS);
-        if (!e.off)
-            return -ENOENT;
+        if (!e.off) /* not there, if the page is a page */
+            return page_hdr(rd, poff) < 0 ? -EBADMSG : -ENOENT;
         if (e.hash != h)
             continue;
+        prefetch_rec(rd, e.off, PREFETCH_SVC);
         int m = match(rd, e.off, key, len, out);
         if (m != 0)
             return m < 0 ? m : 0;
@@ -501,7 +546,13 @@ static int read_service(struct disc_read *rd, const char *service, struct svcv *
         return -ENAMETOOLONG;
     struct disc_geo g;
     int rc = snapshot(rd, &g);
-    return rc < 0 ? rc : find(rd, &g.svc, service, len, svc_match, v);
+    if (rc == 0)
+        rc = find(rd, &g.svc, service, len, svc_match, v);
+    /* what a caller reads next: the first instance (zero-copy) or all of
+     * them (copy-out, which prefetches the rest) */
+    if (rc == 0 && v->n > 0)
+        prefetch_rec(rd, service_inst(rd, v, 0), PREFETCH_INST);
+    return rc;
 }
 
 DISC_API int disc_read_service(struct disc_read *rd, const char *service,
@@ -563,7 +614,7 @@ static int next_service(struct disc_read *rd, uint64_t *cursor, struct svcv *v)
     uint32_t mask = t.nslots - 1;
     while (si < t.nslots) {
         uint32_t poff;
-        if ((rc = page(rd, &t, (uint32_t)(si / DISC_PAGE_SLOTS), &poff)) < 0)
+        if ((rc = page(rd, &t, (uint32_t)(si / DISC_PAGE_SLOTS), &poff, 1)) < 0)
             return rc;
         if (!poff) { /* an absent page: skip all of it */
             if ((rc = disc__charge(rd, 1)) < 0)
@@ -720,6 +771,8 @@ static int copy_out(struct disc_read *rd, const struct svcv *v, uint32_t one, ui
     struct disc_instance *views = buf;
     uint32_t size, prev = 0;
     int rc;
+    for (uint32_t i = 1; v && i < n && i < PREFETCH_COPY; i++)
+        prefetch_rec(rd, service_inst(rd, v, i), PREFETCH_INST);
     for (uint32_t i = 0; i < n; i++) {
         if ((rc = disc__charge(rd, 1)) < 0)
             return rc;
