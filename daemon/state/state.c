@@ -407,7 +407,7 @@ int state_open(const char *dir, const char *name, const struct instance_defaults
         }
         json_decref(rec);
     }
-    if (st->zk_line) {
+    if (st->zk_line && st->zk_session != 0) { /* 0: closed by a clean stop */
         loaded->have_zk = true;
         loaded->zk_session = st->zk_session;
         memcpy(loaded->zk_passwd, st->zk_passwd, sizeof(loaded->zk_passwd));

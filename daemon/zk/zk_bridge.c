@@ -635,6 +635,14 @@ void zk_bridge_stop(struct zk_bridge *zb)
      * never take zb->mu, but keep the listener path free anyway. */
     zk_sync_stop(zs);
     protect_stop(zb->prot); /* after the worker: no more removals come in */
+    /* Stopping closed the session (its nodes left the region): a saved id
+     * would only make the next start try to resume a closed session, which
+     * the server refuses with an error in the log. Forget it. */
+    if (zs && zb->saved_session && zb->persist.save) {
+        struct zk_sync_session none = {0};
+        zb->saved_session = 0;
+        zb->persist.save(zb->persist.arg, &none);
+    }
 }
 
 void zk_bridge_free(struct zk_bridge *zb)

@@ -211,6 +211,20 @@ Test(zkd_persist, restart_during_churn_keeps_every_instance_in_the_region)
     cr_assert_str_neq(sid3, sid1, "an expired session cannot have been resumed");
     wait_same_ids(STABLE, stable, 15000);
     wait_same_ids(CHURN, want, 15000);
+
+    /* Clean stop: SIGTERM closes the session, so the state file forgets it
+     * and the next start opens a new one without trying the closed one. */
+    int resumes = dt_log_has(&a.proc, "resuming session ");
+    cr_assert_eq(discd_proc_stop(&a.proc, 10000 * dt_slow()), 0, "discd did not stop on SIGTERM");
+    zkd_restart(&a, zk.connect, root);
+    cr_assert(zkd_wait_synced(&a, 30000, &st));
+    char sid4[64];
+    cr_assert_eq(last_session(&a, sid4, sizeof(sid4)), 4);
+    cr_assert_str_neq(sid4, sid3, "a session closed by a clean stop cannot be resumed");
+    cr_assert_eq(dt_log_has(&a.proc, "resuming session "), resumes,
+                 "a clean stop left its closed session to be resumed");
+    cr_assert_eq(dt_log_has(&a.proc, "a ZooKeeper session to resume"), resumes);
+    wait_same_ids(STABLE, stable, 15000);
     zkd_finish(&a);
     zkd_finish(&b);
 }
