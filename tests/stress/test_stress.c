@@ -315,6 +315,70 @@ static void churn_one(struct seg_writer *w, struct model *m, unsigned *seed, uns
     }
 }
 
+/* Threads of this process share one plain handle (no DISC_OPEN_VERIFY,
+ * so every section goes through the map's geometry cache) while this
+ * process's writer commits and the tables resize: the cache is refilled
+ * by whichever thread misses first, under every other thread's reads. The
+ * in-process variant is what ThreadSanitizer can check (its readers run as
+ * threads of the test, not of a forked child). */
+Test(stress, threads_share_a_plain_handle_while_tables_resize, .timeout = 120)
+{
+    char name[64];
+    seg_name(name, sizeof(name), "stress-thr");
+    struct seg_writer *w;
+    struct segw_config cfg = {.segment_bytes = 64ull << 20, .poison = true};
+    cr_assert_eq(segw_open(name, &cfg, &w), 0);
+    static struct model m;
+    memset(&m, 0, sizeof(m));
+    unsigned seed = 7;
+    for (unsigned s = 0; s < 100; s++)
+        for (int k = 0; k < 5; k++)
+            model_add(w, &m, s);
+    cr_assert_gt(segw_commit(w), 0);
+
+    disc_handle *h;
+    cr_assert_eq(disc_open(name, 0, &h), 0);
+    static struct reader_shared sh;
+    atomic_init(&sh.stop, 0);
+    atomic_init(&sh.reads, 0);
+    enum { T = 3 };
+    struct reader_ctx ctx[T];
+    pthread_t th[T];
+    for (int t = 0; t < T; t++) {
+        ctx[t] = (struct reader_ctx){.h = h, .sh = &sh, .seed = 4000 + (unsigned)t};
+        cr_assert_eq(pthread_create(&th[t], NULL, reader_thread, &ctx[t]), 0);
+    }
+    uint64_t commits = 0;
+    long long start = seg_now_ms();
+    /* grow to NSVC_MAX live services over MIN_COMMITS commits (the tables
+     * double several times), then keep churning until the readers have
+     * made their reads too */
+    while (commits < MIN_COMMITS ||
+           (atomic_load(&sh.reads) < MIN_READS && seg_now_ms() < start + 60000)) {
+        unsigned live = 100 + (unsigned)((commits < MIN_COMMITS ? commits : MIN_COMMITS) *
+                                         (NSVC_MAX - 100) / MIN_COMMITS);
+        int burst = 1 + rand_r(&seed) % 40;
+        for (int b = 0; b < burst; b++)
+            churn_one(w, &m, &seed, live);
+        cr_assert_geq(segw_commit(w), 0);
+        if (++commits % 16 == 0)
+            segw_tick(w);
+    }
+    atomic_store(&sh.stop, 1);
+    uint64_t reads = 0, failures = 0;
+    for (int t = 0; t < T; t++) {
+        pthread_join(th[t], NULL);
+        reads += ctx[t].r.reads;
+        failures += ctx[t].r.failures;
+    }
+    cr_log_info("threads: %lu commits; %lu reads, %lu failures", (unsigned long)commits,
+                (unsigned long)reads, (unsigned long)failures);
+    cr_assert_eq(failures, 0, "%lu reads broke an invariant", (unsigned long)failures);
+    cr_assert_gt(reads, MIN_READS / 2);
+    disc_close(h);
+    segw_close(w, true);
+}
+
 Test(stress, churn_with_reader_processes, .timeout = 240)
 {
     char name[64];
