@@ -217,16 +217,10 @@ static void futex_main(struct futex_page *fp, int ack_fd)
 
 /* ---- discd helpers -------------------------------------------------------------- */
 
-/* Send a request line and its newline in one write(), as a client does (the
- * harness's discd_conn_send writes them separately, which would cost discd
- * a second wake-up before the line is complete). */
+/* Send a request line and its newline in one write, as a client does. */
 static void send_line(struct discd_conn *c, const char *line)
 {
-    char buf[1024];
-    int n = snprintf(buf, sizeof(buf), "%s\n", line);
-    if (n < 0 || (size_t)n >= sizeof(buf))
-        die("send: request too long", EINVAL);
-    int rc = discd_conn_send_raw(c, buf, (size_t)n);
+    int rc = discd_conn_send(c, line);
     if (rc < 0)
         die("send", rc);
 }

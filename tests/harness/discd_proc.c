@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -197,7 +198,21 @@ int discd_conn_send_raw(struct discd_conn *c, const void *data, size_t len)
 
 int discd_conn_send(struct discd_conn *c, const char *line)
 {
-    int rc = discd_conn_send_raw(c, line, strlen(line));
+    /* The line and its newline in one sendmsg, as a client does: two
+     * writes would wake discd for an incomplete line first. */
+    size_t len = strlen(line);
+    struct iovec iov[2] = {{(void *)line, len}, {"\n", 1}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    ssize_t n;
+    do
+        n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    if ((size_t)n >= len + 1)
+        return 0;
+    /* a short write (a full socket buffer): send the rest */
+    int rc = (size_t)n < len ? discd_conn_send_raw(c, line + n, len - (size_t)n) : 0;
     return rc < 0 ? rc : discd_conn_send_raw(c, "\n", 1);
 }
 

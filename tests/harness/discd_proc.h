@@ -92,7 +92,7 @@ void discd_conn_close(struct discd_conn *c);
 /* Send bytes as they are (no newline added). */
 int discd_conn_send_raw(struct discd_conn *c, const void *data, size_t len);
 
-/* Send line followed by "\n". */
+/* Send line followed by "\n", in one sendmsg (one wake-up of discd). */
 int discd_conn_send(struct discd_conn *c, const char *line);
 
 /*
