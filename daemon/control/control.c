@@ -1428,14 +1428,15 @@ static void op_status(struct req *r)
     json_object_set_new(resp, "host_id", json_string(host));
     json_object_set_new(
         resp, "publisher",
-        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "commits",
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "commits",
                   (json_int_t)ps.commits, "idle_commits", (json_int_t)ps.idle_commits,
-                  "coalesced_commits", (json_int_t)ps.coalesced_commits, "changes",
-                  (json_int_t)ps.changes, "commit_errors", (json_int_t)ps.commit_errors,
-                  "last_commit_us", (json_int_t)ps.last_commit_us, "rejected",
-                  (json_int_t)ps.rejected, "segment_bytes", (json_int_t)ps.seg.segment_bytes,
-                  "grows", (json_int_t)ps.grows, "grow_errors", (json_int_t)ps.grow_errors,
-                  "last_grow_us", (json_int_t)ps.last_grow_us));
+                  "inline_commits", (json_int_t)ps.inline_commits, "coalesced_commits",
+                  (json_int_t)ps.coalesced_commits, "changes", (json_int_t)ps.changes,
+                  "commit_errors", (json_int_t)ps.commit_errors, "last_commit_us",
+                  (json_int_t)ps.last_commit_us, "rejected", (json_int_t)ps.rejected,
+                  "segment_bytes", (json_int_t)ps.seg.segment_bytes, "grows", (json_int_t)ps.grows,
+                  "grow_errors", (json_int_t)ps.grow_errors, "last_grow_us",
+                  (json_int_t)ps.last_grow_us));
     json_decref(set);
     send_json(r->cn, resp);
 }
@@ -2025,6 +2026,10 @@ static void *control_main(void *arg)
 {
     struct control *c = arg;
     registry_thread_online();
+    /* A request's change is published by this thread when the publisher is
+     * idle (no hand-off; on_publish below then runs here too). */
+    if (c->pub)
+        publisher_allow_inline(c->pub, true);
     struct epoll_event evs[EPOLL_BATCH];
     while (!atomic_load(&c->stop)) {
         int n = epoll_wait(c->epfd, evs, EPOLL_BATCH, grace_timeout(c, epoll_timeout(c)));
@@ -2065,6 +2070,8 @@ static void *control_main(void *arg)
             c->sync(c->sync_arg);
         resume_listening(c);
     }
+    if (c->pub)
+        publisher_allow_inline(c->pub, false);
     registry_thread_offline();
     return NULL;
 }

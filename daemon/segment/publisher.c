@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,6 +21,14 @@ struct publisher {
     int64_t next_export_us; /* rate limit */
     int last_cache_error;   /* log a failure once per streak */
     pthread_t thread;
+    /* The writer and everything below "publisher thread only" belong to
+     * whoever holds wmu: the publisher thread for its turns, or the thread
+     * allowed to commit inline (publisher_allow_inline) for an idle one. */
+    pthread_mutex_t wmu;
+    pthread_t inline_thread;        /* set once, before inline_set */
+    _Atomic bool inline_set;        /* inline_thread is valid */
+    _Atomic int64_t last_commit_us; /* end of the last turn that committed */
+    bool kick;                      /* (mu) the thread has a carry to publish */
     pthread_mutex_t mu;
     pthread_cond_t cond; /* CLOCK_MONOTONIC */
     bool stop;
@@ -62,14 +71,6 @@ static void wait_until_us(struct publisher *p, int64_t deadline_us)
 {
     struct timespec ts = {(time_t)(deadline_us / 1000000), (long)(deadline_us % 1000000) * 1000};
     pthread_cond_timedwait(&p->cond, &p->mu, &ts);
-}
-
-static void on_registry_change(void *arg)
-{
-    struct publisher *p = arg;
-    pthread_mutex_lock(&p->mu);
-    pthread_cond_signal(&p->cond);
-    pthread_mutex_unlock(&p->mu);
 }
 
 static bool is_local_put(const struct registry_change *c)
@@ -161,6 +162,11 @@ static size_t take_changes(struct publisher *p)
             }
         }
         p->carry[p->n_carry++] = c;
+    }
+    if (n > 0) {
+        pthread_mutex_lock(&p->mu);
+        p->stats.changes += n;
+        pthread_mutex_unlock(&p->mu);
     }
     return n;
 }
@@ -437,6 +443,126 @@ static void install(struct publisher *p)
     pthread_mutex_unlock(&p->mu);
 }
 
+/*
+ * One turn, wmu held: take what the registry queued, publish it (with
+ * whatever a previous turn kept), put a deferred segment in place when asked,
+ * tell the listener and count. coalesced: the changes are part of a stream
+ * (counted as such); inline_turn: made on the thread that changed the
+ * registry (publisher_allow_inline); taken: changes the caller already moved
+ * to the carry. Returns the generation committed (0: none).
+ */
+static int64_t run_turn(struct publisher *p, bool coalesced, bool want_install, bool inline_turn,
+                        size_t taken)
+{
+    apply_state(p);
+    int64_t t0 = mono_us();
+    size_t n = taken + take_changes(p);
+    int64_t gen = 0;
+    int commits = 0;
+    if (p->n_carry > 0)
+        commits = publish_carry(p, &gen);
+    if (want_install)
+        install(p);
+    if ((n > 0 || commits > 0 || p->n_rej > 0 || p->report_owed) && p->installed)
+        report(p);
+    else if (n > 0 || commits > 0 || p->n_rej > 0)
+        p->report_owed = true; /* told once the segment is in place */
+    int64_t t1 = mono_us();
+    if (commits > 0)
+        atomic_store_explicit(&p->last_commit_us, t1, memory_order_relaxed);
+    pthread_mutex_lock(&p->mu);
+    if (gen > 0) {
+        p->stats.commits += (uint64_t)commits;
+        if (coalesced)
+            p->stats.coalesced_commits += (uint64_t)commits;
+        else
+            p->stats.idle_commits += (uint64_t)commits;
+        if (inline_turn)
+            p->stats.inline_commits += (uint64_t)commits;
+        p->stats.generation = (uint64_t)gen;
+        p->stats.last_commit_us = (uint64_t)(t1 - t0);
+        segw_stats(p->w, &p->stats.seg); /* arena and reclaim figures for status/metrics */
+    }
+    if (p->stuck_error)
+        p->stats.commit_errors++;
+    pthread_mutex_unlock(&p->mu);
+    if (gen > 0) {
+        metrics_hist_observe(&p->latency, (uint64_t)(t1 - t0));
+        log_debug("publisher: generation %lld: %zu changes in %lld us%s", (long long)gen, n,
+                  (long long)(t1 - t0), inline_turn ? " (on the changing thread)" : "");
+        p->cache_dirty = true;
+    }
+    return gen;
+}
+
+/*
+ * Room for the inline path: the local puts taken, the reserve and as much
+ * again for the tables a commit copies fit in the arena as it is, so the
+ * commit cannot need a roll-over (which copies every record and belongs on
+ * the publisher thread) nor a refusal.
+ */
+static bool inline_fits(struct publisher *p)
+{
+    struct segw_stats st;
+    segw_stats(p->w, &st);
+    uint64_t reserve =
+        st.arena_bytes / 32 > PUBLISHER_RESERVE_MIN ? st.arena_bytes / 32 : PUBLISHER_RESERVE_MIN;
+    uint64_t need = 2 * reserve;
+    for (size_t i = 0; i < p->n_carry; i++) {
+        if (!p->carry[i]->put)
+            continue;
+        struct segw_instance si;
+        instance_to_segw(p->carry[i]->put, &si);
+        long n = segw_record_size(&si);
+        need += n > 0 ? (uint64_t)n : 0;
+    }
+    return st.used_bytes + need <= st.arena_bytes;
+}
+
+/*
+ * The registry's notify callback, on the thread that changed it. On the
+ * thread allowed to (publisher_allow_inline), a change that finds the
+ * publisher idle is committed right here: no hand-off to the publisher
+ * thread, no wake-up between the change and its visibility. Otherwise (a
+ * stream, a turn under way, a deferred segment, kept changes, an arena that
+ * may need to grow) the publisher thread is woken as before.
+ */
+static void on_registry_change(void *arg)
+{
+    struct publisher *p = arg;
+    if (atomic_load_explicit(&p->inline_set, memory_order_acquire) &&
+        pthread_equal(pthread_self(), p->inline_thread) && pthread_mutex_trylock(&p->wmu) == 0) {
+        int64_t now = mono_us();
+        bool idle = now - atomic_load_explicit(&p->last_commit_us, memory_order_relaxed) >=
+                    (int64_t)p->coalesce_ms * 1000;
+        pthread_mutex_lock(&p->mu);
+        bool ready = p->installed && !p->stop && !(p->install_req && !p->installed);
+        pthread_mutex_unlock(&p->mu);
+        bool done = false;
+        if (idle && ready && p->n_carry == 0 && !p->stuck_error) {
+            size_t taken = take_changes(p);
+            if (inline_fits(p)) {
+                run_turn(p, false, false, true, taken);
+                done = true;
+            } else if (taken > 0) {
+                p->report_owed = true; /* the thread's turn publishes and reports them */
+            }
+        }
+        pthread_mutex_unlock(&p->wmu);
+        if (done)
+            return;
+        /* changes taken but left for the thread: it publishes the carry */
+        pthread_mutex_lock(&p->mu);
+        p->kick = true;
+        pthread_cond_signal(&p->cond);
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void *publisher_main(void *arg)
 {
     struct publisher *p = arg;
@@ -446,15 +572,14 @@ static void *publisher_main(void *arg)
      * part of a stream: it joins the next commit, made coalesce_ms after
      * the previous one ended (or once coalesce_max changes are queued). */
     const int64_t window_us = (int64_t)p->coalesce_ms * 1000;
-    int64_t last_commit_us = mono_us() - window_us;
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        while (!p->stop && !p->state_dirty && !p->snap_dirty &&
+        while (!p->stop && !p->state_dirty && !p->snap_dirty && !p->kick &&
                !(p->install_req && !p->installed) && registry_pending_changes(p->reg) == 0 &&
                mono_us() < next_tick)
             wait_until_us(p, next_tick);
         size_t pending = registry_pending_changes(p->reg);
-        int64_t until = last_commit_us + window_us;
+        int64_t until = atomic_load_explicit(&p->last_commit_us, memory_order_relaxed) + window_us;
         bool coalesced = pending > 0 && mono_us() < until; /* not idle: part of a stream */
         while (coalesced && !p->stop && pending > 0 && pending < p->coalesce_max &&
                mono_us() < until) {
@@ -462,59 +587,23 @@ static void *publisher_main(void *arg)
             pending = registry_pending_changes(p->reg);
         }
         bool stopping = p->stop, want_install = p->install_req && !p->installed;
+        p->kick = false;
         pthread_mutex_unlock(&p->mu);
 
-        apply_state(p);
-        int64_t t0 = mono_us();
-        size_t n = take_changes(p);
-        int64_t gen = 0;
-        int commits = 0;
-        if (p->n_carry > 0)
-            commits = publish_carry(p, &gen);
-        if (want_install)
-            install(p);
-        if ((n > 0 || commits > 0 || p->n_rej > 0 || p->report_owed) && p->installed)
-            report(p);
-        else if (n > 0 || commits > 0 || p->n_rej > 0)
-            p->report_owed = true; /* told once the segment is in place */
+        pthread_mutex_lock(&p->wmu);
+        run_turn(p, coalesced, want_install, false, 0);
         int64_t t1 = mono_us();
-        if (commits > 0)
-            last_commit_us = t1;
-        pthread_mutex_lock(&p->mu);
-        p->stats.changes += n;
-        if (gen > 0) {
-            p->stats.commits += (uint64_t)commits;
-            if (coalesced)
-                p->stats.coalesced_commits += (uint64_t)commits;
-            else
-                p->stats.idle_commits += (uint64_t)commits;
-            p->stats.generation = (uint64_t)gen;
-            p->stats.last_commit_us = (uint64_t)(t1 - t0);
-        }
-        if (p->stuck_error)
-            p->stats.commit_errors++;
-        pthread_mutex_unlock(&p->mu);
-        if (gen > 0)
-            metrics_hist_observe(&p->latency, (uint64_t)(t1 - t0));
-        if (gen > 0)
-            log_debug("publisher: generation %lld: %zu changes in %lld us", (long long)gen, n,
-                      (long long)(t1 - t0));
-        if (gen > 0)
-            p->cache_dirty = true;
         bool ticked = t1 >= next_tick;
         if (ticked) {
             segw_tick(p->w);
             next_tick = t1 + (int64_t)p->tick_ms * 1000;
             pthread_mutex_lock(&p->mu);
             p->stats.ticks++;
-            pthread_mutex_unlock(&p->mu);
-        }
-        if (gen > 0 || ticked) { /* arena and reclaim figures for status/metrics */
-            pthread_mutex_lock(&p->mu);
             segw_stats(p->w, &p->stats.seg);
             pthread_mutex_unlock(&p->mu);
         }
         maybe_export(p, t1, stopping);
+        pthread_mutex_unlock(&p->wmu);
         if (stopping)
             break;
     }
@@ -559,7 +648,9 @@ int publisher_start(struct registry *reg, const struct publisher_config *cfg,
     pthread_cond_init(&p->done, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->wmu, NULL);
     pthread_mutex_init(&p->lmu, NULL);
+    atomic_init(&p->last_commit_us, mono_us() - (int64_t)p->coalesce_ms * 1000);
     registry_set_notify(reg, on_registry_change, p);
     rc = pthread_create(&p->thread, NULL, publisher_main, p);
     if (rc != 0) {
@@ -568,6 +659,7 @@ int publisher_start(struct registry *reg, const struct publisher_config *cfg,
         pthread_cond_destroy(&p->cond);
         pthread_cond_destroy(&p->done);
         pthread_mutex_destroy(&p->mu);
+        pthread_mutex_destroy(&p->wmu);
         pthread_mutex_destroy(&p->lmu);
         free(p->cache_file);
         free(p);
@@ -596,9 +688,20 @@ void publisher_stop(struct publisher *p, bool unlink)
     pthread_cond_destroy(&p->cond);
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->wmu);
     pthread_mutex_destroy(&p->lmu);
     free(p->cache_file);
     free(p);
+}
+
+void publisher_allow_inline(struct publisher *p, bool on)
+{
+    if (!on) {
+        atomic_store_explicit(&p->inline_set, false, memory_order_release);
+        return;
+    }
+    p->inline_thread = pthread_self();
+    atomic_store_explicit(&p->inline_set, true, memory_order_release);
 }
 
 int publisher_install(struct publisher *p)

@@ -5,7 +5,8 @@
  * It opens the segment (segw_open) for the registry name, then loops:
  * wait for registry changes, stage them all with segw_put / segw_del and
  * publish them with one segw_commit. A change that finds the publisher idle
- * (nothing committed for the last coalesce_ms) is published at once; one
+ * (nothing committed for the last coalesce_ms) is published at once (on the
+ * changing thread itself if it is allowed to, publisher_allow_inline); one
  * that comes sooner is part of a stream and joins the next commit, made
  * coalesce_ms after the previous one (or once coalesce_max changes are
  * queued). It calls segw_tick at least every tick_ms (writer heartbeat +
@@ -66,6 +67,7 @@ struct publisher_stats {
     uint64_t commits;
     uint64_t idle_commits;      /* of those, made at once (the publisher was idle) */
     uint64_t coalesced_commits; /* made for changes of a stream (committed within coalesce_ms) */
+    uint64_t inline_commits;    /* of the idle ones, made on the changing thread (allow_inline) */
     uint64_t changes;           /* changes staged in total */
     uint64_t commit_errors;     /* failed segw_commit calls (e.g. -ENOSPC) */
     uint64_t last_commit_us;    /* duration of the last stage+commit */
@@ -99,6 +101,22 @@ int publisher_start(struct registry *reg, const struct publisher_config *cfg,
  * Thread-safe; a no-op without defer_install or when done already.
  */
 int publisher_install(struct publisher *p);
+
+/*
+ * Let the calling thread commit its own registry changes (the control
+ * thread's registrations and removals): a change it makes while the
+ * publisher is idle (nothing committed for coalesce_ms, no turn under way,
+ * the segment in place, nothing kept back, room in the arena without a
+ * roll-over) is staged, committed and reported to the listener on this
+ * thread, inside the registry call that made it, before the registry's
+ * listeners run; readers see it without a hand-off to the publisher thread.
+ * Anything else (a stream, a growth) still goes to the publisher thread, in
+ * order. The listener (publisher_set_listener) may then run on this thread,
+ * so the thread must not hold a lock the listener takes when it changes the
+ * registry. on: allow the calling thread (one thread at a time); off: no
+ * thread any more (call it before the thread exits, from that thread).
+ */
+void publisher_allow_inline(struct publisher *p, bool on);
 
 /* Publish what is still queued, stop the thread, close the writer
  * (unlink: remove the shm objects) and free. NULL is a no-op. */

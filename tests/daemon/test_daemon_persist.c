@@ -5,6 +5,9 @@
  *   - SIGKILL during churn (a client registering and deregistering on its
  *     own connection), three times: afterwards the local instances are
  *     exactly the acknowledged ones, by id;
+ *   - SIGKILL right after an acknowledgement (of a registration that the
+ *     control thread published itself, before its fdatasync): the restart
+ *     has it; the same for a deregistration;
  *   - restored instances keep their ids and owners; session instances wait
  *     --session-grace for their client to re-attach (op attach), the others
  *     are removed after it; other uids may not attach;
@@ -66,6 +69,46 @@ Test(daemon_persist, sigkill_during_churn_loses_no_acknowledged_change)
     disc_handle *h = dt_open_reader(&d);
     cr_assert_eq(dt_wait_count(h, svcs[2], kept[2], 3000), kept[2]);
     disc_close(h);
+}
+
+/* The control thread publishes an idle change itself, before the journal is
+ * synced (DESIGN.md, "Persistence"); the reply still waits for the sync. A
+ * kill as soon as the reply arrives must find the change in the state file:
+ * a registration is there after the restart, a deregistration stays done. */
+Test(daemon_persist, sigkill_right_after_the_ack_keeps_the_change)
+{
+    dt_start(&d, "ackkill", NULL);
+    for (int round = 0; round < 3; round++) {
+        struct discd_conn c;
+        cr_assert_eq(discd_conn_open(&d, &c), 0);
+        char id[DISC_ID_LEN + 1];
+        dt_register(&c, "ackkill", "127.0.0.1:7", "{\"type\":\"none\"}", id);
+        discd_proc_kill(&d);
+        discd_conn_close(&c);
+        restart(NULL);
+        json_t *r = dt_callf(&d, "{\"op\":\"query\",\"service\":\"ackkill\"}");
+        cr_assert(dt_ok(r));
+        json_t *list = json_object_get(r, "instances");
+        cr_assert_eq(json_array_size(list), 1, "round %d: acknowledged registration lost: %s",
+                     round, json_dumps(r, 0));
+        cr_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "id")), id);
+        json_decref(r);
+
+        cr_assert_eq(discd_conn_open(&d, &c), 0);
+        char line[128];
+        snprintf(line, sizeof(line), "{\"op\":\"deregister\",\"id\":\"%s\"}", id);
+        r = dt_call(&c, line);
+        cr_assert(dt_ok(r), "deregister failed: %s", json_dumps(r, 0));
+        json_decref(r);
+        discd_proc_kill(&d);
+        discd_conn_close(&c);
+        restart(NULL);
+        r = dt_callf(&d, "{\"op\":\"query\",\"service\":\"ackkill\"}");
+        cr_assert(dt_ok(r));
+        cr_assert_eq(json_array_size(json_object_get(r, "instances")), 0,
+                     "round %d: acknowledged deregistration undone: %s", round, json_dumps(r, 0));
+        json_decref(r);
+    }
 }
 
 static char *attach_line(const char *id)

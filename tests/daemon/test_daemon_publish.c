@@ -3,7 +3,8 @@
  * test_daemon_publish.c — the publisher's idle/busy policy in a real discd
  * (DESIGN.md, "Publish policy"): a change that finds the publisher idle
  * (nothing committed for the last --publish-coalesce ms) is published at
- * once, in a commit of its own; a pipelined burst is coalesced into fewer
+ * once, in a commit of its own, by the control thread itself (no hand-off
+ * to the publisher thread); a pipelined burst is coalesced into fewer
  * commits. Counted with the publisher's commit counters in `status`; no
  * timing is asserted.
  */
@@ -25,7 +26,7 @@ static void teardown(void)
 TestSuite(daemon_publish, .fini = teardown);
 
 struct pub_counts {
-    long long commits, idle, coalesced, changes;
+    long long commits, idle, coalesced, changes, inlined;
 };
 
 static struct pub_counts counts(void)
@@ -39,9 +40,12 @@ static struct pub_counts counts(void)
         json_integer_value(json_object_get(p, "idle_commits")),
         json_integer_value(json_object_get(p, "coalesced_commits")),
         json_integer_value(json_object_get(p, "changes")),
+        json_integer_value(json_object_get(p, "inline_commits")),
     };
     cr_assert(json_is_integer(json_object_get(p, "idle_commits")) &&
-              json_is_integer(json_object_get(p, "coalesced_commits")));
+              json_is_integer(json_object_get(p, "coalesced_commits")) &&
+              json_is_integer(json_object_get(p, "inline_commits")));
+    cr_assert_leq(c.inlined, c.idle, "inline commits are idle commits");
     json_decref(r);
     cr_assert_eq(c.commits, c.idle + c.coalesced, "every commit is either at once or coalesced");
     return c;
@@ -68,11 +72,14 @@ static void pause_past_window(void)
 
 /* One change at a time, each after a pause longer than the window: every
  * one finds the publisher idle, so each is a commit of its own made
- * without waiting, and is visible as soon as it is acknowledged. */
+ * without waiting, and is visible as soon as it is acknowledged. The
+ * control thread commits it itself, unless the publisher thread happened to
+ * be in its heartbeat turn (once a second here) at that moment. */
 Test(daemon_publish, isolated_changes_are_published_at_once_in_one_commit_each)
 {
-    char *extra[] = {"--publish-coalesce", "5", NULL};
+    char *extra[] = {"--publish-coalesce", "5", "--heartbeat", "1000", NULL};
     dt_start(&d, "pubidle", extra);
+    long long t0 = proc_now_ms();
     disc_handle *h = dt_open_reader(&d);
     struct discd_conn c;
     cr_assert_eq(discd_conn_open(&d, &c), 0);
@@ -107,6 +114,12 @@ Test(daemon_publish, isolated_changes_are_published_at_once_in_one_commit_each)
                  c1.commits - c0.commits);
     cr_assert_eq(c1.idle - c0.idle, 2 * N, "every isolated change published at once");
     cr_assert_eq(c1.coalesced - c0.coalesced, 0);
+    /* Each heartbeat turn can send at most one change to the publisher
+     * thread (the change finds the writer busy); all others are inline. */
+    long long beats = (proc_now_ms() - t0) / 1000 + 2;
+    cr_assert_geq(c1.inlined - c0.inlined, 2 * N - beats,
+                  "only %lld of %d isolated changes committed by the control thread",
+                  c1.inlined - c0.inlined, 2 * N);
     discd_conn_close(&c);
     disc_close(h);
 }
