@@ -5,6 +5,7 @@
  * ZooKeeper / the file cache.
  */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "instance.h"
@@ -42,6 +43,34 @@ Test(instance, defaults_are_applied)
     cr_assert_eq(instance_check_id(i->id), 0);
     cr_assert_eq(i->origin, DISC_ORIGIN_LOCAL);
     instance_unref(i);
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* New ids are random version-4 UUIDs, lower case, all different. */
+Test(instance, new_ids_are_distinct_version_4_uuids)
+{
+    enum { N = 2000 };
+    static char ids[N][DISC_ID_LEN + 1];
+    for (int k = 0; k < N; k++) {
+        struct instance_error err;
+        struct instance *i = parse("{\"service\":\"svc\",\"address\":\"[::1]:80\"}", NULL, &err);
+        cr_assert(i, "%s: %s", err.field, err.message);
+        cr_assert_eq(instance_check_id(i->id), 0, "%s", i->id);
+        cr_assert_eq(strlen(i->id), DISC_ID_LEN);
+        cr_assert_eq(i->id[14], '4', "%s: not version 4", i->id);
+        cr_assert(strchr("89ab", i->id[19]), "%s: not the RFC 4122 variant", i->id);
+        for (const char *p = i->id; *p; p++)
+            cr_assert(!(*p >= 'A' && *p <= 'F'), "%s: upper case", i->id);
+        memcpy(ids[k], i->id, DISC_ID_LEN + 1);
+        instance_unref(i);
+    }
+    qsort(ids, N, sizeof(ids[0]), cmp_id);
+    for (int k = 1; k < N; k++)
+        cr_assert_str_neq(ids[k - 1], ids[k], "the same id twice");
 }
 
 Test(instance, check_defaults_follow_the_kind)
