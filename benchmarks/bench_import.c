@@ -5,9 +5,10 @@
  * the same size measured in the same run on the same ZooKeeper (issue 12).
  *
  *   bench_import [-n instances] [-s services] [-H hosts] [-r runs]
- *                [--quick] [--md FILE] [--json FILE]   (bench_report.h)
+ *                [-e exports] [--quick] [--md FILE] [--json FILE]
+ *                (bench_report.h)
  * Defaults: 10000 instances, 1000 services (Curator), 100 hosts (native),
- * 3 runs; --quick: 1000 / 100 / 10, 1 run.
+ * 3 runs, 1000 exports; --quick: 1000 / 100 / 10, 1 run, 200 exports.
  *
  * Writes both trees once with a plain pipelined C client (persistent
  * nodes, so they outlive this session): Curator documents as Curator's
@@ -18,6 +19,16 @@
  * waiting on the futex), and the ZooKeeper lists and reads discd made,
  * its delivery batches and its publisher's segment commits (its status
  * counters).
+ *
+ * Export (export-curator = BASE): a discd exporting E local instances is
+ * stopped past its session timeout (the session expires, the exports go)
+ * and continued; the time of its full reconcile after the new session
+ * (the export's own clock: status zookeeper.export.last_full_ms, the
+ * reconnection and its random jitter excluded), its waves of pipelined
+ * calls, beside a plain C client on the same ZooKeeper in the same run
+ * doing what the export does per node (create, then exists with a watch):
+ * one synchronous call after the other (what the export did before), and
+ * pipelined.
  */
 #include "bench_discd.h"
 #include "bench_report.h"
@@ -26,6 +37,7 @@
 #include "zk_server.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -40,6 +52,9 @@
 #define EMPTY_ROOT  "/bench-empty"
 #define CURATOR     "/services"
 #define INFLIGHT    1000
+#define EXPORT_BASE "/bench-export"
+#define RAW_BASE    "/bench-raw"
+#define SESSION_MS  4000
 
 static struct zk_cluster zk;
 
@@ -241,6 +256,217 @@ static struct run sync_once(const char *tag, int n, bool curator)
     return r;
 }
 
+/* ---- re-export after session expiry ---- */
+
+struct xrun {
+    double ms;         /* the export's full reconcile (its own clock) */
+    long long waves;   /* waves of pipelined calls in it */
+    long long creates; /* nodes it created */
+};
+
+static long long export_counter(const struct discd_proc *d, const char *key)
+{
+    json_t *s = status_of(d);
+    json_t *v = json_object_get(json_object_get(json_object_get(s, "zookeeper"), "export"), key);
+    long long r = json_is_integer(v) ? json_integer_value(v) : -1;
+    json_decref(s);
+    return r;
+}
+
+/* Children under EXPORT_BASE/<service> for every service. */
+static int exported_nodes(zhandle_t *zh, int services)
+{
+    int total = 0;
+    for (int s = 0; s < services; s++) {
+        char p[256];
+        snprintf(p, sizeof(p), EXPORT_BASE "/x-%03d", s);
+        struct String_vector sv = {0, NULL};
+        if (zoo_get_children(zh, p, 0, &sv) == ZOK) {
+            total += sv.count;
+            deallocate_String_vector(&sv);
+        }
+    }
+    return total;
+}
+
+static bool wait_until(bool (*cond)(void *), void *arg, int timeout_ms)
+{
+    double t0 = now_ms();
+    while (!cond(arg)) {
+        if (now_ms() - t0 > timeout_ms)
+            return false;
+        usleep(20000);
+    }
+    return true;
+}
+
+struct xwait {
+    const struct discd_proc *d;
+    zhandle_t *zh;
+    int n, services;
+    long long full_before;
+};
+
+static bool all_exported(void *a)
+{
+    struct xwait *w = a;
+    return export_counter(w->d, "exported") >= w->n && exported_nodes(w->zh, w->services) >= w->n;
+}
+
+static bool none_exported(void *a)
+{
+    struct xwait *w = a;
+    return exported_nodes(w->zh, w->services) == 0;
+}
+
+static bool reexported(void *a)
+{
+    struct xwait *w = a;
+    return all_exported(a) && export_counter(w->d, "last_full_nodes") >= w->n &&
+           export_counter(w->d, "creates") >= w->full_before + w->n;
+}
+
+/* One discd exporting n instances over `services` services; `runs`
+ * expiries, each a row in out[]. */
+static void reexport_runs(zhandle_t *zh, int n, int services, int runs, struct xrun *out)
+{
+    struct discd_proc d;
+    char a_zk[512], a_host[96], a_to[64];
+    snprintf(a_zk, sizeof(a_zk), "--zk=%s", zk.connect);
+    snprintf(a_host, sizeof(a_host), "--host-id=export-%d", (int)getpid());
+    snprintf(a_to, sizeof(a_to), "--zk-session-timeout=%d", SESSION_MS);
+    char *const args[] = {a_zk,   "--zk-root=/bench-export-root",  a_host, a_to, "--log-level",
+                          "warn", "--export-curator=" EXPORT_BASE, NULL};
+    if (discd_proc_init(&d, "export") != 0 || discd_proc_start(&d, args, 20000) != 0)
+        die("export discd did not start");
+    for (int i = 0; i < n; i++) {
+        char req[256];
+        snprintf(req, sizeof(req),
+                 "{\"op\":\"register\",\"instance\":{\"service\":\"x-%03d\",\"address\":"
+                 "\"10.9.%d.%d:%d\"},\"check\":{\"type\":\"none\"}}",
+                 i % services, (i >> 8) & 255, i & 255, 1000 + i % 50000);
+        char *r = discd_proc_request(&d, req, 5000);
+        if (!r || !strstr(r, "\"ok\":true"))
+            die("register failed");
+        free(r);
+    }
+    struct xwait w = {.d = &d, .zh = zh, .n = n, .services = services};
+    if (!wait_until(all_exported, &w, 60000))
+        die("the exports did not appear");
+    for (int i = 0; i < runs; i++) {
+        long long waves0 = export_counter(&d, "waves");
+        w.full_before = export_counter(&d, "creates");
+        if (proc_signal(&d.proc, SIGSTOP) != 0)
+            die("SIGSTOP");
+        bool gone = wait_until(none_exported, &w, SESSION_MS + 30000);
+        if (proc_signal(&d.proc, SIGCONT) != 0 || !gone)
+            die("the session did not expire");
+        if (!wait_until(reexported, &w, 60000))
+            die("the exports did not come back");
+        out[i].ms = (double)export_counter(&d, "last_full_ms");
+        out[i].waves = export_counter(&d, "waves") - waves0;
+        out[i].creates = export_counter(&d, "creates") - w.full_before;
+    }
+    discd_proc_stop(&d, 10000);
+    discd_proc_cleanup(&d);
+}
+
+/* The plain client's baseline: n nodes created (ephemeral) and watched
+ * with exists, either one synchronous call after the other or pipelined
+ * (every create, then every exists). Returns ms; the nodes are deleted
+ * afterwards (not timed). */
+static void created_cb(int rc, const char *value, const void *data)
+{
+    (void)value;
+    (void)data;
+    pthread_mutex_lock(&pipe_.mu);
+    pipe_.inflight--;
+    if (rc != ZOK)
+        pipe_.failed++;
+    pthread_cond_signal(&pipe_.cv);
+    pthread_mutex_unlock(&pipe_.mu);
+}
+
+static void exists_cb(int rc, const struct Stat *st, const void *data)
+{
+    (void)st;
+    (void)data;
+    pthread_mutex_lock(&pipe_.mu);
+    pipe_.inflight--;
+    if (rc != ZOK)
+        pipe_.failed++;
+    pthread_cond_signal(&pipe_.cv);
+    pthread_mutex_unlock(&pipe_.mu);
+}
+
+static void noop_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    (void)zh;
+    (void)type;
+    (void)state;
+    (void)path;
+    (void)ctx;
+}
+
+static double raw_create_watch(zhandle_t *zh, int n, bool pipelined)
+{
+    char path[256], doc[400];
+    snprintf(doc, sizeof(doc), "%0300d", 0); /* about an exported document's size */
+    double t0 = now_ms();
+    if (!pipelined) {
+        for (int i = 0; i < n; i++) {
+            snprintf(path, sizeof(path), RAW_BASE "/n%06d", i);
+            struct Stat st;
+            if (zoo_create(zh, path, doc, (int)strlen(doc), &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL,
+                           NULL, 0) != ZOK ||
+                zoo_exists(zh, path, 1, &st) != ZOK)
+                die("raw create/exists failed");
+        }
+    } else {
+        for (int i = 0; i < n; i++) {
+            snprintf(path, sizeof(path), RAW_BASE "/n%06d", i);
+            pthread_mutex_lock(&pipe_.mu);
+            while (pipe_.inflight >= 256)
+                pthread_cond_wait(&pipe_.cv, &pipe_.mu);
+            pipe_.inflight++;
+            pthread_mutex_unlock(&pipe_.mu);
+            if (zoo_acreate(zh, path, doc, (int)strlen(doc), &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL,
+                            created_cb, NULL) != ZOK)
+                die("zoo_acreate failed");
+        }
+        drain();
+        for (int i = 0; i < n; i++) {
+            snprintf(path, sizeof(path), RAW_BASE "/n%06d", i);
+            pthread_mutex_lock(&pipe_.mu);
+            while (pipe_.inflight >= 256)
+                pthread_cond_wait(&pipe_.cv, &pipe_.mu);
+            pipe_.inflight++;
+            pthread_mutex_unlock(&pipe_.mu);
+            if (zoo_aexists(zh, path, 1, exists_cb, NULL) != ZOK)
+                die("zoo_aexists failed");
+        }
+        drain();
+    }
+    double ms = now_ms() - t0;
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), RAW_BASE "/n%06d", i);
+        zoo_delete(zh, path, -1);
+    }
+    return ms;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_xrun(const void *a, const void *b)
+{
+    double x = ((const struct xrun *)a)->ms, y = ((const struct xrun *)b)->ms;
+    return x < y ? -1 : x > y;
+}
+
 static int cmp_run(const void *a, const void *b)
 {
     double x = ((const struct run *)a)->ms, y = ((const struct run *)b)->ms;
@@ -258,8 +484,8 @@ int main(int argc, char **argv)
     struct bench_opts bo;
     if (bench_parse_args(&argc, argv, &bo) != 0)
         return 2;
-    int n = 0, services = 0, hosts = 0, runs = 0, opt;
-    while ((opt = getopt(argc, argv, "n:s:H:r:")) != -1) {
+    int n = 0, services = 0, hosts = 0, runs = 0, exports = 0, opt;
+    while ((opt = getopt(argc, argv, "n:s:H:r:e:")) != -1) {
         switch (opt) {
         case 'n':
             n = atoi(optarg);
@@ -273,9 +499,12 @@ int main(int argc, char **argv)
         case 'r':
             runs = atoi(optarg);
             break;
+        case 'e':
+            exports = atoi(optarg);
+            break;
         default:
-            fprintf(stderr, "usage: bench_import [-n N] [-s S] [-H H] [-r R] [--quick] [--md F] "
-                            "[--json F]\n");
+            fprintf(stderr, "usage: bench_import [-n N] [-s S] [-H H] [-r R] [-e E] [--quick] "
+                            "[--md F] [--json F]\n");
             return 2;
         }
     }
@@ -283,6 +512,7 @@ int main(int argc, char **argv)
     services = services > 0 ? services : bo.quick ? 100 : 1000;
     hosts = hosts > 0 ? hosts : bo.quick ? 10 : 100;
     runs = runs > 0 ? runs : bo.quick ? 1 : 3;
+    exports = exports > 0 ? exports : bo.quick ? 200 : 1000;
     if (runs > 16)
         runs = 16;
 
@@ -300,12 +530,33 @@ int main(int argc, char **argv)
     double w_cur = write_curator(zh, n, services);
     double w_nat = write_native(zh, n, hosts, services);
     zookeeper_close(zh); /* the trees are persistent */
+    zh = zookeeper_init(zk.connect, noop_watcher, 30000, NULL, NULL, 0);
+    for (int i = 0; zh && i < 500 && zoo_state(zh) != ZOO_CONNECTED_STATE; i++)
+        usleep(10000);
+    if (!zh || zoo_state(zh) != ZOO_CONNECTED_STATE)
+        die("cannot connect to ZooKeeper");
+    create_async(zh, RAW_BASE, NULL);
+    drain();
 
     struct run nat[16], cur[16];
     for (int i = 0; i < runs; i++) { /* interleaved: load changes hit both alike */
         nat[i] = sync_once("native", n, false);
         cur[i] = sync_once("curator", n, true);
     }
+    int xservices = exports >= 100 ? 10 : 1;
+    struct xrun xr[16];
+    double raw_sync[16], raw_pipe[16];
+    reexport_runs(zh, exports, xservices, runs, xr);
+    for (int i = 0; i < runs; i++) { /* same ZooKeeper, same run */
+        raw_sync[i] = raw_create_watch(zh, exports, false);
+        raw_pipe[i] = raw_create_watch(zh, exports, true);
+    }
+    zookeeper_close(zh);
+    qsort(xr, (size_t)runs, sizeof(xr[0]), cmp_xrun);
+    qsort(raw_sync, (size_t)runs, sizeof(raw_sync[0]), cmp_double);
+    qsort(raw_pipe, (size_t)runs, sizeof(raw_pipe[0]), cmp_double);
+    struct xrun mx = xr[runs / 2];
+    double msync = raw_sync[runs / 2], mpipe = raw_pipe[runs / 2];
     qsort(nat, (size_t)runs, sizeof(nat[0]), cmp_run);
     qsort(cur, (size_t)runs, sizeof(cur[0]), cmp_run);
     struct run mn = nat[runs / 2], mc = cur[runs / 2];
@@ -364,6 +615,39 @@ int main(int argc, char **argv)
               "\"instances\": %d, \"services\": %d, \"lists\": %lld, \"reads\": %lld, "
               "\"batches\": %lld, \"commits\": %lld, \"ratio_to_native\": %s",
               n, services, mc.lists, mc.reads, mc.batches, mc.commits, bench_jnum(jn, ratio));
+    bench_md(rep,
+             "\n### Curator export: re-export after session expiry\n\n"
+             "A discd exporting %d local instances (`export-curator`, %d services) stopped past "
+             "its %d ms session timeout and continued: the export's full reconcile after the new "
+             "session (its own clock, `last_full_ms`; reconnection and jitter excluded), median "
+             "of %d, beside a plain C client creating and watching (`exists`) %d ephemeral nodes "
+             "on the same ZooKeeper in the same run.\n\n",
+             exports, xservices, SESSION_MS, runs, exports);
+    bench_md(rep, "| what | nodes | time (median) | min | max | waves | ratio to raw sync |\n");
+    bench_md(rep, "|---|---|---|---|---|---|---|\n");
+    bench_md(rep,
+             "| raw client: create + exists, one call after the other (the export's old way) | "
+             "%d | %.0f ms | %.0f ms | %.0f ms | %d | 1.00 |\n",
+             exports, msync, raw_sync[0], raw_sync[runs - 1], 2 * exports);
+    bench_md(rep,
+             "| raw client: creates, then exists, pipelined (256 outstanding) | %d | %.0f ms | "
+             "%.0f ms | %.0f ms | - | %.2f |\n",
+             exports, mpipe, raw_pipe[0], raw_pipe[runs - 1], msync > 0 ? mpipe / msync : 0);
+    bench_md(rep,
+             "| discd export: full reconcile after session expiry | %d | %.0f ms | %.0f ms | "
+             "%.0f ms | %lld | %.2f |\n",
+             exports, mx.ms, xr[0].ms, xr[runs - 1].ms, mx.waves, msync > 0 ? mx.ms / msync : 0);
+    printf(
+        "re-export %d after session expiry: %.0f ms, %lld waves, %lld creates; raw sync %.0f ms, "
+        "raw pipelined %.0f ms\n",
+        exports, mx.ms, mx.waves, mx.creates, msync, mpipe);
+    bench_row(rep, "curator re-export after session expiry", "ms", mx.ms, xr[runs - 1].ms,
+              "\"nodes\": %d, \"waves\": %lld, \"creates\": %lld, \"ratio_to_raw_sync\": %s",
+              exports, mx.waves, mx.creates, bench_jnum(jn, msync > 0 ? mx.ms / msync : 0));
+    bench_row(rep, "raw create+exists, sequential", "ms", msync, raw_sync[runs - 1],
+              "\"nodes\": %d", exports);
+    bench_row(rep, "raw create+exists, pipelined", "ms", mpipe, raw_pipe[runs - 1], "\"nodes\": %d",
+              exports);
     /* issue 12 sets no time target; every node must be read exactly once */
     bench_target(rep, "curator import reads per instance", (double)mc.reads / n, "<=", 1.0);
     /* delivered in batches (one per window of pipelined reads), not one

@@ -13,6 +13,7 @@
 #include <zookeeper/zookeeper.h>
 
 #include "curator.h"
+#include "zk_batch.h"
 
 #define EXPORT_RETRY_MS 500
 #define EXPORT_DATA_MAX 4096 /* an exported document is a few hundred bytes */
@@ -36,6 +37,9 @@ struct zk_export {
     _Atomic int64_t retry_at; /* CLOCK_MONOTONIC ms of a retry after an error; 0 none */
 
     _Atomic uint64_t creates, deletes, rewrites, repairs, errors, n_desired, n_exported;
+    _Atomic uint64_t waves;           /* waves of pipelined calls (one wait each) */
+    _Atomic uint64_t last_full_ms;    /* the last full reconcile (new session): its time */
+    _Atomic uint64_t last_full_nodes; /* ... and the nodes it put in place */
 };
 
 static int64_t mono_ms(void)
@@ -107,76 +111,296 @@ static int make_parents(struct zk_export *ex, zhandle_t *zh, const char *service
     return rc == ZNODEEXISTS ? ZOK : rc;
 }
 
+/* ---- pipelined reconcile ---------------------------------------------------- */
+
 /*
- * Make path an ephemeral node of this session holding data, and arm an
- * exists watch on it. verify_only: first just check it is there and ours
- * (after a reconnect). Returns a ZooKeeper code; *what names the failed call.
+ * Each id to reconcile is a task that walks these steps, one async call
+ * per step; a round runs the tasks in windows of EXPORT_WINDOW, each wave
+ * issuing the next call of every unfinished task of the window and waiting
+ * once for all of them (zk_batch.h). The steps are those of the synchronous
+ * version they replace: make the node an ephemeral of this session holding
+ * the document, with an exists watch armed on it.
  */
-static int ensure_node(struct zk_export *ex, zhandle_t *zh, const struct ACL_vector *acl,
-                       const char *service, const char *path, const char *data, bool verify_only,
-                       const char **what)
+enum xstep {
+    X_DELETE_OLD,   /* withdrawn, or moved to another service: delete the old node */
+    X_VERIFY,       /* believed in place (after a reconnect): exists + watch, ours? */
+    X_CREATE,       /* create the ephemeral node */
+    X_GET,          /* it exists: whose, with what data? */
+    X_DELETE_STALE, /* another session's node (an older discd, a foreign client) */
+    X_SET,          /* ours with other data: rewrite */
+    X_WATCH,        /* in place: arm the exists watch */
+    X_DONE,
+};
+
+#define EXPORT_WINDOW   256 /* outstanding async calls */
+#define EXPORT_ATTEMPTS 4   /* returns to X_CREATE before giving up until the next round */
+
+struct xtask {
+    const char *id;   /* key of the round's todo object */
+    json_t *want;     /* the round's private copy, or NULL (withdrawn) */
+    const char *ws;   /* want's service */
+    const char *data; /* want's document */
+    char *path;       /* BASE/<ws>/<id> */
+    char *old_path;   /* X_DELETE_OLD: the node to delete */
+    enum xstep step;
+    int attempts;
+    bool ok;          /* X_DONE: the node is in place (or withdrawn) */
+    bool keep;        /* failed deleting the old node: actual still names it */
+    const char *what; /* the failed call, for the log */
+    /* the last call's result (written by the completion thread) */
+    struct zk_batch *b;
+    int rc;
+    int64_t owner;
+    int32_t version;
+    char *val;
+    size_t vlen;
+};
+
+static void x_stat_done(int rc, const struct Stat *stat, const void *data)
+{
+    struct xtask *t = (struct xtask *)data;
+    t->rc = rc;
+    if (rc == ZOK && stat) {
+        t->owner = stat->ephemeralOwner;
+        t->version = stat->version;
+    }
+    zk_batch_done(t->b);
+}
+
+static void x_get_done(int rc, const char *value, int value_len, const struct Stat *stat,
+                       const void *data)
+{
+    struct xtask *t = (struct xtask *)data;
+    t->rc = rc;
+    if (rc == ZOK && stat) {
+        t->owner = stat->ephemeralOwner;
+        t->version = stat->version;
+        /* too large or torn: left NULL, so it differs and is rewritten */
+        if (zk_batch_copy_value(value, value_len, stat, EXPORT_DATA_MAX, &t->val, &t->vlen) != ZOK)
+            t->rc = ZSYSTEMERROR;
+    }
+    zk_batch_done(t->b);
+}
+
+static void x_create_done(int rc, const char *value, const void *data)
+{
+    (void)value;
+    struct xtask *t = (struct xtask *)data;
+    t->rc = rc;
+    zk_batch_done(t->b);
+}
+
+static void x_void_done(int rc, const void *data)
+{
+    struct xtask *t = (struct xtask *)data;
+    t->rc = rc;
+    zk_batch_done(t->b);
+}
+
+/* Issue t's next call into batch b. */
+static void x_issue(zhandle_t *zh, const struct ACL_vector *acl, struct xtask *t,
+                    struct zk_batch *b)
+{
+    static const char *const what[] = {
+        [X_DELETE_OLD] = "export delete",
+        [X_VERIFY] = "export exists",
+        [X_CREATE] = "export create",
+        [X_GET] = "export get",
+        [X_DELETE_STALE] = "export delete stale",
+        [X_SET] = "export set",
+        [X_WATCH] = "export watch",
+    };
+    if (t->step == X_DONE)
+        return;
+    t->b = b;
+    t->rc = ZOK;
+    free(t->val);
+    t->val = NULL;
+    t->vlen = 0;
+    t->what = what[t->step];
+    int len = t->data ? (int)strlen(t->data) : 0;
+    int rc = ZOK;
+    zk_batch_add(b);
+    switch (t->step) {
+    case X_DELETE_OLD:
+        rc = zoo_adelete(zh, t->old_path, -1, x_void_done, t);
+        break;
+    case X_VERIFY:
+    case X_WATCH:
+        rc = zoo_aexists(zh, t->path, 1, x_stat_done, t);
+        break;
+    case X_CREATE:
+        rc = zoo_acreate(zh, t->path, t->data, len, acl, ZOO_EPHEMERAL, x_create_done, t);
+        break;
+    case X_GET:
+        rc = zoo_aget(zh, t->path, 0, x_get_done, t);
+        break;
+    case X_DELETE_STALE:
+        rc = zoo_adelete(zh, t->path, t->version, x_void_done, t);
+        break;
+    case X_SET:
+        rc = zoo_aset(zh, t->path, t->data, len, t->version, x_stat_done, t);
+        break;
+    case X_DONE: /* not reached */
+        break;
+    }
+    zk_batch_issued(b, rc, &t->rc);
+}
+
+/* The task failed with rc (t->what names the call): retried next round. */
+static void x_fail(struct xtask *t, int rc)
+{
+    t->rc = rc;
+    t->ok = false;
+    t->step = X_DONE;
+}
+
+/* Back to X_CREATE (the node changed under us), at most EXPORT_ATTEMPTS times. */
+static void x_again(struct xtask *t)
+{
+    if (++t->attempts >= EXPORT_ATTEMPTS) {
+        t->what = "export create";
+        x_fail(t, ZNODEEXISTS); /* kept changing under us: the next round tries again */
+    } else {
+        t->step = X_CREATE;
+    }
+}
+
+/* Move t on after its call completed. made: services whose parents this
+ * round created (a missing service node is created once, synchronously). */
+static void x_advance(struct zk_export *ex, zhandle_t *zh, int64_t me, struct xtask *t,
+                      json_t *made)
+{
+    int rc = t->rc;
+    switch (t->step) {
+    case X_DELETE_OLD:
+        if (rc != ZOK && rc != ZNONODE) {
+            t->keep = true; /* the old node may still be there: keep knowing it */
+            x_fail(t, rc);
+            return;
+        }
+        atomic_fetch_add(&ex->deletes, 1);
+        json_object_del(ex->actual, t->id);
+        t->ok = true;
+        t->step = t->want ? X_CREATE : X_DONE;
+        return;
+    case X_VERIFY:
+        if (rc == ZOK && t->owner == me) {
+            t->ok = true;
+            t->step = X_DONE;
+        } else if (rc == ZOK || rc == ZNONODE) {
+            t->step = X_CREATE;
+        } else {
+            x_fail(t, rc);
+        }
+        return;
+    case X_CREATE:
+        if (rc == ZOK) {
+            atomic_fetch_add(&ex->creates, 1);
+            t->step = X_WATCH;
+        } else if (rc == ZNONODE) {
+            if (!json_object_get(made, t->ws)) {
+                t->what = "export create parents";
+                int prc = make_parents(ex, zh, t->ws);
+                if (prc != ZOK) {
+                    x_fail(t, prc);
+                    return;
+                }
+                json_object_set_new(made, t->ws, json_true());
+            }
+            x_again(t);
+        } else if (rc == ZNODEEXISTS) {
+            t->step = X_GET;
+        } else {
+            x_fail(t, rc);
+        }
+        return;
+    case X_GET:
+        if (rc == ZNONODE) {
+            x_again(t);
+            return;
+        }
+        if (rc != ZOK) {
+            x_fail(t, rc);
+            return;
+        }
+        if (t->owner != me) {
+            t->step = X_DELETE_STALE;
+        } else if (!t->val || t->vlen != strlen(t->data) || memcmp(t->val, t->data, t->vlen) != 0) {
+            t->step = X_SET;
+        } else {
+            t->step = X_WATCH;
+        }
+        return;
+    case X_DELETE_STALE:
+        if (rc != ZOK && rc != ZNONODE && rc != ZBADVERSION) {
+            x_fail(t, rc);
+            return;
+        }
+        atomic_fetch_add(&ex->repairs, 1);
+        x_again(t);
+        return;
+    case X_SET:
+        if (rc == ZBADVERSION || rc == ZNONODE) {
+            x_again(t);
+            return;
+        }
+        if (rc != ZOK) {
+            x_fail(t, rc);
+            return;
+        }
+        atomic_fetch_add(&ex->rewrites, 1);
+        t->step = X_WATCH;
+        return;
+    case X_WATCH:
+        if (rc == ZNONODE) {
+            x_again(t); /* deleted right after: again */
+            return;
+        }
+        if (rc != ZOK) {
+            x_fail(t, rc);
+            return;
+        }
+        t->ok = true;
+        t->step = X_DONE;
+        return;
+    case X_DONE:
+        return;
+    }
+}
+
+/* Run tasks t[0..n) to X_DONE: windows of EXPORT_WINDOW, one wait per wave. */
+static void x_run(struct zk_export *ex, zhandle_t *zh, const struct ACL_vector *acl,
+                  struct xtask *t, size_t n)
 {
     const clientid_t *cid = zoo_client_id(zh);
     int64_t me = cid ? cid->client_id : 0;
-    struct Stat st;
-    if (verify_only) {
-        *what = "export exists";
-        int rc = zoo_exists(zh, path, 1, &st);
-        if (rc == ZOK && st.ephemeralOwner == me)
-            return ZOK;
-        if (rc != ZOK && rc != ZNONODE)
-            return rc;
-    }
-    int len = (int)strlen(data);
-    for (int attempt = 0; attempt < 4; attempt++) {
-        *what = "export create";
-        int rc = zoo_create(zh, path, data, len, acl, ZOO_EPHEMERAL, NULL, 0);
-        if (rc == ZOK) {
-            atomic_fetch_add(&ex->creates, 1);
-        } else if (rc == ZNONODE) {
-            *what = "export create parents";
-            rc = make_parents(ex, zh, service);
-            if (rc != ZOK)
-                return rc;
-            continue;
-        } else if (rc == ZNODEEXISTS) {
-            char buf[EXPORT_DATA_MAX];
-            int blen = sizeof(buf);
-            *what = "export get";
-            rc = zoo_get(zh, path, 0, buf, &blen, &st);
-            if (rc == ZNONODE)
-                continue;
-            if (rc != ZOK)
-                return rc;
-            if (st.ephemeralOwner != me) {
-                /* another session's (an older discd of this host, or a
-                 * foreign client): it would vanish with that session */
-                *what = "export delete stale";
-                rc = zoo_delete(zh, path, st.version);
-                if (rc != ZOK && rc != ZNONODE && rc != ZBADVERSION)
-                    return rc;
-                atomic_fetch_add(&ex->repairs, 1);
-                continue;
+    json_t *made = json_object();
+    for (size_t w0 = 0; w0 < n; w0 += EXPORT_WINDOW) {
+        size_t w1 = n - w0 < EXPORT_WINDOW ? n : w0 + EXPORT_WINDOW;
+        for (;;) {
+            struct zk_batch b;
+            zk_batch_init(&b);
+            size_t issued = 0;
+            for (size_t i = w0; i < w1; i++) {
+                if (t[i].step != X_DONE) {
+                    x_issue(zh, acl, &t[i], &b);
+                    issued++;
+                }
             }
-            if (blen != len || memcmp(buf, data, (size_t)len) != 0) {
-                *what = "export set";
-                rc = zoo_set(zh, path, data, len, st.version);
-                if (rc == ZBADVERSION || rc == ZNONODE)
-                    continue;
-                if (rc != ZOK)
-                    return rc;
-                atomic_fetch_add(&ex->rewrites, 1);
+            if (issued > 0)
+                atomic_fetch_add(&ex->waves, 1);
+            zk_batch_wait(&b);
+            zk_batch_destroy(&b);
+            if (issued == 0)
+                break;
+            for (size_t i = w0; i < w1; i++) {
+                if (t[i].step != X_DONE)
+                    x_advance(ex, zh, me, &t[i], made);
             }
-        } else {
-            return rc;
         }
-        *what = "export watch";
-        rc = zoo_exists(zh, path, 1, &st);
-        if (rc == ZNONODE)
-            continue; /* deleted right after: again */
-        return rc;
     }
-    return ZNODEEXISTS; /* kept changing under us: the next round tries again */
+    json_decref(made);
 }
 
 static void ext_round(void *arg, struct zk_sync *zs, const struct zk_sync_round *r)
@@ -219,39 +443,72 @@ static void ext_round(void *arg, struct zk_sync *zs, const struct zk_sync_round 
         }
     }
 
+    int64_t t0 = mono_ms();
+    size_t n = json_object_size(todo), k = 0;
+    struct xtask *t = calloc(n ? n : 1, sizeof(*t));
+    if (!t) {
+        failed(ex, zs, "export", ex->base, ZSYSTEMERROR);
+        json_object_foreach(todo, id, v)
+        {
+            redirty(ex, id);
+        }
+        json_decref(todo);
+        json_decref(wants);
+        return;
+    }
     char path[1024];
     json_object_foreach(todo, id, v)
     {
+        struct xtask *x = &t[k];
         json_t *want = json_object_get(wants, id);
         json_t *have = json_object_get(ex->actual, id);
         const char *hs = json_string_value(json_object_get(have, "s"));
         const char *ws = json_string_value(json_object_get(want, "s"));
+        x->id = id;
+        x->want = want;
+        x->ws = ws;
+        x->data = json_string_value(json_object_get(want, "d"));
+        if (want) {
+            node_path(ex, ws, id, path, sizeof(path));
+            x->path = strdup(path);
+        }
         if (have && (!want || strcmp(hs, ws) != 0)) {
             node_path(ex, hs, id, path, sizeof(path));
-            int rc = zoo_delete(zh, path, -1);
-            if (rc != ZOK && rc != ZNONODE) {
-                failed(ex, zs, "export delete", path, rc);
-                redirty(ex, id);
-                continue;
-            }
-            atomic_fetch_add(&ex->deletes, 1);
-            json_object_del(ex->actual, id);
-            have = NULL;
+            x->old_path = strdup(path);
+            x->step = X_DELETE_OLD;
+        } else if (want) {
+            x->step = have && json_equal(have, want) ? X_VERIFY : X_CREATE;
+        } else {
+            x->step = X_DONE; /* withdrawn before it was ever in place */
+            x->ok = true;
         }
-        if (!want)
-            continue;
-        node_path(ex, ws, id, path, sizeof(path));
-        const char *what = "export";
-        int rc =
-            ensure_node(ex, zh, r->acl, ws, path, json_string_value(json_object_get(want, "d")),
-                        have && json_equal(have, want), &what);
-        if (rc != ZOK) {
-            json_object_del(ex->actual, id);
-            failed(ex, zs, what, path, rc);
-            redirty(ex, id);
-            continue;
+        if ((want && !x->path) || (x->step == X_DELETE_OLD && !x->old_path)) {
+            x->what = "export";
+            x_fail(x, ZSYSTEMERROR);
         }
-        json_object_set(ex->actual, id, want);
+        k++;
+    }
+    x_run(ex, zh, r->acl, t, n);
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct xtask *x = &t[i];
+        if (!x->ok) {
+            if (!x->keep)
+                json_object_del(ex->actual, x->id);
+            failed(ex, zs, x->what ? x->what : "export", x->path ? x->path : ex->base, x->rc);
+            redirty(ex, x->id);
+        } else if (x->want) {
+            json_object_set(ex->actual, x->id, x->want);
+            done++;
+        }
+        free(x->path);
+        free(x->old_path);
+        free(x->val);
+    }
+    free(t);
+    if (full && done > 0) {
+        atomic_store(&ex->last_full_ms, (uint64_t)(mono_ms() - t0));
+        atomic_store(&ex->last_full_nodes, (uint64_t)done);
     }
     json_decref(todo);
     json_decref(wants);
@@ -417,17 +674,22 @@ void zk_export_get(struct zk_export *ex, struct zk_export_counters *out)
     out->errors = atomic_load(&ex->errors);
     out->desired = atomic_load(&ex->n_desired);
     out->exported = atomic_load(&ex->n_exported);
+    out->waves = atomic_load(&ex->waves);
+    out->last_full_ms = atomic_load(&ex->last_full_ms);
+    out->last_full_nodes = atomic_load(&ex->last_full_nodes);
 }
 
 json_t *zk_export_status_json(struct zk_export *ex)
 {
     struct zk_export_counters c;
     zk_export_get(ex, &c);
-    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "format", "curator", "base",
-                     ex->base, "desired", (json_int_t)c.desired, "exported", (json_int_t)c.exported,
-                     "creates", (json_int_t)c.creates, "deletes", (json_int_t)c.deletes, "rewrites",
-                     (json_int_t)c.rewrites, "repairs", (json_int_t)c.repairs, "errors",
-                     (json_int_t)c.errors);
+    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "format",
+                     "curator", "base", ex->base, "desired", (json_int_t)c.desired, "exported",
+                     (json_int_t)c.exported, "creates", (json_int_t)c.creates, "deletes",
+                     (json_int_t)c.deletes, "rewrites", (json_int_t)c.rewrites, "repairs",
+                     (json_int_t)c.repairs, "errors", (json_int_t)c.errors, "waves",
+                     (json_int_t)c.waves, "last_full_ms", (json_int_t)c.last_full_ms,
+                     "last_full_nodes", (json_int_t)c.last_full_nodes);
 }
 
 void zk_export_free(struct zk_export *ex)

@@ -21,8 +21,11 @@
  * first), deletes what was withdrawn, rewrites a node whose data differs,
  * replaces a node an older session of this host left behind, and re-creates
  * a node another client deleted (one exists watch per exported node). After
- * a new session every node is created again. Nothing fails for lack of
- * ZooKeeper: changes wait for the next session.
+ * a new session every node is created again. The calls are asynchronous and
+ * pipelined (up to 256 outstanding, zk_batch.h; each node's result handled
+ * on its own), so re-creating N nodes costs about 2 * N / 256 waits for
+ * ZooKeeper, not N round trips. Nothing fails for lack of ZooKeeper:
+ * changes wait for the next session.
  *
  * Functions return 0 or a negative errno value.
  */
@@ -37,13 +40,16 @@
 struct zk_export;
 
 struct zk_export_counters {
-    uint64_t creates;  /* nodes created */
-    uint64_t deletes;  /* nodes deleted (withdrawn) */
-    uint64_t rewrites; /* nodes whose data differed, rewritten */
-    uint64_t repairs;  /* nodes re-created after another client or an old session */
-    uint64_t errors;   /* failed ZooKeeper calls (retried) */
-    uint64_t desired;  /* current: instances to export */
-    uint64_t exported; /* current: nodes in place, as last confirmed */
+    uint64_t creates;         /* nodes created */
+    uint64_t deletes;         /* nodes deleted (withdrawn) */
+    uint64_t rewrites;        /* nodes whose data differed, rewritten */
+    uint64_t repairs;         /* nodes re-created after another client or an old session */
+    uint64_t errors;          /* failed ZooKeeper calls (retried) */
+    uint64_t desired;         /* current: instances to export */
+    uint64_t exported;        /* current: nodes in place, as last confirmed */
+    uint64_t waves;           /* waves of pipelined calls, one wait for ZooKeeper each */
+    uint64_t last_full_ms;    /* the last full reconcile after a new session: its time */
+    uint64_t last_full_nodes; /* ... and the nodes it put in place */
 };
 
 /*

@@ -11,9 +11,14 @@
  *   it and a pass brings it back; maintenance withdraws it too;
  * - a node another client deletes or rewrites is put back;
  * - with import and export on one base, the other discd shows the instance
- *   once (from the native tree) and counts the export as ignored.
+ *   once (from the native tree) and counts the export as ignored;
+ * - after its session expired, discd puts every export back in a few waves
+ *   of pipelined calls (not a round trip per node), replacing a node
+ *   another client created with one of its ids and the service node
+ *   another client deleted meanwhile.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +45,8 @@ static void setup(void)
 
 static void teardown(void)
 {
+    if (a.proc.proc.pid)
+        proc_signal(&a.proc.proc, SIGCONT); /* stopped by a failed expiry test */
     zkc_close(cli);
     zkd_abort(&a);
     zkd_abort(&b);
@@ -209,4 +216,123 @@ Test(zkd_export, exported_nodes_follow_registration_health_and_repairs)
     zkd_finish(&a);
     cr_expect(wait_node(tpath, false, 10000), "exports of a stopped discd stay");
     zkd_finish(&b);
+}
+
+/* Counter `key` of z's status.zookeeper.export. */
+static long long export_counter(struct zkd *z, const char *key)
+{
+    json_t *r = dt_call1(&z->proc, "{\"op\":\"status\"}");
+    cr_assert(dt_ok(r));
+    json_t *n = json_object_get(json_object_get(json_object_get(r, "zookeeper"), "export"), key);
+    cr_assert(json_is_integer(n), "status zookeeper.export.%s missing", key);
+    long long v = json_integer_value(n);
+    json_decref(r);
+    return v;
+}
+
+/* Poll until every service node under /y/services has `per` children. */
+static bool wait_counts(int nsvc, int per, int timeout_ms)
+{
+    long long end = proc_now_ms() + (long long)timeout_ms * dt_slow();
+    for (;;) {
+        int good = 0;
+        for (int k = 0; k < nsvc; k++) {
+            char sp[64];
+            snprintf(sp, sizeof(sp), "/y/services/re%d", k);
+            int c = zkc_count(cli, sp);
+            good += c == per || (per == 0 && c == -ZNONODE);
+        }
+        if (good == nsvc)
+            return true;
+        if (proc_now_ms() > end)
+            return false;
+        proc_sleep_ms(50);
+    }
+}
+
+#define RE_N   200
+#define RE_SVC 4
+
+Test(zkd_export, reexport_after_session_expiry_is_pipelined, .timeout = 120)
+{
+    zkd_conf_write(&conf, "export-curator = /y/services\n");
+    char extra[200];
+    snprintf(extra, sizeof(extra), "--config=%s", conf.path);
+    zkd_start_extra(&a, "a", zk.connect, root, extra);
+    struct disc_status st;
+    cr_assert(zkd_wait_synced(&a, 20000, &st));
+    static char ids[RE_N][DISC_ID_LEN + 1];
+    for (int i = 0; i < RE_N; i++) {
+        char svc[16], addr[32];
+        snprintf(svc, sizeof(svc), "re%d", i % RE_SVC);
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", 8000 + i);
+        zkd_register(&a, svc, addr, ids[i]);
+    }
+    cr_assert(wait_counts(RE_SVC, RE_N / RE_SVC, 20000), "not every instance exported");
+    long long end = proc_now_ms() + 10000LL * dt_slow();
+    while (export_counter(&a, "exported") < RE_N && proc_now_ms() < end)
+        proc_sleep_ms(50);
+    cr_assert_eq(export_counter(&a, "exported"), RE_N);
+    long long c0 = export_counter(&a, "creates"), w0 = export_counter(&a, "waves"),
+              r0 = export_counter(&a, "repairs");
+
+    /* Stopped past its session timeout: the session expires, its
+     * ephemeral exports go. Meanwhile another client takes one of the ids
+     * (a node of its own session, other data) and deletes an emptied
+     * service node. */
+    cr_assert_eq(proc_signal(&a.proc.proc, SIGSTOP), 0);
+    bool gone = wait_counts(RE_SVC, 0, ZKD_SESSION_MS + 20000);
+    char taken[128];
+    snprintf(taken, sizeof(taken), "/y/services/re0/%s", ids[0]);
+    int crc =
+        gone ? zkc_create(cli, taken, "{\"id\":\"not yours\"}", ZOO_PERM_ALL, ZOO_EPHEMERAL) : ZOK;
+    int drc = gone ? zkc_delete(cli, "/y/services/re1") : ZOK;
+    cr_assert_eq(proc_signal(&a.proc.proc, SIGCONT), 0);
+    cr_assert(gone, "the exports outlived the session");
+    cr_assert_eq(crc, ZOK, "create %s: %d", taken, crc);
+    cr_assert_eq(drc, ZOK, "delete /y/services/re1: %d", drc);
+
+    /* a new session: every node back, ours (the taken node counts among
+     * the children until discd replaces it) */
+    cr_assert(wait_counts(RE_SVC, RE_N / RE_SVC, 30000), "not every export came back");
+    end = proc_now_ms() + 10000LL * dt_slow();
+    for (;;) {
+        char buf[4096];
+        struct Stat zs;
+        bool ours = false;
+        if (zkc_get(cli, taken, buf, sizeof(buf), NULL) == ZOK &&
+            zoo_exists(cli, taken, 0, &zs) == ZOK) {
+            json_t *d = json_loads(buf, 0, NULL);
+            const char *got = json_string_value(json_object_get(d, "id"));
+            ours = got && strcmp(got, ids[0]) == 0 &&
+                   zs.ephemeralOwner != zoo_client_id(cli)->client_id;
+            json_decref(d);
+        }
+        if (ours || proc_now_ms() > end) {
+            cr_assert(ours, "the node another client took was not replaced");
+            break;
+        }
+        proc_sleep_ms(50);
+    }
+    cr_assert(wait_counts(RE_SVC, RE_N / RE_SVC, 10000), "not every export came back");
+    end = proc_now_ms() + 10000LL * dt_slow();
+    while (export_counter(&a, "exported") < RE_N && proc_now_ms() < end)
+        proc_sleep_ms(50);
+    long long cr = export_counter(&a, "creates") - c0, wv = export_counter(&a, "waves") - w0,
+              rp = export_counter(&a, "repairs") - r0;
+    long long full_ms = export_counter(&a, "last_full_ms"),
+              full_n = export_counter(&a, "last_full_nodes");
+    cr_log_info("re-export of %d after session expiry: %lld creates, %lld waves, %lld repairs, "
+                "last full reconcile %lld nodes in %lld ms",
+                RE_N, cr, wv, rp, full_n, full_ms);
+    cr_expect_eq(export_counter(&a, "exported"), RE_N);
+    cr_expect_geq(cr, RE_N, "every node created again");
+    cr_expect_geq(rp, 1, "the taken node was a repair");
+    /* create, then exists (the watch): two waves for the window of 200,
+     * a few more for the taken node (get, delete, create, exists) and the
+     * deleted service node (create again). One call per node in turn
+     * would be 400 round trips. */
+    cr_expect_leq(wv, 12, "waves of calls: %lld for %d nodes", wv, RE_N);
+    cr_expect_gt(full_n, 0);
+    zkd_finish(&a);
 }
