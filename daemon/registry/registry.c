@@ -318,9 +318,18 @@ static int write_begin(struct registry *r, struct instance *inst, struct reg_nod
         free(*c);
         return -ENOMEM;
     }
-    (*n)->inst = instance_ref(inst);
+    /* release: a reader that finds the node in the table (node_inst) sees
+     * it and the instance whole (cds_lfht publishes the node with its own
+     * barriers, which ThreadSanitizer does not see) */
+    __atomic_store_n(&(*n)->inst, instance_ref(inst), __ATOMIC_RELEASE);
     pthread_mutex_lock(&r->wlock);
     return 0;
+}
+
+/* A lock-free reader's view of the instance of a node found in the table. */
+static struct instance *node_inst(struct reg_node *n)
+{
+    return __atomic_load_n(&n->inst, __ATOMIC_ACQUIRE);
 }
 
 /* A write refused with rc (wlock held): unlock, drop what write_begin
@@ -520,7 +529,7 @@ struct instance *registry_get(struct registry *r, const char *id)
     cds_lfht_lookup(r->ht, hash_id(id), match_id, id, &it);
     struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
     if (node)
-        inst = instance_ref(caa_container_of(node, struct reg_node, node)->inst);
+        inst = instance_ref(node_inst(caa_container_of(node, struct reg_node, node)));
     urcu_memb_read_unlock();
     return inst;
 }
@@ -535,8 +544,9 @@ int registry_foreach(struct registry *r, unsigned mask, int (*fn)(struct instanc
     urcu_memb_read_lock();
     for (cds_lfht_first(r->ht, &it); (n = node_of(cds_lfht_iter_get_node(&it))) != NULL;
          cds_lfht_next(r->ht, &it)) {
-        unsigned kind = is_local(n->inst) ? REGISTRY_LOCAL : REGISTRY_REMOTE;
-        if ((mask & kind) && (rc = fn(n->inst, arg)) != 0)
+        struct instance *inst = node_inst(n);
+        unsigned kind = is_local(inst) ? REGISTRY_LOCAL : REGISTRY_REMOTE;
+        if ((mask & kind) && (rc = fn(inst, arg)) != 0)
             break;
     }
     urcu_memb_read_unlock();
