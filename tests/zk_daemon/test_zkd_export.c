@@ -290,7 +290,8 @@ Test(zkd_export, reexport_after_session_expiry_is_pipelined, .timeout = 120)
     cr_assert_eq(proc_signal(&a.proc.proc, SIGCONT), 0);
     cr_assert(gone, "the exports outlived the session");
     cr_assert_eq(crc, ZOK, "create %s: %d", taken, crc);
-    cr_assert_eq(drc, ZOK, "delete /y/services/re1: %d", drc);
+    /* (ZooKeeper may have removed the empty container already) */
+    cr_assert(drc == ZOK || drc == ZNONODE, "delete /y/services/re1: %d", drc);
 
     /* a new session: every node back, ours (the taken node counts among
      * the children until discd replaces it) */
@@ -330,9 +331,9 @@ Test(zkd_export, reexport_after_session_expiry_is_pipelined, .timeout = 120)
     cr_expect_geq(rp, 1, "the taken node was a repair");
     /* create, then exists (the watch): two waves for the window of 200,
      * a few more for the taken node (get, delete, create, exists) and the
-     * deleted service node (create again). One call per node in turn
-     * would be 400 round trips. */
-    cr_expect_leq(wv, 12, "waves of calls: %lld for %d nodes", wv, RE_N);
+     * deleted service node (create again); 5 or 6 here, more if a round is
+     * retried. One call per node in turn would be 400 round trips. */
+    cr_expect_leq(wv, RE_N / 10, "waves of calls: %lld for %d nodes", wv, RE_N);
     cr_expect_gt(full_n, 0);
     zkd_finish(&a);
 }
