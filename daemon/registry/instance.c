@@ -461,7 +461,7 @@ static int parse_check(const json_t *chk, const struct instance_defaults *def,
     if (!known)
         return fail(err, "check.type", "check.type must be one of session, tcp, http, ttl, none");
 
-    json_int_t v;
+    json_int_t v = 0; /* set by get_int when it returns 1 (GCC -O3 cannot tell) */
     if ((rc = get_int(chk, "interval_ms", "check.interval_ms", CHECK_INTERVAL_MIN_MS,
                       CHECK_INTERVAL_MAX_MS, &v, err)) < 0)
         return rc;
