@@ -2918,6 +2918,7 @@ static void close_session(struct zk_sync *zs)
         pthread_mutex_unlock(&zs->mu);
         while (ev) {
             struct zevent *next = ev->next;
+            fast_free(ev->fast); /* a fast listing the closing handle completed */
             free(ev);
             ev = next;
         }
@@ -3668,6 +3669,7 @@ void zk_sync_stop(struct zk_sync *zs)
     pthread_mutex_unlock(&client_log_mu);
     while (zs->ev_head) {
         struct zevent *n = zs->ev_head->next;
+        fast_free(zs->ev_head->fast);
         free(zs->ev_head);
         zs->ev_head = n;
     }
