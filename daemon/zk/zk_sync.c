@@ -162,6 +162,13 @@ struct zk_sync {
     struct zk_sync_status status;
     clientid_t session; /* last established session (zk_sync_get_session), id 0: none */
 
+    /* Fast listings (fast_start .. fast_finish) with requests in flight,
+     * and whether new ones are refused: a handle is closed only once none
+     * is in flight (libzookeeper 3.8 leaks the request and its watch
+     * registration of a call still pending at zookeeper_close). */
+    atomic_int fast_inflight;
+    atomic_bool fast_closing;
+
     /* worker-private */
     clientid_t resume; /* zk_sync_config.resume, used by the first open_session */
     zhandle_t *zh;
@@ -1434,6 +1441,7 @@ static bool fast_known_locked(const struct rhost *h, const char *name)
 /* Everything done: hand it to the worker (one wake-up). */
 static void fast_finish(struct fastop *f)
 {
+    atomic_fetch_sub(&f->zs->fast_inflight, 1); /* nothing of it is in flight any more */
     if (!queue_event(f->zs, f->zh, ZOO_CHILD_EVENT, ZOO_CONNECTED_STATE, f->path, f)) {
         fast_free(f); /* lost like an event the watcher could not queue */
     }
@@ -1532,9 +1540,13 @@ static bool fast_start(struct zk_sync *zs, zhandle_t *zh, const char *path)
     if (!known) {
         return false;
     }
+    /* (seq_cst, with close_session's store then load: either it sees this
+     * one in flight or this one sees it closing) */
+    atomic_fetch_add(&zs->fast_inflight, 1);
     size_t plen = strlen(path);
-    struct fastop *f = calloc(1, sizeof(*f) + plen + 1);
+    struct fastop *f = atomic_load(&zs->fast_closing) ? NULL : calloc(1, sizeof(*f) + plen + 1);
     if (!f) {
+        atomic_fetch_sub(&zs->fast_inflight, 1);
         return false;
     }
     f->zs = zs;
@@ -1543,6 +1555,7 @@ static bool fast_start(struct zk_sync *zs, zhandle_t *zh, const char *path)
     f->list = bop_new(zs, NULL, path, "");
     if (!f->list || zoo_aget_children2(zh, path, 1, fast_list_done, f) != ZOK) {
         fast_free(f);
+        atomic_fetch_sub(&zs->fast_inflight, 1);
         return false;
     }
     return true;
@@ -2908,7 +2921,20 @@ static void close_session(struct zk_sync *zs)
     zs->early_gen++;     /* early creates of this session say nothing about the next */
     pthread_mutex_unlock(&zs->mu);
     if (zs->zh) {
+        /* no fast listing in flight at the close: refuse new ones, then wait
+         * for those under way (each ends in fast_finish: its replies, or the
+         * client's own error for them; bounded in case a server hangs) */
+        atomic_store(&zs->fast_closing, true);
+        for (int i = 0; i < 2000 && atomic_load(&zs->fast_inflight) > 0; i++) {
+            struct timespec ms = {0, 1000000};
+            nanosleep(&ms, NULL);
+        }
+        if (atomic_load(&zs->fast_inflight) > 0) {
+            zlog(zs, ZK_SYNC_LOG_WARN, "closing the session with %d fast listings in flight",
+                 atomic_load(&zs->fast_inflight));
+        }
         zookeeper_close(zs->zh);
+        atomic_store(&zs->fast_closing, false); /* the next handle's */
         zs->zh = NULL;
         /* events still queued came from the closed handle; a new handle may
          * get the same address, so drop them now */
