@@ -207,17 +207,19 @@ static size_t prefix_end(const struct publisher *p, size_t want)
     return p->n_carry;
 }
 
-/* Do the local puts of carry[0, upto) leave PUBLISHER_RESERVE of the arena
- * free (counting retired memory as used: it is not allocatable yet)? */
-static bool fits_above_reserve(struct publisher *p, size_t upto)
+/* Do the puts of carry[0, upto) (only the local ones if local_only), plus
+ * reserves x the arena's reserve (1/32 of it, at least
+ * PUBLISHER_RESERVE_MIN), fit in the arena as it is (counting retired
+ * memory as used: it is not allocatable yet)? */
+static bool carry_fits(struct publisher *p, size_t upto, bool local_only, uint64_t reserves)
 {
     struct segw_stats st;
     segw_stats(p->w, &st);
     uint64_t reserve =
         st.arena_bytes / 32 > PUBLISHER_RESERVE_MIN ? st.arena_bytes / 32 : PUBLISHER_RESERVE_MIN;
-    uint64_t need = reserve;
+    uint64_t need = reserves * reserve;
     for (size_t i = 0; i < upto; i++) {
-        if (!is_local_put(p->carry[i]))
+        if (!p->carry[i]->put || (local_only && !is_local_put(p->carry[i])))
             continue;
         struct segw_instance si;
         instance_to_segw(p->carry[i]->put, &si);
@@ -225,6 +227,12 @@ static bool fits_above_reserve(struct publisher *p, size_t upto)
         need += n > 0 ? (uint64_t)n : 0;
     }
     return st.used_bytes + need <= st.arena_bytes;
+}
+
+/* Do the local puts of carry[0, upto) leave the reserve of the arena free? */
+static bool fits_above_reserve(struct publisher *p, size_t upto)
+{
+    return carry_fits(p, upto, true, 1);
 }
 
 /*
@@ -503,20 +511,7 @@ static int64_t run_turn(struct publisher *p, bool coalesced, bool want_install, 
  */
 static bool inline_fits(struct publisher *p)
 {
-    struct segw_stats st;
-    segw_stats(p->w, &st);
-    uint64_t reserve =
-        st.arena_bytes / 32 > PUBLISHER_RESERVE_MIN ? st.arena_bytes / 32 : PUBLISHER_RESERVE_MIN;
-    uint64_t need = 2 * reserve;
-    for (size_t i = 0; i < p->n_carry; i++) {
-        if (!p->carry[i]->put)
-            continue;
-        struct segw_instance si;
-        instance_to_segw(p->carry[i]->put, &si);
-        long n = segw_record_size(&si);
-        need += n > 0 ? (uint64_t)n : 0;
-    }
-    return st.used_bytes + need <= st.arena_bytes;
+    return carry_fits(p, p->n_carry, false, 2);
 }
 
 /*
