@@ -2,6 +2,7 @@
 /*
  * gen.c — random registries for the client tests (see gen.h).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,4 +141,34 @@ int gen_publish(struct seg_writer *w, const struct gen_reg *g)
 void gen_shm_name(char *out, size_t len, const char *what)
 {
     snprintf(out, len, "t_client_%s_%d", what, (int)getpid());
+}
+
+int gen_fixture_open(struct gen_fixture *fx, const char *what, uint64_t seed, int n_services,
+                     int max_inst, int open_flags)
+{
+    memset(fx, 0, sizeof(*fx));
+    gen_shm_name(fx->shm, sizeof(fx->shm), what);
+    int rc = segw_open(fx->shm, NULL, &fx->w);
+    if (rc != 0)
+        return rc;
+    gen_build(&fx->g, seed, n_services, max_inst);
+    rc = gen_publish(fx->w, &fx->g);
+    if (rc == 0)
+        rc = disc_open(fx->shm, open_flags, &fx->h);
+    if (rc == 0 && !(fx->buf = malloc(GEN_BUF_BYTES)))
+        rc = -ENOMEM;
+    if (rc != 0)
+        gen_fixture_close(fx);
+    return rc;
+}
+
+void gen_fixture_close(struct gen_fixture *fx)
+{
+    if (fx->h)
+        disc_close(fx->h);
+    if (fx->w)
+        segw_close(fx->w, true);
+    gen_free(&fx->g);
+    free(fx->buf);
+    memset(fx, 0, sizeof(*fx));
 }

@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 
+#include "discshm.h"
 #include "segwriter.h"
 
 #define GEN_TAGS_MAX 4
@@ -63,5 +64,31 @@ int gen_put(struct seg_writer *w, const struct gen_inst *in);
 
 /* A unique shm name for this test process: "t_client_<what>_<pid>". */
 void gen_shm_name(char *out, size_t len, const char *what);
+
+/* Size of a fixture's scratch buffer (copy-out lookups and views). */
+#define GEN_BUF_BYTES (8u << 20)
+
+/*
+ * The common fixture of the client tests: a generated registry published
+ * with the real segment writer in a fresh shm object, a reader on it, and a
+ * scratch buffer of GEN_BUF_BYTES.
+ */
+struct gen_fixture {
+    struct seg_writer *w;
+    disc_handle *h;
+    struct gen_reg g;
+    char shm[64];
+    void *buf;
+};
+
+/*
+ * Fill fx: gen_shm_name(what), gen_build(seed, n_services, max_inst),
+ * gen_publish, disc_open(open_flags). 0, or -errno with everything undone.
+ */
+int gen_fixture_open(struct gen_fixture *fx, const char *what, uint64_t seed, int n_services,
+                     int max_inst, int open_flags);
+
+/* Close the reader, remove the shm object, free the registry and buffer. */
+void gen_fixture_close(struct gen_fixture *fx);
 
 #endif

@@ -17,30 +17,16 @@
 #include "discshm.h"
 #include "gen.h"
 
-#define BUF_BYTES (8u << 20)
-
-static struct seg_writer *w;
-static disc_handle *h;
-static struct gen_reg g;
-static char shm[64];
-static void *buf;
+static struct gen_fixture fx;
 
 static void setup(void)
 {
-    gen_shm_name(shm, sizeof(shm), "filter");
-    cr_assert_eq(segw_open(shm, NULL, &w), 0);
-    gen_build(&g, 42, 200, 8);
-    cr_assert_eq(gen_publish(w, &g), 0);
-    cr_assert_eq(disc_open(shm, DISC_OPEN_VERIFY, &h), 0);
-    buf = malloc(BUF_BYTES);
+    cr_assert_eq(gen_fixture_open(&fx, "filter", 42, 200, 8, DISC_OPEN_VERIFY), 0);
 }
 
 static void teardown(void)
 {
-    disc_close(h);
-    segw_close(w, true);
-    gen_free(&g);
-    free(buf);
+    gen_fixture_close(&fx);
 }
 
 TestSuite(filter, .init = setup, .fini = teardown, .timeout = 60);
@@ -107,19 +93,19 @@ static int cmp_str(const void *a, const void *b)
  * of the expected set. */
 static int check(const struct disc_filter *f, const char *what)
 {
-    const char **want = calloc((size_t)g.n, sizeof(*want));
+    const char **want = calloc((size_t)fx.g.n, sizeof(*want));
     int nw = 0;
-    for (int i = 0; i < g.n; i++)
-        if (expect_match(f, &g.inst[i]))
-            want[nw++] = g.inst[i].id;
+    for (int i = 0; i < fx.g.n; i++)
+        if (expect_match(f, &fx.g.inst[i]))
+            want[nw++] = fx.g.inst[i].id;
     qsort(want, (size_t)nw, sizeof(*want), cmp_str);
 
     /* copy-out */
     struct disc_instance *list;
     size_t needed = 0;
-    int n = disc_lookup_filtered(h, f, buf, BUF_BYTES, &list, &needed);
+    int n = disc_lookup_filtered(fx.h, f, fx.buf, GEN_BUF_BYTES, &list, &needed);
     cr_assert_eq(n, nw, "%s: copy-out returned %d, expected %d", what, n, nw);
-    const char **got = calloc((size_t)g.n + 1, sizeof(*got));
+    const char **got = calloc((size_t)fx.g.n + 1, sizeof(*got));
     for (int i = 0; i < n; i++) {
         got[i] = list[i].id;
         cr_assert_eq(disc_instance_matches(f, &list[i]), 1, "%s", what);
@@ -138,7 +124,7 @@ static int check(const struct disc_filter *f, const char *what)
     struct disc_read rd;
     do {
         nz = 0;
-        cr_assert_eq(disc_read_begin(h, &rd), 0);
+        cr_assert_eq(disc_read_begin(fx.h, &rd), 0);
         struct disc_filter_iter it;
         struct disc_instance in;
         rc = disc_read_filter_begin(&rd, f, &it);
@@ -164,7 +150,7 @@ static int check(const struct disc_filter *f, const char *what)
 static void check_some(const struct disc_filter *f, const char *what)
 {
     int n = check(f, what);
-    cr_assert(n > 0 && n < g.n, "%s matched %d of %d: not a useful case", what, n, g.n);
+    cr_assert(n > 0 && n < fx.g.n, "%s matched %d of %d: not a useful case", what, n, fx.g.n);
 }
 
 Test(filter, each_kind)
@@ -172,12 +158,12 @@ Test(filter, each_kind)
     struct disc_filter f;
 
     disc_filter_init(&f);
-    cr_assert_eq(check(&f, "empty filter"), g.n);
-    cr_assert_eq(check(NULL, "NULL filter"), g.n);
+    cr_assert_eq(check(&f, "empty filter"), fx.g.n);
+    cr_assert_eq(check(NULL, "NULL filter"), fx.g.n);
 
-    for (int i = 0; i < g.n; i += 97) {
+    for (int i = 0; i < fx.g.n; i += 97) {
         disc_filter_init(&f);
-        f.service = g.inst[i].service;
+        f.service = fx.g.inst[i].service;
         check_some(&f, "service");
     }
     disc_filter_init(&f);
@@ -253,7 +239,7 @@ Test(filter, combinations)
     uint64_t s = 7;
     int nonempty = 0;
     for (int round = 0; round < 120; round++) {
-        const struct gen_inst *in = &g.inst[gen_rand(&s) % (uint64_t)g.n];
+        const struct gen_inst *in = &fx.g.inst[gen_rand(&s) % (uint64_t)fx.g.n];
         char minv[32];
         disc_filter_init(&f);
         uint64_t bits = gen_rand(&s);
@@ -294,21 +280,21 @@ Test(filter, missing_service_and_bad_filters)
     size_t needed;
     disc_filter_init(&f);
     f.service = "no.such.service";
-    cr_assert_eq(disc_lookup_filtered(h, &f, buf, BUF_BYTES, &list, &needed), -ENOENT);
+    cr_assert_eq(disc_lookup_filtered(fx.h, &f, fx.buf, GEN_BUF_BYTES, &list, &needed), -ENOENT);
     struct disc_read rd;
     struct disc_filter_iter it;
-    cr_assert_eq(disc_read_begin(h, &rd), 0);
+    cr_assert_eq(disc_read_begin(fx.h, &rd), 0);
     cr_assert_eq(disc_read_filter_begin(&rd, &f, &it), -ENOENT);
     disc_read_end(&rd);
 
     /* An exact service that fails the prefix: empty, not an error. */
-    f.service = g.inst[0].service;
+    f.service = fx.g.inst[0].service;
     f.service_prefix = "zzz";
-    cr_assert_eq(disc_lookup_filtered(h, &f, buf, BUF_BYTES, &list, &needed), 0);
+    cr_assert_eq(disc_lookup_filtered(fx.h, &f, fx.buf, GEN_BUF_BYTES, &list, &needed), 0);
 
     disc_filter_init(&f);
     f.n_tags = DISC_FILTER_TAGS_MAX + 1;
-    cr_assert_eq(disc_lookup_filtered(h, &f, buf, BUF_BYTES, &list, &needed), -EINVAL);
+    cr_assert_eq(disc_lookup_filtered(fx.h, &f, fx.buf, GEN_BUF_BYTES, &list, &needed), -EINVAL);
     disc_filter_init(&f);
     f.health_mask = 1u << 7;
     cr_assert_eq(disc_filter_check(&f), -EINVAL);
@@ -317,7 +303,8 @@ Test(filter, missing_service_and_bad_filters)
     memset(longaz, 'a', sizeof(longaz) - 1);
     longaz[sizeof(longaz) - 1] = 0;
     f.az = longaz;
-    cr_assert_eq(disc_lookup_filtered(h, &f, buf, BUF_BYTES, &list, &needed), -ENAMETOOLONG);
+    cr_assert_eq(disc_lookup_filtered(fx.h, &f, fx.buf, GEN_BUF_BYTES, &list, &needed),
+                 -ENAMETOOLONG);
     disc_filter_init(&f);
     f.n_tags = 1; /* tags[0].key is NULL */
     cr_assert_eq(disc_filter_check(&f), -EINVAL);
@@ -338,11 +325,11 @@ Test(filter, enobufs_then_needed_is_enough)
     f.service_prefix = "g5.";
     struct disc_instance *list = NULL;
     size_t needed = 0;
-    cr_assert_eq(disc_lookup_filtered(h, &f, NULL, 0, &list, &needed), -ENOBUFS);
+    cr_assert_eq(disc_lookup_filtered(fx.h, &f, NULL, 0, &list, &needed), -ENOBUFS);
     cr_assert_gt(needed, 0);
-    cr_assert_eq(disc_lookup_filtered(h, &f, buf, needed - 1, &list, &needed), -ENOBUFS);
+    cr_assert_eq(disc_lookup_filtered(fx.h, &f, fx.buf, needed - 1, &list, &needed), -ENOBUFS);
     void *exact = malloc(needed);
-    int n = disc_lookup_filtered(h, &f, exact, needed, &list, &needed);
+    int n = disc_lookup_filtered(fx.h, &f, exact, needed, &list, &needed);
     cr_assert_gt(n, 0);
     cr_assert_eq(n, check(&f, "g5."));
     for (int i = 0; i < n; i++)

@@ -13,30 +13,16 @@
 #include "discshm.h"
 #include "gen.h"
 
-#define BUF_BYTES (8u << 20)
-
-static struct seg_writer *w;
-static disc_handle *h;
-static struct gen_reg g;
-static char shm[64];
-static void *buf;
+static struct gen_fixture fx;
 
 static void setup(void)
 {
-    gen_shm_name(shm, sizeof(shm), "views");
-    cr_assert_eq(segw_open(shm, NULL, &w), 0);
-    gen_build(&g, 4242, 200, 8);
-    cr_assert_eq(gen_publish(w, &g), 0);
-    cr_assert_eq(disc_open(shm, 0, &h), 0);
-    buf = malloc(BUF_BYTES);
+    cr_assert_eq(gen_fixture_open(&fx, "views", 4242, 200, 8, 0), 0);
 }
 
 static void teardown(void)
 {
-    disc_close(h);
-    segw_close(w, true);
-    gen_free(&g);
-    free(buf);
+    gen_fixture_close(&fx);
 }
 
 TestSuite(views, .init = setup, .fini = teardown, .timeout = 60);
@@ -59,19 +45,19 @@ static void check_services(const char *prefix, int not_critical)
     f.health_mask = not_critical ? DISC_HEALTH_NOT_CRITICAL : 0;
     struct disc_service_summary *list;
     size_t needed = 0;
-    int n = disc_services(h, &f, buf, BUF_BYTES, &list, &needed);
+    int n = disc_services(fx.h, &f, fx.buf, GEN_BUF_BYTES, &list, &needed);
     cr_assert_geq(n, 0, "disc_services: %s", disc_strerror(n));
-    cr_assert_leq(needed, BUF_BYTES);
+    cr_assert_leq(needed, GEN_BUF_BYTES);
 
     /* Expected services: those with at least one selected instance. */
     int want_svc = 0, seen_instances = 0;
-    for (int s = 0; s < g.n_services; s++) {
+    for (int s = 0; s < fx.g.n_services; s++) {
         char name[32];
         snprintf(name, sizeof(name), "g%d.svc%03d", s % 10, s);
         int count = 0;
-        for (int i = 0; i < g.n; i++)
-            count +=
-                strcmp(g.inst[i].service, name) == 0 && selected(&g.inst[i], prefix, not_critical);
+        for (int i = 0; i < fx.g.n; i++)
+            count += strcmp(fx.g.inst[i].service, name) == 0 &&
+                     selected(&fx.g.inst[i], prefix, not_critical);
         want_svc += count > 0;
     }
     cr_assert_eq(n, want_svc, "services: got %d want %d", n, want_svc);
@@ -85,10 +71,10 @@ static void check_services(const char *prefix, int not_critical)
             if (v > 0)
                 cr_assert_leq(disc_version_cmp(s->versions[v - 1].version, vc->version), 0);
             uint32_t want = 0;
-            for (int i = 0; i < g.n; i++)
-                want += strcmp(g.inst[i].service, s->name) == 0 &&
-                        strcmp(g.inst[i].version, vc->version) == 0 &&
-                        selected(&g.inst[i], prefix, not_critical);
+            for (int i = 0; i < fx.g.n; i++)
+                want += strcmp(fx.g.inst[i].service, s->name) == 0 &&
+                        strcmp(fx.g.inst[i].version, vc->version) == 0 &&
+                        selected(&fx.g.inst[i], prefix, not_critical);
             cr_assert_eq(vc->n_instances, want, "%s %s: %u want %u", s->name, vc->version,
                          vc->n_instances, want);
             for (uint32_t u = 0; u < v; u++)
@@ -99,8 +85,8 @@ static void check_services(const char *prefix, int not_critical)
         seen_instances += (int)total;
     }
     int want_inst = 0;
-    for (int i = 0; i < g.n; i++)
-        want_inst += selected(&g.inst[i], prefix, not_critical);
+    for (int i = 0; i < fx.g.n; i++)
+        want_inst += selected(&fx.g.inst[i], prefix, not_critical);
     cr_assert_eq(seen_instances, want_inst);
 }
 
@@ -116,22 +102,22 @@ Test(views, services_enobufs_then_needed)
 {
     struct disc_service_summary *list;
     size_t needed = 0;
-    cr_assert_eq(disc_services(h, NULL, NULL, 0, &list, &needed), -ENOBUFS);
+    cr_assert_eq(disc_services(fx.h, NULL, NULL, 0, &list, &needed), -ENOBUFS);
     cr_assert_gt(needed, 0);
-    cr_assert_eq(disc_services(h, NULL, buf, 100, &list, &needed), -ENOBUFS);
+    cr_assert_eq(disc_services(fx.h, NULL, fx.buf, 100, &list, &needed), -ENOBUFS);
     void *b = malloc(needed);
-    cr_assert_eq(disc_services(h, NULL, b, needed, &list, &needed), g.n_services);
+    cr_assert_eq(disc_services(fx.h, NULL, b, needed, &list, &needed), fx.g.n_services);
     free(b);
 
     struct disc_filter f;
     disc_filter_init(&f);
     f.service = "no.such";
-    cr_assert_eq(disc_services(h, &f, buf, BUF_BYTES, &list, &needed), 0);
-    f.service = g.inst[0].service;
-    cr_assert_eq(disc_services(h, &f, buf, BUF_BYTES, &list, &needed), 1);
-    cr_assert_str_eq(list[0].name, g.inst[0].service);
+    cr_assert_eq(disc_services(fx.h, &f, fx.buf, GEN_BUF_BYTES, &list, &needed), 0);
+    f.service = fx.g.inst[0].service;
+    cr_assert_eq(disc_services(fx.h, &f, fx.buf, GEN_BUF_BYTES, &list, &needed), 1);
+    cr_assert_str_eq(list[0].name, fx.g.inst[0].service);
     f.n_tags = 100;
-    cr_assert_eq(disc_services(h, &f, buf, BUF_BYTES, &list, &needed), -EINVAL);
+    cr_assert_eq(disc_services(fx.h, &f, fx.buf, GEN_BUF_BYTES, &list, &needed), -EINVAL);
 }
 
 struct ep_want {
@@ -148,13 +134,13 @@ static void check_endpoints(const char *prefix)
     f.service_prefix = prefix;
     struct disc_endpoint_info *list;
     size_t needed = 0;
-    int n = disc_endpoints(h, &f, buf, BUF_BYTES, &list, &needed);
+    int n = disc_endpoints(fx.h, &f, fx.buf, GEN_BUF_BYTES, &list, &needed);
     cr_assert_geq(n, 0, "disc_endpoints: %s", disc_strerror(n));
 
-    struct ep_want *want = calloc((size_t)g.n * GEN_EPS_MAX, sizeof(*want));
+    struct ep_want *want = calloc((size_t)fx.g.n * GEN_EPS_MAX, sizeof(*want));
     int nw = 0;
-    for (int i = 0; i < g.n; i++) {
-        const struct gen_inst *in = &g.inst[i];
+    for (int i = 0; i < fx.g.n; i++) {
+        const struct gen_inst *in = &fx.g.inst[i];
         if (!selected(in, prefix, 0))
             continue;
         for (int e = 0; e < in->n_eps; e++) {
@@ -212,8 +198,8 @@ Test(views, endpoints_match_generated)
     check_endpoints("g8.");
     struct disc_endpoint_info *list;
     size_t needed = 0;
-    cr_assert_eq(disc_endpoints(h, NULL, buf, 64, &list, &needed), -ENOBUFS);
+    cr_assert_eq(disc_endpoints(fx.h, NULL, fx.buf, 64, &list, &needed), -ENOBUFS);
     void *b = malloc(needed);
-    cr_assert_gt(disc_endpoints(h, NULL, b, needed, &list, &needed), 0);
+    cr_assert_gt(disc_endpoints(fx.h, NULL, b, needed, &list, &needed), 0);
     free(b);
 }
