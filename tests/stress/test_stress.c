@@ -315,6 +315,23 @@ static void churn_one(struct seg_writer *w, struct model *m, unsigned *seed, uns
     }
 }
 
+/* A fresh registry `what` (seg_name) with cfg, and m (cleared) filled with
+ * `per` instances of each of the first `services` services, committed. */
+static struct seg_writer *model_open(char name[64], const char *what, const struct segw_config *cfg,
+                                     struct model *m, unsigned services, int per)
+{
+    struct seg_writer *w;
+    seg_name(name, 64, what);
+    cr_assert_eq(segw_open(name, cfg, &w), 0);
+    memset(m, 0, sizeof(*m));
+    for (unsigned s = 0; s < services; s++)
+        for (int k = 0; k < per; k++)
+            model_add(w, m, s);
+    if (services > 0)
+        cr_assert_gt(segw_commit(w), 0);
+    return w;
+}
+
 /* Threads of this process share one plain handle (no DISC_OPEN_VERIFY,
  * so every section goes through the map's geometry cache) while this
  * process's writer commits and the tables resize: the cache is refilled
@@ -324,17 +341,10 @@ static void churn_one(struct seg_writer *w, struct model *m, unsigned *seed, uns
 Test(stress, threads_share_a_plain_handle_while_tables_resize, .timeout = 120)
 {
     char name[64];
-    seg_name(name, sizeof(name), "stress-thr");
-    struct seg_writer *w;
     struct segw_config cfg = {.segment_bytes = 64ull << 20, .poison = true};
-    cr_assert_eq(segw_open(name, &cfg, &w), 0);
     static struct model m;
-    memset(&m, 0, sizeof(m));
+    struct seg_writer *w = model_open(name, "stress-thr", &cfg, &m, 100, 5);
     unsigned seed = 7;
-    for (unsigned s = 0; s < 100; s++)
-        for (int k = 0; k < 5; k++)
-            model_add(w, &m, s);
-    cr_assert_gt(segw_commit(w), 0);
 
     disc_handle *h;
     cr_assert_eq(disc_open(name, 0, &h), 0);
@@ -382,17 +392,10 @@ Test(stress, threads_share_a_plain_handle_while_tables_resize, .timeout = 120)
 Test(stress, churn_with_reader_processes, .timeout = 240)
 {
     char name[64];
-    seg_name(name, sizeof(name), "stress");
-    struct seg_writer *w;
     struct segw_config cfg = {.segment_bytes = 256ull << 20, .poison = true};
-    cr_assert_eq(segw_open(name, &cfg, &w), 0);
     static struct model m;
-    memset(&m, 0, sizeof(m));
+    struct seg_writer *w = model_open(name, "stress", &cfg, &m, 100, 5);
     unsigned seed = 99;
-    for (unsigned s = 0; s < 100; s++)
-        for (int k = 0; k < 5; k++)
-            model_add(w, &m, s);
-    cr_assert_gt(segw_commit(w), 0);
 
     struct readers rs;
     readers_start(&rs, name, 1000);
@@ -453,12 +456,9 @@ static void check_load(uint32_t count, uint32_t slots, const char *which)
 Test(stress, tables_shrink_after_mass_removals_with_readers, .timeout = 120)
 {
     char name[64];
-    seg_name(name, sizeof(name), "shrink");
-    struct seg_writer *w;
     struct segw_config cfg = {.segment_bytes = 128ull << 20, .poison = true};
-    cr_assert_eq(segw_open(name, &cfg, &w), 0);
     static struct model m;
-    memset(&m, 0, sizeof(m));
+    struct seg_writer *w = model_open(name, "shrink", &cfg, &m, 0, 0);
     struct segw_stats st;
     segw_stats(w, &st);
     const uint32_t svc_slots0 = st.svc_slots, id_slots0 = st.id_slots;
@@ -548,36 +548,29 @@ static void churn_for(struct seg_writer *w, struct model *m, unsigned *seed, int
  * reclaim_after_ms whatever readers do — not before, and without any
  * early (budget) reclaim. A reader killed inside a section changes
  * nothing. */
+/* A reader child (seg_fork_ready) that is killed inside a read section. */
+static int dies_in_section(void *name, int ready)
+{
+    disc_handle *h;
+    struct disc_read rd;
+    if (disc_open(name, 0, &h) < 0 || disc_read_begin(h, &rd) < 0)
+        return 1;
+    (void)!write(ready, "x", 1);
+    pause(); /* killed here, inside the section */
+    return 2;
+}
+
 Test(stress, retired_memory_returns_after_reclaim_delay, .timeout = 60)
 {
     char name[64];
-    seg_name(name, sizeof(name), "delay");
-    struct seg_writer *w;
     struct segw_config cfg = {
         .segment_bytes = 64ull << 20, .poison = true, .reclaim_after_ms = 400};
-    cr_assert_eq(segw_open(name, &cfg, &w), 0);
     static struct model m;
-    memset(&m, 0, sizeof(m));
+    struct seg_writer *w = model_open(name, "delay", &cfg, &m, 200, 1);
     unsigned seed = 5;
-    for (unsigned s = 0; s < 200; s++)
-        model_add(w, &m, s);
-    segw_commit(w);
 
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        disc_handle *h;
-        struct disc_read rd;
-        if (disc_open(name, 0, &h) < 0 || disc_read_begin(h, &rd) < 0)
-            _exit(1);
-        (void)!write(p[1], "x", 1);
-        pause(); /* killed here, inside the section */
-        _exit(2);
-    }
-    char c;
-    cr_assert_eq(read(p[0], &c, 1), 1);
+    pid_t pid = seg_fork_ready(dies_in_section, name);
+    cr_assert_gt(pid, 0, "the reader entered its section");
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
 
@@ -597,58 +590,52 @@ Test(stress, retired_memory_returns_after_reclaim_delay, .timeout = 60)
     segw_close(w, true);
 }
 
+/* A reader child (seg_fork_ready) that stops itself inside a read section
+ * on svc-0 and, continued, must be told its section was overtaken, then
+ * find svc-0 with exactly 3 sound instances. */
+static int stalls_in_section(void *name, int ready)
+{
+    disc_handle *h;
+    struct disc_read rd;
+    struct disc_service_view sv;
+    struct disc_instance v;
+    if (disc_open(name, DISC_OPEN_VERIFY, &h) < 0 || disc_read_begin(h, &rd) < 0 ||
+        disc_read_service(&rd, "svc-0", &sv) < 0 || disc_read_instance(&rd, &sv, 0, &v) < 0 ||
+        !seg_check(&v, "svc-0"))
+        return 1;
+    (void)!write(ready, "x", 1);
+    raise(SIGSTOP); /* stalled inside the section */
+    /* What we hold may have been reused: the library must say so. */
+    (void)disc_read_instance(&rd, &sv, 0, &v);
+    if (disc_read_end(&rd) != -EAGAIN)
+        return 3;
+    static char buf[1 << 16];
+    struct disc_instance *list;
+    size_t need;
+    int n = disc_lookup(h, "svc-0", buf, sizeof(buf), &list, &need);
+    if (n != 3)
+        return 4;
+    for (int k = 0; k < n; k++)
+        if (!seg_check(&list[k], "svc-0"))
+            return 5;
+    disc_close(h);
+    return 0;
+}
+
 Test(stress, stopped_reader_is_overtaken_and_recovers, .timeout = 60)
 {
     char name[64];
-    seg_name(name, sizeof(name), "stopped");
-    struct seg_writer *w;
     const uint64_t budget = 2u << 20;
     struct segw_config cfg = {.segment_bytes = 64ull << 20,
                               .poison = true,
                               .reclaim_after_ms = 200,
                               .retired_budget = budget};
-    cr_assert_eq(segw_open(name, &cfg, &w), 0);
     static struct model m;
-    memset(&m, 0, sizeof(m));
+    struct seg_writer *w = model_open(name, "stopped", &cfg, &m, 200, 5);
     unsigned seed = 11;
-    for (unsigned s = 0; s < 200; s++)
-        for (int k = 0; k < 5; k++)
-            model_add(w, &m, s);
-    segw_commit(w);
 
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        disc_handle *h;
-        struct disc_read rd;
-        struct disc_service_view sv;
-        struct disc_instance v;
-        if (disc_open(name, DISC_OPEN_VERIFY, &h) < 0 || disc_read_begin(h, &rd) < 0 ||
-            disc_read_service(&rd, "svc-0", &sv) < 0 || disc_read_instance(&rd, &sv, 0, &v) < 0 ||
-            !seg_check(&v, "svc-0"))
-            _exit(1);
-        (void)!write(p[1], "x", 1);
-        raise(SIGSTOP); /* stalled inside the section */
-        /* What we hold may have been reused: the library must say so. */
-        (void)disc_read_instance(&rd, &sv, 0, &v);
-        if (disc_read_end(&rd) != -EAGAIN)
-            _exit(3);
-        static char buf[1 << 16];
-        struct disc_instance *list;
-        size_t need;
-        int n = disc_lookup(h, "svc-0", buf, sizeof(buf), &list, &need);
-        if (n != 3)
-            _exit(4);
-        for (int k = 0; k < n; k++)
-            if (!seg_check(&list[k], "svc-0"))
-                _exit(5);
-        disc_close(h);
-        _exit(0);
-    }
-    char c;
-    cr_assert_eq(read(p[0], &c, 1), 1);
+    pid_t pid = seg_fork_ready(stalls_in_section, name);
+    cr_assert_gt(pid, 0, "the reader entered its section");
     int st;
     cr_assert_eq(waitpid(pid, &st, WUNTRACED), pid);
     cr_assert(WIFSTOPPED(st));

@@ -136,4 +136,34 @@ static inline int seg_in_child(int (*fn)(void *), void *arg)
     return st;
 }
 
+/*
+ * Fork a child that runs fn(arg, ready_fd) and _exits with its return
+ * value; fn writes one byte to ready_fd once it is where the test wants it
+ * (say, inside a read section), then may stall, pause or go on. Returns the
+ * child's pid once that byte has arrived, or -1 (the child reaped) if fork
+ * failed or the child ended without sending it.
+ */
+static inline pid_t seg_fork_ready(int (*fn)(void *arg, int ready_fd), void *arg)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        _exit(fn(arg, p[1]));
+    }
+    close(p[1]);
+    char c;
+    ssize_t n = pid > 0 ? read(p[0], &c, 1) : -1;
+    close(p[0]);
+    if (pid > 0 && n != 1) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    return pid;
+}
+
 #endif /* DISC_SEGTEST_H */
