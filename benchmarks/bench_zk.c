@@ -27,6 +27,7 @@
  * Prints a markdown table (microseconds).
  */
 #include "bench_report.h"
+#include "bench_zkraw.h"
 #include "discshm.h"
 #include "segwriter.h"
 #include "zk_server.h"
@@ -92,7 +93,7 @@ static void report(const char *what, double *v, int n)
     fflush(stdout);
 }
 
-/* ---- a tiny "wait for one event" primitive shared by watcher and callbacks ---- */
+/* ---- a tiny "wait for one event" primitive for the zk_sync callbacks ---- */
 struct signal1 {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -127,39 +128,6 @@ static int wait_fire(int target, int timeout_ms)
     return ok ? 0 : -ETIMEDOUT;
 }
 
-static void raw_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
-{
-    (void)zh;
-    (void)state;
-    (void)path;
-    (void)ctx;
-    if (type == ZOO_CHILD_EVENT) {
-        fire();
-    }
-}
-
-static zhandle_t *connect_raw(const char *connect)
-{
-    zhandle_t *zh = zookeeper_init(connect, raw_watcher, 10000, NULL, NULL, 0);
-    for (int i = 0; zh && i < 500 && zoo_state(zh) != ZOO_CONNECTED_STATE; i++) {
-        usleep(10000);
-    }
-    if (!zh || zoo_state(zh) != ZOO_CONNECTED_STATE) {
-        fprintf(stderr, "cannot connect to %s\n", connect);
-        exit(1);
-    }
-    return zh;
-}
-
-static void mkpath(zhandle_t *zh, const char *path)
-{
-    int rc = zoo_create(zh, path, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0);
-    if (rc != ZOK && rc != ZNODEEXISTS) {
-        fprintf(stderr, "create %s: %s\n", path, zerror(rc));
-        exit(1);
-    }
-}
-
 static void new_id(char out[37])
 {
     uuid_t u;
@@ -175,56 +143,28 @@ static int doc_for(char *buf, size_t len, const char *id, int i)
                     id, i % 50, i % 250, 8000 + i % 1000);
 }
 
-/* 1 + 2: raw watch latency and the raw list+get read path */
+/* 1 + 2: raw watch latency and the raw list+get read path (bench_zkraw.h) */
 static void bench_raw(const char *connect, int n)
 {
-    zhandle_t *w = connect_raw(connect), *p = connect_raw(connect);
-    mkpath(p, ROOT "/raw");
+    zhandle_t *w = zkraw_connect(connect, 10000), *p = zkraw_connect(connect, 10000);
+    zkraw_mkpath(p, ROOT "/raw");
     double *notify = calloc((size_t)n, sizeof(double)), *path = calloc((size_t)n, sizeof(double));
-    char id[37], node[256], doc[512], buf[1024];
+    char id[37], node[256], doc[512];
     for (int i = 0; i < n; i++) {
-        struct String_vector sv;
-        int target = sig.count + 1;
-        if (zoo_get_children(w, ROOT "/raw", 1, &sv) != ZOK) {
-            exit(1);
-        }
-        deallocate_String_vector(&sv);
         new_id(id);
         snprintf(node, sizeof(node), ROOT "/raw/%s-1", id);
         int len = doc_for(doc, sizeof(doc), id, i);
-        double t0 = now_us();
-        if (zoo_create(p, node, doc, len, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0) != ZOK ||
-            wait_fire(target, 10000) != 0) {
-            fprintf(stderr, "raw create/watch failed\n");
-            exit(1);
-        }
-        notify[i] = sig.at_us - t0;
-        /* what a watcher does next in the seed design: list, then get the new one */
-        if (zoo_get_children(w, ROOT "/raw", 0, &sv) != ZOK) {
-            exit(1);
-        }
-        deallocate_String_vector(&sv);
-        int blen = sizeof(buf);
-        if (zoo_get(w, node, 0, buf, &blen, NULL) != ZOK) {
-            exit(1);
-        }
-        path[i] = now_us() - t0;
+        zkraw_round(w, p, ROOT "/raw", node, doc, len, &notify[i], &path[i]);
         if (i % 100 == 99) { /* keep the directory small, like one host's subtree */
-            if (zoo_get_children(p, ROOT "/raw", 0, &sv) == ZOK) {
-                for (int k = 0; k < sv.count; k++) {
-                    snprintf(node, sizeof(node), ROOT "/raw/%s", sv.data[k]);
-                    zoo_delete(p, node, -1);
-                }
-                deallocate_String_vector(&sv);
-            }
+            zkraw_clear_dir(p, ROOT "/raw");
         }
     }
     report("raw ZooKeeper: create -> child watch fires", notify, n);
     report("raw ZooKeeper: create -> watch -> get_children -> get", path, n);
     free(notify);
     free(path);
-    zookeeper_close(w);
-    zookeeper_close(p);
+    zkraw_close(w);
+    zkraw_close(p);
 }
 
 /* 3: zk_sync propagation A -> B */
@@ -308,12 +248,12 @@ static void bench_sync(const char *connect, int n)
 /* 4: single reads */
 static void bench_reads(const char *connect, int n)
 {
-    zhandle_t *zh = connect_raw(connect);
+    zhandle_t *zh = zkraw_connect(connect, 10000);
     char dir[128], node[256], doc[512], id[37], first[256] = "";
     int sizes[] = {10, 1000};
     for (size_t s = 0; s < 2; s++) {
         snprintf(dir, sizeof(dir), ROOT "/reads%d", sizes[s]);
-        mkpath(zh, dir);
+        zkraw_mkpath(zh, dir);
         for (int i = 0; i < sizes[s]; i++) {
             new_id(id);
             snprintf(node, sizeof(node), "%s/%s-1", dir, id);
@@ -347,7 +287,7 @@ static void bench_reads(const char *connect, int n)
         report(what, lat, n);
     }
     free(lat);
-    zookeeper_close(zh);
+    zkraw_close(zh);
 }
 
 /* 4b: the same questions answered from the shared-memory segment, in the
@@ -600,20 +540,13 @@ static void bench_initial(const char *connect, int total, int hosts, bool old_la
     snprintf(root, sizeof(root), ROOT "/init%d", total);
     /* a long session: with 1M nodes the server pauses for seconds (garbage
      * collection, its own snapshots) and a 10 s session would expire */
-    zhandle_t *zh = zookeeper_init(connect, raw_watcher, 40000, NULL, NULL, 0);
-    for (int i = 0; zh && i < 500 && zoo_state(zh) != ZOO_CONNECTED_STATE; i++) {
-        usleep(10000);
-    }
-    if (!zh || zoo_state(zh) != ZOO_CONNECTED_STATE) {
-        fprintf(stderr, "cannot connect to %s\n", connect);
-        exit(1);
-    }
+    zhandle_t *zh = zkraw_connect(connect, 40000);
     zoo_set_servers_resolution_delay(zh, 60000);
-    mkpath(zh, root);
+    zkraw_mkpath(zh, root);
     snprintf(path, sizeof(path), "%s/hosts", root);
-    mkpath(zh, path);
+    zkraw_mkpath(zh, path);
     snprintf(path, sizeof(path), "%s/snap", root);
-    mkpath(zh, path);
+    zkraw_mkpath(zh, path);
     struct raw_pipe p = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
     long issued = 0, nchunks = 0;
     double t0 = now_us();
@@ -623,9 +556,9 @@ static void bench_initial(const char *connect, int total, int hosts, bool old_la
     struct zk_snap_chunks *keep = calloc((size_t)hosts, sizeof(*keep));
     for (int h = 0; h < hosts; h++) {
         snprintf(path, sizeof(path), "%s/hosts/init-%05d", root, h);
-        mkpath(zh, path);
+        zkraw_mkpath(zh, path);
         snprintf(path, sizeof(path), "%s/snap/init-%05d", root, h);
-        mkpath(zh, path);
+        zkraw_mkpath(zh, path);
         int n = 0;
         for (int i = h; i < total; i += hosts) {
             char id[37];
@@ -703,7 +636,7 @@ static void bench_initial(const char *connect, int total, int hosts, bool old_la
         pt->old_run = true;
         run_fresh(connect, root, total, false, &pt->old);
     }
-    zookeeper_close(zh); /* its ephemeral nodes go with it */
+    zkraw_close(zh); /* its ephemeral nodes go with it */
 }
 
 /* The curve as a markdown table (stdout and the --md section), JSON rows,
@@ -842,9 +775,9 @@ int main(int argc, char **argv)
     if (!rep) {
         return 1;
     }
-    zhandle_t *zh = connect_raw(zk.connect);
-    mkpath(zh, ROOT);
-    zookeeper_close(zh);
+    zhandle_t *zh = zkraw_connect(zk.connect, 10000);
+    zkraw_mkpath(zh, ROOT);
+    zkraw_close(zh);
     out("ZooKeeper 3.8 standalone on 127.0.0.1 (JVM started by the benchmark), C client "
         "(THREADED), %ld CPUs\n\n",
         sysconf(_SC_NPROCESSORS_ONLN));

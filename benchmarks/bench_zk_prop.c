@@ -31,6 +31,7 @@
  */
 #include "bench_discd.h"
 #include "bench_report.h"
+#include "bench_zkraw.h"
 #include "discd_proc.h"
 #include "discshm.h"
 #include "zk_server.h"
@@ -89,56 +90,7 @@ static void die(const char *what)
     exit(1);
 }
 
-/* ---- raw ZooKeeper: one watch event at a time ---- */
-
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int count;
-    double at_us;
-} fired = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-
-static void raw_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
-{
-    (void)zh;
-    (void)state;
-    (void)path;
-    (void)ctx;
-    if (type != ZOO_CHILD_EVENT) {
-        return;
-    }
-    pthread_mutex_lock(&fired.mu);
-    fired.count++;
-    fired.at_us = now_us();
-    pthread_cond_signal(&fired.cv);
-    pthread_mutex_unlock(&fired.mu);
-}
-
-static int wait_fired(int target, int timeout_ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    pthread_mutex_lock(&fired.mu);
-    int rc = 0;
-    while (fired.count < target && rc == 0) {
-        rc = pthread_cond_timedwait(&fired.cv, &fired.mu, &ts);
-    }
-    pthread_mutex_unlock(&fired.mu);
-    return fired.count >= target ? 0 : -ETIMEDOUT;
-}
-
-static zhandle_t *connect_raw(const char *connect)
-{
-    zhandle_t *zh = zookeeper_init(connect, raw_watcher, 10000, NULL, NULL, 0);
-    for (int i = 0; zh && i < 500 && zoo_state(zh) != ZOO_CONNECTED_STATE; i++) {
-        usleep(10000);
-    }
-    if (!zh || zoo_state(zh) != ZOO_CONNECTED_STATE) {
-        die("cannot connect to ZooKeeper");
-    }
-    return zh;
-}
+/* ---- raw ZooKeeper: one watch event at a time (bench_zkraw.h) ---- */
 
 static void new_id(char out[37])
 {
@@ -156,52 +108,14 @@ static int doc_for(char *buf, size_t len, const char *id, const char *svc)
                     id, svc);
 }
 
-static void clear_dir(zhandle_t *zh, const char *dir)
-{
-    struct String_vector sv;
-    if (zoo_get_children(zh, dir, 0, &sv) != ZOK) {
-        return;
-    }
-    for (int k = 0; k < sv.count; k++) {
-        char node[512];
-        snprintf(node, sizeof(node), "%s/%s", dir, sv.data[k]);
-        zoo_delete(zh, node, -1);
-    }
-    deallocate_String_vector(&sv);
-}
-
 /* One raw round: create -> watch (t1) -> list -> get (t2). */
 static void raw_round(zhandle_t *w, zhandle_t *p, const char *dir, double *t_watch, double *t_path)
 {
-    struct String_vector sv;
-    char id[37], node[512], doc[512], buf[1024];
-    pthread_mutex_lock(&fired.mu);
-    int target = fired.count + 1;
-    pthread_mutex_unlock(&fired.mu);
-    if (zoo_get_children(w, dir, 1, &sv) != ZOK) {
-        die("raw list failed");
-    }
-    deallocate_String_vector(&sv);
+    char id[37], node[512], doc[512];
     new_id(id);
     snprintf(node, sizeof(node), "%s/%s-1", dir, id);
     int len = doc_for(doc, sizeof(doc), id, "raw.svc");
-    double t0 = now_us();
-    if (zoo_create(p, node, doc, len, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0) != ZOK ||
-        wait_fired(target, 10000) != 0) {
-        die("raw create/watch failed");
-    }
-    pthread_mutex_lock(&fired.mu);
-    *t_watch = fired.at_us - t0;
-    pthread_mutex_unlock(&fired.mu);
-    if (zoo_get_children(w, dir, 0, &sv) != ZOK) {
-        die("raw list failed");
-    }
-    deallocate_String_vector(&sv);
-    int blen = sizeof(buf);
-    if (zoo_get(w, node, 0, buf, &blen, NULL) != ZOK) {
-        die("raw get failed");
-    }
-    *t_path = now_us() - t0;
+    zkraw_round(w, p, dir, node, doc, len, t_watch, t_path);
 }
 
 /* ---- discd A and B ---- */
@@ -442,7 +356,7 @@ int main(int argc, char **argv)
     char root[64], rawdir[96];
     snprintf(root, sizeof(root), "/prop%d", (int)getpid());
     snprintf(rawdir, sizeof(rawdir), "/raw%d", (int)getpid());
-    zhandle_t *w = connect_raw(zk.connect), *p = connect_raw(zk.connect);
+    zhandle_t *w = zkraw_connect(zk.connect, 10000), *p = zkraw_connect(zk.connect, 10000);
     if (zoo_create(p, rawdir, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) != ZOK) {
         die("cannot create the raw directory");
     }
@@ -475,7 +389,7 @@ int main(int argc, char **argv)
         (void)discd_round(&ca, hb, &seen, -1 - i, ids, i, w, a_path, &c);
     }
     deregister_all(&ca, ids, 10);
-    clear_dir(p, rawdir);
+    zkraw_clear_dir(p, rawdir);
     usleep(200000);
 
     /* B's and A's counters are summed over the registration blocks only
@@ -494,7 +408,7 @@ int main(int argc, char **argv)
             add_delta(&bsum, &b0, counters_of(&db));
             add_delta(&asum, &a0, counters_of(&da));
             deregister_all(&ca, ids, i % 100 + 1);
-            clear_dir(p, rawdir);
+            zkraw_clear_dir(p, rawdir);
             char last[64];
             snprintf(last, sizeof(last), "prop.%d", i);
             if (wait_count(hb, &seen, last, 0, 10000) != 0) {
@@ -618,8 +532,8 @@ int main(int argc, char **argv)
     }
     disc_close(hb);
     discd_conn_close(&ca);
-    zookeeper_close(w);
-    zookeeper_close(p);
+    zkraw_close(w);
+    zkraw_close(p);
     free(ops);
     free(res);
     free(paths);
