@@ -453,6 +453,22 @@ static void md_row(struct bench_report *rep, const char *what, const struct resu
              r->checks / r->wall, r->share, th, r->per_check_us, r->misses, r->remaining, n);
 }
 
+/* run_discd with n tcp instances and check-tcp-local = mode ("connect" or
+ * "diag"), and its markdown row, naming how many checks took each path. */
+static struct result run_tcp_row(struct bench_report *rep, unsigned n, unsigned interval,
+                                 double seconds, unsigned n_lis, const char *mode)
+{
+    struct result r = run_discd(n, "tcp", interval, seconds, n_lis, mode);
+    bool diag = strcmp(mode, "diag") == 0;
+    char what[160];
+    snprintf(what, sizeof(what),
+             "discd, %u tcp instances, check-tcp-local = %s (%.0f by %s, %.0f by %s)", n, mode,
+             diag ? r.via_diag : r.via_connect, diag ? "sock_diag" : "connect",
+             diag ? r.via_connect : r.via_diag, diag ? "connect" : "sock_diag");
+    md_row(rep, what, &r, n);
+    return r;
+}
+
 static void json_row(struct bench_report *rep, const char *name, const struct result *r, unsigned n)
 {
     char b[4][BENCH_JNUM_LEN];
@@ -538,23 +554,10 @@ int main(int argc, char **argv)
         fl = run_floor(rate, seconds / 3 < 2 ? 2 : seconds / 3, n_lis);
         bench_md(rep, "| floor: bare connect + reset loop | %.0f | %.1f | | %.1f | | |\n",
                  fl.checks / fl.wall, fl.share, fl.per_check_us);
-        char what[160];
-        if (tcp_conn) {
-            tcpc = run_discd(n_inst, "tcp", interval, seconds, n_lis, "connect");
-            snprintf(what, sizeof(what),
-                     "discd, %u tcp instances, check-tcp-local = connect (%.0f by connect, %.0f "
-                     "by sock_diag)",
-                     n_inst, tcpc.via_connect, tcpc.via_diag);
-            md_row(rep, what, &tcpc, n_inst);
-        }
-        if (tcp_diag) {
-            tcp = run_discd(n_inst, "tcp", interval, seconds, n_lis, "diag");
-            snprintf(what, sizeof(what),
-                     "discd, %u tcp instances, check-tcp-local = diag (%.0f by sock_diag, %.0f "
-                     "by connect)",
-                     n_inst, tcp.via_diag, tcp.via_connect);
-            md_row(rep, what, &tcp, n_inst);
-        }
+        if (tcp_conn)
+            tcpc = run_tcp_row(rep, n_inst, interval, seconds, n_lis, "connect");
+        if (tcp_diag)
+            tcp = run_tcp_row(rep, n_inst, interval, seconds, n_lis, "diag");
     }
     if (do_http) {
         http = run_discd(n_http, "http", interval, seconds, n_lis, "diag");
