@@ -131,13 +131,8 @@ Test(zkd_export, exported_nodes_follow_registration_health_and_repairs)
 {
     zkd_conf_write(
         &conf, "import = curator /x/services\nexport-curator = /x/services\nzk-cooloff = 200\n");
-    char extra[200];
-    snprintf(extra, sizeof(extra), "--config=%s", conf.path);
-    zkd_start_extra(&a, "a", zk.connect, root, extra);
-    zkd_start_extra(&b, "b", zk.connect, root, extra);
-    struct disc_status st;
-    cr_assert(zkd_wait_synced(&a, 20000, &st));
-    cr_assert(zkd_wait_synced(&b, 20000, &st));
+    zkd_start_conf(&a, "a", zk.connect, root, &conf);
+    zkd_start_conf(&b, "b", zk.connect, root, &conf);
 
     /* registered: exported with Curator's fields, id = node name */
     char id[DISC_ID_LEN + 1], path[300];
@@ -256,11 +251,7 @@ static bool wait_counts(int nsvc, int per, int timeout_ms)
 Test(zkd_export, reexport_after_session_expiry_is_pipelined, .timeout = 120)
 {
     zkd_conf_write(&conf, "export-curator = /y/services\n");
-    char extra[200];
-    snprintf(extra, sizeof(extra), "--config=%s", conf.path);
-    zkd_start_extra(&a, "a", zk.connect, root, extra);
-    struct disc_status st;
-    cr_assert(zkd_wait_synced(&a, 20000, &st));
+    zkd_start_conf(&a, "a", zk.connect, root, &conf);
     static char ids[RE_N][DISC_ID_LEN + 1];
     for (int i = 0; i < RE_N; i++) {
         char svc[16], addr[32];

@@ -79,6 +79,16 @@ void zkd_conf_remove(struct zkd_conf *c)
     }
 }
 
+void zkd_start_conf(struct zkd *z, const char *tag, const char *connect, const char *root,
+                    const struct zkd_conf *c)
+{
+    char extra[200];
+    snprintf(extra, sizeof(extra), "--config=%s", c->path);
+    zkd_start_extra(z, tag, connect, root, extra);
+    struct disc_status st;
+    cr_assert(zkd_wait_synced(z, 20000, &st), "discd %s did not sync", tag);
+}
+
 void zkd_finish(struct zkd *z)
 {
     if (z->h) {

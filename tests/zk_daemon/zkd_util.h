@@ -53,6 +53,11 @@ void zkd_conf_write(struct zkd_conf *c, const char *text);
 /* Remove the file and its directory. Idempotent; no asserts. */
 void zkd_conf_remove(struct zkd_conf *c);
 
+/* zkd_start_extra with "--config=<c->path>", then wait (up to 20 s) until
+ * that discd has synced (zkd_wait_synced). Asserts. */
+void zkd_start_conf(struct zkd *z, const char *tag, const char *connect, const char *root,
+                    const struct zkd_conf *c);
+
 /* Start z's discd again after a stop or kill, with the arguments zkd_start
  * gave it (same host id, registry name and state directory). Asserts. */
 void zkd_restart(struct zkd *z, const char *connect, const char *root);

@@ -120,11 +120,7 @@ static void discctl(struct zkd *z, const char *const *args)
 Test(curator_interop, java_instances_appear_in_discd_and_go_on_unregister_and_expiry)
 {
     zkd_conf_write(&conf, "import = curator\nzk-cooloff = 200\n");
-    char extra[200];
-    snprintf(extra, sizeof(extra), "--config=%s", conf.path);
-    zkd_start_extra(&b, "b", zk.connect, root, extra);
-    struct disc_status st;
-    cr_assert(zkd_wait_synced(&b, 20000, &st));
+    zkd_start_conf(&b, "b", zk.connect, root, &conf);
 
     struct cpeer_opts o = {.connect = zk.connect, .session_ms = PEER_SESSION_MS};
     cr_assert_eq(cpeer_start(&peer, &o), 0);
@@ -181,13 +177,8 @@ Test(curator_interop, java_instances_appear_in_discd_and_go_on_unregister_and_ex
 Test(curator_interop, curator_finds_discd_exports_and_nothing_appears_twice)
 {
     zkd_conf_write(&conf, "import = curator\nexport-curator = /services\nzk-cooloff = 200\n");
-    char extra[200];
-    snprintf(extra, sizeof(extra), "--config=%s", conf.path);
-    zkd_start_extra(&a, "a", zk.connect, root, extra);
-    zkd_start_extra(&b, "b", zk.connect, root, extra);
-    struct disc_status st;
-    cr_assert(zkd_wait_synced(&a, 20000, &st));
-    cr_assert(zkd_wait_synced(&b, 20000, &st));
+    zkd_start_conf(&a, "a", zk.connect, root, &conf);
+    zkd_start_conf(&b, "b", zk.connect, root, &conf);
     struct cpeer_opts o = {.connect = zk.connect, .session_ms = PEER_SESSION_MS};
     cr_assert_eq(cpeer_start(&peer, &o), 0);
 
