@@ -40,6 +40,7 @@
 #include <signal.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,25 +80,38 @@ static struct {
     int inflight, failed;
 } pipe_ = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
 
-static void created(int rc, const char *value, const void *data)
+/* A request of the pipeline completed with rc (ok: ZOK, or also
+ * ZNODEEXISTS when exist_ok). */
+static void pipe_done(int rc, bool exist_ok)
 {
-    (void)value;
-    (void)data;
     pthread_mutex_lock(&pipe_.mu);
     pipe_.inflight--;
-    if (rc != ZOK && rc != ZNODEEXISTS)
+    if (rc != ZOK && !(exist_ok && rc == ZNODEEXISTS))
         pipe_.failed++;
     pthread_cond_signal(&pipe_.cv);
     pthread_mutex_unlock(&pipe_.mu);
 }
 
-static void create_async(zhandle_t *zh, const char *path, const char *data)
+/* Wait until fewer than max requests are in flight and count one more. */
+static void pipe_take(int max)
 {
     pthread_mutex_lock(&pipe_.mu);
-    while (pipe_.inflight >= INFLIGHT)
+    while (pipe_.inflight >= max)
         pthread_cond_wait(&pipe_.cv, &pipe_.mu);
     pipe_.inflight++;
     pthread_mutex_unlock(&pipe_.mu);
+}
+
+static void created(int rc, const char *value, const void *data)
+{
+    (void)value;
+    (void)data;
+    pipe_done(rc, true);
+}
+
+static void create_async(zhandle_t *zh, const char *path, const char *data)
+{
+    pipe_take(INFLIGHT);
     if (zoo_acreate(zh, path, data, data ? (int)strlen(data) : -1, &ZOO_OPEN_ACL_UNSAFE, 0, created,
                     NULL) != ZOK)
         die("zoo_acreate failed");
@@ -379,24 +393,14 @@ static void created_cb(int rc, const char *value, const void *data)
 {
     (void)value;
     (void)data;
-    pthread_mutex_lock(&pipe_.mu);
-    pipe_.inflight--;
-    if (rc != ZOK)
-        pipe_.failed++;
-    pthread_cond_signal(&pipe_.cv);
-    pthread_mutex_unlock(&pipe_.mu);
+    pipe_done(rc, false);
 }
 
 static void exists_cb(int rc, const struct Stat *st, const void *data)
 {
     (void)st;
     (void)data;
-    pthread_mutex_lock(&pipe_.mu);
-    pipe_.inflight--;
-    if (rc != ZOK)
-        pipe_.failed++;
-    pthread_cond_signal(&pipe_.cv);
-    pthread_mutex_unlock(&pipe_.mu);
+    pipe_done(rc, false);
 }
 
 static void noop_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
@@ -425,11 +429,7 @@ static double raw_create_watch(zhandle_t *zh, int n, bool pipelined)
     } else {
         for (int i = 0; i < n; i++) {
             snprintf(path, sizeof(path), RAW_BASE "/n%06d", i);
-            pthread_mutex_lock(&pipe_.mu);
-            while (pipe_.inflight >= 256)
-                pthread_cond_wait(&pipe_.cv, &pipe_.mu);
-            pipe_.inflight++;
-            pthread_mutex_unlock(&pipe_.mu);
+            pipe_take(256);
             if (zoo_acreate(zh, path, doc, (int)strlen(doc), &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL,
                             created_cb, NULL) != ZOK)
                 die("zoo_acreate failed");
@@ -437,11 +437,7 @@ static double raw_create_watch(zhandle_t *zh, int n, bool pipelined)
         drain();
         for (int i = 0; i < n; i++) {
             snprintf(path, sizeof(path), RAW_BASE "/n%06d", i);
-            pthread_mutex_lock(&pipe_.mu);
-            while (pipe_.inflight >= 256)
-                pthread_cond_wait(&pipe_.cv, &pipe_.mu);
-            pipe_.inflight++;
-            pthread_mutex_unlock(&pipe_.mu);
+            pipe_take(256);
             if (zoo_aexists(zh, path, 1, exists_cb, NULL) != ZOK)
                 die("zoo_aexists failed");
         }
