@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ctl_run.h"
 #include "daemon_util.h"
 #include "zk_server.h"
 #include "zkc.h"
@@ -52,6 +53,7 @@ static void teardown(void)
     zkd_abort(&b);
     zk_cluster_destroy(&zk);
     zkd_conf_remove(&conf);
+    ctl_run_release_all();
 }
 
 TestSuite(zkd_export, .init = setup, .fini = teardown);
@@ -93,29 +95,18 @@ static long long import_ignored_now(struct zkd *z)
 /* `discctl status` of z contains want (polled: counters follow rounds). */
 static bool discctl_status_has(struct zkd *z, const char *want, int timeout_ms)
 {
-    char bin[4096], sock[400], name[200], log[400], out[16384];
-    snprintf(bin, sizeof(bin), "%s/tools/discctl", getenv("DISC_BUILD_DIR"));
-    snprintf(sock, sizeof(sock), "--socket=%s", z->proc.sock);
-    snprintf(name, sizeof(name), "--name=%s", z->proc.name);
-    snprintf(log, sizeof(log), "%s/discctl-status.out", z->proc.dir);
-    char *argv[] = {bin, sock, name, "status", NULL};
     long long end = proc_now_ms() + (long long)timeout_ms * dt_slow();
     for (;;) {
-        unlink(log);
-        struct proc p;
-        cr_assert_eq(proc_spawn(&p, argv, NULL, log), 0);
-        cr_assert_geq(proc_wait(&p, 10000 * dt_slow()), 0);
-        FILE *f = fopen(log, "r");
-        cr_assert(f);
-        size_t n = fread(out, 1, sizeof(out) - 1, f);
-        out[n] = '\0';
-        fclose(f);
-        if (strstr(out, want))
+        struct ctl_result r =
+            ctl_run(&z->proc, 10000 * dt_slow(), (const char *const[]){"status", NULL});
+        bool found = strstr(r.out, want) != NULL;
+        if (!found && proc_now_ms() > end)
+            fprintf(stderr, "discctl status:\n%s\n", r.out);
+        ctl_result_free(&r);
+        if (found)
             return true;
-        if (proc_now_ms() > end) {
-            fprintf(stderr, "discctl status:\n%s\n", out);
+        if (proc_now_ms() > end)
             return false;
-        }
         proc_sleep_ms(100);
     }
 }

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "ctl_run.h"
 #include "zk_server.h"
 #include "zkc.h"
 #include "zkd_util.h"
@@ -38,6 +39,7 @@ static void teardown(void)
     zkd_abort(&b);
     zkd_abort(&c);
     zk_cluster_destroy(&zk);
+    ctl_run_release_all();
 }
 
 static void new_id(char out[37])
@@ -336,23 +338,12 @@ Test(zkd_foreign, sync_state_current_and_stuck_reported, .fini = teardown)
     cr_assert_gt(json_integer_value(json_object_get(s, "error_since_ms")), 0);
     json_decref(s);
     /* discctl status tells it apart from a synced host. */
-    char out[8192];
-    const char *bd = getenv("DISC_BUILD_DIR");
-    char bin[4096], sock[400], log[400], name[200];
-    snprintf(bin, sizeof(bin), "%s/tools/discctl", bd);
-    snprintf(sock, sizeof(sock), "--socket=%s", b.proc.sock);
-    snprintf(name, sizeof(name), "--name=%s", b.proc.name);
-    snprintf(log, sizeof(log), "%s/discctl.out", b.proc.dir);
-    char *argv[] = {bin, sock, name, "status", NULL};
-    struct proc p;
-    cr_assert_eq(proc_spawn(&p, argv, NULL, log), 0);
-    cr_assert_geq(proc_wait(&p, 10000 * dt_slow()), 0);
-    FILE *f = fopen(log, "r");
-    cr_assert(f);
-    size_t n = fread(out, 1, sizeof(out) - 1, f);
-    out[n] = '\0';
-    fclose(f);
-    cr_assert(strstr(out, "zookeeper-sync-failing") && strstr(out, "STUCK"), "discctl: %s", out);
+    struct ctl_result r =
+        ctl_run(&b.proc, 10000 * dt_slow(), (const char *const[]){"status", NULL});
+    cr_assert_geq(r.code, 0, "discctl status did not exit");
+    cr_assert(strstr(r.out, "zookeeper-sync-failing") && strstr(r.out, "STUCK"), "discctl: %s",
+              r.out);
+    ctl_result_free(&r);
 
     /* The cause goes: b re-creates its node and is synced again. */
     cr_assert_eq(zkc_set_world_acl(cli, own, ZOO_PERM_ALL), ZOK);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "ctl_run.h"
 #include "zk_server.h"
 #include "zk_sync.h"
 #include "zkd_util.h"
@@ -35,6 +36,7 @@ static void teardown(void)
     zkd_abort(&a);
     zkd_abort(&b);
     zk_cluster_destroy(&zk);
+    ctl_run_release_all();
 }
 
 /* zkd_start with protection settings (default shrink 0.5, HOLD_MS). */
@@ -70,33 +72,6 @@ static long long prot_int(json_t *p, const char *key)
     json_t *v = json_object_get(p, key);
     cr_assert(json_is_integer(v), "protection.%s missing", key);
     return json_integer_value(v);
-}
-
-/* Run discctl --socket <b's socket> args...; returns its exit code, output in out. */
-static int run_discctl(struct zkd *z, const char *arg1, const char *arg2, char *out, size_t len)
-{
-    const char *bd = getenv("DISC_BUILD_DIR");
-    cr_assert(bd, "DISC_BUILD_DIR not set");
-    char bin[4096], sock[400], log[400];
-    snprintf(bin, sizeof(bin), "%s/tools/discctl", bd);
-    snprintf(sock, sizeof(sock), "--socket=%s", z->proc.sock);
-    snprintf(log, sizeof(log), "%s/discctl.out", z->proc.dir);
-    remove(log);
-    char *argv[] = {bin, sock, (char *)arg1, (char *)arg2, NULL};
-    struct proc p;
-    cr_assert_eq(proc_spawn(&p, argv, NULL, log), 0);
-    if (proc_wait(&p, 10000 * dt_slow()) < 0) {
-        proc_kill(&p);
-        cr_assert_fail("discctl did not exit");
-    }
-    out[0] = '\0';
-    FILE *f = fopen(log, "r");
-    if (f) {
-        size_t n = fread(out, 1, len - 1, f);
-        out[n] = '\0';
-        fclose(f);
-    }
-    return proc_exit_code(&p);
 }
 
 Test(zkd_protect, mass_removal_held_until_confirmed_or_expired, .fini = teardown)
@@ -166,13 +141,17 @@ Test(zkd_protect, mass_removal_held_until_confirmed_or_expired, .fini = teardown
     json_t *r = dt_call1(&b.proc, "{\"op\":\"confirm\",\"service\":5}");
     cr_assert_str_eq(dt_err_code(r), "bad_request");
     json_decref(r);
-    char out[2048];
-    cr_assert_eq(run_discctl(&b, "confirm", "no such/service", out, sizeof(out)), 1, "%s", out);
+    struct ctl_result c = ctl_run(&b.proc, 10000 * dt_slow(),
+                                  (const char *const[]){"confirm", "no such/service", NULL});
+    cr_assert_eq(c.code, 1, "%s%s", c.out, c.err);
+    ctl_result_free(&c);
     cr_assert_eq(zkd_count(&b, "zkp-s"), 4);
 
     /* The operator confirms one service: applied at once. */
-    cr_assert_eq(run_discctl(&b, "confirm", "zkp-s", out, sizeof(out)), 0, "discctl: %s", out);
-    cr_assert(strstr(out, "4 held removal(s) of zkp-s applied"), "discctl said: %s", out);
+    c = ctl_run(&b.proc, 10000 * dt_slow(), (const char *const[]){"confirm", "zkp-s", NULL});
+    cr_assert_eq(c.code, 0, "discctl: %s%s", c.out, c.err);
+    cr_assert(strstr(c.out, "4 held removal(s) of zkp-s applied"), "discctl said: %s", c.out);
+    ctl_result_free(&c);
     cr_assert(zkd_wait_count(&b, "zkp-s", 0, 2000), "zkp-s not removed after confirm");
     cr_assert_eq(zkd_count(&b, "zkp-t"), 2, "confirm of zkp-s applied zkp-t's removals");
     cr_assert_eq(disc_status(b.h, &st), 0);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "curator_peer.h"
+#include "ctl_run.h"
 #include "daemon_util.h"
 #include "zk_server.h"
 #include "zkd_util.h"
@@ -46,6 +47,7 @@ static void teardown(void)
     zkd_abort(&b);
     zk_cluster_destroy(&zk);
     zkd_conf_remove(&conf);
+    ctl_run_release_all();
 }
 
 TestSuite(curator_interop, .init = setup, .fini = teardown);
@@ -97,24 +99,12 @@ static long long import_counter(struct zkd *z, const char *key)
     return v;
 }
 
+/* discctl args... on z's discd: must succeed. */
 static void discctl(struct zkd *z, const char *const *args)
 {
-    char bin[4096], sock[400], name[200], log[400];
-    snprintf(bin, sizeof(bin), "%s/tools/discctl", getenv("DISC_BUILD_DIR"));
-    snprintf(sock, sizeof(sock), "--socket=%s", z->proc.sock);
-    snprintf(name, sizeof(name), "--name=%s", z->proc.name);
-    snprintf(log, sizeof(log), "%s/discctl.out", z->proc.dir);
-    char *argv[16] = {bin, sock, name};
-    int n = 3;
-    for (; *args && n < 15; args++)
-        argv[n++] = (char *)*args;
-    argv[n] = NULL;
-    struct proc p;
-    cr_assert_eq(proc_spawn(&p, argv, NULL, log), 0);
-    cr_assert_eq(proc_wait(&p, 10000 * dt_slow()), 0);
-    if (proc_exit_code(&p) != 0)
-        proc_dump_log(&p);
-    cr_assert_eq(proc_exit_code(&p), 0, "discctl %s failed", argv[3]);
+    struct ctl_result r = ctl_run(&z->proc, 10000 * dt_slow(), args);
+    cr_assert_eq(r.code, 0, "discctl %s failed: %s%s", args[0], r.out, r.err);
+    ctl_result_free(&r);
 }
 
 Test(curator_interop, java_instances_appear_in_discd_and_go_on_unregister_and_expiry)
