@@ -8,10 +8,10 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 #include "zk_server.h"
 #include "zk_sync.h"
+#include "zkc.h"
 #include "zkd_util.h"
 
 static struct zk_cluster zk;
@@ -24,13 +24,6 @@ static void teardown(void)
     rogue = NULL;
     zkd_abort(&a);
     zk_cluster_destroy(&zk);
-}
-
-static void new_id(char out[37])
-{
-    uuid_t u;
-    uuid_generate_random(u);
-    uuid_unparse_lower(u, out);
 }
 
 static void publish(const char *id, const char *fmt_rest)
@@ -74,9 +67,9 @@ Test(zkd_baddoc, invalid_documents_are_skipped_and_counted, .fini = teardown)
     };
     cr_assert_eq(zk_sync_start(&cfg, NULL, NULL, &rogue), 0);
     char good[37], no_addr[37], bad_type[37];
-    new_id(good);
-    new_id(no_addr);
-    new_id(bad_type);
+    zkc_new_id(good);
+    zkc_new_id(no_addr);
+    zkc_new_id(bad_type);
     publish(no_addr, "");                                               /* "address" missing */
     publish(bad_type, ",\"address\":\"10.9.0.2:80\",\"weight\":\"x\""); /* weight not a number */
     publish(good, ",\"address\":\"10.9.0.1:80\"");

@@ -30,7 +30,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <uuid/uuid.h>
 #include <zookeeper/zookeeper.h>
 
 #include "zk_server.h"
@@ -50,13 +49,6 @@ static void teardown(void)
     zkd_abort(&a);
     zkd_abort(&b);
     zk_cluster_destroy(&zk);
-}
-
-static void new_id(char out[37])
-{
-    uuid_t u;
-    uuid_generate_random(u);
-    uuid_unparse_lower(u, out);
 }
 
 /* Counters from B's status: zookeeper.counters.<key> or publisher.<key>. */
@@ -200,7 +192,7 @@ static pid_t burst_host(const char *connect, const char *root, char ids[][37], i
     cr_assert_not_null(spec);
     int off = snprintf(spec, len, "%s|%s|%d|%d|%d|", connect, root, n, ready[1], hold[0]);
     for (int i = 0; i < n; i++) {
-        new_id(ids[i]);
+        zkc_new_id(ids[i]);
         off += snprintf(spec + off, len - (size_t)off, "%s,", ids[i]);
     }
     char self[4096];
@@ -347,7 +339,7 @@ Test(zkd_batch, churn_delivers_exact_set, .fini = teardown, .timeout = 150)
         } else if (nz < 300) { /* the other host adds a few at once */
             for (int j = 0; j < 4 && nz < 300; j++) {
                 char node[512], doc[256];
-                new_id(z_ids[nz]);
+                zkc_new_id(z_ids[nz]);
                 snprintf(node, sizeof(node), "%s/%s-1", hpath, z_ids[nz]);
                 doc_for(doc, sizeof(doc), z_ids[nz], "churn.z", round * 4 + j);
                 cr_assert_eq(zkc_create(cli, node, doc, ZOO_PERM_ALL, ZOO_EPHEMERAL), 0);
@@ -425,7 +417,7 @@ Test(zkd_batch, import_is_batched, .fini = teardown, .timeout = 120)
         cr_assert_eq(zkc_create_parents(cli, path), 0);
     }
     for (int i = 0; i < IMPORT_N; i++) {
-        new_id(id);
+        zkc_new_id(id);
         int k = i % IMPORT_SVC;
         snprintf(path, sizeof(path), "/services/imp-%02d/%s", k, id);
         snprintf(doc, sizeof(doc),

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 #include "ctl_run.h"
 #include "zk_server.h"
@@ -40,13 +39,6 @@ static void teardown(void)
     zkd_abort(&c);
     zk_cluster_destroy(&zk);
     ctl_run_release_all();
-}
-
-static void new_id(char out[37])
-{
-    uuid_t u;
-    uuid_generate_random(u);
-    uuid_unparse_lower(u, out);
 }
 
 /* ZooKeeper, a root, and discd a and b (audit every second), both synced. */
@@ -117,7 +109,7 @@ Test(zkd_foreign, unreadable_node_blocks_nothing, .fini = teardown)
     snprintf(hosts, sizeof(hosts), "%s/hosts/0x", root);
     cr_assert_eq(zkc_create(cli, hosts, NULL, ZOO_PERM_ALL, 0), ZOK);
     char bad[37];
-    new_id(bad);
+    zkc_new_id(bad);
     snprintf(path, sizeof(path), "%s/%s-1", hosts, bad);
     doc(d, sizeof(d), bad, "zkf-noread", "10.9.9.9:9");
     /* world:anyone:cdwa — everything but read */
@@ -275,7 +267,7 @@ Test(zkd_foreign, rewritten_in_place, .fini = teardown)
     /* A node of a foreign writer (no discd watches it) rewritten in place:
      * the audit (every second here) reads it again. */
     char fid[37], fdir[256], fpath[512], d[512];
-    new_id(fid);
+    zkc_new_id(fid);
     snprintf(fdir, sizeof(fdir), "%s/hosts/foreign-w", root);
     cr_assert_eq(zkc_create(cli, fdir, NULL, ZOO_PERM_ALL, 0), ZOK);
     snprintf(fpath, sizeof(fpath), "%s/%s-1", fdir, fid);

@@ -16,11 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <uuid/uuid.h>
 
 #include "ctl_run.h"
 #include "zk_server.h"
 #include "zk_sync.h"
+#include "zkc.h"
 #include "zkd_util.h"
 
 #define HOLD_MS 5000
@@ -214,9 +214,7 @@ Test(zkd_protect, reannounced_instances_drop_the_hold, .fini = teardown)
     cr_assert_eq(zk_sync_start(&cfg, NULL, NULL, &foreign), 0);
     char ids[4][37];
     for (int i = 0; i < 4; i++) {
-        uuid_t u;
-        uuid_generate_random(u);
-        uuid_unparse_lower(u, ids[i]);
+        zkc_new_id(ids[i]);
         foreign_publish(ids[i], i);
     }
     cr_assert_eq(zk_sync_wait_local_applied(foreign, 15000 * dt_slow()), 0);

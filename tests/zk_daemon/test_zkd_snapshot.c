@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <uuid/uuid.h>
 
 #include "zk_server.h"
 #include "zk_snapshot.h"
@@ -41,13 +40,6 @@ static void teardown(void)
     zkd_abort(&c);
     zkd_abort(&d);
     zk_cluster_destroy(&zk);
-}
-
-static void new_id(char out[37])
-{
-    uuid_t u;
-    uuid_generate_random(u);
-    uuid_unparse_lower(u, out);
 }
 
 static void setup(char *root, size_t len, const char *tag)
@@ -204,7 +196,7 @@ static void make_docs(char (*names)[64], char (*docs)[256], char (*ids)[37], int
                       const char *const *svc)
 {
     for (int i = 0; i < n; i++) {
-        new_id(ids[i]);
+        zkc_new_id(ids[i]);
     }
     qsort(ids, (size_t)n, sizeof(ids[0]), (int (*)(const void *, const void *))strcmp);
     for (int i = 0; i < n; i++) {

@@ -10,7 +10,17 @@
 #define DISC_TEST_ZKC_H
 
 #include <stddef.h>
+#include <uuid/uuid.h>
 #include <zookeeper/zookeeper.h>
+
+/* A random instance id as discd makes them: a lowercase UUID (36 chars).
+ * Inline so that a test using only this needs libuuid, not zkc.c. */
+static inline void zkc_new_id(char out[37])
+{
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, out);
+}
 
 /* Connect (and, if digest is not NULL, add digest auth "user:password");
  * waits up to timeout_ms for the session. NULL on failure. */
