@@ -32,6 +32,7 @@
  */
 #include "bench_discd.h"
 #include "bench_report.h"
+#include "bench_zkraw.h"
 #include "discd_proc.h"
 #include "discshm.h"
 #include "zk_server.h"
@@ -46,7 +47,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <uuid/uuid.h>
 #include <zookeeper/zookeeper.h>
 
 #define NATIVE_ROOT "/bench-native"
@@ -128,13 +128,6 @@ static void drain(void)
         die("some creates failed");
 }
 
-static void new_id(char out[37])
-{
-    uuid_t u;
-    uuid_generate_random(u);
-    uuid_unparse_lower(u, out);
-}
-
 static double write_curator(zhandle_t *zh, int n, int services)
 {
     double t0 = now_ms();
@@ -147,7 +140,7 @@ static double write_curator(zhandle_t *zh, int n, int services)
     }
     drain();
     for (int i = 0; i < n; i++) {
-        new_id(id);
+        zkraw_new_id(id);
         int s = i % services;
         snprintf(path, sizeof(path), CURATOR "/svc-%04d/%s", s, id);
         snprintf(doc, sizeof(doc),
@@ -180,7 +173,7 @@ static double write_native(zhandle_t *zh, int n, int hosts, int services)
     }
     drain();
     for (int i = 0; i < n; i++) {
-        new_id(id);
+        zkraw_new_id(id);
         int h = i % hosts;
         snprintf(path, sizeof(path), NATIVE_ROOT "/hosts/h%03d/%s-1", h, id);
         snprintf(doc, sizeof(doc),

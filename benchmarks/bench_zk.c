@@ -45,7 +45,6 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
-#include <uuid/uuid.h>
 #include <zookeeper/zookeeper.h>
 
 #define ROOT "/bench"
@@ -128,13 +127,6 @@ static int wait_fire(int target, int timeout_ms)
     return ok ? 0 : -ETIMEDOUT;
 }
 
-static void new_id(char out[37])
-{
-    uuid_t u;
-    uuid_generate_random(u);
-    uuid_unparse_lower(u, out);
-}
-
 static int doc_for(char *buf, size_t len, const char *id, int i)
 {
     return snprintf(buf, len,
@@ -151,7 +143,7 @@ static void bench_raw(const char *connect, int n)
     double *notify = calloc((size_t)n, sizeof(double)), *path = calloc((size_t)n, sizeof(double));
     char id[37], node[256], doc[512];
     for (int i = 0; i < n; i++) {
-        new_id(id);
+        zkraw_new_id(id);
         snprintf(node, sizeof(node), ROOT "/raw/%s-1", id);
         int len = doc_for(doc, sizeof(doc), id, i);
         zkraw_round(w, p, ROOT "/raw", node, doc, len, &notify[i], &path[i]);
@@ -221,7 +213,7 @@ static void bench_sync(const char *connect, int n)
     struct zk_sync_status st0, st1;
     zk_sync_get_status(b, &st0);
     for (int i = 0; i < n; i++) {
-        new_id(id);
+        zkraw_new_id(id);
         int len = doc_for(doc, sizeof(doc), id, i);
         pthread_mutex_lock(&sig.mu);
         snprintf(sig.want, sizeof(sig.want), "%s", id);
@@ -255,7 +247,7 @@ static void bench_reads(const char *connect, int n)
         snprintf(dir, sizeof(dir), ROOT "/reads%d", sizes[s]);
         zkraw_mkpath(zh, dir);
         for (int i = 0; i < sizes[s]; i++) {
-            new_id(id);
+            zkraw_new_id(id);
             snprintf(node, sizeof(node), "%s/%s-1", dir, id);
             int len = doc_for(doc, sizeof(doc), id, i);
             zoo_create(zh, node, doc, len, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0);
@@ -306,7 +298,7 @@ static void bench_shm(int n, int total)
     struct segw_tag tag = {"zone", "a"};
     struct segw_endpoint ep = {"get", "GetReq", "GetResp", 120, 900};
     for (int i = 0; i < total; i++) {
-        new_id(id);
+        zkraw_new_id(id);
         snprintf(svc, sizeof(svc), "service-%d", i / 10);
         snprintf(addr, sizeof(addr), "10.1.%d.%d:8080", (i / 250) % 250, i % 250);
         struct segw_instance in = {.id = id,
@@ -562,7 +554,7 @@ static void bench_initial(const char *connect, int total, int hosts, bool old_la
         int n = 0;
         for (int i = h; i < total; i += hosts) {
             char id[37];
-            new_id(id);
+            zkraw_new_id(id);
             snprintf(eb[n].name, sizeof(eb[n].name), "%s-1", id);
             doc_for(eb[n].doc, sizeof(eb[n].doc), id, i);
             n++;

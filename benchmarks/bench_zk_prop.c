@@ -46,7 +46,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <uuid/uuid.h>
 #include <zookeeper/zookeeper.h>
 
 #define TARGET_SLACK_US 2000.0
@@ -92,13 +91,6 @@ static void die(const char *what)
 
 /* ---- raw ZooKeeper: one watch event at a time (bench_zkraw.h) ---- */
 
-static void new_id(char out[37])
-{
-    uuid_t u;
-    uuid_generate_random(u);
-    uuid_unparse_lower(u, out);
-}
-
 /* An instance document as discd writes it (about the same size). */
 static int doc_for(char *buf, size_t len, const char *id, const char *svc)
 {
@@ -112,7 +104,7 @@ static int doc_for(char *buf, size_t len, const char *id, const char *svc)
 static void raw_round(zhandle_t *w, zhandle_t *p, const char *dir, double *t_watch, double *t_path)
 {
     char id[37], node[512], doc[512];
-    new_id(id);
+    zkraw_new_id(id);
     snprintf(node, sizeof(node), "%s/%s-1", dir, id);
     int len = doc_for(doc, sizeof(doc), id, "raw.svc");
     zkraw_round(w, p, dir, node, doc, len, t_watch, t_path);
@@ -434,7 +426,7 @@ int main(int argc, char **argv)
     zoo_create_op_init(&ops[0], host_path, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, ZOO_CONTAINER, NULL, 0);
     for (int k = 0; k < burst; k++) {
         char id[37];
-        new_id(id);
+        zkraw_new_id(id);
         snprintf(paths[k + 1], sizeof(paths[0]), "%s/%s-1", host_path, id);
         int len = doc_for(docs[k + 1], sizeof(docs[0]), id, "burst.svc");
         zoo_create_op_init(&ops[k + 1], paths[k + 1], docs[k + 1], len, &ZOO_OPEN_ACL_UNSAFE,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 /* One per session, its watcher context. */
 struct zkraw_watch {
@@ -145,4 +146,11 @@ void zkraw_clear_dir(zhandle_t *zh, const char *dir)
         zoo_delete(zh, node, -1);
     }
     deallocate_String_vector(&sv);
+}
+
+void zkraw_new_id(char out[37])
+{
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, out);
 }

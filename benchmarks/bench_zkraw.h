@@ -41,6 +41,9 @@ void zkraw_mkpath(zhandle_t *zh, const char *path);
 void zkraw_round(zhandle_t *w, zhandle_t *p, const char *dir, const char *node, const char *doc,
                  int len, double *t_watch, double *t_path);
 
+/* A random instance id as discd makes them: a lowercase UUID (36 chars). */
+void zkraw_new_id(char out[37]);
+
 /* Delete every child of dir (best effort; for keeping a directory small). */
 void zkraw_clear_dir(zhandle_t *zh, const char *dir);
 

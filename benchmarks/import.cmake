@@ -4,3 +4,4 @@
 # same run (issue 12). Run: build-*/benchmarks/bench_import [-n N] [-s S] [-H H]
 # [-r R] [--quick] [--md FILE] [--json FILE]
 disc_discd_bench(bench_import)
+target_link_libraries(bench_import PRIVATE bench_zkraw)
