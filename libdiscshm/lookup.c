@@ -465,9 +465,15 @@ static int svc_match(struct disc_read *rd, uint32_t off, const char *key, size_t
 }
 
 /* Fill a view from an instance record at rec with `avail` readable bytes
- * (shared memory or a private copy: the header is loaded once either way). */
-static int fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
-                     struct disc_instance *out)
+ * (shared memory or a private copy: the header is loaded once either way).
+ *
+ * Branch-light: every check of the header is folded into one flag and
+ * tested once, then the six string terminators (each in bounds by then)
+ * are loaded and tested together, then the id's bytes; the view is written
+ * only when all of it holds. The checks are those of rec_str, one string
+ * at a time: off + len < size, len <= its DISC_*_MAX, a NUL at off + len. */
+static inline __attribute__((always_inline)) int
+fill_view(const unsigned char *rec, uint64_t avail, unsigned flags, struct disc_instance *out)
 {
     if (avail < sizeof(struct disc_inst_rec))
         return -EBADMSG;
@@ -479,21 +485,36 @@ static int fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
     if ((flags & DISC_OPEN_VERIFY) &&
         disc_checksum(rec, size, offsetof(struct disc_inst_rec, checksum)) != r.checksum)
         return -EBADMSG;
-    if (r.n_tags > DISC_TAGS_MAX || r.n_endpoints > DISC_ENDPOINTS_MAX ||
-        (uint64_t)r.tags_off + (uint64_t)r.n_tags * sizeof(struct disc_tag_rec) > size ||
-        (uint64_t)r.endpoints_off + (uint64_t)r.n_endpoints * sizeof(struct disc_endpoint_rec) >
-            size ||
-        (r.tags_off & 3) || (r.endpoints_off & 3) || r.id.len != DISC_ID_LEN)
+#define STR_END(f) ((uint32_t)r.f.off + r.f.len)
+    /* string ends: a string fits when its end (the NUL) is below size */
+    uint32_t e_id = STR_END(id), e_svc = STR_END(service), e_ver = STR_END(version),
+             e_host = STR_END(host), e_az = STR_END(az), e_addr = STR_END(address);
+#undef STR_END
+    unsigned bad =
+        (r.n_tags > DISC_TAGS_MAX) | (r.n_endpoints > DISC_ENDPOINTS_MAX) |
+        ((uint64_t)r.tags_off + (uint64_t)r.n_tags * sizeof(struct disc_tag_rec) > size) |
+        ((uint64_t)r.endpoints_off + (uint64_t)r.n_endpoints * sizeof(struct disc_endpoint_rec) >
+         size) |
+        (((r.tags_off | r.endpoints_off) & 3) != 0) | (r.id.len != DISC_ID_LEN);
+    bad |= (e_id >= size) | (e_svc >= size) | (e_ver >= size) | (e_host >= size) | (e_az >= size) |
+           (e_addr >= size);
+    bad |= (r.service.len > DISC_SERVICE_MAX) | (r.version.len > DISC_VERSION_MAX) |
+           (r.host.len > DISC_HOST_MAX) | (r.az.len > DISC_AZ_MAX) |
+           (r.address.len > DISC_ADDRESS_MAX);
+    if (bad)
         return -EBADMSG;
-    out->id = rec_str(rec, size, r.id, DISC_ID_LEN);
-    out->service = rec_str(rec, size, r.service, DISC_SERVICE_MAX);
-    out->version = rec_str(rec, size, r.version, DISC_VERSION_MAX);
-    out->host = rec_str(rec, size, r.host, DISC_HOST_MAX);
-    out->az = rec_str(rec, size, r.az, DISC_AZ_MAX);
-    out->address = rec_str(rec, size, r.address, DISC_ADDRESS_MAX);
-    if (!out->id || !out->service || !out->version || !out->host || !out->az || !out->address ||
-        !id_nul_free(out->id)) /* 36 characters, no NUL inside */
+    /* each terminator loaded once, all in bounds now */
+    unsigned nul = disc__ld8(rec + e_id) | disc__ld8(rec + e_svc) | disc__ld8(rec + e_ver) |
+                   disc__ld8(rec + e_host) | disc__ld8(rec + e_az) | disc__ld8(rec + e_addr);
+    const char *id = (const char *)rec + r.id.off;
+    if (nul != 0 || !id_nul_free(id)) /* 36 characters, no NUL inside */
         return -EBADMSG;
+    out->id = id;
+    out->service = (const char *)rec + r.service.off;
+    out->version = (const char *)rec + r.version.off;
+    out->host = (const char *)rec + r.host.off;
+    out->az = (const char *)rec + r.az.off;
+    out->address = (const char *)rec + r.address.off;
     out->weight = r.weight;
     out->addr_kind = r.addr_kind;
     out->health = r.health;
@@ -771,11 +792,12 @@ static int copy_out(struct disc_read *rd, const struct svcv *v, uint32_t one, ui
     struct disc_instance *views = buf;
     uint32_t size, prev = 0;
     int rc;
+    /* one unit per record, charged for all of them at once */
+    if ((rc = disc__charge(rd, n)) < 0)
+        return rc;
     for (uint32_t i = 1; v && i < n && i < PREFETCH_COPY; i++)
         prefetch_rec(rd, service_inst(rd, v, i), PREFETCH_INST);
     for (uint32_t i = 0; i < n; i++) {
-        if ((rc = disc__charge(rd, 1)) < 0)
-            return rc;
         /* a record named twice in a row is refused at once; the copies'
          * ids must strictly ascend (checked below) */
         uint32_t off = copy_src(rd, v, one, i);
