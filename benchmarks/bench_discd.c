@@ -3,7 +3,6 @@
 #include "bench_discd.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,18 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char top[PATH_MAX]; /* this benchmark process's directory */
+#include "rm_tree.h"
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP || flag == FTW_D)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
+static char top[PATH_MAX]; /* this benchmark process's directory */
 
 int bench_discd_env(void)
 {
@@ -64,6 +54,6 @@ int bench_discd_env(void)
 void bench_discd_env_cleanup(void)
 {
     if (top[0])
-        nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        rm_tree(top);
     top[0] = '\0';
 }

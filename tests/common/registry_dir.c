@@ -16,24 +16,14 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char top[4096]; /* test-only state of this executable's runner */
+#include "rm_tree.h"
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP || flag == FTW_D)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
+static char top[4096]; /* test-only state of this executable's runner */
 
 ReportHook(PRE_ALL)(struct criterion_test_set *set)
 {
@@ -60,5 +50,5 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 {
     (void)stats;
     if (top[0])
-        nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        rm_tree(top);
 }

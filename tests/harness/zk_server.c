@@ -3,11 +3,11 @@
  * zk_server.c — start/stop real ZooKeeper servers for tests (see zk_server.h).
  */
 #include "zk_server.h"
+#include "rm_tree.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -488,15 +488,6 @@ int zk_cluster_leader(struct zk_cluster *c, int timeout_ms)
     }
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 int zk_node_wipe_data(struct zk_cluster *c, int i)
 {
     if (i < 0 || i >= c->n) {
@@ -507,7 +498,8 @@ int zk_node_wipe_data(struct zk_cluster *c, int i)
     }
     char path[ZK_PATH_LEN + 32];
     snprintf(path, sizeof(path), "%s/data/version-2", c->nodes[i].dir);
-    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 || errno == ENOENT ? 0 : -errno;
+    int rc = rm_tree(path);
+    return rc == -ENOENT ? 0 : rc;
 }
 
 void zk_cluster_destroy(struct zk_cluster *c)
@@ -518,7 +510,7 @@ void zk_cluster_destroy(struct zk_cluster *c)
         }
     }
     if (c->base_dir[0]) {
-        nftw(c->base_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        rm_tree(c->base_dir);
         c->base_dir[0] = '\0';
     }
     c->n = 0;
