@@ -315,6 +315,22 @@ static void churn_one(struct seg_writer *w, struct model *m, unsigned *seed, uns
     }
 }
 
+/* A burst of 1..40 random changes (churn_one over `live` services), one
+ * commit, and a segw_tick every 16th commit (*commits counts them).
+ * Returns the number of changes. */
+static int churn_burst(struct seg_writer *w, struct model *m, unsigned *seed, unsigned live,
+                       uint64_t *commits)
+{
+    int burst = 1 + rand_r(seed) % 40;
+    for (int b = 0; b < burst; b++)
+        churn_one(w, m, seed, live);
+    int64_t g = segw_commit(w);
+    cr_assert_geq(g, 0, "commit failed: %ld", (long)g);
+    if (++*commits % 16 == 0)
+        segw_tick(w);
+    return burst;
+}
+
 /* A fresh registry `what` (seg_name) with cfg, and m (cleared) filled with
  * `per` instances of each of the first `services` services, committed. */
 static struct seg_writer *model_open(char name[64], const char *what, const struct segw_config *cfg,
@@ -367,12 +383,7 @@ Test(stress, threads_share_a_plain_handle_while_tables_resize, .timeout = 120)
            (atomic_load(&sh.reads) < MIN_READS && seg_now_ms() < start + 60000)) {
         unsigned live = 100 + (unsigned)((commits < MIN_COMMITS ? commits : MIN_COMMITS) *
                                          (NSVC_MAX - 100) / MIN_COMMITS);
-        int burst = 1 + rand_r(&seed) % 40;
-        for (int b = 0; b < burst; b++)
-            churn_one(w, &m, &seed, live);
-        cr_assert_geq(segw_commit(w), 0);
-        if (++commits % 16 == 0)
-            segw_tick(w);
+        churn_burst(w, &m, &seed, live, &commits);
     }
     atomic_store(&sh.stop, 1);
     uint64_t reads = 0, failures = 0;
@@ -405,15 +416,7 @@ Test(stress, churn_with_reader_processes, .timeout = 240)
     while (churn_on(&rs, start + ms, commits >= MIN_COMMITS, start + 180000)) {
         long long t = seg_now_ms() - start;
         unsigned live = 100 + (unsigned)((t < ms ? t : ms) * (NSVC_MAX - 100) / ms);
-        int burst = 1 + rand_r(&seed) % 40;
-        for (int b = 0; b < burst; b++)
-            churn_one(w, &m, &seed, live);
-        changes += (uint64_t)burst;
-        int64_t g = segw_commit(w);
-        cr_assert_geq(g, 0, "commit failed: %ld", (long)g);
-        commits++;
-        if (commits % 16 == 0)
-            segw_tick(w);
+        changes += (uint64_t)churn_burst(w, &m, &seed, live, &commits);
     }
 
     struct reader_report rep = readers_stop(&rs);
