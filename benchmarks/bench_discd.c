@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "discd_proc.h"
 #include "rm_tree.h"
 
 static char top[PATH_MAX]; /* this benchmark process's directory */
@@ -49,6 +50,21 @@ int bench_discd_env(void)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     return 0;
+}
+
+double bench_discd_number(const struct discd_proc *d, const char *request, const char *after,
+                          const char *pat)
+{
+    char *line = discd_proc_request(d, request, 10000);
+    if (!line) {
+        fprintf(stderr, "discd did not answer %s\n", request);
+        exit(1);
+    }
+    const char *from = after ? strstr(line, after) : line;
+    const char *p = from ? strstr(from, pat) : NULL;
+    double v = p ? strtod(p + strlen(pat), NULL) : -1;
+    free(line);
+    return v;
 }
 
 void bench_discd_env_cleanup(void)

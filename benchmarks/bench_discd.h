@@ -18,6 +18,18 @@
  */
 int bench_discd_env(void);
 
+struct discd_proc;
+
+/*
+ * A number in d's reply to `request` (one JSON line, e.g.
+ * {"op":"status"}): the one right after the first occurrence of `pat`
+ * (e.g. "\"commits\":") that follows the first occurrence of `after`
+ * (NULL: anywhere). -1 if there is none. Exits the program with a message
+ * if d does not answer within 10 s.
+ */
+double bench_discd_number(const struct discd_proc *d, const char *request, const char *after,
+                          const char *pat);
+
 /* Remove that directory and everything in it (call after every discd has
  * been stopped). */
 void bench_discd_env_cleanup(void);

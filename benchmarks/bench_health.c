@@ -235,15 +235,9 @@ static void listeners_stop(struct listeners *L)
 
 static long long status_int(const struct discd_proc *d, const char *key)
 {
-    char *line = discd_proc_request(d, "{\"op\":\"status\"}", 10000);
-    if (!line)
-        die("status", EIO);
     char pat[64];
     snprintf(pat, sizeof(pat), "\"%s\":", key);
-    const char *p = strstr(line, pat);
-    long long v = p ? strtoll(p + strlen(pat), NULL, 10) : -1;
-    free(line);
-    return v;
+    return (long long)bench_discd_number(d, "{\"op\":\"status\"}", NULL, pat);
 }
 
 /* A sample of discd's metrics text (JSON-escaped in the reply), e.g.
@@ -311,15 +305,9 @@ struct result {
 /* A sample of discd_tcp_checks_total{via="..."}; -1 if absent. */
 static double via_metric(const struct discd_proc *d, const char *via)
 {
-    char *line = discd_proc_request(d, "{\"op\":\"metrics\"}", 10000);
-    if (!line)
-        die("metrics", EIO);
     char pat[160];
     snprintf(pat, sizeof(pat), "\\ndiscd_tcp_checks_total{via=\\\"%s\\\"} ", via);
-    const char *p = strstr(line, pat);
-    double v = p ? strtod(p + strlen(pat), NULL) : -1;
-    free(line);
-    return v;
+    return bench_discd_number(d, "{\"op\":\"metrics\"}", NULL, pat);
 }
 
 /* One discd, n instances of kind, measured over `seconds`. */

@@ -250,16 +250,9 @@ static void expect_ok(struct discd_conn *c, char *id_out)
 /* An integer member of the status reply's "publisher" object. */
 static long long pub_stat(const struct discd_proc *d, const char *key)
 {
-    char *line = discd_proc_request(d, "{\"op\":\"status\"}", 10000);
-    if (!line)
-        die("status", EIO);
     char pat[64];
     snprintf(pat, sizeof(pat), "\"%s\":", key);
-    const char *pub = strstr(line, "\"publisher\":");
-    const char *p = pub ? strstr(pub, pat) : NULL;
-    long long v = p ? strtoll(p + strlen(pat), NULL, 10) : -1;
-    free(line);
-    return v;
+    return (long long)bench_discd_number(d, "{\"op\":\"status\"}", "\"publisher\":", pat);
 }
 
 static void register_line(char *buf, size_t len, const char *svc, unsigned i)
