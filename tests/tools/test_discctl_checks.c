@@ -45,19 +45,6 @@ static void teardown(void)
 
 TestSuite(discctl_checks, .init = setup, .fini = teardown, .timeout = 120);
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Published health of id, or -1 if it is not in the segment. */
 static int health_of(const char *id)
 {
@@ -70,10 +57,10 @@ static int health_of(const char *id)
 /* Poll until id's health is want (-1: gone); returns the last seen. */
 static int wait_health(const char *id, int want, int timeout_ms)
 {
-    long long end = mono_ms() + (long long)timeout_ms * dt_slow();
+    long long end = proc_now_ms() + (long long)timeout_ms * dt_slow();
     int got;
-    while ((got = health_of(id)) != want && mono_ms() < end)
-        sleep_ms(20);
+    while ((got = health_of(id)) != want && proc_now_ms() < end)
+        proc_sleep_ms(20);
     return got;
 }
 
@@ -161,11 +148,11 @@ Test(discctl_checks, ttl_fail_marks_critical_pass_restores_then_deregister_after
     json_decref(chk);
 
     /* Critical again and left so: removed, but only after it was critical. */
-    long long t0 = mono_ms();
+    long long t0 = proc_now_ms();
     EXPECT(0, "fail", id);
     cr_assert_eq(wait_health(id, DISC_HEALTH_CRITICAL, 5000), DISC_HEALTH_CRITICAL);
     cr_assert_eq(wait_health(id, -1, 10000), -1, "still registered after deregister-after");
-    cr_assert_geq(mono_ms() - t0, 1500, "removed before deregister_after_ms");
+    cr_assert_geq(proc_now_ms() - t0, 1500, "removed before deregister_after_ms");
     cr_assert(log_has("health passing -> critical"));
     cr_assert(log_has("health critical -> passing"));
     cr_assert(log_has("deregister_after_ms 1500"));
@@ -300,15 +287,15 @@ Test(discctl_checks, maint_keeps_the_check_running)
     cr_assert_eq(wait_health(id, DISC_HEALTH_MAINTENANCE, 5000), DISC_HEALTH_MAINTENANCE);
     EXPECT(0, "fail", id, "--note", "broken");
     /* The check judges it critical; maintenance still wins. */
-    long long end = mono_ms() + 5000 * dt_slow();
+    long long end = proc_now_ms() + 5000 * dt_slow();
     json_t *chk = NULL;
     for (;;) {
         chk = check_of("web", id);
         if (strcmp(json_string_value(json_object_get(chk, "status")), "critical") == 0 ||
-            mono_ms() > end)
+            proc_now_ms() > end)
             break;
         json_decref(chk);
-        sleep_ms(50);
+        proc_sleep_ms(50);
     }
     cr_assert_str_eq(json_string_value(json_object_get(chk, "status")), "critical");
     json_decref(chk);

@@ -25,18 +25,11 @@
 #define CURATOR_PEER_JAVA "/usr/bin/java"
 #endif
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Read one line (without '\n') into a new JSON value; NULL on EOF, timeout or
  * a line that is not JSON. */
 static json_t *read_line(struct cpeer *p, int timeout_ms)
 {
-    long long end = now_ms() + timeout_ms;
+    long long end = proc_now_ms() + timeout_ms;
     for (;;) {
         char *nl = memchr(p->buf, '\n', p->len);
         if (nl) {
@@ -54,7 +47,7 @@ static json_t *read_line(struct cpeer *p, int timeout_ms)
             fprintf(stderr, "curator peer: answer longer than %zu bytes\n", sizeof(p->buf));
             return NULL;
         }
-        long long left = end - now_ms();
+        long long left = end - proc_now_ms();
         if (left <= 0)
             return NULL;
         struct pollfd pfd = {.fd = p->from_fd, .events = POLLIN};
@@ -189,7 +182,7 @@ json_t *cpeer_ok(struct cpeer *p, const char *fmt, ...)
 
 static void reap(struct cpeer *p, int timeout_ms)
 {
-    long long end = now_ms() + timeout_ms;
+    long long end = proc_now_ms() + timeout_ms;
     while (p->pid) {
         int st;
         pid_t r = waitpid(p->pid, &st, WNOHANG);
@@ -197,7 +190,7 @@ static void reap(struct cpeer *p, int timeout_ms)
             p->pid = 0;
             break;
         }
-        if (now_ms() >= end) {
+        if (proc_now_ms() >= end) {
             kill(p->pid, SIGKILL);
             waitpid(p->pid, &st, 0);
             p->pid = 0;
