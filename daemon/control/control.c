@@ -140,7 +140,12 @@ struct control {
     struct policy *policy;
     struct publisher_progress progress; /* as last applied */
     size_t n_held;                      /* connections with held responses */
+    bool progress_owed;                 /* on_publish ran on this thread: apply before sleeping */
 };
+
+/* The control thread's own struct control (NULL on every other thread):
+ * tells on_publish that a commit was made inline, on this thread. */
+static _Thread_local struct control *tl_control;
 
 static char listen_tag, event_tag; /* epoll data.ptr sentinels */
 
@@ -1931,6 +1936,13 @@ static void on_publish(void *arg, const struct publisher_progress *pr,
     for (size_t i = 0; i < n_rej && c->n_pub_rej < c->cap_pub_rej; i++)
         c->pub_rej[c->n_pub_rej++] = rej[i];
     pthread_mutex_unlock(&c->mu);
+    if (tl_control == c) {
+        /* An inline commit (the control thread published its own change):
+         * the loop applies it before it sleeps again, no eventfd round trip
+         * (write, epoll wake-up, read) before the held replies go out. */
+        c->progress_owed = true;
+        return;
+    }
     uint64_t one = 1;
     ssize_t w = write(c->efd, &one, sizeof(one));
     (void)w;
@@ -2002,6 +2014,7 @@ static void run_removals(struct control *c)
     uint64_t v;
     ssize_t n = read(c->efd, &v, sizeof(v));
     (void)n;
+    c->progress_owed = false;
     run_publish_progress(c);
     pthread_mutex_lock(&c->mu);
     struct removal_req *list = c->removals;
@@ -2053,6 +2066,7 @@ static void *control_main(void *arg)
     registry_thread_online();
     /* A request's change is published by this thread when the publisher is
      * idle (no hand-off; on_publish below then runs here too). */
+    tl_control = c;
     if (c->pub)
         publisher_allow_inline(c->pub, true);
     struct epoll_event evs[EPOLL_BATCH];
@@ -2094,6 +2108,14 @@ static void *control_main(void *arg)
         if (c->sync)
             c->sync(c->sync_arg);
         resume_listening(c);
+        /* Commits made inline on this thread during the turn: send the
+         * replies they release (after the batch, so closing a connection
+         * cannot leave a later event of it dangling). What this releases
+         * may commit again (a refusal removes its instance): loop. */
+        while (c->progress_owed) {
+            c->progress_owed = false;
+            run_publish_progress(c);
+        }
     }
     if (c->pub)
         publisher_allow_inline(c->pub, false);
