@@ -505,8 +505,7 @@ static int write_snapshot_in(struct sega *a, struct wtab *svc, struct wtab *ids,
     uint32_t off = sega_alloc(a, sizeof(struct disc_snapshot));
     if (!off)
         return -ENOSPC;
-    wtab_seal(a, svc);
-    wtab_seal(a, ids);
+    wtab_seal(a, (struct wtab *const[]){svc, ids}, 2);
     struct disc_snapshot *s = SEG_AT(a, struct disc_snapshot, off);
     memset(s, 0, sizeof(*s));
     s->type = DISC_REC_SNAPSHOT;
@@ -1327,8 +1326,7 @@ int64_t segw_export(struct seg_writer *w, const char *path)
         goto out;
     if ((rc = copy_registry(w, &a2, &svc2, &ids2)) < 0)
         goto out_a2;
-    wtab_seal(&a2, &svc2);
-    wtab_seal(&a2, &ids2);
+    wtab_seal(&a2, (struct wtab *const[]){&svc2, &ids2}, 2);
     uint32_t snap = sega_alloc(&a2, sizeof(struct disc_snapshot));
     rc = -ENOSPC;
     if (!snap)
