@@ -297,8 +297,24 @@ static int stage(struct seg_writer *w, const char *id, uint32_t rec_off, uint32_
     return 0;
 }
 
+/* Staging tables above this many slots are given back once empty: a bulk
+ * load (100k instances in one commit) grows the table to 256k slots of 48
+ * bytes, and every later put of a small commit would probe a random line of
+ * those 12 MB (a cache and TLB miss per change, 6% of a 10-change
+ * commit's CPU); pend_grow builds a small one again on the next put. */
+#define PEND_KEEP_CAP 1024u
+
 static void pend_clear(struct seg_writer *w)
 {
+    if (w->pend_cap > PEND_KEEP_CAP) {
+        free(w->pend);
+        free(w->order);
+        w->pend = NULL;
+        w->order = NULL;
+        w->pend_cap = 0;
+        w->npend = 0;
+        return;
+    }
     for (uint32_t i = 0; i < w->npend; i++)
         w->pend[w->order[i]].used = 0;
     w->npend = 0;
