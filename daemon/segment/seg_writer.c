@@ -434,6 +434,54 @@ static uint32_t svc_rec_bytes(uint32_t n, uint32_t name_len)
     return (uint32_t)sizeof(struct disc_service_rec) + 4u * n + name_len + 1;
 }
 
+static const char *idref_id(const struct sega *a, struct idref *r)
+{
+    uint32_t l;
+    if (!r->id)
+        r->id = inst_key(a->base, r->off, &l);
+    return r->id;
+}
+
+/* Place add[0..nadd) (sorted by id, none equal to an id in v) into
+ * v[0..*nv) (sorted by id; room for both): a binary search per joining
+ * instance when few join, else one merge. Ids are read only as
+ * compared. */
+static void insert_sorted(const struct sega *a, struct idref *v, uint32_t *nv,
+                          const struct idref *add, uint32_t nadd)
+{
+    uint32_t n = *nv, lg = 1;
+    while ((1u << lg) <= n)
+        lg++;
+    if ((uint64_t)nadd * lg < n) {
+        uint32_t lo = 0;
+        for (uint32_t k = 0; k < nadd; k++) {
+            uint32_t hi = n; /* first index in [lo, n) whose id is above add[k]'s */
+            while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                if (memcmp(idref_id(a, &v[mid]), add[k].id, DISC_ID_LEN) < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            memmove(v + lo + 1, v + lo, (size_t)(n - lo) * sizeof(*v));
+            v[lo] = add[k];
+            n++;
+            lo++;
+        }
+    } else {
+        /* merge from the back, in place */
+        uint32_t i = n, j = nadd, o = n + nadd;
+        while (j > 0) {
+            if (i > 0 && memcmp(idref_id(a, &v[i - 1]), add[j - 1].id, DISC_ID_LEN) > 0)
+                v[--o] = v[--i];
+            else
+                v[--o] = add[--j];
+        }
+        n += nadd;
+    }
+    *nv = n;
+}
+
 /* Apply the effects [e, e+n) (all on one service) to the service table. */
 static int apply_service(struct seg_writer *w, struct effect *e, uint32_t n)
 {
@@ -444,31 +492,65 @@ static int apply_service(struct seg_writer *w, struct effect *e, uint32_t n)
     uint32_t ncur = cur ? cur->n_instances : 0;
 
     uint32_t *rm = malloc((size_t)(n + 1) * sizeof(*rm));
+    uint32_t *rm_by = malloc((size_t)(n + 1) * sizeof(*rm_by));
     struct idref *v = malloc((size_t)(ncur + n + 1) * sizeof(*v));
+    struct idref *add = malloc((size_t)(n + 1) * sizeof(*add));
     int rc = -ENOMEM;
-    if (!rm || !v)
+    if (!rm || !rm_by || !v || !add)
         goto out;
-    uint32_t nrm = 0, nv = 0;
+    /* The current record's offsets are sorted by id already. A change of
+     * an instance that stays in this service removes its old record and
+     * adds the new one, with the same id: the new offset takes the old
+     * one's place, and no other instance record is read. Only instances
+     * joining the service are placed by id (a binary search each, or one
+     * merge when many join), so a change to one instance of a service no
+     * longer reads every instance record of it (cold lines: ~10% of a
+     * small commit's CPU at 10 instances a service). */
+    uint32_t nrm = 0, nadd = 0, nv = 0;
     for (uint32_t i = 0; i < n; i++)
         if (e[i].rm)
             rm[nrm++] = e[i].rm;
     qsort(rm, nrm, sizeof(*rm), cmp_u32);
-    for (uint32_t i = 0; i < ncur; i++) {
-        uint32_t off = cur->instances[i];
-        if (nrm && bsearch(&off, rm, nrm, sizeof(*rm), cmp_u32))
-            continue;
-        uint32_t l;
-        v[nv].id = inst_key(a->base, off, &l);
-        v[nv++].off = off;
-    }
+    for (uint32_t i = 0; i < nrm; i++)
+        rm_by[i] = 0; /* the added record taking rm[i]'s place, 0: none */
     for (uint32_t i = 0; i < n; i++) {
         if (!e[i].add)
             continue;
         uint32_t l;
-        v[nv].id = inst_key(a->base, e[i].add, &l);
-        v[nv++].off = e[i].add;
+        const char *id = inst_key(a->base, e[i].add, &l);
+        bool placed = false;
+        for (uint32_t r = 0; r < nrm && !placed; r++) {
+            uint32_t rl;
+            if (!rm_by[r] && memcmp(inst_key(a->base, rm[r], &rl), id, DISC_ID_LEN) == 0) {
+                rm_by[r] = e[i].add;
+                placed = true;
+            }
+        }
+        if (!placed) {
+            add[nadd].id = id;
+            add[nadd++].off = e[i].add;
+        }
     }
-    qsort(v, nv, sizeof(*v), cmp_idref);
+    for (uint32_t i = 0; i < ncur; i++) {
+        uint32_t off = cur->instances[i];
+        const uint32_t *hit = nrm ? bsearch(&off, rm, nrm, sizeof(*rm), cmp_u32) : NULL;
+        if (hit && !rm_by[hit - rm])
+            continue;
+        v[nv].id = NULL; /* read only if a joining instance needs it */
+        v[nv++].off = hit ? rm_by[hit - rm] : off;
+        if (hit)
+            rm_by[hit - rm] = 0; /* taken */
+    }
+    for (uint32_t r = 0; r < nrm; r++)
+        if (rm_by[r]) { /* its old record was not in the service: joins by id */
+            uint32_t l;
+            add[nadd].id = inst_key(a->base, rm_by[r], &l);
+            add[nadd++].off = rm_by[r];
+        }
+    if (nadd) {
+        qsort(add, nadd, sizeof(*add), cmp_idref);
+        insert_sorted(a, v, &nv, add, nadd);
+    }
 
     if (nv == 0) {
         rc = cur_off ? wtab_del(a, &w->svc, w->seed, svc_key, e->svc, e->svc_len) : 0;
@@ -502,7 +584,9 @@ static int apply_service(struct seg_writer *w, struct effect *e, uint32_t n)
         rc = sega_retire(a, cur_off, cur->size);
 out:
     free(rm);
+    free(rm_by);
     free(v);
+    free(add);
     return rc;
 }
 
