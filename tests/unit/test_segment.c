@@ -183,6 +183,72 @@ Test(segment, move_between_services)
     cr_assert_eq(disc_count(h, "to"), 1);
 }
 
+/* Random bursts of updates, joins, moves between services and deletes
+ * against a model: after every commit each service lists exactly the
+ * model's instances, ids strictly ascending, each the latest version. The
+ * writer places an updated instance where its old record was and joins
+ * new ones by id (a binary search when few join, a merge when many do):
+ * burst sizes 1..80 over services of 0..~100 instances reach both. */
+Test(segment, bursts_keep_services_exact_and_sorted)
+{
+    enum { NID = 240, NSVC = 3 };
+    static const char *const svcs[NSVC] = {"ma", "mb", "mc"};
+    int where[NID], rev[NID]; /* service index or -1; version */
+    for (int i = 0; i < NID; i++)
+        where[i] = -1, rev[i] = 0;
+    unsigned seed = 12345;
+    struct seg_inst s;
+    for (int round = 0; round < 60; round++) {
+        int burst = 1 + (int)(rand_r(&seed) % (round % 3 == 0 ? 80 : 6));
+        for (int k = 0; k < burst; k++) {
+            int id = (int)(rand_r(&seed) % NID), op = (int)(rand_r(&seed) % 10);
+            if (op < 2 && where[id] >= 0) {
+                char sid[DISC_ID_LEN + 1];
+                seg_id(sid, (unsigned)id);
+                cr_assert_eq(segw_del(w, sid), 0);
+                where[id] = -1;
+                continue;
+            }
+            /* mostly updates in place, some joins and moves */
+            int to = where[id] >= 0 && op < 7 ? where[id] : (int)(rand_r(&seed) % NSVC);
+            rev[id]++;
+            cr_assert_eq(segw_put(w, seg_make(&s, (unsigned)id, svcs[to], (unsigned)rev[id])), 0);
+            where[id] = to;
+        }
+        cr_assert_gt(segw_commit(w), 0);
+        for (int sv = 0; sv < NSVC; sv++) {
+            int want = 0;
+            for (int i = 0; i < NID; i++)
+                want += where[i] == sv;
+            struct disc_instance *list;
+            size_t need;
+            int n = disc_lookup(h, svcs[sv], buf, sizeof(buf), &list, &need);
+            if (want == 0) {
+                cr_assert_eq(n, -ENOENT, "round %d: %s should be gone", round, svcs[sv]);
+                continue;
+            }
+            cr_assert_eq(n, want, "round %d: %s lists %d, model %d", round, svcs[sv], n, want);
+            for (int j = 0; j < n; j++) {
+                if (j)
+                    cr_assert_lt(strcmp(list[j - 1].id, list[j].id), 0, "ids ascending");
+                int id = -1;
+                for (int i = 0; i < NID && id < 0; i++) {
+                    char sid[DISC_ID_LEN + 1];
+                    seg_id(sid, (unsigned)i);
+                    if (!strcmp(sid, list[j].id))
+                        id = i;
+                }
+                cr_assert(id >= 0 && where[id] == sv, "round %d: %s lists a stray id", round,
+                          svcs[sv]);
+                char ver[16];
+                snprintf(ver, sizeof(ver), "1.%d", rev[id]);
+                cr_assert_str_eq(list[j].version, ver, "the latest version");
+                cr_assert(seg_check(&list[j], svcs[sv]));
+            }
+        }
+    }
+}
+
 Test(segment, put_then_delete_before_commit)
 {
     struct seg_inst s;
