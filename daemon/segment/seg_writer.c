@@ -742,10 +742,14 @@ static void reclaim(struct seg_writer *w)
     int64_t now = mono_ns(), after = (int64_t)w->cfg.reclaim_after_ms * 1000000;
     uint64_t upto = w->reclaimed_upto, pinned = 0;
     uint32_t i = 0;
-    for (; i < a->nbatches && now - a->batches[i].retired_ns >= after; i++)
+    /* pinned = bytes of the batches from i on: all closed batches' bytes
+     * less the prefix (the writer runs this after every commit and tick,
+     * with ~1000 batches inside T at 1000 commits/s: no walk over them) */
+    pinned = a->retired_bytes - a->open.bytes;
+    for (; i < a->nbatches && now - a->batches[i].retired_ns >= after; i++) {
         upto = a->batches[i].tag;
-    for (uint32_t k = i; k < a->nbatches; k++)
-        pinned += a->batches[k].bytes;
+        pinned -= a->batches[i].bytes;
+    }
     /* Short of memory: reuse younger batches too, oldest first, until the
      * rest fits the budget. A section that spans this retries. */
     bool early = false;
