@@ -339,13 +339,16 @@ def test_zookeeper_metrics_follow_the_region():
                 # b's registration reaches a through the region.
                 b.register("remote-svc", "127.0.0.1:7501")
 
+                # The instance is in a's registry as soon as it is applied; the
+                # ZooKeeper counters are published when the sync round that
+                # applied it ends, a moment later: wait for both.
                 def remote_seen():
                     s = scrape_http(pa)
-                    return s if s.get("discd_instances", origin="remote",
-                                      health="passing") == 1 else None
+                    return s if (s.get("discd_instances", origin="remote", health="passing") == 1
+                                 and s.get("discd_zookeeper_remote_changes_total",
+                                           change="upsert") >= 1) else None
 
-                s2 = wait_for(remote_seen, "b's instance in a's registry", 30)
-                assert s2.get("discd_zookeeper_remote_changes_total", change="upsert") >= 1
+                s2 = wait_for(remote_seen, "b's instance in a's registry and counted", 30)
                 assert s2.get("discd_zookeeper_hosts") == 2
                 assert s2.get("discd_zookeeper_session_age_seconds") > \
                     s1.get("discd_zookeeper_session_age_seconds")

@@ -33,8 +33,8 @@ int main(int argc, char **argv)
     static char buf[256 * 1024];
     struct disc_instance *list;
     size_t need;
+    disc_client *cl = NULL;
     if (argc == 4) {
-        disc_client *cl;
         if ((rc = disc_client_connect(argv[3], 0, &cl)) < 0) {
             fprintf(stderr, "disc_client_connect %s: %s\n", argv[3], disc_client_strerror(rc));
             return 1;
@@ -52,8 +52,8 @@ int main(int argc, char **argv)
             }
             nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
         }
-        disc_client_close(cl);
     }
+    /* while the session (if any) is still open: closing it removes its instance */
     int n = disc_lookup(h, argv[2], buf, sizeof buf, &list, &need);
     if (n < 0) {
         fprintf(stderr, "disc_lookup %s: %s\n", argv[2], disc_strerror(n));
@@ -61,6 +61,8 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < n; i++)
         printf("%s\n", list[i].address);
+    if (cl)
+        disc_client_close(cl);
     disc_close(h);
     return 0;
 }
