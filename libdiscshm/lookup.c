@@ -158,19 +158,28 @@ static int tab_load(const struct disc_read *rd, uint32_t off, struct tabv *t)
  * validation; its checksum (over the whole directory) is verified when
  * `verify` is set and the handle verifies (the header is loaded and
  * checked again for that, and must say what the geometry says). */
-static int table(struct disc_read *rd, const struct disc_tabv *g, int verify)
+static int table_verify(struct disc_read *rd, const struct disc_tabv *g)
 {
-    int rc = disc__charge(rd, 1);
-    if (rc == 0 && !g->nslots)
-        rc = -EBADMSG;
     struct tabv t;
-    if (rc == 0 && verify && verifying(rd) && (rc = tab_load(rd, g->off, &t)) == 0 &&
-        (rc = t.nslots == g->nslots ? disc__charge(rd, verify_units(rd, t.size)) : -EBADMSG) == 0) {
+    int rc = tab_load(rd, g->off, &t);
+    if (rc == 0)
+        rc = t.nslots == g->nslots ? disc__charge(rd, verify_units(rd, t.size)) : -EBADMSG;
+    if (rc == 0) {
         const unsigned char *h = rd->base_ + t.off;
         if (disc_checksum(h, t.size, offsetof(struct disc_htab, checksum)) !=
             disc__ld32(h + offsetof(struct disc_htab, checksum)))
             rc = -EBADMSG;
     }
+    return rc;
+}
+
+static inline int table(struct disc_read *rd, const struct disc_tabv *g, int verify)
+{
+    int rc = disc__charge(rd, 1);
+    if (rc == 0 && !g->nslots)
+        rc = -EBADMSG;
+    if (rc == 0 && verify && verifying(rd))
+        rc = table_verify(rd, g);
     return rc;
 }
 
@@ -187,29 +196,37 @@ static int page_hdr(const struct disc_read *rd, uint32_t poff)
  * a point lookup (find) checks it only when it leaves the page without a
  * hit, so a hit does not load the header's line: the record found is
  * validated whatever the page is. */
-static int page(struct disc_read *rd, const struct disc_tabv *t, uint32_t pi, uint32_t *poff,
-                int hdr)
+static int page_checked(struct disc_read *rd, uint32_t off, uint32_t *poff)
+{
+    int rc = disc__charge(rd, 1 + verify_units(rd, sizeof(struct disc_hpage)));
+    if (rc < 0)
+        return rc;
+    const struct disc_hpage *p =
+        disc__rec(rmap(rd), off, sizeof(struct disc_hpage), DISC_REC_HPAGE);
+    if (!p)
+        return -EBADMSG;
+    if (verifying(rd) && disc_checksum(p, sizeof(*p), offsetof(struct disc_hpage, checksum)) !=
+                             disc__ld32(&p->checksum))
+        return -EBADMSG;
+    *poff = off;
+    return 0;
+}
+
+static inline int page(struct disc_read *rd, const struct disc_tabv *t, uint32_t pi, uint32_t *poff,
+                       int hdr)
 {
     uint32_t off = disc__ld32(rd->base_ + t->off + sizeof(struct disc_htab) + 4u * pi);
     *poff = 0;
     if (!off)
         return 0;
-    int rc = disc__charge(rd, 1 + verify_units(rd, sizeof(struct disc_hpage)));
+    if (hdr || verifying(rd))
+        return page_checked(rd, off, poff);
+    int rc = disc__charge(rd, 1);
     if (rc < 0)
         return rc;
     const struct disc_map *m = rmap(rd);
-    if (!hdr && !verifying(rd)) {
-        if (off < m->arena_off || (off & (DISC_ALIGN - 1)) ||
-            (uint64_t)off + sizeof(struct disc_hpage) > m->arena_end)
-            return -EBADMSG;
-        *poff = off;
-        return 0;
-    }
-    const struct disc_hpage *p = disc__rec(m, off, sizeof(struct disc_hpage), DISC_REC_HPAGE);
-    if (!p)
-        return -EBADMSG;
-    if (verifying(rd) && disc_checksum(p, sizeof(*p), offsetof(struct disc_hpage, checksum)) !=
-                             disc__ld32(&p->checksum))
+    if (off < m->arena_off || (off & (DISC_ALIGN - 1)) ||
+        (uint64_t)off + sizeof(struct disc_hpage) > m->arena_end)
         return -EBADMSG;
     *poff = off;
     return 0;
@@ -232,20 +249,23 @@ struct svcv {
 
 static int service_rec(struct disc_read *rd, uint32_t off, struct svcv *v)
 {
-    uint32_t size;
-    const struct disc_service_rec *s =
-        disc__rec_sz(rmap(rd), off, sizeof(struct disc_service_rec), DISC_REC_SERVICE, &size);
-    if (!s)
-        return -EBADMSG;
-    struct disc_service_rec h;
-    disc__ldcpy(&h, s, sizeof(h));
     const struct disc_map *m = rmap(rd);
-    /* n instances need n distinct records of at least 64 bytes each. */
-    if (h.n_instances > DISC_SVC_INST_MAX ||
-        (uint64_t)h.n_instances * sizeof(struct disc_inst_rec) > m->arena_end - m->arena_off ||
-        h.name_len > DISC_SERVICE_MAX || h.name_off < sizeof(h) + 4ull * h.n_instances ||
-        (uint64_t)h.name_off + h.name_len >= size ||
-        disc__ld8((const char *)s + h.name_off + h.name_len) != 0)
+    if (off < m->arena_off || (off & (DISC_ALIGN - 1)) ||
+        (uint64_t)off + sizeof(struct disc_service_rec) > m->arena_end)
+        return -EBADMSG;
+    const char *s = (const char *)m->base + off;
+    struct disc_service_rec h; /* the header, type and size included, loaded once */
+    disc__ldcpy(&h, s, sizeof(h));
+    uint32_t size = h.size;
+    /* One branch for the header: type, size in bounds; n instances need n
+     * distinct records of at least 64 bytes each; the name in bounds. */
+    unsigned bad =
+        (h.type != DISC_REC_SERVICE) | (size < sizeof(h)) | ((uint64_t)off + size > m->arena_end) |
+        (h.n_instances > DISC_SVC_INST_MAX) |
+        ((uint64_t)h.n_instances * sizeof(struct disc_inst_rec) > m->arena_end - m->arena_off) |
+        (h.name_len > DISC_SERVICE_MAX) | (h.name_off < sizeof(h) + 4ull * h.n_instances) |
+        ((uint64_t)h.name_off + h.name_len >= size);
+    if (bad || disc__ld8(s + h.name_off + h.name_len) != 0)
         return -EBADMSG;
     int rc = disc__charge(rd, 1 + verify_units(rd, size));
     if (rc < 0)
@@ -258,7 +278,7 @@ static int service_rec(struct disc_read *rd, uint32_t off, struct svcv *v)
     v->n = h.n_instances;
     v->name_off = h.name_off;
     v->name_len = h.name_len;
-    v->name = (const char *)s + h.name_off;
+    v->name = s + h.name_off;
     return 0;
 }
 
@@ -396,16 +416,21 @@ static int geo_fill(const struct disc_read *rd, struct disc_geo *g)
  * section is caught by its end check, as for every read). With
  * DISC_OPEN_VERIFY every section re-reads and re-checksums the snapshot.
  */
-static int snapshot(struct disc_read *rd, struct disc_geo *g)
+static int snapshot_fill(struct disc_read *rd, struct disc_geo *g)
 {
-    struct disc_map *m = rmap(rd);
-    if (verifying(rd) || !disc__geo_get(m, rd->root_, rd->gen_, g)) {
-        int rc = geo_fill(rd, g);
+    int rc = geo_fill(rd, g);
+    /* cached only when it is what the root word says it is */
+    if (rc == 0 && !verifying(rd) && (uint32_t)g->gen == (uint32_t)(rd->root_ >> 32))
+        disc__geo_put(rmap(rd), rd->root_, g);
+    return rc;
+}
+
+static inline int snapshot(struct disc_read *rd, struct disc_geo *g)
+{
+    if (verifying(rd) || !disc__geo_get(rmap(rd), rd->root_, rd->gen_, g)) {
+        int rc = snapshot_fill(rd, g);
         if (rc < 0)
             return rc;
-        /* cached only when it is what the root word says it is */
-        if (!verifying(rd) && (uint32_t)g->gen == (uint32_t)(rd->root_ >> 32))
-            disc__geo_put(m, rd->root_, g);
     }
     if (rd->work_ == 0) /* the section's first step: grant its budget */
         rd->work_ = g->budget;
@@ -417,8 +442,9 @@ static int snapshot(struct disc_read *rd, struct disc_geo *g)
 typedef int (*key_match_fn)(struct disc_read *rd, uint32_t off, const char *key, size_t len,
                             void *out);
 
-static int find(struct disc_read *rd, const struct disc_tabv *tp, const char *key, size_t len,
-                key_match_fn match, void *out)
+static inline __attribute__((always_inline)) int find(struct disc_read *rd,
+                                                      const struct disc_tabv *tp, const char *key,
+                                                      size_t len, key_match_fn match, void *out)
 {
     int rc = table(rd, tp, 1);
     if (rc < 0)
