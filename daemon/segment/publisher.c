@@ -22,13 +22,13 @@ struct publisher {
     int last_cache_error;   /* log a failure once per streak */
     pthread_t thread;
     /* The writer and everything below "publisher thread only" belong to
-     * whoever holds wmu: the publisher thread for its turns, or the thread
+     * whoever holds wmu: the publisher thread for its turns, or a thread
      * allowed to commit inline (publisher_allow_inline) for an idle one. */
     pthread_mutex_t wmu;
-    pthread_t inline_thread;        /* set once, before inline_set */
-    _Atomic bool inline_set;        /* inline_thread is valid */
-    _Atomic int64_t last_commit_us; /* end of the last turn that committed */
-    bool kick;                      /* (mu) the thread has a carry to publish */
+    pthread_t inline_threads[PUBLISHER_INLINE_MAX]; /* (mu) allowed to commit inline */
+    size_t n_inline;                                /* (mu) */
+    _Atomic int64_t last_commit_us;                 /* end of the last turn that committed */
+    bool kick;                                      /* (mu) the thread has a carry to publish */
     pthread_mutex_t mu;
     pthread_cond_t cond; /* CLOCK_MONOTONIC */
     bool stop;
@@ -515,18 +515,33 @@ static bool inline_fits(struct publisher *p)
 }
 
 /*
- * The registry's notify callback, on the thread that changed it. On the
+ * The registry's notify callback, on the thread that changed it. On a
  * thread allowed to (publisher_allow_inline), a change that finds the
  * publisher idle is committed right here: no hand-off to the publisher
  * thread, no wake-up between the change and its visibility. Otherwise (a
  * stream, a turn under way, a deferred segment, kept changes, an arena that
  * may need to grow) the publisher thread is woken as before.
  */
+/* Whether the calling thread may commit inline (mu held). */
+static bool inline_allowed_locked(const struct publisher *p)
+{
+    for (size_t i = 0; i < p->n_inline; i++)
+        if (pthread_equal(pthread_self(), p->inline_threads[i]))
+            return true;
+    return false;
+}
+
 static void on_registry_change(void *arg)
 {
     struct publisher *p = arg;
-    if (atomic_load_explicit(&p->inline_set, memory_order_acquire) &&
-        pthread_equal(pthread_self(), p->inline_thread) && pthread_mutex_trylock(&p->wmu) == 0) {
+    pthread_mutex_lock(&p->mu);
+    bool allowed = inline_allowed_locked(p);
+    pthread_mutex_unlock(&p->mu);
+    /* Several threads may be allowed; wmu keeps one writer at a time, and a
+     * thread that finds it taken (a turn or another inline commit under
+     * way) hands its change to the publisher thread, which takes the queue
+     * in order. */
+    if (allowed && pthread_mutex_trylock(&p->wmu) == 0) {
         int64_t now = mono_us();
         bool idle = now - atomic_load_explicit(&p->last_commit_us, memory_order_relaxed) >=
                     (int64_t)p->coalesce_ms * 1000;
@@ -689,14 +704,21 @@ void publisher_stop(struct publisher *p, bool unlink)
     free(p);
 }
 
-void publisher_allow_inline(struct publisher *p, bool on)
+int publisher_allow_inline(struct publisher *p, bool on)
 {
-    if (!on) {
-        atomic_store_explicit(&p->inline_set, false, memory_order_release);
-        return;
-    }
-    p->inline_thread = pthread_self();
-    atomic_store_explicit(&p->inline_set, true, memory_order_release);
+    int rc = 0;
+    pthread_mutex_lock(&p->mu);
+    size_t i = 0;
+    while (i < p->n_inline && !pthread_equal(pthread_self(), p->inline_threads[i]))
+        i++;
+    if (!on && i < p->n_inline)
+        p->inline_threads[i] = p->inline_threads[--p->n_inline];
+    else if (on && i == p->n_inline && p->n_inline == PUBLISHER_INLINE_MAX)
+        rc = -ENOSPC;
+    else if (on && i == p->n_inline)
+        p->inline_threads[p->n_inline++] = pthread_self();
+    pthread_mutex_unlock(&p->mu);
+    return rc;
 }
 
 int publisher_install(struct publisher *p)

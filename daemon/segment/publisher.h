@@ -67,7 +67,7 @@ struct publisher_stats {
     uint64_t commits;
     uint64_t idle_commits;      /* of those, made at once (the publisher was idle) */
     uint64_t coalesced_commits; /* made for changes of a stream (committed within coalesce_ms) */
-    uint64_t inline_commits;    /* of the idle ones, made on the changing thread (allow_inline) */
+    uint64_t inline_commits;    /* of the idle ones, made on a changing thread (allow_inline) */
     uint64_t changes;           /* changes staged in total */
     uint64_t commit_errors;     /* failed segw_commit calls (e.g. -ENOSPC) */
     uint64_t last_commit_us;    /* duration of the last stage+commit */
@@ -102,21 +102,30 @@ int publisher_start(struct registry *reg, const struct publisher_config *cfg,
  */
 int publisher_install(struct publisher *p);
 
+/* Threads that may be allowed to commit inline at the same time. */
+#define PUBLISHER_INLINE_MAX 4
+
 /*
  * Let the calling thread commit its own registry changes (the control
- * thread's registrations and removals): a change it makes while the
- * publisher is idle (nothing committed for coalesce_ms, no turn under way,
- * the segment in place, nothing kept back, room in the arena without a
- * roll-over) is staged, committed and reported to the listener on this
- * thread, inside the registry call that made it, before the registry's
- * listeners run; readers see it without a hand-off to the publisher thread.
- * Anything else (a stream, a growth) still goes to the publisher thread, in
- * order. The listener (publisher_set_listener) may then run on this thread,
- * so the thread must not hold a lock the listener takes when it changes the
- * registry. on: allow the calling thread (one thread at a time); off: no
- * thread any more (call it before the thread exits, from that thread).
+ * thread's registrations and removals, the ZooKeeper worker's remote
+ * batches): a change it makes while the publisher is idle (nothing
+ * committed for coalesce_ms, no turn under way, the segment in place,
+ * nothing kept back, room in the arena without a roll-over) is staged,
+ * committed and reported to the listener on this thread, inside the
+ * registry call that made it, before the registry's listeners run; readers
+ * see it without a hand-off to the publisher thread. Anything else (a
+ * stream, a growth) still goes to the publisher thread, in order. Up to
+ * PUBLISHER_INLINE_MAX threads may be allowed at once; the writer lock keeps
+ * one writer at a time (a thread that finds it taken hands its change to
+ * the publisher thread instead of waiting). The listener
+ * (publisher_set_listener) may then run on any of these threads, so none
+ * may hold a lock the listener takes when it changes the registry.
+ * on: allow the calling thread (-ENOSPC: PUBLISHER_INLINE_MAX threads are
+ * allowed already; its changes then go to the publisher thread); off: not
+ * any more (call it before the thread exits, from that thread). 0 or
+ * -ENOSPC.
  */
-void publisher_allow_inline(struct publisher *p, bool on);
+int publisher_allow_inline(struct publisher *p, bool on);
 
 /* Publish what is still queued, stop the thread, close the writer
  * (unlink: remove the shm objects) and free. NULL is a no-op. */

@@ -65,15 +65,25 @@ static void on_held_changed(void *arg, uint32_t held)
 
 /* ---- zk_sync callbacks (all on zk_sync's worker thread) ---------------- */
 
+/* The worker commits its own batches into the segment when the publisher
+ * is idle (publisher_allow_inline): a remote instance is visible to readers
+ * without a hand-off to the publisher thread. Its callbacks hold no lock
+ * when a batch ends, and the publisher's listener (the control thread's
+ * on_publish) takes none of the worker's. */
 static void cb_thread_start(void *arg)
 {
-    (void)arg;
+    struct zk_bridge *zb = arg;
     registry_thread_online();
+    if (publisher_allow_inline(zb->pub, true) < 0)
+        log_warn("zk: the worker's changes go through the publisher thread (%d threads commit "
+                 "inline already)",
+                 PUBLISHER_INLINE_MAX);
 }
 
 static void cb_thread_stop(void *arg)
 {
-    (void)arg;
+    struct zk_bridge *zb = arg;
+    publisher_allow_inline(zb->pub, false);
     registry_thread_offline();
 }
 

@@ -367,7 +367,8 @@ Test(zkd_batch, churn_delivers_exact_set, .fini = teardown, .timeout = 150)
     enum { K = 20 };
     struct snap s0 = snap_of(&b);
     long long f0 = counter(&b, "zookeeper", "fast_listings"),
-              l0 = counter(&b, "zookeeper", "lists");
+              l0 = counter(&b, "zookeeper", "lists"),
+              i0 = counter(&b, "publisher", "inline_commits");
     for (int i = 0; i < K; i++) {
         char id[DISC_ID_LEN + 1], addr[64];
         snprintf(addr, sizeof(addr), "10.3.0.%d:%d", i, 3000 + i);
@@ -387,6 +388,13 @@ Test(zkd_batch, churn_delivers_exact_set, .fini = teardown, .timeout = 150)
     cr_expect_eq(s1.parsed - s0.parsed, K, "one parse each");
     /* K wake-ups, plus the idle worker's 1 s tick; the plain path: 3 K */
     cr_expect_lt(wk, 2 * K, "B's zk worker woke %lld times for %d registrations", wk, K);
+    /* B's worker commits each batch itself (the publisher is idle between
+     * two registrations, which wait for each other): no hand-off to the
+     * publisher thread. A commit within 2 ms (--publish-coalesce) of the
+     * previous one goes to the publisher thread, hence not all K. */
+    long long inl = counter(&b, "publisher", "inline_commits") - i0;
+    cr_log_info("B: %lld of %d commits made inline by the zk worker", inl, K);
+    cr_expect_geq(inl, K / 2, "B's worker committed %lld of %d batches itself", inl, K);
 }
 
 /* Counter `key` of B's first import source (status.zookeeper.import[0]). */
