@@ -513,11 +513,22 @@ static void round_fail(struct zk_sync *zs, const char *what, const char *path, i
     }
 }
 
+/* Copy the worker's counters into the shared status; mu held. */
+static void publish_counters_locked(struct zk_sync *zs)
+{
+    struct zk_sync_status *st = &zs->status;
+    st->counters = zs->c;
+    st->counters.early_creates = zs->early_creates;
+    st->counters.local_desired = zs->nlocal;
+    st->counters.hosts = zs->nhosts + 1;
+    st->counters.remote_instances = zs->idx_count;
+    st->counters.held_now = zs->held_count;
+}
+
 /* Copy worker state into the shared status; mu held. */
 static void publish_status_locked(struct zk_sync *zs)
 {
     struct zk_sync_status *st = &zs->status;
-    uint64_t desired = zs->nlocal;
     st->state = zs->state;
     st->since_ms = zs->since_ms;
     st->session_since_ms = zs->session_since_ms;
@@ -528,12 +539,7 @@ static void publish_status_locked(struct zk_sync *zs)
     st->synced = zs->state == ZK_SYNC_CONNECTED && zs->synced;
     st->error_since_ms = zs->error_since_ms;
     snprintf(st->last_error, sizeof(st->last_error), "%s", zs->last_error);
-    st->counters = zs->c;
-    st->counters.early_creates = zs->early_creates;
-    st->counters.local_desired = desired;
-    st->counters.hosts = zs->nhosts + 1;
-    st->counters.remote_instances = zs->idx_count;
-    st->counters.held_now = zs->held_count;
+    publish_counters_locked(zs);
 }
 
 static void publish_status(struct zk_sync *zs)
@@ -592,6 +598,12 @@ static void deliver_close(struct zk_sync *zs)
     }
     zs->delivering = false;
     zs->c.batches++;
+    /* The batch may become visible in the segment inside on_batch_end (the
+     * worker commits it when the publisher is idle), before this round
+     * ends: the counters that led to it are in the status first. */
+    pthread_mutex_lock(&zs->mu);
+    publish_counters_locked(zs);
+    pthread_mutex_unlock(&zs->mu);
     if (zs->cb.on_batch_end) {
         zs->cb.on_batch_end(zs->arg);
     }
