@@ -6,7 +6,9 @@
  *   (a) register (or deregister) on discd's control socket -> the change is
  *       visible in the segment to a reader in another process that waits in
  *       disc_wait_change (time from just before the client's write() to the
- *       reader's return from the futex wait, once it sees the change);
+ *       reader's return from the futex wait, once it sees the change). This
+ *       is visibility, not the acknowledgement: discd replies only after the
+ *       state journal's fdatasync, later (its own row, "reply received");
  *   (b) the baseline Unix-socket round trip between two processes (a
  *       request and a reply of about the sizes of a register);
  *   (c) a futex wake-up between two processes (shared mapping, the same
@@ -509,15 +511,18 @@ int main(int argc, char **argv)
     bench_discd_env_cleanup();
 
     /* ---- report ---- */
-    bench_md(rep,
-             "discd: `%s/daemon/discd` (pid %lld, default settings; registry and state on "
-             "/dev/shm). (a) is a `register` on its control socket until a reader process "
-             "blocked in `disc_wait_change` has returned and sees the instance; (b) a Unix-socket "
-             "round trip between two processes (260-byte request, 160-byte reply); (c) a futex "
-             "wake-up between two processes (shared mapping). %d samples of each, interleaved, "
-             "each after an idle gap of 3-5 ms (longer than the 2 ms coalescing window). "
-             "Microseconds.\n\n| what | p50 | p99 | mean |\n|---|---:|---:|---:|\n",
-             getenv("DISC_BUILD_DIR"), discd_pid, samples);
+    bench_md(
+        rep,
+        "discd: `%s/daemon/discd` (pid %lld, default settings; registry and state on "
+        "/dev/shm). (a) is a `register` on its control socket until a reader process "
+        "blocked in `disc_wait_change` has returned and sees the instance (visibility, not the "
+        "acknowledgement: the reply comes after the state journal's fdatasync and is the "
+        "row `register -> reply received`); (b) a Unix-socket "
+        "round trip between two processes (260-byte request, 160-byte reply); (c) a futex "
+        "wake-up between two processes (shared mapping). %d samples of each, interleaved, "
+        "each after an idle gap of 3-5 ms (longer than the 2 ms coalescing window). "
+        "Microseconds.\n\n| what | p50 | p99 | mean |\n|---|---:|---:|---:|\n",
+        getenv("DISC_BUILD_DIR"), discd_pid, samples);
     const char *jn[] = {"(a) register -> visible", "(a') deregister -> gone",
                         "register -> reply received", "(b) unix-socket round trip",
                         "(c) futex wake-up"};
