@@ -108,6 +108,21 @@ void dt_register(struct discd_conn *c, const char *svc, const char *addr, const 
     json_decref(r);
 }
 
+void dt_pipeline(struct discd_conn *c, const char *buf, size_t len, int n, int seq_from)
+{
+    cr_assert_eq(discd_conn_send_raw(c, buf, len), 0);
+    for (int i = 0; i < n; i++) {
+        char *reply = NULL;
+        cr_assert_gt(discd_conn_reply(c, &reply, 10000 * dt_slow(), 1), 0, "no reply to request %d",
+                     i);
+        char expect[48] = "";
+        if (seq_from >= 0)
+            snprintf(expect, sizeof(expect), "\"seq\":%d", seq_from + i);
+        cr_assert(strstr(reply, "\"ok\":true") && strstr(reply, expect), "reply %d: %s", i, reply);
+        free(reply);
+    }
+}
+
 int dt_ok(json_t *reply)
 {
     return reply && json_is_true(json_object_get(reply, "ok"));

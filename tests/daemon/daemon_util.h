@@ -38,6 +38,11 @@ json_t *dt_callf(const struct discd_proc *d, const char *fmt, ...)
 void dt_register(struct discd_conn *c, const char *svc, const char *addr, const char *check,
                  char id[DISC_ID_LEN + 1]);
 
+/* Pipelining: send the n request lines in buf (len bytes, each ending in
+ * "\n") in one write, then read n replies (answering pings); each must be
+ * ok and, when seq_from >= 0, carry "seq":<seq_from + i>. Asserts. */
+void dt_pipeline(struct discd_conn *c, const char *buf, size_t len, int n, int seq_from);
+
 /* error.code of a reply ("" if ok or malformed). */
 const char *dt_err_code(json_t *reply);
 /* error.field of a reply ("" if none). */

@@ -83,17 +83,7 @@ Test(daemon_restart, ten_thousand_registrations)
                                    "\"type\":\"none\"}}\n",
                                    i, i % SERVICES, i / 65536, (i / 256) % 256, i % 256,
                                    1000 + i % 50000);
-        cr_assert_eq(discd_conn_send_raw(&c, buf, len), 0);
-        for (int i = done; i < done + BATCH; i++) {
-            char *reply = NULL;
-            cr_assert_gt(discd_conn_reply(&c, &reply, 10000 * dt_slow(), 1), 0,
-                         "no reply to registration %d", i);
-            char expect[48];
-            snprintf(expect, sizeof(expect), "\"seq\":%d", i);
-            cr_assert(strstr(reply, "\"ok\":true") && strstr(reply, expect), "reply %d: %s", i,
-                      reply);
-            free(reply);
-        }
+        dt_pipeline(&c, buf, len, BATCH, done);
     }
     free(buf);
     long long t_reg = proc_now_ms() - t0;
@@ -145,13 +135,7 @@ Test(daemon_restart, ten_thousand_session_instances_on_one_connection)
                                    "\"address\":\"127.0.0.1:%d\"},\"check\":{\"type\":\"session\","
                                    "\"interval_ms\":200,\"timeout_ms\":150,\"misses\":3}}\n",
                                    i % 10, 1000 + i);
-        cr_assert_eq(discd_conn_send_raw(&c, buf, len), 0);
-        for (int i = done; i < done + BATCH; i++) {
-            char *reply = NULL;
-            cr_assert_gt(discd_conn_reply(&c, &reply, 10000 * dt_slow(), 1), 0);
-            cr_assert(strstr(reply, "\"ok\":true"), "reply %d: %s", i, reply);
-            free(reply);
-        }
+        dt_pipeline(&c, buf, len, BATCH, -1);
     }
     free(buf);
     /* Answer pings for a while: nothing may be removed. */
