@@ -24,6 +24,15 @@ static void teardown(void)
     unsetenv(DISC_CACHE_ENV);
 }
 
+/* Start discd `tag` with --cache-file <its directory>/<rel> (the path in cache). */
+static void start_with_cache(const char *tag, const char *rel)
+{
+    cr_assert_eq(discd_proc_init(&d, tag), 0);
+    snprintf(cache, sizeof(cache), "%s/%s", d.dir, rel);
+    char *extra[] = {"--cache-file", cache, NULL};
+    cr_assert_eq(discd_proc_start(&d, extra, 10000 * dt_slow()), 0);
+}
+
 static int wait_cache_count(const char *svc, int want, int timeout_ms)
 {
     long long end = proc_now_ms() + timeout_ms;
@@ -42,10 +51,7 @@ static int wait_cache_count(const char *svc, int want, int timeout_ms)
 
 Test(daemon_cache, written_after_changes_and_used_without_a_segment, .fini = teardown)
 {
-    cr_assert_eq(discd_proc_init(&d, "cache"), 0);
-    snprintf(cache, sizeof(cache), "%s/registry.cache", d.dir);
-    char *extra[] = {"--cache-file", cache, NULL};
-    cr_assert_eq(discd_proc_start(&d, extra, 10000 * dt_slow()), 0);
+    start_with_cache("cache", "registry.cache");
 
     struct discd_conn c;
     cr_assert_eq(discd_conn_open(&d, &c), 0);
@@ -85,10 +91,7 @@ Test(daemon_cache, written_after_changes_and_used_without_a_segment, .fini = tea
 
 Test(daemon_cache, unwritable_cache_is_logged_and_discd_keeps_serving, .fini = teardown)
 {
-    cr_assert_eq(discd_proc_init(&d, "cachebad"), 0);
-    snprintf(cache, sizeof(cache), "%s/no-such-dir/registry.cache", d.dir);
-    char *extra[] = {"--cache-file", cache, NULL};
-    cr_assert_eq(discd_proc_start(&d, extra, 10000 * dt_slow()), 0);
+    start_with_cache("cachebad", "no-such-dir/registry.cache");
     struct discd_conn c;
     cr_assert_eq(discd_conn_open(&d, &c), 0);
     char id[DISC_ID_LEN + 1];
