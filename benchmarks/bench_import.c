@@ -396,15 +396,6 @@ static void exists_cb(int rc, const struct Stat *st, const void *data)
     pipe_done(rc, false);
 }
 
-static void noop_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
-{
-    (void)zh;
-    (void)type;
-    (void)state;
-    (void)path;
-    (void)ctx;
-}
-
 static double raw_create_watch(zhandle_t *zh, int n, bool pipelined)
 {
     char path[256], doc[400];
@@ -507,23 +498,13 @@ int main(int argc, char **argv)
 
     if (bench_discd_env() != 0)
         die("cannot prepare the benchmark directory");
-    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
-    if (zk_cluster_start(&zk, 1, 60000) != 0)
-        die("ZooKeeper did not start");
+    zkraw_server_start(&zk);
     atexit(cleanup);
-    zhandle_t *zh = zookeeper_init(zk.connect, NULL, 30000, NULL, NULL, 0);
-    for (int i = 0; zh && i < 500 && zoo_state(zh) != ZOO_CONNECTED_STATE; i++)
-        usleep(10000);
-    if (!zh || zoo_state(zh) != ZOO_CONNECTED_STATE)
-        die("cannot connect to ZooKeeper");
+    zhandle_t *zh = zkraw_connect(zk.connect, 30000);
     double w_cur = write_curator(zh, n, services);
     double w_nat = write_native(zh, n, hosts, services);
-    zookeeper_close(zh); /* the trees are persistent */
-    zh = zookeeper_init(zk.connect, noop_watcher, 30000, NULL, NULL, 0);
-    for (int i = 0; zh && i < 500 && zoo_state(zh) != ZOO_CONNECTED_STATE; i++)
-        usleep(10000);
-    if (!zh || zoo_state(zh) != ZOO_CONNECTED_STATE)
-        die("cannot connect to ZooKeeper");
+    zkraw_close(zh); /* the trees are persistent */
+    zh = zkraw_connect(zk.connect, 30000);
     create_async(zh, RAW_BASE, NULL);
     drain();
 
@@ -540,7 +521,7 @@ int main(int argc, char **argv)
         raw_sync[i] = raw_create_watch(zh, exports, false);
         raw_pipe[i] = raw_create_watch(zh, exports, true);
     }
-    zookeeper_close(zh);
+    zkraw_close(zh);
     qsort(xr, (size_t)runs, sizeof(xr[0]), cmp_xrun);
     qsort(raw_sync, (size_t)runs, sizeof(raw_sync[0]), cmp_double);
     qsort(raw_pipe, (size_t)runs, sizeof(raw_pipe[0]), cmp_double);

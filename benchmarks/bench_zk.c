@@ -755,12 +755,7 @@ int main(int argc, char **argv)
          * all the time from ~100k nodes on; give it room (1M nodes: 3 GiB) */
         setenv("DISC_ZK_HEAP", strstr(sizes, "000000:") ? "3g" : "1g", 1);
     }
-    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
-    int rc = zk_cluster_start(&zk, 1, 60000);
-    if (rc != 0) {
-        fprintf(stderr, "zookeeper: %s\n", strerror(-rc));
-        return 1;
-    }
+    zkraw_server_start(&zk);
     atexit(cleanup);
     rep = bench_report_open("bench_zk", "ZooKeeper layer: propagation, reads, initial sync", &opts,
                             argc0, argv0);

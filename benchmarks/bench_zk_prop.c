@@ -338,12 +338,7 @@ int main(int argc, char **argv)
     if (bench_discd_env() != 0) {
         die("cannot prepare the registry directory");
     }
-    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
-    int rc = zk_cluster_start(&zk, 1, 60000);
-    if (rc != 0) {
-        fprintf(stderr, "zookeeper: %s\n", strerror(-rc));
-        return 1;
-    }
+    zkraw_server_start(&zk);
     atexit(cleanup);
     char root[64], rawdir[96];
     snprintf(root, sizeof(root), "/prop%d", (int)getpid());

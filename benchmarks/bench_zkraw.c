@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* bench_zkraw.c — see bench_zkraw.h. */
 #include "bench_zkraw.h"
+#include "zk_server.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
@@ -45,6 +47,16 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path, void *
     wa->at_us = now_us();
     pthread_cond_signal(&wa->cv);
     pthread_mutex_unlock(&wa->mu);
+}
+
+void zkraw_server_start(struct zk_cluster *zk)
+{
+    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+    int rc = zk_cluster_start(zk, 1, 60000);
+    if (rc != 0) {
+        fprintf(stderr, "ZooKeeper did not start: %s\n", strerror(-rc));
+        exit(1);
+    }
 }
 
 zhandle_t *zkraw_connect(const char *connect, int session_ms)

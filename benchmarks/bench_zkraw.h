@@ -9,6 +9,9 @@
  *   node there; t1 = W's watch fires; W lists the directory and gets the new
  *   node: t2.
  *
+ * It also starts the benchmarks' ZooKeeper server (the program links
+ * tests/harness/zk_server.c) and makes instance ids.
+ *
  * Only benchmarks use this; it exits the program with a message on any
  * ZooKeeper failure (a benchmark has nothing sensible to go on with).
  */
@@ -16,6 +19,15 @@
 #define DISC_BENCH_ZKRAW_H
 
 #include <zookeeper/zookeeper.h>
+
+struct zk_cluster;
+
+/*
+ * Quiet the C client's log (errors only) and start one standalone
+ * ZooKeeper server (tests/harness/zk_server.h; up to 60 s). Exits the
+ * program with a message if it does not start.
+ */
+void zkraw_server_start(struct zk_cluster *zk);
 
 /*
  * A session to `connect` (host:port list) with a session timeout of
