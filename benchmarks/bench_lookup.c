@@ -918,6 +918,27 @@ static void scaling(struct ctx *c)
     stop_children(w, 2);
     if (build(c->nkeys) < 0) /* the parent's writer is stale after the child's commits */
         abort();
+
+    /* The writer's own cost, alone (no readers, no pacing): CPU per commit
+     * of k random changes (put_inst, as the churning writer), after 100
+     * commits of warm-up. The segment is left as the changes made it. */
+    static const unsigned per[2] = {10, 100};
+    double commit_us[2];
+    unsigned seed = 7, rev = 1000000;
+    for (int i = 0; i < 2; i++) {
+        int ncommits = (quick ? 200 : 2000) / (i ? 10 : 1);
+        for (int pass = 0; pass < 2; pass++) {
+            int64_t t0 = cpu_ns();
+            for (int k = 0; k < (pass ? ncommits : 100); k++) {
+                for (unsigned j = 0; j < per[i]; j++)
+                    put_inst(g_writer, rand_r(&seed) % c->nkeys, rand_r(&seed) % NINST, rev++);
+                if (segw_commit(g_writer) < 0)
+                    abort();
+                segw_tick(g_writer);
+            }
+            commit_us[i] = (double)(cpu_ns() - t0) / 1e3 / ncommits;
+        }
+    }
     for (int pair = 0; pair < 2; pair++)
         for (int ri = 0; ri < nrates; ri++)
             for (int n = 0; n < nreaders; n++)
@@ -1019,6 +1040,18 @@ static void scaling(struct ctx *c)
                       "\"cpu_share\": %s, \"us_cpu_per_change\": %s", bench_jnum(b1, wcpu),
                       bench_jnum(b2, 1e6 * wcpu / wrate));
         }
+
+    bench_md(rep,
+             "The libdiscshm writer alone (this process, no readers, no pacing; put_inst + "
+             "segw_commit + segw_tick): %.0f us CPU per commit of 10 random changes (%.1f us a "
+             "change), %.0f us per commit of 100 (%.1f us a change).\n\n",
+             commit_us[0], commit_us[0] / 10, commit_us[1], commit_us[1] / 100);
+    for (int i = 0; i < 2; i++) {
+        char name[96], b1[BENCH_JNUM_LEN];
+        snprintf(name, sizeof(name), "writer alone: CPU per commit of %u changes", per[i]);
+        bench_row(rep, name, "us", commit_us[i], NAN, "\"us_per_change\": %s",
+                  bench_jnum(b1, commit_us[i] / per[i]));
+    }
 
     /* Targets (issue 13). */
     double worst = INFINITY, fworst = INFINITY;
