@@ -313,6 +313,33 @@ uint32_t wtab_find(const struct sega *a, const struct wtab *t, uint64_t seed, wt
     return s < 0 ? 0 : slot_get(a, h, (uint32_t)s).off;
 }
 
+void wtab_prefetch(const struct sega *a, const struct wtab *t, uint64_t seed, const char *key,
+                   uint32_t len, int stage)
+{
+    const struct disc_htab *h = tab_at(a, t->off);
+    uint32_t h32 = (uint32_t)disc_hash(key, len, seed), s = h32 & (h->nslots - 1);
+    uint32_t poff = h->pages[s / DISC_PAGE_SLOTS];
+    if (!poff)
+        return;
+    const struct disc_slot *sl =
+        &SEG_AT(a, const struct disc_hpage, poff)->slot[s % DISC_PAGE_SLOTS];
+    if (stage == 0) {
+        __builtin_prefetch(sl);
+        return;
+    }
+    /* the record of the first slot of the run whose hash matches (the key
+     * usually sits in its home slot at load <= 1/2) */
+    for (uint32_t d = 0; d < 4 && s + d < h->nslots && (s + d) % DISC_PAGE_SLOTS >= d; d++) {
+        if (!sl[d].off)
+            return;
+        if (sl[d].hash == h32) {
+            __builtin_prefetch(a->base + sl[d].off);
+            __builtin_prefetch(a->base + sl[d].off + 64);
+            return;
+        }
+    }
+}
+
 uint32_t wtab_count(const struct sega *a, const struct wtab *t)
 {
     return tab_at(a, t->off)->count;

@@ -108,6 +108,13 @@ int wtab_create(struct sega *a, struct wtab *t, uint32_t nslots);
 /* Record offset stored under key, or 0. */
 uint32_t wtab_find(const struct sega *a, const struct wtab *t, uint64_t seed, wtab_key_fn keyf,
                    const char *key, uint32_t len);
+/* A hint before a batch of finds: stage 0 prefetches key's home slot
+ * line, stage 1 (after every stage 0 of the batch) the record of a slot
+ * near home whose hash matches. Issued for a whole batch, the misses of
+ * its finds overlap instead of following one another. Reads nothing a
+ * find would not. */
+void wtab_prefetch(const struct sega *a, const struct wtab *t, uint64_t seed, const char *key,
+                   uint32_t len, int stage);
 /* Insert or replace key -> rec_off. -ENOSPC, -ENOMEM; -E2BIG when the
  * key's probe run is already DISC_PROBE_MAX long (colliding keys). */
 int wtab_set(struct sega *a, struct wtab *t, uint64_t seed, wtab_key_fn keyf, const char *key,

@@ -658,6 +658,11 @@ int64_t segw_commit(struct seg_writer *w)
     }
     sega_commit_begin(a);
 
+    /* Every staged id's slot, then its old record, as one batch of misses
+     * (then the services', below). */
+    for (int stage = 0; stage < 2; stage++)
+        for (uint32_t i = 0; i < w->npend; i++)
+            wtab_prefetch(a, &w->ids, w->seed, w->pend[w->order[i]].id, DISC_ID_LEN, stage);
     uint32_t ne = 0;
     for (uint32_t i = 0; i < w->npend; i++) {
         struct pending *p = &w->pend[w->order[i]];
@@ -674,6 +679,10 @@ int64_t segw_commit(struct seg_writer *w)
         }
     }
     qsort(eff, ne, sizeof(*eff), cmp_effect);
+    for (int stage = 0; stage < 2; stage++)
+        for (uint32_t i = 0; i < ne; i++)
+            if (i == 0 || cmp_effect(&eff[i - 1], &eff[i]) != 0)
+                wtab_prefetch(a, &w->svc, w->seed, eff[i].svc, eff[i].svc_len, stage);
     for (uint32_t i = 0; i < ne;) {
         uint32_t j = i + 1;
         while (j < ne && cmp_effect(&eff[i], &eff[j]) == 0)
