@@ -1017,7 +1017,7 @@ static void scaling(struct ctx *c)
     for (int ri = 0; ri < nrates; ri++) {
         bench_md(rep, "%s%u changes/s:", ri ? "; " : "", rates[ri]);
         for (int n = 0; n < nreaders; n++)
-            bench_md(rep, " %s%.1f/%.2f", n ? "," : "", med[0][ri][n][K_SHM].retries,
+            bench_md(rep, "%s%.1f/%.2f", n ? ", " : " ", med[0][ri][n][K_SHM].retries,
                      med[0][ri][n][K_SHM].minflt);
     }
     bench_md(rep, ".\n\n");
