@@ -514,14 +514,6 @@ static bool inline_fits(struct publisher *p)
     return carry_fits(p, p->n_carry, false, 2);
 }
 
-/*
- * The registry's notify callback, on the thread that changed it. On a
- * thread allowed to (publisher_allow_inline), a change that finds the
- * publisher idle is committed right here: no hand-off to the publisher
- * thread, no wake-up between the change and its visibility. Otherwise (a
- * stream, a turn under way, a deferred segment, kept changes, an arena that
- * may need to grow) the publisher thread is woken as before.
- */
 /* Whether the calling thread may commit inline (mu held). */
 static bool inline_allowed_locked(const struct publisher *p)
 {
@@ -531,6 +523,14 @@ static bool inline_allowed_locked(const struct publisher *p)
     return false;
 }
 
+/*
+ * The registry's notify callback, on the thread that changed it. On a
+ * thread allowed to (publisher_allow_inline), a change that finds the
+ * publisher idle is committed right here: no hand-off to the publisher
+ * thread, no wake-up between the change and its visibility. Otherwise (a
+ * stream, a turn under way, a deferred segment, kept changes, an arena that
+ * may need to grow) the publisher thread is woken as before.
+ */
 static void on_registry_change(void *arg)
 {
     struct publisher *p = arg;
