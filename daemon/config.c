@@ -58,7 +58,9 @@ static const struct opt_def opts[] = {
      "nobody else can write: discd refuses to start otherwise. Readers make the same checks "
      "(libdiscshm looks in $DISCSHM_DIR, else the same defaults)."},
     {"socket", OPT_STR, F(socket), 1, 0, "PATH", "$RUNTIME_DIR/discd/NAME.sock", false,
-     "Control socket path. RUNTIME_DIR is $XDG_RUNTIME_DIR, else /run for root, else /tmp. "
+     "Control socket path. RUNTIME_DIR is /run for root, else $XDG_RUNTIME_DIR (without it a "
+     "non-root discd needs --socket: /tmp is never used). Clients look in "
+     "$XDG_RUNTIME_DIR/discd, then /run/discd. "
      "The directory is created (0755) if missing; a stale socket file is replaced."},
     {"socket-mode", OPT_MODE, F(socket_mode), 0, 07777, "OCTAL", "0666", false,
      "Permission bits of the control socket. The default lets every local user register "
@@ -558,9 +560,16 @@ int config_finalize(struct discd_config *cfg, char *err)
         snprintf(cfg->host_id, sizeof(cfg->host_id), "%s", host);
     }
     if (!cfg->socket[0]) {
-        const char *rt = getenv("XDG_RUNTIME_DIR");
-        if (!rt || !*rt)
-            rt = geteuid() == 0 ? "/run" : "/tmp";
+        /* root: the system's /run/discd, where every client looks; another
+         * user: its private runtime directory. Never /tmp, where any user
+         * could create the directory first (the clients do not look there). */
+        const char *rt = geteuid() == 0 ? "/run" : getenv("XDG_RUNTIME_DIR");
+        if (!rt || !*rt) {
+            snprintf(err, CONFIG_ERR_MAX,
+                     "no control socket path: set --socket (or $XDG_RUNTIME_DIR for a user's "
+                     "discd); /tmp is not used, any user could take the name there first");
+            return -EINVAL;
+        }
         int n = snprintf(cfg->socket, sizeof(cfg->socket), "%s/discd/%s.sock", rt, cfg->name);
         if (n < 0 || (size_t)n >= sizeof(cfg->socket)) {
             snprintf(err, CONFIG_ERR_MAX,
@@ -779,10 +788,9 @@ void config_log(const struct discd_config *cfg)
              cfg->config_file[0] ? cfg->config_file : "(none)");
     log_info("config: check-interval=%u check-timeout=%u check-misses=%u check-tcp-local=%s "
              "max-connections=%u max-instances=%u publish-coalesce=%u/%u heartbeat=%u",
-             cfg->check_interval_ms, cfg->check_timeout_ms, cfg->check_misses,
-             cfg->check_tcp_local, cfg->max_connections,
-             cfg->max_instances, cfg->publish_coalesce_ms, cfg->publish_coalesce_max,
-             cfg->heartbeat_ms);
+             cfg->check_interval_ms, cfg->check_timeout_ms, cfg->check_misses, cfg->check_tcp_local,
+             cfg->max_connections, cfg->max_instances, cfg->publish_coalesce_ms,
+             cfg->publish_coalesce_max, cfg->heartbeat_ms);
     log_info("config: state-dir=%s services-dir=%s session-grace=%u", cfg->state_dir,
              cfg->services_dir, cfg->session_grace_ms);
     log_info("config: dir=%s segment-bytes=%llu max-segment-size=%llu reclaim-after=%u "

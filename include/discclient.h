@@ -157,9 +157,12 @@ struct disc_check_desc {
 
 /*
  * The default control socket of registry `name` (NULL: $DISCSHM_NAME, else
- * "discshm"): $XDG_RUNTIME_DIR/discd/<name>.sock, or /run/discd/<name>.sock
- * for root, else /tmp/discd/<name>.sock. Writes it into buf (len bytes).
- * 0, -EINVAL, -ENAMETOOLONG (does not fit buf or a unix socket address).
+ * "discshm"): $XDG_RUNTIME_DIR/discd/<name>.sock when that socket exists (a
+ * user's own discd), else /run/discd/<name>.sock (the system's discd, for
+ * every user). Never a path under /tmp, where any user could create the
+ * directory first and receive the registrations. Writes it into buf (len
+ * bytes). 0, -EINVAL, -ENAMETOOLONG (does not fit buf or a unix socket
+ * address).
  */
 int disc_client_default_socket(const char *name, char *buf, size_t len);
 

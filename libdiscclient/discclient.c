@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -482,10 +483,18 @@ DISC_CLIENT_API int disc_client_default_socket(const char *name, char *buf, size
         name = DISC_DEFAULT_NAME;
     if (strchr(name, '/'))
         return -EINVAL;
+    /* A user's own discd ($XDG_RUNTIME_DIR, private to the user) if it has a
+     * socket there, else the system's (/run/discd, writable only by root):
+     * never a directory any user could create first, such as /tmp. */
     const char *rt = getenv("XDG_RUNTIME_DIR");
-    if (!rt || !*rt)
-        rt = geteuid() == 0 ? "/run" : "/tmp";
-    int n = snprintf(buf, len, "%s/discd/%s.sock", rt, name);
+    if (rt && *rt) {
+        int n = snprintf(buf, len, "%s/discd/%s.sock", rt, name);
+        struct stat st;
+        if (n > 0 && (size_t)n < len && (size_t)n < sizeof(((struct sockaddr_un *)0)->sun_path) &&
+            lstat(buf, &st) == 0 && S_ISSOCK(st.st_mode))
+            return 0;
+    }
+    int n = snprintf(buf, len, "/run/discd/%s.sock", name);
     if (n < 0 || (size_t)n >= len || (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return -ENAMETOOLONG;
     return 0;

@@ -465,6 +465,26 @@ Test(trust, second_uid_cannot_touch_the_objects, .fini = teardown, .timeout = 18
     disc_close(h);
 }
 
+/* A non-root discd never puts its socket under /tmp (where any uid could
+ * create /tmp/discd first): without --socket and $XDG_RUNTIME_DIR it
+ * refuses to start and says why. */
+Test(trust, no_default_socket_under_tmp, .fini = teardown)
+{
+    need_root_and_setpriv();
+    cr_assert_eq(discd_proc_init(&d, "nosock"), 0);
+    char dir[4400], log[500], cmd[700];
+    top_path(dir, sizeof(dir), "nosock");
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    cr_assert_eq(chown(dir, NOBODY, NOBODY), 0);
+    snprintf(log, sizeof(log), "%s/nosock.log", d.dir);
+    const char *argv[] = {"/usr/bin/env", "-u",     "XDG_RUNTIME_DIR",
+                          discd_binary(), "--name", d.name,
+                          "--dir",        dir,      NULL};
+    cr_assert_eq(as_nobody(argv, log), 1, "a non-root discd started without a socket path");
+    snprintf(cmd, sizeof(cmd), "grep -q 'no control socket path: set --socket' %s", log);
+    cr_assert_eq(system(cmd), 0, "it is told why (see %s)", log);
+}
+
 Test(trust, squatter_discd_is_refused, .fini = teardown, .timeout = 180)
 {
     need_root_and_setpriv();

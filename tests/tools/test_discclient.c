@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -246,14 +247,40 @@ Test(discclient, errors)
     cr_assert_eq(disc_client_request(cl, "two\nlines", &resp), -EINVAL);
     disc_client_close(cl);
 
-    /* default path */
+    /* default path: no socket in $XDG_RUNTIME_DIR/discd -> the system's */
     setenv("XDG_RUNTIME_DIR", "/run/user/1234", 1);
     setenv("DISCSHM_NAME", "fromenv", 1);
     cr_assert_eq(disc_client_default_socket(NULL, path, sizeof(path)), 0);
-    cr_assert_str_eq(path, "/run/user/1234/discd/fromenv.sock");
-    cr_assert_eq(disc_client_default_socket("given", path, sizeof(path)), 0);
-    cr_assert_str_eq(path, "/run/user/1234/discd/given.sock");
+    cr_assert_str_eq(path, "/run/discd/fromenv.sock");
     cr_assert_eq(disc_client_default_socket("given", path, 10), -ENAMETOOLONG);
+    /* a user's own discd: its socket in $XDG_RUNTIME_DIR/discd is taken;
+     * a plain file of that name is not a discd */
+    char rt[] = "/tmp/dc-xdg-XXXXXX", dir[64], sock[96];
+    cr_assert(mkdtemp(rt));
+    snprintf(dir, sizeof(dir), "%s/discd", rt);
+    snprintf(sock, sizeof(sock), "%s/given.sock", dir);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    setenv("XDG_RUNTIME_DIR", rt, 1);
+    FILE *f = fopen(sock, "w");
+    cr_assert(f);
+    fclose(f);
+    cr_assert_eq(disc_client_default_socket("given", path, sizeof(path)), 0);
+    cr_assert_str_eq(path, "/run/discd/given.sock", "a plain file was taken for a socket");
+    cr_assert_eq(unlink(sock), 0);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(disc_client_default_socket("given", path, sizeof(path)), 0);
+    cr_assert_str_eq(path, sock);
+    /* without $XDG_RUNTIME_DIR: the system's, never /tmp */
+    unsetenv("XDG_RUNTIME_DIR");
+    cr_assert_eq(disc_client_default_socket("given", path, sizeof(path)), 0);
+    cr_assert_str_eq(path, "/run/discd/given.sock");
+    close(fd);
+    unlink(sock);
+    rmdir(dir);
+    rmdir(rt);
 }
 
 Test(discclient, daemon_restart_is_reported)
