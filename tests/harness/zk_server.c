@@ -326,6 +326,19 @@ int zk_node_pause(struct zk_cluster *c, int i)
     if (kill(c->nodes[i].pid, SIGSTOP) != 0) {
         return -errno;
     }
+    /* SIGSTOP takes effect asynchronously: until every thread of the JVM has
+     * stopped it may still answer. Wait for the stop (the JVM is our child). */
+    int st;
+    pid_t r;
+    while ((r = waitpid(c->nodes[i].pid, &st, WUNTRACED)) < 0 && errno == EINTR) {
+    }
+    if (r < 0) {
+        return -errno;
+    }
+    if (!WIFSTOPPED(st)) { /* it died meanwhile */
+        reaped(&c->nodes[i]);
+        return -ESRCH;
+    }
     c->nodes[i].paused = true;
     return 0;
 }
