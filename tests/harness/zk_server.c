@@ -434,13 +434,16 @@ static int node_ready_once(struct zk_cluster *c, int i)
 {
     char buf[2048];
     int port = c->nodes[i].client_port;
-    if (c->n == 1) {
-        return zk_four_letter(port, "ruok", buf, sizeof(buf), ZK_PROBE_TIMEOUT_MS) > 0 &&
-               strncmp(buf, "imok", 4) == 0;
-    }
-    /* A node without quorum still says imok: look at its role instead. */
+    /* Not `ruok`: a server answers imok as soon as it listens, up to ~1 s
+     * before it serves sessions (a client that connects then is dropped and
+     * retries with a back-off). A node without quorum says imok too. `srvr`
+     * says "not currently serving requests" until the server serves, then
+     * names its role. */
     if (zk_four_letter(port, "srvr", buf, sizeof(buf), ZK_PROBE_TIMEOUT_MS) <= 0) {
         return 0;
+    }
+    if (c->n == 1) {
+        return strstr(buf, "Mode: standalone") != NULL;
     }
     return strstr(buf, "Mode: leader") != NULL || strstr(buf, "Mode: follower") != NULL;
 }

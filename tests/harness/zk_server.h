@@ -49,8 +49,9 @@ struct zk_cluster {
 /*
  * Create the directory and config of an n-node cluster (1 <= n <= ZK_MAX_NODES)
  * and start every node. Waits up to timeout_ms for the cluster to serve
- * (standalone: `ruok` answers `imok`; ensemble: every node reports
- * Mode: leader or follower). Retries with new ports if a JVM dies at once
+ * (`srvr` reports Mode: standalone, or on every node of an ensemble
+ * Mode: leader or follower; `ruok` is not enough: imok comes before the
+ * server takes sessions). Retries with new ports if a JVM dies at once
  * (a port taken between probing and binding). On failure everything started
  * is killed and the directory removed. -ETIMEDOUT, -ENOENT (java missing) or
  * another -errno.

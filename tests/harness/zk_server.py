@@ -84,7 +84,8 @@ class ZkServer:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.proc.poll() is None:
                 try:
-                    if four_letter(self.port, b"ruok") == b"imok":
+                    # srvr, not ruok: imok comes before the server takes sessions
+                    if b"Mode: standalone" in four_letter(self.port, b"srvr"):
                         return self
                 except OSError:
                     pass
