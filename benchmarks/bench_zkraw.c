@@ -68,11 +68,21 @@ zhandle_t *zkraw_connect(const char *connect, int session_ms)
     pthread_mutex_init(&wa->mu, NULL);
     pthread_cond_init(&wa->cv, NULL);
     zhandle_t *zh = zookeeper_init(connect, watcher, session_ms, NULL, wa, 0);
-    for (int i = 0; zh && i < 500 && zoo_state(zh) != ZOO_CONNECTED_STATE; i++) {
+    if (!zh) {
+        fprintf(stderr, "raw ZooKeeper: zookeeper_init %s: %s\n", connect, strerror(errno));
+        exit(1);
+    }
+    /* as long as the session may take: the client retries a server that
+     * drops it with a back-off of its own */
+    double t0 = now_us(), limit_us = (session_ms > 10000 ? session_ms : 10000) * 1e3;
+    while (zoo_state(zh) != ZOO_CONNECTED_STATE && now_us() - t0 < limit_us) {
         usleep(10000);
     }
-    if (!zh || zoo_state(zh) != ZOO_CONNECTED_STATE) {
-        die("cannot connect to", connect);
+    int state = zoo_state(zh);
+    if (state != ZOO_CONNECTED_STATE) {
+        fprintf(stderr, "raw ZooKeeper: no session with %s after %.1f s (client state %d)\n",
+                connect, (now_us() - t0) / 1e6, state);
+        exit(1);
     }
     return zh;
 }
