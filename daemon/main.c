@@ -167,7 +167,8 @@ static void reload(struct discd *d, int argc, char *const argv[])
     log_info("SIGHUP: reloaded: log-level=%s check-interval=%u check-timeout=%u "
              "check-misses=%u check-tcp-local=%s register-rules=%u register-limits=%u",
              log_level_name(ncfg.log_level), ncfg.check_interval_ms, ncfg.check_timeout_ms,
-             ncfg.check_misses, ncfg.check_tcp_local, ncfg.n_register_rules, ncfg.n_register_limits);
+             ncfg.check_misses, ncfg.check_tcp_local, ncfg.n_register_rules,
+             ncfg.n_register_limits);
 }
 
 /* Main-thread state for the service manager (service.h). */
