@@ -226,7 +226,7 @@ static bool wait_counts(int nsvc, int per, int timeout_ms)
             char sp[64];
             snprintf(sp, sizeof(sp), "/y/services/re%d", k);
             int c = zkc_count(cli, sp);
-            good += c == per || (per == 0 && c == -ZNONODE);
+            good += c == per || (per == 0 && c == ZNONODE);
         }
         if (good == nsvc)
             return true;
