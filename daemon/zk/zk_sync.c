@@ -2616,12 +2616,19 @@ out:
     for (size_t k = 0; k < n; k++) {
         lnode_unref_locked(snap[k]);
     }
-    if (rc == ZOK && gen > zs->applied_gen) {
+    bool applied_new = rc == ZOK && gen > zs->applied_gen;
+    if (applied_new) {
         zs->applied_gen = gen;
         publish_status_locked(zs); /* waiters see counters that match */
         pthread_cond_broadcast(&zs->applied);
     }
     pthread_mutex_unlock(&zs->mu);
+    if (applied_new) {
+        /* The set in ZooKeeper now equals a newer desired set, whoever made
+         * the writes: this round's run_writes, or early creates (their
+         * nodes need no write here, and may even be listed already). */
+        snap_mark_dirty(zs);
+    }
     free(snap);
     return rc;
 }

@@ -154,6 +154,9 @@ Test(zkd_snapshot, covers_everything, .fini = teardown)
     char extra[37];
     zkd_register(&a, "snap-cover", "10.1.1.1:80", extra);
     cr_assert(zkd_wait_count(&c, "snap-cover", 21, 10000));
+    /* a single registration on a settled discd takes the early-create path
+     * (no write of the worker's own): the snapshot follows it all the same */
+    cr_assert(wait_snapshot(root, a.host_id, 21, 15000), "a's snapshot missed a registration");
     zkd_deregister(&a, ids[0]);
     cr_assert(zkd_wait_count(&c, "snap-cover", 20, 10000));
     cr_assert(wait_snapshot(root, a.host_id, 20, 15000), "a's snapshot did not follow");
