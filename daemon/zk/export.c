@@ -152,6 +152,7 @@ struct xtask {
     int rc;
     int64_t owner;
     int32_t version;
+    int32_t want_version; /* X_WATCH: the version the node has if nobody touched it */
     char *val;
     size_t vlen;
 };
@@ -297,6 +298,7 @@ static void x_advance(struct zk_export *ex, zhandle_t *zh, int64_t me, struct xt
     case X_CREATE:
         if (rc == ZOK) {
             atomic_fetch_add(&ex->creates, 1);
+            t->want_version = 0;
             t->step = X_WATCH;
         } else if (rc == ZNONODE) {
             if (!json_object_get(made, t->ws)) {
@@ -329,6 +331,7 @@ static void x_advance(struct zk_export *ex, zhandle_t *zh, int64_t me, struct xt
         } else if (!t->val || t->vlen != strlen(t->data) || memcmp(t->val, t->data, t->vlen) != 0) {
             t->step = X_SET;
         } else {
+            t->want_version = t->version;
             t->step = X_WATCH;
         }
         return;
@@ -350,6 +353,7 @@ static void x_advance(struct zk_export *ex, zhandle_t *zh, int64_t me, struct xt
             return;
         }
         atomic_fetch_add(&ex->rewrites, 1);
+        t->want_version = t->version;
         t->step = X_WATCH;
         return;
     case X_WATCH:
@@ -359,6 +363,13 @@ static void x_advance(struct zk_export *ex, zhandle_t *zh, int64_t me, struct xt
         }
         if (rc != ZOK) {
             x_fail(t, rc);
+            return;
+        }
+        if (t->owner != me || t->version != t->want_version) {
+            /* rewritten (or replaced) by another client before the watch was
+             * armed: that change fires no watch of ours, so look again now */
+            atomic_fetch_add(&ex->repairs, 1);
+            x_again(t);
             return;
         }
         t->ok = true;
