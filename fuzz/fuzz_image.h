@@ -6,8 +6,10 @@
  * records rather than on the whole-file checksum, the harness pads the
  * input to the smallest size a reader accepts (8 KiB, zero-filled) and
  * then fixes the fields that must agree with the file itself:
- * segment_size, image_bytes and image_checksum. Everything else (magic,
- * arena bounds, root, every record) is the fuzzer's. The file is written
+ * segment_size, image_bytes and image_checksum (the kind its features
+ * bit DISC_FEAT_CHECKSUM_WORD names, so both kinds are reached).
+ * Everything else (magic, features, arena bounds, root, every record) is
+ * the fuzzer's. The file is written
  * to a private directory made once per process (a 0755 directory inside a
  * mkdtemp one, removed at exit), because the readers' trust checks
  * (docs/DESIGN.md, "Threat model") refuse anything else: a memfd reached
@@ -73,7 +75,11 @@ static inline int fuzz_image_file(const uint8_t *data, size_t size, char *path, 
     h->segment_size = len;
     h->image_bytes = len;
     h->image_checksum = 0;
-    h->image_checksum = disc_checksum(b, (uint32_t)len, offsetof(struct disc_hdr, image_checksum));
+    /* the checksum the header's features name (the reader picks the same) */
+    h->image_checksum =
+        (h->features & DISC_FEAT_CHECKSUM_WORD)
+            ? disc_checksum(b, (uint32_t)len, offsetof(struct disc_hdr, image_checksum))
+            : disc_checksum_fnv1a(b, (uint32_t)len, offsetof(struct disc_hdr, image_checksum));
     int fd = open(fuzz_image_path_, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd >= 0 && (fchmod(fd, 0644) < 0 || write(fd, b, len) != (ssize_t)len)) {
         close(fd);

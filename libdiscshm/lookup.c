@@ -124,9 +124,9 @@ static int snap_load(const struct disc_read *rd, struct disc_snapshot *s)
     disc__ldcpy(s, rd->base_ + rd->snap_, sizeof(*s));
     if (s->type != DISC_REC_SNAPSHOT || s->size < sizeof(*s))
         return -EBADMSG;
-    if (verifying(rd) &&
-        (s->size != sizeof(*s) ||
-         disc_checksum(s, sizeof(*s), offsetof(struct disc_snapshot, checksum)) != s->checksum))
+    if (verifying(rd) && (s->size != sizeof(*s) ||
+                          disc__record_ck(rd->flags_, s, sizeof(*s),
+                                          offsetof(struct disc_snapshot, checksum)) != s->checksum))
         return -EBADMSG;
     return 0;
 }
@@ -166,7 +166,7 @@ static int table_verify(struct disc_read *rd, const struct disc_tabv *g)
         rc = t.nslots == g->nslots ? disc__charge(rd, verify_units(rd, t.size)) : -EBADMSG;
     if (rc == 0) {
         const unsigned char *h = rd->base_ + t.off;
-        if (disc_checksum(h, t.size, offsetof(struct disc_htab, checksum)) !=
+        if (disc__record_ck(rd->flags_, h, t.size, offsetof(struct disc_htab, checksum)) !=
             disc__ld32(h + offsetof(struct disc_htab, checksum)))
             rc = -EBADMSG;
     }
@@ -205,8 +205,9 @@ static int page_checked(struct disc_read *rd, uint32_t off, uint32_t *poff)
         disc__rec(rmap(rd), off, sizeof(struct disc_hpage), DISC_REC_HPAGE);
     if (!p)
         return -EBADMSG;
-    if (verifying(rd) && disc_checksum(p, sizeof(*p), offsetof(struct disc_hpage, checksum)) !=
-                             disc__ld32(&p->checksum))
+    if (verifying(rd) &&
+        disc__record_ck(rd->flags_, p, sizeof(*p), offsetof(struct disc_hpage, checksum)) !=
+            disc__ld32(&p->checksum))
         return -EBADMSG;
     *poff = off;
     return 0;
@@ -270,8 +271,8 @@ static int service_rec(struct disc_read *rd, uint32_t off, struct svcv *v)
     int rc = disc__charge(rd, 1 + verify_units(rd, size));
     if (rc < 0)
         return rc;
-    if (verifying(rd) &&
-        disc_checksum(s, size, offsetof(struct disc_service_rec, checksum)) != h.checksum)
+    if (verifying(rd) && disc__record_ck(rd->flags_, s, size,
+                                         offsetof(struct disc_service_rec, checksum)) != h.checksum)
         return -EBADMSG;
     v->off = off;
     v->size = size;
@@ -509,7 +510,7 @@ fill_view(const unsigned char *rec, uint64_t avail, unsigned flags, struct disc_
     if (r.type != DISC_REC_INSTANCE || size < sizeof(r) || size > avail || size > DISC_REC_MAX)
         return -EBADMSG;
     if ((flags & DISC_OPEN_VERIFY) &&
-        disc_checksum(rec, size, offsetof(struct disc_inst_rec, checksum)) != r.checksum)
+        disc__record_ck(flags, rec, size, offsetof(struct disc_inst_rec, checksum)) != r.checksum)
         return -EBADMSG;
 #define STR_END(f) ((uint32_t)r.f.off + r.f.len)
     /* string ends: a string fits when its end (the NUL) is below size */

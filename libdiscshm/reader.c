@@ -88,6 +88,12 @@ static struct disc_map *map_new(void)
     return m;
 }
 
+uint32_t disc__record_ck(unsigned flags, const void *rec, uint32_t size, uint32_t checksum_at)
+{
+    return (flags & DISC__FL_CK_FNV) ? disc_checksum_fnv1a(rec, size, checksum_at)
+                                     : disc_checksum(rec, size, checksum_at);
+}
+
 /* Check everything in the header a reader depends on. */
 static int check_header(const struct disc_hdr *h, uint64_t st_size, uint64_t magic)
 {
@@ -140,11 +146,15 @@ static int map_fd(int fd, uint64_t st_size, uint64_t magic, struct disc_map **ou
     m->hdr = p;
     if ((rc = check_header(m->hdr, m->size, magic)) < 0)
         goto fail;
+    /* Which checksum the object's records (and an image's whole file)
+     * carry: the header says, and it is written once, before the object
+     * is renamed into place (an image is a private copy). */
+    m->ck_flags = (m->hdr->features & DISC_FEAT_CHECKSUM_WORD) ? 0 : DISC__FL_CK_FNV;
     if (magic == DISC_IMAGE_MAGIC) {
         rc = -EBADMSG; /* truncated or damaged file */
         if (m->hdr->image_bytes != m->size ||
-            disc_checksum(p, (uint32_t)m->size, offsetof(struct disc_hdr, image_checksum)) !=
-                m->hdr->image_checksum)
+            disc__record_ck(m->ck_flags, p, (uint32_t)m->size,
+                            offsetof(struct disc_hdr, image_checksum)) != m->hdr->image_checksum)
             goto fail;
     }
     m->arena_off = m->hdr->arena_off;
@@ -555,7 +565,7 @@ static int read_begin(disc_handle *h, struct disc_read *rd, int allow_gone)
         rd->gen_ = a;
         rd->snap_ = (uint32_t)root;
         rd->slot_ = line;
-        rd->flags_ = h->flags;
+        rd->flags_ = h->flags | m->ck_flags;
         rd->work_ = 0; /* the work budget is computed on first use (lookup.c) */
         /* The snapshot's offset and type: checked here unless a section of
          * this map already validated the snapshot of this very root word

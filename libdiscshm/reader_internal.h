@@ -85,6 +85,7 @@ struct disc_map {
     uint64_t segment_id;
     int fd;                /* the data object, for staleness checks (-1: image) */
     int64_t next_retry_ns; /* gone: earliest next reopen attempt (under lock) */
+    unsigned ck_flags;     /* DISC__FL_CK_FNV when its checksums are FNV-1a */
     struct disc_map *next; /* retired list */
     /* its own line: written once per new snapshot, read by every lookup */
     alignas(64) struct disc_geo_cache geo;
@@ -201,6 +202,18 @@ static inline int disc__geo_known(struct disc_map *m, uint64_t root)
 
 /* Validate the instance record at rec (avail readable bytes) and fill a view
  * of it (lookup.c). Used to re-check records after copying them out. */
+/* A bit of a section's flags (struct disc_read's flags_; never a public
+ * DISC_OPEN_* value, which disc_open checks): the section's map carries
+ * FNV-1a checksums (its header lacks DISC_FEAT_CHECKSUM_WORD: written by
+ * a discd from before the word-wise checksum), so verifying reads check
+ * them with disc_checksum_fnv1a. */
+#define DISC__FL_CK_FNV 0x80000000u
+
+/* The checksum of a record as the section's map has it: FNV-1a when
+ * `flags` has DISC__FL_CK_FNV, else disc_checksum. Out of line
+ * (reader.c): only verifying reads call it. */
+uint32_t disc__record_ck(unsigned flags, const void *rec, uint32_t size, uint32_t checksum_at);
+
 int disc__fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
                     struct disc_instance *out);
 

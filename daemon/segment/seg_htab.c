@@ -78,129 +78,25 @@ void wtab_destroy(struct wtab *t)
     memset(t, 0, sizeof(*t));
 }
 
-/* Checksums of a commit's copies, several at once. disc_checksum is
- * 32-bit FNV-1a: every byte is an xor and a multiply that depend on the
- * previous byte's, so one checksum runs at the multiply's latency (~4
- * cycles a byte), and a commit checksums ~30 KB (every page it copied, 1
- * KiB each, and both directories: 9 KiB over 100k instances) — most of a
- * small commit's CPU. The parts are independent, so SEAL_LANES of them
- * run interleaved, each lane its own chain, and the multiplier stays
- * busy (~1 byte a cycle). The values are disc_checksum's: each record's
- * checksum field is zeroed first, and FNV over a zero field is
- * disc_checksum's "field taken as zero". */
-#define SEAL_LANES 4
-#define SEAL_CHUNK 512u
-
-struct seal_job {
-    unsigned char *rec;
-    uint32_t size;
-    uint32_t *checksum; /* inside rec: zeroed, then set */
-};
-
-static int cmp_job_size(const void *x, const void *y)
-{
-    uint32_t a = ((const struct seal_job *)x)->size, b = ((const struct seal_job *)y)->size;
-    return a > b ? -1 : a < b;
-}
-
-/* The longest first: one checksum's chain cannot be split, so the 8 KiB
- * directory of a large table bounds the whole; started first, the pages
- * run beside it. */
-static void seal_jobs(struct seal_job *job, uint32_t njob)
-{
-    static const unsigned char idle[SEAL_CHUNK]; /* what an idle lane reads */
-    const unsigned char *p[SEAL_LANES];
-    uint32_t h[SEAL_LANES], left[SEAL_LANES], next = 0, active = 0;
-    int32_t who[SEAL_LANES];
-    qsort(job, njob, sizeof(*job), cmp_job_size);
-    for (uint32_t i = 0; i < njob; i++)
-        *job[i].checksum = 0;
-    for (int l = 0; l < SEAL_LANES; l++) {
-        who[l] = -1;
-        p[l] = idle;
-        left[l] = 0;
-        h[l] = 2166136261u;
-    }
-    for (;;) {
-        for (int l = 0; l < SEAL_LANES; l++) {
-            if (who[l] >= 0 && left[l] == 0) { /* finished */
-                *job[who[l]].checksum = h[l];
-                who[l] = -1;
-                p[l] = idle;
-                active--;
-            }
-            while (who[l] < 0 && next < njob) {
-                if (job[next].size == 0) { /* FNV of nothing */
-                    *job[next++].checksum = 2166136261u;
-                    continue;
-                }
-                who[l] = (int32_t)next;
-                p[l] = job[next].rec;
-                left[l] = job[next++].size;
-                h[l] = 2166136261u;
-                active++;
-            }
-        }
-        if (active == 0)
-            return;
-        uint32_t k = SEAL_CHUNK;
-        for (int l = 0; l < SEAL_LANES; l++)
-            if (who[l] >= 0 && left[l] < k)
-                k = left[l];
-        for (uint32_t i = 0; i < k; i++)
-            for (int l = 0; l < SEAL_LANES; l++)
-                h[l] = (h[l] ^ p[l][i]) * 16777619u;
-        for (int l = 0; l < SEAL_LANES; l++)
-            if (who[l] >= 0) {
-                p[l] += k;
-                left[l] -= k;
-            }
-    }
-}
-
+/* Checksums of a commit's copies: every page it copied (1 KiB each) and
+ * the directory of each table it changed (8 KiB for 2048 pages). Each is
+ * disc_checksum, whose four lanes already keep the multiplier busy, so the
+ * parts are simply done one after another. */
 void wtab_seal(struct sega *a, struct wtab *const *tabs, unsigned ntabs)
 {
-    struct seal_job stack[64], *job = stack;
-    uint32_t n = 0, cap = 64;
     for (unsigned ti = 0; ti < ntabs; ti++) {
         struct wtab *t = tabs[ti];
         if (!t->tab_fresh)
             continue; /* nothing copied: every part still carries its checksum */
         struct disc_htab *h = tab_at(a, t->off);
-        uint32_t need = n + 1 + (h->npages < t->page_fresh_cap ? h->npages : t->page_fresh_cap);
-        if (need > cap) {
-            struct seal_job *nj = malloc((size_t)need * sizeof(*nj));
-            if (!nj) { /* no room to batch: checksum one by one */
-                for (uint32_t i = 0; i < n; i++)
-                    seal_jobs(&job[i], 1);
-                n = 0;
-            } else {
-                memcpy(nj, job, (size_t)n * sizeof(*nj));
-                if (job != stack)
-                    free(job);
-                job = nj;
-                cap = need;
-            }
-        }
         for (uint32_t pi = 0; pi < h->npages && pi < t->page_fresh_cap; pi++) {
             if (!t->page_fresh[pi] || !h->pages[pi])
                 continue;
             struct disc_hpage *pg = SEG_AT(a, struct disc_hpage, h->pages[pi]);
-            struct seal_job j = {(unsigned char *)pg, pg->size, &pg->checksum};
-            if (n < cap)
-                job[n++] = j;
-            else
-                seal_jobs(&j, 1);
+            pg->checksum = disc_checksum(pg, pg->size, offsetof(struct disc_hpage, checksum));
         }
-        struct seal_job j = {(unsigned char *)h, h->size, &h->checksum};
-        if (n < cap)
-            job[n++] = j;
-        else
-            seal_jobs(&j, 1);
+        h->checksum = disc_checksum(h, h->size, offsetof(struct disc_htab, checksum));
     }
-    seal_jobs(job, n);
-    if (job != stack)
-        free(job);
 }
 
 void wtab_commit_done(struct wtab *t)

@@ -123,7 +123,7 @@ int wtab_set(struct sega *a, struct wtab *t, uint64_t seed, wtab_key_fn keyf, co
 int wtab_del(struct sega *a, struct wtab *t, uint64_t seed, wtab_key_fn keyf, const char *key,
              uint32_t len);
 /* Set the checksums of the parts this commit copied in each of the ntabs
- * tables (a table and its fresh pages), all at once. Call before the
+ * tables (a table and its fresh pages). Call before the
  * snapshot that publishes the tables is written. */
 void wtab_seal(struct sega *a, struct wtab *const *tabs, unsigned ntabs);
 /* Forget per-commit freshness (call after publishing). */

@@ -938,7 +938,7 @@ static void hdr_init(struct disc_hdr *h, uint64_t magic, uint64_t size, uint64_t
     h->abi_major = DISC_ABI_MAJOR;
     h->abi_minor = DISC_ABI_MINOR;
     h->header_size = DISC_HEADER_SIZE;
-    h->features = DISC_FEAT_CHECKSUMS;
+    h->features = DISC_FEAT_CHECKSUMS | DISC_FEAT_CHECKSUM_WORD;
     h->segment_size = size;
     h->segment_id = id;
     h->hash_seed = seed;

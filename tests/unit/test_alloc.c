@@ -129,6 +129,99 @@ Test(layout, checksum_detects_a_flip)
     cr_assert_neq(disc_checksum(rec, 64, 8), c);
 }
 
+/* The field-as-zero rule for every size up to 100 bytes and every field
+ * position (aligned or not, across the 32-byte blocks and in the tail):
+ * the checksum with the field anywhere in the record equals the checksum
+ * of the record with those bytes zeroed and no field; and the same bytes
+ * at any alignment give the same checksum. */
+Test(layout, checksum_field_is_taken_as_zero_at_any_position)
+{
+    unsigned char buf[128 + 8], z[128];
+    for (unsigned i = 0; i < sizeof(buf); i++)
+        buf[i] = (unsigned char)(i * 37 + 11);
+    for (uint32_t n = 0; n <= 100; n++) {
+        for (unsigned shift = 1; shift < 8; shift++)
+            cr_assert_eq(disc_checksum(buf + shift, n, 4),
+                         disc_checksum(memmove(z, buf + shift, n), n, 4), "size %u, shift %u", n,
+                         shift);
+        for (uint32_t at = 0; at + 4 <= n; at++) {
+            memcpy(z, buf, n);
+            memset(z + at, 0, 4);
+            uint32_t c = disc_checksum(buf, n, at);
+            cr_assert_eq(c, disc_checksum(z, n, at), "size %u, field at %u", n, at);
+            cr_assert_eq(c, disc_checksum(z, n, UINT32_MAX), "size %u, field at %u", n, at);
+            cr_assert_eq(disc_checksum_fnv1a(buf, n, at), disc_checksum_fnv1a(z, n, n),
+                         "fnv: size %u, field at %u", n, at);
+        }
+    }
+}
+
+/* What the word-wise checksum is trusted to catch (docs/DESIGN.md,
+ * "Validation"): every 1-bit flip of records of many sizes, every 2-bit
+ * flip of a 64-byte record, every truncation and extension with zeros,
+ * and the swap of any two different words. */
+Test(layout, checksum_catches_flips_truncations_and_swaps)
+{
+    static unsigned char rec[1100];
+    for (unsigned i = 0; i < sizeof(rec); i++)
+        rec[i] = (unsigned char)((i * 2654435761u) >> 13);
+    const uint32_t sizes[] = {1, 7, 8, 9, 31, 32, 33, 48, 64, 72, 250, 1040, 1100 - 4};
+    for (unsigned k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        uint32_t n = sizes[k], c = disc_checksum(rec, n, UINT32_MAX);
+        for (uint32_t bit = 0; bit < 8 * n; bit++) {
+            rec[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+            cr_assert_neq(disc_checksum(rec, n, UINT32_MAX), c, "size %u, bit %u", n, bit);
+            rec[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+        }
+        for (uint32_t m = 0; m < n + 4; m++) /* shorter, or longer by zeros */
+            if (m != n) {
+                memset(rec + n, 0, 4);
+                cr_assert_neq(disc_checksum(rec, m, UINT32_MAX), c, "size %u as %u", n, m);
+            }
+    }
+    uint32_t c = disc_checksum(rec, 64, 8);
+    for (uint32_t x = 0; x < 512; x++)
+        for (uint32_t y = x + 1; y < 512; y++) {
+            if ((x / 8 >= 8 && x / 8 < 12) || (y / 8 >= 8 && y / 8 < 12))
+                continue; /* the field */
+            rec[x / 8] ^= (unsigned char)(1u << (x % 8));
+            rec[y / 8] ^= (unsigned char)(1u << (y % 8));
+            cr_assert_neq(disc_checksum(rec, 64, 8), c, "bits %u and %u", x, y);
+            rec[x / 8] ^= (unsigned char)(1u << (x % 8));
+            rec[y / 8] ^= (unsigned char)(1u << (y % 8));
+        }
+    c = disc_checksum(rec, 1040, 8);
+    for (uint32_t i = 16; i + 8 <= 1040; i += 8)
+        for (uint32_t j = i + 8; j + 8 <= 1040; j += 8) {
+            unsigned char wi[8], wj[8];
+            memcpy(wi, rec + i, 8);
+            memcpy(wj, rec + j, 8);
+            if (!memcmp(wi, wj, 8))
+                continue;
+            memcpy(rec + i, wj, 8);
+            memcpy(rec + j, wi, 8);
+            cr_assert_neq(disc_checksum(rec, 1040, 8), c, "words at %u and %u swapped", i, j);
+            memcpy(rec + i, wi, 8);
+            memcpy(rec + j, wj, 8);
+        }
+}
+
+/* The checksums are part of the on-memory format: segments and file-cache
+ * images written by one build are verified by another. These values pin
+ * both kinds, so a change to either function fails here first (a change
+ * needs a new feature bit or ABI major, docs/DESIGN.md). */
+Test(layout, checksum_values_are_the_format)
+{
+    unsigned char rec[100];
+    for (int i = 0; i < 100; i++)
+        rec[i] = (unsigned char)i;
+    cr_expect_eq(disc_checksum(rec, 100, 8), 0xe242f1a2u, "word: %#x", disc_checksum(rec, 100, 8));
+    cr_expect_eq(disc_checksum(rec, 0, 0), 0x03438e75u, "word, empty: %#x",
+                 disc_checksum(rec, 0, 0));
+    cr_expect_eq(disc_checksum_fnv1a(rec, 100, 8), 0x2696fda5u, "fnv: %#x",
+                 disc_checksum_fnv1a(rec, 100, 8));
+}
+
 Test(layout, header_and_records)
 {
     cr_assert_eq(offsetof(struct disc_hdr, root) % 64, 0);

@@ -162,7 +162,7 @@ static void finish(struct img *im, uint32_t svc_tab, uint32_t id_tab, uint32_t n
     h->abi_major = DISC_ABI_MAJOR;
     h->abi_minor = DISC_ABI_MINOR;
     h->header_size = DISC_HEADER_SIZE;
-    h->features = DISC_FEAT_CHECKSUMS;
+    h->features = DISC_FEAT_CHECKSUMS | DISC_FEAT_CHECKSUM_WORD;
     h->segment_size = size;
     h->segment_id = 42;
     h->hash_seed = SEED;
@@ -424,7 +424,11 @@ static void write_image(const unsigned char *b, size_t len)
     memcpy(c, b, len);
     struct disc_hdr *h = (struct disc_hdr *)c;
     h->image_checksum = 0;
-    h->image_checksum = disc_checksum(c, (uint32_t)len, offsetof(struct disc_hdr, image_checksum));
+    /* the kind of checksum the header names, as a writer would */
+    h->image_checksum =
+        (h->features & DISC_FEAT_CHECKSUM_WORD)
+            ? disc_checksum(c, (uint32_t)len, offsetof(struct disc_hdr, image_checksum))
+            : disc_checksum_fnv1a(c, (uint32_t)len, offsetof(struct disc_hdr, image_checksum));
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     cr_assert_eq(write(fd, c, len), (ssize_t)len);
     close(fd);
@@ -526,5 +530,116 @@ Test(hostile, verify_reports_every_damaged_record_kind, .timeout = 60)
                 continue; /* the id table names instance records directly */
             corrupt_and_check(orig, len, id_table, k);
         }
+    free(orig);
+}
+
+/* ---- objects written before the word-wise checksum ---------------------------------- */
+
+#define FNV_AT(b, off, type, field)                                                                \
+    ((type *)((b) + (off)))->field =                                                               \
+        disc_checksum_fnv1a((b) + (off), ((type *)((b) + (off)))->size, offsetof(type, field))
+
+/* Rewrite every checksum of a real image as a writer from before
+ * DISC_FEAT_CHECKSUM_WORD did (FNV-1a), and clear the bit. */
+static void to_fnv(unsigned char *b)
+{
+    struct disc_hdr *h = (struct disc_hdr *)b;
+    uint32_t snap = (uint32_t)atomic_load(&h->root);
+    struct disc_snapshot *s = (struct disc_snapshot *)(b + snap);
+    for (int id_table = 0; id_table <= 1; id_table++) {
+        uint32_t toff = id_table ? s->id_table : s->svc_table;
+        struct disc_htab *t = (struct disc_htab *)(b + toff);
+        for (uint32_t pi = 0; pi < t->npages; pi++) {
+            if (!t->pages[pi])
+                continue;
+            struct disc_hpage *pg = (struct disc_hpage *)(b + t->pages[pi]);
+            for (uint32_t si = 0; si < DISC_PAGE_SLOTS; si++) {
+                uint32_t r = pg->slot[si].off;
+                if (!r)
+                    continue;
+                if (id_table) {
+                    FNV_AT(b, r, struct disc_inst_rec, checksum);
+                    continue;
+                }
+                FNV_AT(b, r, struct disc_service_rec, checksum);
+                struct disc_service_rec *sr = (struct disc_service_rec *)(b + r);
+                for (uint32_t i = 0; i < sr->n_instances; i++)
+                    FNV_AT(b, sr->instances[i], struct disc_inst_rec, checksum);
+            }
+            FNV_AT(b, t->pages[pi], struct disc_hpage, checksum);
+        }
+        FNV_AT(b, toff, struct disc_htab, checksum);
+    }
+    FNV_AT(b, snap, struct disc_snapshot, checksum);
+    h->features = DISC_FEAT_CHECKSUMS;
+}
+
+/* Instances a VERIFY walk over the image at `path` counts (or its error). */
+static int verify_walk_count(void)
+{
+    disc_handle *h;
+    int rc = disc_open_file(path, DISC_OPEN_VERIFY, &h);
+    if (rc < 0)
+        return rc;
+    struct disc_instance *list;
+    rc = disc_lookup_filtered(h, NULL, big, sizeof(big), &list, NULL);
+    disc_close(h);
+    return rc;
+}
+
+/* An image (or segment: the same header check) from a discd before the
+ * word-wise checksum carries FNV-1a and no DISC_FEAT_CHECKSUM_WORD: it is
+ * verified with FNV-1a, damage to each record kind is still reported,
+ * and checksums of one kind are never accepted under the other's name. */
+Test(hostile, fnv_images_from_older_writers_are_verified_with_fnv, .timeout = 60)
+{
+    size_t len;
+    unsigned char *orig = real_image(&len);
+    write_image(orig, len);
+    int n = verify_walk_count();
+    cr_assert_eq(n, 300, "new image, VERIFY walk: %d", n);
+
+    unsigned char *fnv = malloc(len);
+    memcpy(fnv, orig, len);
+    to_fnv(fnv);
+    write_image(fnv, len);
+    n = verify_walk_count();
+    cr_assert_eq(n, 300, "FNV image, VERIFY walk: %d", n);
+    for (int id_table = 0; id_table <= 1; id_table++)
+        for (enum kind k = K_SNAP; k <= K_INSTANCE; k++)
+            if (!(id_table && k == K_SERVICE))
+                corrupt_and_check(fnv, len, id_table, k);
+
+    /* FNV records under a header that claims word-wise checksums (the
+     * file's own checksum matching the claim): plain reads still work,
+     * every verified record is refused */
+    ((struct disc_hdr *)fnv)->features |= DISC_FEAT_CHECKSUM_WORD;
+    write_image(fnv, len);
+    disc_handle *h;
+    cr_assert_eq(disc_open_file(path, 0, &h), 0);
+    struct disc_instance *list;
+    cr_expect_eq(disc_lookup_filtered(h, NULL, big, sizeof(big), &list, NULL), 300);
+    disc_close(h);
+    cr_expect_eq(verify_walk_count(), -EBADMSG);
+    /* and word-wise records under a header without the bit */
+    unsigned char *c = malloc(len);
+    memcpy(c, orig, len);
+    ((struct disc_hdr *)c)->features = DISC_FEAT_CHECKSUMS;
+    write_image(c, len);
+    cr_expect_eq(verify_walk_count(), -EBADMSG);
+
+    /* a whole-file checksum of the other kind than the header names: the
+     * file is refused at open, whatever the flags */
+    struct disc_hdr *ch = (struct disc_hdr *)c;
+    ch->features = DISC_FEAT_CHECKSUMS | DISC_FEAT_CHECKSUM_WORD;
+    ch->image_checksum = 0;
+    ch->image_checksum =
+        disc_checksum_fnv1a(c, (uint32_t)len, offsetof(struct disc_hdr, image_checksum));
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert_eq(write(fd, c, len), (ssize_t)len);
+    close(fd);
+    cr_expect_eq(disc_open_file(path, 0, &h), -EBADMSG);
+    free(c);
+    free(fnv);
     free(orig);
 }
