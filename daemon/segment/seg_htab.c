@@ -43,9 +43,14 @@ static int fresh_reset(struct wtab *t, uint32_t npages)
         if (!p)
             return -ENOMEM;
         t->page_fresh = p;
+        uint32_t *l = realloc(t->fresh_list, (size_t)npages * sizeof(*l));
+        if (!l)
+            return -ENOMEM;
+        t->fresh_list = l;
         t->page_fresh_cap = npages;
     }
     memset(t->page_fresh, 0, t->page_fresh_cap);
+    t->n_fresh = 0;
     return 0;
 }
 
@@ -75,13 +80,15 @@ int wtab_create(struct sega *a, struct wtab *t, uint32_t nslots)
 void wtab_destroy(struct wtab *t)
 {
     free(t->page_fresh);
+    free(t->fresh_list);
     memset(t, 0, sizeof(*t));
 }
 
-/* Checksums of a commit's copies: every page it copied (1 KiB each) and
- * the directory of each table it changed (8 KiB for 2048 pages). Each is
- * disc_checksum, whose four lanes already keep the multiplier busy, so the
- * parts are simply done one after another. */
+/* Checksums of a commit's copies: every page it copied (1 KiB each; the
+ * list of them, not a scan of the directory's 2048 entries over 100k
+ * instances) and the directory of each table it changed (8 KiB for 2048
+ * pages). Each is disc_checksum, whose four lanes already keep the
+ * multiplier busy, so the parts are simply done one after another. */
 void wtab_seal(struct sega *a, struct wtab *const *tabs, unsigned ntabs)
 {
     for (unsigned ti = 0; ti < ntabs; ti++) {
@@ -89,8 +96,9 @@ void wtab_seal(struct sega *a, struct wtab *const *tabs, unsigned ntabs)
         if (!t->tab_fresh)
             continue; /* nothing copied: every part still carries its checksum */
         struct disc_htab *h = tab_at(a, t->off);
-        for (uint32_t pi = 0; pi < h->npages && pi < t->page_fresh_cap; pi++) {
-            if (!t->page_fresh[pi] || !h->pages[pi])
+        for (uint32_t k = 0; k < t->n_fresh; k++) {
+            uint32_t pi = t->fresh_list[k];
+            if (pi >= h->npages || !h->pages[pi])
                 continue;
             struct disc_hpage *pg = SEG_AT(a, struct disc_hpage, h->pages[pi]);
             pg->checksum = disc_checksum(pg, pg->size, offsetof(struct disc_hpage, checksum));
@@ -102,8 +110,9 @@ void wtab_seal(struct sega *a, struct wtab *const *tabs, unsigned ntabs)
 void wtab_commit_done(struct wtab *t)
 {
     t->tab_fresh = false;
-    if (t->page_fresh)
-        memset(t->page_fresh, 0, t->page_fresh_cap);
+    for (uint32_t k = 0; k < t->n_fresh; k++)
+        t->page_fresh[t->fresh_list[k]] = 0;
+    t->n_fresh = 0;
 }
 
 static int cow_tab(struct sega *a, struct wtab *t)
@@ -154,6 +163,8 @@ static int cow_page(struct sega *a, struct wtab *t, uint32_t pi, struct disc_hpa
         p->size = sizeof(*p);
     }
     h->pages[pi] = off;
+    if (!t->page_fresh[pi])
+        t->fresh_list[t->n_fresh++] = pi;
     t->page_fresh[pi] = 1;
     *out = p;
     return 0;
@@ -301,6 +312,7 @@ static int resize(struct sega *a, struct wtab *t, uint32_t nslots)
             sega_retire(a, oh->pages[pi], sizeof(struct disc_hpage));
     sega_retire(a, old_off, tab_bytes(oh->npages));
     free(t->page_fresh);
+    free(t->fresh_list);
     *t = nt;
     return 0;
 out:

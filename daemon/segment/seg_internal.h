@@ -95,8 +95,10 @@ uint64_t sega_used(const struct sega *a);
 struct wtab {
     uint32_t off;
     bool tab_fresh;
-    uint8_t *page_fresh; /* per directory page */
-    uint32_t page_fresh_cap;
+    uint8_t *page_fresh;  /* per directory page */
+    uint32_t *fresh_list; /* the n_fresh pages marked in page_fresh */
+    uint32_t n_fresh;
+    uint32_t page_fresh_cap; /* of both */
 };
 
 /* Returns a pointer to the NUL-terminated key of the record at rec_off and
