@@ -9,7 +9,8 @@
  *   Curator fields and id = node name; deregistration removes it;
  * - a failing check (ttl, kept critical by deregister_after_ms) withdraws
  *   it and a pass brings it back; maintenance withdraws it too;
- * - a node another client deletes or rewrites is put back;
+ * - a node another client deletes or rewrites is put back, also when the
+ *   rewrite lands right after discd re-created it (before its watch);
  * - with import and export on one base, the other discd shows the instance
  *   once (from the native tree) and counts the export as ignored;
  * - after its session expired, discd puts every export back in a few waves
@@ -18,6 +19,7 @@
  *   another client deleted meanwhile.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +113,62 @@ static bool discctl_status_has(struct zkd *z, const char *want, int timeout_ms)
     }
 }
 
+/* Rewrites path with garbage from the client's own event thread the moment
+ * discd re-creates it: the watcher sees the test's delete, arms an exists
+ * watch at once (asynchronously, before discd can have re-created it), and
+ * on the creation issues an asynchronous set. state: 0 waiting, 1 set
+ * issued, 2 set completed, -1 missed (re-created before the watch was
+ * armed: the round does not count). */
+struct rewrite_on_create {
+    const char *path;
+    pthread_mutex_t mu;
+    int state, rc;
+};
+
+static void rw_state(struct rewrite_on_create *rw, int state, int rc)
+{
+    pthread_mutex_lock(&rw->mu);
+    rw->state = state;
+    rw->rc = rc;
+    pthread_mutex_unlock(&rw->mu);
+}
+
+static void rewrite_done(int rc, const struct Stat *st, const void *data)
+{
+    (void)st;
+    rw_state((struct rewrite_on_create *)data, 2, rc);
+}
+
+static void armed(int rc, const struct Stat *st, const void *data)
+{
+    (void)st;
+    if (rc != ZNONODE)
+        rw_state((struct rewrite_on_create *)data, -1, rc);
+}
+
+static void rewrite_on_create(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    (void)state;
+    (void)path;
+    struct rewrite_on_create *rw = ctx;
+    pthread_mutex_lock(&rw->mu);
+    bool missed = rw->state < 0;
+    pthread_mutex_unlock(&rw->mu);
+    if (missed)
+        return;
+    if (type == ZOO_DELETED_EVENT) {
+        int rc = zoo_awexists(zh, rw->path, rewrite_on_create, rw, armed, rw);
+        if (rc != ZOK)
+            rw_state(rw, -1, rc);
+    } else if (type == ZOO_CREATED_EVENT) {
+        rw_state(rw, 1, ZOK);
+        static const char garbage[] = "{\"garbage\":2}";
+        int rc = zoo_aset(zh, rw->path, garbage, (int)strlen(garbage), -1, rewrite_done, rw);
+        if (rc != ZOK)
+            rewrite_done(rc, NULL, rw);
+    }
+}
+
 static void ok_call(struct zkd *z, const char *fmt, const char *id)
 {
     json_t *r = dt_callf(&z->proc, fmt, id);
@@ -173,6 +231,51 @@ Test(zkd_export, exported_nodes_follow_registration_health_and_repairs)
     cr_expect_str_eq(json_string_value(json_object_get(d, "id")) ?: "", id,
                      "rewritten export not restored");
     json_decref(d);
+
+    /* the tightest race: rewritten the moment discd has re-created it,
+     * before discd's own watch on it can be armed */
+    int counted = 0;
+    /* one each, never reused: a watch of a missed attempt may still fire */
+    static struct rewrite_on_create rws[20];
+    for (int attempt = 0; attempt < 20 && counted < 5; attempt++) {
+        struct rewrite_on_create *rwp = &rws[attempt];
+        rwp->path = path;
+        pthread_mutex_init(&rwp->mu, NULL);
+        char buf[4096];
+        cr_assert_eq(zoo_wexists(cli, path, rewrite_on_create, rwp, NULL), ZOK);
+        cr_assert_eq(zkc_delete(cli, path), ZOK);
+        long long until = proc_now_ms() + 10000LL * dt_slow();
+        pthread_mutex_lock(&rwp->mu);
+        while (rwp->state >= 0 && rwp->state < 2 && proc_now_ms() < until) {
+            pthread_mutex_unlock(&rwp->mu);
+            proc_sleep_ms(5);
+            pthread_mutex_lock(&rwp->mu);
+        }
+        int state = rwp->state, set_rc = rwp->rc;
+        rwp->state = -1; /* a late event of this round does nothing */
+        pthread_mutex_unlock(&rwp->mu);
+        cr_assert_neq(state, 0, "attempt %d: the deleted export was not re-created", attempt);
+        cr_assert_neq(state, 1, "attempt %d: the rewrite did not complete", attempt);
+        if (state == 2) {
+            cr_assert_eq(set_rc, ZOK, "attempt %d: rewrite: %s", attempt, zerror(set_rc));
+            counted++;
+        }
+        until = proc_now_ms() + 10000LL * dt_slow();
+        bool fixed = false;
+        while (!fixed && proc_now_ms() < until) {
+            if (zkc_get(cli, path, buf, sizeof(buf), NULL) == ZOK) {
+                d = json_loads(buf, 0, NULL);
+                fixed = json_is_string(json_object_get(d, "id"));
+                json_decref(d);
+            }
+            if (!fixed)
+                proc_sleep_ms(20);
+        }
+        cr_assert(fixed, "attempt %d: export rewritten right after its re-creation stays garbage",
+                  attempt);
+    }
+    cr_expect_eq(counted, 5, "only %d of 20 rewrites landed between re-creation and check",
+                 counted);
 
     /* maintenance withdraws, maint off restores */
     ok_call(&a, "{\"op\":\"maint\",\"id\":\"%s\",\"enable\":true}", id);
