@@ -544,9 +544,18 @@ static bool ext_on_watch(void *arg, int type, const char *path)
     if (!hs || strlen(hs) != (size_t)(slash - svc) || strncmp(hs, svc, (size_t)(slash - svc)) != 0)
         return true;
     if (type == ZOO_DELETED_EVENT || type == ZOO_CHANGED_EVENT) {
-        /* another client deleted or rewrote our node: make it right again */
+        /* another client deleted or rewrote our node: make it right again.
+         * It stays in actual, marked so that it equals no wanted document
+         * (the round takes the create path, which reads and compares): were
+         * it withdrawn before that round, the round must still delete it. */
         atomic_fetch_add(&ex->repairs, 1);
-        json_object_del(ex->actual, id);
+        json_t *stale = json_copy(have);
+        if (stale && json_object_set_new(stale, "stale", json_true()) == 0)
+            json_object_set_new(ex->actual, id, stale);
+        else {
+            json_decref(stale);
+            json_object_del(ex->actual, id);
+        }
         redirty(ex, id);
         atomic_store(&ex->work, true);
     }
