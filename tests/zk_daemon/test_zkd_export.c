@@ -277,7 +277,9 @@ Test(zkd_export, exported_nodes_follow_registration_health_and_repairs)
     cr_expect_eq(counted, 5, "only %d of 20 rewrites landed between re-creation and check",
                  counted);
 
-    /* maintenance withdraws, maint off restores */
+    /* maintenance withdraws, maint off restores; the withdrawal comes right
+     * after another client's rewrite, while discd's repair is pending */
+    cr_assert_eq(zkc_set(cli, path, "{\"garbage\":3}"), ZOK);
     ok_call(&a, "{\"op\":\"maint\",\"id\":\"%s\",\"enable\":true}", id);
     cr_expect(wait_node(path, false, 10000), "export of an instance in maintenance stays");
     ok_call(&a, "{\"op\":\"maint\",\"id\":\"%s\",\"enable\":false}", id);
