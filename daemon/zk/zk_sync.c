@@ -42,6 +42,7 @@
 #define SNAP_QUIET_MS     100  /* own snapshot: written once the set is this long unchanged ... */
 #define SNAP_MAX_DELAY_MS 1000 /* ... or this long after its first change, whichever is first */
 #define SNAP_RETRY_MS     5000 /* after a failed snapshot write */
+#define LOCAL_SETTLE_MS   100  /* early creates confirmed together, this long after the first */
 
 enum rn_kind {
     RN_OK,   /* valid document, eligible to be reported */
@@ -147,6 +148,14 @@ struct zk_sync {
     pthread_cond_t applied; /* waiters of zk_sync_wait_local_applied */
     bool stop;
     struct zevent *ev_head, *ev_tail;
+    bool ev_woken; /* the worker was signalled for the events queued */
+    /* Early creates that succeeded are confirmed by the worker (listing,
+     * reconcile, own watches) together, at local_hold_until (monotonic ms,
+     * 0: no hold), not one wake-up each while the region reads them. A
+     * change that cannot wait (a withdrawal, a publish without an early
+     * create, a failed one) sets local_urgent and ends the hold. */
+    int64_t local_hold_until;
+    bool local_urgent;
     struct lnode **local; /* desired set, sorted by id */
     size_t nlocal, cap_local;
     uint64_t local_gen;   /* bumped by every effective publish/withdraw */
@@ -194,6 +203,7 @@ struct zk_sync {
     char last_error[160];    /* the last failed round's first error */
     char round_error[160];   /* the current round's first error ("" none) */
     bool hosts_dirty, local_dirty;
+    int64_t hold_w;  /* local_hold_until as the worker last read it (under mu) */
     bool own_exists; /* our host's container node is known to exist */
     struct rhost own;
     struct rhost **hosts; /* other hosts, sorted by name */
@@ -622,7 +632,7 @@ static bool fast_start(struct zk_sync *zs, zhandle_t *zh, const char *path);
 
 /* Queue an event for the worker (any thread); NULL if out of memory. */
 static struct zevent *queue_event(struct zk_sync *zs, zhandle_t *zh, int type, int state,
-                                  const char *path, struct fastop *fast)
+                                  const char *path, struct fastop *fast, bool quiet)
 {
     size_t plen = path ? strlen(path) : 0;
     struct zevent *ev = malloc(sizeof(*ev) + plen + 1);
@@ -637,12 +647,19 @@ static struct zevent *queue_event(struct zk_sync *zs, zhandle_t *zh, int type, i
     memcpy(ev->path, path ? path : "", plen + 1);
     pthread_mutex_lock(&zs->mu);
     if (zs->ev_tail) {
-        zs->ev_tail->next = ev; /* the worker has not taken the queue yet: no new wake-up */
+        zs->ev_tail->next = ev;
     } else {
         zs->ev_head = ev;
-        pthread_cond_signal(&zs->wake); /* it drains everything queued per wake-up */
     }
     zs->ev_tail = ev;
+    /* One wake-up for everything queued until the worker takes the queue
+     * (it drains it all). A quiet event (the own subtree's child watch,
+     * fired by our own early creates) waits for the hold's end, when the
+     * worker wakes anyway to confirm them. */
+    if (!zs->ev_woken && !(quiet && zs->local_hold_until != 0)) {
+        zs->ev_woken = true;
+        pthread_cond_signal(&zs->wake);
+    }
     pthread_mutex_unlock(&zs->mu);
     return ev;
 }
@@ -653,7 +670,8 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path, void *
     if (type == ZOO_CHILD_EVENT && path && fast_start(zs, zh, path)) {
         return; /* the fast listing's result is queued instead (fast_finish) */
     }
-    (void)queue_event(zs, zh, type, state, path, NULL);
+    bool own_child = type == ZOO_CHILD_EVENT && path && strcmp(path, zs->own.path) == 0;
+    (void)queue_event(zs, zh, type, state, path, NULL, own_child);
 }
 
 /* ---------- async batches ---------- */
@@ -1461,7 +1479,7 @@ static bool fast_known_locked(const struct rhost *h, const char *name)
 static void fast_finish(struct fastop *f)
 {
     atomic_fetch_sub(&f->zs->fast_inflight, 1); /* nothing of it is in flight any more */
-    if (!queue_event(f->zs, f->zh, ZOO_CHILD_EVENT, ZOO_CONNECTED_STATE, f->path, f)) {
+    if (!queue_event(f->zs, f->zh, ZOO_CHILD_EVENT, ZOO_CONNECTED_STATE, f->path, f, false)) {
         fast_free(f); /* lost like an event the watcher could not queue */
     }
 }
@@ -2462,6 +2480,8 @@ static void repair_own(struct zk_sync *zs, const char *name)
             zs->local[at] = ln;
             lnode_unref_locked(old);
             zs->local_gen++;
+            zs->local_urgent = true; /* not held: re-created in this round */
+            zs->local_hold_until = zs->hold_w = 0;
             zs->c.repairs++;
             pthread_mutex_unlock(&zs->mu);
             zlog(zs, ZK_SYNC_LOG_WARN,
@@ -2481,6 +2501,10 @@ static void repair_own(struct zk_sync *zs, const char *name)
 static int reconcile_local(struct zk_sync *zs)
 {
     pthread_mutex_lock(&zs->mu);
+    /* everything published so far is handled now: no hold, nothing urgent
+     * (and early_done wakes this thread from here on) */
+    zs->local_hold_until = zs->hold_w = 0;
+    zs->local_urgent = false;
     size_t n = zs->nlocal;
     uint64_t gen = zs->local_gen;
     struct lnode **snap = malloc((n + 1) * sizeof(*snap));
@@ -2975,6 +2999,7 @@ static void close_session(struct zk_sync *zs)
         pthread_mutex_lock(&zs->mu);
         struct zevent *ev = zs->ev_head;
         zs->ev_head = zs->ev_tail = NULL;
+        zs->ev_woken = false;
         pthread_mutex_unlock(&zs->mu);
         while (ev) {
             struct zevent *next = ev->next;
@@ -3341,6 +3366,13 @@ static void end_round(struct zk_sync *zs, int64_t now, bool full)
  * the others are synced, the own writes are made, and what failed is
  * retried after RETRY_MS.
  */
+/* Own early creates awaiting their confirmation until the hold's end:
+ * the own listing and the local reconcile wait for it (worker). */
+static bool local_held(const struct zk_sync *zs, int64_t now)
+{
+    return zs->hold_w != 0 && now < zs->hold_w;
+}
+
 static void sync_round(struct zk_sync *zs)
 {
     int64_t now = mono_ms();
@@ -3361,7 +3393,8 @@ static void sync_round(struct zk_sync *zs)
     if (zs->hosts_dirty) {
         hosts_ok = sync_hosts(zs) == ZOK;
     }
-    if (zs->own.dirty) {
+    bool held = local_held(zs, now);
+    if (zs->own.dirty && !held) {
         (void)sync_host(zs, &zs->own, true); /* on error: reconcile from the last listing */
     }
     sync_dirty_hosts(zs);
@@ -3378,7 +3411,7 @@ static void sync_round(struct zk_sync *zs)
             zs->ext[i].round(zs->ext[i].arg, zs, &xr);
         }
     }
-    if (zs->local_dirty) {
+    if (zs->local_dirty && !held) {
         int rc = reconcile_local(zs);
         if (rc == ZOK && zs->own.dirty) {
             rc = sync_host(zs, &zs->own, true);
@@ -3413,6 +3446,8 @@ static int64_t next_deadline(struct zk_sync *zs)
                       zs->held_count ? zs->region_until : 0,
                       zs->connected && zs->audit_ms > 0 ? zs->next_audit_at : 0,
                       zs->connected ? snap_due(zs) : 0,
+                      (zs->local_dirty || zs->own.dirty) && local_held(zs, mono_ms()) ? zs->hold_w
+                                                                                      : 0,
                       give_up_at(zs)};
     for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
         if (cand[i] > 0 && cand[i] < t) {
@@ -3440,7 +3475,7 @@ static bool work_pending(struct zk_sync *zs)
     if (zs->resync_at) {
         return true;
     }
-    if (zs->hosts_dirty || zs->own.dirty || zs->local_dirty) {
+    if (zs->hosts_dirty || ((zs->own.dirty || zs->local_dirty) && !local_held(zs, now))) {
         return true;
     }
     for (size_t i = 0; i < zs->n_ext; i++) {
@@ -3473,6 +3508,7 @@ static void *worker_main(void *arg)
         if (zs->applied_gen != zs->local_gen) {
             zs->local_dirty = true;
         }
+        zs->hold_w = zs->local_hold_until;
         if (!zs->ev_head && !zs->stop && !work_pending(zs)) {
             int64_t dl = next_deadline(zs);
             struct timespec ts = {.tv_sec = dl / 1000, .tv_nsec = (dl % 1000) * 1000000};
@@ -3482,9 +3518,11 @@ static void *worker_main(void *arg)
         bool stop = zs->stop;
         struct zevent *ev = zs->ev_head;
         zs->ev_head = zs->ev_tail = NULL;
+        zs->ev_woken = false;
         if (zs->applied_gen != zs->local_gen) {
             zs->local_dirty = true;
         }
+        zs->hold_w = zs->local_hold_until;
         pthread_mutex_unlock(&zs->mu);
         if (stop) {
             while (ev) {
@@ -3769,10 +3807,17 @@ static void early_done(int rc, const char *value, const void *data)
     (void)value;
     struct early_op *eo = (struct early_op *)data;
     struct zk_sync *zs = eo->zs;
+    bool ok = rc == ZOK || rc == ZNODEEXISTS;
     pthread_mutex_lock(&zs->mu);
-    eo->ln->early = rc == ZOK || rc == ZNODEEXISTS ? EARLY_OK : EARLY_FAILED;
+    eo->ln->early = ok ? EARLY_OK : EARLY_FAILED;
     lnode_unref_locked(eo->ln);
-    pthread_cond_signal(&zs->wake);
+    if (!ok) { /* the worker creates it now */
+        zs->local_urgent = true;
+        zs->local_hold_until = 0;
+    }
+    if (zs->local_hold_until == 0) { /* no hold: the worker waits for it, or is due anyway */
+        pthread_cond_signal(&zs->wake);
+    }
     pthread_mutex_unlock(&zs->mu);
     atomic_fetch_sub(&zs->async_inflight, 1);
     free(eo);
@@ -3833,6 +3878,7 @@ int zk_sync_publish_local(struct zk_sync *zs, const char *id, const char *json, 
     }
     zs->local_gen++;
     struct early_op *eo = zs->early_zh ? malloc(sizeof(*eo)) : NULL;
+    bool early = false;
     if (eo) {
         /* Early create: the node is on its way before the worker wakes (the
          * client copies the data now). The worker's reconcile waits for its
@@ -3848,6 +3894,7 @@ int zk_sync_publish_local(struct zk_sync *zs, const char *id, const char *json, 
         if (zoo_acreate(zs->early_zh, path, ln->json, (int)ln->len, &zs->acl_node_v, ZOO_EPHEMERAL,
                         early_done, eo) == ZOK) {
             zs->early_creates++;
+            early = true;
         } else {
             atomic_fetch_sub(&zs->async_inflight, 1);
             ln->early = EARLY_NONE;
@@ -3855,7 +3902,23 @@ int zk_sync_publish_local(struct zk_sync *zs, const char *id, const char *json, 
             free(eo);
         }
     }
-    pthread_cond_signal(&zs->wake);
+    /* A node on its way is confirmed with the others at the hold's end:
+     * the worker is woken only to start a hold (to learn its deadline), or
+     * at once for anything else (and for this one if something urgent is
+     * pending anyway). */
+    bool wake = true;
+    if (early && !zs->local_urgent) {
+        wake = zs->local_hold_until == 0;
+        if (wake) {
+            zs->local_hold_until = mono_ms() + LOCAL_SETTLE_MS;
+        }
+    } else {
+        zs->local_urgent = true;
+        zs->local_hold_until = 0;
+    }
+    if (wake) {
+        pthread_cond_signal(&zs->wake);
+    }
     pthread_mutex_unlock(&zs->mu);
     return 0;
 }
@@ -3876,6 +3939,8 @@ int zk_sync_withdraw_local(struct zk_sync *zs, const char *id)
     memmove(&zs->local[at], &zs->local[at + 1], (zs->nlocal - at - 1) * sizeof(*zs->local));
     zs->nlocal--;
     zs->local_gen++;
+    zs->local_urgent = true; /* the node goes now, with anything held */
+    zs->local_hold_until = 0;
     pthread_cond_signal(&zs->wake);
     pthread_mutex_unlock(&zs->mu);
     return 0;

@@ -135,5 +135,9 @@ Test(zk_ensemble, leader_and_follower_failures_lose_nothing)
     expect_never_removed();
     cr_assert_eq(agent_stat(&ag[0], "expirations"), 0, "session must survive the failovers");
     cr_assert_eq(agent_stat(&ag[1], "expirations"), 0);
+    /* host-a confirms its early creates together, a moment after B sees them */
+    char resp[64];
+    cr_assert_eq(agent_cmd(&ag[0], resp, sizeof(resp), 15000, "wait 10000"), 0);
+    cr_assert_str_eq(resp, "ok");
     cr_assert_eq(agent_stat(&ag[0], "local_in_zk"), 8);
 }
