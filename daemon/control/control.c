@@ -134,6 +134,7 @@ struct control {
     atomic_bool reload_requested;
     /* publisher progress (mu), handled by the control thread */
     struct publisher_progress pub_progress;
+    size_t held_conns; /* (mu) n_held as on_publish sees it: 0, nothing to release */
     struct publisher_reject *pub_rej;
     size_t n_pub_rej, cap_pub_rej;
     /* control thread only */
@@ -396,6 +397,13 @@ static void hold_response(struct control *c, struct conn *cn, json_t *resp, uint
     if (!cn->held) {
         cn->held = h;
         c->n_held++;
+        /* on_publish wakes this thread only while responses are held:
+         * either it sees this one, or the progress it has already reported
+         * (without a wake-up) is applied before this thread sleeps */
+        pthread_mutex_lock(&c->mu);
+        c->held_conns = c->n_held;
+        pthread_mutex_unlock(&c->mu);
+        c->progress_owed = true;
     } else {
         cn->held_tail->next = h;
     }
@@ -413,8 +421,12 @@ static void held_free(struct held_reply *h)
 
 static void held_drop_all(struct control *c, struct conn *cn)
 {
-    if (cn->held)
+    if (cn->held) {
         c->n_held--;
+        pthread_mutex_lock(&c->mu);
+        c->held_conns = c->n_held;
+        pthread_mutex_unlock(&c->mu);
+    }
     while (cn->held) {
         struct held_reply *h = cn->held;
         cn->held = h->next;
@@ -467,6 +479,9 @@ static void held_release(struct control *c, struct conn *cn)
         cn->held_tail = NULL;
         cn->held_bytes = 0;
         c->n_held--;
+        pthread_mutex_lock(&c->mu);
+        c->held_conns = c->n_held;
+        pthread_mutex_unlock(&c->mu);
     }
 }
 
@@ -1918,12 +1933,16 @@ static void apply_health(struct control *c, const char *id, uint8_t health, cons
     instance_unref(inst);
 }
 
-/* Publisher thread: record progress and refusals, wake the control thread. */
+/* Publisher thread (or a thread that committed inline): record progress
+ * and refusals, and wake the control thread when it has something to do
+ * with them: a refusal, or responses held until a change is published. A
+ * commit of remote changes alone (the ZooKeeper worker's) wakes nobody. */
 static void on_publish(void *arg, const struct publisher_progress *pr,
                        const struct publisher_reject *rej, size_t n_rej)
 {
     struct control *c = arg;
     pthread_mutex_lock(&c->mu);
+    bool wanted = n_rej > 0 || c->held_conns > 0;
     c->pub_progress = *pr;
     if (n_rej > c->cap_pub_rej - c->n_pub_rej) {
         size_t ncap = c->n_pub_rej + n_rej + 16;
@@ -1943,6 +1962,8 @@ static void on_publish(void *arg, const struct publisher_progress *pr,
         c->progress_owed = true;
         return;
     }
+    if (!wanted)
+        return; /* a response held later finds this progress (hold_response) */
     uint64_t one = 1;
     ssize_t w = write(c->efd, &one, sizeof(one));
     (void)w;
