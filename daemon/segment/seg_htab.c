@@ -211,20 +211,30 @@ static int64_t probe(const struct sega *a, const struct disc_htab *h, uint32_t h
     return -1;
 }
 
-uint32_t wtab_find(const struct sega *a, const struct wtab *t, uint64_t seed, wtab_key_fn keyf,
-                   const char *key, uint32_t len)
+uint32_t wtab_hash(uint64_t seed, const char *key, uint32_t len)
+{
+    return (uint32_t)disc_hash(key, len, seed);
+}
+
+uint32_t wtab_find_h(const struct sega *a, const struct wtab *t, uint32_t h32, wtab_key_fn keyf,
+                     const char *key, uint32_t len)
 {
     const struct disc_htab *h = tab_at(a, t->off);
-    uint32_t h32 = (uint32_t)disc_hash(key, len, seed), empty;
+    uint32_t empty;
     int64_t s = probe(a, h, h32, keyf, key, len, &empty);
     return s < 0 ? 0 : slot_get(a, h, (uint32_t)s).off;
 }
 
-void wtab_prefetch(const struct sega *a, const struct wtab *t, uint64_t seed, const char *key,
-                   uint32_t len, int stage)
+uint32_t wtab_find(const struct sega *a, const struct wtab *t, uint64_t seed, wtab_key_fn keyf,
+                   const char *key, uint32_t len)
+{
+    return wtab_find_h(a, t, wtab_hash(seed, key, len), keyf, key, len);
+}
+
+void wtab_prefetch_h(const struct sega *a, const struct wtab *t, uint32_t h32, int stage)
 {
     const struct disc_htab *h = tab_at(a, t->off);
-    uint32_t h32 = (uint32_t)disc_hash(key, len, seed), s = h32 & (h->nslots - 1);
+    uint32_t s = h32 & (h->nslots - 1);
     uint32_t poff = h->pages[s / DISC_PAGE_SLOTS];
     if (!poff)
         return;
@@ -323,7 +333,13 @@ out:
 int wtab_set(struct sega *a, struct wtab *t, uint64_t seed, wtab_key_fn keyf, const char *key,
              uint32_t len, uint32_t rec_off)
 {
-    uint32_t h32 = (uint32_t)disc_hash(key, len, seed), empty;
+    return wtab_set_h(a, t, wtab_hash(seed, key, len), keyf, key, len, rec_off);
+}
+
+int wtab_set_h(struct sega *a, struct wtab *t, uint32_t h32, wtab_key_fn keyf, const char *key,
+               uint32_t len, uint32_t rec_off)
+{
+    uint32_t empty;
     const struct disc_htab *h = tab_at(a, t->off);
     int64_t s = probe(a, h, h32, keyf, key, len, &empty);
     if (s >= 0)
@@ -346,7 +362,13 @@ int wtab_set(struct sega *a, struct wtab *t, uint64_t seed, wtab_key_fn keyf, co
 int wtab_del(struct sega *a, struct wtab *t, uint64_t seed, wtab_key_fn keyf, const char *key,
              uint32_t len)
 {
-    uint32_t h32 = (uint32_t)disc_hash(key, len, seed), empty;
+    return wtab_del_h(a, t, wtab_hash(seed, key, len), keyf, key, len);
+}
+
+int wtab_del_h(struct sega *a, struct wtab *t, uint32_t h32, wtab_key_fn keyf, const char *key,
+               uint32_t len)
+{
+    uint32_t empty;
     const struct disc_htab *h = tab_at(a, t->off);
     int64_t found = probe(a, h, h32, keyf, key, len, &empty);
     if (found < 0)

@@ -110,13 +110,13 @@ int wtab_create(struct sega *a, struct wtab *t, uint32_t nslots);
 /* Record offset stored under key, or 0. */
 uint32_t wtab_find(const struct sega *a, const struct wtab *t, uint64_t seed, wtab_key_fn keyf,
                    const char *key, uint32_t len);
-/* A hint before a batch of finds: stage 0 prefetches key's home slot
+/* A hint before a batch of finds of keys whose hashes are h32 (wtab_hash,
+ * below): stage 0 prefetches the key's home slot
  * line, stage 1 (after every stage 0 of the batch) the record of a slot
  * near home whose hash matches. Issued for a whole batch, the misses of
  * its finds overlap instead of following one another. Reads nothing a
  * find would not. */
-void wtab_prefetch(const struct sega *a, const struct wtab *t, uint64_t seed, const char *key,
-                   uint32_t len, int stage);
+void wtab_prefetch_h(const struct sega *a, const struct wtab *t, uint32_t h32, int stage);
 /* Insert or replace key -> rec_off. -ENOSPC, -ENOMEM; -E2BIG when the
  * key's probe run is already DISC_PROBE_MAX long (colliding keys). */
 int wtab_set(struct sega *a, struct wtab *t, uint64_t seed, wtab_key_fn keyf, const char *key,
@@ -124,6 +124,16 @@ int wtab_set(struct sega *a, struct wtab *t, uint64_t seed, wtab_key_fn keyf, co
 /* Remove key; -ENOENT if absent. */
 int wtab_del(struct sega *a, struct wtab *t, uint64_t seed, wtab_key_fn keyf, const char *key,
              uint32_t len);
+/* Find, set and delete with the key's hash given (wtab_hash: the low 32
+ * bits of disc_hash under the segment's seed), for a commit that looks
+ * one key up several times (prefetch, find, set). */
+uint32_t wtab_hash(uint64_t seed, const char *key, uint32_t len);
+uint32_t wtab_find_h(const struct sega *a, const struct wtab *t, uint32_t h32, wtab_key_fn keyf,
+                     const char *key, uint32_t len);
+int wtab_set_h(struct sega *a, struct wtab *t, uint32_t h32, wtab_key_fn keyf, const char *key,
+               uint32_t len, uint32_t rec_off);
+int wtab_del_h(struct sega *a, struct wtab *t, uint32_t h32, wtab_key_fn keyf, const char *key,
+               uint32_t len);
 /* Set the checksums of the parts this commit copied in each of the ntabs
  * tables (a table and its fresh pages). Call before the
  * snapshot that publishes the tables is written. */

@@ -397,6 +397,7 @@ size_t segw_pending(const struct seg_writer *w)
 struct effect {
     const char *svc;
     uint32_t svc_len;
+    uint32_t h32; /* wtab_hash of svc */
     uint32_t rm;  /* instance record leaving the service (0: none) */
     uint32_t add; /* instance record joining it (0: none) */
 };
@@ -507,7 +508,7 @@ static void insert_sorted(const struct sega *a, struct idref *v, uint32_t *nv,
 static int apply_service(struct seg_writer *w, struct effect *e, uint32_t n)
 {
     struct sega *a = &w->a;
-    uint32_t cur_off = wtab_find(a, &w->svc, w->seed, svc_key, e->svc, e->svc_len);
+    uint32_t cur_off = wtab_find_h(a, &w->svc, e->h32, svc_key, e->svc, e->svc_len);
     const struct disc_service_rec *cur =
         cur_off ? SEG_AT(a, const struct disc_service_rec, cur_off) : NULL;
     uint32_t ncur = cur ? cur->n_instances : 0;
@@ -582,7 +583,7 @@ static int apply_service(struct seg_writer *w, struct effect *e, uint32_t n)
     }
 
     if (nv == 0) {
-        rc = cur_off ? wtab_del(a, &w->svc, w->seed, svc_key, e->svc, e->svc_len) : 0;
+        rc = cur_off ? wtab_del_h(a, &w->svc, e->h32, svc_key, e->svc, e->svc_len) : 0;
     } else {
         if (nv > DISC_SVC_INST_MAX) {
             rc = -E2BIG;
@@ -607,7 +608,7 @@ static int apply_service(struct seg_writer *w, struct effect *e, uint32_t n)
         /* the key must come from the new record: e->svc may point into cur */
         uint32_t kl;
         const char *k = svc_key(a->base, off, &kl);
-        rc = wtab_set(a, &w->svc, w->seed, svc_key, k, kl, off);
+        rc = wtab_set_h(a, &w->svc, e->h32, svc_key, k, kl, off); /* k: e->svc's bytes */
     }
     if (rc == 0 && cur_off)
         rc = sega_retire(a, cur_off, cur->size);
@@ -680,7 +681,7 @@ int64_t segw_commit(struct seg_writer *w)
         return 0;
     struct sega *a = &w->a;
     struct effect *eff = malloc((size_t)w->npend * 2 * sizeof(*eff));
-    uint32_t *old = malloc((size_t)w->npend * sizeof(*old));
+    uint32_t *old = malloc((size_t)w->npend * 2 * sizeof(*old)); /* then each id's hash */
     int rc = -ENOMEM;
     if (!eff || !old) {
         free(eff);
@@ -690,14 +691,17 @@ int64_t segw_commit(struct seg_writer *w)
     sega_commit_begin(a);
 
     /* Every staged id's slot, then its old record, as one batch of misses
-     * (then the services', below). */
+     * (then the services', below). Each key is hashed once. */
+    uint32_t *hid = old + w->npend;
+    for (uint32_t i = 0; i < w->npend; i++)
+        hid[i] = wtab_hash(w->seed, w->pend[w->order[i]].id, DISC_ID_LEN);
     for (int stage = 0; stage < 2; stage++)
         for (uint32_t i = 0; i < w->npend; i++)
-            wtab_prefetch(a, &w->ids, w->seed, w->pend[w->order[i]].id, DISC_ID_LEN, stage);
+            wtab_prefetch_h(a, &w->ids, hid[i], stage);
     uint32_t ne = 0;
     for (uint32_t i = 0; i < w->npend; i++) {
         struct pending *p = &w->pend[w->order[i]];
-        old[i] = wtab_find(a, &w->ids, w->seed, inst_key, p->id, DISC_ID_LEN);
+        old[i] = wtab_find_h(a, &w->ids, hid[i], inst_key, p->id, DISC_ID_LEN);
         if (old[i]) {
             eff[ne].svc = inst_service(a->base, old[i], &eff[ne].svc_len);
             eff[ne].rm = old[i];
@@ -710,10 +714,14 @@ int64_t segw_commit(struct seg_writer *w)
         }
     }
     sort_effects(eff, ne);
+    for (uint32_t i = 0; i < ne; i++) /* a service's effects share its hash */
+        eff[i].h32 = i > 0 && cmp_effect(&eff[i - 1], &eff[i]) == 0
+                         ? eff[i - 1].h32
+                         : wtab_hash(w->seed, eff[i].svc, eff[i].svc_len);
     for (int stage = 0; stage < 2; stage++)
         for (uint32_t i = 0; i < ne; i++)
-            if (i == 0 || cmp_effect(&eff[i - 1], &eff[i]) != 0)
-                wtab_prefetch(a, &w->svc, w->seed, eff[i].svc, eff[i].svc_len, stage);
+            if (i == 0 || eff[i - 1].h32 != eff[i].h32 || cmp_effect(&eff[i - 1], &eff[i]) != 0)
+                wtab_prefetch_h(a, &w->svc, eff[i].h32, stage);
     for (uint32_t i = 0; i < ne;) {
         uint32_t j = i + 1;
         while (j < ne && cmp_effect(&eff[i], &eff[j]) == 0)
@@ -725,9 +733,9 @@ int64_t segw_commit(struct seg_writer *w)
     for (uint32_t i = 0; i < w->npend; i++) {
         struct pending *p = &w->pend[w->order[i]];
         if (p->rec_off)
-            rc = wtab_set(a, &w->ids, w->seed, inst_key, p->id, DISC_ID_LEN, p->rec_off);
+            rc = wtab_set_h(a, &w->ids, hid[i], inst_key, p->id, DISC_ID_LEN, p->rec_off);
         else if (old[i])
-            rc = wtab_del(a, &w->ids, w->seed, inst_key, p->id, DISC_ID_LEN);
+            rc = wtab_del_h(a, &w->ids, hid[i], inst_key, p->id, DISC_ID_LEN);
         else
             rc = 0;
         if (rc < 0)
