@@ -216,7 +216,13 @@ int registry_add_listener(struct registry *r, const struct registry_listener *l)
     int rc = -ENOSPC;
     pthread_mutex_lock(&r->wlock);
     if (r->n_listeners < REGISTRY_LISTENERS_MAX) {
-        r->listeners[r->n_listeners++] = *l;
+        int at = r->n_listeners;
+        while (l->first && at > 0 && !r->listeners[at - 1].first)
+            at--;
+        memmove(&r->listeners[at + 1], &r->listeners[at],
+                (size_t)(r->n_listeners - at) * sizeof(r->listeners[0]));
+        r->listeners[at] = *l;
+        r->n_listeners++;
         rc = 0;
     }
     pthread_mutex_unlock(&r->wlock);

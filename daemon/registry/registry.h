@@ -63,6 +63,10 @@ struct registry_listener {
      * an instance whose check fails. Optional. */
     void (*local_health)(struct instance *inst, void *arg);
     void *arg;
+    /* Called before the listeners without it (in the order added): for one
+     * whose work starts a wait elsewhere, e.g. the ZooKeeper bridge's early
+     * create, which then travels while the state journal is written. */
+    bool first;
 };
 
 #define REGISTRY_LISTENERS_MAX 4
@@ -77,8 +81,9 @@ void registry_free(struct registry *r);
 /* Set the function called (with no lock held) after a change was queued. */
 void registry_set_notify(struct registry *r, void (*notify)(void *arg), void *arg);
 
-/* Add a listener (at most REGISTRY_LISTENERS_MAX). -ENOSPC when full.
- * Add listeners before other threads start changing the registry. */
+/* Add a listener (at most REGISTRY_LISTENERS_MAX), after the others, or
+ * after the other `first` ones if it is one. -ENOSPC when full. Add
+ * listeners before other threads start changing the registry. */
 int registry_add_listener(struct registry *r, const struct registry_listener *l);
 
 /* Add a local instance (origin must be LOCAL). The registry takes its own

@@ -607,6 +607,7 @@ int zk_bridge_start(const struct discd_config *cfg, struct registry *reg, struct
         .local_removed = on_local_removed,
         .local_health = zb->export ? on_local_export : NULL,
         .arg = zb,
+        .first = true, /* the node is on its way while the state journal is written */
     };
     rc = registry_add_listener(reg, &l);
     if (rc < 0) {

@@ -9,6 +9,7 @@
  *   - changes queued before the batch stay takeable during it;
  *   - another thread's change during the batch is held too (queue order is
  *     kept) and taken after the end, in order.
+ * And the order listeners are told of a local change in (`first` ones first).
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -108,5 +109,37 @@ Test(registry_batch, one_notify_per_batch)
     put(r, 200);
     cr_assert_eq(atomic_load(&notified), 4);
     take_expect(r, 1, 53);
+    registry_free(r);
+}
+
+/* Listeners: those marked `first` are told before the others, each group in
+ * the order added (the ZooKeeper bridge's early create before the journal). */
+static char order[8];
+static int n_order;
+
+static void heard(struct instance *inst, void *arg)
+{
+    (void)inst;
+    if (n_order < (int)sizeof(order) - 1)
+        order[n_order++] = *(const char *)arg;
+}
+
+Test(registry_batch, first_listeners_are_told_first)
+{
+    struct registry_config cfg = {0};
+    struct registry *r = registry_new(&cfg);
+    cr_assert(r);
+    static const char tags[] = "abcd";
+    const bool first[] = {false, true, false, true};
+    for (int i = 0; i < 4; i++) {
+        struct registry_listener l = {
+            .local_added = heard, .arg = (void *)&tags[i], .first = first[i]};
+        cr_assert_eq(registry_add_listener(r, &l), 0);
+    }
+    struct instance *inst = remote(7);
+    inst->origin = DISC_ORIGIN_LOCAL;
+    cr_assert_eq(registry_add_local(r, inst), 0);
+    instance_unref(inst);
+    cr_assert_str_eq(order, "bdac", "listeners told in the order %s", order);
     registry_free(r);
 }
