@@ -3801,7 +3801,9 @@ struct early_op {
 };
 
 /* Completion of an early create (client completion thread): record the
- * result for the worker's reconcile and wake it. */
+ * result for the worker's reconcile. Wake it unless a settle hold is on
+ * (the worker confirms the hold's creates at its end); a failure ends the
+ * hold. */
 static void early_done(int rc, const char *value, const void *data)
 {
     (void)value;
