@@ -376,6 +376,8 @@ Test(zkd_batch, churn_delivers_exact_set, .fini = teardown, .timeout = 150)
     long long f0 = counter(&b, "zookeeper", "fast_listings"),
               l0 = counter(&b, "zookeeper", "lists"),
               i0 = counter(&b, "publisher", "inline_commits");
+    long long ae0 = counter(&a, "zookeeper", "early_creates"),
+              aw0 = counter(&a, "zookeeper", "worker_wakeups");
     for (int i = 0; i < K; i++) {
         char id[DISC_ID_LEN + 1], addr[64];
         snprintf(addr, sizeof(addr), "10.3.0.%d:%d", i, 3000 + i);
@@ -402,6 +404,24 @@ Test(zkd_batch, churn_delivers_exact_set, .fini = teardown, .timeout = 150)
     long long inl = counter(&b, "publisher", "inline_commits") - i0;
     cr_log_info("B: %lld of %d commits made inline by the zk worker", inl, K);
     cr_expect_geq(inl, K / 2, "B's worker committed %lld of %d batches itself", inl, K);
+
+    /* A: the worker confirms its early creates afterwards, together
+     * (settle hold): local_applied comes back with every single one
+     * counted in ZooKeeper. */
+    bool applied = false;
+    for (int t = 0; t < 200 * dt_slow() && !applied; t++) {
+        usleep(50000);
+        json_t *r = dt_call1(&a.proc, "{\"op\":\"status\"}");
+        cr_assert(dt_ok(r), "status failed");
+        applied = json_is_true(json_object_get(json_object_get(r, "zookeeper"), "local_applied"));
+        json_decref(r);
+    }
+    cr_expect(applied, "A never confirmed its early creates");
+    long long in_zk = counter(&a, "zookeeper", "local_in_zk");
+    cr_expect_geq(in_zk, K + 1, "A counts %lld own nodes in ZooKeeper, want >= %d", in_zk, K + 1);
+    cr_log_info("A: %lld early creates, %lld zk worker wake-ups for %d registrations",
+                counter(&a, "zookeeper", "early_creates") - ae0,
+                counter(&a, "zookeeper", "worker_wakeups") - aw0, K);
 }
 
 /* Counter `key` of B's first import source (status.zookeeper.import[0]). */
