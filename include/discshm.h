@@ -313,11 +313,12 @@ struct disc_read {
     disc_handle *h_;
     void *map_;
     const unsigned char *base_;
-    uint64_t root_; /* the root word the section loaded */
+    uint64_t root_; /* the root word the section loaded (low 32 bits: the snapshot) */
     uint64_t gen_;
-    uint32_t snap_;
-    int slot_;
-    unsigned flags_;
+    uint32_t svc_;   /* the service record last validated in this section (0: none) */
+    uint32_t svc_n_; /* its validated instance count */
+    int16_t slot_;
+    uint16_t flags_;
     uint32_t work_; /* work budget left + 1; 0 = not computed yet */
 };
 

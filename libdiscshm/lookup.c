@@ -119,9 +119,9 @@ static inline void prefetch_rec(const struct disc_read *rd, uint32_t off, uint32
  * from the copy, and the checksum is over the copy too. */
 static int snap_load(const struct disc_read *rd, struct disc_snapshot *s)
 {
-    if (!disc__rec(rmap(rd), rd->snap_, sizeof(*s), DISC_REC_SNAPSHOT))
+    if (!disc__rec(rmap(rd), (uint32_t)rd->root_, sizeof(*s), DISC_REC_SNAPSHOT))
         return -EBADMSG;
-    disc__ldcpy(s, rd->base_ + rd->snap_, sizeof(*s));
+    disc__ldcpy(s, rd->base_ + (uint32_t)rd->root_, sizeof(*s));
     if (s->type != DISC_REC_SNAPSHOT || s->size < sizeof(*s))
         return -EBADMSG;
     if (verifying(rd) && (s->size != sizeof(*s) ||
@@ -173,9 +173,10 @@ static int table_verify(struct disc_read *rd, const struct disc_tabv *g)
     return rc;
 }
 
-static inline int table(struct disc_read *rd, const struct disc_tabv *g, int verify)
+/* units: what to charge for it (0: the caller charged it already). */
+static inline int table(struct disc_read *rd, const struct disc_tabv *g, int verify, uint32_t units)
 {
-    int rc = disc__charge(rd, 1);
+    int rc = units ? disc__charge(rd, units) : 0;
     if (rc == 0 && !g->nslots)
         rc = -EBADMSG;
     if (rc == 0 && verify && verifying(rd))
@@ -196,9 +197,10 @@ static int page_hdr(const struct disc_read *rd, uint32_t poff)
  * a point lookup (find) checks it only when it leaves the page without a
  * hit, so a hit does not load the header's line: the record found is
  * validated whatever the page is. */
-static int page_checked(struct disc_read *rd, uint32_t off, uint32_t *poff)
+static int page_checked(struct disc_read *rd, uint32_t off, uint32_t *poff, uint32_t units)
 {
-    int rc = disc__charge(rd, 1 + verify_units(rd, sizeof(struct disc_hpage)));
+    uint32_t u = units + verify_units(rd, sizeof(struct disc_hpage));
+    int rc = u ? disc__charge(rd, u) : 0;
     if (rc < 0)
         return rc;
     const struct disc_hpage *p =
@@ -213,16 +215,17 @@ static int page_checked(struct disc_read *rd, uint32_t off, uint32_t *poff)
     return 0;
 }
 
+/* units: what to charge for it (0: the caller charged it already). */
 static inline int page(struct disc_read *rd, const struct disc_tabv *t, uint32_t pi, uint32_t *poff,
-                       int hdr)
+                       int hdr, uint32_t units)
 {
     uint32_t off = disc__ld32(rd->base_ + t->off + sizeof(struct disc_htab) + 4u * pi);
     *poff = 0;
     if (!off)
         return 0;
     if (hdr || verifying(rd))
-        return page_checked(rd, off, poff);
-    int rc = disc__charge(rd, 1);
+        return page_checked(rd, off, poff, units);
+    int rc = units ? disc__charge(rd, units) : 0;
     if (rc < 0)
         return rc;
     const struct disc_map *m = rmap(rd);
@@ -290,11 +293,21 @@ static uint32_t service_inst(const struct disc_read *rd, const struct svcv *v, u
 }
 
 /* The service record of a view made in this section. The caller may pass
- * anything: the record is validated again (its checksum was checked when
- * the view was made) with its instance count loaded now, not the view's. */
-static int view_service(const struct disc_read *rd, const struct disc_service_view *sv,
-                        struct svcv *v)
+ * anything. The record the section validated last (read_service,
+ * next_service) is not validated again: its offset, and the instance count
+ * checked against its size then, are the section's own (struct disc_read
+ * svc_, svc_n_), so instance i < that count is read inside that record
+ * whatever the memory holds now. Any other record is validated again (its
+ * checksum was checked when the view was made) with its instance count
+ * loaded now, not the view's. */
+static inline int view_service(const struct disc_read *rd, const struct disc_service_view *sv,
+                               struct svcv *v)
 {
+    if (sv->rec_ == rd->svc_ && rd->svc_ != 0) {
+        v->off = rd->svc_;
+        v->n = rd->svc_n_;
+        return 0;
+    }
     const struct disc_service_rec *r = disc__rec_sz(
         rmap(rd), sv->rec_, sizeof(struct disc_service_rec), DISC_REC_SERVICE, &v->size);
     if (!r)
@@ -302,6 +315,13 @@ static int view_service(const struct disc_read *rd, const struct disc_service_vi
     v->off = sv->rec_;
     v->n = disc__ld32(&r->n_instances);
     return v->n > DISC_SVC_INST_MAX || v->size < sizeof(*r) + 4ull * v->n ? -EBADMSG : 0;
+}
+
+/* Remember v, just validated, as the section's last service record. */
+static inline void svc_remember(struct disc_read *rd, const struct svcv *v)
+{
+    rd->svc_ = v->off;
+    rd->svc_n_ = v->n;
 }
 
 /* ---- work budget ------------------------------------------------------------------------ */
@@ -426,7 +446,9 @@ static int snapshot_fill(struct disc_read *rd, struct disc_geo *g)
     return rc;
 }
 
-static inline int snapshot(struct disc_read *rd, struct disc_geo *g)
+/* units: 1 for the snapshot, plus the steps the caller takes next (a
+ * point lookup charges its table here: one update of the budget, not two). */
+static inline int snapshot(struct disc_read *rd, struct disc_geo *g, uint32_t units)
 {
     if (verifying(rd) || !disc__geo_get(rmap(rd), rd->root_, rd->gen_, g)) {
         int rc = snapshot_fill(rd, g);
@@ -435,11 +457,14 @@ static inline int snapshot(struct disc_read *rd, struct disc_geo *g)
     }
     if (rd->work_ == 0) /* the section's first step: grant its budget */
         rd->work_ = g->budget;
-    return disc__charge(rd, 1);
+    return disc__charge(rd, units);
 }
 
 /* Find `key` in the table at tab_off. match() validates the record at an
- * entry whose hash matches: 1 (it is the key), 0 (not), or -errno. */
+ * entry whose hash matches: 1 (it is the key), 0 (not), or -errno. The
+ * caller charged the table, the first page and the first slot with its
+ * snapshot (snapshot(rd, g, 4)): one update of the budget instead of
+ * four; every further page and slot is charged as it is reached. */
 typedef int (*key_match_fn)(struct disc_read *rd, uint32_t off, const char *key, size_t len,
                             void *out);
 
@@ -447,7 +472,7 @@ static inline __attribute__((always_inline)) int find(struct disc_read *rd,
                                                       const struct disc_tabv *tp, const char *key,
                                                       size_t len, key_match_fn match, void *out)
 {
-    int rc = table(rd, tp, 1);
+    int rc = table(rd, tp, 1, 0); /* charged with the snapshot (4 units) */
     if (rc < 0)
         return rc;
     const struct disc_tabv t = *tp;
@@ -461,12 +486,13 @@ static inline __attribute__((always_inline)) int find(struct disc_read *rd,
             if (poff && (rc = page_hdr(rd, poff)) < 0)
                 return rc;
             pi = si / DISC_PAGE_SLOTS;
-            if ((rc = page(rd, &t, pi, &poff, 0)) < 0)
+            /* the first page and slot were charged with the snapshot */
+            if ((rc = page(rd, &t, pi, &poff, 0, d > 0)) < 0)
                 return rc;
         }
         if (!poff) /* an absent page: all its slots are empty */
             return -ENOENT;
-        if ((rc = disc__charge(rd, 1)) < 0)
+        if (d > 0 && (rc = disc__charge(rd, 1)) < 0)
             return rc;
         struct disc_slot e = slot_at(rd, poff, si % DISC_PAGE_SLOTS);
         if (!e.off) /* not there, if the page is a page */
@@ -565,21 +591,22 @@ int disc__fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
     return fill_view(rec, avail, flags, out);
 }
 
-static int view_at(struct disc_read *rd, uint32_t off, struct disc_instance *out)
+/* units: 1 for the record, plus the caller's step (charged in one update). */
+static int view_at(struct disc_read *rd, uint32_t off, struct disc_instance *out, uint32_t units)
 {
     const struct disc_map *m = rmap(rd);
     if (off < m->arena_off || (off & (DISC_ALIGN - 1)) ||
         (uint64_t)off + sizeof(struct disc_inst_rec) > m->arena_end)
         return -EBADMSG;
     uint32_t size = disc__ld32(m->base + off + offsetof(struct disc_inst_rec, size));
-    int rc = disc__charge(rd, 1 + verify_units(rd, size < DISC_REC_MAX ? size : DISC_REC_MAX));
+    int rc = disc__charge(rd, units + verify_units(rd, size < DISC_REC_MAX ? size : DISC_REC_MAX));
     return rc < 0 ? rc : fill_view(m->base + off, m->arena_end - off, rd->flags_, out);
 }
 
 static int id_match(struct disc_read *rd, uint32_t off, const char *key, size_t len, void *out)
 {
     struct disc_instance *v = out;
-    int rc = view_at(rd, off, v);
+    int rc = view_at(rd, off, v, 1);
     if (rc < 0)
         return rc;
     return len == DISC_ID_LEN && memcmp(v->id, key, len) == 0;
@@ -593,9 +620,11 @@ static int read_service(struct disc_read *rd, const char *service, struct svcv *
     if (len > DISC_SERVICE_MAX)
         return -ENAMETOOLONG;
     struct disc_geo g;
-    int rc = snapshot(rd, &g);
+    int rc = snapshot(rd, &g, 4); /* and find's table, first page and slot */
     if (rc == 0)
         rc = find(rd, &g.svc, service, len, svc_match, v);
+    if (rc == 0)
+        svc_remember(rd, v);
     /* what a caller reads next: the first instance (zero-copy) or all of
      * them (copy-out, which prefetches the rest) */
     if (rc == 0 && v->n > 0)
@@ -630,8 +659,7 @@ DISC_API int disc_read_instance(struct disc_read *rd, const struct disc_service_
         return -EINVAL;
     if (i >= v.n)
         return -EBADMSG; /* the record no longer says what the view did */
-    int rc = disc__charge(rd, 1);
-    return rc < 0 ? rc : view_at(rd, service_inst(rd, &v, i), out);
+    return view_at(rd, service_inst(rd, &v, i), out, 2); /* the step and the record */
 }
 
 DISC_API int disc_read_instance_by_id(struct disc_read *rd, const char *id,
@@ -643,7 +671,7 @@ DISC_API int disc_read_instance_by_id(struct disc_read *rd, const char *id,
     if (len != DISC_ID_LEN)
         return -ENOENT;
     struct disc_geo g;
-    int rc = snapshot(rd, &g);
+    int rc = snapshot(rd, &g, 4); /* and find's table, first page and slot */
     return rc < 0 ? rc : find(rd, &g.id, id, len, id_match, out);
 }
 
@@ -653,16 +681,16 @@ DISC_API int disc_read_instance_by_id(struct disc_read *rd, const char *id,
 static int next_service(struct disc_read *rd, uint64_t *cursor, struct svcv *v)
 {
     struct disc_geo g;
-    int rc = snapshot(rd, &g);
+    int rc = snapshot(rd, &g, 1);
     /* The directory is hashed once per walk (at cursor 0), not per call. */
-    if (rc < 0 || (rc = table(rd, &g.svc, *cursor == 0)) < 0)
+    if (rc < 0 || (rc = table(rd, &g.svc, *cursor == 0, 1)) < 0)
         return rc;
     const struct disc_tabv t = g.svc;
     uint64_t si = *cursor;
     uint32_t mask = t.nslots - 1;
     while (si < t.nslots) {
         uint32_t poff;
-        if ((rc = page(rd, &t, (uint32_t)(si / DISC_PAGE_SLOTS), &poff, 1)) < 0)
+        if ((rc = page(rd, &t, (uint32_t)(si / DISC_PAGE_SLOTS), &poff, 1, 1)) < 0)
             return rc;
         if (!poff) { /* an absent page: skip all of it */
             if ((rc = disc__charge(rd, 1)) < 0)
@@ -682,6 +710,7 @@ static int next_service(struct disc_read *rd, uint64_t *cursor, struct svcv *v)
                     return -EBADMSG;
                 if ((rc = service_rec(rd, e.off, v)) < 0)
                     return rc;
+                svc_remember(rd, v);
                 *cursor = si + 1;
                 return 1;
             }
@@ -806,8 +835,10 @@ static uint32_t copy_src(const struct disc_read *rd, const struct svcv *v, uint3
 
 /* Copy n instance records (those of service v, or the one at `one`) into
  * buf as views + records, in one pass: each record's offset and size are
- * loaded once and checked, the record is copied, and the copy (not the
- * source) is validated. When buf turns out too small the pass goes on only
+ * loaded once and bounded as far as the copy needs (the offset in the
+ * arena and aligned, the size at most DISC_REC_MAX and inside the arena),
+ * the record is copied, and the copy (not the source) is validated, its
+ * type tag included. When buf turns out too small the pass goes on only
  * summing sizes for *needed and the call returns -ENOBUFS. */
 static int copy_out(struct disc_read *rd, const struct svcv *v, uint32_t one, uint32_t n, void *buf,
                     size_t buflen, struct disc_instance **list, size_t *needed)
@@ -828,9 +859,12 @@ static int copy_out(struct disc_read *rd, const struct svcv *v, uint32_t one, ui
         /* a record named twice in a row is refused at once; the copies'
          * ids must strictly ascend (checked below) */
         uint32_t off = copy_src(rd, v, one, i);
-        const struct disc_inst_rec *r =
-            disc__rec_sz(m, off, sizeof(struct disc_inst_rec), DISC_REC_INSTANCE, &size);
-        if (!r || size > DISC_REC_MAX || (i > 0 && off == prev))
+        if (off < m->arena_off || (off & (DISC_ALIGN - 1)) ||
+            (uint64_t)off + sizeof(struct disc_inst_rec) > m->arena_end || (i > 0 && off == prev))
+            return -EBADMSG;
+        const unsigned char *r = m->base + off;
+        size = disc__ld32(r + offsetof(struct disc_inst_rec, size));
+        if (size > DISC_REC_MAX || (uint64_t)off + size > m->arena_end)
             return -EBADMSG;
         prev = off;
         if (fits && need + size <= buflen) {
@@ -936,7 +970,7 @@ DISC_API int disc_list_services(disc_handle *h, void *buf, size_t buflen,
         if ((rc = disc_read_begin(h, &rd)) < 0)
             return rc;
         struct disc_geo g;
-        rc = snapshot(&rd, &g);
+        rc = snapshot(&rd, &g, 1);
         uint32_t n = rc == 0 ? g.n_services : 0;
         /* first pass: size */
         size_t need = align8((size_t)n * sizeof(struct disc_service_info));

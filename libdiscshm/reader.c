@@ -563,16 +563,17 @@ static int read_begin(disc_handle *h, struct disc_read *rd, int allow_gone)
         rd->base_ = m->base;
         rd->root_ = root;
         rd->gen_ = a;
-        rd->snap_ = (uint32_t)root;
-        rd->slot_ = line;
-        rd->flags_ = h->flags | m->ck_flags;
+        rd->svc_ = 0;
+        rd->svc_n_ = 0;
+        rd->slot_ = (int16_t)line;
+        rd->flags_ = (uint16_t)(h->flags | m->ck_flags);
         rd->work_ = 0; /* the work budget is computed on first use (lookup.c) */
         /* The snapshot's offset and type: checked here unless a section of
          * this map already validated the snapshot of this very root word
          * (the geometry cache holds it; the bounds of an offset never
          * change, and the type cannot while the root still names it). */
         if (!disc__geo_known(m, root) &&
-            !disc__rec(m, rd->snap_, sizeof(struct disc_snapshot), DISC_REC_SNAPSHOT)) {
+            !disc__rec(m, (uint32_t)rd->root_, sizeof(struct disc_snapshot), DISC_REC_SNAPSHOT)) {
             int rc = disc_read_end(rd);
             if (rc == -EAGAIN)
                 continue;
@@ -605,7 +606,8 @@ DISC_API uint64_t disc_read_generation(const struct disc_read *rd)
 {
     const struct disc_map *m = rd->map_;
     const struct disc_snapshot *s =
-        m ? disc__rec(m, rd->snap_, sizeof(struct disc_snapshot), DISC_REC_SNAPSHOT) : NULL;
+        m ? disc__rec(m, (uint32_t)rd->root_, sizeof(struct disc_snapshot), DISC_REC_SNAPSHOT)
+          : NULL;
     return s ? s->gen : rd->gen_;
 }
 
@@ -643,7 +645,7 @@ DISC_API int disc_status(disc_handle *h, struct disc_status *st)
         }
         const struct disc_hdr *hdr = m->hdr;
         const struct disc_snapshot *s =
-            disc__rec(m, rd.snap_, sizeof(struct disc_snapshot), DISC_REC_SNAPSHOT);
+            disc__rec(m, (uint32_t)rd.root_, sizeof(struct disc_snapshot), DISC_REC_SNAPSHOT);
         uint32_t flags = atomic_load_explicit(&hdr->state_flags, memory_order_acquire);
         st->generation = s ? s->gen : rd.gen_;
         st->n_services = s ? s->n_services : 0;

@@ -207,7 +207,10 @@ static inline int disc__geo_known(struct disc_map *m, uint64_t root)
  * FNV-1a checksums (its header lacks DISC_FEAT_CHECKSUM_WORD: written by
  * a discd from before the word-wise checksum), so verifying reads check
  * them with disc_checksum_fnv1a. */
-#define DISC__FL_CK_FNV 0x80000000u
+#define DISC__FL_CK_FNV 0x8000u
+_Static_assert(!(DISC__FL_CK_FNV & (DISC_OPEN_VERIFY | DISC_OPEN_CACHE_FALLBACK)) &&
+                   DISC__FL_CK_FNV <= UINT16_MAX,
+               "a flag of its own, in struct disc_read's 16-bit flags_");
 
 /* The checksum of a record as the section's map has it: FNV-1a when
  * `flags` has DISC__FL_CK_FNV, else disc_checksum. Out of line

@@ -55,7 +55,7 @@ DISC_API uint32_t disc_read_stale(const struct disc_read *rd)
     if (atomic_load_explicit(&m->hdr->state_flags, memory_order_acquire) & DISC_ST_DEGRADED)
         bits |= DISC_STALE_DEGRADED;
     const struct disc_snapshot *s =
-        disc__rec(m, rd->snap_, sizeof(struct disc_snapshot), DISC_REC_SNAPSHOT);
+        disc__rec(m, (uint32_t)rd->root_, sizeof(struct disc_snapshot), DISC_REC_SNAPSHOT);
     if (s && (s->flags & DISC_ST_FROM_CACHE))
         bits |= DISC_STALE_FROM_CACHE;
     return bits;

@@ -643,3 +643,76 @@ Test(hostile, fnv_images_from_older_writers_are_verified_with_fnv, .timeout = 60
     free(fnv);
     free(orig);
 }
+
+/* ---- a view's service record: the section's validated count -------------------- */
+
+/* A one-page table whose every slot names (hash, rec). */
+static uint32_t put_small_table(struct img *im, uint32_t page)
+{
+    uint32_t size = 24 + 4, off = img_alloc(im, size);
+    struct disc_htab *t = AT(im, struct disc_htab, off);
+    t->type = DISC_REC_HTAB;
+    t->size = size;
+    t->nslots = DISC_PAGE_SLOTS;
+    t->npages = 1;
+    t->count = 1;
+    t->pages[0] = page;
+    t->checksum = disc_checksum(t, size, offsetof(struct disc_htab, checksum));
+    return off;
+}
+
+/* disc_read_instance reads a view's instances through the service record
+ * the section validated (its offset and instance count, kept by the
+ * section), not through whatever the view or the memory says later: a
+ * record whose count grows in place after the view was made (only a
+ * hostile writer does that) is read up to the count validated; a view
+ * claiming more instances, or naming another record, gets -EBADMSG. */
+Test(hostile, service_view_reads_the_count_its_section_validated, .timeout = 30)
+{
+    struct img im = img_new(1u << 20);
+    uint32_t inst = put_inst(&im, INST_ID, SVC_NAME);
+    uint32_t svc = put_service(&im, SVC_NAME, 2, inst);
+    uint32_t hs = (uint32_t)disc_hash(SVC_NAME, strlen(SVC_NAME), SEED);
+    uint32_t hi = (uint32_t)disc_hash(INST_ID, DISC_ID_LEN, SEED);
+    uint32_t st = put_small_table(&im, put_page(&im, hs, svc));
+    uint32_t it = put_small_table(&im, put_page(&im, hi, inst));
+    finish(&im, st, it, 1, 1);
+    free(im.b);
+
+    disc_handle *h;
+    cr_assert_eq(disc_open_file(path, 0, &h), 0);
+    struct disc_read rd;
+    struct disc_service_view sv;
+    struct disc_instance v;
+    cr_assert_eq(disc_read_begin(h, &rd), 0);
+    cr_assert_eq(disc_read_service(&rd, SVC_NAME, &sv), 0);
+    cr_assert_eq(sv.n_instances, 2);
+    cr_assert_eq(disc_read_instance(&rd, &sv, 1, &v), 0);
+    cr_assert_str_eq(v.id, INST_ID);
+
+    /* the record's count grows in place (the mapping is of this file) */
+    int fd = open(path, O_WRONLY);
+    cr_assert_geq(fd, 0);
+    uint32_t huge = DISC_SVC_INST_MAX;
+    cr_assert_eq(pwrite(fd, &huge, 4, svc + offsetof(struct disc_service_rec, n_instances)), 4);
+    close(fd);
+    cr_assert_eq(disc_read_instance(&rd, &sv, 1, &v), 0, "read through the validated record");
+    cr_assert_str_eq(v.id, INST_ID);
+
+    struct disc_service_view forged = sv;
+    forged.n_instances = 5;
+    cr_expect_eq(disc_read_instance(&rd, &forged, 3, &v), -EBADMSG,
+                 "beyond the count the section validated");
+    forged = sv;
+    forged.rec_ = inst; /* not a service record */
+    cr_expect_eq(disc_read_instance(&rd, &forged, 0, &v), -EBADMSG);
+    forged.rec_ = svc + 8; /* inside the record, not its start */
+    cr_expect_eq(disc_read_instance(&rd, &forged, 0, &v), -EBADMSG);
+    disc_read_end(&rd);
+
+    /* a new section validates the record again: its count no longer fits */
+    cr_assert_eq(disc_read_begin(h, &rd), 0);
+    cr_expect_eq(disc_read_service(&rd, SVC_NAME, &sv), -EBADMSG);
+    disc_read_end(&rd);
+    disc_close(h);
+}
