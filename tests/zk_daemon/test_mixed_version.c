@@ -383,7 +383,9 @@ Test(mixed_version, old_and_new_discd_share_a_region, .fini = teardown, .timeout
                   reads);
     cr_assert_eq(zkd_counter(&newd, "snap_skipped"), 0, "a host without snapshot was counted");
     cr_assert_eq(zkd_counter(&newd, "skipped_bad_data"), 0);
-    cr_assert_eq(zkd_counter(&newd, "sync_errors"), 0);
+    char why[512];
+    cr_assert_eq(zkd_counter(&newd, "sync_errors"), 0, "a sync round failed: %s",
+                 zkd_last_error(&newd, why, sizeof(why)));
     wait_exact(&oldd, 15000, "the old discd sees the restarted new one's instances again");
 
     /* The old discd restarts: its initial sync lists <root>/hosts with the

@@ -201,6 +201,17 @@ void zkd_zk_state(struct zkd *z, char *buf, size_t len)
     json_decref(r);
 }
 
+const char *zkd_last_error(struct zkd *z, char *buf, size_t len)
+{
+    json_t *r = dt_call1(&z->proc, "{\"op\":\"status\"}");
+    cr_assert(dt_ok(r), "%s: status failed", z->host_id);
+    const char *e =
+        json_string_value(json_object_get(json_object_get(r, "zookeeper"), "last_error"));
+    snprintf(buf, len, "%s", e && *e ? e : "(none)");
+    json_decref(r);
+    return buf;
+}
+
 long long zkd_counter(struct zkd *z, const char *key)
 {
     json_t *r = dt_call1(&z->proc, "{\"op\":\"status\"}");

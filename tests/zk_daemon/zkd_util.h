@@ -97,6 +97,10 @@ bool zkd_wait_synced(struct zkd *z, int timeout_ms, struct disc_status *st);
 void zkd_expect_instance(struct zkd *z, const char *svc, const char *id, uint8_t origin,
                          const char *host);
 
+/* status.zookeeper.last_error of z's discd (the last failed sync round's
+ * reason, "(none)" if none) copied into buf; returns buf. Asserts. */
+const char *zkd_last_error(struct zkd *z, char *buf, size_t len);
+
 /* status.zookeeper.counters.<key> of z's discd (asserts it is there). */
 long long zkd_counter(struct zkd *z, const char *key);
 
