@@ -156,6 +156,9 @@ struct zk_sync {
      * create, a failed one) sets local_urgent and ends the hold. */
     int64_t local_hold_until;
     bool local_urgent;
+    /* reconcile_local is waiting for early creates' replies: each one
+     * wakes it, hold or not */
+    bool early_waiting;
     struct lnode **local; /* desired set, sorted by id */
     size_t nlocal, cap_local;
     uint64_t local_gen;   /* bumped by every effective publish/withdraw */
@@ -2527,7 +2530,9 @@ static int reconcile_local(struct zk_sync *zs)
             break;
         }
         zs->c.worker_wakeups++;
+        zs->early_waiting = true;
         pthread_cond_wait(&zs->wake, &zs->mu);
+        zs->early_waiting = false;
     }
     /* Those that succeeded in this session are created; the flag is consumed
      * (later reconciles trust the listing). */
@@ -3817,7 +3822,11 @@ static void early_done(int rc, const char *value, const void *data)
         zs->local_urgent = true;
         zs->local_hold_until = 0;
     }
-    if (zs->local_hold_until == 0) { /* no hold: the worker waits for it, or is due anyway */
+    /* No hold: the worker waits for it, or is due anyway. During a hold
+     * (one a publish started while reconcile_local waited for early
+     * replies) that waiting reconcile still needs the signal: without it,
+     * it would wait for good (nothing else ends the hold). */
+    if (zs->local_hold_until == 0 || zs->early_waiting) {
         pthread_cond_signal(&zs->wake);
     }
     pthread_mutex_unlock(&zs->mu);
