@@ -17,11 +17,14 @@
  *     B's fast path (listed, read and parsed in the client's completion
  *     thread): one listing, one read, one parse and one worker wake-up
  *     each, not three;
+ *   - registrations on A from 4 processes at once (early creates completing
+ *     while A's worker waits for others' replies): A's worker confirms
+ *     them all and a later deregistration still reaches B;
  *   - a fresh discd importing a Curator tree (import = curator) of N
  *     instances over N/10 services reads each node once and publishes the
  *     import in far fewer than N delivery batches and publisher commits
  *     (pipelined reads that span services, one batch per window).
- * Plain build: about 20 s.
+ * Plain build: about 25 s.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -439,6 +442,64 @@ static long long import_counter(struct zkd *z, const char *key)
 
 #define IMPORT_N   600
 #define IMPORT_SVC 60
+
+/* A's zookeeper.local_applied: its worker confirmed every local change. */
+static bool local_applied(struct zkd *z)
+{
+    json_t *r = dt_call1(&z->proc, "{\"op\":\"status\"}");
+    cr_assert(dt_ok(r), "status failed");
+    bool v = json_is_true(json_object_get(json_object_get(r, "zookeeper"), "local_applied"));
+    json_decref(r);
+    return v;
+}
+
+/* Registrations from several processes at once: early creates complete
+ * while A's worker waits for others' replies and new ones start holds.
+ * A's worker confirms them all and keeps working: a deregistration (which
+ * only the worker carries to ZooKeeper) still reaches B. */
+Test(zkd_batch, concurrent_registrations_keep_the_worker_going, .fini = teardown, .timeout = 120)
+{
+    char root[128];
+    setup(root, sizeof(root), "conc", true);
+    enum { PROCS = 4, EACH = 60 };
+    pid_t kids[PROCS];
+    for (int k = 0; k < PROCS; k++) {
+        kids[k] = fork();
+        cr_assert_geq(kids[k], 0, "fork");
+        if (kids[k] == 0) {
+            int bad = 0;
+            for (int i = 0; i < EACH; i++) {
+                char line[256];
+                snprintf(line, sizeof(line),
+                         "{\"op\":\"register\",\"instance\":{\"service\":\"conc.svc\","
+                         "\"address\":\"10.3.%d.%d:80\"},\"check\":{\"type\":\"none\"}}",
+                         k, i);
+                char *r = discd_proc_request(&a.proc, line, 10000 * dt_slow());
+                bad += !r || (!strstr(r, "\"ok\":true") && !strstr(r, "\"ok\": true"));
+                free(r);
+            }
+            _exit(bad ? 1 : 0);
+        }
+    }
+    for (int k = 0; k < PROCS; k++) {
+        int st = 0;
+        cr_assert_eq(waitpid(kids[k], &st, 0), kids[k]);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "registering process %d failed", k);
+    }
+    cr_assert(zkd_wait_count(&b, "conc.svc", PROCS * EACH, 20000), "B has %d of %d",
+              zkd_count(&b, "conc.svc"), PROCS * EACH);
+    long long end = proc_now_ms() + 20000LL * dt_slow();
+    while (!local_applied(&a) && proc_now_ms() < end)
+        proc_sleep_ms(20);
+    cr_assert(local_applied(&a), "A's worker never confirmed the registrations");
+    char id[DISC_ID_LEN + 1];
+    zkd_register(&a, "conc.one", "10.3.9.9:80", id);
+    cr_assert(zkd_wait_count(&b, "conc.one", 1, 10000));
+    zkd_deregister(&a, id);
+    cr_assert(zkd_wait_count(&b, "conc.one", 0, 10000), "a deregistration did not reach B");
+    zkd_finish(&b);
+    zkd_finish(&a);
+}
 
 Test(zkd_batch, import_is_batched, .fini = teardown, .timeout = 120)
 {
