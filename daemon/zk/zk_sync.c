@@ -102,6 +102,7 @@ struct lnode {
     int early;          /* EARLY_NONE / _PENDING / _OK / _FAILED */
     uint64_t early_gen; /* zs->early_gen when issued: valid in that session only */
     bool early_created; /* worker only: its early create succeeded (this reconcile) */
+    bool early_watch;   /* the node's data watch went out right behind its early create */
     char json[];        /* len bytes + NUL */
 };
 
@@ -2433,6 +2434,22 @@ static void arm_own_watches(struct zk_sync *zs)
         if (rn->watched || rn->bad_name) {
             continue;
         }
+        /* armed already by publish_local, behind the early create, in this
+         * session: not again */
+        char id[UUID_LEN + 1];
+        uint64_t seq;
+        if (parse_node_name(rn->name, id, &seq)) {
+            pthread_mutex_lock(&zs->mu);
+            bool found;
+            size_t at = local_find(zs, id, &found);
+            rn->watched = found && zs->local[at]->early_watch &&
+                          zs->local[at]->early_gen == zs->early_gen &&
+                          strcmp(zs->local[at]->name, rn->name) == 0;
+            pthread_mutex_unlock(&zs->mu);
+            if (rn->watched) {
+                continue;
+            }
+        }
         size_t need = strlen(zs->own.path) + 1 + strlen(rn->name) + 1;
         struct own_watch *w = malloc(sizeof(*w) + need);
         if (!w) {
@@ -2476,6 +2493,8 @@ static void repair_own(struct zk_sync *zs, const char *name)
         if (ln) {
             memcpy(ln, old, sizeof(*ln) + old->len + 1);
             ln->refs = 1;
+            ln->early = EARLY_NONE; /* a new node, created by the worker */
+            ln->early_created = ln->early_watch = false;
             uint64_t nseq = (uint64_t)real_ms();
             ln->seq = nseq <= zs->last_seq ? zs->last_seq + 1 : nseq;
             zs->last_seq = ln->seq;
@@ -3852,6 +3871,9 @@ int zk_sync_publish_local(struct zk_sync *zs, const char *id, const char *json, 
     ln->json[len] = '\0';
     ln->len = len;
     ln->refs = 1;
+    ln->early = EARLY_NONE; /* (malloc: a reconcile must not wait for garbage) */
+    ln->early_gen = 0;
+    ln->early_created = ln->early_watch = false;
     pthread_mutex_lock(&zs->mu);
     bool found;
     size_t at = local_find(zs, id, &found);
@@ -3906,6 +3928,24 @@ int zk_sync_publish_local(struct zk_sync *zs, const char *id, const char *json, 
                         early_done, eo) == ZOK) {
             zs->early_creates++;
             early = true;
+            /* The node's data watch (tamper detection) goes right behind
+             * the create on the same session: the server answers it before
+             * the region's readers, woken by the create, ask for the node,
+             * instead of the worker sending it later among their reads. */
+            size_t need = strlen(path) + 1;
+            struct own_watch *w = malloc(sizeof(*w) + need);
+            if (w) {
+                w->zs = zs;
+                w->zh = zs->early_zh;
+                memcpy(w->path, path, need);
+                atomic_fetch_add(&zs->async_inflight, 1);
+                if (zoo_aexists(zs->early_zh, path, 1, own_watch_done, w) == ZOK) {
+                    ln->early_watch = true;
+                } else {
+                    atomic_fetch_sub(&zs->async_inflight, 1);
+                    free(w);
+                }
+            }
         } else {
             atomic_fetch_sub(&zs->async_inflight, 1);
             ln->early = EARLY_NONE;
