@@ -375,6 +375,16 @@ static json_t *ok_response(json_t *seq)
 
 /* ---- responses held until their change is published ---- */
 
+/* Connections with held responses: n_held (control thread) changes by
+ * delta, and held_conns (under mu), what on_publish reads, follows it. */
+static void held_conns_add(struct control *c, int delta)
+{
+    c->n_held = (size_t)((ptrdiff_t)c->n_held + delta);
+    pthread_mutex_lock(&c->mu);
+    c->held_conns = c->n_held;
+    pthread_mutex_unlock(&c->mu);
+}
+
 /* Hold resp (ownership taken) until the publisher reports every registry
  * change up to need_seq as handled. reg_id: the instance a register created
  * (its refusal by the publisher turns resp into an error). */
@@ -396,13 +406,10 @@ static void hold_response(struct control *c, struct conn *cn, json_t *resp, uint
         snprintf(h->reg_id, sizeof(h->reg_id), "%s", reg_id);
     if (!cn->held) {
         cn->held = h;
-        c->n_held++;
         /* on_publish wakes this thread only while responses are held:
          * either it sees this one, or the progress it has already reported
          * (without a wake-up) is applied before this thread sleeps */
-        pthread_mutex_lock(&c->mu);
-        c->held_conns = c->n_held;
-        pthread_mutex_unlock(&c->mu);
+        held_conns_add(c, 1);
         c->progress_owed = true;
     } else {
         cn->held_tail->next = h;
@@ -421,12 +428,8 @@ static void held_free(struct held_reply *h)
 
 static void held_drop_all(struct control *c, struct conn *cn)
 {
-    if (cn->held) {
-        c->n_held--;
-        pthread_mutex_lock(&c->mu);
-        c->held_conns = c->n_held;
-        pthread_mutex_unlock(&c->mu);
-    }
+    if (cn->held)
+        held_conns_add(c, -1);
     while (cn->held) {
         struct held_reply *h = cn->held;
         cn->held = h->next;
@@ -478,10 +481,7 @@ static void held_release(struct control *c, struct conn *cn)
     if (!cn->held) {
         cn->held_tail = NULL;
         cn->held_bytes = 0;
-        c->n_held--;
-        pthread_mutex_lock(&c->mu);
-        c->held_conns = c->n_held;
-        pthread_mutex_unlock(&c->mu);
+        held_conns_add(c, -1);
     }
 }
 
