@@ -200,8 +200,6 @@ static inline int disc__geo_known(struct disc_map *m, uint64_t root)
     return atomic_load_explicit(&m->geo.root, memory_order_relaxed) == root;
 }
 
-/* Validate the instance record at rec (avail readable bytes) and fill a view
- * of it (lookup.c). Used to re-check records after copying them out. */
 /* A bit of a section's flags (struct disc_read's flags_; never a public
  * DISC_OPEN_* value, which disc_open checks): the section's map carries
  * FNV-1a checksums (its header lacks DISC_FEAT_CHECKSUM_WORD: written by
@@ -217,6 +215,8 @@ _Static_assert(!(DISC__FL_CK_FNV & (DISC_OPEN_VERIFY | DISC_OPEN_CACHE_FALLBACK)
  * (reader.c): only verifying reads call it. */
 uint32_t disc__record_ck(unsigned flags, const void *rec, uint32_t size, uint32_t checksum_at);
 
+/* Validate the instance record at rec (avail readable bytes) and fill a view
+ * of it (lookup.c). Used to re-check records after copying them out. */
 int disc__fill_view(const unsigned char *rec, uint64_t avail, unsigned flags,
                     struct disc_instance *out);
 
