@@ -12,13 +12,19 @@
 
 #include "discctl.h"
 
+/* "discctl CMD: " + the message + newline on stderr. */
+static void ctl_verr(const struct ctl *ctl, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "discctl%s%s: ", ctl && ctl->cmd ? " " : "", ctl && ctl->cmd ? ctl->cmd : "");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void ctl_err(const struct ctl *ctl, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "discctl%s%s: ", ctl && ctl->cmd ? " " : "", ctl && ctl->cmd ? ctl->cmd : "");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    ctl_verr(ctl, fmt, ap);
     va_end(ap);
 }
 
@@ -26,9 +32,7 @@ int ctl_usage_error(const struct ctl *ctl, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "discctl%s%s: ", ctl && ctl->cmd ? " " : "", ctl && ctl->cmd ? ctl->cmd : "");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    ctl_verr(ctl, fmt, ap);
     va_end(ap);
     if (ctl && ctl->cmd)
         fprintf(stderr, "Try 'discctl %s --help'.\n", ctl->cmd);
