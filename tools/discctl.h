@@ -159,6 +159,16 @@ int ctl_lookup_all(disc_handle *h, const struct disc_filter *f, struct disc_inst
  */
 int ctl_filter_opt(const struct ctl *ctl, int argc, char **argv, int *i, struct disc_filter *f);
 
+/* ctl_filter_opt, else ctl_stale_opt: the options of the commands that look
+ * instances up (get, pick). 1 if argv[*i] was one, 0 if not, -1 after a
+ * usage error. */
+int ctl_lookup_opt(struct ctl *ctl, int argc, char **argv, int *i, struct disc_filter *f);
+
+/* An argument that is no option of the command: the SERVICE operand, stored
+ * in f->service. 0, or EXIT_USAGE (message printed) for an unknown option
+ * (it starts with '-') or a second operand. */
+int ctl_service_operand(const struct ctl *ctl, const char *arg, struct disc_filter *f);
+
 /* After parsing: require SERVICE or --prefix and validate the filter with
  * disc_filter_check. 0, or EXIT_USAGE (message printed). */
 int ctl_filter_finish(const struct ctl *ctl, const struct disc_filter *f);

@@ -98,6 +98,22 @@ int ctl_filter_opt(const struct ctl *ctl, int argc, char **argv, int *i, struct 
     return 1;
 }
 
+int ctl_lookup_opt(struct ctl *ctl, int argc, char **argv, int *i, struct disc_filter *f)
+{
+    int r = ctl_filter_opt(ctl, argc, argv, i, f);
+    return r ? r : ctl_stale_opt(ctl, argc, argv, i);
+}
+
+int ctl_service_operand(const struct ctl *ctl, const char *arg, struct disc_filter *f)
+{
+    if (arg[0] == '-')
+        return ctl_usage_error(ctl, "unknown option '%s'", arg);
+    if (f->service)
+        return ctl_usage_error(ctl, "unexpected argument '%s'", arg);
+    f->service = arg;
+    return 0;
+}
+
 int ctl_filter_finish(const struct ctl *ctl, const struct disc_filter *f)
 {
     if (!f->service && !f->service_prefix)

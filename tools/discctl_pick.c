@@ -35,9 +35,7 @@ int cmd_pick(struct ctl *ctl, int argc, char **argv)
         const char *opt = argv[i];
         if (strcmp(opt, "--") == 0)
             continue;
-        int r = ctl_filter_opt(ctl, argc, argv, &i, &f);
-        if (r == 0)
-            r = ctl_stale_opt(ctl, argc, argv, &i);
+        int r = ctl_lookup_opt(ctl, argc, argv, &i, &f);
         if (r < 0)
             return EXIT_USAGE;
         if (r > 0)
@@ -48,11 +46,8 @@ int cmd_pick(struct ctl *ctl, int argc, char **argv)
                 return ctl_usage_error(ctl, "%s needs a value", opt);
             continue;
         }
-        if (opt[0] == '-')
-            return ctl_usage_error(ctl, "unknown option '%s'", opt);
-        if (f.service)
-            return ctl_usage_error(ctl, "unexpected argument '%s'", opt);
-        f.service = opt;
+        if (ctl_service_operand(ctl, opt, &f))
+            return EXIT_USAGE;
     }
     /* --key alone means --by hash; a key with random would be ignored,
      * which is surely not what the caller meant. */

@@ -163,18 +163,13 @@ int cmd_get(struct ctl *ctl, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0)
             continue;
-        int r = ctl_filter_opt(ctl, argc, argv, &i, &f);
-        if (r == 0)
-            r = ctl_stale_opt(ctl, argc, argv, &i);
+        int r = ctl_lookup_opt(ctl, argc, argv, &i, &f);
         if (r < 0)
             return EXIT_USAGE;
         if (r > 0)
             continue;
-        if (argv[i][0] == '-')
-            return ctl_usage_error(ctl, "unknown option '%s'", argv[i]);
-        if (f.service)
-            return ctl_usage_error(ctl, "unexpected argument '%s'", argv[i]);
-        f.service = argv[i];
+        if (ctl_service_operand(ctl, argv[i], &f))
+            return EXIT_USAGE;
     }
     int ec = ctl_filter_finish(ctl, &f);
     if (ec)

@@ -113,11 +113,8 @@ int cmd_watch(struct ctl *ctl, int argc, char **argv)
                 return ctl_usage_error(ctl, "--timeout needs a number of seconds");
             continue;
         }
-        if (opt[0] == '-')
-            return ctl_usage_error(ctl, "unknown option '%s'", opt);
-        if (f.service)
-            return ctl_usage_error(ctl, "unexpected argument '%s'", opt);
-        f.service = opt;
+        if (ctl_service_operand(ctl, opt, &f))
+            return EXIT_USAGE;
     }
     int rc = disc_filter_check(&f);
     if (rc < 0)
