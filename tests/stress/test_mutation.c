@@ -56,13 +56,7 @@ static size_t make_image(void)
     struct segw_config cfg = {.segment_bytes = 8u << 20};
     struct seg_writer *w;
     cr_assert_eq(segw_open(name, &cfg, &w), 0);
-    struct seg_inst s;
-    char svc[32];
-    for (unsigned i = 0; i < 400; i++) {
-        snprintf(svc, sizeof(svc), "svc-%u", i % 40);
-        cr_assert_eq(segw_put(w, seg_make(&s, i, svc, 1)), 0);
-    }
-    cr_assert_gt(segw_commit(w), 0);
+    seg_fill(w, 400, 40, 1);
     int64_t size = segw_export(w, path);
     cr_assert_gt(size, 0);
     segw_close(w, true);
@@ -199,11 +193,7 @@ static void flip(unsigned char *m, const struct recs *r, unsigned *seed)
 
 static void setup(void)
 {
-    /* beside the registry directory: readers refuse files in a directory
-     * others can write, such as /tmp (tests/common/registry_dir.c) */
-    snprintf(dir, sizeof(dir), "%s/../disc-mut-XXXXXX", getenv("DISCSHM_DIR"));
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/reg.cache", dir);
+    seg_cache_dir(dir, sizeof(dir), "mut", path, sizeof(path), "reg.cache");
 }
 
 static void teardown(void)

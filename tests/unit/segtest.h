@@ -2,7 +2,8 @@
 /*
  * segtest.h — helpers shared by the segment tests: unique registry names,
  * generated instances whose content can be re-derived (and so checked) by
- * a reader that only knows the id, and forked reader processes.
+ * a reader that only knows the id, filled registries, file-cache
+ * directories and forked reader processes.
  */
 #ifndef DISC_SEGTEST_H
 #define DISC_SEGTEST_H
@@ -94,6 +95,31 @@ static inline const struct segw_instance *seg_make(struct seg_inst *s, unsigned 
                                    .endpoints = s->eps,
                                    .n_endpoints = 1};
     return &s->in;
+}
+
+/* Put instances 0..n-1 (seg_make at revision rev), instance i into service
+ * "svc-<i % nsvc>", and commit them. */
+static inline void seg_fill(struct seg_writer *w, unsigned n, unsigned nsvc, unsigned rev)
+{
+    struct seg_inst s;
+    char svc[32];
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(svc, sizeof(svc), "svc-%u", i % nsvc);
+        cr_assert_eq(segw_put(w, seg_make(&s, i, svc, rev)), 0);
+    }
+    cr_assert_gt(segw_commit(w), 0);
+}
+
+/* Create dir = $DISCSHM_DIR/../disc-<tag>-XXXXXX for a file-cache image and
+ * set path to dir/<file>. Beside the registry directory because readers
+ * refuse files in a directory others can write, such as /tmp
+ * (tests/common/registry_dir.c). The caller removes both. */
+static inline void seg_cache_dir(char *dir, size_t dir_len, const char *tag, char *path,
+                                 size_t path_len, const char *file)
+{
+    snprintf(dir, dir_len, "%s/../disc-%s-XXXXXX", getenv("DISCSHM_DIR"), tag);
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, path_len, "%s/%s", dir, file);
 }
 
 /* 1 if the view is consistent with what seg_make produced for its id. */

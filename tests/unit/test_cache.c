@@ -16,20 +16,10 @@ static char buf[1 << 20];
 static void setup(void)
 {
     seg_name(name, sizeof(name), "cache");
-    /* Beside the registry directory: a place readers trust (owned by us,
-     * in a directory nobody else can write; see tests/common). */
-    snprintf(dir, sizeof(dir), "%s/../disc-cache-XXXXXX", getenv("DISCSHM_DIR"));
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/reg.cache", dir);
+    seg_cache_dir(dir, sizeof(dir), "cache", path, sizeof(path), "reg.cache");
     struct segw_config cfg = {.segment_bytes = 16u << 20};
     cr_assert_eq(segw_open(name, &cfg, &w), 0);
-    struct seg_inst s;
-    char svc[32];
-    for (unsigned i = 0; i < 600; i++) {
-        snprintf(svc, sizeof(svc), "svc-%u", i % 60);
-        cr_assert_eq(segw_put(w, seg_make(&s, i, svc, 1)), 0);
-    }
-    cr_assert_gt(segw_commit(w), 0);
+    seg_fill(w, 600, 60, 1);
 }
 
 static void teardown(void)

@@ -63,13 +63,7 @@ static void setup(void)
     seg_name(bad, sizeof(bad), "bad");
     struct segw_config cfg = {.segment_bytes = SEG_BYTES};
     cr_assert_eq(segw_open(name, &cfg, &w), 0);
-    struct seg_inst s;
-    char svc[32];
-    for (unsigned i = 0; i < 1500; i++) {
-        snprintf(svc, sizeof(svc), "svc-%u", i % 150);
-        cr_assert_eq(segw_put(w, seg_make(&s, i, svc, 0)), 0);
-    }
-    cr_assert_gt(segw_commit(w), 0);
+    seg_fill(w, 1500, 150, 0);
     size_t len;
     read_object(name, &image, &len);
     cr_assert_eq(len, SEG_BYTES);

@@ -29,11 +29,7 @@ static char dir[4200], path[4300];
 
 static void setup(void)
 {
-    /* beside the registry directory: readers refuse files in a directory
-     * others can write, such as /tmp (tests/common/registry_dir.c) */
-    snprintf(dir, sizeof(dir), "%s/../disc-hostile-XXXXXX", getenv("DISCSHM_DIR"));
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/img.cache", dir);
+    seg_cache_dir(dir, sizeof(dir), "hostile", path, sizeof(path), "img.cache");
 }
 
 static void teardown(void)
@@ -359,13 +355,7 @@ static unsigned char *real_image(size_t *len)
     struct segw_config cfg = {.segment_bytes = 8u << 20};
     struct seg_writer *w;
     cr_assert_eq(segw_open(name, &cfg, &w), 0);
-    struct seg_inst s;
-    char svc[32];
-    for (unsigned i = 0; i < 300; i++) {
-        snprintf(svc, sizeof(svc), "svc-%u", i % 30);
-        cr_assert_eq(segw_put(w, seg_make(&s, i, svc, 1)), 0);
-    }
-    cr_assert_gt(segw_commit(w), 0);
+    seg_fill(w, 300, 30, 1);
     cr_assert_gt(segw_export(w, path), 0);
     segw_close(w, true);
     int fd = open(path, O_RDONLY);
