@@ -307,15 +307,22 @@ Test(discctl, watch_prints_changes_as_published)
     cr_assert_eq(ctl_bg_wait(&w, 10000 * dt_slow()), 0);
 }
 
+/* `discctl register --hold` of service at 127.0.0.1:9 with a session check
+ * every 200 ms, in the background; waits for the id it prints. */
+static void start_held(struct ctl_bg *s, const char *service, char id[256])
+{
+    ctl_bg_start(s, &d,
+                 (const char *const[]){"register", "--service", service, "--address", "127.0.0.1:9",
+                                       "--check", "session", "--interval", "200", "--hold", NULL});
+    cr_assert_eq(ctl_bg_line(s, id, 256, 10000 * dt_slow()), 0, "no id printed");
+    cr_assert_eq(strlen(id), DISC_ID_LEN, "%s", id);
+}
+
 Test(discctl, hold_keeps_a_session_until_killed)
 {
     struct ctl_bg s;
-    ctl_bg_start(&s, &d,
-                 (const char *const[]){"register", "--service", "held", "--address", "127.0.0.1:9",
-                                       "--check", "session", "--interval", "200", "--hold", NULL});
     char id[256];
-    cr_assert_eq(ctl_bg_line(&s, id, sizeof(id), 10000 * dt_slow()), 0, "no id printed");
-    cr_assert_eq(strlen(id), DISC_ID_LEN, "%s", id);
+    start_held(&s, "held", id);
     disc_handle *h = dt_open_reader(&d);
     cr_assert_eq(dt_wait_count(h, "held", 1, 5000 * dt_slow()), 1);
     /* Several ping intervals pass: discctl answers them, the instance stays. */
@@ -330,11 +337,8 @@ Test(discctl, hold_keeps_a_session_until_killed)
 Test(discctl, hold_reattaches_after_a_discd_restart)
 {
     struct ctl_bg s;
-    ctl_bg_start(&s, &d,
-                 (const char *const[]){"register", "--service", "held2", "--address", "127.0.0.1:9",
-                                       "--check", "session", "--interval", "200", "--hold", NULL});
     char id[256];
-    cr_assert_eq(ctl_bg_line(&s, id, sizeof(id), 10000 * dt_slow()), 0, "no id printed");
+    start_held(&s, "held2", id);
     discd_proc_kill(&d);
     proc_sleep_ms(300);
     cr_assert_eq(discd_proc_start(&d, NULL, 10000 * dt_slow()), 0, "restart");
