@@ -53,18 +53,6 @@ static void write_file(const char *path, const char *text, mode_t mode)
     close(fd);
 }
 
-static int count_lines(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    cr_assert(f, "%s", path);
-    char line[4096];
-    int n = 0;
-    while (fgets(line, sizeof(line), f))
-        n += strstr(line, needle) != NULL;
-    fclose(f);
-    return n;
-}
-
 Test(zkd_acl, other_identities_cannot_touch_a_hosts_nodes, .fini = teardown, .timeout = 200)
 {
     snprintf(dir, sizeof(dir), "/tmp/disc-zkacl-%d-XXXXXX", (int)getpid());
@@ -94,7 +82,7 @@ Test(zkd_acl, other_identities_cannot_touch_a_hosts_nodes, .fini = teardown, .ti
     cr_assert_geq(proc_wait(&bad.proc, 10000 * dt_slow()), 0, "discd did not exit");
     cr_assert_neq(proc_exit_code(&bad.proc), 0,
                   "discd started with a world-readable credentials file");
-    cr_assert_geq(count_lines(bad.log, "chmod 600"), 1, "the error does not name the cause");
+    cr_assert_geq(dt_log_has(&bad, "chmod 600"), 1, "the error does not name the cause");
 
     /* One owned by another user (as root in CI: the file is chowned to nobody). */
     if (geteuid() == 0) {
@@ -107,7 +95,7 @@ Test(zkd_acl, other_identities_cannot_touch_a_hosts_nodes, .fini = teardown, .ti
         cr_assert_eq(discd_proc_spawn(&bad, other_args), 0);
         cr_assert_geq(proc_wait(&bad.proc, 10000 * dt_slow()), 0, "discd did not exit");
         cr_assert_neq(proc_exit_code(&bad.proc), 0, "discd accepted credentials another user owns");
-        cr_assert_geq(count_lines(bad.log, "owned by uid 65534"), 1, "the error does not say why");
+        cr_assert_geq(dt_log_has(&bad, "owned by uid 65534"), 1, "the error does not say why");
     }
 
     zkd_start_extra(&a, "zkaa", zk.connect, root, arg_a);
@@ -152,10 +140,10 @@ Test(zkd_acl, other_identities_cannot_touch_a_hosts_nodes, .fini = teardown, .ti
      * rate-limited (at most 10 per 10 s window, plus one summary line). */
     cr_assert_eq(zk_node_stop(&zk, 0, 10000), 0);
     proc_sleep_ms(5000);
-    int lines = count_lines(a.proc.log, "zk: zookeeper client: ");
+    int lines = dt_log_has(&a.proc, "zk: zookeeper client: ");
     cr_assert_geq(lines, 1, "no client line in discd's log");
     cr_assert_leq(lines, 12, "%d client lines in 5 s: not rate-limited", lines);
-    cr_assert_eq(count_lines(a.proc.log, "ZOO_ERROR"), 0, "a raw client line reached the log");
+    cr_assert_eq(dt_log_has(&a.proc, "ZOO_ERROR"), 0, "a raw client line reached the log");
     cr_assert_eq(zk_node_start(&zk, 0), 0);
     cr_assert_eq(zk_node_wait_ready(&zk, 0, 30000 * dt_slow()), 0);
     cr_assert(zkd_wait_synced(&a, 20000, &st), "a: flags %#x", st.flags);
