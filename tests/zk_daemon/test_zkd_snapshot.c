@@ -115,6 +115,17 @@ static void doc(char *out, size_t len, const char *id, const char *svc, const ch
              svc, addr);
 }
 
+/* Register n instances of svc on z at NET.0:80 .. NET.<n-1>:80, ids[i] the
+ * i-th. */
+static void register_n(struct zkd *z, const char *svc, const char *net, int n, char (*ids)[37])
+{
+    for (int i = 0; i < n; i++) {
+        char addr[32];
+        snprintf(addr, sizeof(addr), "%s.%d:80", net, i);
+        zkd_register(z, svc, addr, ids[i]);
+    }
+}
+
 /* The address of instance id in z's segment ("" if absent). */
 static void addr_of(struct zkd *z, const char *id, char *out, size_t len)
 {
@@ -129,11 +140,7 @@ Test(zkd_snapshot, covers_everything, .fini = teardown)
     char root[128], ids[20][37];
     setup(root, sizeof(root), "cover");
     zkd_start(&a, "snpa", zk.connect, root);
-    for (int i = 0; i < 20; i++) {
-        char addr[32];
-        snprintf(addr, sizeof(addr), "10.1.0.%d:80", i);
-        zkd_register(&a, "snap-cover", addr, ids[i]);
-    }
+    register_n(&a, "snap-cover", "10.1.0", 20, ids);
     cr_assert(wait_snapshot(root, a.host_id, 20, 15000), "a's snapshot never held all 20");
     cr_assert_geq(counter(&a, "snap_writes"), 1);
     zkd_start(&c, "snpc", zk.connect, root);
@@ -301,11 +308,7 @@ Test(zkd_snapshot, forged_chunk_is_skipped, .fini = teardown)
     char root[128], ids[5][37], path[512];
     setup(root, sizeof(root), "forge");
     zkd_start(&a, "snfa", zk.connect, root);
-    for (int i = 0; i < 5; i++) {
-        char addr[32];
-        snprintf(addr, sizeof(addr), "10.3.0.%d:80", i);
-        zkd_register(&a, "snap-f", addr, ids[i]);
-    }
+    register_n(&a, "snap-f", "10.3.0", 5, ids);
     cr_assert(wait_snapshot(root, a.host_id, 5, 15000));
     mallory = zkc_open(zk.connect, NULL, 10000);
     cr_assert(mallory);
