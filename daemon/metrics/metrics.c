@@ -116,6 +116,21 @@ static void sample_d(FILE *f, const char *name, double v)
     fprintf(f, "%s %.3f\n", name, v);
 }
 
+/* A family of one unlabelled sample: its "# HELP" and "# TYPE" lines, then
+ * the sample. */
+static void metric_u(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
+{
+    family(f, name, type, help);
+    sample_u(f, name, v);
+}
+
+/* The same with a sample of three decimals. */
+static void metric_d(FILE *f, const char *name, const char *type, const char *help, double v)
+{
+    family(f, name, type, help);
+    sample_d(f, name, v);
+}
+
 static void histogram(FILE *f, const char *name, const char *help, const struct metrics_hist *h)
 {
     family(f, name, "histogram", help);
@@ -164,27 +179,26 @@ static void render_publisher(struct metrics *m, FILE *f)
         return;
     struct publisher_stats ps;
     publisher_get_stats(m->src.pub, &ps);
-    family(f, "discd_services", "gauge", "Services in the published snapshot.");
-    sample_u(f, "discd_services", ps.seg.n_services);
-    family(f, "discd_segment_instances", "gauge", "Instances in the published snapshot.");
-    sample_u(f, "discd_segment_instances", ps.seg.n_instances);
-    family(f, "discd_segment_generation", "gauge", "Generation of the published snapshot.");
-    sample_u(f, "discd_segment_generation", ps.generation);
-    family(f, "discd_publishes_total", "counter", "Snapshots published (segment commits).");
-    sample_u(f, "discd_publishes_total", ps.commits);
-    family(f, "discd_publish_changes_total", "counter", "Registry changes staged for publishing.");
-    sample_u(f, "discd_publish_changes_total", ps.changes);
-    family(f, "discd_publish_errors_total", "counter",
-           "Publisher turns that could not publish every queued change (e.g. the arena was "
-           "full); what is kept is retried.");
-    sample_u(f, "discd_publish_errors_total", ps.commit_errors);
-    family(f, "discd_publish_rejected_total", "counter",
-           "Local registrations refused because the segment could not take them "
-           "(segment_full; the client was told, nothing was kept).");
-    sample_u(f, "discd_publish_rejected_total", ps.rejected);
-    family(f, "discd_publish_dropped_remote_total", "counter",
-           "Remote instances the segment could not take (logged).");
-    sample_u(f, "discd_publish_dropped_remote_total", ps.dropped_remote);
+    metric_u(f, "discd_services", "gauge", "Services in the published snapshot.",
+             ps.seg.n_services);
+    metric_u(f, "discd_segment_instances", "gauge", "Instances in the published snapshot.",
+             ps.seg.n_instances);
+    metric_u(f, "discd_segment_generation", "gauge", "Generation of the published snapshot.",
+             ps.generation);
+    metric_u(f, "discd_publishes_total", "counter", "Snapshots published (segment commits).",
+             ps.commits);
+    metric_u(f, "discd_publish_changes_total", "counter", "Registry changes staged for publishing.",
+             ps.changes);
+    metric_u(f, "discd_publish_errors_total", "counter",
+             "Publisher turns that could not publish every queued change (e.g. the arena was "
+             "full); what is kept is retried.",
+             ps.commit_errors);
+    metric_u(f, "discd_publish_rejected_total", "counter",
+             "Local registrations refused because the segment could not take them "
+             "(segment_full; the client was told, nothing was kept).",
+             ps.rejected);
+    metric_u(f, "discd_publish_dropped_remote_total", "counter",
+             "Remote instances the segment could not take (logged).", ps.dropped_remote);
     histogram(f, "discd_publish_duration_seconds",
               "Time to stage and commit one snapshot (the publisher thread's work per publish).",
               publisher_latency(m->src.pub));
@@ -194,16 +208,14 @@ static void render_publisher(struct metrics *m, FILE *f)
     sample_lu(f, "discd_segment_bytes", "kind", "size", ps.seg.arena_bytes);
     sample_lu(f, "discd_segment_bytes", "kind", "used", ps.seg.used_bytes);
     sample_lu(f, "discd_segment_bytes", "kind", "retired", ps.seg.retired_bytes);
-    family(f, "discd_segment_reclaimed_bytes_total", "counter",
-           "Retired bytes made reusable after their grace period.");
-    sample_u(f, "discd_segment_reclaimed_bytes_total", ps.seg.reclaimed_bytes);
-    family(f, "discd_segment_overtakes_total", "counter",
-           "Times the writer overtook a stalled reader to reclaim memory.");
-    sample_u(f, "discd_segment_overtakes_total", ps.seg.overtakes);
-    family(f, "discd_cache_writes_total", "counter", "File-cache images written.");
-    sample_u(f, "discd_cache_writes_total", ps.cache_writes);
-    family(f, "discd_cache_write_errors_total", "counter", "Failed file-cache writes.");
-    sample_u(f, "discd_cache_write_errors_total", ps.cache_errors);
+    metric_u(f, "discd_segment_reclaimed_bytes_total", "counter",
+             "Retired bytes made reusable after their grace period.", ps.seg.reclaimed_bytes);
+    metric_u(f, "discd_segment_overtakes_total", "counter",
+             "Times the writer overtook a stalled reader to reclaim memory.", ps.seg.overtakes);
+    metric_u(f, "discd_cache_writes_total", "counter", "File-cache images written.",
+             ps.cache_writes);
+    metric_u(f, "discd_cache_write_errors_total", "counter", "Failed file-cache writes.",
+             ps.cache_errors);
 }
 
 static void render_checks(struct metrics *m, struct control *ctl, FILE *f)
@@ -234,9 +246,8 @@ static void render_checks(struct metrics *m, struct control *ctl, FILE *f)
     sample_lu(f, "discd_tcp_checks_total", "via", "sock_diag", hs.tcp_diag);
     sample_lu(f, "discd_tcp_checks_total", "via", "connect", hs.tcp_connect);
     if (m->src.health) {
-        family(f, "discd_checked_instances", "gauge",
-               "Instances with a tcp, http or ttl check being run.");
-        sample_u(f, "discd_checked_instances", health_count(m->src.health));
+        metric_u(f, "discd_checked_instances", "gauge",
+                 "Instances with a tcp, http or ttl check being run.", health_count(m->src.health));
     }
 }
 
@@ -254,8 +265,8 @@ static void render_control(struct control *ctl, FILE *f)
            "Control-socket requests answered with an error, by op.");
     for (size_t i = 0; control_op_stats(ctl, i, &name, &req, &err); i++)
         sample_lu(f, "discd_control_errors_total", "op", name, err);
-    family(f, "discd_control_connections", "gauge", "Open control-socket connections.");
-    sample_u(f, "discd_control_connections", control_connections(ctl));
+    metric_u(f, "discd_control_connections", "gauge", "Open control-socket connections.",
+             control_connections(ctl));
 }
 
 /* One sample with labels source="..." and a second label. */
@@ -324,23 +335,21 @@ static void render_zk(struct metrics *m, FILE *f)
 {
     struct zk_sync_status st;
     bool have = m->src.zk && zk_bridge_get_status(m->src.zk, &st) == 0;
-    family(f, "discd_zookeeper_configured", "gauge", "1 when discd syncs with ZooKeeper (--zk).");
-    sample_u(f, "discd_zookeeper_configured", m->src.zk != NULL);
+    metric_u(f, "discd_zookeeper_configured", "gauge", "1 when discd syncs with ZooKeeper (--zk).",
+             m->src.zk != NULL);
     family(f, "discd_zookeeper_state", "gauge",
            "1 for the current ZooKeeper connection state, 0 for the others.");
     for (int s = ZK_SYNC_CONNECTING; s <= ZK_SYNC_EXPIRED; s++)
         sample_lu(f, "discd_zookeeper_state", "state", zk_sync_state_name((enum zk_sync_state)s),
                   have && st.state == (enum zk_sync_state)s);
     int64_t now = real_ms();
-    family(f, "discd_zookeeper_session_age_seconds", "gauge",
-           "Age of the current ZooKeeper session (0 when there is none).");
-    sample_d(f, "discd_zookeeper_session_age_seconds",
+    metric_d(f, "discd_zookeeper_session_age_seconds", "gauge",
+             "Age of the current ZooKeeper session (0 when there is none).",
              have && st.session_since_ms > 0 && now > st.session_since_ms
                  ? (double)(now - st.session_since_ms) / 1000.0
                  : 0.0);
-    family(f, "discd_zookeeper_last_sync_age_seconds", "gauge",
-           "Time since the last complete listing of the region (0 when there was none).");
-    sample_d(f, "discd_zookeeper_last_sync_age_seconds",
+    metric_d(f, "discd_zookeeper_last_sync_age_seconds", "gauge",
+             "Time since the last complete listing of the region (0 when there was none).",
              have && st.last_sync_ms > 0 && now > st.last_sync_ms
                  ? (double)(now - st.last_sync_ms) / 1000.0
                  : 0.0);
@@ -348,13 +357,12 @@ static void render_zk(struct metrics *m, FILE *f)
     struct zk_sync_counters zero = {0};
     if (!have)
         k = &zero;
-    family(f, "discd_zookeeper_sessions_total", "counter", "ZooKeeper sessions established.");
-    sample_u(f, "discd_zookeeper_sessions_total", k->sessions);
-    family(f, "discd_zookeeper_expirations_total", "counter", "ZooKeeper sessions lost to expiry.");
-    sample_u(f, "discd_zookeeper_expirations_total", k->expirations);
-    family(f, "discd_zookeeper_reconnects_total", "counter",
-           "Reconnections within a ZooKeeper session.");
-    sample_u(f, "discd_zookeeper_reconnects_total", k->reconnects);
+    metric_u(f, "discd_zookeeper_sessions_total", "counter", "ZooKeeper sessions established.",
+             k->sessions);
+    metric_u(f, "discd_zookeeper_expirations_total", "counter",
+             "ZooKeeper sessions lost to expiry.", k->expirations);
+    metric_u(f, "discd_zookeeper_reconnects_total", "counter",
+             "Reconnections within a ZooKeeper session.", k->reconnects);
     family(f, "discd_zookeeper_syncs_total", "counter",
            "Completed sync rounds with ZooKeeper, by kind (watch: after a watch fired; full: "
            "a resync of the whole tree).");
@@ -371,21 +379,19 @@ static void render_zk(struct metrics *m, FILE *f)
            "Other hosts' instances added/changed or removed by sync.");
     sample_lu(f, "discd_zookeeper_remote_changes_total", "change", "upsert", k->upserts);
     sample_lu(f, "discd_zookeeper_remote_changes_total", "change", "remove", k->removes);
-    family(f, "discd_zookeeper_worker_wakeups_total", "counter",
-           "Times the ZooKeeper worker thread was woken (events or local changes, a batch of "
-           "async replies, or one synchronous request).");
-    sample_u(f, "discd_zookeeper_worker_wakeups_total", k->worker_wakeups);
-    family(f, "discd_zookeeper_batches_total", "counter",
-           "Batches of remote changes handed to the registry (one segment commit each).");
-    sample_u(f, "discd_zookeeper_batches_total", k->batches);
-    family(f, "discd_zookeeper_documents_parsed_total", "counter",
-           "Region documents parsed (once per read).");
-    sample_u(f, "discd_zookeeper_documents_parsed_total", k->docs_parsed);
-    family(f, "discd_zookeeper_hosts", "gauge", "Host subtrees watched (this host included).");
-    sample_u(f, "discd_zookeeper_hosts", k->hosts);
-    family(f, "discd_zookeeper_held_removals", "gauge",
-           "Remote removals held by the cooling-off period.");
-    sample_u(f, "discd_zookeeper_held_removals", k->held_now);
+    metric_u(f, "discd_zookeeper_worker_wakeups_total", "counter",
+             "Times the ZooKeeper worker thread was woken (events or local changes, a batch of "
+             "async replies, or one synchronous request).",
+             k->worker_wakeups);
+    metric_u(f, "discd_zookeeper_batches_total", "counter",
+             "Batches of remote changes handed to the registry (one segment commit each).",
+             k->batches);
+    metric_u(f, "discd_zookeeper_documents_parsed_total", "counter",
+             "Region documents parsed (once per read).", k->docs_parsed);
+    metric_u(f, "discd_zookeeper_hosts", "gauge", "Host subtrees watched (this host included).",
+             k->hosts);
+    metric_u(f, "discd_zookeeper_held_removals", "gauge",
+             "Remote removals held by the cooling-off period.", k->held_now);
     family(f, "discd_bad_documents_total", "counter",
            "Region documents skipped, by reason (bad_name: node name; bad_data: not an "
            "instance object; too_large; invalid: refused by the instance model; conflict: id "
@@ -412,8 +418,8 @@ char *metrics_render(struct metrics *m, struct control *ctl, size_t *len)
     fprintf(f, "\",registry=\"");
     label_value(f, m->registry_name);
     fprintf(f, "\"} 1\n");
-    family(f, "discd_start_time_seconds", "gauge", "Start time of discd, Unix seconds.");
-    sample_d(f, "discd_start_time_seconds", (double)m->started_real_ms / 1000.0);
+    metric_d(f, "discd_start_time_seconds", "gauge", "Start time of discd, Unix seconds.",
+             (double)m->started_real_ms / 1000.0);
     if (!ctl)
         ctl = atomic_load(&m->ctl);
     render_registry(m, f);
