@@ -81,7 +81,7 @@ void sega_destroy(struct sega *a)
     for (unsigned i = 0; i < SEGA_NLARGE; i++)
         free(a->large[i].v);
     for (uint32_t i = 0; i < a->nbatches; i++)
-        free(a->batches[i].blocks);
+        free(a->batches[a->b0 + i].blocks);
     free(a->batches);
     free(a->open.blocks);
     free(a->log);
@@ -195,19 +195,26 @@ void sega_commit_ok(struct sega *a, uint64_t tag, int64_t now_ns)
     a->nlog = 0;
     if (a->open.n == 0)
         return;
-    if (a->nbatches == a->capbatches) {
-        uint32_t nc = a->capbatches ? a->capbatches * 2 : 64;
-        struct sega_batch *nb = realloc(a->batches, (size_t)nc * sizeof(*nb));
-        if (!nb) {
-            /* Keep the blocks in the open batch; they join the next one. */
-            return;
+    if (a->b0 + a->nbatches == a->capbatches) {
+        if (a->b0 > 0 && a->b0 >= a->capbatches / 2) {
+            /* The reclaimed front is at least half the array: move the live
+             * batches down (each move follows >= cap/2 appends). */
+            memmove(a->batches, a->batches + a->b0, (size_t)a->nbatches * sizeof(*a->batches));
+            a->b0 = 0;
+        } else {
+            uint32_t nc = a->capbatches ? a->capbatches * 2 : 64;
+            struct sega_batch *nb = realloc(a->batches, (size_t)nc * sizeof(*nb));
+            if (!nb) {
+                /* Keep the blocks in the open batch; they join the next one. */
+                return;
+            }
+            a->batches = nb;
+            a->capbatches = nc;
         }
-        a->batches = nb;
-        a->capbatches = nc;
     }
     a->open.tag = tag;
     a->open.retired_ns = now_ns;
-    a->batches[a->nbatches++] = a->open;
+    a->batches[a->b0 + a->nbatches++] = a->open;
     memset(&a->open, 0, sizeof(a->open));
 }
 
@@ -227,8 +234,8 @@ uint64_t sega_reclaim(struct sega *a, uint64_t upto)
 {
     uint64_t bytes = 0;
     uint32_t done = 0;
-    while (done < a->nbatches && a->batches[done].tag <= upto) {
-        struct sega_batch *b = &a->batches[done];
+    while (done < a->nbatches && a->batches[a->b0 + done].tag <= upto) {
+        struct sega_batch *b = &a->batches[a->b0 + done];
         for (uint32_t i = 0; i < b->n; i++) {
             if (a->poison)
                 memset(a->base + b->blocks[i].off, POISON_BYTE, b->blocks[i].size);
@@ -239,8 +246,8 @@ uint64_t sega_reclaim(struct sega *a, uint64_t upto)
         done++;
     }
     if (done) {
-        memmove(a->batches, a->batches + done, (size_t)(a->nbatches - done) * sizeof(*a->batches));
         a->nbatches -= done;
+        a->b0 = a->nbatches ? a->b0 + done : 0;
         a->retired_bytes -= bytes;
     }
     return bytes;

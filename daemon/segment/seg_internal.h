@@ -49,10 +49,13 @@ struct sega {
     struct sega_vec large[SEGA_NLARGE];
     uint64_t free_bytes;    /* in free lists */
     uint64_t retired_bytes; /* in batches */
-    /* Batches: [0, nbatches) closed and tagged, oldest first; `open` collects
-     * the blocks retired by the commit in progress. */
+    /* Batches: batches[b0 .. b0 + nbatches) closed and tagged, oldest
+     * first (sega_batch_at); `open` collects the blocks retired by the
+     * commit in progress. Reclaiming advances b0: ~1000 batches live inside
+     * T at 1000 commits/s, and moving them down after every reclaim was
+     * ~5% of a small commit's CPU. */
     struct sega_batch *batches;
-    uint32_t nbatches, capbatches;
+    uint32_t b0, nbatches, capbatches;
     struct sega_batch open;
     /* Allocations made by the commit in progress, so a failed commit can
      * give them back (they were never published). */
@@ -85,6 +88,11 @@ void sega_commit_fail(struct sega *a);
 /* Make every batch with tag <= upto reusable. Returns bytes reclaimed. */
 uint64_t sega_reclaim(struct sega *a, uint64_t upto);
 uint64_t sega_used(const struct sega *a);
+/* The i-th oldest closed batch (i < nbatches). */
+static inline const struct sega_batch *sega_batch_at(const struct sega *a, uint32_t i)
+{
+    return &a->batches[a->b0 + i];
+}
 
 /* ---- Copy-on-write open-addressed hash tables (seg_htab.c) ----------------
  * One array of (hash, offset) slots, linear probing, copied on write by

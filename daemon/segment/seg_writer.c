@@ -794,16 +794,16 @@ static void reclaim(struct seg_writer *w)
      * less the prefix (the writer runs this after every commit and tick,
      * with ~1000 batches inside T at 1000 commits/s: no walk over them) */
     pinned = a->retired_bytes - a->open.bytes;
-    for (; i < a->nbatches && now - a->batches[i].retired_ns >= after; i++) {
-        upto = a->batches[i].tag;
-        pinned -= a->batches[i].bytes;
+    for (; i < a->nbatches && now - sega_batch_at(a, i)->retired_ns >= after; i++) {
+        upto = sega_batch_at(a, i)->tag;
+        pinned -= sega_batch_at(a, i)->bytes;
     }
     /* Short of memory: reuse younger batches too, oldest first, until the
      * rest fits the budget. A section that spans this retries. */
     bool early = false;
     for (; i < a->nbatches && pinned > w->cfg.retired_budget; i++) {
-        upto = a->batches[i].tag;
-        pinned -= a->batches[i].bytes;
+        upto = sega_batch_at(a, i)->tag;
+        pinned -= sega_batch_at(a, i)->bytes;
         early = true;
     }
     if (upto <= w->reclaimed_upto) {

@@ -74,6 +74,47 @@ Test(alloc, retired_memory_waits_for_reclaim)
     cr_assert_eq(sega_alloc(&a, 100), x, "reclaimed block is reused");
 }
 
+/* Batches stay oldest first while reclaim takes them from the front and
+ * commits add them at the back, through the array's growth and the
+ * moves down of its live part (the front is an index, not a memmove per
+ * reclaim): with a window of w batches live, after commit t the oldest is
+ * t - w + 1, every one is there in order, and reclaiming all gives back
+ * every retired byte exactly once. */
+Test(alloc, batches_stay_in_order_as_reclaim_takes_the_front)
+{
+    static const uint32_t windows[] = {1, 3, 40, 63, 64, 65, 200};
+    uint64_t tag = 0;
+    for (unsigned wi = 0; wi < sizeof(windows) / sizeof(windows[0]); wi++) {
+        uint32_t w = windows[wi];
+        uint64_t first = tag + 1;
+        for (uint32_t k = 0; k < 3 * w + 150; k++) {
+            uint32_t x = sega_alloc(&a, 8 + 8 * (k % 5));
+            cr_assert(x);
+            sega_commit_begin(&a);
+            cr_assert_eq(sega_retire(&a, x, 8 + 8 * (k % 5)), 0);
+            tag++;
+            sega_commit_ok(&a, tag, (int64_t)tag);
+            if (tag >= first + w)
+                cr_assert_eq(sega_reclaim(&a, tag - w), 8 + 8 * ((k - w) % 5),
+                             "window %u: reclaim up to %lu takes exactly the oldest batch", w,
+                             (unsigned long)(tag - w));
+            uint32_t live = (uint32_t)(tag - first + 1 < w ? tag - first + 1 : w);
+            cr_assert_eq(a.nbatches, live, "window %u after tag %lu", w, (unsigned long)tag);
+            for (uint32_t i = 0; i < live; i++) {
+                const struct sega_batch *b = sega_batch_at(&a, i);
+                cr_assert_eq(b->tag, tag - live + 1 + i, "window %u: batch %u of %u", w, i, live);
+                cr_assert_eq(b->retired_ns, (int64_t)b->tag);
+                cr_assert_eq(b->n, 1);
+            }
+            cr_assert_leq(a.b0 + a.nbatches, a.capbatches);
+        }
+        uint64_t left = a.retired_bytes;
+        cr_assert_eq(sega_reclaim(&a, tag), left);
+        cr_assert_eq(a.nbatches, 0);
+        cr_assert_eq(a.retired_bytes, 0);
+    }
+}
+
 Test(alloc, failed_commit_gives_back_and_unretires)
 {
     uint32_t live = sega_alloc(&a, 64);
