@@ -78,24 +78,56 @@ static void bin(char *out, size_t len, const char *name)
     snprintf(out, len, "%s/examples/example_%s", dir, name);
 }
 
-/* Run the example to completion; returns its exit code, log in out. */
-static int run(char *const argv[], char *out, size_t outlen)
+/* Start the example with its output going to a fresh log. */
+static void spawn(char *const argv[])
 {
     unlink(logpath);
     cr_assert_eq(proc_spawn(&pr, argv, NULL, logpath), 0);
-    cr_assert_eq(proc_wait(&pr, 10000), 0, "example did not finish");
-    int code = proc_exit_code(&pr);
+}
+
+/* The example's output so far, NUL-terminated in out. */
+static void read_log(char *out, size_t len)
+{
     FILE *fp = fopen(logpath, "r");
-    size_t n = fp ? fread(out, 1, outlen - 1, fp) : 0;
+    size_t n = fp ? fread(out, 1, len - 1, fp) : 0;
     out[n] = 0;
     if (fp)
         fclose(fp);
-    return code;
+}
+
+static int log_has(const char *needle)
+{
+    char out[8192];
+    read_log(out, sizeof(out));
+    return strstr(out, needle) != NULL;
+}
+
+/* Poll the log for needle for up to 5 s; whether it came. */
+static bool wait_log(const char *needle)
+{
+    long long t0 = proc_now_ms();
+    while (!log_has(needle) && proc_now_ms() - t0 < 5000)
+        proc_sleep_ms(10);
+    return log_has(needle);
+}
+
+/* Run the example to completion; asserts its exit code and, unless needle
+ * is NULL, that its output contains needle. */
+static void expect_run(char *const argv[], int code, const char *needle)
+{
+    char out[4096];
+    spawn(argv);
+    cr_assert_eq(proc_wait(&pr, 10000), 0, "example did not finish");
+    int got = proc_exit_code(&pr);
+    read_log(out, sizeof(out));
+    cr_assert_eq(got, code, "exit %d, output:\n%s", got, out);
+    if (needle)
+        cr_assert_not_null(strstr(out, needle), "%s", out);
 }
 
 Test(examples, resolve_and_connect)
 {
-    char addr[32], out[4096], exe[512];
+    char addr[32], exe[512];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     add("web", addr, "az-a", DISC_HEALTH_PASSING);
     add("web", "127.0.0.1:1", "az-b", DISC_HEALTH_PASSING);  /* nobody listens */
@@ -104,10 +136,8 @@ Test(examples, resolve_and_connect)
     bin(exe, sizeof(exe), "resolve_and_connect");
 
     char *ok[] = {exe, "-r", shm, "-a", "az-a", "web", NULL};
-    int code = run(ok, out, sizeof(out));
-    cr_assert_eq(code, 0, "exit %d, output:\n%s", code, out);
-    cr_assert_not_null(strstr(out, "connected to"), "%s", out);
-    cr_assert_not_null(strstr(out, addr), "%s", out);
+    expect_run(ok, 0, "connected to");
+    cr_assert(log_has(addr), "not connected to %s", addr);
     /* The connection really reached our listener. */
     struct pollfd p = {.fd = lfd, .events = POLLIN};
     cr_assert_eq(poll(&p, 1, 2000), 1);
@@ -117,42 +147,22 @@ Test(examples, resolve_and_connect)
 
     /* Round robin over both healthy instances: the dead one is retried past. */
     char *any[] = {exe, "-r", shm, "-p", "rr", "web", NULL};
-    for (int i = 0; i < 2; i++) {
-        code = run(any, out, sizeof(out));
-        cr_assert_eq(code, 0, "exit %d, output:\n%s", code, out);
-    }
+    for (int i = 0; i < 2; i++)
+        expect_run(any, 0, NULL);
 
     char *none[] = {exe, "-r", shm, "-a", "az-nowhere", "web", NULL};
-    code = run(none, out, sizeof(out));
-    cr_assert_eq(code, 2, "exit %d, output:\n%s", code, out);
-    cr_assert_not_null(strstr(out, "none matches"), "%s", out);
+    expect_run(none, 2, "none matches");
 
     char *missing[] = {exe, "-r", shm, "nosuch", NULL};
-    code = run(missing, out, sizeof(out));
-    cr_assert_eq(code, 2, "exit %d, output:\n%s", code, out);
-    cr_assert_not_null(strstr(out, "no such service"), "%s", out);
+    expect_run(missing, 2, "no such service");
 
     char noreg[96];
     snprintf(noreg, sizeof(noreg), "%s_absent", shm);
     char *unavailable[] = {exe, "-r", noreg, "web", NULL};
-    code = run(unavailable, out, sizeof(out));
-    cr_assert_eq(code, 3, "exit %d, output:\n%s", code, out);
-    cr_assert_not_null(strstr(out, "unavailable"), "%s", out);
+    expect_run(unavailable, 3, "unavailable");
 
     char *dead[] = {exe, "-r", shm, "-a", "az-b", "-p", "hash", "-k", "u1", "web", NULL};
-    code = run(dead, out, sizeof(out));
-    cr_assert_eq(code, 4, "exit %d, output:\n%s", code, out);
-}
-
-static int log_has(const char *needle)
-{
-    char out[8192];
-    FILE *fp = fopen(logpath, "r");
-    size_t n = fp ? fread(out, 1, sizeof(out) - 1, fp) : 0;
-    out[n] = 0;
-    if (fp)
-        fclose(fp);
-    return strstr(out, needle) != NULL;
+    expect_run(dead, 4, NULL);
 }
 
 Test(examples, watch_changes)
@@ -162,21 +172,15 @@ Test(examples, watch_changes)
     char exe[512];
     bin(exe, sizeof(exe), "watch_changes");
     char *argv[] = {exe, "-r", shm, "-n", "3", "api", NULL};
-    unlink(logpath);
-    cr_assert_eq(proc_spawn(&pr, argv, NULL, logpath), 0);
-    long long t0 = proc_now_ms();
-    while (!log_has("has 1 instance(s)") && proc_now_ms() - t0 < 5000)
-        proc_sleep_ms(10);
-    cr_assert(log_has("has 1 instance(s)"), "initial set not printed");
+    spawn(argv);
+    cr_assert(wait_log("has 1 instance(s)"), "initial set not printed");
 
     /* A change elsewhere is not a change of "api": nothing printed. */
     add("other", "10.9.9.9:1", "", DISC_HEALTH_PASSING);
     cr_assert_gt(segw_commit(w), 0);
     add("api", "10.1.0.2:80", "az-b", DISC_HEALTH_PASSING);
     cr_assert_gt(segw_commit(w), 0);
-    t0 = proc_now_ms();
-    while (!log_has("has 2 instance(s)") && proc_now_ms() - t0 < 5000)
-        proc_sleep_ms(10);
+    wait_log("has 2 instance(s)");
     cr_assert(log_has("10.1.0.2:80"), "second set not printed");
     cr_assert(!log_has("10.9.9.9"));
 
@@ -190,7 +194,7 @@ Test(examples, watch_changes)
 
 Test(examples, resolve_skips_maintenance_and_warns_when_stale)
 {
-    char addr[32], out[4096], exe[512];
+    char addr[32], exe[512];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     add("svc", addr, "az-a", DISC_HEALTH_MAINTENANCE);
     add("svc", "127.0.0.1:3", "az-a", DISC_HEALTH_CRITICAL);
@@ -199,20 +203,14 @@ Test(examples, resolve_skips_maintenance_and_warns_when_stale)
 
     /* Neither is in rotation. */
     char *dflt[] = {exe, "-r", shm, "-p", "random", "svc", NULL};
-    int code = run(dflt, out, sizeof(out));
-    cr_assert_eq(code, 2, "exit %d, output:\n%s", code, out);
-    cr_assert_not_null(strstr(out, "2 instance(s), none matches"), "%s", out);
+    expect_run(dflt, 2, "2 instance(s), none matches");
     /* -c takes any state: a random pick among both until the listener's. */
     char *any[] = {exe, "-r", shm, "-p", "rr", "-c", "svc", NULL};
-    code = run(any, out, sizeof(out));
-    cr_assert_eq(code, 0, "exit %d, output:\n%s", code, out);
-    cr_assert_not_null(strstr(out, "health maintenance"), "%s", out);
+    expect_run(any, 0, "health maintenance");
 
     /* The writer says it stopped: the example warns and still connects. */
     segw_mark_stopped(w);
-    code = run(any, out, sizeof(out));
-    cr_assert_eq(code, 0, "exit %d, output:\n%s", code, out);
-    cr_assert_not_null(strstr(out, "stale (writer-stopped)"), "%s", out);
+    expect_run(any, 0, "stale (writer-stopped)");
 }
 
 Test(examples, watch_changes_reports_a_stopped_writer)
@@ -222,15 +220,8 @@ Test(examples, watch_changes_reports_a_stopped_writer)
     char exe[512];
     bin(exe, sizeof(exe), "watch_changes");
     char *argv[] = {exe, "-r", shm, "api", NULL};
-    unlink(logpath);
-    cr_assert_eq(proc_spawn(&pr, argv, NULL, logpath), 0);
-    long long t0 = proc_now_ms();
-    while (!log_has("has 1 instance(s)") && proc_now_ms() - t0 < 5000)
-        proc_sleep_ms(10);
-    cr_assert(log_has("has 1 instance(s)"), "initial set not printed");
+    spawn(argv);
+    cr_assert(wait_log("has 1 instance(s)"), "initial set not printed");
     segw_mark_stopped(w);
-    t0 = proc_now_ms();
-    while (!log_has("registry stale: writer-stopped") && proc_now_ms() - t0 < 5000)
-        proc_sleep_ms(10);
-    cr_assert(log_has("registry stale: writer-stopped"), "stop not reported");
+    cr_assert(wait_log("registry stale: writer-stopped"), "stop not reported");
 }
