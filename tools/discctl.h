@@ -103,6 +103,11 @@ int ctl_common_opts(struct ctl *ctl, int argc, char **argv);
  * missing. */
 int ctl_opt(int argc, char **argv, int *i, const char *opt, const char **val);
 
+/* For a command that takes no arguments (after the common options): 0 if
+ * argv[1..] holds nothing but "--", else EXIT_USAGE after printing "unknown
+ * option" or "unexpected argument ... (discctl CMD takes none)". */
+int ctl_no_operands(const struct ctl *ctl, int argc, char **argv);
+
 /* Parse an unsigned decimal in [min, max]; -EINVAL otherwise. */
 int ctl_parse_u32(const char *s, unsigned long min, unsigned long max, uint32_t *out);
 

@@ -36,11 +36,8 @@ const char ctl_help_metrics[] =
 
 int cmd_metrics(struct ctl *ctl, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") != 0)
-            return ctl_usage_error(ctl, "unexpected argument '%s' (discctl metrics takes none)",
-                                   argv[i]);
-    }
+    if (ctl_no_operands(ctl, argc, argv))
+        return EXIT_USAGE;
     json_t *r;
     int ec = ctl_call(ctl, json_pack("{s:s}", "op", "metrics"), "metrics", &r);
     if (ec)

@@ -22,23 +22,6 @@ static int call_endpoints(disc_handle *h, const struct disc_filter *f, void *buf
     return disc_endpoints(h, f, buf, len, (struct disc_endpoint_info **)list, needed);
 }
 
-/* Collect up to max operands into out (*n of them); anything else is a
- * usage error. Returns 0 or EXIT_USAGE (message printed). */
-static int operands(const struct ctl *ctl, int argc, char **argv, int max, const char **out, int *n)
-{
-    *n = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            continue;
-        if (argv[i][0] == '-' && argv[i][1])
-            return ctl_usage_error(ctl, "unknown option '%s'", argv[i]);
-        if (*n >= max)
-            return ctl_usage_error(ctl, "unexpected argument '%s'", argv[i]);
-        out[(*n)++] = argv[i];
-    }
-    return 0;
-}
-
 /* ---- ls ----------------------------------------------------------------------- */
 
 int cmd_ls(struct ctl *ctl, int argc, char **argv)
@@ -326,9 +309,7 @@ int cmd_endpoints(struct ctl *ctl, int argc, char **argv)
 
 int cmd_dump(struct ctl *ctl, int argc, char **argv)
 {
-    const char *ops[1];
-    int nops;
-    if (operands(ctl, argc, argv, 0, ops, &nops))
+    if (ctl_no_operands(ctl, argc, argv))
         return EXIT_USAGE;
     disc_handle *h;
     int ec = ctl_open(ctl, &h);
@@ -400,9 +381,7 @@ static json_t *status_json(const struct disc_status *st)
 
 int cmd_status(struct ctl *ctl, int argc, char **argv)
 {
-    const char *ops[1];
-    int nops;
-    if (operands(ctl, argc, argv, 0, ops, &nops))
+    if (ctl_no_operands(ctl, argc, argv))
         return EXIT_USAGE;
     disc_handle *h = NULL;
     struct disc_status st;

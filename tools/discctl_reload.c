@@ -35,12 +35,8 @@ const char ctl_help_reload[] =
 
 int cmd_reload(struct ctl *ctl, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            continue;
-        return ctl_usage_error(ctl, "unexpected argument '%s' (discctl reload takes none)",
-                               argv[i]);
-    }
+    if (ctl_no_operands(ctl, argc, argv))
+        return EXIT_USAGE;
     json_t *r;
     int ec = ctl_call(ctl, json_pack("{s:s}", "op", "reload"), "reload", &r);
     if (ec)

@@ -58,6 +58,19 @@ int ctl_opt(int argc, char **argv, int *i, const char *opt, const char **val)
     return 1;
 }
 
+int ctl_no_operands(const struct ctl *ctl, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            continue;
+        if (argv[i][0] == '-' && argv[i][1])
+            return ctl_usage_error(ctl, "unknown option '%s'", argv[i]);
+        return ctl_usage_error(ctl, "unexpected argument '%s' (discctl %s takes none)", argv[i],
+                               ctl->cmd);
+    }
+    return 0;
+}
+
 int ctl_parse_u32(const char *s, unsigned long min, unsigned long max, uint32_t *out)
 {
     if (!s || *s < '0' || *s > '9')
