@@ -234,12 +234,16 @@ int proc_stop(struct proc *p, int timeout_ms)
 
 void proc_dump_log(const struct proc *p)
 {
-    if (!p->log_path[0])
-        return;
-    FILE *f = fopen(p->log_path, "r");
+    if (p->log_path[0])
+        proc_dump_file(p->log_path, p->log_path);
+}
+
+void proc_dump_file(const char *path, const char *title)
+{
+    FILE *f = fopen(path, "r");
     if (!f)
         return;
-    fprintf(stderr, "---- %s ----\n", p->log_path);
+    fprintf(stderr, "---- %s ----\n", title);
     char buf[4096];
     size_t n;
     while ((n = fread(buf, 1, sizeof(buf), f)) > 0)

@@ -60,6 +60,10 @@ int proc_exit_code(const struct proc *p);
 /* Print the child's log file to stderr (for failing tests). */
 void proc_dump_log(const struct proc *p);
 
+/* Print the file at path to stderr between "---- <title> ----" and
+ * "---- end ----"; nothing if it cannot be opened. */
+void proc_dump_file(const char *path, const char *title);
+
 /* Milliseconds of CLOCK_MONOTONIC. */
 long long proc_now_ms(void);
 

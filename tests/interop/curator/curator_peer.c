@@ -230,12 +230,7 @@ void cpeer_dump_log(const struct cpeer *p)
 {
     if (!p->log_path[0])
         return;
-    FILE *f = fopen(p->log_path, "r");
-    if (!f)
-        return;
-    fprintf(stderr, "---- curator peer log (%s)\n", p->log_path);
-    char line[1024];
-    while (fgets(line, sizeof(line), f))
-        fputs(line, stderr);
-    fclose(f);
+    char title[300];
+    snprintf(title, sizeof(title), "curator peer log (%s)", p->log_path);
+    proc_dump_file(p->log_path, title);
 }
