@@ -11,6 +11,7 @@ set(DISCD_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/segment/publisher.c
   ${CMAKE_CURRENT_SOURCE_DIR}/control/control.c
   ${CMAKE_CURRENT_SOURCE_DIR}/control/request.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/control/fastreq.c
   ${CMAKE_CURRENT_SOURCE_DIR}/control/policy.c
   ${CMAKE_CURRENT_SOURCE_DIR}/checks/health.c
   ${CMAKE_CURRENT_SOURCE_DIR}/checks/sockdiag.c
@@ -30,6 +31,7 @@ add_library(discd_core STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/registry/instance.c
   ${CMAKE_CURRENT_SOURCE_DIR}/registry/registry.c
   ${CMAKE_CURRENT_SOURCE_DIR}/control/policy.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/control/fastreq.c
 )
 target_include_directories(discd_core PUBLIC ${DISCD_PART_DIRS})
 target_link_libraries(discd_core PUBLIC discpub PkgConfig::URCU PkgConfig::JANSSON PkgConfig::UUID Threads::Threads)

@@ -71,6 +71,15 @@ static const char *requests[] = {
     "{\"op\":\"status\"}",
     "{\"op\":\"confirm\",\"service\":\"orders\"}",
     "{\"op\":\"dump\"}",
+    /* lines the register fast path takes (daemon/control/fastreq.c) */
+    ("{ \"seq\": 7, \"op\": \"register\", \"instance\": {\"service\": \"pubbench\", "
+     "\"version\": \"1.0\", \"address\": \"10.0.1.2:8080\", \"tags\": {\"env\": \"bench\", "
+     "\"tier\": \"\"}}, \"check\": {\"type\": \"none\"}}"),
+    ("{\"op\":\"register\",\"instance\":{\"service\":\"web\",\"host\":\"h1\",\"az\":\"\","
+     "\"address\":\"web.local:443\"},\"check\":{\"type\":\"http\",\"timeout_ms\":700,"
+     "\"deregister_after_ms\":60000,\"maintenance\":\"upgrading\"}}"),
+    /* ... and one whose instance is refused (weight 0): jansson's path replies */
+    "{\"op\":\"register\",\"instance\":{\"service\":\"w\",\"address\":\"h:1\",\"weight\":0}}",
 };
 
 static void segments(void)

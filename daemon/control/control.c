@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "fastreq.h"
 #include "request.h"
 #include "services.h"
 #include "policy.h"
@@ -87,7 +88,8 @@ struct removal_req {
 
 struct control {
     int lfd, efd, epfd, reserve_fd;
-    char *rbuf; /* READ_CHUNK bytes: the control thread reads requests into it */
+    char *rbuf;           /* READ_CHUNK bytes: the control thread reads requests into it */
+    struct ctl_fast fast; /* the control thread's scan of a register/deregister line */
     char sock_path[108];
     uint32_t max_conns;
     char registry_name[201];
@@ -743,13 +745,21 @@ static void accept_all(struct control *c)
 struct req {
     struct control *c;
     struct conn *cn;
-    json_t *msg;
-    json_t *seq; /* borrowed, may be NULL */
+    json_t *msg;                 /* NULL for a line the fast path took */
+    json_t *seq;                 /* borrowed, may be NULL */
+    const struct ctl_fast *fast; /* the line scanned by ctl_fast_scan, or NULL */
+    struct instance *inst;       /* fast register: the instance built from it */
 };
 
 /* Read the "id" member: a textual UUID. NULL after replying with an error. */
 static const char *req_id(struct req *r)
 {
+    if (r->fast) {
+        if (instance_check_id(r->fast->id) == 0)
+            return r->fast->id;
+        reply_error(r->cn, r->seq, "bad_request", "id", "id must be a textual UUID");
+        return NULL;
+    }
     json_t *v = json_object_get(r->msg, "id");
     if (!v) {
         reply_error(r->cn, r->seq, "bad_request", "id", "id is required");
@@ -873,20 +883,12 @@ static bool policy_allows(struct req *r, const struct instance *inst)
     return true;
 }
 
-static void op_register(struct req *r)
+/* Register inst (one reference, the caller's, taken over): the policy, the
+ * health check, the registry; the reply is held until it is published. */
+static void register_instance(struct req *r, struct instance *inst)
 {
     struct control *c = r->c;
-    struct instance_error ierr = {0};
-    struct instance *inst = NULL;
-    pthread_mutex_lock(&c->mu);
-    int rc = instance_from_request(json_object_get(r->msg, "instance"),
-                                   json_object_get(r->msg, "check"), &c->defaults, &inst, &ierr);
-    pthread_mutex_unlock(&c->mu);
-    if (rc < 0) {
-        reply_error(r->cn, r->seq, ierr.code ? ierr.code : "bad_request", ierr.field, "%s",
-                    ierr.message);
-        return;
-    }
+    int rc;
     inst->owner_uid = r->cn->uid;
     if (!policy_allows(r, inst)) {
         instance_unref(inst);
@@ -948,6 +950,28 @@ undo:
     else
         reply_error(r->cn, r->seq, "internal", NULL, "cannot register: %s", strerror(-rc));
     instance_unref(inst);
+}
+
+static void op_register(struct req *r)
+{
+    struct control *c = r->c;
+    struct instance_error ierr = {0};
+    struct instance *inst = NULL;
+    pthread_mutex_lock(&c->mu);
+    int rc = instance_from_request(json_object_get(r->msg, "instance"),
+                                   json_object_get(r->msg, "check"), &c->defaults, &inst, &ierr);
+    pthread_mutex_unlock(&c->mu);
+    if (rc < 0) {
+        reply_error(r->cn, r->seq, ierr.code ? ierr.code : "bad_request", ierr.field, "%s",
+                    ierr.message);
+        return;
+    }
+    register_instance(r, inst);
+}
+
+static void fast_register(struct req *r)
+{
+    register_instance(r, r->inst);
 }
 
 static void op_deregister(struct req *r)
@@ -1713,8 +1737,68 @@ static const struct op_def ops[] = {
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))
 _Static_assert(N_OPS < OPS_MAX, "raise OPS_MAX");
 
+/* Run ops[i] for r and count it. */
+static void run_op(struct req *r, size_t i, void (*fn)(struct req *))
+{
+    uint64_t errors = r->cn->errors_sent;
+    fn(r);
+    atomic_fetch_add_explicit(&r->c->op_requests[i], 1, memory_order_relaxed);
+    if (r->cn->errors_sent != errors)
+        atomic_fetch_add_explicit(&r->c->op_errors[i], 1, memory_order_relaxed);
+}
+
+/* The index of op in ops[]. */
+static size_t op_index(void (*fn)(struct req *))
+{
+    size_t i = 0;
+    while (i < N_OPS && ops[i].fn != fn)
+        i++;
+    return i;
+}
+
+/*
+ * The fast path for register and deregister (fastreq.h): a line of the
+ * plain shape is scanned with no jansson tree and, for register, its
+ * instance built from the scan with instance_from_fields (the same checks
+ * as instance_from_request). False when it does not take the line, having
+ * done nothing: a line it cannot scan, or a registration whose instance
+ * is refused (jansson's path then makes the error reply, so every reply
+ * is the same as without the fast path). The tree jansson would build
+ * (two dozen allocations, ~20k instructions, from cold caches after an
+ * idle gap) was a third of the time from the socket to the segment.
+ */
+static bool handle_fast(struct control *c, struct conn *cn, const char *line, size_t len)
+{
+    struct ctl_fast *f = &c->fast;
+    if (ctl_fast_scan(line, len, f) != 1)
+        return false;
+    struct instance *inst = NULL;
+    if (f->op == CTL_FAST_REGISTER) {
+        struct instance_error ierr = {0};
+        pthread_mutex_lock(&c->mu);
+        int rc = instance_from_fields(f->instance, f->check, &c->defaults, &inst, &ierr);
+        pthread_mutex_unlock(&c->mu);
+        if (rc < 0)
+            return false;
+    }
+    json_t *seq = f->has_seq ? json_integer(f->seq) : NULL;
+    if (f->has_seq && !seq) {
+        instance_unref(inst);
+        return false;
+    }
+    struct req r = {.c = c, .cn = cn, .seq = seq, .fast = f, .inst = inst};
+    if (inst)
+        run_op(&r, op_index(op_register), fast_register);
+    else
+        run_op(&r, op_index(op_deregister), op_deregister);
+    json_decref(seq);
+    return true;
+}
+
 static void handle_line(struct control *c, struct conn *cn, const char *line, size_t len)
 {
+    if (handle_fast(c, cn, line, len))
+        return;
     struct ctl_request q;
     struct ctl_error e;
     int rc = ctl_parse_request(line, len, &q, &e);
@@ -1727,11 +1811,7 @@ static void handle_line(struct control *c, struct conn *cn, const char *line, si
     struct req r = {.c = c, .cn = cn, .msg = q.msg, .seq = q.seq};
     for (size_t i = 0; i < N_OPS; i++) {
         if (strcmp(q.op, ops[i].name) == 0) {
-            uint64_t errors = cn->errors_sent;
-            ops[i].fn(&r);
-            atomic_fetch_add_explicit(&c->op_requests[i], 1, memory_order_relaxed);
-            if (cn->errors_sent != errors)
-                atomic_fetch_add_explicit(&c->op_errors[i], 1, memory_order_relaxed);
+            run_op(&r, i, ops[i].fn);
             json_decref(q.msg);
             return;
         }

@@ -50,20 +50,57 @@ static bool printable(const char *s)
 }
 
 /*
+ * An object the checks below read: a jansson object (j; a non-object reads
+ * as having no members, as json_object_get does), or a flat one scanned by
+ * the register fast path (f; NULL: no members).
+ */
+struct src {
+    const json_t *j;
+    const struct instance_fobj *f;
+};
+
+static struct src jsrc(const json_t *j)
+{
+    return (struct src){.j = j, .f = NULL};
+}
+
+/* The flat member key, or NULL. */
+static const struct instance_fval *fget(const struct instance_fobj *f, const char *key)
+{
+    for (unsigned i = 0; f && i < f->n; i++) {
+        if (strcmp(f->v[i].key, key) == 0)
+            return &f->v[i];
+    }
+    return NULL;
+}
+
+/*
  * Read an optional string member. Returns 1 and *out if present and valid,
  * 0 if absent, -EINVAL (with *err) if wrong-typed, too long, or containing
  * NUL or control characters. min_len applies only when present.
  */
-static int get_string(const json_t *obj, const char *key, const char *field, size_t min_len,
+static int get_string(struct src obj, const char *key, const char *field, size_t min_len,
                       size_t max_len, const char **out, struct instance_error *err)
 {
-    const json_t *v = json_object_get(obj, key);
-    if (!v)
-        return 0;
-    if (!json_is_string(v))
-        return fail(err, field, "%s must be a string", field);
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
+    const char *s;
+    size_t len;
+    if (obj.j) {
+        const json_t *v = json_object_get(obj.j, key);
+        if (!v)
+            return 0;
+        if (!json_is_string(v))
+            return fail(err, field, "%s must be a string", field);
+        s = json_string_value(v);
+        len = json_string_length(v);
+    } else {
+        const struct instance_fval *v = fget(obj.f, key);
+        if (!v)
+            return 0;
+        if (v->type != IFV_STR)
+            return fail(err, field, "%s must be a string", field);
+        s = v->str;
+        len = v->len;
+    }
     if (strlen(s) != len)
         return fail(err, field, "%s contains a NUL character", field);
     if (len < min_len)
@@ -77,15 +114,25 @@ static int get_string(const json_t *obj, const char *key, const char *field, siz
 }
 
 /* Optional integer member in [lo, hi]. 1 present, 0 absent, -EINVAL. */
-static int get_int(const json_t *obj, const char *key, const char *field, json_int_t lo,
-                   json_int_t hi, json_int_t *out, struct instance_error *err)
+static int get_int(struct src obj, const char *key, const char *field, json_int_t lo, json_int_t hi,
+                   json_int_t *out, struct instance_error *err)
 {
-    const json_t *v = json_object_get(obj, key);
-    if (!v)
-        return 0;
-    if (!json_is_integer(v))
-        return fail(err, field, "%s must be an integer", field);
-    json_int_t x = json_integer_value(v);
+    json_int_t x;
+    if (obj.j) {
+        const json_t *v = json_object_get(obj.j, key);
+        if (!v)
+            return 0;
+        if (!json_is_integer(v))
+            return fail(err, field, "%s must be an integer", field);
+        x = json_integer_value(v);
+    } else {
+        const struct instance_fval *v = fget(obj.f, key);
+        if (!v)
+            return 0;
+        if (v->type != IFV_INT)
+            return fail(err, field, "%s must be an integer", field);
+        x = v->num;
+    }
     if (x < lo || x > hi)
         return fail(err, field,
                     "%s must be between %" JSON_INTEGER_FORMAT " and %" JSON_INTEGER_FORMAT, field,
@@ -94,22 +141,36 @@ static int get_int(const json_t *obj, const char *key, const char *field, json_i
     return 1;
 }
 
+/* Refuse key if not in `allowed` (NULL-terminated). */
+static int allowed_key(const char *key, const char *prefix, const char *const allowed[],
+                       struct instance_error *err)
+{
+    for (int i = 0; allowed[i]; i++) {
+        if (strcmp(key, allowed[i]) == 0)
+            return 0;
+    }
+    char field[160];
+    snprintf(field, sizeof(field), "%s.%.100s", prefix, key);
+    return fail(err, field, "unknown field %s", field);
+}
+
 /* Refuse members not in `allowed` (NULL-terminated). */
-static int only_keys(const json_t *obj, const char *prefix, const char *const allowed[],
+static int only_keys(struct src obj, const char *prefix, const char *const allowed[],
                      struct instance_error *err)
 {
-    const char *key;
-    const json_t *v;
-    json_object_foreach((json_t *)obj, key, v)
-    {
-        bool ok = false;
-        for (int i = 0; allowed[i]; i++)
-            ok = ok || strcmp(key, allowed[i]) == 0;
-        if (!ok) {
-            char field[160];
-            snprintf(field, sizeof(field), "%s.%.100s", prefix, key);
-            return fail(err, field, "unknown field %s", field);
+    int rc = 0;
+    if (obj.j) {
+        const char *key;
+        const json_t *v;
+        json_object_foreach((json_t *)obj.j, key, v)
+        {
+            if ((rc = allowed_key(key, prefix, allowed, err)) < 0)
+                return rc;
         }
+    }
+    for (unsigned i = 0; obj.f && i < obj.f->n; i++) {
+        if ((rc = allowed_key(obj.f->v[i].key, prefix, allowed, err)) < 0)
+            return rc;
     }
     return 0;
 }
@@ -273,13 +334,62 @@ static int oom(struct instance_error *err)
     return -ENOMEM;
 }
 
-static int parse_tags(const json_t *tags, struct instance *inst, struct instance_error *err)
+/* snprintf(dst, size, "%s", s) without printf's machinery (it is on the
+ * register path, which runs from cold caches). */
+static void copy_str(char *dst, size_t size, const char *s)
 {
-    if (!tags)
-        return 0;
-    if (!json_is_object(tags))
-        return fail(err, "instance.tags", "instance.tags must be an object of strings");
-    size_t n = json_object_size(tags);
+    size_t n = strlen(s);
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+/* One tag of the tags object: key, its value read from tags. */
+static int parse_tag(struct src tags, const char *key, struct instance *inst,
+                     struct instance_error *err)
+{
+    char field[160] = "instance.tags.";
+    size_t plen = strlen(field), klen = strlen(key);
+    memcpy(field + plen, key, klen < 64 ? klen : 64);
+    field[plen + (klen < 64 ? klen : 64)] = '\0';
+    if (klen == 0 || klen > DISC_TAG_KEY_MAX || !printable(key))
+        return fail(err, field, "tag keys must be 1..%d printable bytes", DISC_TAG_KEY_MAX);
+    const char *val = NULL;
+    int rc = get_string(tags, key, field, 0, DISC_TAG_VALUE_MAX, &val, err);
+    if (rc < 0)
+        return rc;
+    struct segw_tag *t = &inst->tags[inst->n_tags];
+    t->key = strdup(key);
+    t->value = strdup(val);
+    inst->n_tags++; /* counted before the check so instance_free frees both */
+    if (!t->key || !t->value)
+        return oom(err);
+    return 0;
+}
+
+/* obj's optional "tags" member. */
+static int parse_tags(struct src obj, struct instance *inst, struct instance_error *err)
+{
+    struct src tags = {0};
+    size_t n;
+    if (obj.j) {
+        const json_t *t = json_object_get(obj.j, "tags");
+        if (!t)
+            return 0;
+        if (!json_is_object(t))
+            return fail(err, "instance.tags", "instance.tags must be an object of strings");
+        tags.j = t;
+        n = json_object_size(t);
+    } else {
+        const struct instance_fval *t = fget(obj.f, "tags");
+        if (!t)
+            return 0;
+        if (t->type != IFV_OBJ)
+            return fail(err, "instance.tags", "instance.tags must be an object of strings");
+        tags.f = t->obj;
+        n = t->obj->n;
+    }
     if (n > DISC_TAGS_MAX)
         return fail(err, "instance.tags", "instance.tags has %zu entries (max %d)", n,
                     DISC_TAGS_MAX);
@@ -288,25 +398,19 @@ static int parse_tags(const json_t *tags, struct instance *inst, struct instance
     inst->tags = calloc(n, sizeof(*inst->tags));
     if (!inst->tags)
         return oom(err);
-    const char *key;
-    const json_t *v;
-    json_object_foreach((json_t *)tags, key, v)
-    {
-        char field[160];
-        snprintf(field, sizeof(field), "instance.tags.%.64s", key);
-        size_t klen = strlen(key);
-        if (klen == 0 || klen > DISC_TAG_KEY_MAX || !printable(key))
-            return fail(err, field, "tag keys must be 1..%d printable bytes", DISC_TAG_KEY_MAX);
-        const char *val = NULL;
-        int rc = get_string(tags, key, field, 0, DISC_TAG_VALUE_MAX, &val, err);
-        if (rc < 0)
+    int rc;
+    if (tags.j) {
+        const char *key;
+        const json_t *v;
+        json_object_foreach((json_t *)tags.j, key, v)
+        {
+            if ((rc = parse_tag(tags, key, inst, err)) < 0)
+                return rc;
+        }
+    }
+    for (unsigned i = 0; tags.f && i < tags.f->n; i++) {
+        if ((rc = parse_tag(tags, tags.f->v[i].key, inst, err)) < 0)
             return rc;
-        struct segw_tag *t = &inst->tags[inst->n_tags];
-        t->key = strdup(key);
-        t->value = strdup(val);
-        inst->n_tags++; /* counted before the check so instance_free frees both */
-        if (!t->key || !t->value)
-            return oom(err);
     }
     return 0;
 }
@@ -333,28 +437,28 @@ static int parse_endpoints(const json_t *eps, struct instance *inst, struct inst
         snprintf(prefix, sizeof(prefix), "instance.endpoints[%zu]", i);
         if (!json_is_object(e))
             return fail(err, prefix, "%s must be an object", prefix);
-        int rc = only_keys(e, prefix, allowed, err);
+        int rc = only_keys(jsrc(e), prefix, allowed, err);
         if (rc < 0)
             return rc;
         const char *name = NULL, *req = "", *resp = "";
         json_int_t mean = 0, p95 = 0;
         snprintf(field, sizeof(field), "%s.name", prefix);
-        rc = get_string(e, "name", field, 1, DISC_ENDPOINT_NAME_MAX, &name, err);
+        rc = get_string(jsrc(e), "name", field, 1, DISC_ENDPOINT_NAME_MAX, &name, err);
         if (rc < 0)
             return rc;
         if (rc == 0)
             return fail(err, field, "%s is required", field);
         snprintf(field, sizeof(field), "%s.request", prefix);
-        if ((rc = get_string(e, "request", field, 0, DISC_TYPE_NAME_MAX, &req, err)) < 0)
+        if ((rc = get_string(jsrc(e), "request", field, 0, DISC_TYPE_NAME_MAX, &req, err)) < 0)
             return rc;
         snprintf(field, sizeof(field), "%s.response", prefix);
-        if ((rc = get_string(e, "response", field, 0, DISC_TYPE_NAME_MAX, &resp, err)) < 0)
+        if ((rc = get_string(jsrc(e), "response", field, 0, DISC_TYPE_NAME_MAX, &resp, err)) < 0)
             return rc;
         snprintf(field, sizeof(field), "%s.mean_us", prefix);
-        if ((rc = get_int(e, "mean_us", field, 0, UINT32_MAX, &mean, err)) < 0)
+        if ((rc = get_int(jsrc(e), "mean_us", field, 0, UINT32_MAX, &mean, err)) < 0)
             return rc;
         snprintf(field, sizeof(field), "%s.p95_us", prefix);
-        if ((rc = get_int(e, "p95_us", field, 0, UINT32_MAX, &p95, err)) < 0)
+        if ((rc = get_int(jsrc(e), "p95_us", field, 0, UINT32_MAX, &p95, err)) < 0)
             return rc;
         struct segw_endpoint *ep = &inst->endpoints[inst->n_endpoints++];
         ep->name = strdup(name);
@@ -370,7 +474,7 @@ static int parse_endpoints(const json_t *eps, struct instance *inst, struct inst
 
 /* The fields common to requests and documents. host/az fall back to the
  * given defaults (NULL: required). */
-static int parse_common(const json_t *obj, const char *def_host, const char *def_az,
+static int parse_common(struct src obj, const char *def_host, const char *def_az,
                         struct instance *inst, struct instance_error *err)
 {
     const char *service = NULL, *version = "", *host = def_host, *az = def_az;
@@ -424,12 +528,16 @@ static int parse_common(const json_t *obj, const char *def_host, const char *def
     if (dup_into(&inst->service, service) || dup_into(&inst->version, version) ||
         dup_into(&inst->host, host) || dup_into(&inst->az, az) || dup_into(&inst->address, address))
         return oom(err);
-    if ((rc = parse_tags(json_object_get(obj, "tags"), inst, err)) < 0)
+    if ((rc = parse_tags(obj, inst, err)) < 0)
         return rc;
-    return parse_endpoints(json_object_get(obj, "endpoints"), inst, err);
+    if (!obj.j) /* the fast path takes no arrays */
+        return fget(obj.f, "endpoints")
+                   ? fail(err, "instance.endpoints", "instance.endpoints must be an array")
+                   : 0;
+    return parse_endpoints(json_object_get(obj.j, "endpoints"), inst, err);
 }
 
-static int parse_check(const json_t *chk, const struct instance_defaults *def,
+static int parse_check(struct src chk, const struct instance_defaults *def,
                        const struct instance *inst, struct instance_check *out,
                        struct instance_error *err)
 {
@@ -437,15 +545,15 @@ static int parse_check(const json_t *chk, const struct instance_defaults *def,
     out->kind = CHECK_SESSION;
     out->interval_ms = def->interval_ms;
     out->misses = def->misses;
-    if (!chk)
-        chk = json_null();
-    if (!json_is_null(chk) && !json_is_object(chk))
+    if (!chk.j && !chk.f)
+        chk.j = json_null();
+    if (chk.j && !json_is_null(chk.j) && !json_is_object(chk.j))
         return fail(err, "check", "check must be an object");
     static const char *const allowed[] = {
         "type", "interval_ms", "timeout_ms",          "misses",      "ttl_ms",
         "path", "target",      "deregister_after_ms", "maintenance", NULL};
     int rc;
-    if (json_is_object(chk) && (rc = only_keys(chk, "check", allowed, err)) < 0)
+    if ((chk.f || json_is_object(chk.j)) && (rc = only_keys(chk, "check", allowed, err)) < 0)
         return rc;
 
     const char *type = "session";
@@ -512,7 +620,7 @@ static int parse_check(const json_t *chk, const struct instance_defaults *def,
         return rc;
     if (maint) {
         out->maintenance = true;
-        snprintf(out->maint_reason, sizeof(out->maint_reason), "%s", maint);
+        copy_str(out->maint_reason, sizeof(out->maint_reason), maint);
     }
 
     const char *path = "/";
@@ -520,7 +628,7 @@ static int parse_check(const json_t *chk, const struct instance_defaults *def,
         return rc;
     if (path[0] != '/' || strchr(path, ' '))
         return fail(err, "check.path", "check.path must start with '/' and contain no spaces");
-    snprintf(out->path, sizeof(out->path), "%s", path);
+    copy_str(out->path, sizeof(out->path), path);
 
     const char *target = NULL;
     if ((rc = get_string(chk, "target", "check.target", 1, DISC_ADDRESS_MAX, &target, err)) < 0)
@@ -534,7 +642,7 @@ static int parse_check(const json_t *chk, const struct instance_defaults *def,
         target = inst->address;
     }
     if (target)
-        snprintf(out->target, sizeof(out->target), "%s", target);
+        copy_str(out->target, sizeof(out->target), target);
     return 0;
 }
 
@@ -572,15 +680,11 @@ static void new_instance_id(char out[DISC_ID_LEN + 1])
     uuid_unparse_lower(u, out);
 }
 
-int instance_from_request(const json_t *obj, const json_t *check,
-                          const struct instance_defaults *def, struct instance **out,
-                          struct instance_error *err)
+/* instance_from_request and instance_from_fields: obj is the instance
+ * object (present), check the check object or null. */
+static int from_request(struct src obj, struct src check, const struct instance_defaults *def,
+                        struct instance **out, struct instance_error *err)
 {
-    *out = NULL;
-    if (!obj)
-        return fail(err, "instance", "instance is required");
-    if (!json_is_object(obj))
-        return fail(err, "instance", "instance must be an object");
     static const char *const allowed[] = {"service", "version", "host",      "az",   "address",
                                           "network", "weight",  "endpoints", "tags", NULL};
     int rc = only_keys(obj, "instance", allowed, err);
@@ -603,13 +707,35 @@ int instance_from_request(const json_t *obj, const json_t *check,
     return 0;
 }
 
+int instance_from_request(const json_t *obj, const json_t *check,
+                          const struct instance_defaults *def, struct instance **out,
+                          struct instance_error *err)
+{
+    *out = NULL;
+    if (!obj)
+        return fail(err, "instance", "instance is required");
+    if (!json_is_object(obj))
+        return fail(err, "instance", "instance must be an object");
+    return from_request(jsrc(obj), jsrc(check), def, out, err);
+}
+
+int instance_from_fields(const struct instance_fobj *obj, const struct instance_fobj *check,
+                         const struct instance_defaults *def, struct instance **out,
+                         struct instance_error *err)
+{
+    *out = NULL;
+    if (!obj)
+        return fail(err, "instance", "instance is required");
+    return from_request((struct src){.f = obj}, (struct src){.f = check}, def, out, err);
+}
+
 int instance_from_document(const json_t *doc, struct instance **out, struct instance_error *err)
 {
     *out = NULL;
     if (!json_is_object(doc))
         return fail(err, "", "an instance document must be a JSON object");
     const char *id = NULL;
-    int rc = get_string(doc, "id", "instance.id", 1, DISC_ID_LEN, &id, err);
+    int rc = get_string(jsrc(doc), "id", "instance.id", 1, DISC_ID_LEN, &id, err);
     if (rc < 0)
         return rc;
     if (rc == 0 || instance_check_id(id) < 0)
@@ -625,13 +751,13 @@ int instance_from_document(const json_t *doc, struct instance **out, struct inst
     inst->health = DISC_HEALTH_PASSING;
     json_int_t at = 0, owner = DISC_OWNER_UNKNOWN;
     const char *health = NULL, *origin = NULL;
-    if ((rc = parse_common(doc, NULL, "", inst, err)) < 0 ||
-        (rc = get_int(doc, "registered_at_ms", "instance.registered_at_ms", 0, INT64_MAX, &at,
+    if ((rc = parse_common(jsrc(doc), NULL, "", inst, err)) < 0 ||
+        (rc = get_int(jsrc(doc), "registered_at_ms", "instance.registered_at_ms", 0, INT64_MAX, &at,
                       err)) < 0 ||
-        (rc = get_int(doc, "owner_uid", "instance.owner_uid", 0, DISC_OWNER_UNKNOWN - 1, &owner,
-                      err)) < 0 ||
-        (rc = get_string(doc, "health", "instance.health", 1, 16, &health, err)) < 0 ||
-        (rc = get_string(doc, "origin", "instance.origin", 1, 16, &origin, err)) < 0)
+        (rc = get_int(jsrc(doc), "owner_uid", "instance.owner_uid", 0, DISC_OWNER_UNKNOWN - 1,
+                      &owner, err)) < 0 ||
+        (rc = get_string(jsrc(doc), "health", "instance.health", 1, 16, &health, err)) < 0 ||
+        (rc = get_string(jsrc(doc), "origin", "instance.origin", 1, 16, &origin, err)) < 0)
         goto bad;
     inst->registered_at_ms = at;
     inst->owner_uid = (uint32_t)owner;

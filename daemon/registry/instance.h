@@ -124,6 +124,40 @@ int instance_from_request(const json_t *inst, const json_t *check,
                           struct instance_error *err);
 
 /*
+ * A JSON object as a flat list of members, as the control thread's register
+ * fast path scans it from a request line (control/fastreq.c) without
+ * building a jansson tree: strings (NUL-terminated, no NUL inside),
+ * integers and nested objects, at most INSTANCE_FOBJ_MAX members, no
+ * duplicate keys. instance_from_fields reads it with the same validation
+ * as instance_from_request reads a jansson object.
+ */
+#define INSTANCE_FOBJ_MAX 16
+enum instance_fval_type { IFV_STR = 1, IFV_INT, IFV_OBJ };
+struct instance_fobj;
+struct instance_fval {
+    const char *key; /* NUL-terminated */
+    enum instance_fval_type type;
+    const char *str;                 /* IFV_STR: NUL-terminated */
+    size_t len;                      /* IFV_STR: strlen(str) */
+    json_int_t num;                  /* IFV_INT */
+    const struct instance_fobj *obj; /* IFV_OBJ */
+};
+struct instance_fobj {
+    unsigned n;
+    struct instance_fval v[INSTANCE_FOBJ_MAX];
+};
+
+/*
+ * instance_from_request for a request scanned into flat objects: inst is
+ * the "instance" object, check the "check" object (NULL: absent). The
+ * same checks, defaults and results as instance_from_request given the
+ * same members as jansson objects.
+ */
+int instance_from_fields(const struct instance_fobj *inst, const struct instance_fobj *check,
+                         const struct instance_defaults *def, struct instance **out,
+                         struct instance_error *err);
+
+/*
  * Build an instance from a full instance document as produced by
  * instance_to_json (e.g. read from ZooKeeper or a cache file): "id",
  * "service", "host" and "address" are required, "registered_at_ms",
