@@ -70,6 +70,16 @@ static int notify_wait_for(struct notify_sock *n, const char *want, int timeout_
     return -1;
 }
 
+/* Start discd on d's name, socket and directories (at its default log
+ * level) with env added to its environment, as systemd would. Asserts. */
+static void spawn_with_env(struct discd_proc *d, char *const env[])
+{
+    char *argv[] = {
+        (char *)discd_binary(), "--name",     d->name,          "--socket",      d->sock,
+        "--state-dir",          d->state_dir, "--services-dir", d->services_dir, NULL};
+    cr_assert_eq(proc_spawn(&d->proc, argv, env, d->log), 0);
+}
+
 Test(systemd, notify_ready_status_watchdog_stopping)
 {
     struct discd_proc d;
@@ -81,9 +91,7 @@ Test(systemd, notify_ready_status_watchdog_stopping)
     /* WATCHDOG=1 every third of 600 ms (x slow factor). */
     snprintf(env_wd, sizeof(env_wd), "WATCHDOG_USEC=%d", 600000 * dt_slow());
     char *env[] = {env_sock, env_wd, NULL};
-    char *argv[] = {(char *)discd_binary(), "--name",    d.name,           "--socket",     d.sock,
-                    "--state-dir",          d.state_dir, "--services-dir", d.services_dir, NULL};
-    cr_assert_eq(proc_spawn(&d.proc, argv, env, d.log), 0);
+    spawn_with_env(&d, env);
 
     char msg[1024];
     int wd = 0;
@@ -145,9 +153,7 @@ static void no_watchdog(const char *tag, bool other_pid)
     snprintf(env_sock, sizeof(env_sock), "NOTIFY_SOCKET=%s", n.path);
     snprintf(env_pid, sizeof(env_pid), "WATCHDOG_PID=%d", (int)getpid());
     char *env[] = {env_sock, other_pid ? "WATCHDOG_USEC=300000" : NULL, env_pid, NULL};
-    char *argv[] = {(char *)discd_binary(), "--name",    d.name,           "--socket",     d.sock,
-                    "--state-dir",          d.state_dir, "--services-dir", d.services_dir, NULL};
-    cr_assert_eq(proc_spawn(&d.proc, argv, env, d.log), 0);
+    spawn_with_env(&d, env);
     char msg[1024];
     int wd = 0;
     cr_assert_eq(notify_wait_for(&n, "READY=1", 10000 * dt_slow(), &wd, msg, sizeof(msg)), 0);
@@ -200,9 +206,7 @@ static void journal_case(const char *tag, bool match)
     snprintf(env_js, sizeof(env_js), "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
              (unsigned long long)st.st_ino + (match ? 0 : 1));
     char *env[] = {env_js, NULL};
-    char *argv[] = {(char *)discd_binary(), "--name",    d.name,           "--socket",     d.sock,
-                    "--state-dir",          d.state_dir, "--services-dir", d.services_dir, NULL};
-    cr_assert_eq(proc_spawn(&d.proc, argv, env, d.log), 0);
+    spawn_with_env(&d, env);
     char *line = NULL;
     for (int i = 0; i < 100 * dt_slow() && !(line = log_line(&d, "ready: registry")); i++)
         proc_sleep_ms(100);
