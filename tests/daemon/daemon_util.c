@@ -191,12 +191,25 @@ char *dt_dump_canonical(const struct discd_proc *d)
     return s;
 }
 
-long long dt_status_int(const struct discd_proc *d, const char *key)
+long long dt_status_int(const struct discd_proc *d, const char *path_fmt, ...)
 {
+    char path[256], key[128];
+    va_list ap;
+    va_start(ap, path_fmt);
+    vsnprintf(path, sizeof(path), path_fmt, ap);
+    va_end(ap);
     json_t *r = dt_call1(d, "{\"op\":\"status\"}");
     cr_assert(dt_ok(r), "status failed");
-    json_t *v = json_object_get(r, key);
-    cr_assert(json_is_integer(v), "status.%s missing", key);
+    json_t *v = r;
+    for (const char *p = path; v && *p;) {
+        size_t n = strcspn(p, ".");
+        cr_assert_lt(n, sizeof(key), "status path %s", path);
+        memcpy(key, p, n);
+        key[n] = '\0';
+        v = json_is_array(v) ? json_array_get(v, strtoul(key, NULL, 10)) : json_object_get(v, key);
+        p += n + (p[n] == '.');
+    }
+    cr_assert(json_is_integer(v), "status.%s missing", path);
     long long x = json_integer_value(v);
     json_decref(r);
     return x;

@@ -71,8 +71,11 @@ int dt_run_as(const struct discd_proc *d, uid_t uid, const char *line, const cha
 /* How many lines of d's log (all its runs) contain needle. */
 int dt_log_has(const struct discd_proc *d, const char *needle);
 
-/* Value of an integer field of the status reply (asserts). */
-long long dt_status_int(const struct discd_proc *d, const char *key);
+/* The integer at a path of d's status reply (asserts it is there): keys
+ * joined by '.', a number indexing an array, e.g. "local_instances" or
+ * "zookeeper.import.0.upserts". path_fmt is a printf format. */
+long long dt_status_int(const struct discd_proc *d, const char *path_fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /*
  * Churn: a child process that registers instances of one service (check
