@@ -35,18 +35,6 @@ static void publish(const char *id, const char *fmt_rest)
     cr_assert_eq(rc, 0, "zk_sync_publish_local(%s): %d", doc, rc);
 }
 
-static long long skipped_invalid(void)
-{
-    json_t *r = dt_call1(&a.proc, "{\"op\":\"status\"}");
-    cr_assert(dt_ok(r), "status failed");
-    json_t *v = json_object_get(json_object_get(json_object_get(r, "zookeeper"), "counters"),
-                                "skipped_invalid");
-    cr_assert(json_is_integer(v), "status.zookeeper.counters.skipped_invalid missing");
-    long long n = json_integer_value(v);
-    json_decref(r);
-    return n;
-}
-
 Test(zkd_baddoc, invalid_documents_are_skipped_and_counted, .fini = teardown)
 {
     cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0, "ZooKeeper did not start");
@@ -55,7 +43,7 @@ Test(zkd_baddoc, invalid_documents_are_skipped_and_counted, .fini = teardown)
     zkd_start(&a, "zkba", zk.connect, root);
     struct disc_status st;
     cr_assert(zkd_wait_synced(&a, 15000, &st), "a: flags %#x", st.flags);
-    cr_assert_eq(skipped_invalid(), 0);
+    cr_assert_eq(zkd_counter(&a, "skipped_invalid"), 0);
 
     struct zk_sync_config cfg = {
         .connect = zk.connect,
@@ -80,9 +68,9 @@ Test(zkd_baddoc, invalid_documents_are_skipped_and_counted, .fini = teardown)
               "the valid foreign document was not taken");
     zkd_expect_instance(&a, "zkd-rogue", good, DISC_ORIGIN_REMOTE, "rogue");
     long long deadline = proc_now_ms() + 10000LL * dt_slow();
-    while (skipped_invalid() != 2 && proc_now_ms() < deadline)
+    while (zkd_counter(&a, "skipped_invalid") != 2 && proc_now_ms() < deadline)
         proc_sleep_ms(20);
-    cr_assert_eq(skipped_invalid(), 2, "invalid documents not counted");
+    cr_assert_eq(zkd_counter(&a, "skipped_invalid"), 2, "invalid documents not counted");
     cr_assert_eq(zkd_count(&a, "zkd-rogue"), 1);
 
     /* discd keeps syncing: the foreign host's withdrawal propagates. */

@@ -54,22 +54,6 @@ static void teardown(void)
     zk_cluster_destroy(&zk);
 }
 
-/* Counters from B's status: zookeeper.counters.<key> or publisher.<key>. */
-static long long counter(struct zkd *z, const char *obj, const char *key)
-{
-    json_t *r = dt_call1(&z->proc, "{\"op\":\"status\"}");
-    cr_assert(dt_ok(r), "status failed");
-    json_t *o = json_object_get(r, obj);
-    if (strcmp(obj, "zookeeper") == 0) {
-        o = json_object_get(o, "counters");
-    }
-    json_t *n = json_object_get(o, key);
-    cr_assert(json_is_integer(n), "status %s.%s missing", obj, key);
-    long long v = json_integer_value(n);
-    json_decref(r);
-    return v;
-}
-
 struct snap {
     long long wakeups, batches, parsed, reads, upserts, removes, commits;
 };
@@ -77,10 +61,13 @@ struct snap {
 static struct snap snap_of(struct zkd *z)
 {
     return (struct snap){
-        counter(z, "zookeeper", "worker_wakeups"), counter(z, "zookeeper", "batches"),
-        counter(z, "zookeeper", "docs_parsed"),    counter(z, "zookeeper", "reads"),
-        counter(z, "zookeeper", "upserts"),        counter(z, "zookeeper", "removes"),
-        counter(z, "publisher", "commits"),
+        zkd_counter(z, "worker_wakeups"),
+        zkd_counter(z, "batches"),
+        zkd_counter(z, "docs_parsed"),
+        zkd_counter(z, "reads"),
+        zkd_counter(z, "upserts"),
+        zkd_counter(z, "removes"),
+        dt_status_int(&z->proc, "publisher.commits"),
     };
 }
 
@@ -353,16 +340,15 @@ Test(zkd_batch, churn_delivers_exact_set, .fini = teardown, .timeout = 150)
     cr_assert(wait_exact(&b, "churn.a", a_ids, na, 20000), "B: A's set");
     cr_assert(wait_exact(&b, "churn.z", z_ids, nz, 20000), "B: the other host's set");
     cr_assert(wait_exact(&a, "churn.z", z_ids, nz, 20000), "A: the other host's set");
-    long long parsed = counter(&b, "zookeeper", "docs_parsed"),
-              reads = counter(&b, "zookeeper", "reads");
+    long long parsed = zkd_counter(&b, "docs_parsed"), reads = zkd_counter(&b, "reads");
     cr_expect_leq(parsed, reads, "B parsed %lld documents for %lld reads", parsed, reads);
     /* A's registrations after the first went out as early creates (from the
      * control thread); the exact sets above show they converge like the
      * worker's own, deregistrations racing them included. */
-    cr_expect_gt(counter(&a, "zookeeper", "early_creates"), 0);
+    cr_expect_gt(zkd_counter(&a, "early_creates"), 0);
     /* B took the churn's events the fast way (the exact sets above: with
      * deletes and creates racing its listings and reads) */
-    cr_expect_gt(counter(&b, "zookeeper", "fast_listings"), 0);
+    cr_expect_gt(zkd_counter(&b, "fast_listings"), 0);
 
     /* One at a time: each registration on A is one child event at B, taken
      * by the fast path: one listing, one read, one parse, one wake-up of
@@ -376,11 +362,9 @@ Test(zkd_batch, churn_delivers_exact_set, .fini = teardown, .timeout = 150)
     zkd_register(&a, "single.a", "10.3.1.1:3999", keep);
     cr_assert(zkd_wait_count(&b, "single.a", 1, 20000), "B did not get A's first instance");
     struct snap s0 = snap_of(&b);
-    long long f0 = counter(&b, "zookeeper", "fast_listings"),
-              l0 = counter(&b, "zookeeper", "lists"),
-              i0 = counter(&b, "publisher", "inline_commits");
-    long long ae0 = counter(&a, "zookeeper", "early_creates"),
-              aw0 = counter(&a, "zookeeper", "worker_wakeups");
+    long long f0 = zkd_counter(&b, "fast_listings"), l0 = zkd_counter(&b, "lists"),
+              i0 = dt_status_int(&b.proc, "publisher.inline_commits");
+    long long ae0 = zkd_counter(&a, "early_creates"), aw0 = zkd_counter(&a, "worker_wakeups");
     for (int i = 0; i < K; i++) {
         char id[DISC_ID_LEN + 1], addr[64];
         snprintf(addr, sizeof(addr), "10.3.0.%d:%d", i, 3000 + i);
@@ -389,8 +373,8 @@ Test(zkd_batch, churn_delivers_exact_set, .fini = teardown, .timeout = 150)
                   zkd_count(&b, "single.a"), i + 2);
     }
     struct snap s1 = snap_of(&b);
-    long long fast = counter(&b, "zookeeper", "fast_listings") - f0,
-              lists = counter(&b, "zookeeper", "lists") - l0, wk = s1.wakeups - s0.wakeups;
+    long long fast = zkd_counter(&b, "fast_listings") - f0, lists = zkd_counter(&b, "lists") - l0,
+              wk = s1.wakeups - s0.wakeups;
     cr_log_info("%d single registrations: B %lld fast listings, %lld lists, %lld reads, %lld "
                 "parses, %lld worker wake-ups",
                 K, fast, lists, s1.reads - s0.reads, s1.parsed - s0.parsed, wk);
@@ -404,7 +388,7 @@ Test(zkd_batch, churn_delivers_exact_set, .fini = teardown, .timeout = 150)
      * two registrations, which wait for each other): no hand-off to the
      * publisher thread. A commit within 2 ms (--publish-coalesce) of the
      * previous one goes to the publisher thread, hence not all K. */
-    long long inl = counter(&b, "publisher", "inline_commits") - i0;
+    long long inl = dt_status_int(&b.proc, "publisher.inline_commits") - i0;
     cr_log_info("B: %lld of %d commits made inline by the zk worker", inl, K);
     cr_expect_geq(inl, K / 2, "B's worker committed %lld of %d batches itself", inl, K);
 
@@ -420,24 +404,16 @@ Test(zkd_batch, churn_delivers_exact_set, .fini = teardown, .timeout = 150)
         json_decref(r);
     }
     cr_expect(applied, "A never confirmed its early creates");
-    long long in_zk = counter(&a, "zookeeper", "local_in_zk");
+    long long in_zk = zkd_counter(&a, "local_in_zk");
     cr_expect_geq(in_zk, K + 1, "A counts %lld own nodes in ZooKeeper, want >= %d", in_zk, K + 1);
     cr_log_info("A: %lld early creates, %lld zk worker wake-ups for %d registrations",
-                counter(&a, "zookeeper", "early_creates") - ae0,
-                counter(&a, "zookeeper", "worker_wakeups") - aw0, K);
+                zkd_counter(&a, "early_creates") - ae0, zkd_counter(&a, "worker_wakeups") - aw0, K);
 }
 
 /* Counter `key` of B's first import source (status.zookeeper.import[0]). */
 static long long import_counter(struct zkd *z, const char *key)
 {
-    json_t *r = dt_call1(&z->proc, "{\"op\":\"status\"}");
-    cr_assert(dt_ok(r), "status failed");
-    json_t *src = json_array_get(json_object_get(json_object_get(r, "zookeeper"), "import"), 0);
-    json_t *n = json_object_get(src, key);
-    cr_assert(json_is_integer(n), "status zookeeper.import[0].%s missing", key);
-    long long v = json_integer_value(n);
-    json_decref(r);
-    return v;
+    return dt_status_int(&z->proc, "zookeeper.import.0.%s", key);
 }
 
 #define IMPORT_N   600
@@ -538,7 +514,7 @@ Test(zkd_batch, import_is_batched, .fini = teardown, .timeout = 120)
         proc_sleep_ms(50);
     }
     long long up = import_counter(&b, "upserts"), rd = import_counter(&b, "reads"),
-              ba = import_counter(&b, "batches"), co = counter(&b, "publisher", "commits");
+              ba = import_counter(&b, "batches"), co = dt_status_int(&b.proc, "publisher.commits");
     cr_log_info("import of %d instances over %d services: %lld reads, %lld upserts, %lld "
                 "batches, %lld publisher commits",
                 IMPORT_N, IMPORT_SVC, rd, up, ba, co);

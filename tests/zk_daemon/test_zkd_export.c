@@ -86,12 +86,7 @@ static json_t *node_doc(const char *path, struct Stat *st)
 
 static long long import_ignored_now(struct zkd *z)
 {
-    json_t *r = dt_call1(&z->proc, "{\"op\":\"status\"}");
-    cr_assert(dt_ok(r));
-    json_t *src = json_array_get(json_object_get(json_object_get(r, "zookeeper"), "import"), 0);
-    long long v = json_integer_value(json_object_get(src, "ignored_now"));
-    json_decref(r);
-    return v;
+    return dt_status_int(&z->proc, "zookeeper.import.0.ignored_now");
 }
 
 /* `discctl status` of z contains want (polled: counters follow rounds). */
@@ -312,13 +307,7 @@ Test(zkd_export, exported_nodes_follow_registration_health_and_repairs)
 /* Counter `key` of z's status.zookeeper.export. */
 static long long export_counter(struct zkd *z, const char *key)
 {
-    json_t *r = dt_call1(&z->proc, "{\"op\":\"status\"}");
-    cr_assert(dt_ok(r));
-    json_t *n = json_object_get(json_object_get(json_object_get(r, "zookeeper"), "export"), key);
-    cr_assert(json_is_integer(n), "status zookeeper.export.%s missing", key);
-    long long v = json_integer_value(n);
-    json_decref(r);
-    return v;
+    return dt_status_int(&z->proc, "zookeeper.export.%s", key);
 }
 
 /* Poll until every service node under /y/services has `per` children. */

@@ -67,16 +67,6 @@ static json_t *zk_status(struct zkd *z)
     return v;
 }
 
-static long long zk_counter(struct zkd *z, const char *key)
-{
-    json_t *v = zk_status(z);
-    json_t *n = json_object_get(json_object_get(v, "counters"), key);
-    cr_assert(json_is_integer(n), "status.zookeeper.counters.%s missing", key);
-    long long r = json_integer_value(n);
-    json_decref(v);
-    return r;
-}
-
 /* Wait until the one instance of svc in z has address want. */
 static bool wait_addr(struct zkd *z, const char *svc, const char *want, int timeout_ms)
 {
@@ -123,9 +113,9 @@ Test(zkd_foreign, unreadable_node_blocks_nothing, .fini = teardown)
     cr_assert(zkd_wait_count(&b, "zkf-live", 2, 10000), "b: %d of 2", zkd_count(&b, "zkf-live"));
     cr_assert_eq(zkd_count(&a, "zkf-noread"), 0);
     long long deadline = proc_now_ms() + 10000LL * dt_slow();
-    while (zk_counter(&b, "skipped_unreadable") < 1 && proc_now_ms() < deadline)
+    while (zkd_counter(&b, "skipped_unreadable") < 1 && proc_now_ms() < deadline)
         proc_sleep_ms(50);
-    cr_assert_geq(zk_counter(&b, "skipped_unreadable"), 1, "the unreadable node was not counted");
+    cr_assert_geq(zkd_counter(&b, "skipped_unreadable"), 1, "the unreadable node was not counted");
     /* ... and it is not an error: synced, header not degraded, sync current */
     struct disc_status st;
     cr_assert(zkd_wait_synced(&b, 5000, &st));
@@ -166,7 +156,7 @@ Test(zkd_foreign, deleted_tree_is_recreated, .fini = teardown)
     cr_assert_eq(zkc_count(cli, own), 1, "b's node was not re-created");
     cr_assert(zkd_wait_count(&a, "zkf-tree", 3, 10000), "a: %d", zkd_count(&a, "zkf-tree"));
     cr_assert(zkd_wait_count(&b, "zkf-tree", 3, 10000), "b: %d", zkd_count(&b, "zkf-tree"));
-    cr_assert_geq(zk_counter(&a, "tree_created") + zk_counter(&b, "tree_created"), 1);
+    cr_assert_geq(zkd_counter(&a, "tree_created") + zkd_counter(&b, "tree_created"), 1);
     /* Still live: a new registration propagates. */
     zkd_register(&b, "zkf-tree", "10.2.0.2:81", id);
     cr_assert(zkd_wait_count(&a, "zkf-tree", 4, 10000), "a: %d", zkd_count(&a, "zkf-tree"));
@@ -208,7 +198,7 @@ Test(zkd_foreign, duplicate_id_rule_and_reevaluation, .fini = teardown)
     struct disc_status st;
     cr_assert(zkd_wait_synced(&c, 15000, &st));
     cr_assert(wait_addr(&c, "zkf-dup", "10.6.6.6:2", 10000), "c: rule not applied");
-    cr_assert_geq(zk_counter(&b, "conflicts"), 2);
+    cr_assert_geq(zkd_counter(&b, "conflicts"), 2);
 
     /* The forgeries go: the real instance is shown again everywhere. */
     cr_assert_eq(zkc_delete(cli, fpath), ZOK);
@@ -257,7 +247,7 @@ Test(zkd_foreign, rewritten_in_place, .fini = teardown)
     cr_assert_eq(zkc_get(cli, path, data, sizeof(data), &version), ZOK);
     cr_assert_str_eq(data, orig, "repaired node has other content");
     cr_assert_eq(version, 0);
-    cr_assert_geq(zk_counter(&a, "repairs"), 1);
+    cr_assert_geq(zkd_counter(&a, "repairs"), 1);
     cr_assert(wait_addr(&b, "zkf-rw", "10.4.0.1:80", 10000), "b lost the instance");
     zkd_start_extra(&c, "zkfc", zk.connect, root, "--zk-audit-interval=1000");
     struct disc_status st;
@@ -278,7 +268,7 @@ Test(zkd_foreign, rewritten_in_place, .fini = teardown)
     cr_assert_eq(zkc_set(cli, fpath, d), ZOK);
     cr_assert(wait_addr(&b, "zkf-frw", "10.4.1.2:2", 10000), "b: in-place change not seen");
     cr_assert(wait_addr(&c, "zkf-frw", "10.4.1.2:2", 10000), "c: in-place change not seen");
-    cr_assert_geq(zk_counter(&b, "audit_changed"), 1);
+    cr_assert_geq(zkd_counter(&b, "audit_changed"), 1);
     /* Rewritten into garbage: dropped everywhere, like a fresh reader would. */
     cr_assert_eq(zkc_set(cli, fpath, "garbage{"), ZOK);
     cr_assert(zkd_wait_count(&b, "zkf-frw", 0, 10000), "b kept a document that is now garbage");

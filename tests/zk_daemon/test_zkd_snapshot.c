@@ -50,17 +50,6 @@ static void setup(char *root, size_t len, const char *tag)
     cr_assert(cli, "plain ZooKeeper client did not connect");
 }
 
-static long long counter(struct zkd *z, const char *key)
-{
-    json_t *r = dt_call1(&z->proc, "{\"op\":\"status\"}");
-    cr_assert(dt_ok(r), "status failed");
-    json_t *n = json_object_get(json_object_get(json_object_get(r, "zookeeper"), "counters"), key);
-    cr_assert(json_is_integer(n), "status.zookeeper.counters.%s missing", key);
-    long long v = json_integer_value(n);
-    json_decref(r);
-    return v;
-}
-
 /* Read and decode z's (or any host's) snapshot; -errno / ZooKeeper error. */
 static int read_snapshot(const char *root, const char *host, struct zk_snap *out)
 {
@@ -142,15 +131,15 @@ Test(zkd_snapshot, covers_everything, .fini = teardown)
     zkd_start(&a, "snpa", zk.connect, root);
     register_n(&a, "snap-cover", "10.1.0", 20, ids);
     cr_assert(wait_snapshot(root, a.host_id, 20, 15000), "a's snapshot never held all 20");
-    cr_assert_geq(counter(&a, "snap_writes"), 1);
+    cr_assert_geq(zkd_counter(&a, "snap_writes"), 1);
     zkd_start(&c, "snpc", zk.connect, root);
     cr_assert(zkd_wait_count(&c, "snap-cover", 20, 15000), "fresh c: %d of 20",
               zkd_count(&c, "snap-cover"));
-    cr_assert_eq(counter(&c, "snap_used"), 20, "every document should come from the snapshot");
-    cr_assert_eq(counter(&c, "snap_skipped"), 0);
-    cr_assert_eq(counter(&c, "snap_bad_entries"), 0);
+    cr_assert_eq(zkd_counter(&c, "snap_used"), 20, "every document should come from the snapshot");
+    cr_assert_eq(zkd_counter(&c, "snap_skipped"), 0);
+    cr_assert_eq(zkd_counter(&c, "snap_bad_entries"), 0);
     /* one probe (exists) on a's nodes, no get of a document */
-    cr_assert_leq(counter(&c, "reads"), 1 + 1, "reads %lld", counter(&c, "reads"));
+    cr_assert_leq(zkd_counter(&c, "reads"), 1 + 1, "reads %lld", zkd_counter(&c, "reads"));
     for (int i = 0; i < 20; i++) {
         char want[32], got[64];
         snprintf(want, sizeof(want), "10.1.0.%d:80", i);
@@ -233,8 +222,8 @@ Test(zkd_snapshot, stale_snapshot_against_listing, .fini = teardown)
     struct disc_status st;
     cr_assert(zkd_wait_synced(&c, 15000, &st));
     cr_assert_eq(zkd_count(&c, "snap-gone"), 0, "a name no longer listed was served");
-    cr_assert_eq(counter(&c, "snap_used"), 2);
-    cr_assert_eq(counter(&c, "snap_skipped"), 0);
+    cr_assert_eq(zkd_counter(&c, "snap_used"), 2);
+    cr_assert_eq(zkd_counter(&c, "snap_skipped"), 0);
     /* the snapshot-only document 3 appears once its node is created */
     char path[512];
     snprintf(path, sizeof(path), "%s/hosts/%s/%s", root, host, names[3]);
@@ -266,8 +255,8 @@ Test(zkd_snapshot, corrupted_chunk_is_skipped, .fini = teardown)
                  ZOK);
     zkd_start(&c, "snkc", zk.connect, root);
     cr_assert(zkd_wait_count(&c, "snap-c", 3, 15000));
-    cr_assert_eq(counter(&c, "snap_skipped"), 1);
-    cr_assert_eq(counter(&c, "snap_used"), 0);
+    cr_assert_eq(zkd_counter(&c, "snap_skipped"), 1);
+    cr_assert_eq(zkd_counter(&c, "snap_used"), 0);
     char got[64];
     addr_of(&c, ids[1], got, sizeof(got));
     cr_assert_str_eq(got, "10.2.0.1:80", "the corrupted document was served");
@@ -321,15 +310,15 @@ Test(zkd_snapshot, forged_chunk_is_skipped, .fini = teardown)
     struct zk_snap_chunks ch;
     long long skipped = 0, used = 0;
     for (int attempt = 1;; attempt++) {
-        long long a_before = counter(&a, "snap_writes");
+        long long a_before = zkd_counter(&a, "snap_writes");
         forge(root, &a, &ch);
         cr_assert_eq(zoo_set(mallory, path, ch.data[0], (int)ch.len[0], -1), ZOK);
         zkd_start(&c, "snfc", zk.connect, root);
         cr_assert(zkd_wait_count(&c, "snap-f", 5, 15000));
         expect_real(&c, ids, 5);
-        skipped = counter(&c, "snap_skipped");
-        used = counter(&c, "snap_used");
-        bool a_rewrote = counter(&a, "snap_writes") != a_before;
+        skipped = zkd_counter(&c, "snap_skipped");
+        used = zkd_counter(&c, "snap_used");
+        bool a_rewrote = zkd_counter(&a, "snap_writes") != a_before;
         zkd_finish(&c);
         if (skipped > 0 || !a_rewrote || attempt == 3) {
             break;
@@ -342,7 +331,7 @@ Test(zkd_snapshot, forged_chunk_is_skipped, .fini = teardown)
     cr_assert_eq(used, 0, "c used a snapshot chunk another client rewrote");
 
     /* 2: replaced by a node of another session (delete + create) */
-    long long a_writes = counter(&a, "snap_writes");
+    long long a_writes = zkd_counter(&a, "snap_writes");
     cr_assert_eq(zoo_delete(mallory, path, -1), ZOK);
     cr_assert_eq(zoo_create(mallory, path, ch.data[0], (int)ch.len[0], &ZOO_OPEN_ACL_UNSAFE,
                             ZOO_EPHEMERAL, NULL, 0),
@@ -353,12 +342,12 @@ Test(zkd_snapshot, forged_chunk_is_skipped, .fini = teardown)
     expect_real(&d, ids, 5);
     /* Either d met the forged chunk and skipped it, or a's audit had already
      * put its own snapshot back (a slow machine) and d used that one. */
-    skipped = counter(&d, "snap_skipped");
+    skipped = zkd_counter(&d, "snap_skipped");
     if (skipped == 0) {
-        cr_assert_gt(counter(&a, "snap_writes"), a_writes,
+        cr_assert_gt(zkd_counter(&a, "snap_writes"), a_writes,
                      "d skipped nothing, yet a never rewrote its replaced snapshot");
     } else {
-        cr_assert_eq(counter(&d, "snap_used"), 0, "d used a chunk of another session");
+        cr_assert_eq(zkd_counter(&d, "snap_used"), 0, "d used a chunk of another session");
     }
     zkd_finish(&d);
     zkd_finish(&a);
@@ -384,16 +373,16 @@ Test(zkd_snapshot, mixed_versions, .fini = teardown)
     zkd_start(&c, "snmc", zk.connect, root);
     cr_assert(zkd_wait_count(&c, "snap-old", 12, 15000));
     cr_assert(zkd_wait_count(&c, "snap-new", 12, 15000));
-    cr_assert_eq(counter(&c, "snap_used"), 12);
-    cr_assert_eq(counter(&c, "snap_skipped"), 0);
-    cr_assert_geq(counter(&c, "reads"), 12, "a's documents are read one by one");
+    cr_assert_eq(zkd_counter(&c, "snap_used"), 12);
+    cr_assert_eq(zkd_counter(&c, "snap_skipped"), 0);
+    cr_assert_geq(zkd_counter(&c, "reads"), 12, "a's documents are read one by one");
     /* a fresh old-layout discd reads everything one by one and sees no junk */
     zkd_start_extra(&d, "snmd", zk.connect, root, "--zk-snapshots=false");
     cr_assert(zkd_wait_count(&d, "snap-old", 12, 15000));
     cr_assert(zkd_wait_count(&d, "snap-new", 12, 15000));
-    cr_assert_eq(counter(&d, "snap_used"), 0);
-    cr_assert_eq(counter(&d, "snap_chunk_reads"), 0);
-    cr_assert_eq(counter(&d, "skipped_bad_name"), 0, "the snapshot nodes showed in a listing");
+    cr_assert_eq(zkd_counter(&d, "snap_used"), 0);
+    cr_assert_eq(zkd_counter(&d, "snap_chunk_reads"), 0);
+    cr_assert_eq(zkd_counter(&d, "skipped_bad_name"), 0, "the snapshot nodes showed in a listing");
     /* changes still flow both ways */
     zkd_register(&a, "snap-old", "10.4.0.1:81", id);
     cr_assert(zkd_wait_count(&c, "snap-old", 13, 10000));

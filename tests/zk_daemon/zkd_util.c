@@ -214,11 +214,5 @@ const char *zkd_last_error(struct zkd *z, char *buf, size_t len)
 
 long long zkd_counter(struct zkd *z, const char *key)
 {
-    json_t *r = dt_call1(&z->proc, "{\"op\":\"status\"}");
-    cr_assert(dt_ok(r), "%s: status failed", z->host_id);
-    json_t *n = json_object_get(json_object_get(json_object_get(r, "zookeeper"), "counters"), key);
-    cr_assert(json_is_integer(n), "%s: status.zookeeper.counters.%s missing", z->host_id, key);
-    long long v = json_integer_value(n);
-    json_decref(r);
-    return v;
+    return dt_status_int(&z->proc, "zookeeper.counters.%s", key);
 }
