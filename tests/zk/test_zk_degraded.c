@@ -97,13 +97,6 @@ static long long wait_stat(struct agent *a, const char *key, long long min, int 
     return v;
 }
 
-static long long removed_count(struct agent *a, const char *id)
-{
-    char resp[128];
-    cr_assert_eq(agent_cmd(a, resp, sizeof(resp), 5000, "removed %s", id), 0);
-    return atoll(resp + strlen("removed "));
-}
-
 static void restart_empty(void)
 {
     cr_assert_eq(zk_node_stop(&zk, 0, 5000), 0);
@@ -152,7 +145,7 @@ Test(zk_degraded, empty_restart_holds_removals_for_the_cooloff_period)
     /* the empty server refuses the old session (newer zxid): B gave it up */
     cr_assert_eq(agent_stat(&ag[1], "sessions"), 2);
     cr_assert_eq(agent_stat(&ag[1], "abandoned"), 1);
-    cr_assert_eq(removed_count(&ag[1], a1), 0);
+    cr_assert_eq(agent_removed(&ag[1], a1), 0);
 
     /* still gone after the period: reported */
     expect_ids(&ag[1], "");
@@ -160,8 +153,8 @@ Test(zk_degraded, empty_restart_holds_removals_for_the_cooloff_period)
     long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     cr_assert_geq(ms, COOLOFF, "held removals reported after only %ld ms", ms);
     cr_assert_eq(agent_stat(&ag[1], "held_reported"), 2);
-    cr_assert_eq(removed_count(&ag[1], a1), 1);
-    cr_assert_eq(removed_count(&ag[1], a2), 1);
+    cr_assert_eq(agent_removed(&ag[1], a1), 1);
+    cr_assert_eq(agent_removed(&ag[1], a2), 1);
 }
 
 Test(zk_degraded, reannounced_during_cooloff_is_never_dropped)
@@ -174,8 +167,8 @@ Test(zk_degraded, reannounced_during_cooloff_is_never_dropped)
     publish(&ag[2], a1);
     wait_stat(&ag[1], "held_restored", 1, WAIT);
     expect_ids(&ag[1], a1);
-    cr_assert_eq(removed_count(&ag[1], a1), 0, "a re-announced instance was dropped");
-    cr_assert_eq(removed_count(&ag[1], a2), 1);
+    cr_assert_eq(agent_removed(&ag[1], a1), 0, "a re-announced instance was dropped");
+    cr_assert_eq(agent_removed(&ag[1], a2), 1);
     cr_assert_eq(agent_stat(&ag[1], "held_reported"), 1);
 }
 
@@ -204,5 +197,5 @@ Test(zk_degraded, hung_server_converges_after_resume)
     cr_assert_eq(agent_cmd(&ag[0], resp, sizeof(resp), 15000, "wait 10000"), 0);
     cr_assert_str_eq(resp, "ok");
     cr_assert_eq(agent_stat(&ag[0], "local_in_zk"), 1);
-    cr_assert_eq(removed_count(&ag[1], a1), 1);
+    cr_assert_eq(agent_removed(&ag[1], a1), 1);
 }

@@ -87,13 +87,6 @@ static void expect_ids(struct agent *a, const char *want)
     cr_assert_eq(rc, 0, "host %s sees %s", a->host, last);
 }
 
-static long long removed_count(struct agent *a, const char *id)
-{
-    char resp[128];
-    cr_assert_eq(agent_cmd(a, resp, sizeof(resp), 5000, "removed %s", id), 0);
-    return atoll(resp + strlen("removed "));
-}
-
 Test(zk_sync, publish_update_withdraw_across_three_processes)
 {
     start_agent(0, "host-a", 0);
@@ -129,14 +122,14 @@ Test(zk_sync, publish_update_withdraw_across_three_processes)
         }
     }
     cr_assert(updated, "host-b has %s, want %s", resp, expect);
-    cr_assert_eq(removed_count(&ag[1], id1), 0);
-    cr_assert_eq(removed_count(&ag[2], id1), 0);
+    cr_assert_eq(agent_removed(&ag[1], id1), 0);
+    cr_assert_eq(agent_removed(&ag[2], id1), 0);
 
     withdraw(&ag[0], id2);
     snprintf(want, sizeof(want), "%s %s", id1, id3);
     expect_ids(&ag[2], want);
     expect_ids(&ag[1], id1);
-    cr_assert_eq(removed_count(&ag[1], id2), 1);
+    cr_assert_eq(agent_removed(&ag[1], id2), 1);
     cr_assert_eq(agent_stat(&ag[0], "local_in_zk"), 1);
     cr_assert_eq(agent_stat(&ag[1], "skipped_bad_data"), 0);
 }
@@ -161,7 +154,7 @@ Test(zk_sync, sigkill_removes_instances_after_session_expiry)
     long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     /* gone only when the session expires, not before */
     cr_assert_geq(ms, SESSION / 2, "removed after %ld ms, before the session could expire", ms);
-    cr_assert_eq(removed_count(&ag[1], id1), 1);
+    cr_assert_eq(agent_removed(&ag[1], id1), 1);
 
     /* the survivor keeps publishing and a new host sees it */
     start_agent(2, "host-c", 0);

@@ -200,6 +200,16 @@ long long agent_stat(struct agent *a, const char *key)
     return p ? atoll(p + strlen(pat)) : -1;
 }
 
+long long agent_removed(struct agent *a, const char *id)
+{
+    char resp[128];
+    if (agent_cmd(a, resp, sizeof(resp), 5000, "removed %s", id) != 0 ||
+        strncmp(resp, "removed ", 8) != 0) {
+        return -1;
+    }
+    return atoll(resp + 8);
+}
+
 int agent_signal(struct agent *a, int sig)
 {
     if (a->pid <= 0) {

@@ -39,6 +39,10 @@ int agent_wait_ids(struct agent *a, const char *want, int timeout_ms, char *last
 /* Value of key=N in the agent's `stats` line, or -1. */
 long long agent_stat(struct agent *a, const char *key);
 
+/* How many times the agent's zk_sync reported id removed (its
+ * on_remote_remove callback), or -1 if the agent did not answer. */
+long long agent_removed(struct agent *a, const char *id);
+
 /* Send a signal (SIGSTOP/SIGCONT/...). */
 int agent_signal(struct agent *a, int sig);
 
