@@ -67,6 +67,10 @@ void proc_dump_file(const char *path, const char *title);
 /* Milliseconds of CLOCK_MONOTONIC. */
 long long proc_now_ms(void);
 
+/* Milliseconds of CLOCK_REALTIME (Unix time), the clock of the segment
+ * header's timestamps. */
+long long proc_real_ms(void);
+
 /* Sleep for ms milliseconds. */
 void proc_sleep_ms(int ms);
 
