@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "health.h"
+#include "proc.h"
 
 /* ---- what the checker reported ---------------------------------------------- */
 
@@ -42,20 +43,6 @@ static struct {
     struct health *h;
 } rep = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 static void on_fail(const char *id, const char *reason, void *arg)
 {
     /* Runs on the checker thread: record, assert later on the test thread. */
@@ -68,7 +55,7 @@ static void on_fail(const char *id, const char *reason, void *arg)
     if (rep.n < MAX_REPORTS) {
         snprintf(rep.ids[rep.n], sizeof(rep.ids[0]), "%s", id);
         snprintf(rep.reasons[rep.n], sizeof(rep.reasons[0]), "%s", reason);
-        rep.at_ms[rep.n] = mono_ms();
+        rep.at_ms[rep.n] = proc_now_ms();
         rep.remove_rc[rep.n] = rc;
         rep.n++;
     }
@@ -87,10 +74,10 @@ static int find_report(const char *id)
 /* Index of id's report, or -1 if it was not reported within timeout_ms. */
 static int wait_report(const char *id, int timeout_ms)
 {
-    int64_t end = mono_ms() + timeout_ms;
+    int64_t end = proc_now_ms() + timeout_ms;
     pthread_mutex_lock(&rep.mu);
     int i;
-    while ((i = find_report(id)) < 0 && mono_ms() < end) {
+    while ((i = find_report(id)) < 0 && proc_now_ms() < end) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 20 * 1000000L;
@@ -109,11 +96,11 @@ static int wait_report(const char *id, int timeout_ms)
  * time and hoping the checker kept up on a loaded machine. */
 static bool wait_atomic_geq(atomic_int *v, int min, int timeout_ms)
 {
-    int64_t end = mono_ms() + timeout_ms;
+    int64_t end = proc_now_ms() + timeout_ms;
     while (atomic_load(v) < min) {
-        if (mono_ms() >= end)
+        if (proc_now_ms() >= end)
             return false;
-        sleep_ms(5);
+        proc_sleep_ms(5);
     }
     return true;
 }
@@ -129,11 +116,11 @@ static uint64_t tcp_misses(void)
 /* Wait (up to timeout_ms) until the checker has counted `min` tcp misses. */
 static bool wait_tcp_misses(uint64_t min, int timeout_ms)
 {
-    int64_t end = mono_ms() + timeout_ms;
+    int64_t end = proc_now_ms() + timeout_ms;
     while (tcp_misses() < min) {
-        if (mono_ms() >= end)
+        if (proc_now_ms() >= end)
             return false;
-        sleep_ms(5);
+        proc_sleep_ms(5);
     }
     return true;
 }
@@ -181,16 +168,16 @@ static int listen_on(uint16_t port, uint16_t *out_port)
  * is the queue length on a listening socket). */
 static bool wait_accept_queue_empty(int lfd, int timeout_ms)
 {
-    int64_t end = mono_ms() + timeout_ms;
+    int64_t end = proc_now_ms() + timeout_ms;
     for (;;) {
         struct tcp_info ti;
         socklen_t len = sizeof(ti);
         cr_assert_eq(getsockopt(lfd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
         if (ti.tcpi_unacked == 0)
             return true;
-        if (mono_ms() >= end)
+        if (proc_now_ms() >= end)
             return false;
-        sleep_ms(5);
+        proc_sleep_ms(5);
     }
 }
 
@@ -319,7 +306,7 @@ Test(health, tcp_listener_that_stops_is_reported_live_one_is_not)
               atomic_load(&dying.accepted));
     cr_assert(!was_reported("dying"), "reported while listening");
 
-    int64_t stopped = mono_ms();
+    int64_t stopped = proc_now_ms();
     server_stop(&dying);
     int i = wait_report("dying", 5000);
     cr_assert(i >= 0, "a listener that stopped listening was not reported");
@@ -373,7 +360,7 @@ Test(health, tcp_timeout_counts_as_miss)
         fill[k] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         connect(fill[k], (struct sockaddr *)&sa, sizeof(sa));
     }
-    sleep_ms(100);
+    proc_sleep_ms(100);
     struct health_check_def d = tcp_def(ntohs(sa.sin_port), 200, 2);
     d.timeout_ms = 50;
     cr_assert_eq(health_add(rep.h, "stuck", &d), 0);
@@ -454,13 +441,13 @@ Test(health, ttl_lapse_is_reported_and_passes_keep_it)
      * a few hundred ms without the instance lapsing */
     struct health_check_def d = {
         .kind = HEALTH_TTL, .interval_ms = 50, .misses = 2, .ttl_ms = 1000};
-    int64_t start = mono_ms(); /* before the adds: the ttl runs from no earlier */
+    int64_t start = proc_now_ms(); /* before the adds: the ttl runs from no earlier */
     cr_assert_eq(health_add(rep.h, "ttl", &d), 0);
     cr_assert_eq(health_add(rep.h, "ttl-idle", &d), 0);
     int64_t last_pass = start;
     for (int k = 0; k < 25; k++) { /* 2.5 s of passes, 2.5 ttls */
-        sleep_ms(100);
-        last_pass = mono_ms(); /* before the pass: the ttl restarts no earlier */
+        proc_sleep_ms(100);
+        last_pass = proc_now_ms(); /* before the pass: the ttl restarts no earlier */
         cr_assert_eq(health_pass(rep.h, "ttl"), 0);
     }
     cr_assert(!was_reported("ttl"), "passing instance was reported");
@@ -489,11 +476,11 @@ Test(health, remove_stops_checks)
     cr_assert_eq(health_remove(rep.h, "r1"), 0);
     cr_assert_eq(health_remove(rep.h, "r1"), -ENOENT);
     cr_assert_eq(health_count(rep.h), 0);
-    sleep_ms(100); /* a check in flight at removal may still connect */
+    proc_sleep_ms(100); /* a check in flight at removal may still connect */
     /* ... and wait in the accept queue until the (maybe slow) server takes it */
     cr_assert(wait_accept_queue_empty(s.lfd, 10000), "the server stopped accepting");
     int after = atomic_load(&s.accepted);
-    sleep_ms(500);
+    proc_sleep_ms(500);
     cr_assert_eq(atomic_load(&s.accepted), after, "removed instance still checked");
 
     /* A failing instance removed before its misses add up is never reported. */
@@ -503,7 +490,7 @@ Test(health, remove_stops_checks)
     cr_assert_eq(health_add(rep.h, "r2", &dead), 0);
     cr_assert(wait_tcp_misses(misses + 1, 10000), "r2 was not checked");
     cr_assert_eq(health_remove(rep.h, "r2"), 0);
-    sleep_ms(700);
+    proc_sleep_ms(700);
     cr_assert(!was_reported("r2"));
 
     /* The id can be added again after removal. */
@@ -588,7 +575,7 @@ static void *churn_main(void *p)
         if (health_add(rep.h, id, &d) != 0)
             atomic_fetch_add(&churn_errors, 1);
     }
-    sleep_ms(150); /* let checks be in flight while we remove */
+    proc_sleep_ms(150); /* let checks be in flight while we remove */
     for (int k = 0; k < 250; k += 2) {
         snprintf(id, sizeof(id), "c%d-%d", a->base, k);
         if (health_remove(rep.h, id) != 0)
@@ -657,7 +644,7 @@ Test(health, ten_thousand_tcp_checks_remove_the_dead_and_keep_the_live, .timeout
 
     /* Wait until every live instance has been checked at least once (the
      * first checks are spread over one interval). */
-    int64_t end = mono_ms() + 90000;
+    int64_t end = proc_now_ms() + 90000;
     int accepted = 0;
     for (;;) {
         accepted = 0;
@@ -665,9 +652,9 @@ Test(health, ten_thousand_tcp_checks_remove_the_dead_and_keep_the_live, .timeout
             accepted += atomic_load(&s[k].accepted);
         struct health_stats st;
         health_get_stats(rep.h, &st);
-        if ((accepted >= N && st.run[HEALTH_TCP] >= (uint64_t)N + 2) || mono_ms() > end)
+        if ((accepted >= N && st.run[HEALTH_TCP] >= (uint64_t)N + 2) || proc_now_ms() > end)
             break;
-        sleep_ms(50);
+        proc_sleep_ms(50);
     }
     cr_assert_geq(accepted, N, "only %d connects reached the listeners", accepted);
 
@@ -783,17 +770,17 @@ static void judge_all(enum health_tcp_local mode, struct verdict *v, int n)
     /* Until every instance's first check has started (they are spread
      * over one interval; a loaded machine may take longer), then until
      * those checks are over (a connect's timeout, with a margin). */
-    int64_t end = mono_ms() + 20000;
-    for (int k = 0; k < n && mono_ms() < end;) {
+    int64_t end = proc_now_ms() + 20000;
+    for (int k = 0; k < n && proc_now_ms() < end;) {
         char id[32];
         snprintf(id, sizeof(id), "j%d-%d", (int)mode, k);
         const char *via = "";
         if (health_tcp_via(rep.h, id, &via) < 0 || *via)
             k++; /* reported (and forgotten), or checked */
         else
-            sleep_ms(20);
+            proc_sleep_ms(20);
     }
-    sleep_ms(400);
+    proc_sleep_ms(400);
     for (int k = 0; k < n; k++) {
         char id[32];
         snprintf(id, sizeof(id), "j%d-%d", (int)mode, k);
@@ -834,7 +821,7 @@ Test(health, sock_diag_judges_local_listeners_as_connect_does)
         fill[k] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         connect(fill[k], (struct sockaddr *)&sf, sizeof(sf));
     }
-    sleep_ms(100);
+    proc_sleep_ms(100);
 
     char ifa[INET_ADDRSTRLEN];
     bool have_ifa = iface_addr(ifa, sizeof(ifa));
@@ -914,9 +901,9 @@ Test(health, sock_diag_mode_connects_to_targets_that_are_not_local)
     snprintf(d.target, sizeof(d.target), "198.51.100.1:9");
     cr_assert_eq(health_add(rep.h, "far", &d), 0);
     const char *via = "";
-    int64_t end = mono_ms() + 5000;
-    while (mono_ms() < end && health_tcp_via(rep.h, "far", &via) == 0 && !*via)
-        sleep_ms(20);
+    int64_t end = proc_now_ms() + 5000;
+    while (proc_now_ms() < end && health_tcp_via(rep.h, "far", &via) == 0 && !*via)
+        proc_sleep_ms(20);
     cr_assert_str_eq(via, "connect");
     struct health_stats st;
     health_get_stats(rep.h, &st);
