@@ -225,6 +225,29 @@ uint32_t wtab_find_h(const struct sega *a, const struct wtab *t, uint32_t h32, w
     return s < 0 ? 0 : slot_get(a, h, (uint32_t)s).off;
 }
 
+uint32_t wtab_find_slot_h(const struct sega *a, const struct wtab *t, uint32_t h32,
+                          wtab_key_fn keyf, const char *key, uint32_t len, uint32_t *slot)
+{
+    const struct disc_htab *h = tab_at(a, t->off);
+    uint32_t empty;
+    int64_t s = probe(a, h, h32, keyf, key, len, &empty);
+    *slot = s < 0 ? UINT32_MAX : (uint32_t)s;
+    return s < 0 ? 0 : slot_get(a, h, (uint32_t)s).off;
+}
+
+int wtab_replace_at(struct sega *a, struct wtab *t, uint32_t slot, uint32_t h32, uint32_t old_off,
+                    uint32_t new_off)
+{
+    const struct disc_htab *h = tab_at(a, t->off);
+    if (!old_off || slot >= h->nslots)
+        return -ESTALE;
+    struct disc_slot e = slot_get(a, h, slot);
+    /* A record sits in one slot of a table: a slot holding it is its key's */
+    if (e.off != old_off || e.hash != h32)
+        return -ESTALE;
+    return slot_put(a, t, slot, (struct disc_slot){h32, new_off});
+}
+
 uint32_t wtab_find(const struct sega *a, const struct wtab *t, uint64_t seed, wtab_key_fn keyf,
                    const char *key, uint32_t len)
 {

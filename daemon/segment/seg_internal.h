@@ -142,6 +142,16 @@ int wtab_set_h(struct sega *a, struct wtab *t, uint32_t h32, wtab_key_fn keyf, c
                uint32_t len, uint32_t rec_off);
 int wtab_del_h(struct sega *a, struct wtab *t, uint32_t h32, wtab_key_fn keyf, const char *key,
                uint32_t len);
+/* wtab_find_h that also gives the slot holding the key (UINT32_MAX when
+ * absent), for wtab_replace_at. */
+uint32_t wtab_find_slot_h(const struct sega *a, const struct wtab *t, uint32_t h32,
+                          wtab_key_fn keyf, const char *key, uint32_t len, uint32_t *slot);
+/* Point the entry (h32, old_off) at `slot` (from wtab_find_slot_h) to
+ * new_off without probing for its key again: -ESTALE when the slot no
+ * longer holds exactly that entry (a deletion since shifted it, a resize
+ * moved it; the caller then uses wtab_set_h), else as wtab_set_h. */
+int wtab_replace_at(struct sega *a, struct wtab *t, uint32_t slot, uint32_t h32, uint32_t old_off,
+                    uint32_t new_off);
 /* Set the checksums of the parts this commit copied in each of the ntabs
  * tables (a table and its fresh pages). Call before the
  * snapshot that publishes the tables is written. */

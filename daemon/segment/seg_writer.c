@@ -402,9 +402,16 @@ struct effect {
     uint32_t add; /* instance record joining it (0: none) */
 };
 
+/* By hash first: a small commit's effects on different services are then
+ * ordered without reading their names (an old record's name is a cold
+ * line); only effects on one service (or a 32-bit collision) compare
+ * names. Equal names have equal hashes, so a service's effects are still
+ * adjacent. */
 static int cmp_effect(const void *x, const void *y)
 {
     const struct effect *a = x, *b = y;
+    if (a->h32 != b->h32)
+        return a->h32 < b->h32 ? -1 : 1;
     uint32_t n = a->svc_len < b->svc_len ? a->svc_len : b->svc_len;
     int c = memcmp(a->svc, b->svc, n);
     if (c)
@@ -508,7 +515,8 @@ static void insert_sorted(const struct sega *a, struct idref *v, uint32_t *nv,
 static int apply_service(struct seg_writer *w, struct effect *e, uint32_t n)
 {
     struct sega *a = &w->a;
-    uint32_t cur_off = wtab_find_h(a, &w->svc, e->h32, svc_key, e->svc, e->svc_len);
+    uint32_t cur_slot;
+    uint32_t cur_off = wtab_find_slot_h(a, &w->svc, e->h32, svc_key, e->svc, e->svc_len, &cur_slot);
     const struct disc_service_rec *cur =
         cur_off ? SEG_AT(a, const struct disc_service_rec, cur_off) : NULL;
     uint32_t ncur = cur ? cur->n_instances : 0;
@@ -608,7 +616,9 @@ static int apply_service(struct seg_writer *w, struct effect *e, uint32_t n)
         /* the key must come from the new record: e->svc may point into cur */
         uint32_t kl;
         const char *k = svc_key(a->base, off, &kl);
-        rc = wtab_set_h(a, &w->svc, e->h32, svc_key, k, kl, off); /* k: e->svc's bytes */
+        rc = wtab_replace_at(a, &w->svc, cur_slot, e->h32, cur_off, off);
+        if (rc == -ESTALE) /* a new service, or its slot moved by a removal before */
+            rc = wtab_set_h(a, &w->svc, e->h32, svc_key, k, kl, off); /* k: e->svc's bytes */
     }
     if (rc == 0 && cur_off)
         rc = sega_retire(a, cur_off, cur->size);
@@ -681,13 +691,15 @@ int64_t segw_commit(struct seg_writer *w)
         return 0;
     struct sega *a = &w->a;
     struct effect *eff = malloc((size_t)w->npend * 2 * sizeof(*eff));
-    uint32_t *old = malloc((size_t)w->npend * 2 * sizeof(*old)); /* then each id's hash */
+    /* each id's old record, hash and slot */
+    uint32_t *old = malloc((size_t)w->npend * 3 * sizeof(*old));
     int rc = -ENOMEM;
     if (!eff || !old) {
         free(eff);
         free(old);
         return -ENOMEM;
     }
+    uint32_t *oslot = old + 2 * w->npend;
     sega_commit_begin(a);
 
     /* Every staged id's slot, then its old record, as one batch of misses
@@ -701,23 +713,21 @@ int64_t segw_commit(struct seg_writer *w)
     uint32_t ne = 0;
     for (uint32_t i = 0; i < w->npend; i++) {
         struct pending *p = &w->pend[w->order[i]];
-        old[i] = wtab_find_h(a, &w->ids, hid[i], inst_key, p->id, DISC_ID_LEN);
+        old[i] = wtab_find_slot_h(a, &w->ids, hid[i], inst_key, p->id, DISC_ID_LEN, &oslot[i]);
         if (old[i]) {
             eff[ne].svc = inst_service(a->base, old[i], &eff[ne].svc_len);
+            eff[ne].h32 = wtab_hash(w->seed, eff[ne].svc, eff[ne].svc_len);
             eff[ne].rm = old[i];
             eff[ne++].add = 0;
         }
         if (p->rec_off) {
             eff[ne].svc = inst_service(a->base, p->rec_off, &eff[ne].svc_len);
+            eff[ne].h32 = wtab_hash(w->seed, eff[ne].svc, eff[ne].svc_len);
             eff[ne].rm = 0;
             eff[ne++].add = p->rec_off;
         }
     }
     sort_effects(eff, ne);
-    for (uint32_t i = 0; i < ne; i++) /* a service's effects share its hash */
-        eff[i].h32 = i > 0 && cmp_effect(&eff[i - 1], &eff[i]) == 0
-                         ? eff[i - 1].h32
-                         : wtab_hash(w->seed, eff[i].svc, eff[i].svc_len);
     for (int stage = 0; stage < 2; stage++)
         for (uint32_t i = 0; i < ne; i++)
             if (i == 0 || eff[i - 1].h32 != eff[i].h32 || cmp_effect(&eff[i - 1], &eff[i]) != 0)
@@ -732,9 +742,11 @@ int64_t segw_commit(struct seg_writer *w)
     }
     for (uint32_t i = 0; i < w->npend; i++) {
         struct pending *p = &w->pend[w->order[i]];
-        if (p->rec_off)
-            rc = wtab_set_h(a, &w->ids, hid[i], inst_key, p->id, DISC_ID_LEN, p->rec_off);
-        else if (old[i])
+        if (p->rec_off) {
+            rc = wtab_replace_at(a, &w->ids, oslot[i], hid[i], old[i], p->rec_off);
+            if (rc == -ESTALE) /* a new id, or its slot moved by a deletion before */
+                rc = wtab_set_h(a, &w->ids, hid[i], inst_key, p->id, DISC_ID_LEN, p->rec_off);
+        } else if (old[i])
             rc = wtab_del_h(a, &w->ids, hid[i], inst_key, p->id, DISC_ID_LEN);
         else
             rc = 0;

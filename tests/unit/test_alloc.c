@@ -272,3 +272,62 @@ Test(layout, header_and_records)
     cr_assert_eq(sizeof(struct disc_service_rec) % 8, 0);
     cr_assert_eq(sizeof(struct disc_snapshot) % 8, 0);
 }
+
+/* ---- wtab_replace_at: a slot remembered from a find, checked before use ---- */
+
+/* A test record: its key's length, then the key and a NUL. */
+static const char *tkey(const unsigned char *base, uint32_t off, uint32_t *len)
+{
+    memcpy(len, base + off, 4);
+    return (const char *)base + off + 4;
+}
+
+static uint32_t trec(const char *key)
+{
+    uint32_t len = (uint32_t)strlen(key), off = sega_alloc(&a, 4 + len + 1);
+    cr_assert(off);
+    memcpy(mem + off, &len, 4);
+    memcpy(mem + off + 4, key, len + 1);
+    return off;
+}
+
+/* Three keys of one hash sit in one run (slots 5, 6, 7). A replace at the
+ * slot a find gave works while the slot still holds that entry; once a
+ * deletion shifted the run back (or for another record) it is refused
+ * with -ESTALE and changes nothing, and wtab_set_h then does it. */
+Test(alloc, replace_at_a_remembered_slot_only_while_it_holds_the_entry)
+{
+    struct wtab t = {0};
+    cr_assert_eq(wtab_create(&a, &t, DISC_PAGE_SLOTS), 0);
+    const char *k[3] = {"alpha", "beta", "gamma"};
+    uint32_t off[3], slot[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(wtab_set_h(&a, &t, 5, tkey, k[i], (uint32_t)strlen(k[i]), off[i] = trec(k[i])),
+                     0);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(wtab_find_slot_h(&a, &t, 5, tkey, k[i], (uint32_t)strlen(k[i]), &slot[i]),
+                     off[i]);
+        cr_assert_eq(slot[i], 5u + (uint32_t)i);
+    }
+    uint32_t none;
+    cr_assert_eq(wtab_find_slot_h(&a, &t, 5, tkey, "delta", 5, &none), 0);
+    cr_assert_eq(none, UINT32_MAX);
+
+    uint32_t b2 = trec("beta");
+    cr_assert_eq(wtab_replace_at(&a, &t, slot[1], 5, off[2], b2), -ESTALE, "another record's slot");
+    cr_assert_eq(wtab_replace_at(&a, &t, slot[1], 6, off[1], b2), -ESTALE, "another hash");
+    cr_assert_eq(wtab_replace_at(&a, &t, slot[1], 5, off[1], b2), 0);
+    cr_assert_eq(wtab_find_h(&a, &t, 5, tkey, "beta", 4), b2);
+
+    /* deleting alpha shifts beta to 5 and gamma to 6: gamma's slot 7 is stale */
+    cr_assert_eq(wtab_del_h(&a, &t, 5, tkey, "alpha", 5), 0);
+    uint32_t g2 = trec("gamma");
+    cr_assert_eq(wtab_replace_at(&a, &t, slot[2], 5, off[2], g2), -ESTALE);
+    cr_assert_eq(wtab_find_h(&a, &t, 5, tkey, "gamma", 5), off[2],
+                 "a refused replace changes nothing");
+    cr_assert_eq(wtab_set_h(&a, &t, 5, tkey, "gamma", 5, g2), 0);
+    cr_assert_eq(wtab_find_slot_h(&a, &t, 5, tkey, "gamma", 5, &slot[2]), g2);
+    cr_assert_eq(slot[2], 6);
+    cr_assert_eq(wtab_count(&a, &t), 2);
+    wtab_destroy(&t);
+}
