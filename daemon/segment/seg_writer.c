@@ -77,6 +77,7 @@ struct seg_writer {
     uint32_t *order;
     /* counters */
     uint64_t commits, overtakes, reclaimed_upto;
+    uint64_t unchanged;       /* puts of exactly the published record, dropped */
     uint64_t reclaimed_bytes; /* in total (segw_stats) */
 };
 
@@ -402,6 +403,14 @@ struct effect {
     uint32_t add; /* instance record joining it (0: none) */
 };
 
+/* The staged record at rec (rec_size bytes) is byte for byte the published
+ * record at old: every field, hence the same checksum. */
+static bool same_record(const struct sega *a, uint32_t old, uint32_t rec, uint32_t rec_size)
+{
+    const struct disc_inst_rec *o = SEG_AT(a, const struct disc_inst_rec, old);
+    return o->size == rec_size && memcmp(o, a->base + rec, rec_size) == 0;
+}
+
 /* By hash first: a small commit's effects on different services are then
  * ordered without reading their names (an old record's name is a cold
  * line); only effects on one service (or a 32-bit collision) compare
@@ -691,8 +700,9 @@ int64_t segw_commit(struct seg_writer *w)
         return 0;
     struct sega *a = &w->a;
     struct effect *eff = malloc((size_t)w->npend * 2 * sizeof(*eff));
-    /* each id's old record, hash and slot */
-    uint32_t *old = malloc((size_t)w->npend * 3 * sizeof(*old));
+    /* each id's old record, hash, slot, and whether its staged record is
+     * the old one again */
+    uint32_t *old = malloc((size_t)w->npend * (3 * sizeof(*old) + 1));
     int rc = -ENOMEM;
     if (!eff || !old) {
         free(eff);
@@ -700,6 +710,7 @@ int64_t segw_commit(struct seg_writer *w)
         return -ENOMEM;
     }
     uint32_t *oslot = old + 2 * w->npend;
+    uint8_t *same = (uint8_t *)(oslot + w->npend);
     sega_commit_begin(a);
 
     /* Every staged id's slot, then its old record, as one batch of misses
@@ -714,6 +725,13 @@ int64_t segw_commit(struct seg_writer *w)
     for (uint32_t i = 0; i < w->npend; i++) {
         struct pending *p = &w->pend[w->order[i]];
         old[i] = wtab_find_slot_h(a, &w->ids, hid[i], inst_key, p->id, DISC_ID_LEN, &oslot[i]);
+        /* A put of exactly the published record (a re-registration, a
+         * region resync, a restart's reload) changes nothing: no new
+         * service record, no page copied; the staged copy is dropped once
+         * the commit succeeds. */
+        same[i] = old[i] && p->rec_off && same_record(a, old[i], p->rec_off, p->rec_size);
+        if (same[i])
+            continue;
         if (old[i]) {
             eff[ne].svc = inst_service(a->base, old[i], &eff[ne].svc_len);
             eff[ne].h32 = wtab_hash(w->seed, eff[ne].svc, eff[ne].svc_len);
@@ -742,6 +760,8 @@ int64_t segw_commit(struct seg_writer *w)
     }
     for (uint32_t i = 0; i < w->npend; i++) {
         struct pending *p = &w->pend[w->order[i]];
+        if (same[i])
+            continue;
         if (p->rec_off) {
             rc = wtab_replace_at(a, &w->ids, oslot[i], hid[i], old[i], p->rec_off);
             if (rc == -ESTALE) /* a new id, or its slot moved by a deletion before */
@@ -768,6 +788,12 @@ int64_t segw_commit(struct seg_writer *w)
     sega_commit_ok(a, w->gen, mono_ns());
     wtab_commit_done(&w->svc);
     wtab_commit_done(&w->ids);
+    for (uint32_t i = 0; i < w->npend; i++)
+        if (same[i]) { /* never published: its old twin stays */
+            struct pending *p = &w->pend[w->order[i]];
+            sega_free_now(a, p->rec_off, p->rec_size);
+            w->unchanged++;
+        }
     pend_clear(w);
     w->commits++;
     free(eff);
@@ -1387,6 +1413,7 @@ void segw_stats(const struct seg_writer *w, struct segw_stats *st)
     st->n_instances = wtab_count(&w->a, &w->ids);
     st->svc_slots = wtab_slots(&w->a, &w->svc);
     st->id_slots = wtab_slots(&w->a, &w->ids);
+    st->unchanged_puts = w->unchanged;
 }
 
 uint64_t segw_generation(const struct seg_writer *w)

@@ -91,6 +91,9 @@ struct segw_stats {
      * halve below 1/8, see seg_htab.c) */
     uint32_t svc_slots;
     uint32_t id_slots;
+    /* puts of exactly the record already published for their id, which
+     * segw_commit dropped (nothing rewritten for them) */
+    uint64_t unchanged_puts;
 };
 
 /*
@@ -176,7 +179,9 @@ size_t segw_pending(const struct seg_writer *w);
  * Publish every staged change with one root swap, wake waiters, and try to
  * reclaim retired memory. Returns the new generation (> 0), 0 if nothing was
  * staged, or -ENOSPC if the arena is full (nothing published; the staged
- * changes are kept), or another -errno.
+ * changes are kept), or another -errno. A put of exactly the record
+ * already published for its id (every field the same) rewrites nothing
+ * (segw_stats: unchanged_puts); the commit still publishes a generation.
  */
 int64_t segw_commit(struct seg_writer *w);
 

@@ -150,6 +150,80 @@ Test(segment, update_shares_unchanged_records)
     cr_assert_eq(disc_read_end(&rd), 0);
 }
 
+/* Record offsets of service "svc" and of its instances 0..4 (by number)
+ * as published now. */
+static uint32_t svc_recs(uint32_t inst[5])
+{
+    struct disc_read rd;
+    struct disc_service_view sv;
+    cr_assert_eq(disc_read_begin(h, &rd), 0);
+    cr_assert_eq(disc_read_service(&rd, "svc", &sv), 0);
+    cr_assert_eq(sv.n_instances, 5);
+    for (unsigned i = 0; i < 5; i++) {
+        struct disc_instance v;
+        cr_assert_eq(disc_read_instance(&rd, &sv, i, &v), 0);
+        unsigned n = (unsigned)strtoul(v.id + 24, NULL, 16); /* seg_id: the number ends it */
+        cr_assert_lt(n, 5);
+        inst[n] = (uint32_t)((const unsigned char *)v.rec_ - (const unsigned char *)rd.base_);
+    }
+    cr_assert_eq(disc_read_end(&rd), 0);
+    return sv.rec_;
+}
+
+/* A put of exactly the published record (a re-registration, a resync)
+ * rewrites nothing: the service record and every instance record stay
+ * (so no table page was copied for them either), the commit still
+ * publishes a generation, and segw_stats counts it. A change in the same
+ * commit is published as usual, and a delete superseded by an identical
+ * put before the commit keeps the instance. */
+Test(segment, identical_put_rewrites_nothing)
+{
+    struct seg_inst s;
+    for (unsigned i = 0; i < 5; i++)
+        cr_assert_eq(segw_put(w, seg_make(&s, i, "svc", 0)), 0);
+    int64_t g0 = segw_commit(w);
+    cr_assert_gt(g0, 0);
+    uint32_t r0[5], r1[5], r2[5];
+    uint32_t sv0 = svc_recs(r0);
+    struct segw_stats st;
+
+    cr_assert_eq(segw_put(w, seg_make(&s, 2, "svc", 0)), 0);
+    cr_assert_eq(segw_put(w, seg_make(&s, 3, "svc", 0)), 0);
+    cr_assert_gt(segw_commit(w), g0, "a commit of identical puts still publishes");
+    segw_stats(w, &st);
+    cr_assert_eq(st.unchanged_puts, 2);
+    cr_assert_eq(svc_recs(r1), sv0, "the service record is not rewritten");
+    cr_assert_arr_eq(r1, r0, sizeof(r0), "no instance record is rewritten");
+
+    /* one identical, one changed (instance 4, revision 1) */
+    cr_assert_eq(segw_put(w, seg_make(&s, 2, "svc", 0)), 0);
+    cr_assert_eq(segw_put(w, seg_make(&s, 4, "svc", 1)), 0);
+    cr_assert_gt(segw_commit(w), 0);
+    segw_stats(w, &st);
+    cr_assert_eq(st.unchanged_puts, 3);
+    cr_assert_neq(svc_recs(r2), sv0, "the changed instance's service is rewritten");
+    for (unsigned i = 0; i < 4; i++)
+        cr_assert_eq(r2[i], r0[i], "instance %u is shared", i);
+    cr_assert_neq(r2[4], r0[4], "instance 4 has a new record");
+    struct disc_instance *one;
+    size_t need;
+    seg_id(s.id, 4);
+    cr_assert_eq(disc_lookup_id(h, s.id, buf, sizeof(buf), &one, &need), 0);
+    cr_assert_str_eq(one->version, "1.1");
+
+    /* a delete, then the identical record again, before one commit */
+    seg_id(s.id, 1);
+    cr_assert_eq(segw_del(w, s.id), 0);
+    cr_assert_eq(segw_put(w, seg_make(&s, 1, "svc", 0)), 0);
+    cr_assert_gt(segw_commit(w), 0);
+    segw_stats(w, &st);
+    cr_assert_eq(st.unchanged_puts, 4);
+    uint32_t r3[5];
+    svc_recs(r3);
+    cr_assert_arr_eq(r3, r2, sizeof(r2));
+    cr_assert_eq(st.n_instances, 5);
+}
+
 Test(segment, delete_and_service_vanishes)
 {
     struct seg_inst s;
