@@ -3959,13 +3959,15 @@ int zk_sync_publish_local(struct zk_sync *zs, const char *id, const char *json, 
             free(eo);
         }
     }
-    /* A node on its way is confirmed with the others at the hold's end:
-     * the worker is woken only to start a hold (to learn its deadline), or
-     * at once for anything else (and for this one if something urgent is
-     * pending anyway). */
+    /* A node on its way needs the worker only once its reply is in: the
+     * reply (early_done) and the own child event it fires wake it then, so
+     * it does not wake now to wait for that reply while the region reads
+     * the node. With a settle hold, the worker is woken only to start the
+     * hold (to learn its deadline). Anything else wakes it at once (and
+     * this one too if something urgent is pending anyway). */
     bool wake = true;
     if (early && !zs->local_urgent) {
-        wake = zs->local_hold_until == 0;
+        wake = LOCAL_SETTLE_MS > 0 && zs->local_hold_until == 0;
         if (wake) {
             zs->local_hold_until = mono_ms() + LOCAL_SETTLE_MS;
         }
