@@ -262,16 +262,20 @@ struct instance *instance_ref(struct instance *inst)
 
 static void instance_free(struct instance *inst)
 {
-    free(inst->service);
-    free(inst->version);
-    free(inst->host);
-    free(inst->az);
-    free(inst->address);
-    for (uint16_t i = 0; i < inst->n_tags; i++) {
-        free((char *)inst->tags[i].key);
-        free((char *)inst->tags[i].value);
+    if (inst->strings) {
+        free(inst->strings);
+    } else {
+        free(inst->service);
+        free(inst->version);
+        free(inst->host);
+        free(inst->az);
+        free(inst->address);
+        for (uint16_t i = 0; i < inst->n_tags; i++) {
+            free((char *)inst->tags[i].key);
+            free((char *)inst->tags[i].value);
+        }
+        free(inst->tags);
     }
-    free(inst->tags);
     for (uint16_t i = 0; i < inst->n_endpoints; i++) {
         free((char *)inst->endpoints[i].name);
         free((char *)inst->endpoints[i].request_type);
@@ -345,8 +349,9 @@ static void copy_str(char *dst, size_t size, const char *s)
     dst[n] = '\0';
 }
 
-/* One tag of the tags object: key, its value read from tags. */
-static int parse_tag(struct src tags, const char *key, struct instance *inst,
+/* One tag of the tags object: key, its value read from tags, checked and
+ * kept (borrowed) in *out. */
+static int parse_tag(struct src tags, const char *key, struct segw_tag *out,
                      struct instance_error *err)
 {
     char field[160] = "instance.tags.";
@@ -359,17 +364,14 @@ static int parse_tag(struct src tags, const char *key, struct instance *inst,
     int rc = get_string(tags, key, field, 0, DISC_TAG_VALUE_MAX, &val, err);
     if (rc < 0)
         return rc;
-    struct segw_tag *t = &inst->tags[inst->n_tags];
-    t->key = strdup(key);
-    t->value = strdup(val);
-    inst->n_tags++; /* counted before the check so instance_free frees both */
-    if (!t->key || !t->value)
-        return oom(err);
+    out->key = key;
+    out->value = val;
     return 0;
 }
 
-/* obj's optional "tags" member. */
-static int parse_tags(struct src obj, struct instance *inst, struct instance_error *err)
+/* obj's optional "tags" member, checked, into tags[*n] (borrowed). */
+static int parse_tags(struct src obj, struct segw_tag tags_out[DISC_TAGS_MAX], size_t *n_out,
+                      struct instance_error *err)
 {
     struct src tags = {0};
     size_t n;
@@ -393,25 +395,64 @@ static int parse_tags(struct src obj, struct instance *inst, struct instance_err
     if (n > DISC_TAGS_MAX)
         return fail(err, "instance.tags", "instance.tags has %zu entries (max %d)", n,
                     DISC_TAGS_MAX);
-    if (n == 0)
-        return 0;
-    inst->tags = calloc(n, sizeof(*inst->tags));
-    if (!inst->tags)
-        return oom(err);
     int rc;
+    size_t k = 0;
     if (tags.j) {
         const char *key;
         const json_t *v;
         json_object_foreach((json_t *)tags.j, key, v)
         {
-            if ((rc = parse_tag(tags, key, inst, err)) < 0)
+            if ((rc = parse_tag(tags, key, &tags_out[k++], err)) < 0)
                 return rc;
         }
     }
     for (unsigned i = 0; tags.f && i < tags.f->n; i++) {
-        if ((rc = parse_tag(tags, tags.f->v[i].key, inst, err)) < 0)
+        if ((rc = parse_tag(tags, tags.f->v[i].key, &tags_out[k++], err)) < 0)
             return rc;
     }
+    *n_out = k;
+    return 0;
+}
+
+/* Copy s to *p, NUL-terminated, and advance *p; the copy. */
+static char *put_str(char **p, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *r = memcpy(*p, s, n);
+    *p += n;
+    return r;
+}
+
+/* The instance's strings and tags, copied into one allocation
+ * (inst->strings): one malloc per instance instead of one per string. */
+static int pack_strings(struct instance *inst, const char *const in[5], const struct segw_tag *tags,
+                        size_t n_tags)
+{
+    const char *str[5];
+    for (int i = 0; i < 5; i++)
+        str[i] = in[i] ? in[i] : "";
+    size_t bytes = n_tags * sizeof(*tags);
+    for (int i = 0; i < 5; i++)
+        bytes += strlen(str[i]) + 1;
+    for (size_t i = 0; i < n_tags; i++)
+        bytes += strlen(tags[i].key) + strlen(tags[i].value) + 2;
+    char *block = malloc(bytes ? bytes : 1);
+    if (!block)
+        return -ENOMEM;
+    inst->strings = block;
+    struct segw_tag *t = n_tags ? (struct segw_tag *)(void *)block : NULL;
+    char *p = block + n_tags * sizeof(*tags);
+    inst->service = put_str(&p, str[0]);
+    inst->version = put_str(&p, str[1]);
+    inst->host = put_str(&p, str[2]);
+    inst->az = put_str(&p, str[3]);
+    inst->address = put_str(&p, str[4]);
+    for (size_t i = 0; i < n_tags; i++) {
+        t[i].key = put_str(&p, tags[i].key);
+        t[i].value = put_str(&p, tags[i].value);
+    }
+    inst->tags = t;
+    inst->n_tags = (uint16_t)n_tags;
     return 0;
 }
 
@@ -525,11 +566,13 @@ static int parse_common(struct src obj, const char *def_host, const char *def_az
         return rc;
     inst->weight = (uint32_t)weight;
 
-    if (dup_into(&inst->service, service) || dup_into(&inst->version, version) ||
-        dup_into(&inst->host, host) || dup_into(&inst->az, az) || dup_into(&inst->address, address))
-        return oom(err);
-    if ((rc = parse_tags(obj, inst, err)) < 0)
+    struct segw_tag tags[DISC_TAGS_MAX];
+    size_t n_tags = 0;
+    if ((rc = parse_tags(obj, tags, &n_tags, err)) < 0)
         return rc;
+    const char *const str[5] = {service, version, host, az, address};
+    if (pack_strings(inst, str, tags, n_tags) < 0)
+        return oom(err);
     if (!obj.j) /* the fast path takes no arrays */
         return fget(obj.f, "endpoints")
                    ? fail(err, "instance.endpoints", "instance.endpoints must be an array")
@@ -863,6 +906,7 @@ struct instance *instance_clone(const struct instance *inst)
     atomic_init(&c->refs, 1);
     c->service = c->version = c->host = c->az = c->address = NULL;
     c->tags = NULL;
+    c->strings = NULL;
     c->endpoints = NULL;
     c->n_tags = c->n_endpoints = 0;
     bool bad = dup_into(&c->service, inst->service) < 0 ||

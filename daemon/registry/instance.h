@@ -88,6 +88,10 @@ struct instance {
     bool from_file;           /* local: a static definition (services.d), not journaled */
     struct segw_tag *tags;
     uint16_t n_tags;
+    /* service, version, host, az, address, tags and the tags' strings in
+     * one allocation (instances parsed by instance.c), or NULL: each is
+     * its own allocation (instance_clone) */
+    void *strings;
     struct segw_endpoint *endpoints;
     uint16_t n_endpoints;
     struct instance_check check; /* local instances only */

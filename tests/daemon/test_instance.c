@@ -182,3 +182,31 @@ Test(instance, owner_uid_in_documents)
     /* A client cannot claim an owner. */
     cr_assert_null(parse("{\"service\":\"svc\",\"address\":\"h:1\",\"owner_uid\":0}", NULL, &err));
 }
+
+/* A parsed instance keeps its strings and tags in one block; a clone has
+ * its own copies and outlives the original (ASan in CI checks the frees). */
+Test(instance, clone_outlives_a_parsed_instance)
+{
+    struct instance_error err;
+    struct instance *i = parse("{\"service\":\"svc\",\"version\":\"2\",\"address\":\"h:80\","
+                               "\"tags\":{\"b\":\"2\",\"a\":\"\",\"env\":\"prod\"}}",
+                               NULL, &err);
+    cr_assert(i, "%s: %s", err.field, err.message);
+    cr_assert_eq(i->n_tags, 3);
+    cr_assert_str_eq(i->tags[0].key, "b");
+    cr_assert_str_eq(i->tags[1].value, "");
+    cr_assert_str_eq(i->tags[2].value, "prod");
+    struct instance *c = instance_clone(i);
+    cr_assert(c);
+    instance_unref(i);
+    cr_assert_str_eq(c->service, "svc");
+    cr_assert_str_eq(c->version, "2");
+    cr_assert_str_eq(c->host, "hostA");
+    cr_assert_str_eq(c->az, "az1");
+    cr_assert_str_eq(c->address, "h:80");
+    cr_assert_eq(c->n_tags, 3);
+    cr_assert_str_eq(c->tags[0].key, "b");
+    cr_assert_str_eq(c->tags[0].value, "2");
+    cr_assert_str_eq(c->tags[2].key, "env");
+    instance_unref(c);
+}
