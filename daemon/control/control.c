@@ -88,8 +88,7 @@ struct removal_req {
 
 struct control {
     int lfd, efd, epfd, reserve_fd;
-    char *rbuf;           /* READ_CHUNK bytes: the control thread reads requests into it */
-    struct ctl_fast fast; /* the control thread's scan of a register/deregister line */
+    char *rbuf; /* READ_CHUNK bytes: the control thread reads requests into it */
     char sock_path[108];
     uint32_t max_conns;
     char registry_name[201];
@@ -144,6 +143,9 @@ struct control {
     struct publisher_progress progress; /* as last applied */
     size_t n_held;                      /* connections with held responses */
     bool progress_owed;                 /* on_publish ran on this thread: apply before sleeping */
+    /* the scan of a register/deregister line (~7 KiB, last: the fields
+     * above stay together) */
+    struct ctl_fast fast;
 };
 
 /* The control thread's own struct control (NULL on every other thread):
