@@ -27,7 +27,9 @@
  * Counters come from B's status (zookeeper.counters, publisher).
  *
  * Target (issue 9): p99 of the discd row <= p99 of the raw list+get row
- * + 2 ms.
+ * + 2 ms. For information, the raw list+get and discd p50/p99 are printed
+ * again without the first WARM_ROUNDS rounds (the ZooKeeper server's JIT
+ * warm-up; the target stays over all rounds).
  */
 #include "bench_discd.h"
 #include "bench_report.h"
@@ -49,6 +51,7 @@
 #include <zookeeper/zookeeper.h>
 
 #define TARGET_SLACK_US 2000.0
+#define WARM_ROUNDS     300 /* see steady_raw */
 
 static double now_us(void)
 {
@@ -440,6 +443,18 @@ int main(int argc, char **argv)
     usleep(300000);
     struct counters c1 = counters_of(&db);
 
+    /* The same two rows without the first WARM_ROUNDS rounds, in which the
+     * ZooKeeper server's JVM still compiles its request paths (its C1
+     * compiler thread was busy 70-150 ms a second for the first ~4 s in
+     * `perf sched`, then ~0), which stalls raw and discd rounds alike.
+     * Printed for information; the target is over all rounds. */
+    struct row steady_raw = {0}, steady_discd = {0};
+    bool steady = n >= 2 * WARM_ROUNDS;
+    if (steady) {
+        steady_raw = summarize("raw list+get", t_path + WARM_ROUNDS, n - WARM_ROUNDS);
+        steady_discd = summarize("discd", t_discd + WARM_ROUNDS, n - WARM_ROUNDS);
+    }
+
     struct row rows[5] = {
         summarize("raw: create -> child watch fires", t_watch, n),
         summarize("raw: create -> watch -> get_children -> get", t_path, n),
@@ -495,6 +510,14 @@ int main(int argc, char **argv)
                     "parses, %.2f zk worker wake-ups, %.2f batches, %.2f publisher commits; A: "
                     "%.2f zk worker wake-ups per registration\n",
                     bev, bl, br, bp, bw, bb, bc, aw);
+    if (steady) {
+        off += snprintf(text + off, sizeof(text) - (size_t)off,
+                        "- rounds %d-%d only (ZooKeeper's JIT warm-up left out, for information): "
+                        "raw list+get p99 %.0f us, discd p99 %.0f us (%+.0f us); p50 %.0f / %.0f "
+                        "us\n",
+                        WARM_ROUNDS, n - 1, steady_raw.p99, steady_discd.p99,
+                        steady_discd.p99 - steady_raw.p99, steady_raw.p50, steady_discd.p50);
+    }
     snprintf(text + off, sizeof(text) - (size_t)off,
              "- burst of %d instances from one host (one zoo_multi) -> all in B's segment in "
              "%.1f ms: %.0f lists, %.0f parses, %.0f upserts, %.0f zk worker wake-ups, %.0f "
