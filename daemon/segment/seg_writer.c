@@ -49,6 +49,7 @@ struct pending {
     char id[DISC_ID_LEN + 1];
     uint32_t rec_off, rec_size;
     uint32_t used; /* slot occupied in the open-addressing map */
+    uint32_t h32;  /* wtab_hash of id: its slot here and in the id table */
 };
 
 struct seg_writer {
@@ -125,12 +126,19 @@ struct strbuf {
     uint32_t at, size;
 };
 
-static struct disc_str put_str(struct strbuf *b, const char *s)
+/* The lengths of an instance's strings, measured once by
+ * inst_record_size and used by write_inst (each string was scanned three
+ * times: its check, the size, the copy). In the order write_inst puts
+ * them: id, service, version, host, az, address, then each tag's key and
+ * value, then each endpoint's name, request and response type. */
+#define INST_NSTR (6 + 2 * DISC_TAGS_MAX + 3 * DISC_ENDPOINTS_MAX)
+struct inst_lens {
+    uint16_t n[INST_NSTR];
+};
+
+static struct disc_str put_str(struct strbuf *b, const char *s, uint16_t n)
 {
-    struct disc_str r = {0, 0};
-    size_t n = s ? strlen(s) : 0;
-    r.off = (uint16_t)b->at;
-    r.len = (uint16_t)n;
+    struct disc_str r = {(uint16_t)b->at, n};
     if (n)
         memcpy(b->rec + b->at, s, n);
     b->rec[b->at + n] = 0;
@@ -138,8 +146,10 @@ static struct disc_str put_str(struct strbuf *b, const char *s)
     return r;
 }
 
-static int check_len(const char *s, size_t max, int required)
+/* Check string s (NULL: absent, length 0) against max; its length in *len. */
+static int check_len(const char *s, size_t max, int required, uint16_t *len)
 {
+    *len = 0;
     if (!s)
         return required ? -EINVAL : 0;
     size_t n = strnlen(s, max + 1);
@@ -147,24 +157,24 @@ static int check_len(const char *s, size_t max, int required)
         return -ENAMETOOLONG;
     if (required && n == 0)
         return -EINVAL;
+    *len = (uint16_t)n;
     return 0;
 }
 
-static size_t slen(const char *s)
-{
-    return s ? strlen(s) : 0;
-}
-
-/* Validate `in` and return the record size it needs (> 0) or -errno. */
-static long inst_record_size(const struct segw_instance *in)
+/* Validate `in` and return the record size it needs (> 0) or -errno; the
+ * lengths of its strings in *l. */
+static long inst_record_size(const struct segw_instance *in, struct inst_lens *l)
 {
     int rc;
-    if (!in->id || strlen(in->id) != DISC_ID_LEN)
+    uint16_t *n = l->n;
+    if (!in->id || strnlen(in->id, DISC_ID_LEN + 1) != DISC_ID_LEN)
         return -EINVAL;
-    if ((rc = check_len(in->service, DISC_SERVICE_MAX, 1)) ||
-        (rc = check_len(in->version, DISC_VERSION_MAX, 0)) ||
-        (rc = check_len(in->host, DISC_HOST_MAX, 0)) || (rc = check_len(in->az, DISC_AZ_MAX, 0)) ||
-        (rc = check_len(in->address, DISC_ADDRESS_MAX, 1)))
+    n[0] = DISC_ID_LEN;
+    if ((rc = check_len(in->service, DISC_SERVICE_MAX, 1, &n[1])) ||
+        (rc = check_len(in->version, DISC_VERSION_MAX, 0, &n[2])) ||
+        (rc = check_len(in->host, DISC_HOST_MAX, 0, &n[3])) ||
+        (rc = check_len(in->az, DISC_AZ_MAX, 0, &n[4])) ||
+        (rc = check_len(in->address, DISC_ADDRESS_MAX, 1, &n[5])))
         return rc;
     if (in->addr_kind != DISC_ADDR_TCP && in->addr_kind != DISC_ADDR_UNIX)
         return -EINVAL;
@@ -172,21 +182,23 @@ static long inst_record_size(const struct segw_instance *in)
         return -E2BIG;
     if ((in->n_tags && !in->tags) || (in->n_endpoints && !in->endpoints))
         return -EINVAL;
-    size_t strings = DISC_ID_LEN + 1 + slen(in->service) + 1 + slen(in->version) + 1 +
-                     slen(in->host) + 1 + slen(in->az) + 1 + slen(in->address) + 1;
-    for (unsigned i = 0; i < in->n_tags; i++) {
-        if ((rc = check_len(in->tags[i].key, DISC_TAG_KEY_MAX, 1)) ||
-            (rc = check_len(in->tags[i].value, DISC_TAG_VALUE_MAX, 0)))
+    size_t strings = 6;
+    for (unsigned i = 0; i < 6; i++)
+        strings += n[i];
+    n += 6;
+    for (unsigned i = 0; i < in->n_tags; i++, n += 2) {
+        if ((rc = check_len(in->tags[i].key, DISC_TAG_KEY_MAX, 1, &n[0])) ||
+            (rc = check_len(in->tags[i].value, DISC_TAG_VALUE_MAX, 0, &n[1])))
             return rc;
-        strings += slen(in->tags[i].key) + slen(in->tags[i].value) + 2;
+        strings += (size_t)n[0] + n[1] + 2;
     }
-    for (unsigned i = 0; i < in->n_endpoints; i++) {
+    for (unsigned i = 0; i < in->n_endpoints; i++, n += 3) {
         const struct segw_endpoint *e = &in->endpoints[i];
-        if ((rc = check_len(e->name, DISC_ENDPOINT_NAME_MAX, 1)) ||
-            (rc = check_len(e->request_type, DISC_TYPE_NAME_MAX, 0)) ||
-            (rc = check_len(e->response_type, DISC_TYPE_NAME_MAX, 0)))
+        if ((rc = check_len(e->name, DISC_ENDPOINT_NAME_MAX, 1, &n[0])) ||
+            (rc = check_len(e->request_type, DISC_TYPE_NAME_MAX, 0, &n[1])) ||
+            (rc = check_len(e->response_type, DISC_TYPE_NAME_MAX, 0, &n[2])))
             return rc;
-        strings += slen(e->name) + slen(e->request_type) + slen(e->response_type) + 3;
+        strings += (size_t)n[0] + n[1] + n[2] + 3;
     }
     size_t total = sizeof(struct disc_inst_rec) + in->n_tags * sizeof(struct disc_tag_rec) +
                    in->n_endpoints * sizeof(struct disc_endpoint_rec) + strings;
@@ -195,9 +207,11 @@ static long inst_record_size(const struct segw_instance *in)
     return (long)total;
 }
 
-static void write_inst(unsigned char *rec, uint32_t size, const struct segw_instance *in)
+static void write_inst(unsigned char *rec, uint32_t size, const struct segw_instance *in,
+                       const struct inst_lens *l)
 {
     struct disc_inst_rec *r = (struct disc_inst_rec *)rec;
+    const uint16_t *n = l->n;
     memset(rec, 0, size);
     r->type = DISC_REC_INSTANCE;
     r->size = size;
@@ -213,22 +227,23 @@ static void write_inst(unsigned char *rec, uint32_t size, const struct segw_inst
     r->endpoints_off = r->tags_off + in->n_tags * (uint32_t)sizeof(struct disc_tag_rec);
     struct strbuf b = {
         rec, r->endpoints_off + in->n_endpoints * (uint32_t)sizeof(struct disc_endpoint_rec), size};
-    r->id = put_str(&b, in->id);
-    r->service = put_str(&b, in->service);
-    r->version = put_str(&b, in->version);
-    r->host = put_str(&b, in->host);
-    r->az = put_str(&b, in->az);
-    r->address = put_str(&b, in->address);
+    r->id = put_str(&b, in->id, n[0]);
+    r->service = put_str(&b, in->service, n[1]);
+    r->version = put_str(&b, in->version, n[2]);
+    r->host = put_str(&b, in->host, n[3]);
+    r->az = put_str(&b, in->az, n[4]);
+    r->address = put_str(&b, in->address, n[5]);
+    n += 6;
     struct disc_tag_rec *t = (struct disc_tag_rec *)(rec + r->tags_off);
-    for (unsigned i = 0; i < in->n_tags; i++) {
-        t[i].key = put_str(&b, in->tags[i].key);
-        t[i].value = put_str(&b, in->tags[i].value);
+    for (unsigned i = 0; i < in->n_tags; i++, n += 2) {
+        t[i].key = put_str(&b, in->tags[i].key, n[0]);
+        t[i].value = put_str(&b, in->tags[i].value, n[1]);
     }
     struct disc_endpoint_rec *e = (struct disc_endpoint_rec *)(rec + r->endpoints_off);
-    for (unsigned i = 0; i < in->n_endpoints; i++) {
-        e[i].name = put_str(&b, in->endpoints[i].name);
-        e[i].request_type = put_str(&b, in->endpoints[i].request_type);
-        e[i].response_type = put_str(&b, in->endpoints[i].response_type);
+    for (unsigned i = 0; i < in->n_endpoints; i++, n += 3) {
+        e[i].name = put_str(&b, in->endpoints[i].name, n[0]);
+        e[i].request_type = put_str(&b, in->endpoints[i].request_type, n[1]);
+        e[i].response_type = put_str(&b, in->endpoints[i].response_type, n[2]);
         e[i].mean_us = in->endpoints[i].mean_us;
         e[i].p95_us = in->endpoints[i].p95_us;
     }
@@ -237,11 +252,12 @@ static void write_inst(unsigned char *rec, uint32_t size, const struct segw_inst
 
 /* ---- staged changes ------------------------------------------------------------ */
 
-static struct pending *pend_slot(struct seg_writer *w, const char *id)
+/* The staging slot of id (h32: its wtab_hash, which the commit uses again
+ * for the id table). */
+static struct pending *pend_slot(struct seg_writer *w, const char *id, uint32_t h32)
 {
-    uint64_t h = disc_hash(id, DISC_ID_LEN, 0x5eed);
     uint32_t mask = w->pend_cap - 1;
-    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+    for (uint32_t i = h32 & mask;; i = (i + 1) & mask) {
         struct pending *p = &w->pend[i];
         if (!p->used || memcmp(p->id, id, DISC_ID_LEN) == 0)
             return p;
@@ -268,7 +284,7 @@ static int pend_grow(struct seg_writer *w)
     w->pend_cap = ncap;
     for (uint32_t i = 0; i < w->npend; i++) {
         struct pending *src = &old[w->order[i]];
-        struct pending *dst = pend_slot(w, src->id);
+        struct pending *dst = pend_slot(w, src->id, src->h32);
         *dst = *src;
         w->order[i] = (uint32_t)(dst - w->pend);
     }
@@ -283,7 +299,8 @@ static int stage(struct seg_writer *w, const char *id, uint32_t rec_off, uint32_
     int rc = pend_grow(w);
     if (rc < 0)
         return rc;
-    struct pending *p = pend_slot(w, id);
+    uint32_t h32 = wtab_hash(w->seed, id, DISC_ID_LEN);
+    struct pending *p = pend_slot(w, id, h32);
     if (p->used) {
         if (p->rec_off)
             sega_free_now(&w->a, p->rec_off, p->rec_size); /* never published */
@@ -291,6 +308,7 @@ static int stage(struct seg_writer *w, const char *id, uint32_t rec_off, uint32_
         memcpy(p->id, id, DISC_ID_LEN);
         p->id[DISC_ID_LEN] = 0;
         p->used = 1;
+        p->h32 = h32;
         w->order[w->npend++] = (uint32_t)(p - w->pend);
     }
     p->rec_off = rec_off;
@@ -323,7 +341,8 @@ static void pend_clear(struct seg_writer *w)
 
 long segw_record_size(const struct segw_instance *in)
 {
-    return in ? inst_record_size(in) : -EINVAL;
+    struct inst_lens l;
+    return in ? inst_record_size(in, &l) : -EINVAL;
 }
 
 void segw_unstage(struct seg_writer *w)
@@ -340,13 +359,14 @@ void segw_unstage(struct seg_writer *w)
 
 int segw_put(struct seg_writer *w, const struct segw_instance *in)
 {
-    long size = inst_record_size(in);
+    struct inst_lens l;
+    long size = inst_record_size(in, &l);
     if (size < 0)
         return (int)size;
     uint32_t off = sega_alloc(&w->a, (uint32_t)size);
     if (!off)
         return -ENOSPC;
-    write_inst(w->a.base + off, (uint32_t)size, in);
+    write_inst(w->a.base + off, (uint32_t)size, in, &l);
     int rc = stage(w, in->id, off, (uint32_t)size);
     if (rc < 0)
         sega_free_now(&w->a, off, (uint32_t)size);
@@ -357,8 +377,9 @@ int segw_del(struct seg_writer *w, const char *id)
 {
     if (!id || strlen(id) != DISC_ID_LEN)
         return -EINVAL;
-    int published = wtab_find(&w->a, &w->ids, w->seed, inst_key, id, DISC_ID_LEN) != 0;
-    int staged = w->pend_cap && pend_slot(w, id)->used;
+    uint32_t h32 = wtab_hash(w->seed, id, DISC_ID_LEN);
+    int published = wtab_find_h(&w->a, &w->ids, h32, inst_key, id, DISC_ID_LEN) != 0;
+    int staged = w->pend_cap && pend_slot(w, id, h32)->used;
     if (!published && !staged)
         return -ENOENT;
     return stage(w, id, 0, 0);
@@ -717,7 +738,7 @@ int64_t segw_commit(struct seg_writer *w)
      * (then the services', below). Each key is hashed once. */
     uint32_t *hid = old + w->npend;
     for (uint32_t i = 0; i < w->npend; i++)
-        hid[i] = wtab_hash(w->seed, w->pend[w->order[i]].id, DISC_ID_LEN);
+        hid[i] = w->pend[w->order[i]].h32; /* hashed when staged */
     for (int stage = 0; stage < 2; stage++)
         for (uint32_t i = 0; i < w->npend; i++)
             wtab_prefetch_h(a, &w->ids, hid[i], stage);
