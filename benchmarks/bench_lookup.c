@@ -1072,6 +1072,32 @@ static void scaling(struct ctx *c)
                  "(lowest ratio over 2/4/8 readers, 10k/100k changes/s, both pairs)",
                  worst, ">=", 3.0);
 #define TP(ri, n) (med[0][ri][n][K_SHM].ops)
+#define FP(ri, n) (med[0][ri][n][K_FLOOR].ops)
+    /* The floor reads a private table with no synchronisation at all; its
+     * own throughput under the (rwlock's) churning writer against idle is
+     * what the machine leaves any reader: a core shared with the writer's
+     * process, caches and memory bandwidth, other load. */
+    bench_md(rep,
+             "Bound on this machine for the vs-idle rows: the floor (no synchronisation, the "
+             "rwlock's writer churning its own table) keeps, of its own idle throughput, "
+             "%.2f (1 reader, 10k changes/s)",
+             FP(1, 0) / FP(0, 0));
+    if (nrates > 2)
+        bench_md(rep, ", %.2f (1 reader, 100k)", FP(2, 0) / FP(0, 0));
+    bench_md(rep, ", %.2f (2 readers, 10k)", FP(1, 1) / FP(0, 1));
+    if (nrates > 2)
+        bench_md(rep, ", %.2f (2 readers, 100k)", FP(2, 1) / FP(0, 1));
+    bench_md(rep, ". Where the floor itself falls below a row's limit, that row measures the "
+                  "machine, not the reader protocol.\n\n");
+    for (int ri = 1; ri < nrates; ri++)
+        for (int n = 0; n < 2 && n < nreaders; n++) {
+            char name[128], b1[BENCH_JNUM_LEN];
+            snprintf(name, sizeof(name), "scaling floor vs idle, %d readers, writer %u changes/s",
+                     readers[n], rates[ri]);
+            bench_row(rep, name, "ratio", FP(ri, n) / FP(0, n), NAN, "\"shm_vs_idle\": %s",
+                      bench_jnum(b1, TP(ri, n) / TP(0, n)));
+        }
+#undef FP
     bench_target(rep,
                  "zero-copy reader throughput at 10k changes/s vs idle, 1 reader (writer on "
                  "the other core)",
