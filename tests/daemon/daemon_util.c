@@ -148,6 +148,16 @@ disc_handle *dt_open_reader(const struct discd_proc *d)
     return h;
 }
 
+disc_handle *dt_start_conn(struct discd_proc *d, const char *tag, char *const extra[],
+                           struct discd_conn *c)
+{
+    dt_start(d, tag, extra);
+    disc_handle *h = dt_open_reader(d);
+    int rc = discd_conn_open(d, c);
+    cr_assert_eq(rc, 0, "cannot connect to discd's socket: %s", strerror(-rc));
+    return h;
+}
+
 int dt_wait_count(disc_handle *h, const char *service, int want, int timeout_ms)
 {
     long long deadline = proc_now_ms() + (long long)timeout_ms * dt_slow();

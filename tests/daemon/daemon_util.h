@@ -53,6 +53,11 @@ int dt_ok(json_t *reply);
 /* Open the registry of d with libdiscshm (asserts). */
 disc_handle *dt_open_reader(const struct discd_proc *d);
 
+/* The opening most tests share: dt_start, dt_open_reader, and one
+ * connection c to d's socket (asserts). Returns the reader. */
+disc_handle *dt_start_conn(struct discd_proc *d, const char *tag, char *const extra[],
+                           struct discd_conn *c);
+
 /* Poll disc_count(h, service) until it equals want or timeout_ms passes.
  * Returns the last count seen (negative errno from disc_count is mapped to 0
  * for -ENOENT). */

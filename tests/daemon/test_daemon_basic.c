@@ -27,10 +27,8 @@ TestSuite(daemon_basic, .fini = teardown);
 
 Test(daemon_basic, register_is_visible_to_reader_and_deregister_removes)
 {
-    dt_start(&d, "basic", NULL);
-    disc_handle *h = dt_open_reader(&d);
     struct discd_conn c;
-    cr_assert_eq(discd_conn_open(&d, &c), 0);
+    disc_handle *h = dt_start_conn(&d, "basic", NULL, &c);
 
     json_t *r = dt_call(&c, "{\"op\":\"register\",\"seq\":7,\"instance\":{\"service\":\"web\","
                             "\"version\":\"1.2\",\"address\":\"10.0.0.1:8080\",\"weight\":25,"
@@ -116,10 +114,8 @@ static int cmp_ll(const void *a, const void *b)
 
 Test(daemon_basic, removal_visibility_latency)
 {
-    dt_start(&d, "latency", NULL);
-    disc_handle *h = dt_open_reader(&d);
     struct discd_conn c;
-    cr_assert_eq(discd_conn_open(&d, &c), 0);
+    disc_handle *h = dt_start_conn(&d, "latency", NULL, &c);
     enum { ROUNDS = 20 };
     long long us[ROUNDS];
     for (int i = 0; i < ROUNDS; i++) {

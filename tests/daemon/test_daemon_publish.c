@@ -132,10 +132,8 @@ Test(daemon_publish, isolated_changes_are_published_at_once_in_one_commit_each)
 Test(daemon_publish, burst_is_coalesced_into_fewer_commits)
 {
     char *extra[] = {"--publish-coalesce", "1000", NULL};
-    dt_start(&d, "pubburst", extra);
-    disc_handle *h = dt_open_reader(&d);
     struct discd_conn c;
-    cr_assert_eq(discd_conn_open(&d, &c), 0);
+    disc_handle *h = dt_start_conn(&d, "pubburst", extra, &c);
 
     struct pub_counts c0 = counts();
     enum { N = 300 };

@@ -23,10 +23,8 @@ TestSuite(daemon_restart, .fini = teardown);
 
 Test(daemon_restart, sigkill_then_restart_reader_follows)
 {
-    dt_start(&d, "restart", NULL);
-    disc_handle *h = dt_open_reader(&d);
     struct discd_conn c;
-    cr_assert_eq(discd_conn_open(&d, &c), 0);
+    disc_handle *h = dt_start_conn(&d, "restart", NULL, &c);
     char id[DISC_ID_LEN + 1];
     for (int i = 0; i < 5; i++)
         dt_register(&c, "before", "127.0.0.1:1000", "{\"type\":\"none\"}", id);
@@ -67,10 +65,8 @@ Test(daemon_restart, sigkill_then_restart_reader_follows)
 Test(daemon_restart, ten_thousand_registrations)
 {
     enum { N = 10000, SERVICES = 100, BATCH = 250 };
-    dt_start(&d, "tenk", NULL);
-    disc_handle *h = dt_open_reader(&d);
     struct discd_conn c;
-    cr_assert_eq(discd_conn_open(&d, &c), 0);
+    disc_handle *h = dt_start_conn(&d, "tenk", NULL, &c);
     long long t0 = proc_now_ms();
     /* Pipeline in batches: send BATCH requests, then read BATCH replies. */
     char *buf = malloc((size_t)BATCH * 256);
@@ -122,10 +118,8 @@ Test(daemon_restart, ten_thousand_registrations)
 Test(daemon_restart, ten_thousand_session_instances_on_one_connection)
 {
     enum { N = 10000, BATCH = 500 };
-    dt_start(&d, "tenks", NULL);
-    disc_handle *h = dt_open_reader(&d);
     struct discd_conn c;
-    cr_assert_eq(discd_conn_open(&d, &c), 0);
+    disc_handle *h = dt_start_conn(&d, "tenks", NULL, &c);
     char *buf = malloc((size_t)BATCH * 200);
     for (int done = 0; done < N; done += BATCH) {
         size_t len = 0;

@@ -30,10 +30,8 @@ TestSuite(daemon_session, .fini = teardown);
 
 Test(daemon_session, connection_close_removes_session_instances)
 {
-    dt_start(&d, "sclose", NULL);
-    disc_handle *h = dt_open_reader(&d);
     struct discd_conn a, b;
-    cr_assert_eq(discd_conn_open(&d, &a), 0);
+    disc_handle *h = dt_start_conn(&d, "sclose", NULL, &a);
     cr_assert_eq(discd_conn_open(&d, &b), 0);
     char ida[DISC_ID_LEN + 1], ida2[DISC_ID_LEN + 1], idb[DISC_ID_LEN + 1];
     dt_register(&a, "sess", "127.0.0.1:1001", NULL, ida); /* default check: session */
@@ -59,10 +57,8 @@ Test(daemon_session, connection_close_removes_session_instances)
 
 Test(daemon_session, unanswered_pings_remove_after_misses)
 {
-    dt_start(&d, "smiss", NULL);
-    disc_handle *h = dt_open_reader(&d);
     struct discd_conn a;
-    cr_assert_eq(discd_conn_open(&d, &a), 0);
+    disc_handle *h = dt_start_conn(&d, "smiss", NULL, &a);
     char id[DISC_ID_LEN + 1];
     long long t0 = proc_now_ms();
     dt_register(&a, "deaf", "127.0.0.1:1",
@@ -90,10 +86,8 @@ Test(daemon_session, unanswered_pings_remove_after_misses)
 
 Test(daemon_session, answered_pings_keep_the_instance)
 {
-    dt_start(&d, "sans", NULL);
-    disc_handle *h = dt_open_reader(&d);
     struct discd_conn a;
-    cr_assert_eq(discd_conn_open(&d, &a), 0);
+    disc_handle *h = dt_start_conn(&d, "sans", NULL, &a);
     char id[DISC_ID_LEN + 1];
     dt_register(&a, "alive", "127.0.0.1:1",
                 "{\"type\":\"session\",\"interval_ms\":100,\"timeout_ms\":60,\"misses\":2}", id);
@@ -200,10 +194,8 @@ static int listen_tcp(int *port)
 
 Test(daemon_session, health_checker_failures_remove_instances)
 {
-    dt_start(&d, "hchk", NULL);
-    disc_handle *h = dt_open_reader(&d);
     struct discd_conn c;
-    cr_assert_eq(discd_conn_open(&d, &c), 0);
+    disc_handle *h = dt_start_conn(&d, "hchk", NULL, &c);
     int port;
     int lfd = listen_tcp(&port);
     char addr[64], tcp_id[DISC_ID_LEN + 1], ttl_id[DISC_ID_LEN + 1];
