@@ -32,6 +32,7 @@ add_library(discd_core STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/registry/registry.c
   ${CMAKE_CURRENT_SOURCE_DIR}/control/policy.c
   ${CMAKE_CURRENT_SOURCE_DIR}/control/fastreq.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/state/state.c
 )
 target_include_directories(discd_core PUBLIC ${DISCD_PART_DIRS})
 target_link_libraries(discd_core PUBLIC discpub PkgConfig::URCU PkgConfig::JANSSON PkgConfig::UUID Threads::Threads)

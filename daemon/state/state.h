@@ -67,6 +67,15 @@ void state_loaded_free(struct state_loaded *loaded);
 /* Journal a local instance (added or replaced). Not yet durable. */
 int state_put(struct state *st, const struct instance *inst);
 
+/*
+ * The put record of inst as the journal holds it: one JSON line ending in
+ * "\n", the bytes json_dumps(JSON_COMPACT) gives for
+ * {"put":{"id","uid","registered_at_ms","instance":{..},"check":{..}}}
+ * with instance_to_json's members and order, written without a jansson
+ * tree. *len gets its length. Caller frees; NULL when out of memory.
+ */
+char *state_put_line(const struct instance *inst, size_t *len);
+
 /* Journal the removal of a local instance. Not yet durable. */
 int state_del(struct state *st, const char *id);
 
