@@ -474,6 +474,14 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
                 printf("  connections:   %lld\n", (long long)json_integer_value(v));
             if ((v = json_object_get(daemon, "local_instances")))
                 printf("  local:         %lld instances\n", (long long)json_integer_value(v));
+            if ((v = json_object_get(daemon, "publisher")) && json_is_object(v)) {
+#define PUB_N(k) ((long long)json_integer_value(json_object_get(v, k)))
+                printf("  publisher:     %lld commits (%lld idle, %lld coalesced) of %lld "
+                       "changes; %lld unchanged puts\n",
+                       PUB_N("commits"), PUB_N("idle_commits"), PUB_N("coalesced_commits"),
+                       PUB_N("changes"), PUB_N("unchanged_puts"));
+#undef PUB_N
+            }
             if ((v = json_object_get(daemon, "tcp_checks_local")) && json_is_string(v))
                 printf("  local tcp checks: %s\n", json_string_value(v));
             if ((v = json_object_get(daemon, "zookeeper")) && json_is_object(v)) {

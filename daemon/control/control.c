@@ -1475,15 +1475,15 @@ static void op_status(struct req *r)
     json_object_set_new(resp, "host_id", json_string(host));
     json_object_set_new(
         resp, "publisher",
-        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "commits",
-                  (json_int_t)ps.commits, "idle_commits", (json_int_t)ps.idle_commits,
-                  "inline_commits", (json_int_t)ps.inline_commits, "coalesced_commits",
-                  (json_int_t)ps.coalesced_commits, "changes", (json_int_t)ps.changes,
-                  "commit_errors", (json_int_t)ps.commit_errors, "last_commit_us",
-                  (json_int_t)ps.last_commit_us, "rejected", (json_int_t)ps.rejected,
-                  "segment_bytes", (json_int_t)ps.seg.segment_bytes, "grows", (json_int_t)ps.grows,
-                  "grow_errors", (json_int_t)ps.grow_errors, "last_grow_us",
-                  (json_int_t)ps.last_grow_us));
+        json_pack(
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "commits",
+            (json_int_t)ps.commits, "idle_commits", (json_int_t)ps.idle_commits, "inline_commits",
+            (json_int_t)ps.inline_commits, "coalesced_commits", (json_int_t)ps.coalesced_commits,
+            "changes", (json_int_t)ps.changes, "commit_errors", (json_int_t)ps.commit_errors,
+            "last_commit_us", (json_int_t)ps.last_commit_us, "rejected", (json_int_t)ps.rejected,
+            "segment_bytes", (json_int_t)ps.seg.segment_bytes, "grows", (json_int_t)ps.grows,
+            "grow_errors", (json_int_t)ps.grow_errors, "last_grow_us", (json_int_t)ps.last_grow_us,
+            "unchanged_puts", (json_int_t)ps.seg.unchanged_puts));
     json_decref(set);
     send_json(r->cn, resp);
 }

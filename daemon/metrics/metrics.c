@@ -199,6 +199,11 @@ static void render_publisher(struct metrics *m, FILE *f)
              ps.rejected);
     metric_u(f, "discd_publish_dropped_remote_total", "counter",
              "Remote instances the segment could not take (logged).", ps.dropped_remote);
+    metric_u(f, "discd_publish_unchanged_puts_total", "counter",
+             "Changes whose record was exactly the one already published for their id (e.g. a "
+             "maintenance reason changed, a resync, a reload): the commit rewrote nothing for "
+             "them.",
+             ps.seg.unchanged_puts);
     histogram(f, "discd_publish_duration_seconds",
               "Time to stage and commit one snapshot (the publisher thread's work per publish).",
               publisher_latency(m->src.pub));

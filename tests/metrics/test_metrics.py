@@ -34,6 +34,7 @@ EXPECTED = {
     "discd_publishes": ("counter", set()),
     "discd_publish_changes": ("counter", set()),
     "discd_publish_errors": ("counter", set()),
+    "discd_publish_unchanged_puts": ("counter", set()),
     "discd_publish_duration_seconds": ("histogram", set()),
     "discd_segment_bytes": ("gauge", {"kind"}),
     "discd_segment_reclaimed_bytes": ("counter", set()),
@@ -405,7 +406,18 @@ def test_health_transitions_move_instances_between_series():
 
         wait_for(counts({"passing": 2, "maintenance": 0, "warning": 0}), "2 passing")
         d.ctl("maint", a, "on")
-        wait_for(counts({"passing": 1, "maintenance": 1}), "one in maintenance")
+        s = wait_for(counts({"passing": 1, "maintenance": 1}), "one in maintenance")
+        # Every change so far rewrote a record. A new reason alone is a
+        # change of the instance (journaled) but not of its published
+        # record: an identical put, counted, in metrics and status alike.
+        assert s.get("discd_publish_unchanged_puts_total") == 0
+        g0 = s.get("discd_segment_generation")
+        d.ctl("maint", a, "on", "--reason", "disk swap")
+        s = wait_for(lambda: (lambda s: s if s.get("discd_publish_unchanged_puts_total") == 1
+                              else None)(scrape_ctl(d)), "an unchanged put counted")
+        assert s.get("discd_segment_generation") > g0
+        assert d.request({"op": "status"})["publisher"]["unchanged_puts"] == 1
+        assert "; 1 unchanged puts" in d.ctl("status").stdout
         d.ctl("warn", b)
         s = wait_for(counts({"passing": 0, "maintenance": 1, "warning": 1}), "one warning")
         assert sum(series(s, h) for h in ("unknown", "critical")) == 0
