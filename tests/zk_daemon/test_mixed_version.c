@@ -330,8 +330,7 @@ static void wait_snapshot(const struct zkd *z)
 Test(mixed_version, old_and_new_discd_share_a_region, .fini = teardown, .timeout = 240)
 {
     find_binaries();
-    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0, "ZooKeeper did not start");
-    zkd_root(root, sizeof(root), "mixver");
+    zkd_zookeeper(&zk, root, sizeof(root), "mixver");
     cli = zkc_open(zk.connect, NULL, 10000);
     cr_assert(cli, "plain ZooKeeper client did not connect");
 

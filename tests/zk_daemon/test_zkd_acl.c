@@ -68,9 +68,8 @@ Test(zkd_acl, other_identities_cannot_touch_a_hosts_nodes, .fini = teardown, .ti
     snprintf(arg_b, sizeof(arg_b), "--zk-auth-file=%s", fb);
     snprintf(arg_bad, sizeof(arg_bad), "--zk-auth-file=%s", fbad);
 
-    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0);
     char root[128];
-    zkd_root(root, sizeof(root), "acl");
+    zkd_zookeeper(&zk, root, sizeof(root), "acl");
 
     /* A credentials file others can read: refused, and the log says why. */
     cr_assert_eq(discd_proc_init(&bad, "zkaclx"), 0);

@@ -37,9 +37,8 @@ static void publish(const char *id, const char *fmt_rest)
 
 Test(zkd_baddoc, invalid_documents_are_skipped_and_counted, .fini = teardown)
 {
-    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0, "ZooKeeper did not start");
     char root[128];
-    zkd_root(root, sizeof(root), "baddoc");
+    zkd_zookeeper(&zk, root, sizeof(root), "baddoc");
     zkd_start(&a, "zkba", zk.connect, root);
     struct disc_status st;
     cr_assert(zkd_wait_synced(&a, 15000, &st), "a: flags %#x", st.flags);

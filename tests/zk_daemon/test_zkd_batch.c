@@ -73,8 +73,7 @@ static struct snap snap_of(struct zkd *z)
 
 static void setup(char *root, size_t len, const char *tag, bool with_a)
 {
-    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0, "ZooKeeper did not start");
-    zkd_root(root, len, tag);
+    zkd_zookeeper(&zk, root, len, tag);
     struct disc_status st;
     if (with_a) {
         zkd_start(&a, "zkba", zk.connect, root);

@@ -19,8 +19,7 @@ static char root[128], cache[4400], arg[4500];
 
 static void setup(void)
 {
-    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0);
-    zkd_root(root, sizeof(root), "cache");
+    zkd_zookeeper(&zk, root, sizeof(root), "cache");
     /* in the registry directory: readers refuse a cache in /tmp, which
      * others can write (tests/common/registry_dir.c) */
     snprintf(cache, sizeof(cache), "%s/disc-zkcache-%d.cache", getenv("DISCSHM_DIR"),

@@ -18,10 +18,8 @@ static struct zkd a, b;
 
 static void setup(void)
 {
-    int rc = zk_cluster_start(&zk, 1, 60000 * dt_slow());
-    cr_assert_eq(rc, 0, "ZooKeeper did not start: %d", rc);
     char root[128];
-    zkd_root(root, sizeof(root), "expiry");
+    zkd_zookeeper(&zk, root, sizeof(root), "expiry");
     zkd_start(&a, "zkea", zk.connect, root);
     zkd_start(&b, "zkeb", zk.connect, root);
     struct disc_status st;

@@ -40,8 +40,7 @@ static struct zkd_conf conf;
 
 static void setup(void)
 {
-    cr_assert_eq(zk_cluster_start(&zk, 1, 60000), 0, "ZooKeeper did not start");
-    zkd_root(root, sizeof(root), "export");
+    zkd_zookeeper(&zk, root, sizeof(root), "export");
     cli = zkc_open(zk.connect, NULL, 10000);
     cr_assert(cli);
 }

@@ -44,8 +44,7 @@ static void teardown(void)
 /* ZooKeeper, a root, and discd a and b (audit every second), both synced. */
 static void setup_two(char *root, size_t len, const char *tag)
 {
-    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0, "ZooKeeper did not start");
-    zkd_root(root, len, tag);
+    zkd_zookeeper(&zk, root, len, tag);
     zkd_start_extra(&a, "zkfa", zk.connect, root, "--zk-audit-interval=1000");
     zkd_start_extra(&b, "zkfb", zk.connect, root, "--zk-audit-interval=1000");
     struct disc_status st;

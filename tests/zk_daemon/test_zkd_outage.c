@@ -29,9 +29,8 @@ static void teardown(void)
 
 Test(zkd_outage, zookeeper_down_and_back, .fini = teardown)
 {
-    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0, "ZooKeeper did not start");
     char root[128];
-    zkd_root(root, sizeof(root), "outage");
+    zkd_zookeeper(&zk, root, sizeof(root), "outage");
     zkd_start(&a, "zkoa", zk.connect, root);
     zkd_start(&b, "zkob", zk.connect, root);
     struct disc_status st;

@@ -148,8 +148,7 @@ static void wait_same_ids(const char *svc, const char *want, int timeout_ms)
 
 Test(zkd_persist, restart_during_churn_keeps_every_instance_in_the_region)
 {
-    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0, "ZooKeeper did not start");
-    zkd_root(root, sizeof(root), "persist");
+    zkd_zookeeper(&zk, root, sizeof(root), "persist");
     zkd_start(&a, "pa", zk.connect, root);
     zkd_start(&b, "pb", zk.connect, root);
     struct disc_status st;

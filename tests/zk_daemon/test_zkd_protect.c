@@ -76,9 +76,8 @@ static long long prot_int(json_t *p, const char *key)
 
 Test(zkd_protect, mass_removal_held_until_confirmed_or_expired, .fini = teardown)
 {
-    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0, "ZooKeeper did not start");
     char root[128];
-    zkd_root(root, sizeof(root), "protect");
+    zkd_zookeeper(&zk, root, sizeof(root), "protect");
     start_protected(&a, "zkpa", root);
     start_protected(&b, "zkpb", root);
     struct disc_status st;
@@ -197,9 +196,8 @@ static void foreign_publish(const char *id, int i)
 
 Test(zkd_protect, reannounced_instances_drop_the_hold, .fini = teardown)
 {
-    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0, "ZooKeeper did not start");
     char root[128];
-    zkd_root(root, sizeof(root), "protect2");
+    zkd_zookeeper(&zk, root, sizeof(root), "protect2");
     start_protected(&b, "zkpc", root);
     struct disc_status st;
     cr_assert(zkd_wait_synced(&b, 15000, &st), "b: flags %#x", st.flags);

@@ -99,9 +99,8 @@ static void register_ttl(struct zkd *z, char id[DISC_ID_LEN + 1])
 
 Test(zkd_recovery, outage_with_changes_then_empty_zookeeper, .fini = teardown, .timeout = 180)
 {
-    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0);
     char root[128];
-    zkd_root(root, sizeof(root), "recovery");
+    zkd_zookeeper(&zk, root, sizeof(root), "recovery");
     zkd_start_extra(&a, "zkqa", zk.connect, root, NULL);
     zkd_start_extra(&b, "zkqb", zk.connect, root, "--zk-cooloff=3000");
     struct disc_status st;

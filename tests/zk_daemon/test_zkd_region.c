@@ -19,10 +19,8 @@ static struct zkd hosts[NHOSTS];
 
 static void setup(void)
 {
-    int rc = zk_cluster_start(&zk, 1, 60000 * dt_slow());
-    cr_assert_eq(rc, 0, "ZooKeeper did not start: %d", rc);
     char root[128];
-    zkd_root(root, sizeof(root), "region");
+    zkd_zookeeper(&zk, root, sizeof(root), "region");
     static const char *const tags[NHOSTS] = {"zkra", "zkrb", "zkrc"};
     for (int i = 0; i < NHOSTS; i++)
         zkd_start(&hosts[i], tags[i], zk.connect, root);

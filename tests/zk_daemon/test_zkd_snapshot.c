@@ -44,8 +44,7 @@ static void teardown(void)
 
 static void setup(char *root, size_t len, const char *tag)
 {
-    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0, "ZooKeeper did not start");
-    zkd_root(root, len, tag);
+    zkd_zookeeper(&zk, root, len, tag);
     cli = zkc_open(zk.connect, NULL, 10000);
     cr_assert(cli, "plain ZooKeeper client did not connect");
 }

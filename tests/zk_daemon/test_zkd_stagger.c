@@ -49,9 +49,8 @@ static void never_less(const char *svc, int n, int ms, const char *phase)
 
 Test(zkd_stagger, late_host_never_lost_after_empty_restart, .fini = teardown, .timeout = 400)
 {
-    cr_assert_eq(zk_cluster_start(&zk, 1, 60000 * dt_slow()), 0);
     char root[128];
-    zkd_root(root, sizeof(root), "stagger");
+    zkd_zookeeper(&zk, root, sizeof(root), "stagger");
     zkd_start_extra(&a, "zksa", zk.connect, root, "--protect-shrink=0");
     zkd_start_extra(&b, "zksb", zk.connect, root, "--protect-shrink=0");
     zkd_start(&c, "zksc", zk.connect, root);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* zkd_util.c — see zkd_util.h. */
 #include "zkd_util.h"
+#include "zk_server.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -12,6 +13,13 @@
 void zkd_root(char *buf, size_t len, const char *tag)
 {
     snprintf(buf, len, "/discd-%d-%s", (int)getpid(), tag);
+}
+
+void zkd_zookeeper(struct zk_cluster *zk, char *root, size_t len, const char *tag)
+{
+    int rc = zk_cluster_start(zk, 1, 60000 * dt_slow());
+    cr_assert_eq(rc, 0, "ZooKeeper did not start: %s", strerror(-rc));
+    zkd_root(root, len, tag);
 }
 
 void zkd_start(struct zkd *z, const char *tag, const char *connect, const char *root)

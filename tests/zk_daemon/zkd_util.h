@@ -26,6 +26,12 @@ struct zkd {
 /* A ZooKeeper root unique to this test process (e.g. "/discd-1234-region"). */
 void zkd_root(char *buf, size_t len, const char *tag);
 
+/* The opening of most tests: a standalone ZooKeeper (zk_cluster_start with
+ * one node, up to 60 s scaled by dt_slow()) and a root of this test's for
+ * tag in buf (zkd_root). Asserts. */
+struct zk_cluster;
+void zkd_zookeeper(struct zk_cluster *zk, char *root, size_t len, const char *tag);
+
 /* Start discd with --zk=connect --zk-root=root --host-id=<tag>-<pid> and a
  * short session timeout, open a reader on its segment. Asserts. */
 void zkd_start(struct zkd *z, const char *tag, const char *connect, const char *root);
