@@ -100,8 +100,7 @@ Test(zkd_acl, other_identities_cannot_touch_a_hosts_nodes, .fini = teardown, .ti
     zkd_start_extra(&a, "zkaa", zk.connect, root, arg_a);
     zkd_start_extra(&b, "zkab", zk.connect, root, arg_b);
     struct disc_status st;
-    cr_assert(zkd_wait_synced(&a, 15000, &st), "a: flags %#x", st.flags);
-    cr_assert(zkd_wait_synced(&b, 15000, &st), "b: flags %#x", st.flags);
+    zkd_all_synced(15000, &a, &b, NULL);
     char id[DISC_ID_LEN + 1];
     zkd_register(&a, "zka-svc", "10.8.0.1:80", id);
     cr_assert(zkd_wait_count(&b, "zka-svc", 1, 10000), "b (another identity) cannot read a's node");

@@ -28,9 +28,7 @@ static void setup(void)
     snprintf(arg, sizeof(arg), "--cache-file=%s", cache);
     zkd_start(&a, "zkca", zk.connect, root);
     zkd_start_extra(&b, "zkcb", zk.connect, root, arg);
-    struct disc_status st;
-    cr_assert(zkd_wait_synced(&a, 15000, &st));
-    cr_assert(zkd_wait_synced(&b, 15000, &st));
+    zkd_all_synced(15000, &a, &b, NULL);
 }
 
 static void teardown(void)

@@ -22,9 +22,7 @@ static void setup(void)
     zkd_zookeeper(&zk, root, sizeof(root), "expiry");
     zkd_start(&a, "zkea", zk.connect, root);
     zkd_start(&b, "zkeb", zk.connect, root);
-    struct disc_status st;
-    cr_assert(zkd_wait_synced(&a, 15000, &st));
-    cr_assert(zkd_wait_synced(&b, 15000, &st));
+    zkd_all_synced(15000, &a, &b, NULL);
 }
 
 static void teardown(void)

@@ -47,9 +47,7 @@ static void setup_two(char *root, size_t len, const char *tag)
     zkd_zookeeper(&zk, root, len, tag);
     zkd_start_extra(&a, "zkfa", zk.connect, root, "--zk-audit-interval=1000");
     zkd_start_extra(&b, "zkfb", zk.connect, root, "--zk-audit-interval=1000");
-    struct disc_status st;
-    cr_assert(zkd_wait_synced(&a, 15000, &st), "a: flags %#x", st.flags);
-    cr_assert(zkd_wait_synced(&b, 15000, &st), "b: flags %#x", st.flags);
+    zkd_all_synced(15000, &a, &b, NULL);
     cli = zkc_open(zk.connect, NULL, 10000);
     cr_assert(cli, "plain ZooKeeper client did not connect");
 }

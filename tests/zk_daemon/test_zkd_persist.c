@@ -152,8 +152,7 @@ Test(zkd_persist, restart_during_churn_keeps_every_instance_in_the_region)
     zkd_start(&a, "pa", zk.connect, root);
     zkd_start(&b, "pb", zk.connect, root);
     struct disc_status st;
-    cr_assert(zkd_wait_synced(&a, 20000, &st));
-    cr_assert(zkd_wait_synced(&b, 20000, &st));
+    zkd_all_synced(20000, &a, &b, NULL);
     char id[DISC_ID_LEN + 1];
     for (int i = 0; i < 3; i++) {
         char addr[32];

@@ -81,8 +81,7 @@ Test(zkd_protect, mass_removal_held_until_confirmed_or_expired, .fini = teardown
     start_protected(&a, "zkpa", root);
     start_protected(&b, "zkpb", root);
     struct disc_status st;
-    cr_assert(zkd_wait_synced(&a, 15000, &st), "a: flags %#x", st.flags);
-    cr_assert(zkd_wait_synced(&b, 15000, &st), "b: flags %#x", st.flags);
+    zkd_all_synced(15000, &a, &b, NULL);
 
     char s_ids[5][DISC_ID_LEN + 1], t_ids[2][DISC_ID_LEN + 1];
     for (int i = 0; i < 5; i++) {

@@ -104,8 +104,7 @@ Test(zkd_recovery, outage_with_changes_then_empty_zookeeper, .fini = teardown, .
     zkd_start_extra(&a, "zkqa", zk.connect, root, NULL);
     zkd_start_extra(&b, "zkqb", zk.connect, root, "--zk-cooloff=3000");
     struct disc_status st;
-    cr_assert(zkd_wait_synced(&a, 15000, &st));
-    cr_assert(zkd_wait_synced(&b, 15000, &st));
+    zkd_all_synced(15000, &a, &b, NULL);
 
     char keep[DISC_ID_LEN + 1], drop[DISC_ID_LEN + 1], ttl[DISC_ID_LEN + 1], fresh[DISC_ID_LEN + 1];
     zkd_register(&a, SVC, "127.0.0.1:7301", keep);

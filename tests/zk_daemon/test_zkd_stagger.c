@@ -55,9 +55,7 @@ Test(zkd_stagger, late_host_never_lost_after_empty_restart, .fini = teardown, .t
     zkd_start_extra(&b, "zksb", zk.connect, root, "--protect-shrink=0");
     zkd_start(&c, "zksc", zk.connect, root);
     struct disc_status st;
-    cr_assert(zkd_wait_synced(&a, 15000, &st));
-    cr_assert(zkd_wait_synced(&b, 15000, &st));
-    cr_assert(zkd_wait_synced(&c, 15000, &st));
+    zkd_all_synced(15000, &a, &b, &c, NULL);
     char id[DISC_ID_LEN + 1], ida[DISC_ID_LEN + 1];
     zkd_register(&a, "stg", "10.7.0.1:80", ida);
     zkd_register(&c, "stg", "10.7.0.3:80", id);

@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,20 @@ bool zkd_wait_synced(struct zkd *z, int timeout_ms, struct disc_status *st)
             return false;
         proc_sleep_ms(10);
     }
+}
+
+void zkd_all_synced(int timeout_ms, struct zkd *z, ...)
+{
+    va_list ap;
+    va_start(ap, z);
+    for (; z; z = va_arg(ap, struct zkd *)) {
+        struct disc_status st;
+        if (!zkd_wait_synced(z, timeout_ms, &st)) {
+            va_end(ap);
+            cr_assert_fail("%s never synced with ZooKeeper (flags %#x)", z->host_id, st.flags);
+        }
+    }
+    va_end(ap);
 }
 
 void zkd_expect_instance(struct zkd *z, const char *svc, const char *id, uint8_t origin,

@@ -98,6 +98,10 @@ bool zkd_wait_flags(struct zkd *z, uint32_t mask, uint32_t want, int timeout_ms,
  * last_sync_ms > 0 (a full listing completed). Fills *st. */
 bool zkd_wait_synced(struct zkd *z, int timeout_ms, struct disc_status *st);
 
+/* zkd_wait_synced (timeout_ms each) on every discd of the NULL-terminated
+ * list, in order; asserts, naming the host that did not sync. */
+void zkd_all_synced(int timeout_ms, struct zkd *z, ...) __attribute__((sentinel));
+
 /* The one instance of svc in z's segment: asserts there is exactly one and
  * that its origin and host are as given. */
 void zkd_expect_instance(struct zkd *z, const char *svc, const char *id, uint8_t origin,
