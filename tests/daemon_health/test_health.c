@@ -800,6 +800,25 @@ static void judge_all(enum health_tcp_local mode, struct verdict *v, int n)
     }
 }
 
+/* After judge_all(mode): each target passed or failed as expected; a pass
+ * was decided by mode's own means ("sock_diag" or "connect"), a failure
+ * names mode's expected reason (and, with sock_diag, says so). */
+static void expect_verdicts(enum health_tcp_local mode, const struct verdict *v, int n)
+{
+    bool diag = mode == HEALTH_TCP_LOCAL_DIAG;
+    const char *name = diag ? "sock_diag" : "connect";
+    for (int k = 0; k < n; k++) {
+        cr_assert_eq(v[k].passed, v[k].expect_pass, "%s: %s %s (%s)", name, v[k].target,
+                     v[k].passed ? "passed" : "failed", v[k].reason);
+        if (v[k].passed)
+            cr_assert_str_eq(v[k].via, name, "%s", v[k].target);
+        else
+            cr_assert(strstr(v[k].reason, diag ? v[k].diag_reason : v[k].conn_reason) &&
+                          (!diag || strstr(v[k].reason, "sock_diag")),
+                      "%s: %s: reason '%s'", name, v[k].target, v[k].reason);
+    }
+}
+
 Test(health, sock_diag_judges_local_listeners_as_connect_does)
 {
     uint16_t pa, pf, pw, pd, p6, px;
@@ -853,15 +872,7 @@ Test(health, sock_diag_judges_local_listeners_as_connect_does)
     health_get_stats(rep.h, &st0);
     judge_all(HEALTH_TCP_LOCAL_DIAG, v, n);
     health_get_stats(rep.h, &st1);
-    for (int k = 0; k < n; k++) {
-        cr_assert_eq(v[k].passed, v[k].expect_pass, "sock_diag: %s %s (%s)", v[k].target,
-                     v[k].passed ? "passed" : "failed", v[k].reason);
-        if (v[k].passed)
-            cr_assert_str_eq(v[k].via, "sock_diag", "%s", v[k].target);
-        else
-            cr_assert(strstr(v[k].reason, v[k].diag_reason) && strstr(v[k].reason, "sock_diag"),
-                      "sock_diag: %s: reason '%s'", v[k].target, v[k].reason);
-    }
+    expect_verdicts(HEALTH_TCP_LOCAL_DIAG, v, n);
     cr_assert_geq(st1.tcp_diag - st0.tcp_diag, (uint64_t)n);
     cr_assert_eq(st1.tcp_connect, st0.tcp_connect, "a local target was connected to");
     /* No connection reached a listener: nothing waits in its queue. */
@@ -875,15 +886,7 @@ Test(health, sock_diag_judges_local_listeners_as_connect_does)
 
     /* The same targets by connect: the same verdicts. */
     judge_all(HEALTH_TCP_LOCAL_CONNECT, v, n);
-    for (int k = 0; k < n; k++) {
-        cr_assert_eq(v[k].passed, v[k].expect_pass, "connect: %s %s (%s)", v[k].target,
-                     v[k].passed ? "passed" : "failed", v[k].reason);
-        if (v[k].passed)
-            cr_assert_str_eq(v[k].via, "connect", "%s", v[k].target);
-        else
-            cr_assert(strstr(v[k].reason, v[k].conn_reason), "connect: %s: reason '%s'",
-                      v[k].target, v[k].reason);
-    }
+    expect_verdicts(HEALTH_TCP_LOCAL_CONNECT, v, n);
     health_tcp_local_state(rep.h, why, sizeof(why));
     cr_assert(strstr(why, "connect"), "%s", why);
     for (int k = 0; k < 4; k++)
