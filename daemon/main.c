@@ -59,6 +59,27 @@ struct discd {
     struct metrics *metrics;
 };
 
+/* A start that failed part-way: stop and free what was started (a part not
+ * started yet is NULL), in the order shutdown uses: the threads that change
+ * the registry first, the state file (a registry listener) last. The
+ * segment is unlinked when unlink is set (a failed start leaves nothing
+ * behind); loaded, if not NULL, is freed too. Returns discd's exit status. */
+static int fail_start(struct discd *d, bool unlink, struct state_loaded *loaded)
+{
+    zk_bridge_stop(d->zk);
+#ifdef DISC_HAVE_HEALTH
+    health_stop(d->health);
+#endif
+    publisher_stop(d->pub, unlink);
+    registry_free(d->reg);
+    zk_bridge_free(d->zk);
+    metrics_free(d->metrics);
+    if (loaded)
+        state_loaded_free(loaded);
+    state_close(d->state);
+    return 1;
+}
+
 /* The control socket's "metrics" op renders the same text as the listener. */
 static char *metrics_hook(void *arg, struct control *ctl, size_t *len)
 {
@@ -298,9 +319,7 @@ int main(int argc, char *argv[])
     d.health = health_start(on_health_fail, &d);
     if (!d.health) {
         log_error("cannot start the health checker: %s", strerror(errno));
-        publisher_stop(d.pub, true); /* a failed start leaves nothing behind */
-        registry_free(d.reg);
-        return 1;
+        return fail_start(&d, true, NULL);
     }
     health_set_state_cb(d.health, on_health_state, &d);
     health_set_tcp_local(d.health, strcmp(d.cfg.check_tcp_local, "connect") == 0
@@ -319,13 +338,7 @@ int main(int argc, char *argv[])
         if (rc < 0) {
             log_error("%s", serr);
             fprintf(stderr, "discd: %s\n", serr);
-#ifdef DISC_HAVE_HEALTH
-            health_stop(d.health);
-#endif
-            state_close(d.state);
-            publisher_stop(d.pub, false);
-            registry_free(d.reg);
-            return 1;
+            return fail_start(&d, false, NULL);
         }
         log_info("state %s: %zu local instances to restore%s", state_path(d.state), loaded.n,
                  loaded.have_zk ? ", a ZooKeeper session to resume" : "");
@@ -358,14 +371,7 @@ int main(int argc, char *argv[])
         if (rc < 0) {
             log_error("cannot start the ZooKeeper layer: %s", strerror(-rc));
             fprintf(stderr, "discd: cannot start the ZooKeeper layer: %s\n", strerror(-rc));
-#ifdef DISC_HAVE_HEALTH
-            health_stop(d.health);
-#endif
-            publisher_stop(d.pub, true); /* a failed start leaves nothing behind */
-            registry_free(d.reg);
-            state_loaded_free(&loaded);
-            state_close(d.state);
-            return 1;
+            return fail_start(&d, true, &loaded);
         }
     }
     struct control_config ccfg = {
@@ -403,17 +409,7 @@ int main(int argc, char *argv[])
         /* Asked for and not available: say so and stop rather than run unseen. */
         log_error("cannot serve metrics: %s", cerr);
         fprintf(stderr, "discd: cannot serve metrics: %s\n", cerr);
-        metrics_free(d.metrics);
-        zk_bridge_stop(d.zk);
-#ifdef DISC_HAVE_HEALTH
-        health_stop(d.health);
-#endif
-        publisher_stop(d.pub, true); /* a failed start leaves nothing behind */
-        registry_free(d.reg);
-        zk_bridge_free(d.zk);
-        state_loaded_free(&loaded);
-        state_close(d.state);
-        return 1;
+        return fail_start(&d, true, &loaded);
     }
     ccfg.metrics = metrics_hook; /* the "metrics" op */
     ccfg.metrics_arg = d.metrics;
@@ -427,16 +423,7 @@ int main(int argc, char *argv[])
     if (rc < 0) {
         log_error("cannot serve the control socket: %s", cerr);
         fprintf(stderr, "discd: %s\n", cerr);
-        zk_bridge_stop(d.zk);
-#ifdef DISC_HAVE_HEALTH
-        health_stop(d.health);
-#endif
-        publisher_stop(d.pub, true); /* a failed start leaves nothing behind */
-        registry_free(d.reg);
-        zk_bridge_free(d.zk);
-        metrics_free(d.metrics);
-        state_close(d.state);
-        return 1;
+        return fail_start(&d, true, NULL);
     }
     /* Readers keep the previous discd's picture until the new segment holds
      * everything restored (state file, static definitions, file cache): only
