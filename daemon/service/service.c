@@ -36,24 +36,28 @@ static void notify(const char *head, const char *status)
         log_debug("sd_notify(%s): %s", head[0] ? head : "STATUS", strerror(-rc));
 }
 
-void service_ready(const char *fmt, ...)
+/* notify with a status line made from fmt and ap. */
+static void notifyv(const char *head, const char *fmt, va_list ap)
 {
     char status[512];
+    vsnprintf(status, sizeof(status), fmt, ap);
+    notify(head, status);
+}
+
+void service_ready(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(status, sizeof(status), fmt, ap);
+    notifyv("READY=1", fmt, ap);
     va_end(ap);
-    notify("READY=1", status);
 }
 
 void service_status(const char *fmt, ...)
 {
-    char status[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(status, sizeof(status), fmt, ap);
+    notifyv("", fmt, ap);
     va_end(ap);
-    notify("", status);
 }
 
 void service_watchdog(void)
