@@ -47,9 +47,7 @@ static void teardown(void)
 {
     zkc_close(cli);
     cli = NULL;
-    zkd_abort(&oldd);
-    zkd_abort(&newd);
-    zk_cluster_destroy(&zk);
+    zkd_teardown(&zk, &oldd, &newd, NULL);
 }
 
 /* The binaries the fixture built (scripts/build-old-discd.sh). */

@@ -33,10 +33,8 @@ static void teardown(void)
     zkc_close(mallory);
     zkc_close(anon);
     mallory = anon = NULL;
-    zkd_abort(&a);
-    zkd_abort(&b);
     discd_proc_cleanup(&bad);
-    zk_cluster_destroy(&zk);
+    zkd_teardown(&zk, &a, &b, NULL);
     if (dir[0]) {
         char cmd[512];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

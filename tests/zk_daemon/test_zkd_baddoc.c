@@ -22,8 +22,7 @@ static void teardown(void)
 {
     zk_sync_stop(rogue);
     rogue = NULL;
-    zkd_abort(&a);
-    zk_cluster_destroy(&zk);
+    zkd_teardown(&zk, &a, NULL);
 }
 
 static void publish(const char *id, const char *fmt_rest)

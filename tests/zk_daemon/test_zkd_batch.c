@@ -49,9 +49,7 @@ static void teardown(void)
 {
     zkc_close(cli);
     cli = NULL;
-    zkd_abort(&a);
-    zkd_abort(&b);
-    zk_cluster_destroy(&zk);
+    zkd_teardown(&zk, &a, &b, NULL);
 }
 
 struct snap {

@@ -33,10 +33,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    zkd_abort(&a);
-    zkd_abort(&b);
-    zkd_abort(&b2);
-    zk_cluster_destroy(&zk);
+    zkd_teardown(&zk, &a, &b, &b2, NULL);
     unlink(cache);
 }
 

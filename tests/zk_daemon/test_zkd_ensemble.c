@@ -17,9 +17,7 @@ static struct zkd a, b;
 
 static void teardown(void)
 {
-    zkd_abort(&a);
-    zkd_abort(&b);
-    zk_cluster_destroy(&zk);
+    zkd_teardown(&zk, &a, &b, NULL);
 }
 
 /* Services registered so far, all of which must stay visible on both hosts. */

@@ -29,9 +29,7 @@ static void teardown(void)
 {
     if (a.proc.proc.pid)
         proc_signal(&a.proc.proc, SIGCONT);
-    zkd_abort(&a);
-    zkd_abort(&b);
-    zk_cluster_destroy(&zk);
+    zkd_teardown(&zk, &a, &b, NULL);
 }
 
 Test(zkd_expiry, stopped_past_session_timeout_recreates_nodes, .init = setup, .fini = teardown,

@@ -50,9 +50,7 @@ static void teardown(void)
     if (a.proc.proc.pid)
         proc_signal(&a.proc.proc, SIGCONT); /* stopped by a failed expiry test */
     zkc_close(cli);
-    zkd_abort(&a);
-    zkd_abort(&b);
-    zk_cluster_destroy(&zk);
+    zkd_teardown(&zk, &a, &b, NULL);
     zkd_conf_remove(&conf);
     ctl_run_release_all();
 }

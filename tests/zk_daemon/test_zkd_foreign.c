@@ -34,10 +34,7 @@ static void teardown(void)
 {
     zkc_close(cli);
     cli = NULL;
-    zkd_abort(&a);
-    zkd_abort(&b);
-    zkd_abort(&c);
-    zk_cluster_destroy(&zk);
+    zkd_teardown(&zk, &a, &b, &c, NULL);
     ctl_run_release_all();
 }
 

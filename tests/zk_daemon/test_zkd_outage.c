@@ -18,9 +18,7 @@ static struct zkd a, b;
 
 static void teardown(void)
 {
-    zkd_abort(&a);
-    zkd_abort(&b);
-    zk_cluster_destroy(&zk);
+    zkd_teardown(&zk, &a, &b, NULL);
 }
 
 #define CONNECTED_MASK (DISC_ST_ZK_CONFIGURED | DISC_ST_ZK_CONNECTED | DISC_ST_DEGRADED)

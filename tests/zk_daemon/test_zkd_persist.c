@@ -32,9 +32,7 @@ static char root[128];
 
 static void teardown(void)
 {
-    zkd_abort(&a);
-    zkd_abort(&b);
-    zk_cluster_destroy(&zk);
+    zkd_teardown(&zk, &a, &b, NULL);
 }
 
 TestSuite(zkd_persist, .fini = teardown, .timeout = 170);

@@ -33,9 +33,7 @@ static void teardown(void)
 {
     zk_sync_stop(foreign);
     foreign = NULL;
-    zkd_abort(&a);
-    zkd_abort(&b);
-    zk_cluster_destroy(&zk);
+    zkd_teardown(&zk, &a, &b, NULL);
     ctl_run_release_all();
 }
 

@@ -23,9 +23,7 @@ static struct zkd a, b;
 
 static void teardown(void)
 {
-    zkd_abort(&a);
-    zkd_abort(&b);
-    zk_cluster_destroy(&zk);
+    zkd_teardown(&zk, &a, &b, NULL);
 }
 
 static int cmp_id(const void *x, const void *y)

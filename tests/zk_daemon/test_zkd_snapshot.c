@@ -35,11 +35,7 @@ static void teardown(void)
     zkc_close(cli);
     zkc_close(mallory);
     cli = mallory = NULL;
-    zkd_abort(&a);
-    zkd_abort(&b);
-    zkd_abort(&c);
-    zkd_abort(&d);
-    zk_cluster_destroy(&zk);
+    zkd_teardown(&zk, &a, &b, &c, &d, NULL);
 }
 
 static void setup(char *root, size_t len, const char *tag)

@@ -28,10 +28,7 @@ static void teardown(void)
         proc_dump_log(&a.proc.proc);
         proc_dump_log(&c.proc.proc);
     }
-    zkd_abort(&a);
-    zkd_abort(&b);
-    zkd_abort(&c);
-    zk_cluster_destroy(&zk);
+    zkd_teardown(&zk, &a, &b, &c, NULL);
 }
 
 /* Poll for ms: a and b must show svc's n instances at every poll. */

@@ -116,6 +116,16 @@ void zkd_abort(struct zkd *z)
     discd_proc_cleanup(&z->proc);
 }
 
+void zkd_teardown(struct zk_cluster *zk, struct zkd *z, ...)
+{
+    va_list ap;
+    va_start(ap, z);
+    for (; z; z = va_arg(ap, struct zkd *))
+        zkd_abort(z);
+    va_end(ap);
+    zk_cluster_destroy(zk);
+}
+
 void zkd_register(struct zkd *z, const char *svc, const char *addr, char id[DISC_ID_LEN + 1])
 {
     json_t *r = dt_callf(&z->proc,

@@ -13,6 +13,8 @@
 #include "daemon_util.h"
 #include "discshm.h"
 
+struct zk_cluster;
+
 /* Session timeout given to every discd (ms): short, so expiry tests are fast. */
 #define ZKD_SESSION_MS 4000
 
@@ -29,7 +31,6 @@ void zkd_root(char *buf, size_t len, const char *tag);
 /* The opening of most tests: a standalone ZooKeeper (zk_cluster_start with
  * one node, up to 60 s scaled by dt_slow()) and a root of this test's for
  * tag in buf (zkd_root). Asserts. */
-struct zk_cluster;
 void zkd_zookeeper(struct zk_cluster *zk, char *root, size_t len, const char *tag);
 
 /* Start discd with --zk=connect --zk-root=root --host-id=<tag>-<pid> and a
@@ -74,6 +75,11 @@ void zkd_finish(struct zkd *z);
 /* Teardown after a failure: close the reader, kill discd, clean up; no
  * asserts, so every process is reaped. Idempotent. */
 void zkd_abort(struct zkd *z);
+
+/* A test file's teardown: zkd_abort every discd of the NULL-terminated
+ * list, then destroy the ZooKeeper cluster (after them: no discd outlives
+ * its ZooKeeper). No asserts. */
+void zkd_teardown(struct zk_cluster *zk, struct zkd *z, ...) __attribute__((sentinel));
 
 /* Register {"service":svc,"address":addr} with check "none" on a fresh
  * connection (the instance stays until deregistered). Asserts; copies the id. */
