@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "zk_server.h"
-#include "zk_sync.h"
 #include "zkc.h"
+#include "zkd_peer.h"
 #include "zkd_util.h"
 
 static struct zk_cluster zk;
@@ -43,15 +43,7 @@ Test(zkd_baddoc, invalid_documents_are_skipped_and_counted, .fini = teardown)
     cr_assert(zkd_wait_synced(&a, 15000, &st), "a: flags %#x", st.flags);
     cr_assert_eq(zkd_counter(&a, "skipped_invalid"), 0);
 
-    struct zk_sync_config cfg = {
-        .connect = zk.connect,
-        .root = root,
-        .host_id = "rogue",
-        .session_timeout_ms = ZKD_SESSION_MS,
-        .cooloff_ms = 0,
-        .jitter_ms = 0,
-    };
-    cr_assert_eq(zk_sync_start(&cfg, NULL, NULL, &rogue), 0);
+    rogue = zkd_peer_start(zk.connect, root, "rogue");
     char good[37], no_addr[37], bad_type[37];
     zkc_new_id(good);
     zkc_new_id(no_addr);

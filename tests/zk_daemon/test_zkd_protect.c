@@ -19,8 +19,8 @@
 
 #include "ctl_run.h"
 #include "zk_server.h"
-#include "zk_sync.h"
 #include "zkc.h"
+#include "zkd_peer.h"
 #include "zkd_util.h"
 
 #define HOLD_MS 5000
@@ -198,15 +198,7 @@ Test(zkd_protect, reannounced_instances_drop_the_hold, .fini = teardown)
     start_protected(&b, "zkpc", root);
     struct disc_status st;
     cr_assert(zkd_wait_synced(&b, 15000, &st), "b: flags %#x", st.flags);
-    struct zk_sync_config cfg = {
-        .connect = zk.connect,
-        .root = root,
-        .host_id = "foreign",
-        .session_timeout_ms = ZKD_SESSION_MS,
-        .cooloff_ms = 0,
-        .jitter_ms = 0,
-    };
-    cr_assert_eq(zk_sync_start(&cfg, NULL, NULL, &foreign), 0);
+    foreign = zkd_peer_start(zk.connect, root, "foreign");
     char ids[4][37];
     for (int i = 0; i < 4; i++) {
         zkc_new_id(ids[i]);
