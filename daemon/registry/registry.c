@@ -384,19 +384,31 @@ static int refuse_locked(struct registry *r, struct reg_node *n, struct registry
 }
 
 /* Put n in the table in place of the node with its id, if any (wlock and
- * the RCU read lock held); counts move to n's instance, the old node is
- * freed after a grace period. True if a node was replaced. */
-static bool replace_node_locked(struct registry *r, struct reg_node *n)
+ * the RCU read lock held); counts move to n's instance. Returns the node
+ * replaced (out of the table; the caller passes it to retire_node), or
+ * NULL. */
+static struct reg_node *replace_node_locked(struct registry *r, struct reg_node *n)
 {
     const char *id = n->inst->id;
     struct cds_lfht_node *prev = cds_lfht_add_replace(r->ht, hash_id(id), match_id, id, &n->node);
-    if (prev) {
-        struct reg_node *pn = caa_container_of(prev, struct reg_node, node);
+    struct reg_node *pn = prev ? caa_container_of(prev, struct reg_node, node) : NULL;
+    if (pn)
         count_by(r, pn->inst, -1);
-        urcu_memb_call_rcu(&pn->rcu, free_node_rcu);
-    }
     count_by(r, n->inst, 1);
-    return prev != NULL;
+    return pn;
+}
+
+/*
+ * Free a node taken out of the table once no reader can hold it (after a
+ * grace period). Called after unlock_and_notify, not before: call_rcu
+ * wakes liburcu's worker thread (a futex wake and, on a busy CPU, a
+ * switch to it), which on the control thread would otherwise run before
+ * an idle change's commit wakes the readers waiting for it.
+ */
+static void retire_node(struct reg_node *n)
+{
+    if (n)
+        urcu_memb_call_rcu(&n->rcu, free_node_rcu);
 }
 
 /* Copy the listeners (wlock held), to call them after unlocking; returns
@@ -469,7 +481,6 @@ static int remove_entry(struct registry *r, const char *id, bool want_local, con
         free(c);
         return rc;
     }
-    urcu_memb_call_rcu(&n->rcu, free_node_rcu);
     if (want_local) {
         r->n_local--;
         owner_account(r, inst, -1);
@@ -482,6 +493,7 @@ static int remove_entry(struct registry *r, const char *id, bool want_local, con
     if (!want_local)
         nl = 0;
     unlock_and_notify(r);
+    retire_node(n);
     for (int i = 0; i < nl; i++) {
         if (ls[i].local_removed)
             ls[i].local_removed(inst, reason ? reason : "removed", ls[i].arg);
@@ -516,7 +528,7 @@ int registry_replace_local(struct registry *r, struct instance *inst, bool tell)
     struct reg_node *old = lookup_locked(r, inst->id);
     int rc = !old ? -ENOENT : !is_local(old->inst) ? -EPERM : 0;
     if (rc == 0)
-        replace_node_locked(r, n); /* e.g. a health transition */
+        old = replace_node_locked(r, n); /* e.g. a health transition */
     read_unlock();
     if (rc < 0)
         return refuse_locked(r, n, c, rc);
@@ -524,6 +536,7 @@ int registry_replace_local(struct registry *r, struct instance *inst, bool tell)
     struct registry_listener ls[REGISTRY_LISTENERS_MAX];
     int nl = listeners_copy(r, ls);
     unlock_and_notify(r);
+    retire_node(old);
     for (int i = 0; i < nl; i++) {
         if (tell && ls[i].local_replaced)
             ls[i].local_replaced(inst, ls[i].arg);
@@ -548,13 +561,15 @@ int registry_put_remote(struct registry *r, struct instance *inst)
         rc = -EPERM;
     else if (!old && r->n_remote >= r->max_remote)
         rc = -ENOSPC;
-    if (rc == 0 && !replace_node_locked(r, n))
+    struct reg_node *prev = NULL;
+    if (rc == 0 && !(prev = replace_node_locked(r, n)))
         r->n_remote++;
     read_unlock();
     if (rc < 0)
         return refuse_locked(r, n, c, rc);
     queue_put(r, c, inst);
     unlock_and_notify(r);
+    retire_node(prev);
     return 0;
 }
 
