@@ -2166,6 +2166,7 @@ static int epoll_timeout(struct control *c)
 static void *control_main(void *arg)
 {
     struct control *c = arg;
+    pthread_setname_np(pthread_self(), "disc-control"); /* for top, perf and traces */
     registry_thread_online();
     /* A request's change is published by this thread when the publisher is
      * idle (no hand-off; on_publish below then runs here too). */

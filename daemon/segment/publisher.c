@@ -576,6 +576,7 @@ static void on_registry_change(void *arg)
 static void *publisher_main(void *arg)
 {
     struct publisher *p = arg;
+    pthread_setname_np(pthread_self(), "disc-publish"); /* for top, perf and traces */
     int64_t next_tick = mono_us() + (int64_t)p->tick_ms * 1000;
     /* A change that finds the publisher idle — nothing committed for the
      * last coalesce_ms — is published at once. One that comes sooner is
