@@ -1272,7 +1272,8 @@ void health_stop(struct health *h)
     health_free(h);
 }
 
-int health_add(struct health *h, const char *id, const struct health_check_def *def)
+static int add_check(struct health *h, const char *id, const struct health_check_def *def,
+                     bool wake_now)
 {
     if (!h)
         return -EINVAL;
@@ -1329,9 +1330,25 @@ int health_add(struct health *h, const char *id, const struct health_check_def *
     if (h->count > h->nbuckets)
         (void)table_grow(h); /* a failed grow only lengthens chains */
     pthread_mutex_unlock(&h->mu);
-    if (first)
+    if (first && wake_now)
         wake(h);
     return 0;
+}
+
+int health_add(struct health *h, const char *id, const struct health_check_def *def)
+{
+    return add_check(h, id, def, true);
+}
+
+int health_add_quiet(struct health *h, const char *id, const struct health_check_def *def)
+{
+    return add_check(h, id, def, false);
+}
+
+void health_kick(struct health *h)
+{
+    if (h)
+        wake(h);
 }
 
 int health_remove(struct health *h, const char *id)

@@ -66,6 +66,17 @@ void health_stop(struct health *h);
  * (kind NONE/SESSION or bad values), -ENOMEM. Thread-safe. */
 int health_add(struct health *h, const char *id, const struct health_check_def *def);
 
+/* health_add without waking the checker thread: the check starts at the
+ * next health_kick (or the thread's next turn). discd's control thread
+ * adds a registration's check this way and kicks after the registration
+ * is published, so the checker (and its first check) does not run before
+ * the commit that wakes the readers. Thread-safe. */
+int health_add_quiet(struct health *h, const char *id, const struct health_check_def *def);
+
+/* Wake the checker thread to take what health_add_quiet queued. NULL is a
+ * no-op. Thread-safe. */
+void health_kick(struct health *h);
+
 /* Why health_add refused a definition with -EINVAL: a sentence naming the
  * offending setting, or NULL if it is acceptable. Thread-safe. */
 const char *health_explain(const char *id, const struct health_check_def *def);

@@ -813,7 +813,9 @@ static int start_check(struct control *c, struct instance *inst, const char **wh
     };
     snprintf(def.target, sizeof(def.target), "%s", inst->check.target);
     snprintf(def.path, sizeof(def.path), "%s", inst->check.path);
-    int rc = c->health ? health_add(c->health, inst->id, &def) : -ENOSYS;
+    /* quiet: the caller kicks the checker after the registry change
+     * (kick_checker), so its thread does not run before the commit */
+    int rc = c->health ? health_add_quiet(c->health, inst->id, &def) : -ENOSYS;
     if (why) /* why the checker refused it */
         *why = rc == -EINVAL ? health_explain(inst->id, &def) : NULL;
     return rc;
@@ -823,6 +825,19 @@ static int start_check(struct control *c, struct instance *inst, const char **wh
     if (why)
         *why = NULL;
     return -ENOSYS;
+#endif
+}
+
+/* Let the checker take the checks start_check queued (after the registry
+ * change, hence after an idle change's commit: its thread, woken earlier,
+ * ran before the commit on a busy CPU, with its first check; perf trace,
+ * 97 of 120 tcp-checked registrations). */
+static void kick_checker(struct control *c)
+{
+#ifdef DISC_HAVE_HEALTH
+    health_kick(c->health);
+#else
+    (void)c;
 #endif
 }
 
@@ -926,6 +941,8 @@ static void register_instance(struct req *r, struct instance *inst)
         r->cn->cap_sess = ncap;
     }
     rc = registry_add_local(c->reg, inst);
+    if (has_health_check(inst))
+        kick_checker(c);
     if (rc < 0)
         goto undo;
     if (inst->check.kind == CHECK_SESSION) {
@@ -943,8 +960,10 @@ static void register_instance(struct req *r, struct instance *inst)
     return;
 undo:
 #ifdef DISC_HAVE_HEALTH
-    if (c->health && has_health_check(inst))
+    if (c->health && has_health_check(inst)) {
         health_remove(c->health, inst->id);
+        kick_checker(c);
+    }
 #endif
     if (rc == -ENOSPC)
         reply_error(r->cn, r->seq, "limit", NULL,
@@ -1548,6 +1567,8 @@ static int add_unrequested(struct control *c, struct instance *inst, char *err)
         return rc;
     }
     rc = registry_add_local(c->reg, inst);
+    if (has_health_check(inst))
+        kick_checker(c);
     if (rc < 0) {
 #ifdef DISC_HAVE_HEALTH
         if (c->health && has_health_check(inst))
